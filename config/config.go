@@ -1,0 +1,370 @@
+// Package config loads keygate's configuration: a YAML file (config.yaml in the
+// repository is the development default) overlaid with KEYGATE_* environment
+// variables for everything that differs between machines. Load validates the
+// result, so a bad value stops the server at start with a message that names the
+// setting and the problem instead of failing later on a request.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Relative paths are resolved against the
+// directory of the configuration file.
+type Config struct {
+	Issuer  string  `yaml:"issuer"`
+	Listen  string  `yaml:"listen"`
+	Storage Storage `yaml:"storage"`
+	Keys    Keys    `yaml:"keys"`
+	JWKS    JWKS    `yaml:"jwks"`
+	Tokens  Tokens  `yaml:"tokens"`
+	Admin   Admin   `yaml:"admin"`
+	Server  Server  `yaml:"server"`
+	Log     Log     `yaml:"log"`
+
+	// Path is the file the configuration was read from ("" for none).
+	Path string `yaml:"-"`
+	// KeyEncryptionKey is KEYGATE_KEY_ENCRYPTION_KEY; it is only ever read from the
+	// environment, never from the file, so the key is not stored beside the data.
+	KeyEncryptionKey string `yaml:"-"`
+}
+
+// Storage selects the database.
+type Storage struct {
+	Driver string `yaml:"driver"` // "sqlite"
+	DSN    string `yaml:"dsn"`    // for sqlite: the database file path
+}
+
+// Keys is the signing-key policy.
+type Keys struct {
+	RSABits           int           `yaml:"rsa_bits"`
+	RotationPeriod    time.Duration `yaml:"rotation_period"`
+	PublishAhead      time.Duration `yaml:"publish_ahead"`
+	EncryptionKeyFile string        `yaml:"encryption_key_file"`
+	PollInterval      time.Duration `yaml:"poll_interval"`
+}
+
+// JWKS is how the key set is served.
+type JWKS struct {
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// Tokens bounds token lifetimes; the longest of them plus Leeway is how long a
+// retired key stays published.
+type Tokens struct {
+	AccessTTL  time.Duration `yaml:"access_ttl"`
+	IDTokenTTL time.Duration `yaml:"id_token_ttl"`
+	Leeway     time.Duration `yaml:"leeway"`
+}
+
+// Admin guards the admin HTTP API.
+type Admin struct {
+	// Token is the bearer secret for /admin/...; empty disables the admin API.
+	Token string `yaml:"token"`
+}
+
+// Server holds HTTP limits.
+type Server struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+}
+
+// Log configures log/slog output on stderr.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the built-in defaults that the file and environment overlay.
+func Default() Config {
+	return Config{
+		Issuer:  "http://localhost:8080",
+		Listen:  "127.0.0.1:8080",
+		Storage: Storage{Driver: "sqlite", DSN: "data/keygate.db"},
+		Keys: Keys{RSABits: 2048, RotationPeriod: 30 * 24 * time.Hour, PublishAhead: 24 * time.Hour,
+			PollInterval: 2 * time.Second},
+		JWKS:   JWKS{MaxAge: 10 * time.Minute},
+		Tokens: Tokens{AccessTTL: 15 * time.Minute, IDTokenTTL: time.Hour, Leeway: time.Minute},
+		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
+			MaxBodyBytes: 64 << 10},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads path (if non-empty), applies the environment, resolves relative
+// paths and validates. getenv is os.Getenv in production and a map in tests.
+func Load(path string, getenv func(string) string) (Config, error) {
+	c := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read configuration: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+			return c, fmt.Errorf("configuration %s: %w", path, nameKeys(raw, err))
+		}
+		c.Path = path
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return c, err
+	}
+	c.resolvePaths()
+	if err := c.Validate(); err != nil {
+		if path != "" {
+			return c, fmt.Errorf("configuration %s: %w", path, err)
+		}
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// envVar is one KEYGATE_* override.
+type envVar struct {
+	name string
+	set  func(c *Config, v string) error
+}
+
+func durationVar(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration like 90s or 720h: %q", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func stringVar(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+// EnvVars lists the environment variables Load honours, in the order applied.
+var envVars = []envVar{
+	{"KEYGATE_ISSUER", stringVar(func(c *Config) *string { return &c.Issuer })},
+	{"KEYGATE_LISTEN", stringVar(func(c *Config) *string { return &c.Listen })},
+	{"KEYGATE_STORAGE_DRIVER", stringVar(func(c *Config) *string { return &c.Storage.Driver })},
+	{"KEYGATE_DATABASE_URL", stringVar(func(c *Config) *string { return &c.Storage.DSN })},
+	{"KEYGATE_KEY_ENCRYPTION_KEY", stringVar(func(c *Config) *string { return &c.KeyEncryptionKey })},
+	{"KEYGATE_KEY_ENCRYPTION_KEY_FILE", stringVar(func(c *Config) *string { return &c.Keys.EncryptionKeyFile })},
+	{"KEYGATE_ADMIN_TOKEN", stringVar(func(c *Config) *string { return &c.Admin.Token })},
+	{"KEYGATE_RSA_BITS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		c.Keys.RSABits = n
+		return nil
+	}},
+	{"KEYGATE_ROTATION_PERIOD", durationVar(func(c *Config) *time.Duration { return &c.Keys.RotationPeriod })},
+	{"KEYGATE_PUBLISH_AHEAD", durationVar(func(c *Config) *time.Duration { return &c.Keys.PublishAhead })},
+	{"KEYGATE_POLL_INTERVAL", durationVar(func(c *Config) *time.Duration { return &c.Keys.PollInterval })},
+	{"KEYGATE_JWKS_MAX_AGE", durationVar(func(c *Config) *time.Duration { return &c.JWKS.MaxAge })},
+	{"KEYGATE_ACCESS_TTL", durationVar(func(c *Config) *time.Duration { return &c.Tokens.AccessTTL })},
+	{"KEYGATE_LOG_LEVEL", stringVar(func(c *Config) *string { return &c.Log.Level })},
+	{"KEYGATE_LOG_FORMAT", stringVar(func(c *Config) *string { return &c.Log.Format })},
+}
+
+// EnvNames returns the names of the environment variables Load honours.
+func EnvNames() []string {
+	out := make([]string, len(envVars))
+	for i, e := range envVars {
+		out[i] = e.name
+	}
+	return out
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	for _, e := range envVars {
+		v := getenv(e.name)
+		if v == "" {
+			continue
+		}
+		if err := e.set(c, strings.TrimSpace(v)); err != nil {
+			return fmt.Errorf("environment variable %s: %w", e.name, err)
+		}
+	}
+	if strings.HasPrefix(c.Storage.DSN, "postgres://") || strings.HasPrefix(c.Storage.DSN, "postgresql://") {
+		if getenv("KEYGATE_STORAGE_DRIVER") == "" {
+			c.Storage.Driver = "postgres"
+		}
+	}
+	return nil
+}
+
+func (c *Config) resolvePaths() {
+	base := "."
+	if c.Path != "" {
+		base = filepath.Dir(c.Path)
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	if c.Storage.Driver == "sqlite" {
+		c.Storage.DSN = abs(c.Storage.DSN)
+	}
+	c.Keys.EncryptionKeyFile = abs(c.Keys.EncryptionKeyFile)
+}
+
+// Validate reports the first invalid setting by its configuration key.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		return fmt.Errorf("issuer: must be an absolute http(s) URL, got %q", c.Issuer)
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("issuer: must not have a query or fragment (OpenID Connect Discovery 1.0 §3), got %q", c.Issuer)
+	case strings.HasSuffix(c.Issuer, "/"):
+		return fmt.Errorf("issuer: must not end with a slash, got %q", c.Issuer)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: must be host:port, got %q: %v", c.Listen, err)
+	}
+	switch c.Storage.Driver {
+	case "sqlite":
+		if c.Storage.DSN == "" {
+			return errors.New("storage.dsn: the SQLite database path is empty")
+		}
+	case "postgres":
+		return errors.New("storage.driver: postgres is not available in this build yet; use sqlite")
+	default:
+		return fmt.Errorf("storage.driver: must be sqlite, got %q", c.Storage.Driver)
+	}
+	k := c.Keys
+	switch {
+	case k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096:
+		return fmt.Errorf("keys.rsa_bits: must be 2048, 3072 or 4096, got %d", k.RSABits)
+	case k.RotationPeriod <= 0:
+		return fmt.Errorf("keys.rotation_period: must be positive, got %s", k.RotationPeriod)
+	case k.PollInterval <= 0:
+		return fmt.Errorf("keys.poll_interval: must be positive, got %s", k.PollInterval)
+	case c.JWKS.MaxAge <= 0:
+		return fmt.Errorf("jwks.max_age: must be positive, got %s", c.JWKS.MaxAge)
+	case k.PublishAhead < 2*c.JWKS.MaxAge:
+		return fmt.Errorf("keys.publish_ahead: must be at least twice jwks.max_age (%s) so every cache holds a key before it signs, got %s", 2*c.JWKS.MaxAge, k.PublishAhead)
+	case k.PublishAhead > k.RotationPeriod:
+		return fmt.Errorf("keys.publish_ahead: must not exceed keys.rotation_period (%s), got %s", k.RotationPeriod, k.PublishAhead)
+	}
+	t := c.Tokens
+	switch {
+	case t.AccessTTL <= 0:
+		return fmt.Errorf("tokens.access_ttl: must be positive, got %s", t.AccessTTL)
+	case t.IDTokenTTL <= 0:
+		return fmt.Errorf("tokens.id_token_ttl: must be positive, got %s", t.IDTokenTTL)
+	case t.Leeway < 0:
+		return fmt.Errorf("tokens.leeway: must not be negative, got %s", t.Leeway)
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < 32 {
+		return fmt.Errorf("admin.token: must be at least 32 characters (generate one with: openssl rand -base64 32), got %d", len(c.Admin.Token))
+	}
+	s := c.Server
+	timeouts := []struct {
+		name string
+		d    time.Duration
+	}{{"read_header_timeout", s.ReadHeaderTimeout}, {"read_timeout", s.ReadTimeout},
+		{"write_timeout", s.WriteTimeout}, {"idle_timeout", s.IdleTimeout}, {"shutdown_timeout", s.ShutdownTimeout}}
+	for _, t := range timeouts {
+		if t.d <= 0 {
+			return fmt.Errorf("server.%s: must be positive, got %s", t.name, t.d)
+		}
+	}
+	if s.MaxBodyBytes <= 0 {
+		return fmt.Errorf("server.max_body_bytes: must be positive, got %d", s.MaxBodyBytes)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: must be text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+// Retention is how long a retired key stays published: the longest token
+// lifetime plus the leeway verifiers allow for clock skew.
+func (c Config) Retention() time.Duration {
+	return max(c.Tokens.AccessTTL, c.Tokens.IDTokenTTL) + c.Tokens.Leeway
+}
+
+// DevKEKPath is where the development key-encryption key file lives when none is
+// configured: beside the SQLite database.
+func (c Config) DevKEKPath() string {
+	if c.Storage.Driver != "sqlite" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(c.Storage.DSN), "keygate.kek")
+}
+
+// nameKeys rewrites yaml.v3's "line N: cannot unmarshal ..." messages so they
+// start with the dotted setting name at that line, e.g. "keys.rotation_period".
+func nameKeys(raw []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(raw, &root) != nil {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
+			if key := keyAtLine(&root, line, ""); key != "" {
+				m = key + ": " + strings.TrimSpace(strings.SplitN(m, ":", 2)[1]) + fmt.Sprintf(" (line %d)", line)
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			path := key.Value
+			if prefix != "" {
+				path = prefix + "." + key.Value
+			}
+			if key.Line == line && val.Kind == yaml.ScalarNode {
+				return path
+			}
+			if k := keyAtLine(val, line, path); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}

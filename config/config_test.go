@@ -1,0 +1,111 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRepositoryConfigIsValid(t *testing.T) {
+	c, err := config.Load("../config.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.Storage.Driver != "sqlite" || !strings.HasSuffix(c.Storage.DSN, filepath.Join("data", "keygate.db")) {
+		t.Errorf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	p := write(t, "issuer: https://a.example\n")
+	c, err := config.Load(p, env(map[string]string{
+		"KEYGATE_ISSUER":             "https://id.example.com",
+		"KEYGATE_LISTEN":             "0.0.0.0:9000",
+		"KEYGATE_DATABASE_URL":       "/var/lib/keygate/k.db",
+		"KEYGATE_ROTATION_PERIOD":    "48h",
+		"KEYGATE_RSA_BITS":           "4096",
+		"KEYGATE_KEY_ENCRYPTION_KEY": "secret",
+		"KEYGATE_ADMIN_TOKEN":        strings.Repeat("a", 32),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://id.example.com" || c.Listen != "0.0.0.0:9000" || c.Storage.DSN != "/var/lib/keygate/k.db" ||
+		c.Keys.RotationPeriod != 48*time.Hour || c.Keys.RSABits != 4096 || c.KeyEncryptionKey != "secret" {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+}
+
+func TestRelativePathsFollowTheConfigFile(t *testing.T) {
+	p := write(t, "storage:\n  dsn: db/k.db\n")
+	c, err := config.Load(p, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(p), "db", "k.db"); c.Storage.DSN != want {
+		t.Errorf("dsn = %s, want %s", c.Storage.DSN, want)
+	}
+	if want := filepath.Join(filepath.Dir(p), "db", "keygate.kek"); c.DevKEKPath() != want {
+		t.Errorf("dev KEK path = %s, want %s", c.DevKEKPath(), want)
+	}
+}
+
+// TestBadValuesNameTheSetting: every rejection names the key (or variable) at fault.
+func TestBadValuesNameTheSetting(t *testing.T) {
+	cases := []struct {
+		file string
+		env  map[string]string
+		want string
+	}{
+		{file: "issuer: ftp://x\n", want: "issuer"},
+		{file: "issuer: https://x/\n", want: "issuer: must not end with a slash"},
+		{file: "issuer: https://x?a=b\n", want: "issuer"},
+		{file: "listen: nonsense\n", want: "listen"},
+		{file: "storage:\n  driver: mongo\n", want: "storage.driver"},
+		{file: "keys:\n  rsa_bits: 1024\n", want: "keys.rsa_bits"},
+		{file: "keys:\n  rotation_period: 0s\n", want: "keys.rotation_period"},
+		{file: "keys:\n  publish_ahead: 5m\n", want: "keys.publish_ahead: must be at least twice jwks.max_age"},
+		{file: "keys:\n  rotation_period: 1h\n  publish_ahead: 2h\njwks:\n  max_age: 1m\n", want: "keys.publish_ahead: must not exceed"},
+		{file: "keys:\n  rotation_period: soon\n", want: "rotation_period"},
+		{file: "tokens:\n  access_ttl: -1m\n", want: "tokens.access_ttl"},
+		{file: "admin:\n  token: short\n", want: "admin.token"},
+		{file: "server:\n  max_body_bytes: 0\n", want: "server.max_body_bytes"},
+		{file: "log:\n  level: loud\n", want: "log.level"},
+		{file: "colour: blue\n", want: "field colour not found"},
+		{file: "issuer: [unclosed\n", want: "config.yaml"},
+		{env: map[string]string{"KEYGATE_ROTATION_PERIOD": "monthly"}, want: "KEYGATE_ROTATION_PERIOD"},
+		{env: map[string]string{"KEYGATE_RSA_BITS": "big"}, want: "KEYGATE_RSA_BITS"},
+		{env: map[string]string{"KEYGATE_ISSUER": "not a url"}, want: "issuer"},
+	}
+	for _, c := range cases {
+		_, err := config.Load(write(t, c.file), env(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("file %q env %v: err = %v, want it to mention %q", c.file, c.env, err, c.want)
+		}
+	}
+}
+
+func TestEmptyFileMeansDefaults(t *testing.T) {
+	c, err := config.Load(write(t, ""), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Keys.RSABits != 2048 || c.Retention() != time.Hour+time.Minute {
+		t.Errorf("defaults: bits %d retention %s", c.Keys.RSABits, c.Retention())
+	}
+}

@@ -1,0 +1,208 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/internal/faults"
+	"github.com/keygate/keygate/store"
+)
+
+// RotateResult says what a manual rotation did.
+type RotateResult struct {
+	// Activated is the kid that signs (or will sign) after the rotation.
+	Activated string
+	// Retired is the kid that stopped signing; empty when the rotation was only
+	// scheduled.
+	Retired string
+	// At is when Activated started (or will start) signing.
+	At time.Time
+	// Scheduled is true when the next key had not yet been published for
+	// PublishAhead, so its activation was brought forward to the earliest safe
+	// instant instead of happening now.
+	Scheduled bool
+}
+
+// Rotate makes the next key the signing key. A next key published at least
+// PublishAhead ago is activated at once; a younger one is scheduled for the
+// instant it has been published that long, because consumers that cache the JWKS
+// may not have it yet. force activates it at once regardless — for emergencies,
+// at the price of consumers refetching the set on the unknown kid.
+func (m *Manager) Rotate(ctx context.Context, force bool) (RotateResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for range 8 {
+		if _, err := m.reconcile(ctx); err != nil {
+			return RotateResult{}, err
+		}
+		_, keys, err := m.read(ctx)
+		if err != nil {
+			return RotateResult{}, err
+		}
+		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+		if active == nil || next == nil {
+			continue // changed under us; reconcile again
+		}
+		now := m.now()
+		safe := next.CreatedAt.Add(m.cfg.Policy.PublishAhead)
+		if !force && now.Before(safe) {
+			res := RotateResult{Activated: next.KID, At: safe, Scheduled: true}
+			if !next.ActivateAt.After(safe) {
+				return res, nil
+			}
+			n := *next
+			n.ActivateAt = safe
+			err := m.apply(ctx, store.KeyChange{Updates: []store.KeyUpdate{{Key: n, From: store.KeyNext}}})
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return RotateResult{}, err
+			}
+			m.log.Info("manual rotation scheduled", "kid", next.KID, "activates_at", safe.UTC().Format(time.RFC3339))
+			_, err = m.reconcile(ctx)
+			return res, err
+		}
+		change := store.KeyChange{Updates: m.promote(now, active, next)}
+		err = m.apply(ctx, change)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return RotateResult{}, err
+		}
+		m.rotated(ReasonManual, change)
+		faults.Inject("rotation.after-promote")
+		_, err = m.reconcile(ctx)
+		return RotateResult{Activated: next.KID, Retired: active.KID, At: now}, err
+	}
+	return RotateResult{}, errors.New("rotate: the key set kept changing; try again")
+}
+
+// RevokeResult says what a revocation did.
+type RevokeResult struct {
+	KID       string
+	WasState  store.KeyState
+	Activated string // the key that took over signing, when the active key was revoked
+}
+
+// Revoke withdraws kid at once: it leaves the published set, its private half is
+// erased, and tokens it signed stop verifying as soon as consumers refresh. If it
+// was the active key, the next key (or, failing one, a freshly generated key)
+// starts signing immediately, and a new next key is generated.
+func (m *Manager) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for range 8 {
+		_, keys, err := m.read(ctx)
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		var k *store.Key
+		for i := range keys {
+			if keys[i].KID == kid {
+				k = &keys[i]
+			}
+		}
+		if k == nil {
+			return RevokeResult{}, fmt.Errorf("revoke %q: %w", kid, ErrUnknownKID)
+		}
+		if k.State == store.KeyRevoked {
+			return RevokeResult{}, fmt.Errorf("revoke %q: %w", kid, ErrAlreadyRevoked)
+		}
+		now := m.now()
+		res := RevokeResult{KID: kid, WasState: k.State}
+		change := store.KeyChange{Updates: []store.KeyUpdate{m.revoked(now, *k)}}
+		if k.State == store.KeyActive {
+			if next := find(keys, store.KeyNext); next != nil {
+				n := *next
+				n.State, n.ActivateAt = store.KeyActive, now
+				change.Updates = append(change.Updates, store.KeyUpdate{Key: n, From: store.KeyNext})
+				res.Activated = n.KID
+			} else {
+				g, err := generate(m.cfg.Policy.RSABits, m.cfg.Sealer)
+				if err != nil {
+					return RevokeResult{}, err
+				}
+				m.priv[g.kid], m.pub[g.kid] = g.private, &g.private.PublicKey
+				change.Inserts = []store.Key{{KID: g.kid, Algorithm: Algorithm, State: store.KeyActive,
+					PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now, ActivateAt: now}}
+				res.Activated = g.kid
+			}
+		}
+		err = m.apply(ctx, change)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		delete(m.priv, kid)
+		m.log.Warn("signing key revoked", "kid", kid, "was", string(res.WasState))
+		if res.Activated != "" {
+			m.rotated(ReasonRevocation, change)
+		}
+		_, err = m.reconcile(ctx)
+		return res, err
+	}
+	return RevokeResult{}, errors.New("revoke: the key set kept changing; try again")
+}
+
+// Run keeps the key set current until ctx ends: every poll it reads the store's
+// key-set version (one cheap query) and reconciles when another process changed
+// the set or a scheduled transition is due. Errors are logged and the last good
+// snapshot keeps serving.
+func (m *Manager) Run(ctx context.Context, poll time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("key set refresh failed; serving the last loaded set", "err", err)
+		}
+	}
+}
+
+// Tick reconciles if the stored set changed or a transition is due.
+func (m *Manager) Tick(ctx context.Context) error {
+	s := m.snap.Load()
+	if s != nil {
+		v, err := m.cfg.Store.KeySetVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("read key-set version: %w", err)
+		}
+		if v == s.Version && m.now().Before(dueAt(s)) {
+			return nil
+		}
+	}
+	_, err := m.Reconcile(ctx)
+	return err
+}
+
+// dueAt is the next instant at which the clock alone changes the set.
+func dueAt(s *Snapshot) time.Time {
+	var due time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
+			due = t
+		}
+	}
+	for _, k := range s.Keys {
+		switch k.State {
+		case store.KeyNext:
+			consider(k.ActivateAt)
+		case store.KeyRetired, store.KeyRevoked:
+			consider(k.RemoveAt)
+		}
+	}
+	if due.IsZero() {
+		return time.Now().Add(time.Hour)
+	}
+	return due
+}

@@ -1,0 +1,457 @@
+// Package rotation owns the life of Keygate's signing keys: it generates RSA keys
+// ahead of need, seals their private halves at rest, and moves each key through
+// next → active → retired → removed on a schedule driven by an injected clock, so
+// that every consumer already holds a key before it signs and still holds it until
+// the last token it signed has expired. Manual rotation and emergency revocation go
+// through the same compare-and-swap writes as the schedule, which is what lets the
+// server, the CLI and (with a shared database) several replicas work on one key set.
+package rotation
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/internal/faults"
+	"github.com/keygate/keygate/store"
+)
+
+// Store is the storage rotation needs: read the key set, notice cheaply that it
+// changed, and apply a guarded change atomically.
+type Store interface {
+	ListKeys(ctx context.Context) ([]store.Key, error)
+	KeySetVersion(ctx context.Context) (int64, error)
+	ApplyKeyChange(ctx context.Context, c store.KeyChange) error
+}
+
+// Policy is the schedule. RotationPeriod is how long a key signs; PublishAhead is
+// the least time a key is published before it signs (at least twice the JWKS
+// max-age, so every cache that honours Cache-Control has fetched it); Retention is
+// how long a retired key stays published: the longest token lifetime plus the
+// clock-skew leeway, after which no unexpired token can carry its signature.
+type Policy struct {
+	RotationPeriod time.Duration
+	PublishAhead   time.Duration
+	Retention      time.Duration
+	RSABits        int
+}
+
+// Validate reports the first inconsistency in p, naming the setting.
+func (p Policy) Validate() error {
+	switch {
+	case p.RotationPeriod <= 0:
+		return fmt.Errorf("rotation_period must be positive, got %s", p.RotationPeriod)
+	case p.PublishAhead <= 0:
+		return fmt.Errorf("publish_ahead must be positive, got %s", p.PublishAhead)
+	case p.PublishAhead > p.RotationPeriod:
+		return fmt.Errorf("publish_ahead (%s) must not exceed rotation_period (%s): the next key is generated when the previous one starts signing", p.PublishAhead, p.RotationPeriod)
+	case p.Retention <= 0:
+		return fmt.Errorf("retention (longest token lifetime + leeway) must be positive, got %s", p.Retention)
+	case !ValidRSABits(p.RSABits):
+		return fmt.Errorf("rsa_bits must be 2048, 3072 or 4096, got %d", p.RSABits)
+	}
+	return nil
+}
+
+// Reason says why the signing key changed; it labels the rotations metric.
+type Reason string
+
+// The reasons a signing key changes.
+const (
+	ReasonInitial    Reason = "initial"    // first key of an empty store
+	ReasonScheduled  Reason = "scheduled"  // the next key's activation time came
+	ReasonManual     Reason = "manual"     // keygate keys rotate, or the admin API
+	ReasonRevocation Reason = "revocation" // the active key was revoked
+)
+
+// ErrUnknownKID reports a kid that is not in the key set.
+var ErrUnknownKID = fmt.Errorf("unknown kid: %w", store.ErrNotFound)
+
+// ErrAlreadyRevoked reports a revocation of a key that is already revoked.
+var ErrAlreadyRevoked = errors.New("key is already revoked")
+
+// Config holds what a Manager needs. Now defaults to time.Now and Logger to
+// slog.Default(); tests inject a clock so that months of rotations run in
+// microseconds.
+type Config struct {
+	Policy   Policy
+	Store    Store
+	Sealer   *Sealer
+	Now      func() time.Time
+	Logger   *slog.Logger
+	OnChange func(*Snapshot) // called with every newly loaded key set
+	OnRotate func(Reason)    // called when this process changed the signing key
+}
+
+// Key is the public view of a stored key, with its schedule. For next and active
+// keys RetireAt and RemoveAt are projections from the policy; for retired and
+// revoked keys they are what happened.
+type Key struct {
+	KID        string
+	Algorithm  string
+	State      store.KeyState
+	Public     *rsa.PublicKey
+	CreatedAt  time.Time
+	ActivateAt time.Time
+	RetireAt   time.Time
+	RemoveAt   time.Time
+	RevokedAt  time.Time
+}
+
+// SigningKey is the active key with its private half, ready to sign.
+type SigningKey struct {
+	KID       string
+	Algorithm string
+	Private   *rsa.PrivateKey
+}
+
+// Snapshot is one consistent, immutable view of the key set.
+type Snapshot struct {
+	Version  int64      // the store's key-set version it was read at
+	Keys     []Key      // publication order (active, next, retired newest first), then revoked
+	Signing  SigningKey // the active key
+	LoadedAt time.Time
+}
+
+// Published returns the keys a JWKS must carry: every key but the revoked ones,
+// active first, then next, then retired newest first. The order is a pure function
+// of the stored set, so replicas serve identical bytes.
+func (s *Snapshot) Published() []Key {
+	out := make([]Key, 0, len(s.Keys))
+	for _, k := range s.Keys {
+		if k.State != store.KeyRevoked {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Find returns the key with kid, if the set holds it.
+func (s *Snapshot) Find(kid string) (Key, bool) {
+	for _, k := range s.Keys {
+		if k.KID == kid {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// Manager runs the key lifecycle against a Store.
+type Manager struct {
+	cfg  Config
+	now  func() time.Time
+	log  *slog.Logger
+	mu   sync.Mutex // one reconcile at a time in this process
+	snap atomic.Pointer[Snapshot]
+	priv map[string]*rsa.PrivateKey // opened private keys, by kid; guarded by mu
+	pub  map[string]*rsa.PublicKey  // parsed public keys, by kid; guarded by mu
+}
+
+// New checks cfg and returns a Manager. It does not touch the store: call
+// Reconcile (or Run) to load or create the key set.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil || cfg.Sealer == nil {
+		return nil, errors.New("rotation: Store and Sealer are required")
+	}
+	m := &Manager{cfg: cfg, now: cfg.Now, log: cfg.Logger,
+		priv: map[string]*rsa.PrivateKey{}, pub: map[string]*rsa.PublicKey{}}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	return m, nil
+}
+
+// Current returns the last loaded snapshot, or nil before the first Reconcile.
+func (m *Manager) Current() *Snapshot { return m.snap.Load() }
+
+// Signing returns the active key. It never touches the store, so signing never
+// waits on rotation.
+func (m *Manager) Signing() (SigningKey, error) {
+	s := m.snap.Load()
+	if s == nil {
+		return SigningKey{}, errors.New("no signing key loaded yet")
+	}
+	return s.Signing, nil
+}
+
+// Reconcile brings the stored key set up to date with the clock — removes expired
+// retired keys, promotes a due next key, creates the active and next keys when
+// missing — and loads the result. A wrong key-encryption key is detected before
+// anything is written. Safe to call concurrently with other processes doing the
+// same: a lost race re-reads and re-decides.
+func (m *Manager) Reconcile(ctx context.Context) (*Snapshot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reconcile(ctx)
+}
+
+func (m *Manager) reconcile(ctx context.Context) (*Snapshot, error) {
+	const attempts = 8
+	for range attempts {
+		version, keys, err := m.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		now := m.now()
+		change, reason := m.plan(now, keys)
+		if !change.Empty() {
+			if err := m.apply(ctx, change); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					continue
+				}
+				return nil, err
+			}
+			if reason != "" {
+				m.rotated(reason, change)
+				faults.Inject("rotation.after-promote")
+			}
+			continue
+		}
+		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+		if active == nil || next == nil {
+			if err := m.create(ctx, now, active, next); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					continue
+				}
+				return nil, err
+			}
+			continue
+		}
+		return m.load(version, keys, now)
+	}
+	return nil, fmt.Errorf("reconcile key set: still conflicting after %d attempts", attempts)
+}
+
+// read loads the set and proves the key-encryption key opens every stored private
+// key before the caller may decide to write anything.
+func (m *Manager) read(ctx context.Context) (int64, []store.Key, error) {
+	version, err := m.cfg.Store.KeySetVersion(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read key-set version: %w", err)
+	}
+	keys, err := m.cfg.Store.ListKeys(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("list keys: %w", err)
+	}
+	for _, k := range keys {
+		if _, ok := m.pub[k.KID]; !ok {
+			pub, err := parsePublic(k.KID, k.PublicDER)
+			if err != nil {
+				return 0, nil, err
+			}
+			m.pub[k.KID] = pub
+		}
+		if k.State == store.KeyRevoked {
+			delete(m.priv, k.KID)
+			continue
+		}
+		if _, ok := m.priv[k.KID]; !ok {
+			priv, err := openPrivate(m.cfg.Sealer, k.KID, k.Sealed)
+			if err != nil {
+				return 0, nil, err
+			}
+			m.priv[k.KID] = priv
+		}
+	}
+	return version, keys, nil
+}
+
+func find(keys []store.Key, s store.KeyState) *store.Key {
+	for i := range keys {
+		if keys[i].State == s {
+			return &keys[i]
+		}
+	}
+	return nil
+}
+
+// plan decides the writes the clock calls for: deletions of keys past their
+// retention, and the promotion of a due next key (or of any next key when there is
+// no active one, which only a crash between writes can leave behind).
+func (m *Manager) plan(now time.Time, keys []store.Key) (store.KeyChange, Reason) {
+	var c store.KeyChange
+	for _, k := range keys {
+		if (k.State == store.KeyRetired || k.State == store.KeyRevoked) && !k.RemoveAfter.IsZero() && !now.Before(k.RemoveAfter) {
+			c.Deletes = append(c.Deletes, store.KeyDelete{KID: k.KID, From: k.State})
+		}
+	}
+	active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+	if next == nil || (active != nil && now.Before(next.ActivateAt)) {
+		return c, ""
+	}
+	c.Updates = m.promote(now, active, next)
+	return c, ReasonScheduled
+}
+
+// promote retires active (if any) and activates next, in the order the store's
+// one-active rule needs.
+func (m *Manager) promote(now time.Time, active, next *store.Key) []store.KeyUpdate {
+	var ups []store.KeyUpdate
+	if active != nil {
+		a := *active
+		a.State, a.RetiredAt, a.RemoveAfter = store.KeyRetired, now, now.Add(m.cfg.Policy.Retention)
+		ups = append(ups, store.KeyUpdate{Key: a, From: store.KeyActive})
+	}
+	n := *next
+	n.State, n.ActivateAt = store.KeyActive, now
+	return append(ups, store.KeyUpdate{Key: n, From: store.KeyNext})
+}
+
+func (m *Manager) revoked(now time.Time, k store.Key) store.KeyUpdate {
+	from := k.State
+	k.State, k.Sealed, k.RevokedAt, k.RemoveAfter = store.KeyRevoked, nil, now, now.Add(m.cfg.Policy.Retention)
+	if k.RetiredAt.IsZero() {
+		k.RetiredAt = now
+	}
+	return store.KeyUpdate{Key: k, From: from}
+}
+
+// create generates the missing active or next key. Generation (slow for big RSA
+// keys) happens outside any transaction and never while a request waits: signing
+// reads the last loaded snapshot.
+func (m *Manager) create(ctx context.Context, now time.Time, active, next *store.Key) error {
+	g, err := generate(m.cfg.Policy.RSABits, m.cfg.Sealer)
+	if err != nil {
+		return err
+	}
+	faults.Inject("rotation.after-generate")
+	k := store.Key{KID: g.kid, Algorithm: Algorithm, PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now}
+	if active == nil {
+		k.State, k.ActivateAt = store.KeyActive, now
+	} else {
+		k.State = store.KeyNext
+		k.ActivateAt = laterOf(active.ActivateAt.Add(m.cfg.Policy.RotationPeriod), now.Add(m.cfg.Policy.PublishAhead))
+	}
+	if err := m.apply(ctx, store.KeyChange{Inserts: []store.Key{k}}); err != nil {
+		return err
+	}
+	m.priv[g.kid] = g.private
+	m.pub[g.kid] = &g.private.PublicKey
+	if k.State == store.KeyActive {
+		m.rotated(ReasonInitial, store.KeyChange{Inserts: []store.Key{k}})
+	} else {
+		m.log.Info("generated next signing key", "kid", k.KID, "activates_at", k.ActivateAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (m *Manager) apply(ctx context.Context, c store.KeyChange) error {
+	if err := m.cfg.Store.ApplyKeyChange(ctx, c); err != nil {
+		return fmt.Errorf("apply key change: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) rotated(reason Reason, c store.KeyChange) {
+	var kid string
+	for _, u := range c.Updates {
+		if u.Key.State == store.KeyActive {
+			kid = u.Key.KID
+		}
+	}
+	for _, k := range c.Inserts {
+		if k.State == store.KeyActive {
+			kid = k.KID
+		}
+	}
+	if kid == "" {
+		return
+	}
+	m.log.Info("signing key changed", "reason", string(reason), "kid", kid)
+	if m.cfg.OnRotate != nil {
+		m.cfg.OnRotate(reason)
+	}
+}
+
+// load builds and publishes the snapshot for a set that needs no writes.
+func (m *Manager) load(version int64, keys []store.Key, now time.Time) (*Snapshot, error) {
+	views := describe(keys, m.pub, m.cfg.Policy)
+	active := find(keys, store.KeyActive)
+	snap := &Snapshot{Version: version, Keys: views, LoadedAt: now,
+		Signing: SigningKey{KID: active.KID, Algorithm: active.Algorithm, Private: m.priv[active.KID]}}
+	for kid := range m.priv { // forget keys that were removed
+		if _, ok := snap.Find(kid); !ok {
+			delete(m.priv, kid)
+			delete(m.pub, kid)
+		}
+	}
+	old := m.snap.Swap(snap)
+	if old == nil || old.Version != version || old.Signing.KID != snap.Signing.KID {
+		if m.cfg.OnChange != nil {
+			m.cfg.OnChange(snap)
+		}
+	}
+	return snap, nil
+}
+
+var stateOrder = map[store.KeyState]int{store.KeyActive: 0, store.KeyNext: 1, store.KeyRetired: 2, store.KeyRevoked: 3}
+
+// describe orders keys for publication and projects each one's schedule.
+func describe(keys []store.Key, pubs map[string]*rsa.PublicKey, p Policy) []Key {
+	next := find(keys, store.KeyNext)
+	out := make([]Key, 0, len(keys))
+	for _, k := range keys {
+		v := Key{KID: k.KID, Algorithm: k.Algorithm, State: k.State, Public: pubs[k.KID],
+			CreatedAt: k.CreatedAt, ActivateAt: k.ActivateAt, RetireAt: k.RetiredAt, RemoveAt: k.RemoveAfter, RevokedAt: k.RevokedAt}
+		switch k.State {
+		case store.KeyActive:
+			v.RetireAt = k.ActivateAt.Add(p.RotationPeriod)
+			if next != nil {
+				v.RetireAt = next.ActivateAt
+			}
+			v.RemoveAt = v.RetireAt.Add(p.Retention)
+		case store.KeyNext:
+			v.RetireAt = k.ActivateAt.Add(p.RotationPeriod)
+			v.RemoveAt = v.RetireAt.Add(p.Retention)
+		}
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if stateOrder[a.State] != stateOrder[b.State] {
+			return stateOrder[a.State] < stateOrder[b.State]
+		}
+		if !a.RetireAt.Equal(b.RetireAt) {
+			return a.RetireAt.After(b.RetireAt)
+		}
+		return a.KID < b.KID
+	})
+	return out
+}
+
+// List returns the stored keys with their schedules without changing anything and
+// without opening private keys: what `keygate keys list` prints.
+func List(ctx context.Context, st Store, p Policy) ([]Key, error) {
+	keys, err := st.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	pubs := make(map[string]*rsa.PublicKey, len(keys))
+	for _, k := range keys {
+		pub, err := parsePublic(k.KID, k.PublicDER)
+		if err != nil {
+			return nil, err
+		}
+		pubs[k.KID] = pub
+	}
+	return describe(keys, pubs, p), nil
+}

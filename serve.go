@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/web"
+)
+
+// runServe runs the server until SIGINT or SIGTERM, then shuts down gracefully:
+// in-flight requests finish (up to server.shutdown_timeout), the key refresher
+// stops, and the database is closed.
+func runServe(parent context.Context, o *options) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	d, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.store.Close()
+	cfg, log := d.cfg, d.log
+
+	reg := prometheus.NewRegistry()
+	var mgr *rotation.Manager
+	metrics := web.NewMetrics(reg, func() *rotation.Snapshot {
+		if mgr == nil {
+			return nil
+		}
+		return mgr.Current()
+	}, time.Now)
+	publisher := jwks.NewPublisher(cfg.JWKS.MaxAge, jwks.WithObserver(metrics.JWKSServed))
+	mgr, err = d.manager(web.Republish(publisher, log), metrics.Rotated)
+	if err != nil {
+		return explain(err)
+	}
+	snap, err := mgr.Reconcile(ctx)
+	if err != nil {
+		return explain(fmt.Errorf("load signing keys: %w", err))
+	}
+
+	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Keys: mgr, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout, MaxHeaderBytes: 32 << 10}
+
+	go mgr.Run(ctx, cfg.Keys.PollInterval)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("keygate started", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "active_kid", snap.Signing.KID,
+		"database", cfg.Storage.DSN, "config", cfg.Path)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,303 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keygate/keygate/internal/faults"
+	"github.com/keygate/keygate/store"
+)
+
+// FaultBeforeCommit is the faults.Inject point reached in ApplyKeyChange after
+// every write of the change has been made and just before the transaction
+// commits. Crash-safety tests kill the process there to check that a change is
+// either wholly kept or wholly lost.
+const FaultBeforeCommit = "store.before-commit"
+
+// keyColumns is the column list ListKeys selects, in scanKey's order.
+const keyColumns = `kid, algorithm, state, public_der, sealed,
+	created_at, activate_at, retired_at, remove_after, revoked_at`
+
+// ListKeys returns every stored signing key, revoked ones included, ordered by
+// creation time and then kid, so that callers building the JWKS or deciding a
+// rotation see the whole key set as of one moment.
+func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid`)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: list keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []store.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: list keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/sqlite: list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// scanKey reads one signing_keys row selected with keyColumns.
+func scanKey(rows *sql.Rows) (store.Key, error) {
+	var (
+		k                                       store.Key
+		state                                   string
+		sealed                                  []byte
+		created, activate, retired, remove, rev int64
+	)
+	if err := rows.Scan(&k.KID, &k.Algorithm, &state, &k.PublicDER, &sealed,
+		&created, &activate, &retired, &remove, &rev); err != nil {
+		return store.Key{}, err
+	}
+	k.State = store.KeyState(state)
+	if !k.State.Valid() {
+		return store.Key{}, fmt.Errorf("key %q: unknown state %q", k.KID, state)
+	}
+	if len(sealed) > 0 { // NULL and an empty blob both mean "no private half"
+		k.Sealed = sealed
+	}
+	k.CreatedAt = fromNanos(created)
+	k.ActivateAt = fromNanos(activate)
+	k.RetiredAt = fromNanos(retired)
+	k.RemoveAfter = fromNanos(remove)
+	k.RevokedAt = fromNanos(rev)
+	return k, nil
+}
+
+// KeySetVersion returns the key-set version, a counter bumped by every applied
+// KeyChange. It is one indexed read of a one-row table, cheap enough for servers
+// to poll every second or two and reload their keys only when it moves, which is
+// how they notice rotations made by the CLI or another replica.
+func (s *Store) KeySetVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: read key-set version: %w", err)
+	}
+	return v, nil
+}
+
+// ApplyKeyChange applies c in one transaction, in the order Updates, Deletes,
+// Inserts, and bumps the key-set version; or, if any precondition fails, applies
+// none of it and returns an error wrapping store.ErrConflict. A precondition
+// fails when an updated or deleted key is missing or not in its From state, or
+// when a write would break a uniqueness rule: a duplicate kid, a second active
+// key or a second next key. Because SQLite checks uniqueness per statement, a
+// change that hands over a state must order its Updates accordingly (retire the
+// active key before promoting the next one).
+//
+// An update replaces the key's mutable fields (state, sealed, and the activate,
+// retired, remove-after and revoked times); its KID selects the row, and its
+// Algorithm, PublicDER and CreatedAt are ignored because they never change. An
+// empty change writes nothing and leaves the version alone.
+func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err error) {
+	if c.Empty() {
+		return nil
+	}
+	// Validate and convert everything before taking the write lock.
+	updates := make([]keyRow, len(c.Updates))
+	for i, u := range c.Updates {
+		if !u.From.Valid() {
+			return fmt.Errorf("store/sqlite: update key %q: invalid from state %q", u.Key.KID, u.From)
+		}
+		if updates[i], err = toRow(u.Key); err != nil {
+			return fmt.Errorf("store/sqlite: update key %q: %w", u.Key.KID, err)
+		}
+	}
+	for _, d := range c.Deletes {
+		if d.KID == "" || !d.From.Valid() {
+			return fmt.Errorf("store/sqlite: delete key %q from state %q: invalid kid or state", d.KID, d.From)
+		}
+	}
+	inserts := make([]keyRow, len(c.Inserts))
+	for i, k := range c.Inserts {
+		if inserts[i], err = toRow(k); err != nil {
+			return fmt.Errorf("store/sqlite: insert key %q: %w", k.KID, err)
+		}
+		if len(k.PublicDER) == 0 {
+			return fmt.Errorf("store/sqlite: insert key %q: empty public key", k.KID)
+		}
+	}
+
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
+	if err != nil {
+		return fmt.Errorf("store/sqlite: apply key change: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+
+	for i, u := range c.Updates {
+		r := updates[i]
+		res, err := tx.ExecContext(ctx, `UPDATE signing_keys
+			SET state = ?, sealed = ?, activate_at = ?, retired_at = ?, remove_after = ?, revoked_at = ?
+			WHERE kid = ? AND state = ?`,
+			r.state, r.sealed, r.activate, r.retired, r.remove, r.revoked, r.kid, string(u.From))
+		if err != nil {
+			return writeError(fmt.Sprintf("update key %q from state %q to %q", r.kid, u.From, r.state), err)
+		}
+		if err := checkOneRow(ctx, tx, res, "update", r.kid, u.From); err != nil {
+			return err
+		}
+	}
+	for _, d := range c.Deletes {
+		res, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE kid = ? AND state = ?`,
+			d.KID, string(d.From))
+		if err != nil {
+			return writeError(fmt.Sprintf("delete key %q in state %q", d.KID, d.From), err)
+		}
+		if err := checkOneRow(ctx, tx, res, "delete", d.KID, d.From); err != nil {
+			return err
+		}
+	}
+	for _, r := range inserts {
+		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys
+			(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.kid, r.algorithm, r.state, r.publicDER, r.sealed,
+			r.created, r.activate, r.retired, r.remove, r.revoked)
+		if err != nil {
+			return writeError(fmt.Sprintf("insert key %q in state %q", r.kid, r.state), err)
+		}
+	}
+
+	res, err := tx.ExecContext(ctx, `UPDATE key_set_meta SET version = version + 1 WHERE id = 1`)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: apply key change: bump version: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("store/sqlite: apply key change: bump version: %d rows affected (err %v), want 1: key_set_meta is damaged", n, err)
+	}
+
+	faults.Inject(FaultBeforeCommit)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: apply key change: commit: %w", err)
+	}
+	return nil
+}
+
+// checkOneRow turns a guarded UPDATE or DELETE that matched no row into
+// store.ErrConflict, saying what the key's state actually is so the message
+// explains the lost race.
+func checkOneRow(ctx context.Context, tx *sql.Tx, res sql.Result, op, kid string, from store.KeyState) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s key %q: %w", op, kid, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var now string
+	switch err := tx.QueryRowContext(ctx, `SELECT state FROM signing_keys WHERE kid = ?`, kid).Scan(&now); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store/sqlite: %s key %q: expected state %q, but no such key: %w", op, kid, from, store.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("store/sqlite: %s key %q: expected state %q, but it is not (reading its state failed: %v): %w", op, kid, from, err, store.ErrConflict)
+	default:
+		return fmt.Errorf("store/sqlite: %s key %q: expected state %q, but it is %q: %w", op, kid, from, now, store.ErrConflict)
+	}
+}
+
+// writeError wraps a failed write. A uniqueness violation (duplicate kid, second
+// active or next key) is a lost race or a stale decision, so it wraps
+// store.ErrConflict as well as the driver's error.
+func writeError(what string, err error) error {
+	if isUniqueViolation(err) {
+		return fmt.Errorf("store/sqlite: %s: %w: %w", what, store.ErrConflict, err)
+	}
+	return fmt.Errorf("store/sqlite: %s: %w", what, err)
+}
+
+// isUniqueViolation reports whether err is SQLite's UNIQUE or PRIMARY KEY
+// constraint failure, read from the driver's extended result code (which the
+// driver enables on every connection) rather than from the message text.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return true
+	}
+	return false
+}
+
+// keyRow is a store.Key as bound to SQL parameters.
+type keyRow struct {
+	kid, algorithm, state                       string
+	publicDER, sealed                           []byte
+	created, activate, retired, remove, revoked int64
+}
+
+// toRow validates k and converts it for binding. An empty Sealed is stored as
+// NULL.
+func toRow(k store.Key) (keyRow, error) {
+	if k.KID == "" {
+		return keyRow{}, errors.New("empty kid")
+	}
+	if !k.State.Valid() {
+		return keyRow{}, fmt.Errorf("invalid state %q", k.State)
+	}
+	r := keyRow{kid: k.KID, algorithm: k.Algorithm, state: string(k.State), publicDER: k.PublicDER}
+	if len(k.Sealed) > 0 {
+		r.sealed = k.Sealed
+	}
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{
+		{"created_at", k.CreatedAt, &r.created},
+		{"activate_at", k.ActivateAt, &r.activate},
+		{"retired_at", k.RetiredAt, &r.retired},
+		{"remove_after", k.RemoveAfter, &r.remove},
+		{"revoked_at", k.RevokedAt, &r.revoked},
+	} {
+		n, err := toNanos(f.t)
+		if err != nil {
+			return keyRow{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.dst = n
+	}
+	return r, nil
+}
+
+// toNanos converts t to the stored form, Unix nanoseconds, with the zero
+// time.Time as 0. Times that form cannot hold faithfully are refused rather than
+// silently changed: those outside the years 1678 to 2262, and the Unix epoch
+// itself, which would read back as the zero time.
+func toNanos(t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, nil
+	}
+	n := t.UnixNano()
+	if !time.Unix(0, n).Equal(t) {
+		return 0, fmt.Errorf("time %s is outside the storable range (1678 to 2262)", t)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("time %s is the Unix epoch, which is stored as \"unset\"", t)
+	}
+	return n, nil
+}
+
+// fromNanos is the inverse of toNanos, giving times in UTC.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

@@ -1,0 +1,138 @@
+// Package sqlite is Keygate's single-file storage backend, built on the pure-Go
+// SQLite driver modernc.org/sqlite so that a Keygate binary needs no C toolchain
+// and no database server.
+//
+// The file is shared: the server and the keygate CLI open the same database at
+// the same time, each with its own *Store. That is safe because the database
+// runs in WAL mode (readers never block the writer), every write transaction
+// takes SQLite's write lock when it begins (BEGIN IMMEDIATE) rather than on its
+// first write, so two writers queue instead of failing half-way, and a busy
+// timeout makes a writer wait its turn instead of erroring at once. Changes made
+// by one process become visible to the others on their next read; the key-set
+// version (see Store.KeySetVersion) is the cheap way to notice them.
+//
+// The schema is created and upgraded by numbered SQL migrations embedded in the
+// binary (migrations/NNNN_name.sql), recorded in the schema_migrations table.
+// Every later kind of record is just another migration.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// busyTimeoutMillis is how long a connection waits for another connection (in
+// this or another process) to release the write lock before giving up. Keygate's
+// transactions are short, so a wait this long means something is badly stuck.
+const busyTimeoutMillis = 10000
+
+// Store is a Keygate database in one SQLite file. It is safe for concurrent use by
+// many goroutines, and by many processes each holding its own Store on the same
+// file.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens (creating it if needed) the SQLite database at path and brings its
+// schema up to date, so that a Store returned without error is ready to use.
+//
+// A missing parent directory is created with mode 0700 and a missing database
+// file with mode 0600, because the file holds sealed private keys and, later,
+// credentials that only Keygate's own user should read. An existing directory or
+// file keeps the mode it has.
+//
+// Several processes may call Open on the same file at once; migrations are
+// applied exactly once. If the database was migrated by a newer Keygate than
+// this one, Open fails with an error wrapping ErrSchemaTooNew and leaves the
+// file unchanged, rather than running old code against a schema it does not
+// understand.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store/sqlite: open: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("store/sqlite: open %q: create directory: %w", abs, err)
+	}
+	// Create the file ourselves so it gets 0600: SQLite would create it with
+	// 0644 (less the umask). An empty file is a valid empty database. O_EXCL
+	// makes a concurrent creator harmless: whoever loses sees ErrExist.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
+		}
+	case errors.Is(err, fs.ErrExist):
+	default:
+		return nil, fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
+	}
+
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+	}
+	// A connection is opened here, so a file that is not a database, or cannot
+	// be locked, fails now rather than on first use.
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+	}
+	return &Store{db: db, path: abs}, nil
+}
+
+// dsn is the modernc.org/sqlite data source name for the database file at the
+// absolute path abs. Every pooled connection runs these pragmas when it opens:
+// busy_timeout first (the driver orders it first) so the others can wait for
+// locks, WAL so readers and the writer do not block each other, and foreign
+// keys so later tables' references are enforced. _txlock=immediate makes
+// BeginTx issue BEGIN IMMEDIATE, taking the write lock up front.
+//
+// The path goes in a file: URI, percent-escaped, so that a '?', '#' or '%' in a
+// directory name cannot be mistaken for the start of the query.
+func dsn(abs string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	return u.String() + fmt.Sprintf(
+		"?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate",
+		busyTimeoutMillis)
+}
+
+// Path returns the absolute path of the database file, for messages and
+// diagnostics.
+func (s *Store) Path() string { return s.path }
+
+// Ping reports whether the database can be read, so that a readiness probe fails
+// when the file has become unreadable or its schema is missing, not only when
+// no connection can be opened.
+func (s *Store) Ping(ctx context.Context) error {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
+		return fmt.Errorf("store/sqlite: ping %q: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close closes the database. On the last close of the file SQLite checkpoints
+// the write-ahead log back into the main file. Calls after the first return nil.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store/sqlite: close %q: %w", s.path, err)
+	}
+	return nil
+}

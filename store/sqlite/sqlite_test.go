@@ -1,0 +1,511 @@
+package sqlite
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/storetest"
+)
+
+func TestKeyStore(t *testing.T) {
+	storetest.RunKeyStore(t, func(t *testing.T) storetest.KeyStore {
+		return openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
+	})
+}
+
+// openTemp opens the database at path and closes it when the test ends.
+func openTemp(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// testKey returns a key with random material, created at created.
+func testKey(t *testing.T, state store.KeyState, created time.Time) store.Key {
+	t.Helper()
+	kid, pub, sealed := make([]byte, 16), make([]byte, 270), make([]byte, 1200)
+	for _, b := range [][]byte{kid, pub, sealed} {
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store.Key{
+		KID: fmt.Sprintf("%x", kid), Algorithm: "RS256", State: state,
+		PublicDER: pub, Sealed: sealed,
+		CreatedAt: created, ActivateAt: created.Add(time.Hour),
+	}
+}
+
+var t0 = time.Date(2030, time.January, 2, 3, 4, 5, 6, time.UTC)
+
+// sameKeys fails the test unless a and b hold the same kids in the same states
+// with the same key material.
+func sameKeys(t *testing.T, got, want []store.Key) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d keys, want %d", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.KID != w.KID || g.State != w.State || !bytes.Equal(g.PublicDER, w.PublicDER) ||
+			!bytes.Equal(g.Sealed, w.Sealed) || !g.CreatedAt.Equal(w.CreatedAt) || !g.ActivateAt.Equal(w.ActivateAt) {
+			t.Errorf("key %d: got %s/%s, want %s/%s (or other fields differ)", i, g.KID, g.State, w.KID, w.State)
+		}
+	}
+}
+
+func mustApply(t *testing.T, s *Store, c store.KeyChange) {
+	t.Helper()
+	if err := s.ApplyKeyChange(t.Context(), c); err != nil {
+		t.Fatalf("ApplyKeyChange: %v", err)
+	}
+}
+
+func mustList(t *testing.T, s *Store) []store.Key {
+	t.Helper()
+	keys, err := s.ListKeys(t.Context())
+	if err != nil {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	return keys
+}
+
+func mustVersion(t *testing.T, s *Store) int64 {
+	t.Helper()
+	v, err := s.KeySetVersion(t.Context())
+	if err != nil {
+		t.Fatalf("KeySetVersion: %v", err)
+	}
+	return v
+}
+
+// appliedVersions returns the versions recorded in schema_migrations.
+func appliedVersions(t *testing.T, s *Store) []int64 {
+	t.Helper()
+	rows, err := s.db.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// wantVersions is 1..N for the embedded migrations.
+func wantVersions(t *testing.T) []int64 {
+	t.Helper()
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatalf("loadMigrations: %v", err)
+	}
+	var vs []int64
+	for _, m := range ms {
+		vs = append(vs, m.version)
+	}
+	return vs
+}
+
+func TestMigrationsWellFormed(t *testing.T) {
+	vs := wantVersions(t)
+	if len(vs) == 0 || vs[0] != 1 {
+		t.Fatalf("migration versions %v, want 1..N", vs)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, next := testKey(t, store.KeyActive, t0), testKey(t, store.KeyNext, t0.Add(time.Second))
+	mustApply(t, s, store.KeyChange{Inserts: []store.Key{active}})
+	mustApply(t, s, store.KeyChange{Inserts: []store.Key{next}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+
+	s = openTemp(t, path)
+	sameKeys(t, mustList(t, s), []store.Key{active, next})
+	if v := mustVersion(t, s); v != 2 {
+		t.Errorf("version after restart %d, want 2", v)
+	}
+	if got, want := appliedVersions(t, s), wantVersions(t); !equalInts(got, want) {
+		t.Errorf("schema_migrations after re-open %v, want %v", got, want)
+	}
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	for range 3 {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := appliedVersions(t, s), wantVersions(t); !equalInts(got, want) {
+			t.Errorf("schema_migrations %v, want %v", got, want)
+		}
+		if err := s.Ping(t.Context()); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+		s.Close()
+	}
+}
+
+// TestConcurrentOpen opens one new file from many Stores at once, as a server and
+// CLI starting together would: every Open succeeds and each migration is applied
+// exactly once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "keygate.db")
+	const n = 8
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(t.Context(), path)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	if got, want := appliedVersions(t, stores[0]), wantVersions(t); !equalInts(got, want) {
+		t.Errorf("schema_migrations %v, want %v", got, want)
+	}
+	if v := mustVersion(t, stores[n-1]); v != 0 {
+		t.Errorf("version %d, want 0 (key_set_meta seeded once)", v)
+	}
+}
+
+// TestTwoStores plays a server and the CLI holding the same file open.
+func TestTwoStores(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	server, cli := openTemp(t, path), openTemp(t, path)
+
+	active := testKey(t, store.KeyActive, t0)
+	mustApply(t, cli, store.KeyChange{Inserts: []store.Key{active}})
+	if v := mustVersion(t, server); v != 1 {
+		t.Errorf("server sees version %d after the CLI's change, want 1", v)
+	}
+	sameKeys(t, mustList(t, server), []store.Key{active})
+
+	next := testKey(t, store.KeyNext, t0.Add(time.Second))
+	mustApply(t, server, store.KeyChange{Inserts: []store.Key{next}})
+	if v := mustVersion(t, cli); v != 2 {
+		t.Errorf("CLI sees version %d after the server's change, want 2", v)
+	}
+	sameKeys(t, mustList(t, cli), []store.Key{active, next})
+
+	// Both decide the same rotation at once: one wins, the other conflicts.
+	retired := active
+	retired.State, retired.RetiredAt, retired.RemoveAfter = store.KeyRetired, t0.Add(time.Hour), t0.Add(2*time.Hour)
+	promoted := next
+	promoted.State = store.KeyActive
+	change := store.KeyChange{Updates: []store.KeyUpdate{
+		{Key: retired, From: store.KeyActive}, {Key: promoted, From: store.KeyNext},
+	}}
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, s := range []*Store{server, cli} {
+		wg.Go(func() { errs[i] = s.ApplyKeyChange(t.Context(), change) })
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("want exactly one rotation to succeed, got errors %v and %v", errs[0], errs[1])
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			t.Errorf("losing rotation: %v, want store.ErrConflict", err)
+		}
+	}
+	for name, s := range map[string]*Store{"server": server, "cli": cli} {
+		if v := mustVersion(t, s); v != 3 {
+			t.Errorf("%s: version %d, want 3", name, v)
+		}
+		sameKeys(t, mustList(t, s), []store.Key{retired, promoted})
+	}
+}
+
+func fileHash(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	latest := wantVersions(t)[len(wantVersions(t))-1]
+	// What a newer binary would leave: one more migration, with a table this
+	// binary knows nothing about.
+	if _, err := s.db.ExecContext(t.Context(), `CREATE TABLE from_the_future (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(t.Context(),
+		`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 'later')`, latest+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := fileHash(t, path)
+
+	s, err = Open(t.Context(), path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a database from a newer binary succeeded, want an error")
+	}
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Errorf("Open: %v, want ErrSchemaTooNew", err)
+	}
+	for _, want := range []string{path, fmt.Sprint(latest + 1), fmt.Sprint(latest), "newer"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open error %q does not mention %q", err, want)
+		}
+	}
+	if after := fileHash(t, path); after != before {
+		t.Error("failed Open modified the database file")
+	}
+	for _, suffix := range []string{"-wal", "-journal"} {
+		if fi, err := os.Stat(path + suffix); err == nil && fi.Size() > 0 {
+			t.Errorf("failed Open left %s of %d bytes", path+suffix, fi.Size())
+		}
+	}
+}
+
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "keygate")
+	path := filepath.Join(dir, "keygate.db")
+	s := openTemp(t, path)
+	// Write something so the WAL file exists while the store is open.
+	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+
+	for p, want := range map[string]os.FileMode{
+		dir:               0o700 | os.ModeDir,
+		path:              0o600,
+		path + "-wal":     0o600,
+		path + "-shm":     0o600,
+		filepath.Dir(dir): 0o700 | os.ModeDir,
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("stat: %v", err)
+			continue
+		}
+		if got := fi.Mode(); got != want {
+			t.Errorf("%s: mode %v, want %v", p, got, want)
+		}
+	}
+	if s.Path() != path {
+		t.Errorf("Path() = %q, want %q", s.Path(), path)
+	}
+}
+
+// TestAwkwardPath checks that characters special in URIs and in the driver's
+// DSN syntax do not end up in the wrong place.
+func TestAwkwardPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a b?c#d%20e&_txlock=deferred", "keygate.db")
+	s := openTemp(t, path)
+	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at the given path: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "keygate.db") {
+			t.Errorf("unexpected file %q next to the database", e.Name())
+		}
+	}
+}
+
+func TestNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a non-database succeeded")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("Open error %q does not name the file", err)
+	}
+}
+
+// TestUnstorableInput checks that input the schema cannot hold faithfully is
+// refused with a plain error (not a conflict) and writes nothing.
+func TestUnstorableInput(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
+	good := testKey(t, store.KeyRetired, t0)
+	cases := map[string]func(k *store.Key){
+		"time before 1678": func(k *store.Key) { k.RetiredAt = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) },
+		"time after 2262":  func(k *store.Key) { k.RemoveAfter = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"the Unix epoch":   func(k *store.Key) { k.RevokedAt = time.Unix(0, 0) },
+		"empty kid":        func(k *store.Key) { k.KID = "" },
+		"unknown state":    func(k *store.Key) { k.State = "pending" },
+		"empty public key": func(k *store.Key) { k.PublicDER = nil },
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			bad := testKey(t, store.KeyRetired, t0)
+			edit(&bad)
+			err := s.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{good, bad}})
+			if err == nil || errors.Is(err, store.ErrConflict) {
+				t.Fatalf("ApplyKeyChange: %v, want a non-conflict error", err)
+			}
+			if keys := mustList(t, s); len(keys) != 0 {
+				t.Errorf("%d keys stored after a refused change", len(keys))
+			}
+			if v := mustVersion(t, s); v != 0 {
+				t.Errorf("version %d after a refused change", v)
+			}
+		})
+	}
+}
+
+// TestTimeRoundTrip checks the nanosecond conversion at its edges.
+func TestTimeRoundTrip(t *testing.T) {
+	for _, tm := range []time.Time{
+		{},
+		time.Unix(0, 1),
+		time.Unix(0, -1),
+		time.Date(1678, time.September, 22, 0, 0, 0, 0, time.UTC),
+		time.Date(2262, time.April, 11, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, time.February, 3, 4, 5, 6, 789, time.FixedZone("X", 3600)),
+	} {
+		n, err := toNanos(tm)
+		if err != nil {
+			t.Errorf("toNanos(%v): %v", tm, err)
+			continue
+		}
+		got := fromNanos(n)
+		if !got.Equal(tm) || got.IsZero() != tm.IsZero() {
+			t.Errorf("round trip of %v gave %v", tm, got)
+		}
+	}
+}
+
+// TestConnectionSettings checks the pragmas every pooled connection must run
+// with.
+func TestConnectionSettings(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
+	conn, err := s.db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"busy_timeout": fmt.Sprint(busyTimeoutMillis),
+	} {
+		var got string
+		if err := conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if !strings.EqualFold(got, want) {
+			t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
+		}
+	}
+}
+
+// TestTransactionsTakeWriteLock checks that a transaction holds the write lock
+// from BEGIN, so a transaction that reads before it writes (a migration, a
+// future read-modify-write) cannot lose its snapshot to another writer and fail
+// with SQLITE_BUSY instead of waiting.
+func TestTransactionsTakeWriteLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	a, b := openTemp(t, path), openTemp(t, path)
+	tx, err := a.db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+
+	conn, err := b.db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Do not wait: we want to see the lock, not queue behind it. The
+	// connection is discarded afterwards so the setting does not leak into
+	// the pool.
+	defer conn.Raw(func(any) error { return driver.ErrBadConn })
+	if _, err := conn.ExecContext(t.Context(), "PRAGMA busy_timeout = 0"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.ExecContext(t.Context(), "BEGIN IMMEDIATE")
+	if err == nil {
+		conn.ExecContext(t.Context(), "ROLLBACK")
+		t.Fatal("another connection could take the write lock while a transaction was open")
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
+		t.Errorf("BEGIN IMMEDIATE: %v, want SQLITE_BUSY", err)
+	}
+}

@@ -1,0 +1,119 @@
+package web
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
+)
+
+// digest hashes a secret so comparisons run in constant time over a fixed
+// length, leaking neither content nor length.
+func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// requireAdmin guards /admin with the bootstrap bearer secret (admin.token or
+// KEYGATE_ADMIN_TOKEN). With no secret configured the admin API is off.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.AdminToken == "" {
+			return echo.NewHTTPError(http.StatusForbidden, "the admin API is disabled: set admin.token or KEYGATE_ADMIN_TOKEN")
+		}
+		auth := c.Request().Header.Get(echo.HeaderAuthorization)
+		scheme, tok, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "admin bearer token required")
+		}
+		got := digest(strings.TrimSpace(tok))
+		if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) != 1 {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="invalid_token"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "invalid admin token")
+		}
+		return next(c)
+	}
+}
+
+// KeyView is one key as the admin API shows it.
+type KeyView struct {
+	KID        string     `json:"kid"`
+	State      string     `json:"state"`
+	Algorithm  string     `json:"alg"`
+	Bits       int        `json:"bits"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ActivateAt time.Time  `json:"activate_at"`
+	RetireAt   time.Time  `json:"retire_at"`
+	RemoveAt   time.Time  `json:"remove_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Published  bool       `json:"published"`
+	Signing    bool       `json:"signing"`
+}
+
+// ViewKeys converts a snapshot's keys for display.
+func ViewKeys(keys []rotation.Key) []KeyView {
+	out := make([]KeyView, 0, len(keys))
+	for _, k := range keys {
+		v := KeyView{KID: k.KID, State: string(k.State), Algorithm: k.Algorithm,
+			CreatedAt: k.CreatedAt.UTC(), ActivateAt: k.ActivateAt.UTC(), RetireAt: k.RetireAt.UTC(), RemoveAt: k.RemoveAt.UTC(),
+			Published: k.State != store.KeyRevoked, Signing: k.State == store.KeyActive}
+		if k.Public != nil {
+			v.Bits = k.Public.N.BitLen()
+		}
+		if !k.RevokedAt.IsZero() {
+			t := k.RevokedAt.UTC()
+			v.RevokedAt = &t
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) adminListKeys(c echo.Context) error {
+	snap := s.cfg.Keys.Current()
+	if snap == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "key set not loaded yet")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"keys": ViewKeys(snap.Keys), "version": snap.Version})
+}
+
+// adminRotate rotates now, or schedules the rotation if the next key is younger
+// than publish_ahead; ?force=true rotates now regardless.
+func (s *Server) adminRotate(c echo.Context) error {
+	force := false
+	if v := c.QueryParam("force"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, "force must be true or false")
+		}
+		force = b
+	}
+	res, err := s.cfg.Keys.Rotate(c.Request().Context(), force)
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("admin API: rotation", "activated", res.Activated, "scheduled", res.Scheduled, "remote_ip", c.RealIP())
+	return c.JSON(http.StatusOK, map[string]any{"activated": res.Activated, "retired": res.Retired,
+		"at": res.At.UTC(), "scheduled": res.Scheduled})
+}
+
+func (s *Server) adminRevoke(c echo.Context) error {
+	kid := c.Param("kid")
+	res, err := s.cfg.Keys.Revoke(c.Request().Context(), kid)
+	switch {
+	case errors.Is(err, rotation.ErrUnknownKID):
+		return echo.NewHTTPError(http.StatusNotFound, "no key with kid "+strconv.Quote(kid))
+	case errors.Is(err, rotation.ErrAlreadyRevoked):
+		return echo.NewHTTPError(http.StatusConflict, "key "+strconv.Quote(kid)+" is already revoked")
+	case err != nil:
+		return err
+	}
+	s.cfg.Logger.Warn("admin API: key revoked", "kid", kid, "remote_ip", c.RealIP())
+	return c.JSON(http.StatusOK, map[string]any{"revoked": res.KID, "was": string(res.WasState), "activated": res.Activated})
+}

@@ -1,0 +1,33 @@
+package web
+
+import (
+	"log/slog"
+
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/rotation"
+)
+
+// JWKSDocument serializes a snapshot's published keys (every key but revoked
+// ones, in the snapshot's deterministic order).
+func JWKSDocument(s *rotation.Snapshot) (*jwks.Document, error) {
+	pub := s.Published()
+	keys := make([]jwks.PublicKey, 0, len(pub))
+	for _, k := range pub {
+		keys = append(keys, jwks.PublicKey{KID: k.KID, Algorithm: k.Algorithm, Key: k.Public})
+	}
+	return jwks.NewDocument(keys)
+}
+
+// Republish returns a rotation.Config.OnChange callback that re-serializes the
+// key set into p whenever it changes — the only time serialization happens.
+func Republish(p *jwks.Publisher, log *slog.Logger) func(*rotation.Snapshot) {
+	return func(s *rotation.Snapshot) {
+		doc, err := JWKSDocument(s)
+		if err != nil {
+			log.Error("key set not republished; serving the previous one", "err", err)
+			return
+		}
+		p.Publish(doc)
+		log.Info("key set published", "kids", doc.KIDs(), "etag", doc.ETag, "signing_kid", s.Signing.KID)
+	}
+}

@@ -1,0 +1,191 @@
+// Package web is Keygate's HTTP face: Echo routes for the key set, discovery,
+// operations and administration. Handlers are thin; the key lifecycle lives in
+// rotation and publication in jwks.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keygate/keygate/rotation"
+)
+
+// Keys is what the web layer needs of the key lifecycle.
+type Keys interface {
+	Current() *rotation.Snapshot
+	Rotate(ctx context.Context, force bool) (rotation.RotateResult, error)
+	Revoke(ctx context.Context, kid string) (rotation.RevokeResult, error)
+}
+
+// Pinger reports whether the store answers; /readyz calls it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config holds the server's dependencies.
+type Config struct {
+	Issuer       string
+	AdminToken   string // bearer secret for /admin; empty disables the admin API
+	MaxBodyBytes int64
+	Keys         Keys
+	Store        Pinger
+	JWKS         http.Handler // the pre-serialized key set (a *jwks.Publisher)
+	Metrics      *Metrics
+	Registry     *prometheus.Registry // gathered by /metrics
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Server is the configured Echo application.
+type Server struct {
+	cfg       Config
+	echo      *echo.Echo
+	discovery []byte
+	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
+}
+
+// New builds the routes. The result is an http.Handler; the caller owns the
+// listener and the http.Server (with its timeouts).
+func New(cfg Config) (*Server, error) {
+	if cfg.Keys == nil || cfg.Store == nil || cfg.JWKS == nil || cfg.Metrics == nil || cfg.Registry == nil {
+		return nil, errors.New("web: Keys, Store, JWKS, Metrics and Registry are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, echo: echo.New()}
+	s.adminKey = digest(cfg.AdminToken)
+	doc, err := discoveryDocument(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	s.discovery = doc
+
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.cfg.Logger.Error("panic in handler", "err", err, "path", c.Request().URL.Path,
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)))
+	e.Use(s.requestLogger())
+
+	jwksHandler := echo.WrapHandler(cfg.JWKS)
+	for _, p := range []string{"/jwks", "/.well-known/jwks.json"} {
+		e.GET(p, jwksHandler)
+		e.HEAD(p, jwksHandler)
+		e.Any(p, jwksHandler) // the publisher answers 405 with Allow itself
+	}
+	e.GET("/.well-known/openid-configuration", s.serveDiscovery)
+	e.GET("/.well-known/oauth-authorization-server", s.serveDiscovery)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+
+	admin := e.Group("/admin", s.requireAdmin)
+	admin.GET("/keys", s.adminListKeys)
+	admin.POST("/keys/rotate", s.adminRotate)
+	admin.POST("/keys/:kid/revoke", s.adminRevoke)
+	return s, nil
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// quietPaths are polled by machines many times a second; logging each request
+// would cost more than serving it. They are counted in /metrics instead.
+var quietPaths = map[string]bool{"/jwks": true, "/.well-known/jwks.json": true, "/healthz": true, "/readyz": true, "/metrics": true}
+
+// requestLogger logs one line per request with its request ID. It logs the path,
+// never the query string, which can carry codes and tokens.
+func (s *Server) requestLogger() echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		Skipper: func(c echo.Context) bool {
+			return quietPaths[c.Request().URL.Path]
+		},
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true,
+		LogRemoteIP: true, LogError: true, HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			attrs := []slog.Attr{slog.String("method", v.Method), slog.String("path", v.URIPath),
+				slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
+				slog.String("request_id", v.RequestID), slog.String("remote_ip", v.RemoteIP)}
+			if v.Error != nil && v.Status >= 500 {
+				attrs = append(attrs, slog.String("err", v.Error.Error()))
+			}
+			s.cfg.Logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
+			return nil
+		},
+	})
+}
+
+// handleError answers every error as JSON {"error": "..."}: 4xx with the
+// handler's message, 5xx with a generic one (the detail goes to the log).
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal server error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		if code < 500 {
+			msg = fmt.Sprint(he.Message)
+		}
+	}
+	if code >= 500 {
+		s.cfg.Logger.Error("request failed", "err", err, "path", c.Request().URL.Path,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	_ = c.JSON(code, map[string]string{"error": msg})
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready when the store answers within two seconds and an active key is
+// loaded: a replica that cannot sign or cannot see the key set should get no
+// traffic.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"store": "ok", "signing_key": "ok"}
+	ready := true
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		checks["store"], ready = "unreachable", false
+		s.cfg.Logger.Warn("readiness: store unreachable", "err", err)
+	}
+	if snap := s.cfg.Keys.Current(); snap == nil || snap.Signing.Private == nil {
+		checks["signing_key"], ready = "not loaded", false
+	}
+	if !ready {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}
