@@ -88,12 +88,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)))
 	e.Use(s.requestLogger())
 
-	jwksHandler := echo.WrapHandler(cfg.JWKS)
-	for _, p := range []string{"/jwks", "/.well-known/jwks.json"} {
-		e.GET(p, jwksHandler)
-		e.HEAD(p, jwksHandler)
-		e.Any(p, jwksHandler) // the publisher answers 405 with Allow itself
-	}
+	// /jwks and /.well-known/jwks.json are served in ServeHTTP, ahead of Echo.
 	e.GET("/.well-known/openid-configuration", s.serveDiscovery)
 	e.GET("/.well-known/oauth-authorization-server", s.serveDiscovery)
 	e.GET("/healthz", s.healthz)
@@ -107,8 +102,19 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+// ServeHTTP makes Server an http.Handler. The two key-set routes go straight to
+// the pre-serialized publisher: they are the hottest, most machine-polled routes
+// and need none of the middleware (no body, nothing logged, counted in
+// /metrics), and skipping Echo's chain (request-ID generation, recover, routing)
+// is what brings them near a static file server. Everything else goes through
+// Echo.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "/jwks" || p == "/.well-known/jwks.json" {
+		s.cfg.JWKS.ServeHTTP(w, r)
+		return
+	}
+	s.echo.ServeHTTP(w, r)
+}
 
 // quietPaths are polled by machines many times a second; logging each request
 // would cost more than serving it. They are counted in /metrics instead.
