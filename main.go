@@ -54,7 +54,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
 	})
-	root.AddCommand(newKeysCmd(o))
+	root.AddCommand(newKeysCmd(o), newClientsCmd(o), newUsersCmd(o))
 	return root
 }
 

@@ -53,8 +53,12 @@ func runServe(parent context.Context, o *options) error {
 		return explain(fmt.Errorf("load signing keys: %w", err))
 	}
 
+	provider, err := d.provider(mgr)
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		Keys: mgr, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log})
+		Keys: mgr, IDP: provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log})
 	if err != nil {
 		return err
 	}

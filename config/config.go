@@ -24,15 +24,18 @@ import (
 // Config is the whole configuration. Relative paths are resolved against the
 // directory of the configuration file.
 type Config struct {
-	Issuer  string  `yaml:"issuer"`
-	Listen  string  `yaml:"listen"`
-	Storage Storage `yaml:"storage"`
-	Keys    Keys    `yaml:"keys"`
-	JWKS    JWKS    `yaml:"jwks"`
-	Tokens  Tokens  `yaml:"tokens"`
-	Admin   Admin   `yaml:"admin"`
-	Server  Server  `yaml:"server"`
-	Log     Log     `yaml:"log"`
+	Issuer  string   `yaml:"issuer"`
+	Listen  string   `yaml:"listen"`
+	Storage Storage  `yaml:"storage"`
+	Keys    Keys     `yaml:"keys"`
+	JWKS    JWKS     `yaml:"jwks"`
+	Tokens  Tokens   `yaml:"tokens"`
+	Admin   Admin    `yaml:"admin"`
+	Server  Server   `yaml:"server"`
+	Log     Log      `yaml:"log"`
+	Signup  Signup   `yaml:"signup"`
+	Login   Login    `yaml:"login"`
+	Clients []Client `yaml:"clients"`
 
 	// Path is the file the configuration was read from ("" for none).
 	Path string `yaml:"-"`
@@ -64,9 +67,46 @@ type JWKS struct {
 // Tokens bounds token lifetimes; the longest of them plus Leeway is how long a
 // retired key stays published.
 type Tokens struct {
-	AccessTTL  time.Duration `yaml:"access_ttl"`
-	IDTokenTTL time.Duration `yaml:"id_token_ttl"`
-	Leeway     time.Duration `yaml:"leeway"`
+	AccessTTL    time.Duration `yaml:"access_ttl"`     // default access-token lifetime
+	MaxAccessTTL time.Duration `yaml:"max_access_ttl"` // no client may ask for more
+	IDTokenTTL   time.Duration `yaml:"id_token_ttl"`
+	RefreshTTL   time.Duration `yaml:"refresh_ttl"` // each refresh token, renewed on every use
+	Leeway       time.Duration `yaml:"leeway"`
+}
+
+// Signup controls self-service registration (POST /users).
+type Signup struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Login bounds password guessing: per-username and per-IP token buckets of
+// failed attempts, and how many argon2id computations may run at once.
+type Login struct {
+	UserBurst     int           `yaml:"user_burst"` // failures allowed at once per username
+	UserEvery     time.Duration `yaml:"user_every"` // one more regained every ...
+	IPBurst       int           `yaml:"ip_burst"`
+	IPEvery       time.Duration `yaml:"ip_every"`
+	MaxConcurrent int           `yaml:"max_concurrent_hashes"`
+}
+
+// Client is a client declared in the configuration file (static: it cannot be
+// deleted from the CLI). Its secret is never written here in clear: give its
+// SHA-256 (hex), as printed by `keygate clients hash-secret`.
+type Client struct {
+	ID                 string        `yaml:"id"`
+	Name               string        `yaml:"name"`
+	SecretSHA256       string        `yaml:"secret_sha256"`
+	PublicKeyFile      string        `yaml:"public_key_file"` // PEM
+	JWKS               string        `yaml:"jwks"`            // inline JWK Set JSON
+	JWKSURI            string        `yaml:"jwks_uri"`
+	GrantTypes         []string      `yaml:"grant_types"`
+	Scopes             []string      `yaml:"scopes"`
+	Audience           []string      `yaml:"audience"`
+	RedirectURIs       []string      `yaml:"redirect_uris"`
+	Public             bool          `yaml:"public"`
+	AccessTTL          time.Duration `yaml:"access_ttl"`
+	NotBeforeDelay     time.Duration `yaml:"not_before_delay"`
+	AllowBareAssertion bool          `yaml:"allow_bare_assertion"`
 }
 
 // Admin guards the admin HTTP API.
@@ -99,8 +139,11 @@ func Default() Config {
 		Storage: Storage{Driver: "sqlite", DSN: "data/keygate.db"},
 		Keys: Keys{RSABits: 2048, RotationPeriod: 30 * 24 * time.Hour, PublishAhead: 24 * time.Hour,
 			PollInterval: 2 * time.Second},
-		JWKS:   JWKS{MaxAge: 10 * time.Minute},
-		Tokens: Tokens{AccessTTL: 15 * time.Minute, IDTokenTTL: time.Hour, Leeway: time.Minute},
+		JWKS: JWKS{MaxAge: 10 * time.Minute},
+		Tokens: Tokens{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour, IDTokenTTL: time.Hour,
+			RefreshTTL: 30 * 24 * time.Hour, Leeway: time.Minute},
+		Signup: Signup{Enabled: true},
+		Login:  Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second, MaxConcurrent: 4},
 		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes: 64 << 10},
@@ -180,6 +223,14 @@ var envVars = []envVar{
 	{"KEYGATE_POLL_INTERVAL", durationVar(func(c *Config) *time.Duration { return &c.Keys.PollInterval })},
 	{"KEYGATE_JWKS_MAX_AGE", durationVar(func(c *Config) *time.Duration { return &c.JWKS.MaxAge })},
 	{"KEYGATE_ACCESS_TTL", durationVar(func(c *Config) *time.Duration { return &c.Tokens.AccessTTL })},
+	{"KEYGATE_SIGNUP_ENABLED", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not true or false: %q", v)
+		}
+		c.Signup.Enabled = b
+		return nil
+	}},
 	{"KEYGATE_LOG_LEVEL", stringVar(func(c *Config) *string { return &c.Log.Level })},
 	{"KEYGATE_LOG_FORMAT", stringVar(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -226,6 +277,9 @@ func (c *Config) resolvePaths() {
 		c.Storage.DSN = abs(c.Storage.DSN)
 	}
 	c.Keys.EncryptionKeyFile = abs(c.Keys.EncryptionKeyFile)
+	for i := range c.Clients {
+		c.Clients[i].PublicKeyFile = abs(c.Clients[i].PublicKeyFile)
+	}
 }
 
 // Validate reports the first invalid setting by its configuration key.
@@ -275,6 +329,29 @@ func (c Config) Validate() error {
 		return fmt.Errorf("tokens.id_token_ttl: must be positive, got %s", t.IDTokenTTL)
 	case t.Leeway < 0:
 		return fmt.Errorf("tokens.leeway: must not be negative, got %s", t.Leeway)
+	case t.MaxAccessTTL < t.AccessTTL:
+		return fmt.Errorf("tokens.max_access_ttl: must be at least tokens.access_ttl (%s), got %s", t.AccessTTL, t.MaxAccessTTL)
+	case t.RefreshTTL <= 0:
+		return fmt.Errorf("tokens.refresh_ttl: must be positive, got %s", t.RefreshTTL)
+	}
+	l := c.Login
+	switch {
+	case l.UserBurst < 1 || l.IPBurst < 1:
+		return fmt.Errorf("login.user_burst and login.ip_burst: must be at least 1, got %d and %d", l.UserBurst, l.IPBurst)
+	case l.UserEvery <= 0 || l.IPEvery <= 0:
+		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
+	case l.MaxConcurrent < 1:
+		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, got %d", l.MaxConcurrent)
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		if err := cl.validate(t.MaxAccessTTL); err != nil {
+			return fmt.Errorf("clients[%d] (%q): %w", i, cl.ID, err)
+		}
+		if seen[cl.ID] {
+			return fmt.Errorf("clients[%d]: duplicate id %q", i, cl.ID)
+		}
+		seen[cl.ID] = true
 	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < 32 {
 		return fmt.Errorf("admin.token: must be at least 32 characters (generate one with: openssl rand -base64 32), got %d", len(c.Admin.Token))
@@ -305,9 +382,27 @@ func (c Config) Validate() error {
 }
 
 // Retention is how long a retired key stays published: the longest token
-// lifetime plus the leeway verifiers allow for clock skew.
+// lifetime any client can get plus the leeway verifiers allow for clock skew.
 func (c Config) Retention() time.Duration {
-	return max(c.Tokens.AccessTTL, c.Tokens.IDTokenTTL) + c.Tokens.Leeway
+	return max(c.Tokens.MaxAccessTTL, c.Tokens.AccessTTL, c.Tokens.IDTokenTTL) + c.Tokens.Leeway
+}
+
+func (cl Client) validate(maxTTL time.Duration) error {
+	switch {
+	case cl.ID == "" || strings.ContainsAny(cl.ID, " \t\n:"):
+		return fmt.Errorf("id: must be non-empty without spaces or colons")
+	case cl.SecretSHA256 != "" && len(cl.SecretSHA256) != 64:
+		return fmt.Errorf("secret_sha256: must be 64 hex digits (keygate clients hash-secret)")
+	case cl.AccessTTL < 0 || cl.AccessTTL > maxTTL:
+		return fmt.Errorf("access_ttl: must be between 0 (the default) and tokens.max_access_ttl (%s), got %s", maxTTL, cl.AccessTTL)
+	case cl.NotBeforeDelay < 0:
+		return fmt.Errorf("not_before_delay: must not be negative, got %s", cl.NotBeforeDelay)
+	case cl.Public && (cl.SecretSHA256 != "" || cl.PublicKeyFile != "" || cl.JWKS != "" || cl.JWKSURI != ""):
+		return fmt.Errorf("public: a public client has no secret and no keys")
+	case len(cl.GrantTypes) == 0:
+		return fmt.Errorf("grant_types: list at least one grant")
+	}
+	return nil
 }
 
 // DevKEKPath is where the development key-encryption key file lives when none is

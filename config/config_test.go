@@ -105,7 +105,7 @@ func TestEmptyFileMeansDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Keys.RSABits != 2048 || c.Retention() != time.Hour+time.Minute {
+	if c.Keys.RSABits != 2048 || c.Retention() != 24*time.Hour+time.Minute {
 		t.Errorf("defaults: bits %d retention %s", c.Keys.RSABits, c.Retention())
 	}
 }

@@ -86,3 +86,55 @@ type KeyChange struct {
 func (c KeyChange) Empty() bool {
 	return len(c.Updates) == 0 && len(c.Deletes) == 0 && len(c.Inserts) == 0
 }
+
+// Client is an OAuth client registered in the store (clients from config.yaml
+// never touch the store). Its secret is a high-entropy API key, so a SHA-256
+// digest suffices: no slow password hash, which the token endpoint would pay on
+// every request.
+type Client struct {
+	ID                 string
+	Name               string
+	SecretHash         []byte   // SHA-256 of the secret; nil when the client has none
+	JWKS               []byte   // registered public keys as a JWK Set (JSON); nil for none
+	JWKSURI            string   // or where to fetch them
+	GrantTypes         []string // allowed grants, e.g. "client_credentials"
+	Scopes             []string // scopes it may ask for
+	Audience           []string // "aud" of its access tokens
+	RedirectURIs       []string // exact-match redirect URIs (browser flow)
+	Public             bool     // no secret, no key: may only use flows that need none
+	AccessTTL          time.Duration
+	NotBeforeDelay     time.Duration // tokens become valid this long after issue
+	AllowBareAssertion bool          // accept seed-style assertions without exp/jti (replayable; opt-in)
+	CreatedAt          time.Time
+}
+
+// User is a person (or script) with a password. Username is unique without
+// regard to case; Email, when set, too.
+type User struct {
+	ID           string // uuid
+	Username     string
+	Email        string // optional
+	Name         string
+	PasswordHash string // argon2id, PHC string format
+	Admin        bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// RefreshToken is one link of a refresh-token family. The token itself is
+// never stored: ID is the hex SHA-256 of it. Each use spends the link and adds
+// the next; presenting a spent link means the family leaked, and the whole
+// family is revoked.
+type RefreshToken struct {
+	ID        string // hex SHA-256 of the opaque token
+	FamilyID  string
+	ClientID  string
+	Subject   string // user ID, or client ID for client grants
+	Scope     string
+	Audience  []string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until exchanged
+	RevokedAt time.Time // zero unless its family was revoked
+}

@@ -19,23 +19,37 @@ import (
 // length, leaking neither content nor length.
 func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
-// requireAdmin guards /admin with the bootstrap bearer secret (admin.token or
-// KEYGATE_ADMIN_TOKEN). With no secret configured the admin API is off.
+// AdminScope is the scope an access token needs, besides an admin user as its
+// subject, to use /admin.
+const AdminScope = "admin"
+
+// requireAdmin guards /admin. It accepts an access token whose subject is an
+// admin user and which carries the admin scope, or the bootstrap secret
+// (admin.token / KEYGATE_ADMIN_TOKEN), kept as a fallback for a first start
+// before any admin user exists and for automation; leave it unset otherwise.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.cfg.AdminToken == "" {
-			return echo.NewHTTPError(http.StatusForbidden, "the admin API is disabled: set admin.token or KEYGATE_ADMIN_TOKEN")
-		}
 		auth := c.Request().Header.Get(echo.HeaderAuthorization)
 		scheme, tok, ok := strings.Cut(auth, " ")
+		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "admin bearer token required")
 		}
-		got := digest(strings.TrimSpace(tok))
-		if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) != 1 {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="invalid_token"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "invalid admin token")
+		if s.cfg.AdminToken != "" {
+			got := digest(tok)
+			if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) == 1 {
+				return next(c)
+			}
+		}
+		claims, err := s.bearer(c)
+		if err != nil {
+			return err
+		}
+		u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
+		if err != nil || !u.Admin || !claims.HasScope(AdminScope) {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="insufficient_scope", scope="admin"`)
+			return echo.NewHTTPError(http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
 		return next(c)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/keygate/keygate/idp"
 )
 
 // Discovery is the provider metadata served at both
@@ -13,22 +15,47 @@ import (
 // /.well-known/oauth-authorization-server (RFC 8414). It lists only what this
 // server answers: an endpoint appears here when its route exists.
 type Discovery struct {
-	Issuer                           string   `json:"issuer"`
-	JWKSURI                          string   `json:"jwks_uri"`
-	ResponseTypesSupported           []string `json:"response_types_supported"`
-	SubjectTypesSupported            []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	Issuer                                     string   `json:"issuer"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	SubjectTypesSupported                      []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	ClaimsSupported                            []string `json:"claims_supported"`
 }
 
-func discoveryDocument(issuer string) ([]byte, error) {
+func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
+	algs := idp.AssertionAlgorithms()
 	d := Discovery{
-		Issuer:  issuer,
-		JWKSURI: issuer + "/jwks",
+		Issuer:                issuer,
+		JWKSURI:               issuer + "/jwks",
+		TokenEndpoint:         issuer + "/token",
+		UserinfoEndpoint:      issuer + "/userinfo",
+		RevocationEndpoint:    issuer + "/revoke",
+		IntrospectionEndpoint: issuer + "/introspect",
 		// Required members; empty until /authorize exists, because advertising a
 		// response type that no endpoint serves would mislead clients.
-		ResponseTypesSupported:           []string{},
-		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{"RS256"},
+		ResponseTypesSupported:                     []string{},
+		GrantTypesSupported:                        idp.GrantTypes,
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
+		TokenEndpointAuthMethodsSupported:          idp.AuthMethods,
+		TokenEndpointAuthSigningAlgValuesSupported: algs,
+		RevocationEndpointAuthMethodsSupported:     append(append([]string{}, idp.AuthMethods...), "none"),
+		IntrospectionEndpointAuthMethodsSupported:  idp.AuthMethods,
+		IntrospectionEndpointAuthSigningAlgValues:  algs,
+		ScopesSupported:                            []string{"openid", "profile", "email"},
+		ClaimsSupported:                            []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "name", "email", "email_verified"},
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
 )
 
@@ -38,6 +39,7 @@ type Config struct {
 	AdminToken   string // bearer secret for /admin; empty disables the admin API
 	MaxBodyBytes int64
 	Keys         Keys
+	IDP          *idp.Provider // tokens, clients, users
 	Store        Pinger
 	JWKS         http.Handler // the pre-serialized key set (a *jwks.Publisher)
 	Metrics      *Metrics
@@ -57,8 +59,8 @@ type Server struct {
 // New builds the routes. The result is an http.Handler; the caller owns the
 // listener and the http.Server (with its timeouts).
 func New(cfg Config) (*Server, error) {
-	if cfg.Keys == nil || cfg.Store == nil || cfg.JWKS == nil || cfg.Metrics == nil || cfg.Registry == nil {
-		return nil, errors.New("web: Keys, Store, JWKS, Metrics and Registry are required")
+	if cfg.Keys == nil || cfg.IDP == nil || cfg.Store == nil || cfg.JWKS == nil || cfg.Metrics == nil || cfg.Registry == nil {
+		return nil, errors.New("web: Keys, IDP, Store, JWKS, Metrics and Registry are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -68,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, echo: echo.New()}
 	s.adminKey = digest(cfg.AdminToken)
-	doc, err := discoveryDocument(cfg.Issuer)
+	doc, err := discoveryDocument(cfg.Issuer, cfg.IDP)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +96,24 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+
+	e.POST("/token", s.token)
+	e.POST("/revoke", s.revoke)
+	e.POST("/introspect", s.introspect)
+	e.GET("/userinfo", s.userinfo)
+	e.POST("/userinfo", s.userinfo)
+	// Signup is rate limited per client IP (Echo's limiter) on top of the
+	// argon2 concurrency bound: each signup costs a password hash.
+	e.POST("/users", s.signup, middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: 1, Burst: 10, ExpiresIn: 10 * time.Minute}),
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			c.Response().Header().Set("Retry-After", "1")
+			return echo.NewHTTPError(http.StatusTooManyRequests, "too many signups from this address; slow down")
+		},
+	}))
+	e.GET("/users/me", s.me)
+	e.POST("/login", s.scriptLogin)
+	e.GET("/getkey", s.getKey)
 
 	admin := e.Group("/admin", s.requireAdmin)
 	admin.GET("/keys", s.adminListKeys)

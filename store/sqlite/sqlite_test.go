@@ -27,6 +27,12 @@ func TestKeyStore(t *testing.T) {
 	})
 }
 
+func TestIdentityStore(t *testing.T) {
+	storetest.RunIdentityStore(t, func(t *testing.T) storetest.IdentityStore {
+		return openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
+	})
+}
+
 // openTemp opens the database at path and closes it when the test ends.
 func openTemp(t *testing.T, path string) *Store {
 	t.Helper()

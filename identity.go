@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/throttle"
+)
+
+// staticClients converts the clients declared in the configuration file,
+// reading their key files.
+func staticClients(cfg config.Config) ([]idp.Client, error) {
+	out := make([]idp.Client, 0, len(cfg.Clients))
+	for _, cc := range cfg.Clients {
+		c := idp.Client{ID: cc.ID, Name: cc.Name, JWKSURI: cc.JWKSURI, GrantTypes: cc.GrantTypes, Scopes: cc.Scopes,
+			Audience: cc.Audience, RedirectURIs: cc.RedirectURIs, Public: cc.Public, AccessTTL: cc.AccessTTL,
+			NotBeforeDelay: cc.NotBeforeDelay, AllowBareAssertion: cc.AllowBareAssertion}
+		if cc.SecretSHA256 != "" {
+			h, err := idp.ParseSecretSHA256(cc.SecretSHA256)
+			if err != nil {
+				return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
+			}
+			c.SecretHash = h
+		}
+		var keyData []byte
+		switch {
+		case cc.PublicKeyFile != "":
+			b, err := os.ReadFile(cc.PublicKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("clients %q: public_key_file: %w", cc.ID, err)
+			}
+			keyData = b
+		case cc.JWKS != "":
+			keyData = []byte(cc.JWKS)
+		}
+		if keyData != nil {
+			set, err := idp.ParsePublicKeys(keyData)
+			if err != nil {
+				return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
+			}
+			c.Keys = set
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// provider builds the identity provider over the deps' store.
+func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
+	clients, err := staticClients(d.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := d.cfg.Login
+	return idp.New(idp.Config{
+		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
+		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
+		Clients: clients, Store: d.store, Keys: keys,
+		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
+		UserThrottle: throttle.New(throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}, 100_000),
+		IPThrottle:   throttle.New(throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}, 100_000),
+		Logger:       d.log,
+	})
+}
+
+// noKeys is for commands that manage users and clients and sign nothing.
+type noKeys struct{}
+
+func (noKeys) Current() *rotation.Snapshot { return nil }
+
+// withProvider opens the store and the provider around a command.
+func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		d, err := o.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer d.store.Close()
+		p, err := d.provider(noKeys{})
+		if err != nil {
+			return err
+		}
+		return run(cmd, p, args)
+	}
+}
+
+func newClientsCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "clients", Short: "Register, list and delete OAuth clients"}
+	var (
+		c                      idp.Client
+		keyFile                string
+		noSecret               bool
+		accessTTL, nbfDelay    time.Duration
+		grants, scopes, audien []string
+		redirects              []string
+	)
+	add := &cobra.Command{
+		Use:   "add ID",
+		Short: "Register a client; prints its secret once",
+		Example: `  keygate clients add billing --grant client_credentials --scope read --audience orders
+  keygate clients add future-script --grant urn:ietf:params:oauth:grant-type:jwt-bearer --public-key client.pub \
+      --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion`,
+		Args: cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			c.ID, c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = args[0], grants, scopes, audien, redirects
+			c.AccessTTL, c.NotBeforeDelay = accessTTL, nbfDelay
+			if keyFile != "" {
+				b, err := os.ReadFile(keyFile)
+				if err != nil {
+					return fmt.Errorf("--public-key: %w", err)
+				}
+				set, err := idp.ParsePublicKeys(b)
+				if err != nil {
+					return fmt.Errorf("--public-key %s: %w", keyFile, err)
+				}
+				c.Keys = set
+			}
+			secret, err := p.RegisterClient(cmd.Context(), &c, !noSecret)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "client_id:     %s\n", c.ID)
+			if secret != "" {
+				fmt.Fprintf(o.stdout, "client_secret: %s\n(shown once: only its SHA-256 is stored)\n", secret)
+			}
+			return nil
+		}),
+	}
+	f := add.Flags()
+	f.StringVar(&c.Name, "name", "", "display name")
+	f.StringSliceVar(&grants, "grant", []string{idp.GrantClientCredentials}, "allowed grant types (repeat or comma-separate): "+strings.Join(idp.GrantTypes, ", "))
+	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for")
+	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens (default: the client id)")
+	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (browser flow), matched exactly")
+	f.StringVar(&keyFile, "public-key", "", "PEM public key or JWK Set file for private_key_jwt and jwt-bearer")
+	f.StringVar(&c.JWKSURI, "jwks-uri", "", "URL of the client's JWK Set instead of --public-key")
+	f.BoolVar(&c.Public, "public", false, "public client: no secret, no key")
+	f.BoolVar(&noSecret, "no-secret", false, "no secret (a key-only client)")
+	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (default tokens.access_ttl)")
+	f.DurationVar(&nbfDelay, "not-before-delay", 0, "tokens become valid this long after issue (seed 000: 10s)")
+	f.BoolVar(&c.AllowBareAssertion, "allow-bare-assertion", false, "accept assertions with only iss (seed 000; replayable, so off by default)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List clients (configuration file and store)",
+		Args:  cobra.NoArgs,
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, _ []string) error {
+			cs, err := p.Clients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY")
+			for _, c := range cs {
+				src, auth := "store", []string{}
+				if c.Static {
+					src = "config"
+				}
+				if len(c.SecretHash) > 0 {
+					auth = append(auth, "secret")
+				}
+				if c.HasKeys() {
+					auth = append(auth, "key")
+				}
+				if c.Public {
+					auth = append(auth, "public")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
+					strings.Join(c.Scopes, ","), strings.Join(c.Audience, ","), c.AccessTTL, c.NotBeforeDelay)
+			}
+			return tw.Flush()
+		}),
+	}
+	del := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a stored client",
+		Args:  cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			if err := p.DeleteClient(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "deleted client %s\n", args[0])
+			return nil
+		}),
+	}
+	hash := &cobra.Command{
+		Use:   "hash-secret",
+		Short: "Read a secret on stdin and print the secret_sha256 for a client in config.yaml",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := readSecret(cmd.InOrStdin(), o.stderr, "Secret: ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "%x\n", idp.HashSecret(s))
+			return nil
+		},
+	}
+	cmd.AddCommand(add, list, del, hash)
+	return cmd
+}
+
+func newUsersCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Add, list and delete users; set passwords"}
+	var nu idp.NewUser
+	add := &cobra.Command{
+		Use:     "add USERNAME",
+		Short:   "Add a user; the password is read from the terminal or stdin",
+		Example: "  printf '%s\\n' 'correct horse battery staple' | keygate users add alice --email alice@example.com",
+		Args:    cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			pw, err := readSecret(cmd.InOrStdin(), o.stderr, "Password: ")
+			if err != nil {
+				return err
+			}
+			nu.Username, nu.Password = args[0], pw
+			u, err := p.CreateUser(cmd.Context(), nu)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "added user %s (id %s)\n", u.Username, u.ID)
+			return nil
+		}),
+	}
+	add.Flags().StringVar(&nu.Email, "email", "", "email address (unique)")
+	add.Flags().StringVar(&nu.Name, "name", "", "display name")
+	add.Flags().BoolVar(&nu.Admin, "admin", false, "may use /admin with a token carrying the admin scope")
+	list := &cobra.Command{
+		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, _ []string) error {
+			us, err := p.Users(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tADMIN\tCREATED")
+			for _, u := range us {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, u.Email, u.Name, u.Admin, u.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete USERNAME", Short: "Delete a user and their refresh tokens", Args: cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			if err := p.DeleteUser(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "deleted user %s\n", args[0])
+			return nil
+		}),
+	}
+	passwd := &cobra.Command{
+		Use: "passwd USERNAME", Short: "Set a user's password (read from the terminal or stdin)", Args: cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			pw, err := readSecret(cmd.InOrStdin(), o.stderr, "New password: ")
+			if err != nil {
+				return err
+			}
+			if err := p.SetPassword(cmd.Context(), args[0], pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "password of %s changed\n", args[0])
+			return nil
+		}),
+	}
+	cmd.AddCommand(add, list, del, passwd)
+	return cmd
+}
+
+// readSecret reads one line without echo from a terminal, or plainly from a pipe.
+func readSecret(in io.Reader, prompt io.Writer, label string) (string, error) {
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(prompt, label)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", strings.TrimSuffix(label, ": "), err)
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", fmt.Errorf("read %s from stdin: %w", strings.ToLower(strings.TrimSuffix(label, ": ")), err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,338 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/keygate/keygate/store"
+)
+
+// The grant types Keygate implements.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+)
+
+// GrantTypes lists the grants a client may be allowed, for validation and discovery.
+var GrantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantJWTBearer}
+
+// Client is a registered OAuth client, from the configuration file (Static) or
+// the store.
+type Client struct {
+	ID                 string
+	Name               string
+	SecretHash         []byte  // SHA-256 of the secret
+	Keys               jwk.Set // registered public keys; nil for none
+	JWKSURI            string  // or where they are published
+	GrantTypes         []string
+	Scopes             []string
+	Audience           []string
+	RedirectURIs       []string
+	Public             bool
+	AccessTTL          time.Duration
+	NotBeforeDelay     time.Duration
+	AllowBareAssertion bool
+	Static             bool
+	CreatedAt          time.Time
+}
+
+// HasGrant reports whether c may use grant.
+func (c *Client) HasGrant(grant string) bool { return slices.Contains(c.GrantTypes, grant) }
+
+// HasKeys reports whether c can sign assertions Keygate can check.
+func (c *Client) HasKeys() bool { return (c.Keys != nil && c.Keys.Len() > 0) || c.JWKSURI != "" }
+
+func (c *Client) prepare() error {
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(GrantTypes, g) {
+			return fmt.Errorf("unknown grant type %q (known: %s)", g, strings.Join(GrantTypes, ", "))
+		}
+	}
+	if c.JWKSURI != "" {
+		u, err := url.Parse(c.JWKSURI)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("jwks_uri %q is not an http(s) URL", c.JWKSURI)
+		}
+	}
+	if c.Public && (len(c.SecretHash) != 0 || c.HasKeys()) {
+		return errors.New("a public client has no secret and no keys")
+	}
+	return nil
+}
+
+// NewClientSecret returns a fresh client secret: 256 random bits, base64url.
+// It is shown once; only its SHA-256 is stored.
+func NewClientSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate client secret: %w", err)
+	}
+	return "kgs_" + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashSecret is how client secrets are stored. A secret with 256 bits of
+// entropy cannot be guessed, so a fast hash is enough and the token endpoint
+// does not pay for a password hash on every request.
+func HashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// ParseSecretSHA256 decodes a hex digest from the configuration file.
+func ParseSecretSHA256(s string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("secret_sha256 must be 64 hex digits")
+	}
+	return b, nil
+}
+
+// ParsePublicKeys reads a client's public keys from PEM (PKIX "PUBLIC KEY",
+// PKCS#1 "RSA PUBLIC KEY" or a certificate) or from a JWK Set. Private keys are
+// refused: a client registers only what verifies its signatures.
+func ParsePublicKeys(data []byte) (jwk.Set, error) {
+	trimmed := strings.TrimSpace(string(data))
+	if strings.HasPrefix(trimmed, "{") {
+		set, err := jwk.Parse([]byte(trimmed))
+		if err != nil {
+			return nil, fmt.Errorf("parse JWK Set: %w", err)
+		}
+		for i := 0; i < set.Len(); i++ {
+			k, _ := set.Key(i)
+			if isPrivate(k) {
+				return nil, errors.New("the JWK Set holds a private key: register only public keys")
+			}
+		}
+		return set, nil
+	}
+	set := jwk.NewSet()
+	rest := []byte(trimmed)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		var raw any
+		var err error
+		switch block.Type {
+		case "PUBLIC KEY":
+			raw, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			raw, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		case "CERTIFICATE":
+			var cert *x509.Certificate
+			if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+				raw = cert.PublicKey
+			}
+		default:
+			if strings.Contains(block.Type, "PRIVATE") {
+				return nil, errors.New("this is a private key: register the public key (openssl rsa -in client.key -pubout)")
+			}
+			return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse PEM %s: %w", block.Type, err)
+		}
+		k, err := jwk.FromRaw(raw)
+		if err != nil {
+			return nil, fmt.Errorf("public key: %w", err)
+		}
+		if err := set.AddKey(k); err != nil {
+			return nil, err
+		}
+	}
+	if set.Len() == 0 {
+		return nil, errors.New("no PEM public key found")
+	}
+	return set, nil
+}
+
+func isPrivate(k jwk.Key) bool {
+	switch k.KeyType().String() {
+	case "oct":
+		return true
+	}
+	_, hasD := k.Get("d")
+	return hasD
+}
+
+// FromStore converts a stored client.
+func FromStore(sc store.Client) (*Client, error) {
+	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
+		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, Public: sc.Public,
+		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, CreatedAt: sc.CreatedAt}
+	if len(sc.JWKS) > 0 {
+		set, err := jwk.Parse(sc.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("client %q: stored keys: %w", sc.ID, err)
+		}
+		c.Keys = set
+	}
+	return c, nil
+}
+
+// ToStore converts for storage.
+func (c *Client) ToStore() (store.Client, error) {
+	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
+		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, Public: c.Public, AccessTTL: c.AccessTTL,
+		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, CreatedAt: c.CreatedAt}
+	if c.Keys != nil && c.Keys.Len() > 0 {
+		b, err := json.Marshal(c.Keys)
+		if err != nil {
+			return sc, fmt.Errorf("client %q: keys: %w", c.ID, err)
+		}
+		sc.JWKS = b
+	}
+	return sc, nil
+}
+
+// Client finds a client by id: the configuration file first, then the store.
+// An unknown id is store.ErrNotFound.
+func (p *Provider) Client(ctx context.Context, id string) (*Client, error) {
+	if c, ok := p.static[id]; ok {
+		return c, nil
+	}
+	sc, err := p.cfg.Store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return FromStore(sc)
+}
+
+// Clients lists static then stored clients.
+func (p *Provider) Clients(ctx context.Context) ([]*Client, error) {
+	var out []*Client
+	for _, c := range p.cfg.Clients {
+		if sc, ok := p.static[c.ID]; ok {
+			out = append(out, sc)
+		}
+	}
+	stored, err := p.cfg.Store.ListClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range stored {
+		c, err := FromStore(sc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// RegisterClient validates c, gives it a secret unless it is public or
+// key-only (withSecret=false), stores it, and returns the secret (shown once).
+func (p *Provider) RegisterClient(ctx context.Context, c *Client, withSecret bool) (secret string, err error) {
+	if c.ID == "" || strings.ContainsAny(c.ID, " \t\n:") {
+		return "", errors.New("client id must be non-empty without spaces or colons")
+	}
+	if _, ok := p.static[c.ID]; ok {
+		return "", fmt.Errorf("client %q is declared in the configuration file: %w", c.ID, store.ErrConflict)
+	}
+	if c.AccessTTL < 0 || c.AccessTTL > p.cfg.MaxAccessTTL {
+		return "", fmt.Errorf("access_ttl must be between 0 (the default) and tokens.max_access_ttl (%s)", p.cfg.MaxAccessTTL)
+	}
+	if c.NotBeforeDelay < 0 || (c.AccessTTL > 0 && c.NotBeforeDelay >= c.AccessTTL) || (c.AccessTTL == 0 && c.NotBeforeDelay >= p.cfg.AccessTTL) {
+		return "", errors.New("not_before_delay must be shorter than the token lifetime")
+	}
+	if len(c.GrantTypes) == 0 {
+		return "", errors.New("give the client at least one grant type")
+	}
+	if withSecret && !c.Public {
+		if secret, err = NewClientSecret(); err != nil {
+			return "", err
+		}
+		c.SecretHash = HashSecret(secret)
+	}
+	if !c.Public && len(c.SecretHash) == 0 && !c.HasKeys() {
+		return "", errors.New("a confidential client needs a secret or public keys")
+	}
+	if err := c.prepare(); err != nil {
+		return "", err
+	}
+	c.CreatedAt = p.now().UTC()
+	sc, err := c.ToStore()
+	if err != nil {
+		return "", err
+	}
+	if err := p.cfg.Store.CreateClient(ctx, sc); err != nil {
+		return "", fmt.Errorf("register client %q: %w", c.ID, err)
+	}
+	return secret, nil
+}
+
+// DeleteClient removes a stored client; static ones live in the configuration file.
+func (p *Provider) DeleteClient(ctx context.Context, id string) error {
+	if _, ok := p.static[id]; ok {
+		return fmt.Errorf("client %q is declared in the configuration file; remove it there", id)
+	}
+	return p.cfg.Store.DeleteClient(ctx, id)
+}
+
+// checkSecret compares in constant time over fixed-length digests.
+func checkSecret(c *Client, secret string) bool {
+	if len(c.SecretHash) != sha256.Size {
+		return false
+	}
+	return subtle.ConstantTimeCompare(HashSecret(secret), c.SecretHash) == 1
+}
+
+// clientKeys returns the keys that may verify c's assertions.
+func (p *Provider) clientKeys(ctx context.Context, c *Client) (jwk.Set, error) {
+	if c.JWKSURI != "" {
+		return p.remote.get(ctx, c.JWKSURI)
+	}
+	if c.Keys == nil {
+		return jwk.NewSet(), nil
+	}
+	return c.Keys, nil
+}
+
+// remoteKeys fetches clients' jwks_uri through jwx's jwk.Cache, which honours
+// Cache-Control and refreshes in the background.
+type remoteKeys struct {
+	hc    *http.Client
+	once  sync.Once
+	cache *jwk.Cache
+	mu    sync.Mutex
+}
+
+func newRemoteKeys(hc *http.Client) *remoteKeys { return &remoteKeys{hc: hc} }
+
+func (r *remoteKeys) get(ctx context.Context, u string) (jwk.Set, error) {
+	r.once.Do(func() { r.cache = jwk.NewCache(context.Background()) })
+	r.mu.Lock()
+	if !r.cache.IsRegistered(u) {
+		if err := r.cache.Register(u, jwk.WithHTTPClient(r.hc), jwk.WithMinRefreshInterval(time.Minute)); err != nil {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("client jwks_uri %s: %w", u, err)
+		}
+	}
+	r.mu.Unlock()
+	set, err := r.cache.Get(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("fetch client keys from %s: %w", u, err)
+	}
+	return set, nil
+}

@@ -1,0 +1,171 @@
+// Package idp is Keygate's identity domain: clients, users, grants, token
+// issuance and validation. It knows nothing of HTTP routing (package web calls
+// it) and reaches storage and keys through small interfaces it declares.
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/throttle"
+)
+
+// Store is the storage idp needs.
+type Store interface {
+	CreateClient(ctx context.Context, c store.Client) error
+	GetClient(ctx context.Context, id string) (store.Client, error)
+	ListClients(ctx context.Context) ([]store.Client, error)
+	DeleteClient(ctx context.Context, id string) error
+
+	CreateUser(ctx context.Context, u store.User) error
+	GetUser(ctx context.Context, id string) (store.User, error)
+	GetUserByLogin(ctx context.Context, login string) (store.User, error)
+	ListUsers(ctx context.Context) ([]store.User, error)
+	DeleteUser(ctx context.Context, id string) error
+	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
+
+	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
+	GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
+	RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error
+	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
+
+	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+	RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
+}
+
+// Keys gives the current key set: the active key signs, the published keys
+// verify.
+type Keys interface {
+	Current() *rotation.Snapshot
+}
+
+// Config holds the provider's settings and dependencies.
+type Config struct {
+	Issuer       string
+	AccessTTL    time.Duration // default access-token lifetime
+	MaxAccessTTL time.Duration // ceiling for per-client lifetimes
+	RefreshTTL   time.Duration
+	Leeway       time.Duration // clock skew allowed on assertions clients sign
+	Signup       bool
+	Clients      []Client // static clients from the configuration file
+
+	Store        Store
+	Keys         Keys
+	Hasher       *password.Hasher
+	UserThrottle *throttle.Throttle // failed password attempts per username
+	IPThrottle   *throttle.Throttle // ... and per client IP
+	HTTPClient   *http.Client       // for clients' jwks_uri
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Provider implements the grants and token operations.
+type Provider struct {
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	static  map[string]*Client
+	remote  *remoteKeys
+}
+
+// New checks cfg and returns a Provider.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Hasher == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
+		return nil, errors.New("idp: Store, Keys, Hasher and both throttles are required")
+	}
+	if cfg.Issuer == "" || cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 {
+		return nil, errors.New("idp: Issuer, AccessTTL and RefreshTTL are required")
+	}
+	if cfg.MaxAccessTTL < cfg.AccessTTL {
+		cfg.MaxAccessTTL = cfg.AccessTTL
+	}
+	p := &Provider{cfg: cfg, now: cfg.Now, log: cfg.Logger, static: map[string]*Client{}}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	p.remote = newRemoteKeys(hc)
+	for i := range cfg.Clients {
+		c := cfg.Clients[i]
+		c.Static = true
+		if err := c.prepare(); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		p.static[c.ID] = &c
+	}
+	return p, nil
+}
+
+// Issuer is the "iss" of every token.
+func (p *Provider) Issuer() string { return p.cfg.Issuer }
+
+// TokenEndpoint is the URL of POST /token, an acceptable "aud" of client assertions.
+func (p *Provider) TokenEndpoint() string { return p.cfg.Issuer + "/token" }
+
+// SignupEnabled reports whether POST /users is open.
+func (p *Provider) SignupEnabled() bool { return p.cfg.Signup }
+
+// Error is an OAuth 2.0 error (RFC 6749 §5.2): a code, a description for
+// people, and the HTTP status to answer with.
+type Error struct {
+	Code        string
+	Description string
+	Status      int
+	RetryAfter  time.Duration // for 429
+	cause       error
+}
+
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Unwrap exposes the underlying cause for errors.Is.
+func (e *Error) Unwrap() error { return e.cause }
+
+func oauthErr(status int, code, format string, args ...any) *Error {
+	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
+}
+
+// The RFC 6749 error codes, with their usual statuses.
+func invalidRequest(f string, a ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "invalid_request", f, a...)
+}
+func invalidClient(f string, a ...any) *Error {
+	return oauthErr(http.StatusUnauthorized, "invalid_client", f, a...)
+}
+func invalidGrant(f string, a ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "invalid_grant", f, a...)
+}
+func unauthorizedClient(f string, a ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "unauthorized_client", f, a...)
+}
+func invalidScope(f string, a ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "invalid_scope", f, a...)
+}
+func serverError(err error) *Error {
+	return &Error{Code: "server_error", Description: "internal error", Status: http.StatusInternalServerError, cause: err}
+}
+
+// ErrThrottled marks a refusal because of too many failed attempts.
+var ErrThrottled = errors.New("too many failed attempts")
+
+// ErrInvalidCredentials is the one answer to a wrong username or a wrong
+// password: callers cannot tell them apart.
+var ErrInvalidCredentials = errors.New("invalid username or password")

@@ -1,0 +1,84 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keygate/keygate/store"
+)
+
+// Revoke serves RFC 7009. A refresh token revokes its whole family; an access
+// token goes on the deny list until it expires. Unknown tokens are not an
+// error (§2.2). A token issued to another client is refused.
+func (p *Provider) Revoke(ctx context.Context, c *Client, token, hint string) error {
+	if token == "" {
+		return invalidRequest("token is required")
+	}
+	if hint != "" && hint != "access_token" && hint != "refresh_token" {
+		return oauthErr(400, "unsupported_token_type", "token_type_hint %q is not supported", hint)
+	}
+	if rt, err := p.cfg.Store.GetRefreshToken(ctx, refreshID(token)); err == nil {
+		if rt.ClientID != c.ID {
+			return unauthorizedClient("the token was issued to another client")
+		}
+		if _, err := p.cfg.Store.RevokeRefreshFamily(ctx, rt.FamilyID, p.now().UTC()); err != nil {
+			return serverError(err)
+		}
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return serverError(err)
+	}
+	claims, err := p.verifyAccessSignature(token)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) {
+			return nil // not ours, or no longer verifiable: nothing to revoke
+		}
+		return serverError(err)
+	}
+	if claims.ClientID != c.ID {
+		return unauthorizedClient("the token was issued to another client")
+	}
+	if err := p.cfg.Store.RevokeAccessToken(ctx, claims.ID, time.Unix(claims.Expiry, 0)); err != nil {
+		return serverError(err)
+	}
+	return nil
+}
+
+// Introspect serves RFC 7662: {"active": false} for anything that is not a
+// currently valid token (expired, not yet valid, revoked, signed by a revoked
+// kid, forged), the token's claims otherwise.
+func (p *Provider) Introspect(ctx context.Context, token string) (map[string]any, error) {
+	if token == "" {
+		return nil, invalidRequest("token is required")
+	}
+	inactive := map[string]any{"active": false}
+	if rt, err := p.cfg.Store.GetRefreshToken(ctx, refreshID(token)); err == nil {
+		now := p.now()
+		if !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || !now.Before(rt.ExpiresAt) {
+			return inactive, nil
+		}
+		return map[string]any{"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": rt.Subject,
+			"scope": rt.Scope, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "iss": p.cfg.Issuer}, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, serverError(err)
+	}
+	c, err := p.ValidateAccessToken(ctx, token)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) {
+			return inactive, nil
+		}
+		return nil, serverError(err)
+	}
+	out := map[string]any{"active": true, "token_type": "Bearer", "iss": c.Issuer, "sub": c.Subject, "aud": c.Audience,
+		"exp": c.Expiry, "iat": c.IssuedAt, "nbf": c.NotBefore, "jti": c.ID, "client_id": c.ClientID}
+	if c.Scope != "" {
+		out["scope"] = c.Scope
+	}
+	if c.Username != "" {
+		out["username"] = c.Username
+	}
+	return out, nil
+}

@@ -1,0 +1,264 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/keygate/keygate/store"
+)
+
+// AccessTokenType is the JOSE "typ" of access tokens (RFC 9068 §2.1).
+const AccessTokenType = "at+jwt"
+
+// maxTokenBytes bounds what we parse; real tokens are well under 2 KiB.
+const maxTokenBytes = 8 << 10
+
+// Audience marshals as a string when it has one member, as an array otherwise
+// (RFC 7519 §4.1.3 allows both), and unmarshals from either.
+type Audience []string
+
+// MarshalJSON implements json.Marshaler.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("aud must be a string or an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// AccessClaims are the claims of a Keygate access token (RFC 9068 §2.2).
+type AccessClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  Audience `json:"aud"`
+	Expiry    int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	ID        string   `json:"jti"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope,omitempty"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+	Username  string   `json:"preferred_username,omitempty"`
+}
+
+// Scopes splits the scope claim.
+func (c *AccessClaims) Scopes() []string { return strings.Fields(c.Scope) }
+
+// HasScope reports whether the token carries scope s.
+func (c *AccessClaims) HasScope(s string) bool {
+	for _, x := range strings.Fields(c.Scope) {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// grant is what a token is issued for.
+type grant struct {
+	client   *Client
+	subject  string
+	username string
+	scope    string
+	audience []string
+	authTime time.Time
+}
+
+// TokenResponse is the RFC 6749 §5.1 answer.
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// issueAccess signs an access token with the active key: one RSA signature,
+// the only costly step on the issuance path.
+func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err error) {
+	now := p.now()
+	ttl := g.client.AccessTTL
+	if ttl <= 0 {
+		ttl = p.cfg.AccessTTL
+	}
+	aud := g.audience
+	if len(aud) == 0 {
+		aud = g.client.Audience
+	}
+	if len(aud) == 0 {
+		aud = []string{g.client.ID}
+	}
+	claims = AccessClaims{Issuer: p.cfg.Issuer, Subject: g.subject, Audience: aud, IssuedAt: now.Unix(),
+		NotBefore: now.Add(g.client.NotBeforeDelay).Unix(), Expiry: now.Add(ttl).Unix(), ID: uuid.NewString(),
+		ClientID: g.client.ID, Scope: g.scope, Username: g.username}
+	if !g.authTime.IsZero() {
+		claims.AuthTime = g.authTime.Unix()
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", claims, fmt.Errorf("encode claims: %w", err)
+	}
+	token, err = p.sign(payload, AccessTokenType)
+	return token, claims, err
+}
+
+func (p *Provider) sign(payload []byte, typ string) (string, error) {
+	snap := p.cfg.Keys.Current()
+	if snap == nil || snap.Signing.Private == nil {
+		return "", errors.New("no signing key loaded")
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, snap.Signing.KID); err != nil {
+		return "", err
+	}
+	if err := hdr.Set(jws.TypeKey, typ); err != nil {
+		return "", err
+	}
+	b, err := jws.Sign(payload, jws.WithKey(jwa.RS256, snap.Signing.Private, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", fmt.Errorf("sign token with %s: %w", snap.Signing.KID, err)
+	}
+	return string(b), nil
+}
+
+// TokenError says why a token is not (or no longer) good.
+type TokenError struct{ Reason string }
+
+func (e *TokenError) Error() string { return e.Reason }
+
+func badToken(f string, a ...any) error { return &TokenError{Reason: fmt.Sprintf(f, a...)} }
+
+// ValidateAccessToken checks a token Keygate issued: RS256 only (the header's
+// alg is checked, never obeyed; jku, x5u and embedded jwk headers are never
+// read), a kid among the currently published keys (so a revoked key's tokens
+// fail at once), typ at+jwt, our issuer, the time window on our own clock
+// (no leeway: the issuer's clock is the reference), and the jti deny list.
+func (p *Provider) ValidateAccessToken(ctx context.Context, raw string) (*AccessClaims, error) {
+	claims, err := p.verifyAccessSignature(raw)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now().Unix()
+	if now < claims.NotBefore {
+		return nil, badToken("token is not yet valid (nbf)")
+	}
+	if now >= claims.Expiry {
+		return nil, badToken("token has expired")
+	}
+	revoked, err := p.cfg.Store.IsAccessTokenRevoked(ctx, claims.ID)
+	if err != nil {
+		return nil, fmt.Errorf("check revocation of %s: %w", claims.ID, err)
+	}
+	if revoked {
+		return nil, badToken("token has been revoked")
+	}
+	return claims, nil
+}
+
+// verifyAccessSignature checks everything but time and revocation.
+func (p *Provider) verifyAccessSignature(raw string) (*AccessClaims, error) {
+	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
+		return nil, badToken("malformed token")
+	}
+	msg, err := jws.Parse([]byte(raw), jws.WithCompact())
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, badToken("malformed token")
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	if h.Algorithm() != jwa.RS256 {
+		return nil, badToken("algorithm %q is not accepted", h.Algorithm())
+	}
+	if !strings.EqualFold(h.Type(), AccessTokenType) && !strings.EqualFold(h.Type(), "application/"+AccessTokenType) {
+		return nil, badToken("not an access token (typ %q)", h.Type())
+	}
+	snap := p.cfg.Keys.Current()
+	if snap == nil {
+		return nil, errors.New("no key set loaded")
+	}
+	key, ok := snap.Find(h.KeyID())
+	if !ok || key.State == store.KeyRevoked || key.Public == nil {
+		return nil, badToken("unknown or revoked signing key %q", h.KeyID())
+	}
+	payload, err := jws.Verify([]byte(raw), jws.WithKey(jwa.RS256, key.Public))
+	if err != nil {
+		return nil, badToken("bad signature")
+	}
+	var c AccessClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, badToken("malformed claims")
+	}
+	if c.Issuer != p.cfg.Issuer {
+		return nil, badToken("wrong issuer %q", c.Issuer)
+	}
+	if c.ID == "" || c.Expiry == 0 {
+		return nil, badToken("token lacks jti or exp")
+	}
+	return &c, nil
+}
+
+// newRefreshToken returns an opaque 256-bit token and its storage ID.
+func newRefreshToken() (token, id string, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("generate refresh token: %w", err)
+	}
+	token = "kgr_" + base64.RawURLEncoding.EncodeToString(b)
+	return token, refreshID(token), nil
+}
+
+// refreshID is how a refresh token is found without storing it.
+func refreshID(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// respond builds the token response, with a refresh token when the client may
+// refresh and the grant calls for one.
+func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool, family string) (*TokenResponse, error) {
+	at, claims, err := p.issueAccess(g)
+	if err != nil {
+		return nil, serverError(err)
+	}
+	res := &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: claims.Expiry - p.now().Unix(), Scope: g.scope}
+	if withRefresh && g.client.HasGrant(GrantRefreshToken) && family == "" {
+		rt, id, err := newRefreshToken()
+		if err != nil {
+			return nil, serverError(err)
+		}
+		now := p.now().UTC()
+		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: uuid.NewString(),
+			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime,
+			CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL)}); err != nil {
+			return nil, serverError(err)
+		}
+		res.RefreshToken = rt
+	}
+	return res, nil
+}

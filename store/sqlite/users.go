@@ -1,0 +1,196 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/store"
+)
+
+// userColumns is the column list user queries select, in scanUser's order.
+const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at`
+
+// foldName is the form in which usernames and emails are compared: lowercased
+// by Go, not by SQL, because SQLite's lower() folds only ASCII and PostgreSQL's
+// depends on the database's collation. Folding here gives every backend the
+// same answer to "is this the same name?", for "Émile" as for "Bob".
+func foldName(s string) string { return strings.ToLower(s) }
+
+// CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
+// ID is taken, if another user has the same username regardless of case, or if
+// u has an email and another user has the same email regardless of case; these
+// rules are unique indexes, so they hold against concurrent writers. Any number
+// of users may have no email (an empty Email is stored as NULL).
+//
+// The username and email must be valid UTF-8, since folding case would change
+// invalid bytes and so could make different names collide.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	switch {
+	case u.ID == "":
+		return fmt.Errorf("store/sqlite: create user %q: empty id", u.Username)
+	case u.Username == "":
+		return fmt.Errorf("store/sqlite: create user %q: empty username", u.ID)
+	case !utf8.ValidString(u.Username):
+		return fmt.Errorf("store/sqlite: create user %q: username %q is not valid UTF-8", u.ID, u.Username)
+	case !utf8.ValidString(u.Email):
+		return fmt.Errorf("store/sqlite: create user %q: email %q is not valid UTF-8", u.ID, u.Email)
+	}
+	created, err := toNanos(u.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: create user %q: created_at: %w", u.ID, err)
+	}
+	updated, err := toNanos(u.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: create user %q: updated_at: %w", u.ID, err)
+	}
+	var email, emailLower sql.NullString
+	if u.Email != "" {
+		email = sql.NullString{String: u.Email, Valid: true}
+		emailLower = sql.NullString{String: foldName(u.Email), Valid: true}
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO users
+		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, foldName(u.Username), email, emailLower, u.Name, u.PasswordHash, u.Admin, created, updated)
+	if err != nil {
+		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
+	}
+	return nil
+}
+
+// GetUser returns the user with the given ID, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.User{}, fmt.Errorf("store/sqlite: get user %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.User{}, fmt.Errorf("store/sqlite: get user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// GetUserByLogin returns the user whose username or email is login, both
+// compared without regard to case, so that people may sign in with either. If
+// one user's username and another's email both match, the username wins: a
+// username is what the login form asks for first, and preferring it makes the
+// answer the same on every call. It fails with an error wrapping
+// store.ErrNotFound when nobody matches (always for an empty login).
+func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, error) {
+	if login == "" || !utf8.ValidString(login) {
+		return store.User{}, fmt.Errorf("store/sqlite: get user by login %q: %w", login, store.ErrNotFound)
+	}
+	key := foldName(login)
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
+		WHERE username_lower = ? OR email_lower = ?
+		ORDER BY CASE WHEN username_lower = ? THEN 0 ELSE 1 END
+		LIMIT 1`, key, key, key))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.User{}, fmt.Errorf("store/sqlite: get user by login %q: %w", login, store.ErrNotFound)
+	case err != nil:
+		return store.User{}, fmt.Errorf("store/sqlite: get user by login %q: %w", login, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by lowercased username in byte order
+// (the order does not depend on a collation, and is total because lowercased
+// usernames are unique), never nil.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY username_lower`)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: list users: %w", err)
+	}
+	defer rows.Close()
+	users := []store.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/sqlite: list users: %w", err)
+	}
+	return users, nil
+}
+
+// DeleteUser deletes the user with the given ID and, in the same transaction,
+// every refresh token whose subject is that ID, so that a deleted user's
+// sessions cannot be refreshed. It fails with an error wrapping
+// store.ErrNotFound if there is no such user.
+func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: delete user %q: begin: %w", id, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: delete user %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store/sqlite: delete user %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("store/sqlite: delete user %q: %w", id, store.ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, id); err != nil {
+		return fmt.Errorf("store/sqlite: delete user %q: delete their refresh tokens: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: delete user %q: commit: %w", id, err)
+	}
+	return nil
+}
+
+// UpdateUserPassword replaces the user's password hash and sets UpdatedAt to
+// now, or fails with an error wrapping store.ErrNotFound. It leaves the user's
+// refresh tokens alone: whether a password change ends other sessions is the
+// caller's decision (RevokeRefreshFamily).
+func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error {
+	updated, err := toNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, err)
+	}
+	if updated == 0 {
+		return fmt.Errorf("store/sqlite: update password of user %q: zero time", id)
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, updated, id)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// scanUser reads one users row selected with userColumns.
+func scanUser(r rowScanner) (store.User, error) {
+	var (
+		u                store.User
+		email            sql.NullString
+		created, updated int64
+	)
+	if err := r.Scan(&u.ID, &u.Username, &email, &u.Name, &u.PasswordHash, &u.Admin, &created, &updated); err != nil {
+		return store.User{}, err
+	}
+	u.Email = email.String // "" when NULL
+	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return u, nil
+}

@@ -1,0 +1,703 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/store"
+)
+
+// IdentityStore is the part of a backend that holds OAuth clients, users,
+// refresh-token families, the access-token deny list and the client-assertion
+// replay cache: the methods the contract in RunIdentityStore exercises. As with
+// KeyStore, consumers declare the subsets they need.
+//
+// Every method that takes an ID of something that must exist reports its
+// absence with an error wrapping store.ErrNotFound, and every write that a
+// uniqueness rule or a lost race refuses with one wrapping store.ErrConflict,
+// writing nothing. Invalid input (an empty ID, a zero time where one is
+// required, text that is not UTF-8) is an error wrapping neither. Times read
+// back equal to what was written, to the nanosecond, in UTC; a nil or empty
+// string or byte slice may read back as either.
+type IdentityStore interface {
+	// CreateClient stores a client; a taken ID is store.ErrConflict.
+	CreateClient(ctx context.Context, c store.Client) error
+	// GetClient returns a client by ID.
+	GetClient(ctx context.Context, id string) (store.Client, error)
+	// ListClients returns every client, ordered by ID in byte order.
+	ListClients(ctx context.Context) ([]store.Client, error)
+	// DeleteClient deletes a client and the refresh tokens issued to it.
+	DeleteClient(ctx context.Context, id string) error
+
+	// CreateUser stores a user. A taken ID, a username equal to another's
+	// without regard to case, or a non-empty email equal to another's without
+	// regard to case is store.ErrConflict; any number of users may have no
+	// email. "Without regard to case" is Go's strings.ToLower, so it covers
+	// non-ASCII letters too.
+	CreateUser(ctx context.Context, u store.User) error
+	// GetUser returns a user by ID.
+	GetUser(ctx context.Context, id string) (store.User, error)
+	// GetUserByLogin returns the user whose username or email equals login
+	// without regard to case, preferring a username match if one user's
+	// username and another's email both match.
+	GetUserByLogin(ctx context.Context, login string) (store.User, error)
+	// ListUsers returns every user, ordered by lowercased username in byte
+	// order.
+	ListUsers(ctx context.Context) ([]store.User, error)
+	// DeleteUser deletes a user and every refresh token whose Subject is the
+	// user's ID.
+	DeleteUser(ctx context.Context, id string) error
+	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
+	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
+
+	// CreateRefreshToken stores a link; a taken ID is store.ErrConflict.
+	// ID, FamilyID and ExpiresAt are required.
+	CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error
+	// GetRefreshToken returns a link by ID, spent and revoked ones included.
+	GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
+	// RotateRefreshToken atomically spends the link oldID (UsedAt = now) and
+	// stores next, which must be in the same family. Only a link that is
+	// unspent, unrevoked and expires after now can be spent: otherwise the
+	// error wraps store.ErrConflict (store.ErrNotFound if there is no such
+	// link) and nothing is written. Of concurrent rotations of one link, on
+	// however many replicas, exactly one succeeds.
+	RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error
+	// RevokeRefreshFamily sets RevokedAt = now on every link of the family not
+	// yet revoked, and returns how many.
+	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
+
+	// RevokeAccessToken puts a jti on the deny list until expiresAt;
+	// revoking again is no error and never shortens the entry's life.
+	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	// IsAccessTokenRevoked reports whether a jti is on the deny list.
+	IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+
+	// RecordAssertion records a client's assertion jti until expiresAt, which
+	// must be after now. The pair already recorded with an expiry after now
+	// is store.ErrConflict (a replay); an expired record is replaced. Of
+	// concurrent records of one pair exactly one succeeds.
+	RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
+
+	// PruneExpired deletes deny-list entries and assertion records expiring
+	// at or before now, and refresh-token families whose every link expires
+	// at or before now, and returns how many rows it deleted.
+	PruneExpired(ctx context.Context, now time.Time) (int64, error)
+}
+
+// RunIdentityStore runs the identity contract against the stores open returns.
+// Each call to open must return a new store that is empty and shares nothing
+// with any other; open is responsible for cleaning it up (t.Cleanup).
+func RunIdentityStore(t *testing.T, open func(t *testing.T) IdentityStore) {
+	t.Run("ClientRoundTrip", func(t *testing.T) { testClientRoundTrip(t, open(t)) })
+	t.Run("Clients", func(t *testing.T) { testClients(t, open(t)) })
+	t.Run("ClientOrder", func(t *testing.T) { testClientOrder(t, open(t)) })
+	t.Run("DeleteClientTokens", func(t *testing.T) { testDeleteClientTokens(t, open(t)) })
+	t.Run("UserRoundTrip", func(t *testing.T) { testUserRoundTrip(t, open(t)) })
+	t.Run("UserUniqueness", func(t *testing.T) { testUserUniqueness(t, open) })
+	t.Run("UserByLogin", func(t *testing.T) { testUserByLogin(t, open(t)) })
+	t.Run("UserOrder", func(t *testing.T) { testUserOrder(t, open(t)) })
+	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open(t)) })
+	t.Run("UpdateUserPassword", func(t *testing.T) { testUpdateUserPassword(t, open(t)) })
+	t.Run("RefreshRoundTrip", func(t *testing.T) { testRefreshRoundTrip(t, open(t)) })
+	t.Run("Rotate", func(t *testing.T) { testRotate(t, open(t)) })
+	t.Run("RotateFailures", func(t *testing.T) { testRotateFailures(t, open) })
+	t.Run("ConcurrentRotate", func(t *testing.T) { testConcurrentRotate(t, open(t)) })
+	t.Run("RevokeFamily", func(t *testing.T) { testRevokeFamily(t, open(t)) })
+	t.Run("DenyList", func(t *testing.T) { testDenyList(t, open(t)) })
+	t.Run("Assertions", func(t *testing.T) { testAssertions(t, open(t)) })
+	t.Run("ConcurrentAssertion", func(t *testing.T) { testConcurrentAssertion(t, open) })
+	t.Run("PruneExpired", func(t *testing.T) { testPruneExpired(t, open(t)) })
+	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, open) })
+}
+
+// randomID returns a random hex string shaped like a SHA-256 digest, as
+// refresh-token IDs are.
+func randomID(t *testing.T) string {
+	t.Helper()
+	return hex.EncodeToString(randomBytes(t, 32))
+}
+
+// differ collects field differences for failure messages.
+type differ []string
+
+func (d *differ) add(format string, args ...any) { *d = append(*d, fmt.Sprintf(format, args...)) }
+
+func (d *differ) text(name, got, want string) {
+	if got != want {
+		d.add("%s %q, want %q", name, got, want)
+	}
+}
+
+// strings compares string slices, nil equal to empty.
+func (d *differ) strings(name string, got, want []string) {
+	if !slices.Equal(got, want) {
+		d.add("%s %q, want %q", name, got, want)
+	}
+}
+
+// bytes compares byte slices, nil equal to empty.
+func (d *differ) bytes(name string, got, want []byte) {
+	if !bytes.Equal(got, want) {
+		d.add("%s %q, want %q", name, got, want)
+	}
+}
+
+// time compares instants, and requires a non-zero time read back to be in UTC.
+func (d *differ) time(name string, got, want time.Time) {
+	switch {
+	case want.IsZero() && !got.IsZero():
+		d.add("%s %v, want zero", name, got)
+	case want.IsZero():
+	case !got.Equal(want):
+		d.add("%s %v, want %v", name, got, want)
+	case got.Location() != time.UTC:
+		d.add("%s in location %v, want UTC", name, got.Location())
+	}
+}
+
+func (d differ) String() string { return strings.Join(d, "; ") }
+
+func clientDiff(got, want store.Client) string {
+	var d differ
+	d.text("ID", got.ID, want.ID)
+	d.text("Name", got.Name, want.Name)
+	d.bytes("SecretHash", got.SecretHash, want.SecretHash)
+	d.bytes("JWKS", got.JWKS, want.JWKS)
+	d.text("JWKSURI", got.JWKSURI, want.JWKSURI)
+	d.strings("GrantTypes", got.GrantTypes, want.GrantTypes)
+	d.strings("Scopes", got.Scopes, want.Scopes)
+	d.strings("Audience", got.Audience, want.Audience)
+	d.strings("RedirectURIs", got.RedirectURIs, want.RedirectURIs)
+	if got.Public != want.Public {
+		d.add("Public %v, want %v", got.Public, want.Public)
+	}
+	if got.AccessTTL != want.AccessTTL {
+		d.add("AccessTTL %v, want %v", got.AccessTTL, want.AccessTTL)
+	}
+	if got.NotBeforeDelay != want.NotBeforeDelay {
+		d.add("NotBeforeDelay %v, want %v", got.NotBeforeDelay, want.NotBeforeDelay)
+	}
+	if got.AllowBareAssertion != want.AllowBareAssertion {
+		d.add("AllowBareAssertion %v, want %v", got.AllowBareAssertion, want.AllowBareAssertion)
+	}
+	d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
+	return d.String()
+}
+
+func userDiff(got, want store.User) string {
+	var d differ
+	d.text("ID", got.ID, want.ID)
+	d.text("Username", got.Username, want.Username)
+	d.text("Email", got.Email, want.Email)
+	d.text("Name", got.Name, want.Name)
+	d.text("PasswordHash", got.PasswordHash, want.PasswordHash)
+	if got.Admin != want.Admin {
+		d.add("Admin %v, want %v", got.Admin, want.Admin)
+	}
+	d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.time("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	return d.String()
+}
+
+// checkErr fails the test unless err wraps want (or is nil when want is nil).
+func checkErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("%s: %v, want success", what, err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("%s: got error %v, want %v", what, err, want)
+	}
+}
+
+// checkInvalid fails the test unless err is an error wrapping neither
+// store.ErrConflict nor store.ErrNotFound: refused input, not a lost race or a
+// missing record.
+func checkInvalid(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("%s: got error %v, want an invalid-input error (neither ErrConflict nor ErrNotFound)", what, err)
+	}
+}
+
+// --- clients ---
+
+// newClient returns a client with every field set.
+func newClient(t *testing.T, id string) store.Client {
+	t.Helper()
+	return store.Client{
+		ID:                 id,
+		Name:               "Client " + id,
+		SecretHash:         randomBytes(t, 32),
+		JWKS:               []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`),
+		JWKSURI:            "https://" + id + ".example/jwks.json",
+		GrantTypes:         []string{"client_credentials", "refresh_token"},
+		Scopes:             []string{"openid", "read:all"},
+		Audience:           []string{"https://api.example", "urn:other"},
+		RedirectURIs:       []string{"https://app.example/cb"},
+		AccessTTL:          15*time.Minute + 7,
+		NotBeforeDelay:     3*time.Second + 11,
+		AllowBareAssertion: true,
+		CreatedAt:          base,
+	}
+}
+
+func getClient(t *testing.T, s IdentityStore, id string) store.Client {
+	t.Helper()
+	c, err := s.GetClient(t.Context(), id)
+	if err != nil {
+		t.Fatalf("GetClient(%q): %v", id, err)
+	}
+	return c
+}
+
+func listClients(t *testing.T, s IdentityStore) []store.Client {
+	t.Helper()
+	cs, err := s.ListClients(t.Context())
+	if err != nil {
+		t.Fatalf("ListClients: %v", err)
+	}
+	return cs
+}
+
+// checkClients fails the test unless got holds exactly want, in order.
+func checkClients(t *testing.T, got, want []store.Client) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d clients, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if d := clientDiff(got[i], want[i]); d != "" {
+			t.Errorf("client %d (%s): %s", i, want[i].ID, d)
+		}
+	}
+}
+
+func testClientRoundTrip(t *testing.T, s IdentityStore) {
+	nyc := time.FixedZone("UTC-5", -5*60*60)
+	cases := []struct {
+		name   string
+		client func(t *testing.T) store.Client
+	}{
+		{"every field set", func(t *testing.T) store.Client { return newClient(t, "c1-full") }},
+		{"public: no secret, no keys, nil slices, zero durations and time", func(t *testing.T) store.Client {
+			return store.Client{ID: "c2-public", Name: "Public", Public: true, GrantTypes: []string{"authorization_code"}}
+		}},
+		{"empty non-nil slices", func(t *testing.T) store.Client {
+			c := newClient(t, "c3-empty")
+			c.SecretHash, c.JWKS = []byte{}, []byte{}
+			c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = []string{}, []string{}, []string{}, []string{}
+			return c
+		}},
+		{"awkward strings in slices", func(t *testing.T) store.Client {
+			c := newClient(t, "c4-awkward")
+			c.Scopes = []string{"", `quote"d`, `back\slash`, "émoji 🔑", "comma,separated", "[bracket]", "null"}
+			c.RedirectURIs = []string{"https://app.example/cb?x=1&y=%20", "http://127.0.0.1:8080/"}
+			return c
+		}},
+		{"large and negative durations, time in another zone", func(t *testing.T) store.Client {
+			c := newClient(t, "c5-durations")
+			c.AccessTTL = 1<<62 + 1
+			c.NotBeforeDelay = -time.Second
+			c.AllowBareAssertion = false
+			c.CreatedAt = base.Add(time.Nanosecond).In(nyc)
+			return c
+		}},
+		{"keys by URI only", func(t *testing.T) store.Client {
+			c := newClient(t, "c6-uri")
+			c.SecretHash, c.JWKS = nil, nil
+			return c
+		}},
+	}
+	var all []store.Client
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.client(t)
+			if err := s.CreateClient(t.Context(), want); err != nil {
+				t.Fatalf("CreateClient: %v", err)
+			}
+			if d := clientDiff(getClient(t, s, want.ID), want); d != "" {
+				t.Errorf("GetClient: %s", d)
+			}
+			all = append(all, want)
+			checkClients(t, listClients(t, s), all) // IDs chosen in order
+		})
+	}
+}
+
+func testClients(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	if cs := listClients(t, s); len(cs) != 0 {
+		t.Fatalf("new store lists %d clients, want none", len(cs))
+	}
+	_, err := s.GetClient(ctx, "nobody")
+	checkErr(t, "GetClient of an unknown client", err, store.ErrNotFound)
+	checkErr(t, "DeleteClient of an unknown client", s.DeleteClient(ctx, "nobody"), store.ErrNotFound)
+
+	c := newClient(t, "app")
+	checkErr(t, "CreateClient", s.CreateClient(ctx, c), nil)
+	dup := newClient(t, "app")
+	dup.Name = "Impostor"
+	checkErr(t, "CreateClient with a taken ID", s.CreateClient(ctx, dup), store.ErrConflict)
+	if d := clientDiff(getClient(t, s, "app"), c); d != "" {
+		t.Errorf("after a refused duplicate: %s", d)
+	}
+	if _, err := s.GetClient(ctx, "APP"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetClient with the ID in other case: %v, want ErrNotFound (IDs are exact)", err)
+	}
+
+	checkErr(t, "DeleteClient", s.DeleteClient(ctx, "app"), nil)
+	_, err = s.GetClient(ctx, "app")
+	checkErr(t, "GetClient after DeleteClient", err, store.ErrNotFound)
+	checkErr(t, "DeleteClient again", s.DeleteClient(ctx, "app"), store.ErrNotFound)
+	checkErr(t, "CreateClient reusing a deleted ID", s.CreateClient(ctx, dup), nil)
+	checkClients(t, listClients(t, s), []store.Client{dup})
+}
+
+func testClientOrder(t *testing.T, s IdentityStore) {
+	// Byte order, whatever the database's collation: upper case before
+	// '_' before lower case before non-ASCII.
+	ids := []string{"b", "é", "aa", "B", "_", "a", "a-b", "Z"}
+	for _, id := range ids {
+		checkErr(t, "CreateClient "+id, s.CreateClient(t.Context(), store.Client{ID: id, Name: id}), nil)
+	}
+	slices.Sort(ids)
+	var got []string
+	for _, c := range listClients(t, s) {
+		got = append(got, c.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("ListClients order %q, want %q", got, ids)
+	}
+}
+
+func testDeleteClientTokens(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	for _, id := range []string{"gone", "stays"} {
+		checkErr(t, "CreateClient", s.CreateClient(ctx, newClient(t, id)), nil)
+	}
+	var gone, stays []store.RefreshToken
+	for i := range 3 {
+		rt := newLink(t, randomID(t), base)
+		rt.ClientID = "gone"
+		if i == 2 {
+			rt.ClientID = "stays"
+			stays = append(stays, rt)
+		} else {
+			gone = append(gone, rt)
+		}
+		createLink(t, s, rt)
+	}
+	// A token of a client from the configuration file, not in the store.
+	configured := newLink(t, randomID(t), base)
+	configured.ClientID = "configured"
+	createLink(t, s, configured)
+	stays = append(stays, configured)
+
+	checkErr(t, "DeleteClient", s.DeleteClient(ctx, "gone"), nil)
+	for _, rt := range gone {
+		_, err := s.GetRefreshToken(ctx, rt.ID)
+		checkErr(t, "GetRefreshToken of a deleted client's token", err, store.ErrNotFound)
+	}
+	for _, rt := range stays {
+		checkLink(t, s, rt)
+	}
+}
+
+// --- users ---
+
+// newUser returns a user with every field set but Email.
+func newUser(t *testing.T, username, email string) store.User {
+	t.Helper()
+	return store.User{
+		ID:           randomID(t)[:32],
+		Username:     username,
+		Email:        email,
+		Name:         "Name of " + username,
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$" + randomID(t)[:22] + "$" + randomID(t)[:43],
+		CreatedAt:    base,
+		UpdatedAt:    base.Add(time.Nanosecond),
+	}
+}
+
+func createUser(t *testing.T, s IdentityStore, u store.User) {
+	t.Helper()
+	if err := s.CreateUser(t.Context(), u); err != nil {
+		t.Fatalf("CreateUser(%q, %q): %v", u.Username, u.Email, err)
+	}
+}
+
+func getUser(t *testing.T, s IdentityStore, id string) store.User {
+	t.Helper()
+	u, err := s.GetUser(t.Context(), id)
+	if err != nil {
+		t.Fatalf("GetUser(%q): %v", id, err)
+	}
+	return u
+}
+
+func listUsers(t *testing.T, s IdentityStore) []store.User {
+	t.Helper()
+	us, err := s.ListUsers(t.Context())
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	return us
+}
+
+// checkUsers fails the test unless got holds exactly want, in order.
+func checkUsers(t *testing.T, got, want []store.User) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d users, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if d := userDiff(got[i], want[i]); d != "" {
+			t.Errorf("user %d (%s): %s", i, want[i].Username, d)
+		}
+	}
+}
+
+func testUserRoundTrip(t *testing.T, s IdentityStore) {
+	nyc := time.FixedZone("UTC-5", -5*60*60)
+	cases := []struct {
+		name string
+		user func(t *testing.T) store.User
+	}{
+		{"every field set", func(t *testing.T) store.User {
+			u := newUser(t, "a-full", "Full@Example.com")
+			u.Admin = true
+			u.Name = "Ådne Ørsted-Ñúñez"
+			return u
+		}},
+		{"no email, name, hash or times", func(t *testing.T) store.User {
+			return store.User{ID: randomID(t)[:32], Username: "b-minimal"}
+		}},
+		{"times in another zone", func(t *testing.T) store.User {
+			u := newUser(t, "c-zone", "")
+			u.CreatedAt = base.Add(7).In(nyc)
+			u.UpdatedAt = time.Date(2199, time.December, 31, 23, 59, 59, 999999999, nyc)
+			return u
+		}},
+	}
+	var all []store.User
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.user(t)
+			createUser(t, s, want)
+			if d := userDiff(getUser(t, s, want.ID), want); d != "" {
+				t.Errorf("GetUser: %s", d)
+			}
+			all = append(all, want)
+			checkUsers(t, listUsers(t, s), all) // usernames chosen in order
+		})
+	}
+	_, err := s.GetUser(t.Context(), "nobody")
+	checkErr(t, "GetUser of an unknown user", err, store.ErrNotFound)
+}
+
+func testUserUniqueness(t *testing.T, open func(t *testing.T) IdentityStore) {
+	cases := []struct {
+		name string
+		// add is created in order; all but the last must succeed, and the
+		// last must conflict if conflict is set.
+		add      func(t *testing.T, seed []store.User) []store.User
+		conflict bool
+	}{
+		{"same username", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "bob", "")}
+		}, true},
+		{"username differing only in case", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "aLICE", "")}
+		}, true},
+		{"non-ASCII username differing only in case", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "ÉMILE", "")}
+		}, true},
+		{"email differing only in case", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "carol", "alice@EXAMPLE.com")}
+		}, true},
+		{"non-ASCII email differing only in case", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "carol", "ÉMILE@EXEMPLE.FR")}
+		}, true},
+		{"taken ID", func(t *testing.T, seed []store.User) []store.User {
+			u := newUser(t, "carol", "carol@example.com")
+			u.ID = seed[0].ID
+			return []store.User{u}
+		}, true},
+		{"taken email on the second of two new users", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "carol", "shared@example.com"), newUser(t, "dave", "Shared@Example.com")}
+		}, true},
+		{"many users without email", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "carol", ""), newUser(t, "dave", ""), newUser(t, "erin", "")}
+		}, false},
+		{"username equal to another's email", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "alice@example.com", "")}
+		}, false},
+		{"similar but different names", func(t *testing.T, _ []store.User) []store.User {
+			return []store.User{newUser(t, "alice2", "alice@example.co"), newUser(t, "bob ", ""), newUser(t, "emile", "emile@exemple.fr")}
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			seed := []store.User{
+				newUser(t, "Alice", "Alice@Example.com"),
+				newUser(t, "bob", ""),
+				newUser(t, "émile", "émile@exemple.fr"),
+			}
+			for _, u := range seed {
+				createUser(t, s, u)
+			}
+			add := c.add(t, seed)
+			want := slices.Clone(seed)
+			for i, u := range add {
+				err := s.CreateUser(t.Context(), u)
+				if i == len(add)-1 && c.conflict {
+					checkErr(t, fmt.Sprintf("CreateUser(%q, %q)", u.Username, u.Email), err, store.ErrConflict)
+					break
+				}
+				checkErr(t, fmt.Sprintf("CreateUser(%q, %q)", u.Username, u.Email), err, nil)
+				want = append(want, u)
+			}
+			slices.SortFunc(want, func(a, b store.User) int {
+				return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
+			})
+			checkUsers(t, listUsers(t, s), want)
+		})
+	}
+}
+
+func testUserByLogin(t *testing.T, s IdentityStore) {
+	alice := newUser(t, "Alice", "Alice@Example.com")
+	bob := newUser(t, "bob", "")
+	emile := newUser(t, "Émile", "émile@exemple.fr")
+	// mallory's username is bobby's email: a username match wins.
+	mallory := newUser(t, "bob@example.org", "")
+	bobby := newUser(t, "bobby", "bob@example.org")
+	for _, u := range []store.User{alice, bob, emile, mallory, bobby} {
+		createUser(t, s, u)
+	}
+	cases := []struct {
+		login string
+		want  *store.User // nil: ErrNotFound
+	}{
+		{"Alice", &alice},
+		{"aLiCe", &alice},
+		{"alice@example.com", &alice},
+		{"ALICE@EXAMPLE.COM", &alice},
+		{"bob", &bob},
+		{"BOB", &bob},
+		{"émile", &emile},
+		{"ÉMILE", &emile},
+		{"ÉMILE@EXEMPLE.FR", &emile},
+		{"BOB@example.org", &mallory},
+		{"bobby", &bobby},
+		{"", nil},
+		{"ali", nil},
+		{"alice ", nil},
+		{"example.com", nil},
+		{"nobody@example.com", nil},
+	}
+	for _, c := range cases {
+		u, err := s.GetUserByLogin(t.Context(), c.login)
+		if c.want == nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("GetUserByLogin(%q): user %q, error %v; want ErrNotFound", c.login, u.Username, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("GetUserByLogin(%q): %v", c.login, err)
+			continue
+		}
+		if d := userDiff(u, *c.want); d != "" {
+			t.Errorf("GetUserByLogin(%q): %s", c.login, d)
+		}
+	}
+}
+
+func testUserOrder(t *testing.T, s IdentityStore) {
+	names := []string{"bob", "Émile", "Alice", "carol", "_x", "Dave", "émilie", "alice2"}
+	for _, n := range names {
+		createUser(t, s, newUser(t, n, ""))
+	}
+	// By lowercased username, in byte order.
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	var got []string
+	for _, u := range listUsers(t, s) {
+		got = append(got, u.Username)
+	}
+	if !slices.Equal(got, names) {
+		t.Errorf("ListUsers order %q, want %q", got, names)
+	}
+}
+
+func testDeleteUser(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	gone, stays := newUser(t, "gone", "gone@example.com"), newUser(t, "stays", "stays@example.com")
+	createUser(t, s, gone)
+	createUser(t, s, stays)
+
+	var goneLinks, otherLinks []store.RefreshToken
+	for range 2 { // two families of the user being deleted, one rotated
+		first := newLink(t, randomID(t), base)
+		first.Subject = gone.ID
+		createLink(t, s, first)
+		next := nextLink(t, first, base.Add(time.Minute))
+		checkErr(t, "RotateRefreshToken", s.RotateRefreshToken(ctx, first.ID, base.Add(time.Minute), next), nil)
+		goneLinks = append(goneLinks, first, next)
+	}
+	other := newLink(t, randomID(t), base)
+	other.Subject = stays.ID
+	clientGrant := newLink(t, randomID(t), base)
+	clientGrant.Subject = "some-client"
+	for _, rt := range []store.RefreshToken{other, clientGrant} {
+		createLink(t, s, rt)
+		otherLinks = append(otherLinks, rt)
+	}
+
+	checkErr(t, "DeleteUser", s.DeleteUser(ctx, gone.ID), nil)
+	_, err := s.GetUser(ctx, gone.ID)
+	checkErr(t, "GetUser after DeleteUser", err, store.ErrNotFound)
+	for _, rt := range goneLinks {
+		_, err := s.GetRefreshToken(ctx, rt.ID)
+		checkErr(t, "GetRefreshToken of a deleted user's token", err, store.ErrNotFound)
+	}
+	for _, rt := range otherLinks {
+		checkLink(t, s, rt)
+	}
+	checkUsers(t, listUsers(t, s), []store.User{stays})
+	checkErr(t, "DeleteUser again", s.DeleteUser(ctx, gone.ID), store.ErrNotFound)
+	checkErr(t, "DeleteUser of an unknown user", s.DeleteUser(ctx, "nobody"), store.ErrNotFound)
+
+	// The deleted user's username and email are free again.
+	again := newUser(t, "GONE", "Gone@Example.com")
+	checkErr(t, "CreateUser with a deleted user's names", s.CreateUser(ctx, again), nil)
+}
+
+func testUpdateUserPassword(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	u, other := newUser(t, "alice", "alice@example.com"), newUser(t, "bob", "")
+	createUser(t, s, u)
+	createUser(t, s, other)
+
+	now := base.Add(time.Hour + 3).In(time.FixedZone("X", 3600))
+	checkErr(t, "UpdateUserPassword", s.UpdateUserPassword(ctx, u.ID, "$argon2id$new", now), nil)
+	want := u
+	want.PasswordHash, want.UpdatedAt = "$argon2id$new", now
+	if d := userDiff(getUser(t, s, u.ID), want); d != "" {
+		t.Errorf("after UpdateUserPassword: %s", d)
+	}
+	if d := userDiff(getUser(t, s, other.ID), other); d != "" {
+		t.Errorf("other user after UpdateUserPassword: %s", d)
+	}
+	checkErr(t, "UpdateUserPassword of an unknown user",
+		s.UpdateUserPassword(ctx, "nobody", "$argon2id$x", now), store.ErrNotFound)
+}

@@ -1,0 +1,635 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/store"
+)
+
+// newLink returns the first link of a family, created at created and
+// expiring a day later.
+func newLink(t *testing.T, family string, created time.Time) store.RefreshToken {
+	t.Helper()
+	return store.RefreshToken{
+		ID:        randomID(t),
+		FamilyID:  family,
+		ClientID:  "app",
+		Subject:   "user-1",
+		Scope:     "openid offline_access",
+		Audience:  []string{"https://api.example"},
+		AuthTime:  created.Add(-time.Minute),
+		CreatedAt: created,
+		ExpiresAt: created.Add(24 * time.Hour),
+	}
+}
+
+// nextLink returns the link that replaces prev when it is spent at now.
+func nextLink(t *testing.T, prev store.RefreshToken, now time.Time) store.RefreshToken {
+	t.Helper()
+	next := prev
+	next.ID = randomID(t)
+	next.CreatedAt, next.ExpiresAt = now, now.Add(24*time.Hour)
+	next.UsedAt, next.RevokedAt = time.Time{}, time.Time{}
+	return next
+}
+
+func createLink(t *testing.T, s IdentityStore, rt store.RefreshToken) {
+	t.Helper()
+	if err := s.CreateRefreshToken(t.Context(), rt); err != nil {
+		t.Fatalf("CreateRefreshToken(%s): %v", rt.ID, err)
+	}
+}
+
+func refreshDiff(got, want store.RefreshToken) string {
+	var d differ
+	d.text("ID", got.ID, want.ID)
+	d.text("FamilyID", got.FamilyID, want.FamilyID)
+	d.text("ClientID", got.ClientID, want.ClientID)
+	d.text("Subject", got.Subject, want.Subject)
+	d.text("Scope", got.Scope, want.Scope)
+	d.strings("Audience", got.Audience, want.Audience)
+	d.time("AuthTime", got.AuthTime, want.AuthTime)
+	d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.time("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	d.time("UsedAt", got.UsedAt, want.UsedAt)
+	d.time("RevokedAt", got.RevokedAt, want.RevokedAt)
+	return d.String()
+}
+
+// checkLink fails the test unless the stored link with want's ID equals want.
+func checkLink(t *testing.T, s IdentityStore, want store.RefreshToken) {
+	t.Helper()
+	got, err := s.GetRefreshToken(t.Context(), want.ID)
+	if err != nil {
+		t.Errorf("GetRefreshToken(%s): %v", want.ID, err)
+		return
+	}
+	if d := refreshDiff(got, want); d != "" {
+		t.Errorf("refresh token %s: %s", want.ID, d)
+	}
+}
+
+// checkNoLink fails the test unless no link with the ID is stored.
+func checkNoLink(t *testing.T, s IdentityStore, id string) {
+	t.Helper()
+	if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRefreshToken(%s): %v, want ErrNotFound", id, err)
+	}
+}
+
+func testRefreshRoundTrip(t *testing.T, s IdentityStore) {
+	nyc := time.FixedZone("UTC-5", -5*60*60)
+	cases := []struct {
+		name string
+		link func(t *testing.T) store.RefreshToken
+	}{
+		{"first link", func(t *testing.T) store.RefreshToken { return newLink(t, "fam-1", base) }},
+		{"every time set, several audiences", func(t *testing.T) store.RefreshToken {
+			rt := newLink(t, "fam-2", base.Add(1))
+			rt.Audience = []string{"a", "b", `c"d`, "é"}
+			rt.UsedAt = base.Add(time.Hour + 3)
+			rt.RevokedAt = base.Add(2*time.Hour + 5)
+			rt.ExpiresAt = time.Date(2199, time.December, 31, 23, 59, 59, 999999999, nyc)
+			return rt
+		}},
+		{"minimal: nil audience, empty scope, zero auth and creation times", func(t *testing.T) store.RefreshToken {
+			return store.RefreshToken{ID: randomID(t), FamilyID: "fam-3", ClientID: "c", Subject: "client:c", ExpiresAt: base}
+		}},
+		{"empty audience, times in another zone", func(t *testing.T) store.RefreshToken {
+			rt := newLink(t, "fam-4", base.In(nyc))
+			rt.Audience = []string{}
+			return rt
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rt := c.link(t)
+			createLink(t, s, rt)
+			checkLink(t, s, rt)
+
+			dup := newLink(t, "other-family", base)
+			dup.ID = rt.ID
+			checkErr(t, "CreateRefreshToken with a taken ID", s.CreateRefreshToken(t.Context(), dup), store.ErrConflict)
+			checkLink(t, s, rt)
+		})
+	}
+	checkNoLink(t, s, randomID(t))
+}
+
+func testRotate(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	first := newLink(t, "family", base)
+	createLink(t, s, first)
+
+	now := base.Add(time.Hour + 1)
+	second := nextLink(t, first, now)
+	checkErr(t, "RotateRefreshToken", s.RotateRefreshToken(ctx, first.ID, now, second), nil)
+	spent := first
+	spent.UsedAt = now
+	checkLink(t, s, spent)
+	checkLink(t, s, second)
+
+	later := now.Add(time.Minute)
+	third := nextLink(t, second, later)
+	checkErr(t, "RotateRefreshToken of the new link", s.RotateRefreshToken(ctx, second.ID, later, third), nil)
+	second.UsedAt = later
+	checkLink(t, s, second)
+	checkLink(t, s, third)
+
+	// Presenting the first link again is reuse: refused, and nothing changes.
+	reuse := nextLink(t, first, later)
+	checkErr(t, "RotateRefreshToken of a spent link", s.RotateRefreshToken(ctx, first.ID, later, reuse), store.ErrConflict)
+	checkNoLink(t, s, reuse.ID)
+	checkLink(t, s, spent)
+
+	// The link's last instant: it expires after now, so it can be spent.
+	last := third.ExpiresAt.Add(-1)
+	fourth := nextLink(t, third, last)
+	checkErr(t, "RotateRefreshToken one nanosecond before expiry", s.RotateRefreshToken(ctx, third.ID, last, fourth), nil)
+	checkLink(t, s, fourth)
+}
+
+func testRotateFailures(t *testing.T, open func(t *testing.T) IdentityStore) {
+	now := base.Add(time.Hour)
+	cases := []struct {
+		name string
+		// old edits the link to be rotated before it is stored.
+		old func(rt *store.RefreshToken)
+		// rotate returns the arguments of the failing rotation; taken is
+		// another stored link of the family, for cases that need one.
+		rotate func(t *testing.T, old, taken store.RefreshToken) (oldID string, next store.RefreshToken)
+		want   error // nil: an invalid-input error
+	}{
+		{
+			name: "spent",
+			old:  func(rt *store.RefreshToken) { rt.UsedAt = now.Add(-time.Minute) },
+			want: store.ErrConflict,
+		},
+		{
+			name: "spent at the same instant",
+			old:  func(rt *store.RefreshToken) { rt.UsedAt = now },
+			want: store.ErrConflict,
+		},
+		{
+			name: "revoked",
+			old:  func(rt *store.RefreshToken) { rt.RevokedAt = now.Add(-time.Minute) },
+			want: store.ErrConflict,
+		},
+		{
+			name: "revoked after now",
+			old:  func(rt *store.RefreshToken) { rt.RevokedAt = now.Add(time.Minute) },
+			want: store.ErrConflict,
+		},
+		{
+			name: "expired",
+			old:  func(rt *store.RefreshToken) { rt.ExpiresAt = now.Add(-time.Nanosecond) },
+			want: store.ErrConflict,
+		},
+		{
+			name: "expires exactly now",
+			old:  func(rt *store.RefreshToken) { rt.ExpiresAt = now },
+			want: store.ErrConflict,
+		},
+		{
+			name: "unknown",
+			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
+				return randomID(t), nextLink(t, old, now)
+			},
+			want: store.ErrNotFound,
+		},
+		{
+			name: "next takes another link's ID",
+			rotate: func(t *testing.T, old, taken store.RefreshToken) (string, store.RefreshToken) {
+				next := nextLink(t, old, now)
+				next.ID = taken.ID
+				return old.ID, next
+			},
+			want: store.ErrConflict,
+		},
+		{
+			name: "next takes the old link's ID",
+			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
+				next := nextLink(t, old, now)
+				next.ID = old.ID
+				return old.ID, next
+			},
+			want: store.ErrConflict,
+		},
+		{
+			name: "next in another family",
+			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
+				next := nextLink(t, old, now)
+				next.FamilyID = "another"
+				return old.ID, next
+			},
+		},
+		{
+			name: "next without expiry",
+			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
+				next := nextLink(t, old, now)
+				next.ExpiresAt = time.Time{}
+				return old.ID, next
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			old := newLink(t, "family", base)
+			if c.old != nil {
+				c.old(&old)
+			}
+			createLink(t, s, old)
+			taken := newLink(t, "family", base)
+			createLink(t, s, taken)
+
+			oldID, next := old.ID, nextLink(t, old, now)
+			if c.rotate != nil {
+				oldID, next = c.rotate(t, old, taken)
+			}
+			err := s.RotateRefreshToken(t.Context(), oldID, now, next)
+			if c.want == nil {
+				checkInvalid(t, "RotateRefreshToken", err)
+			} else {
+				checkErr(t, "RotateRefreshToken", err, c.want)
+			}
+			// Nothing written: the old link is as it was, and next is
+			// absent (or, if its ID was taken, that link is unchanged).
+			checkLink(t, s, old)
+			checkLink(t, s, taken)
+			if next.ID != old.ID && next.ID != taken.ID {
+				checkNoLink(t, s, next.ID)
+			}
+		})
+	}
+}
+
+func testConcurrentRotate(t *testing.T, s IdentityStore) {
+	old := newLink(t, "family", base)
+	createLink(t, s, old)
+	now := base.Add(time.Hour)
+	nexts := make([]store.RefreshToken, racers)
+	for i := range nexts {
+		nexts[i] = nextLink(t, old, now)
+	}
+	errs := race(racers, func(i int) error {
+		return s.RotateRefreshToken(t.Context(), old.ID, now, nexts[i])
+	})
+	w := checkOneWinner(t, errs)
+	old.UsedAt = now
+	checkLink(t, s, old)
+	for i, next := range nexts {
+		if i == w {
+			checkLink(t, s, next)
+		} else {
+			checkNoLink(t, s, next.ID)
+		}
+	}
+}
+
+func testRevokeFamily(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	// Family F: two spent links and a live one. Family G: one live link.
+	var f []store.RefreshToken
+	link := newLink(t, "F", base)
+	createLink(t, s, link)
+	for i := range 2 {
+		now := base.Add(time.Duration(i+1) * time.Minute)
+		next := nextLink(t, link, now)
+		checkErr(t, "RotateRefreshToken", s.RotateRefreshToken(ctx, link.ID, now, next), nil)
+		link.UsedAt = now
+		f = append(f, link)
+		link = next
+	}
+	f = append(f, link)
+	g := newLink(t, "G", base)
+	createLink(t, s, g)
+
+	revoke := func(family string, now time.Time, want int) {
+		t.Helper()
+		n, err := s.RevokeRefreshFamily(ctx, family, now)
+		if err != nil {
+			t.Fatalf("RevokeRefreshFamily(%q): %v", family, err)
+		}
+		if n != want {
+			t.Errorf("RevokeRefreshFamily(%q) revoked %d links, want %d", family, n, want)
+		}
+	}
+	t1 := base.Add(time.Hour)
+	revoke("F", t1, 3)
+	revoke("F", t1.Add(time.Minute), 0)
+	revoke("unknown", t1, 0)
+	for i := range f {
+		f[i].RevokedAt = t1
+		checkLink(t, s, f[i])
+	}
+	checkLink(t, s, g)
+
+	// No link of F can be rotated any more, spent or not.
+	for _, rt := range f {
+		next := nextLink(t, rt, t1.Add(time.Minute))
+		checkErr(t, "RotateRefreshToken of a revoked link", s.RotateRefreshToken(ctx, rt.ID, t1.Add(time.Minute), next), store.ErrConflict)
+		checkNoLink(t, s, next.ID)
+	}
+
+	// A link added to F later is revoked on its own; earlier ones keep
+	// their revocation time.
+	late := newLink(t, "F", t1)
+	createLink(t, s, late)
+	t2 := t1.Add(time.Hour)
+	revoke("F", t2, 1)
+	late.RevokedAt = t2
+	checkLink(t, s, late)
+	for _, rt := range f {
+		checkLink(t, s, rt)
+	}
+
+	// G was never touched and still rotates.
+	next := nextLink(t, g, t2)
+	checkErr(t, "RotateRefreshToken of another family's link", s.RotateRefreshToken(ctx, g.ID, t2, next), nil)
+}
+
+func isRevoked(t *testing.T, s IdentityStore, jti string) bool {
+	t.Helper()
+	r, err := s.IsAccessTokenRevoked(t.Context(), jti)
+	if err != nil {
+		t.Fatalf("IsAccessTokenRevoked(%q): %v", jti, err)
+	}
+	return r
+}
+
+func prune(t *testing.T, s IdentityStore, now time.Time) int64 {
+	t.Helper()
+	n, err := s.PruneExpired(t.Context(), now)
+	if err != nil {
+		t.Fatalf("PruneExpired(%v): %v", now, err)
+	}
+	return n
+}
+
+func testDenyList(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	exp := base.Add(time.Hour)
+	steps := []struct {
+		name    string
+		do      func() error
+		revoked map[string]bool
+	}{
+		{"nothing revoked", nil, map[string]bool{"a": false, "b": false}},
+		{"revoke a", func() error { return s.RevokeAccessToken(ctx, "a", exp) }, map[string]bool{"a": true, "b": false}},
+		{"revoke a again", func() error { return s.RevokeAccessToken(ctx, "a", exp) }, map[string]bool{"a": true, "b": false}},
+		{"revoke a again with an earlier expiry", func() error { return s.RevokeAccessToken(ctx, "a", base) }, map[string]bool{"a": true}},
+		{"prune between the two expiries keeps the later", func() error {
+			if n := prune(t, s, base.Add(time.Minute)); n != 0 {
+				return fmt.Errorf("pruned %d rows, want 0", n)
+			}
+			return nil
+		}, map[string]bool{"a": true}},
+		{"revoke A: jtis are exact", func() error { return s.RevokeAccessToken(ctx, "A", exp) }, map[string]bool{"a": true, "A": true, "b": false}},
+		{"prune at expiry", func() error {
+			if n := prune(t, s, exp); n != 2 {
+				return fmt.Errorf("pruned %d rows, want 2", n)
+			}
+			return nil
+		}, map[string]bool{"a": false, "A": false}},
+		{"revoke a after pruning", func() error { return s.RevokeAccessToken(ctx, "a", exp.Add(time.Hour)) }, map[string]bool{"a": true}},
+	}
+	for _, st := range steps {
+		if st.do != nil {
+			if err := st.do(); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+		}
+		for jti, want := range st.revoked {
+			if got := isRevoked(t, s, jti); got != want {
+				t.Errorf("%s: IsAccessTokenRevoked(%q) = %v, want %v", st.name, jti, got, want)
+			}
+		}
+	}
+}
+
+func testAssertions(t *testing.T, s IdentityStore) {
+	at := func(minutes int) time.Time { return base.Add(time.Duration(minutes) * time.Minute) }
+	steps := []struct {
+		name        string
+		client, jti string
+		exp, now    time.Time
+		want        error
+	}{
+		{"first use", "c1", "j1", at(5), at(0), nil},
+		{"replay", "c1", "j1", at(5), at(1), store.ErrConflict},
+		{"replay with another expiry", "c1", "j1", at(10), at(4), store.ErrConflict},
+		{"replay in the last nanosecond", "c1", "j1", at(10), at(5).Add(-1), store.ErrConflict},
+		{"same jti, other client", "c2", "j1", at(5), at(1), nil},
+		{"other jti", "c1", "j2", at(5), at(1), nil},
+		{"jti in other case", "c1", "J1", at(5), at(1), nil},
+		{"reuse once the first expired", "c1", "j1", at(15), at(5), nil},
+		{"replay of the reuse", "c1", "j1", at(15), at(6), store.ErrConflict},
+		{"other client still refused", "c2", "j1", at(6), at(2), store.ErrConflict},
+	}
+	for _, st := range steps {
+		err := s.RecordAssertion(t.Context(), st.client, st.jti, st.exp, st.now)
+		checkErr(t, fmt.Sprintf("%s: RecordAssertion(%q, %q)", st.name, st.client, st.jti), err, st.want)
+	}
+}
+
+func testConcurrentAssertion(t *testing.T, open func(t *testing.T) IdentityStore) {
+	t.Run("new pair", func(t *testing.T) {
+		s := open(t)
+		errs := race(racers, func(int) error {
+			return s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base)
+		})
+		checkOneWinner(t, errs)
+	})
+	t.Run("taking over an expired record", func(t *testing.T) {
+		s := open(t)
+		checkErr(t, "RecordAssertion", s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
+		now := base.Add(2 * time.Minute)
+		errs := race(racers, func(i int) error {
+			return s.RecordAssertion(t.Context(), "c", "j", now.Add(time.Duration(i+1)*time.Minute), now)
+		})
+		checkOneWinner(t, errs)
+	})
+}
+
+func testPruneExpired(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	now := base.Add(48 * time.Hour)
+
+	// Deny list and assertion records: at or before now goes.
+	for jti, exp := range map[string]time.Time{"d-past": now.Add(-time.Hour), "d-now": now, "d-future": now.Add(1)} {
+		checkErr(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, jti, exp), nil)
+	}
+	for jti, exp := range map[string]time.Time{"a-past": now.Add(-time.Hour), "a-now": now, "a-future": now.Add(1)} {
+		checkErr(t, "RecordAssertion", s.RecordAssertion(ctx, "c", jti, exp, base), nil)
+	}
+
+	// family builds a family of links with the given expiries, each but the
+	// last spent.
+	family := func(id string, expiries ...time.Time) []store.RefreshToken {
+		var links []store.RefreshToken
+		for i, exp := range expiries {
+			rt := newLink(t, id, base)
+			rt.ExpiresAt = exp
+			if i < len(expiries)-1 {
+				rt.UsedAt = base.Add(time.Minute)
+			}
+			createLink(t, s, rt)
+			links = append(links, rt)
+		}
+		return links
+	}
+	gone := [][]store.RefreshToken{
+		family("all-expired", now.Add(-2*time.Hour), now.Add(-time.Hour), now),
+		family("revoked-expired", now.Add(-time.Minute)),
+	}
+	kept := [][]store.RefreshToken{
+		family("newest-alive", now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(1)),
+		// The live link need not be the last created.
+		family("older-alive", now.Add(time.Hour), now.Add(-time.Hour)),
+		// Revoked, but kept until it expires like any other.
+		family("revoked-alive", now.Add(time.Hour)),
+	}
+	for family, links := range map[string][]store.RefreshToken{"revoked-expired": gone[1], "revoked-alive": kept[2]} {
+		n, err := s.RevokeRefreshFamily(ctx, family, base.Add(time.Hour))
+		checkErr(t, "RevokeRefreshFamily", err, nil)
+		if n != 1 {
+			t.Fatalf("RevokeRefreshFamily(%q) revoked %d, want 1", family, n)
+		}
+		links[0].RevokedAt = base.Add(time.Hour)
+	}
+
+	if n := prune(t, s, now); n != 2+2+3+1 {
+		t.Errorf("PruneExpired deleted %d rows, want %d", n, 2+2+3+1)
+	}
+	for jti, want := range map[string]bool{"d-past": false, "d-now": false, "d-future": true} {
+		if got := isRevoked(t, s, jti); got != want {
+			t.Errorf("after pruning: IsAccessTokenRevoked(%q) = %v, want %v", jti, got, want)
+		}
+	}
+	checkErr(t, "RecordAssertion of a kept record",
+		s.RecordAssertion(ctx, "c", "a-future", now.Add(time.Hour), now), store.ErrConflict)
+	for _, links := range gone {
+		for _, rt := range links {
+			checkNoLink(t, s, rt.ID)
+		}
+	}
+	for _, links := range kept {
+		for _, rt := range links {
+			checkLink(t, s, rt)
+		}
+	}
+	if n := prune(t, s, now); n != 0 {
+		t.Errorf("second PruneExpired at the same time deleted %d rows, want 0", n)
+	}
+}
+
+func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
+	live := func(t *testing.T) store.RefreshToken { return newLink(t, "family", base) }
+	cases := []struct {
+		name string
+		do   func(t *testing.T, s IdentityStore, rt store.RefreshToken) error
+	}{
+		{"client without ID", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.CreateClient(t.Context(), store.Client{Name: "x"})
+		}},
+		{"user without ID", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			u := newUser(t, "alice", "")
+			u.ID = ""
+			return s.CreateUser(t.Context(), u)
+		}},
+		{"user without username", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.CreateUser(t.Context(), newUser(t, "", "alice@example.com"))
+		}},
+		{"username not UTF-8", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.CreateUser(t.Context(), newUser(t, "al\xffice", ""))
+		}},
+		{"email not UTF-8", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.CreateUser(t.Context(), newUser(t, "alice", "al\xffice@example.com"))
+		}},
+		{"password update at the zero time", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			u := newUser(t, "alice", "")
+			createUser(t, s, u)
+			err := s.UpdateUserPassword(t.Context(), u.ID, "new", time.Time{})
+			if d := userDiff(getUser(t, s, u.ID), u); d != "" {
+				t.Errorf("user changed by a refused update: %s", d)
+			}
+			checkErr(t, "DeleteUser", s.DeleteUser(t.Context(), u.ID), nil)
+			return err
+		}},
+		{"refresh token without ID", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			rt := newLink(t, "f2", base)
+			rt.ID = ""
+			return s.CreateRefreshToken(t.Context(), rt)
+		}},
+		{"refresh token without family", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			rt := newLink(t, "", base)
+			defer checkNoLink(t, s, rt.ID)
+			return s.CreateRefreshToken(t.Context(), rt)
+		}},
+		{"refresh token without expiry", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			rt := newLink(t, "f2", base)
+			rt.ExpiresAt = time.Time{}
+			defer checkNoLink(t, s, rt.ID)
+			return s.CreateRefreshToken(t.Context(), rt)
+		}},
+		{"rotation at the zero time", func(t *testing.T, s IdentityStore, rt store.RefreshToken) error {
+			next := nextLink(t, rt, base)
+			defer checkNoLink(t, s, next.ID)
+			return s.RotateRefreshToken(t.Context(), rt.ID, time.Time{}, next)
+		}},
+		{"family revocation at the zero time", func(t *testing.T, s IdentityStore, rt store.RefreshToken) error {
+			_, err := s.RevokeRefreshFamily(t.Context(), rt.FamilyID, time.Time{})
+			return err
+		}},
+		{"access token revocation without jti", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.RevokeAccessToken(t.Context(), "", base)
+		}},
+		{"access token revocation without expiry", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			defer func() {
+				if isRevoked(t, s, "j") {
+					t.Error("refused revocation was recorded")
+				}
+			}()
+			return s.RevokeAccessToken(t.Context(), "j", time.Time{})
+		}},
+		{"assertion without jti", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.RecordAssertion(t.Context(), "c", "", base.Add(time.Minute), base)
+		}},
+		{"assertion without client", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.RecordAssertion(t.Context(), "", "j", base.Add(time.Minute), base)
+		}},
+		{"assertion expiring at now", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			err := s.RecordAssertion(t.Context(), "c", "j", base, base)
+			// Nothing was recorded: the pair is still free.
+			checkErr(t, "RecordAssertion after a refused one",
+				s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
+			return err
+		}},
+		{"assertion without expiry", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			return s.RecordAssertion(t.Context(), "c", "j", time.Time{}, base)
+		}},
+		{"pruning at the zero time", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+			_, err := s.PruneExpired(t.Context(), time.Time{})
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			rt := live(t)
+			createLink(t, s, rt)
+			checkInvalid(t, c.name, c.do(t, s, rt))
+			checkLink(t, s, rt)
+			if cs := listClients(t, s); len(cs) != 0 {
+				t.Errorf("%d clients stored by refused input", len(cs))
+			}
+			if us := listUsers(t, s); len(us) != 0 {
+				t.Errorf("%d users stored by refused input", len(us))
+			}
+		})
+	}
+}

@@ -1,0 +1,294 @@
+package web
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/store"
+)
+
+// oauthError writes an RFC 6749 §5.2 error.
+func oauthError(c echo.Context, err error) error {
+	var oe *idp.Error
+	if !errors.As(err, &oe) {
+		return err // a 500 through the common handler
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if oe.Status == http.StatusUnauthorized {
+		h.Set(echo.HeaderWWWAuthenticate, `Basic realm="keygate"`)
+	}
+	if oe.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(oe.RetryAfter.Seconds())))
+	}
+	if oe.Status >= 500 {
+		return err
+	}
+	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// formRequest reads an application/x-www-form-urlencoded POST body (never the
+// query string: RFC 6749 §3.2 keeps credentials out of URLs) and HTTP Basic
+// client credentials, which RFC 6749 §2.3.1 form-encodes before base64.
+func (s *Server) formRequest(c echo.Context, endpoint string) (*idp.Request, error) {
+	r := c.Request()
+	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationForm {
+		return nil, &idp.Error{Code: "invalid_request", Status: http.StatusBadRequest,
+			Description: "the body must be application/x-www-form-urlencoded"}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, &idp.Error{Code: "invalid_request", Status: http.StatusBadRequest, Description: "the body is not valid form encoding"}
+	}
+	req := &idp.Request{Form: form, RemoteIP: c.RealIP(), Endpoint: s.cfg.Issuer + endpoint}
+	if user, pass, ok := r.BasicAuth(); ok {
+		u, err1 := url.QueryUnescape(user)
+		p, err2 := url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return nil, &idp.Error{Code: "invalid_client", Status: http.StatusUnauthorized, Description: "malformed Basic credentials"}
+		}
+		req.BasicUser, req.BasicPass, req.HasBasic = u, p, true
+	} else if r.Header.Get(echo.HeaderAuthorization) != "" && !strings.HasPrefix(strings.ToLower(r.Header.Get(echo.HeaderAuthorization)), "bearer ") {
+		return nil, &idp.Error{Code: "invalid_client", Status: http.StatusUnauthorized, Description: "unsupported Authorization scheme"}
+	}
+	return req, nil
+}
+
+func (s *Server) token(c echo.Context) error {
+	req, err := s.formRequest(c, "/token")
+	if err != nil {
+		return oauthError(c, err)
+	}
+	res, err := s.cfg.IDP.Token(c.Request().Context(), req)
+	if err != nil {
+		return oauthError(c, err)
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) revoke(c echo.Context) error {
+	req, err := s.formRequest(c, "/revoke")
+	if err != nil {
+		return oauthError(c, err)
+	}
+	cl, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, true)
+	if err != nil {
+		return oauthError(c, err)
+	}
+	if err := s.cfg.IDP.Revoke(c.Request().Context(), cl, req.Form.Get("token"), req.Form.Get("token_type_hint")); err != nil {
+		return oauthError(c, err)
+	}
+	return c.NoContent(http.StatusOK)
+}
+
+func (s *Server) introspect(c echo.Context) error {
+	req, err := s.formRequest(c, "/introspect")
+	if err != nil {
+		return oauthError(c, err)
+	}
+	if _, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, false); err != nil {
+		return oauthError(c, err)
+	}
+	res, err := s.cfg.IDP.Introspect(c.Request().Context(), req.Form.Get("token"))
+	if err != nil {
+		return oauthError(c, err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, res)
+}
+
+// bearer answers RFC 6750: the access token from the Authorization header (or,
+// on a form POST, the access_token field), validated; a 401 with
+// WWW-Authenticate otherwise.
+func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
+	r := c.Request()
+	tok := ""
+	if scheme, rest, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		tok = strings.TrimSpace(rest)
+	} else if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
+		tok = c.FormValue("access_token")
+	}
+	if tok == "" {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate"`)
+		return nil, echo.NewHTTPError(http.StatusUnauthorized, "a bearer access token is required")
+	}
+	claims, err := s.cfg.IDP.ValidateAccessToken(r.Context(), tok)
+	if err != nil {
+		var te *idp.TokenError
+		if errors.As(err, &te) {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+				fmt.Sprintf(`Bearer realm="keygate", error="invalid_token", error_description=%q`, te.Reason))
+			return nil, echo.NewHTTPError(http.StatusUnauthorized, te.Reason)
+		}
+		return nil, err
+	}
+	return claims, nil
+}
+
+// userinfo serves OIDC Core §5.3 for tokens with the openid scope.
+func (s *Server) userinfo(c echo.Context) error {
+	claims, err := s.bearer(c)
+	if err != nil {
+		return err
+	}
+	if !claims.HasScope("openid") {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="insufficient_scope", scope="openid"`)
+		return echo.NewHTTPError(http.StatusForbidden, "the token lacks the openid scope")
+	}
+	u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token", error_description="no such user"`)
+		return echo.NewHTTPError(http.StatusUnauthorized, "the token's subject is not a user")
+	}
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"sub": u.ID}
+	if claims.HasScope("profile") {
+		out["preferred_username"] = u.Username
+		if u.Name != "" {
+			out["name"] = u.Name
+		}
+	}
+	if claims.HasScope("email") && u.Email != "" {
+		out["email"] = u.Email
+		out["email_verified"] = false
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, out)
+}
+
+// UserView is a user as the JSON API shows them (never the hash).
+type UserView struct {
+	ID        string `json:"id"`
+	Username  string `json:"username"`
+	Email     string `json:"email,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Admin     bool   `json:"admin,omitempty"`
+	CreatedAt string `json:"created_at"`
+}
+
+func viewUser(u store.User) UserView {
+	return UserView{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Admin: u.Admin,
+		CreatedAt: u.CreatedAt.UTC().Format("2006-01-02T15:04:05Z")}
+}
+
+// signup serves POST /users (JSON).
+func (s *Server) signup(c echo.Context) error {
+	if !s.cfg.IDP.SignupEnabled() {
+		return echo.NewHTTPError(http.StatusForbidden, "signup is disabled on this server")
+	}
+	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt != echo.MIMEApplicationJSON {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "send JSON: {\"username\", \"password\", \"email\", \"name\"}")
+	}
+	var nu idp.NewUser
+	if err := c.Bind(&nu); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object with username, password, email, name")
+	}
+	u, err := s.cfg.IDP.CreateUser(c.Request().Context(), nu)
+	var ve *idp.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return echo.NewHTTPError(http.StatusBadRequest, ve.Error())
+	case errors.Is(err, idp.ErrUserExists):
+		return echo.NewHTTPError(http.StatusConflict, err.Error())
+	case err != nil:
+		return err
+	}
+	s.cfg.Logger.Info("user signed up", "user_id", u.ID)
+	c.Response().Header().Set(echo.HeaderLocation, "/users/me")
+	return c.JSON(http.StatusCreated, viewUser(u))
+}
+
+func (s *Server) me(c echo.Context) error {
+	claims, err := s.bearer(c)
+	if err != nil {
+		return err
+	}
+	u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, "the token's subject is not a user")
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, viewUser(u))
+}
+
+// scriptLogin is the seed 000 POST /login: the body is an assertion the client
+// signed; the answer is the bare access token as application/jwt.
+func (s *Server) scriptLogin(c echo.Context) error {
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	switch mt {
+	case "application/jwt", "text/plain", "":
+	default:
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "POST /login takes a client-signed JWT with Content-Type: application/jwt")
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	tok, err := s.cfg.IDP.ScriptLogin(c.Request().Context(), strings.TrimSpace(string(body)))
+	if err != nil {
+		var oe *idp.Error
+		if errors.As(err, &oe) && oe.Status < 500 {
+			return c.JSON(oe.Status, map[string]string{"error": oe.Description})
+		}
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, "application/jwt", []byte(tok))
+}
+
+// getKey is the seed 001 key server: a client's public key as PEM.
+func (s *Server) getKey(c echo.Context) error {
+	id := c.QueryParam("identity")
+	if id == "" {
+		return echo.NewHTTPError(http.StatusBadRequest, "give ?identity=<client id>")
+	}
+	cl, err := s.cfg.IDP.Client(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, "unknown identity "+strconv.Quote(id))
+	}
+	if err != nil {
+		return err
+	}
+	if cl.Keys == nil || cl.Keys.Len() == 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "identity "+strconv.Quote(id)+" has no registered public key")
+	}
+	var out []byte
+	for i := 0; i < cl.Keys.Len(); i++ {
+		k, _ := cl.Keys.Key(i)
+		var raw any
+		if err := k.Raw(&raw); err != nil {
+			return err
+		}
+		der, err := x509.MarshalPKIXPublicKey(raw)
+		if err != nil {
+			return err
+		}
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...)
+	}
+	return c.Blob(http.StatusOK, "application/x-pem-file", out)
+}
