@@ -69,11 +69,11 @@ type Config struct {
 
 // Provider implements the grants and token operations.
 type Provider struct {
-	cfg     Config
-	now     func() time.Time
-	log     *slog.Logger
-	static  map[string]*Client
-	remote  *remoteKeys
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+	static map[string]*Client
+	remote *remoteKeys
 }
 
 // New checks cfg and returns a Provider.

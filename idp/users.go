@@ -154,7 +154,9 @@ func (p *Provider) SetPassword(ctx context.Context, login, pw string) error {
 }
 
 // User returns a user by id.
-func (p *Provider) User(ctx context.Context, id string) (store.User, error) { return p.cfg.Store.GetUser(ctx, id) }
+func (p *Provider) User(ctx context.Context, id string) (store.User, error) {
+	return p.cfg.Store.GetUser(ctx, id)
+}
 
 // UserByLogin returns a user by username or email.
 func (p *Provider) UserByLogin(ctx context.Context, login string) (store.User, error) {
@@ -162,7 +164,9 @@ func (p *Provider) UserByLogin(ctx context.Context, login string) (store.User, e
 }
 
 // Users lists users.
-func (p *Provider) Users(ctx context.Context) ([]store.User, error) { return p.cfg.Store.ListUsers(ctx) }
+func (p *Provider) Users(ctx context.Context) ([]store.User, error) {
+	return p.cfg.Store.ListUsers(ctx)
+}
 
 // DeleteUser removes a user (and, in the store, their refresh tokens).
 func (p *Provider) DeleteUser(ctx context.Context, login string) error {
