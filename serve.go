@@ -70,6 +70,7 @@ func runServe(parent context.Context, o *options) error {
 		WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout, MaxHeaderBytes: 32 << 10}
 
 	go mgr.Run(ctx, cfg.Keys.PollInterval)
+	go prune(ctx, d, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("keygate started", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "active_kid", snap.Signing.KID,
@@ -88,4 +89,26 @@ func runServe(parent context.Context, o *options) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// prune deletes expired deny-list entries, replay records and refresh-token
+// families every interval, so those tables stay the size of what is live.
+func prune(ctx context.Context, d *deps, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := d.store.PruneExpired(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("pruning expired tokens failed", "err", err)
+			continue
+		}
+		if n > 0 {
+			d.log.Info("pruned expired token records", "rows", n)
+		}
+	}
 }

@@ -183,6 +183,14 @@ func (p *Provider) jwtBearer(ctx context.Context, r *Request, authenticated *Cli
 	}
 	a, err := p.verifyAssertion(ctx, raw, useGrant, []string{p.cfg.Issuer, p.TokenEndpoint()})
 	if err != nil {
+		// RFC 7523 §3.1: an assertion grant that is not valid — unknown issuer,
+		// bad signature, no usable key included — is invalid_grant (400).
+		// verifyAssertion answers invalid_client (401) for those, which is
+		// right when the assertion authenticates a client, not here.
+		var oe *Error
+		if errors.As(err, &oe) && oe.Code == "invalid_client" {
+			return nil, &Error{Code: "invalid_grant", Description: oe.Description, Status: http.StatusBadRequest, cause: err}
+		}
 		return nil, err
 	}
 	if authenticated != nil && authenticated.ID != a.client.ID {

@@ -57,6 +57,15 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 		return store.User{}, ErrInvalidCredentials
 	}
 	p.cfg.UserThrottle.Reset(userKey)
+	if p.cfg.Hasher.NeedsRehash(u.PasswordHash) {
+		// The argon2id parameters changed since this hash was made: upgrade it
+		// now, while the password is at hand. A failure only delays the upgrade.
+		if hash, err := p.cfg.Hasher.Hash(ctx, pw); err == nil {
+			if err := p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, now.UTC()); err != nil {
+				p.log.Warn("password hash upgrade failed", "user_id", u.ID, "err", err)
+			}
+		}
+	}
 	return u, nil
 }
 

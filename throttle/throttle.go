@@ -73,14 +73,15 @@ func (l Limits) Validate() error {
 //     Fail, not only at capacity.
 //  2. Otherwise the unlocked bucket closest to full (least information lost).
 //  3. Only when every bucket is locked out, the one whose lockout ends
-//     soonest, i.e. the oldest lockout, the one nearest to expiring anyway.
+//     soonest: normally the oldest lockout, unless a later one owes less
+//     (see Fail), and in any case the one nearest to expiring anyway.
 //
 // All three are "the bucket that will be full first", since a locked bucket
 // is always further from full than an unlocked one; a heap ordered by that
 // instant makes each eviction O(log maxKeys). Flooding new keys thus only
 // churns through the flood's own one-failure buckets, and a locked key stays
-// locked unless the attacker can lock maxKeys other keys (Burst failures each)
-// faster than their lockouts expire.
+// locked unless the attacker locks maxKeys other keys (Burst verified
+// failures each) whose lockouts all outlast it.
 type Throttle struct {
 	limits  Limits
 	maxKeys int

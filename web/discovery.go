@@ -45,17 +45,19 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		IntrospectionEndpoint: issuer + "/introspect",
 		// Required members; empty until /authorize exists, because advertising a
 		// response type that no endpoint serves would mislead clients.
-		ResponseTypesSupported:                     []string{},
-		GrantTypesSupported:                        idp.GrantTypes,
-		SubjectTypesSupported:                      []string{"public"},
-		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
-		TokenEndpointAuthMethodsSupported:          idp.AuthMethods,
+		ResponseTypesSupported:           []string{},
+		GrantTypesSupported:              idp.GrantTypes,
+		SubjectTypesSupported:            []string{"public"},
+		IDTokenSigningAlgValuesSupported: []string{"RS256"},
+		// "none": public clients identify themselves by client_id alone (password
+		// and refresh_token grants; no secret to keep).
+		TokenEndpointAuthMethodsSupported:          append(append([]string{}, idp.AuthMethods...), "none"),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		RevocationEndpointAuthMethodsSupported:     append(append([]string{}, idp.AuthMethods...), "none"),
 		IntrospectionEndpointAuthMethodsSupported:  idp.AuthMethods,
 		IntrospectionEndpointAuthSigningAlgValues:  algs,
-		ScopesSupported:                            []string{"openid", "profile", "email"},
-		ClaimsSupported:                            []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "name", "email", "email_verified"},
+		ScopesSupported: []string{"openid", "profile", "email"},
+		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "name", "email", "email_verified"},
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

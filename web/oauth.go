@@ -36,7 +36,25 @@ func oauthError(c echo.Context, err error) error {
 	if oe.Status >= 500 {
 		return err
 	}
-	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": description(oe.Description)})
+}
+
+// description makes s fit RFC 6749 §5.2's (and RFC 6750 §3's) character set
+// for error_description: printable ASCII without '"' and '\'. Descriptions
+// quote client ids, scopes and claims that callers chose, so they may hold
+// anything.
+func description(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // formRequest reads an application/x-www-form-urlencoded POST body (never the
@@ -123,7 +141,8 @@ func (s *Server) introspect(c echo.Context) error {
 func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
 	r := c.Request()
 	tok := ""
-	if scheme, rest, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
+	// "JWT" is seed 002's scheme (Flask-JWT); it carries the same token.
+	if scheme, rest, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT")) {
 		tok = strings.TrimSpace(rest)
 	} else if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
 		tok = c.FormValue("access_token")
@@ -137,7 +156,7 @@ func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
 		var te *idp.TokenError
 		if errors.As(err, &te) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-				fmt.Sprintf(`Bearer realm="keygate", error="invalid_token", error_description=%q`, te.Reason))
+				fmt.Sprintf(`Bearer realm="keygate", error="invalid_token", error_description="%s"`, description(te.Reason)))
 			return nil, echo.NewHTTPError(http.StatusUnauthorized, te.Reason)
 		}
 		return nil, err
@@ -253,6 +272,12 @@ func (s *Server) scriptLogin(c echo.Context) error {
 	if err != nil {
 		var oe *idp.Error
 		if errors.As(err, &oe) && oe.Status < 500 {
+			if oe.Status == http.StatusUnauthorized {
+				// RFC 9110 §15.5.2: a 401 carries a challenge. The credential
+				// here is the client-signed JWT in the body.
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+					fmt.Sprintf(`JWT realm="keygate", error="%s", error_description="%s"`, oe.Code, description(oe.Description)))
+			}
 			return c.JSON(oe.Status, map[string]string{"error": oe.Description})
 		}
 		return err

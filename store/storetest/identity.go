@@ -136,21 +136,21 @@ func (d *differ) text(name, got, want string) {
 }
 
 // strings compares string slices, nil equal to empty.
-func (d *differ) strings(name string, got, want []string) {
+func (d *differ) list(name string, got, want []string) {
 	if !slices.Equal(got, want) {
 		d.add("%s %q, want %q", name, got, want)
 	}
 }
 
 // bytes compares byte slices, nil equal to empty.
-func (d *differ) bytes(name string, got, want []byte) {
+func (d *differ) blob(name string, got, want []byte) {
 	if !bytes.Equal(got, want) {
 		d.add("%s %q, want %q", name, got, want)
 	}
 }
 
 // time compares instants, and requires a non-zero time read back to be in UTC.
-func (d *differ) time(name string, got, want time.Time) {
+func (d *differ) instant(name string, got, want time.Time) {
 	switch {
 	case want.IsZero() && !got.IsZero():
 		d.add("%s %v, want zero", name, got)
@@ -168,13 +168,13 @@ func clientDiff(got, want store.Client) string {
 	var d differ
 	d.text("ID", got.ID, want.ID)
 	d.text("Name", got.Name, want.Name)
-	d.bytes("SecretHash", got.SecretHash, want.SecretHash)
-	d.bytes("JWKS", got.JWKS, want.JWKS)
+	d.blob("SecretHash", got.SecretHash, want.SecretHash)
+	d.blob("JWKS", got.JWKS, want.JWKS)
 	d.text("JWKSURI", got.JWKSURI, want.JWKSURI)
-	d.strings("GrantTypes", got.GrantTypes, want.GrantTypes)
-	d.strings("Scopes", got.Scopes, want.Scopes)
-	d.strings("Audience", got.Audience, want.Audience)
-	d.strings("RedirectURIs", got.RedirectURIs, want.RedirectURIs)
+	d.list("GrantTypes", got.GrantTypes, want.GrantTypes)
+	d.list("Scopes", got.Scopes, want.Scopes)
+	d.list("Audience", got.Audience, want.Audience)
+	d.list("RedirectURIs", got.RedirectURIs, want.RedirectURIs)
 	if got.Public != want.Public {
 		d.add("Public %v, want %v", got.Public, want.Public)
 	}
@@ -187,7 +187,7 @@ func clientDiff(got, want store.Client) string {
 	if got.AllowBareAssertion != want.AllowBareAssertion {
 		d.add("AllowBareAssertion %v, want %v", got.AllowBareAssertion, want.AllowBareAssertion)
 	}
-	d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	return d.String()
 }
 
@@ -201,8 +201,8 @@ func userDiff(got, want store.User) string {
 	if got.Admin != want.Admin {
 		d.add("Admin %v, want %v", got.Admin, want.Admin)
 	}
-	d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
-	d.time("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.instant("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
 	return d.String()
 }
 

@@ -50,12 +50,12 @@ func refreshDiff(got, want store.RefreshToken) string {
 	d.text("ClientID", got.ClientID, want.ClientID)
 	d.text("Subject", got.Subject, want.Subject)
 	d.text("Scope", got.Scope, want.Scope)
-	d.strings("Audience", got.Audience, want.Audience)
-	d.time("AuthTime", got.AuthTime, want.AuthTime)
-	d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
-	d.time("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
-	d.time("UsedAt", got.UsedAt, want.UsedAt)
-	d.time("RevokedAt", got.RevokedAt, want.RevokedAt)
+	d.list("Audience", got.Audience, want.Audience)
+	d.instant("AuthTime", got.AuthTime, want.AuthTime)
+	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	d.instant("UsedAt", got.UsedAt, want.UsedAt)
+	d.instant("RevokedAt", got.RevokedAt, want.RevokedAt)
 	return d.String()
 }
 
@@ -557,6 +557,7 @@ func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
 			if d := userDiff(getUser(t, s, u.ID), u); d != "" {
 				t.Errorf("user changed by a refused update: %s", d)
 			}
+			// Leave no user behind, as the checks after every case expect.
 			checkErr(t, "DeleteUser", s.DeleteUser(t.Context(), u.ID), nil)
 			return err
 		}},

@@ -1,0 +1,66 @@
+package idp_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store/sqlite"
+	"github.com/keygate/keygate/throttle"
+)
+
+type noKeys struct{}
+
+func (noKeys) Current() *rotation.Snapshot { return nil }
+
+func provider(t *testing.T, st *sqlite.Store, p password.Params) *idp.Provider {
+	t.Helper()
+	pr, err := idp.New(idp.Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Store: st, Keys: noKeys{},
+		Hasher:       password.NewHasher(p, 2),
+		UserThrottle: throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100),
+		IPThrottle:   throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+// TestLoginUpgradesOldHashes: after the argon2id parameters change, a
+// successful login re-hashes the password with the new ones; a failed one
+// changes nothing.
+func TestLoginUpgradesOldHashes(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	old := password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+	cur := password.Params{Memory: 128, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+	if _, err := provider(t, st, old).CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
+		t.Fatal(err)
+	}
+	p := provider(t, st, cur)
+	before, _ := st.GetUserByLogin(ctx, "alice")
+	if _, err := p.CheckPassword(ctx, "alice", "wrong password", "ip"); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if u, _ := st.GetUserByLogin(ctx, "alice"); u.PasswordHash != before.PasswordHash {
+		t.Fatal("a failed login changed the hash")
+	}
+	if _, err := p.CheckPassword(ctx, "alice", "correct horse", "ip"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.GetUserByLogin(ctx, "alice")
+	h := password.NewHasher(cur, 1)
+	if after.PasswordHash == before.PasswordHash || h.NeedsRehash(after.PasswordHash) {
+		t.Errorf("hash not upgraded: %s", after.PasswordHash)
+	}
+	if _, err := p.CheckPassword(ctx, "alice", "correct horse", "ip"); err != nil {
+		t.Errorf("login after the upgrade: %v", err)
+	}
+}
