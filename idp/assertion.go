@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -91,8 +92,13 @@ func (p *Provider) verifyAssertion(ctx context.Context, raw string, use assertio
 	claims := map[string]any{}
 	dec := json.NewDecoder(bytes.NewReader(msg.Payload()))
 	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil {
+	// Exactly one JSON object: no "null", and nothing after it that another
+	// parser might read differently.
+	if err := dec.Decode(&claims); err != nil || claims == nil {
 		return nil, assertionErr(use, "the assertion's claims are not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, assertionErr(use, "the assertion's claims are not a JSON object (bytes after it)")
 	}
 	a := &assertion{claims: claims}
 	iss := a.str("iss")

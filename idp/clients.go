@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/keygate/keygate/store"
@@ -62,6 +63,10 @@ func (c *Client) HasGrant(grant string) bool { return slices.Contains(c.GrantTyp
 func (c *Client) HasKeys() bool { return (c.Keys != nil && c.Keys.Len() > 0) || c.JWKSURI != "" }
 
 func (c *Client) prepare() error {
+	if _, err := uuid.Parse(c.ID); err == nil {
+		// User ids are UUIDs; a client named like one could pass for a user.
+		return errors.New("client id must not be a UUID (user ids are)")
+	}
 	for _, g := range c.GrantTypes {
 		if !slices.Contains(GrantTypes, g) {
 			return fmt.Errorf("unknown grant type %q (known: %s)", g, strings.Join(GrantTypes, ", "))

@@ -92,7 +92,8 @@ func (p *Provider) AuthenticateClient(ctx context.Context, r *Request, allowPubl
 			return nil, serverError(err)
 		}
 		if !c.Public || !allowPublic {
-			return nil, invalidClient("client authentication failed: client %q must authenticate", formID)
+			// The same answer as for an unknown client: do not reveal which ids exist.
+			return nil, invalidClient("client authentication failed")
 		}
 		return c, nil
 	}

@@ -164,9 +164,24 @@ func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
 	return claims, nil
 }
 
+// userBearer is bearer for routes about a user: a token whose subject is its
+// own client (client_credentials, jwt-bearer) speaks for a client, never for a
+// user, whatever the ids look like.
+func (s *Server) userBearer(c echo.Context) (*idp.AccessClaims, error) {
+	claims, err := s.bearer(c)
+	if err != nil {
+		return nil, err
+	}
+	if claims.Subject == claims.ClientID {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token", error_description="a client's token does not represent a user"`)
+		return nil, echo.NewHTTPError(http.StatusUnauthorized, "a client's token does not represent a user")
+	}
+	return claims, nil
+}
+
 // userinfo serves OIDC Core §5.3 for tokens with the openid scope.
 func (s *Server) userinfo(c echo.Context) error {
-	claims, err := s.bearer(c)
+	claims, err := s.userBearer(c)
 	if err != nil {
 		return err
 	}
@@ -240,7 +255,7 @@ func (s *Server) signup(c echo.Context) error {
 }
 
 func (s *Server) me(c echo.Context) error {
-	claims, err := s.bearer(c)
+	claims, err := s.userBearer(c)
 	if err != nil {
 		return err
 	}

@@ -1682,7 +1682,7 @@ func TestUsersAPI(t *testing.T) {
 	}
 	// A client's token has no user behind it.
 	cc := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("svc")})
-	if res := e.do(t, tkReq{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + cc.AccessToken}}); res.status != 404 {
+	if res := e.do(t, tkReq{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + cc.AccessToken}}); res.status != 401 {
 		t.Errorf("/users/me with a client_credentials token: %s", res)
 	}
 }

@@ -1,0 +1,515 @@
+package jwks
+
+import (
+	"context"
+	"crypto/rsa"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// minRSABits is the smallest RSA modulus a published key may have to be
+// used. Keygate generates 2048 bits or more; smaller keys are factorable
+// with enough money and are skipped (and logged) rather than trusted.
+const minRSABits = 2048
+
+// Verifier checks access tokens issued by one issuer (the consumer half of
+// this package: a resource server imports jwks, calls NewVerifier once, and
+// calls Verify, or mounts Middleware, for every request).
+//
+// The issuer's key set is held by a jwx jwk.Cache, which refetches it in the
+// background as its Cache-Control allows (clamped by WithRefreshBounds) and
+// keeps the last good set when a refresh fails, so an issuer outage does not
+// stop verification. Each successful fetch is also indexed by kid into an
+// immutable map published through an atomic pointer; Verify reads only that
+// pointer. So in the steady state Verify makes no network call, takes no
+// lock, and does not wait behind a refresh in progress (jwk.Cache.Get would:
+// it serializes callers on a per-URL semaphore and holds the entry lock for
+// the whole HTTP round trip of a refresh).
+//
+// A token whose kid is not cached causes one refetch, shared by all the
+// requests waiting for it and allowed at most once per
+// WithUnknownKIDInterval, so new keys are found promptly while made-up kids
+// cannot turn the verifier into a request amplifier against the issuer.
+//
+// A Verifier is safe for concurrent use. Close it to stop the background
+// refresh.
+type Verifier struct {
+	cfg     *verifierConfig
+	issuer  string
+	jwksURL string
+	algs    map[string]bool // accepted header algs
+
+	cache  *jwk.Cache
+	bg     context.Context // lives until Close; bounds every key fetch
+	cancel context.CancelFunc
+	closed atomic.Bool
+
+	keys atomic.Pointer[keyIndex]
+	// refreshSem admits one unknown-kid refetch at a time. A one-slot
+	// channel rather than a mutex so that waiters can give up when their
+	// request's context ends, and rather than x/sync/singleflight because
+	// the waiters must not merely share the in-flight fetch but also, after
+	// it, re-check the index and the rate limit under the same exclusion:
+	// the kid may have arrived, or the interval may forbid another fetch.
+	refreshSem chan struct{}
+	lastFetch  atomic.Int64 // cfg.now() at the start of the last fetch, UnixNano
+
+	stats counters
+}
+
+// keyIndex is one fetched key set, indexed for Verify. byKID and kids are
+// immutable once published.
+type keyIndex struct {
+	byKID map[string]*verifyKey
+	kids  []string // in set order
+
+	// headers caches parsed protected headers by their base64url segment.
+	// An issuer puts the same few headers on all its tokens (one per key),
+	// and decoding one costs a few percent of a verification, so headers
+	// are remembered, but only after a signature verified under them: a
+	// client cannot fill the cache with made-up headers. It starts empty
+	// with each fetched set, which keeps it to the live kids, and is bounded
+	// by maxCachedHeaders anyway. Parsing is a pure function of the segment,
+	// so a hit cannot change any decision.
+	headers  sync.Map // string -> tokenHeader
+	nHeaders atomic.Int32
+}
+
+// maxCachedHeaders bounds keyIndex.headers.
+const maxCachedHeaders = 64
+
+func (idx *keyIndex) header(seg string) (tokenHeader, bool) {
+	if h, ok := idx.headers.Load(seg); ok {
+		return h.(tokenHeader), true
+	}
+	return tokenHeader{}, false
+}
+
+func (idx *keyIndex) rememberHeader(seg string, h tokenHeader) {
+	if idx.nHeaders.Load() >= maxCachedHeaders {
+		return // racing callers may overshoot the bound a little; harmless
+	}
+	// Clone: seg points into the token, which must not be retained.
+	if _, loaded := idx.headers.LoadOrStore(strings.Clone(seg), h); !loaded {
+		idx.nHeaders.Add(1)
+	}
+}
+
+type verifyKey struct {
+	alg string // the key's "alg"; "" when the set does not say
+	pub *rsa.PublicKey
+}
+
+type counters struct {
+	fetches, refreshFailures, unknownKIDRefetches, verifications, failures atomic.Uint64
+}
+
+// Stats are a verifier's counters since it was created. They exist for
+// metrics (wrap them in Prometheus CounterFuncs, say) and for tests that
+// must prove how many requests reached the issuer.
+type Stats struct {
+	// Fetches counts HTTP requests for the key set (the initial one,
+	// background refreshes and unknown-kid refetches). For a client-key
+	// verifier: requests to the key server.
+	Fetches uint64
+	// RefreshFailures counts fetches that failed (network, non-200,
+	// unparsable). The previous keys stayed in use.
+	RefreshFailures uint64
+	// UnknownKIDRefetches counts fetches caused by a token whose key was
+	// not cached (for a client-key verifier: refetches because a signature
+	// did not verify with the cached key of its client).
+	UnknownKIDRefetches uint64
+	// Verifications counts tokens accepted.
+	Verifications uint64
+	// Failures counts tokens refused.
+	Failures uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Fetches:             c.fetches.Load(),
+		RefreshFailures:     c.refreshFailures.Load(),
+		UnknownKIDRefetches: c.unknownKIDRefetches.Load(),
+		Verifications:       c.verifications.Load(),
+		Failures:            c.failures.Load(),
+	}
+}
+
+// verifierOptions are the options NewVerifier accepts.
+var verifierOptions = []string{
+	"WithIssuer", "WithJWKSURL", "WithAudience", "WithLeeway", "WithClock", "WithHTTPClient",
+	"WithRefreshBounds", "WithUnknownKIDInterval", "WithExpectedType", "WithRequiredScopes",
+	"WithAlgorithms", "WithLogger",
+}
+
+// NewVerifier returns a Verifier for the tokens of one issuer, after
+// fetching its key set once.
+//
+// issuerOrJWKSURL is either the issuer URL or the key set's URL:
+//
+//   - an issuer URL (e.g. "https://id.example.com"): the key set's URL is
+//     read from <issuer>/.well-known/openid-configuration, whose "issuer"
+//     must equal the expected issuer exactly (the URL given, or WithIssuer),
+//     which stops a misconfigured or hostile endpoint from handing over
+//     another issuer's keys;
+//   - a URL whose last path element is "jwks" or "jwks.json" (Keygate serves
+//     /jwks and /.well-known/jwks.json): used as the key set directly, and
+//     WithIssuer is required;
+//   - with WithJWKSURL, the argument is the issuer and no discovery is done.
+//
+// ctx bounds discovery and the first fetch only; the background refresh
+// runs until Close. NewVerifier fails if the first fetch fails, because a
+// verifier without keys could only refuse every token and a deployment is
+// better stopped at startup than half-working.
+func NewVerifier(ctx context.Context, issuerOrJWKSURL string, opts ...VerifierOption) (*Verifier, error) {
+	cfg, err := newVerifierConfig("NewVerifier", verifierOptions, opts)
+	if err != nil {
+		return nil, err
+	}
+	given, err := parseHTTPURL(issuerOrJWKSURL)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: NewVerifier: %w", err)
+	}
+	var issuer, jwksURL string
+	switch {
+	case cfg.jwksURL != "":
+		if _, err := parseHTTPURL(cfg.jwksURL); err != nil {
+			return nil, fmt.Errorf("jwks: NewVerifier: WithJWKSURL: %w", err)
+		}
+		issuer, jwksURL = issuerOrJWKSURL, cfg.jwksURL
+		if cfg.issuerSet {
+			issuer = cfg.issuer
+		}
+	case looksLikeJWKS(given):
+		if !cfg.issuerSet {
+			return nil, fmt.Errorf("jwks: NewVerifier: %s is a key set URL; give the expected issuer with WithIssuer, or any issuer trusting these keys would be accepted", issuerOrJWKSURL)
+		}
+		issuer, jwksURL = cfg.issuer, issuerOrJWKSURL
+	default:
+		issuer = issuerOrJWKSURL
+		if cfg.issuerSet {
+			issuer = cfg.issuer
+		}
+		d, err := discover(ctx, cfg.httpClient, issuerOrJWKSURL)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: NewVerifier: discovery: %w", err)
+		}
+		if d.Issuer != issuer {
+			return nil, fmt.Errorf("jwks: NewVerifier: discovery: %w: the document says issuer %q, want %q", ErrWrongIssuer, d.Issuer, issuer)
+		}
+		ju, err := parseHTTPURL(d.JWKSURI)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: NewVerifier: discovery: jwks_uri: %w", err)
+		}
+		if given.Scheme == "https" && ju.Scheme != "https" {
+			// Keys fetched in clear text could be swapped by anyone on the
+			// path, which would undo the protection of the https issuer.
+			return nil, fmt.Errorf("jwks: NewVerifier: discovery: jwks_uri %q is not https although the issuer is", d.JWKSURI)
+		}
+		jwksURL = d.JWKSURI
+	}
+
+	v := &Verifier{
+		cfg:        cfg,
+		issuer:     issuer,
+		jwksURL:    jwksURL,
+		algs:       make(map[string]bool, len(cfg.algorithms)),
+		refreshSem: make(chan struct{}, 1),
+	}
+	for _, a := range cfg.algorithms {
+		v.algs[a] = true
+	}
+
+	// The cache's goroutines must outlive ctx, which is often a startup
+	// timeout: tied to it they would stop at the deadline, and a later
+	// refetch would wait forever for a fetch worker that has exited.
+	v.bg, v.cancel = context.WithCancel(context.Background())
+	v.cache = jwk.NewCache(v.bg,
+		// The cache checks its schedule once per window, so the window is
+		// the precision of the refresh; a tick is cheap.
+		jwk.WithRefreshWindow(max(time.Second, cfg.minRefresh/4)),
+		jwk.WithErrSink(errSink{v}),
+	)
+	err = v.cache.Register(jwksURL,
+		jwk.WithHTTPClient(&jwksFetcher{v: v}),
+		jwk.WithMinRefreshInterval(cfg.minRefresh),
+		jwk.WithPostFetcher(jwk.PostFetchFunc(v.install)),
+	)
+	if err != nil {
+		v.cancel()
+		return nil, fmt.Errorf("jwks: NewVerifier: register %s: %w", jwksURL, err)
+	}
+	if _, err := v.cache.Refresh(ctx, jwksURL); err != nil {
+		v.cancel()
+		return nil, fmt.Errorf("jwks: NewVerifier: first fetch of the key set: %w", fetchCause(err))
+	}
+	return v, nil
+}
+
+func parseHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return u, nil
+}
+
+func looksLikeJWKS(u *url.URL) bool {
+	base := path.Base(u.Path)
+	return base == "jwks" || base == "jwks.json"
+}
+
+// errSink receives the errors of jwk.Cache's background refreshes.
+type errSink struct{ v *Verifier }
+
+func (s errSink) Error(err error) { s.v.refreshFailed(err, "background refresh") }
+
+// refreshFailed counts and logs a failed fetch. The last good key set stays
+// in use: jwk.Cache only replaces its data after a fetch and parse succeed,
+// and install (which feeds Verify) only runs then.
+func (v *Verifier) refreshFailed(err error, what string) {
+	if v.closed.Load() {
+		return
+	}
+	v.stats.refreshFailures.Add(1)
+	n := 0
+	if idx := v.keys.Load(); idx != nil {
+		n = len(idx.kids)
+	}
+	v.cfg.logger.Warn("jwks: "+what+" of the key set failed; still verifying with the last good set",
+		"jwks_uri", v.jwksURL, "cached_keys", n, "err", fetchCause(err))
+}
+
+// install is jwk.Cache's PostFetcher: it indexes a freshly fetched set for
+// Verify. Keys that cannot verify tokens here (not RSA, not for signing,
+// an alg that is not an RSA signature algorithm, too short, no kid) are
+// left out, so Verify needs no per-token key checks.
+func (v *Verifier) install(_ string, set jwk.Set) (jwk.Set, error) {
+	idx := &keyIndex{byKID: make(map[string]*verifyKey, set.Len())}
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		kid := k.KeyID()
+		skip := func(why string) {
+			v.cfg.logger.Warn("jwks: ignoring a key of the set", "jwks_uri", v.jwksURL, "kid", kid, "reason", why)
+		}
+		switch {
+		case kid == "":
+			skip("no kid")
+			continue
+		case k.KeyType() != jwa.RSA:
+			if k.KeyUsage() != "enc" {
+				skip("kty " + k.KeyType().String() + " is not supported (RSA only)")
+			}
+			continue
+		case k.KeyUsage() != "" && k.KeyUsage() != string(jwk.ForSignature):
+			continue // an encryption key: not for us, not worth a warning
+		case len(k.KeyOps()) > 0 && !slices.Contains(k.KeyOps(), jwk.KeyOpVerify):
+			continue
+		}
+		alg := k.Algorithm().String()
+		if alg != "" && !isRSASignatureAlg(alg) {
+			continue // e.g. RSA-OAEP: an encryption key
+		}
+		pk, err := k.PublicKey()
+		if err != nil {
+			skip(err.Error())
+			continue
+		}
+		var pub rsa.PublicKey
+		if err := pk.Raw(&pub); err != nil {
+			skip(err.Error())
+			continue
+		}
+		if pub.N == nil || pub.N.BitLen() < minRSABits || pub.E < 3 {
+			bits := 0
+			if pub.N != nil {
+				bits = pub.N.BitLen()
+			}
+			skip(fmt.Sprintf("RSA key of %d bits (at least %d needed) or bad exponent", bits, minRSABits))
+			continue
+		}
+		if _, dup := idx.byKID[kid]; dup {
+			skip("duplicate kid; the first key with it is used")
+			continue
+		}
+		idx.byKID[kid] = &verifyKey{alg: alg, pub: &pub}
+		idx.kids = append(idx.kids, kid)
+	}
+	if len(idx.kids) == 0 {
+		v.cfg.logger.Warn("jwks: the key set has no usable key; every token will be refused", "jwks_uri", v.jwksURL)
+	}
+	v.keys.Store(idx)
+	v.cfg.logger.Debug("jwks: key set installed", "jwks_uri", v.jwksURL, "kids", idx.kids)
+	return set, nil
+}
+
+// Issuer returns the issuer whose tokens are accepted ("iss").
+func (v *Verifier) Issuer() string { return v.issuer }
+
+// JWKSURL returns the URL the key set is fetched from.
+func (v *Verifier) JWKSURL() string { return v.jwksURL }
+
+// KeyIDs returns the kids of the usable keys in the cached set, in set
+// order, for health checks and debugging.
+func (v *Verifier) KeyIDs() []string {
+	return slices.Clone(v.keys.Load().kids)
+}
+
+// Stats returns the verifier's counters.
+func (v *Verifier) Stats() Stats { return v.stats.snapshot() }
+
+// Close stops the background refresh. Verify keeps working with the keys
+// already cached but no longer refetches. Close is idempotent.
+func (v *Verifier) Close() error {
+	v.closed.Store(true)
+	v.cancel()
+	return nil
+}
+
+// Verify checks token and returns its claims, or an error wrapping one of
+// the Err* sentinels.
+//
+// The checks, in order: compact form and header; alg in the accepted list
+// (so "none" and HMAC never reach a key); a kid, found in the cached set
+// (after at most one refetch); the key's own alg equal to the header's; the
+// signature; then, on authenticated data only, typ, iss, aud, exp, nbf, iat
+// and the required scopes. Header members that point at keys (jku, x5u,
+// x5c, jwk) are ignored.
+//
+// ctx only matters when the kid is unknown and a refetch is made or waited
+// for; in the steady state Verify does no I/O.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.verify(ctx, token)
+	if err != nil {
+		v.stats.failures.Add(1)
+		return nil, err
+	}
+	v.stats.verifications.Add(1)
+	return c, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
+	buf := getScratch()
+	defer putScratch(buf)
+	t, err := splitCompact(token, buf)
+	if err != nil {
+		return nil, err
+	}
+	hdrCached := false
+	if t.tokenHeader, hdrCached = v.keys.Load().header(t.headerSeg); !hdrCached {
+		if t.tokenHeader, err = parseHeader(t.headerSeg); err != nil {
+			return nil, err
+		}
+	}
+	if !v.algs[t.alg] {
+		return nil, errorf(ErrAlgorithm, "alg %q is not accepted (accepted: %q)", t.alg, v.cfg.algorithms)
+	}
+	if t.kid == "" {
+		return nil, errorf(ErrMalformed, `header has no "kid"; the key cannot be chosen`)
+	}
+	key := v.keys.Load().byKID[t.kid]
+	if key == nil {
+		if key, err = v.refetchFor(ctx, t.kid); err != nil {
+			return nil, err
+		}
+	}
+	// The key decides the algorithm: a token cannot ask for a key published
+	// for RS512 to be used with RS256. A key published without "alg" can
+	// only be an RSA signing key (install checked), and t.alg is an accepted
+	// RSA algorithm, so no confusion is possible there either.
+	if key.alg != "" && key.alg != t.alg {
+		return nil, errorf(ErrAlgorithm, "header alg %q differs from alg %q of key %q", t.alg, key.alg, t.kid)
+	}
+	if err := t.verifySignature(t.alg, key.pub); err != nil {
+		return nil, errorf(ErrBadSignature, "does not verify with key %q", t.kid)
+	}
+	if !hdrCached {
+		v.keys.Load().rememberHeader(t.headerSeg, t.tokenHeader)
+	}
+
+	if v.cfg.expectedType != "" && !typeMatches(t.typ, v.cfg.expectedType) {
+		if t.typ == "" {
+			return nil, errorf(ErrWrongType, "no typ header, want %q", v.cfg.expectedType)
+		}
+		return nil, errorf(ErrWrongType, "typ %q, want %q", t.typ, v.cfg.expectedType)
+	}
+	m, err := t.decodePayload()
+	if err != nil {
+		return nil, err
+	}
+	c, err := claimsFromMap(m, t.kid)
+	if err != nil {
+		return nil, err
+	}
+	if c.Issuer != v.issuer {
+		return nil, errorf(ErrWrongIssuer, "iss %q, want %q", c.Issuer, v.issuer)
+	}
+	if err := checkAudience(c, v.cfg.audiences); err != nil {
+		return nil, err
+	}
+	if err := checkTimes(c, v.cfg.now(), v.cfg.leeway); err != nil {
+		return nil, err
+	}
+	if missing := c.missingScopes(v.cfg.requiredScopes); len(missing) > 0 {
+		return nil, errorf(ErrInsufficientScope, "missing %q", missing)
+	}
+	return c, nil
+}
+
+// refetchFor refetches the key set because kid is not in it, unless another
+// caller just did or the last fetch is more recent than the unknown-kid
+// interval.
+//
+// Concurrent callers queue on refreshSem: the first fetches, the others
+// then find the kid (one fetch served them all) or find the interval not
+// yet elapsed (no second fetch). A refetch that fails leaves the cached set
+// as it was, and the failed attempt still counts for the interval, so a
+// down issuer is not hammered either.
+func (v *Verifier) refetchFor(ctx context.Context, kid string) (*verifyKey, error) {
+	select {
+	case v.refreshSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, errorf(ErrUnknownKey, "kid %q is not cached, and the wait for a refetch was cut short: %w", kid, ctx.Err())
+	}
+	defer func() { <-v.refreshSem }()
+
+	if key := v.keys.Load().byKID[kid]; key != nil {
+		return key, nil
+	}
+	if v.closed.Load() {
+		return nil, errorf(ErrUnknownKey, "kid %q is not cached, and the verifier is closed", kid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, errorf(ErrUnknownKey, "kid %q is not cached, and the request ended before a refetch: %w", kid, err)
+	}
+	now := v.cfg.now()
+	last := time.Unix(0, v.lastFetch.Load())
+	if since := now.Sub(last); since >= 0 && since < v.cfg.unknownKIDInterval {
+		return nil, errorf(ErrUnknownKey, "kid %q is not in the key set fetched %s ago (refetched at most every %s)",
+			kid, since.Round(time.Millisecond), v.cfg.unknownKIDInterval)
+	}
+	v.lastFetch.Store(now.UnixNano())
+	v.stats.unknownKIDRefetches.Add(1)
+	if _, err := v.cache.Refresh(ctx, v.jwksURL); err != nil {
+		if ctx.Err() == nil { // a request that gave up is not an issuer failure
+			v.refreshFailed(err, "unknown-kid refetch")
+		}
+		return nil, errorf(ErrUnknownKey, "kid %q is not cached, and refetching the key set failed: %w", kid, fetchCause(err))
+	}
+	if key := v.keys.Load().byKID[kid]; key != nil {
+		return key, nil
+	}
+	return nil, errorf(ErrUnknownKey, "kid %q is not in the issuer's key set (refetched just now)", kid)
+}
