@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store/sqlite"
 )
@@ -82,11 +84,26 @@ func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// appStore is everything the server asks of its database; store/sqlite and
+// store/postgres both provide it.
+type appStore interface {
+	rotation.Store
+	idp.Store
+	Ping(ctx context.Context) error
+	PruneExpired(ctx context.Context, now time.Time) (int64, error)
+	Close() error
+}
+
+// openers maps storage.driver to a constructor.
+var openers = map[string]func(ctx context.Context, dsn string) (appStore, error){
+	"sqlite": func(ctx context.Context, dsn string) (appStore, error) { return sqlite.Open(ctx, dsn) },
+}
+
 // deps are the parts every command builds from the configuration.
 type deps struct {
 	cfg   config.Config
 	log   *slog.Logger
-	store *sqlite.Store
+	store appStore
 }
 
 func (o *options) open(ctx context.Context) (*deps, error) {
@@ -95,9 +112,13 @@ func (o *options) open(ctx context.Context) (*deps, error) {
 		return nil, err
 	}
 	log := newLogger(cfg, o.stderr)
-	st, err := sqlite.Open(ctx, cfg.Storage.DSN)
+	open, ok := openers[cfg.Storage.Driver]
+	if !ok {
+		return nil, fmt.Errorf("storage.driver %q is not built into this binary", cfg.Storage.Driver)
+	}
+	st, err := open(ctx, cfg.Storage.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.Storage.DSN, err)
+		return nil, fmt.Errorf("open %s database: %w", cfg.Storage.Driver, err)
 	}
 	return &deps{cfg: cfg, log: log, store: st}, nil
 }
@@ -119,8 +140,14 @@ func (d *deps) manager(onChange func(*rotation.Snapshot), onRotate func(rotation
 	if err != nil {
 		return nil, err
 	}
-	return rotation.New(rotation.Config{Policy: d.policy(), Store: d.store, Sealer: sealer, Logger: d.log,
-		OnChange: onChange, OnRotate: onRotate})
+	rc := rotation.Config{Policy: d.policy(), Store: d.store, Sealer: sealer, Logger: d.log,
+		OnChange: onChange, OnRotate: onRotate}
+	if l, ok := d.store.(rotation.Leaser); ok {
+		// Several replicas share this database: one at a time makes key-set writes.
+		host, _ := os.Hostname()
+		rc.Lease, rc.Holder, rc.LeaseTTL = l, fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), 30*time.Second
+	}
+	return rotation.New(rc)
 }
 
 // explain turns a start-up error into advice where we know what went wrong.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -48,7 +49,7 @@ func runServe(parent context.Context, o *options) error {
 	if err != nil {
 		return explain(err)
 	}
-	snap, err := mgr.Reconcile(ctx)
+	snap, err := firstReconcile(ctx, mgr, log)
 	if err != nil {
 		return explain(fmt.Errorf("load signing keys: %w", err))
 	}
@@ -70,6 +71,20 @@ func runServe(parent context.Context, o *options) error {
 		WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout, MaxHeaderBytes: 32 << 10}
 
 	go mgr.Run(ctx, cfg.Keys.PollInterval)
+	if w, ok := d.store.(keySetWatcher); ok {
+		// Learn of other replicas' and the CLI's key-set changes at once;
+		// the poll above remains the fallback.
+		go func() {
+			err := w.WatchKeySet(ctx, func() {
+				if err := mgr.Tick(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("key set refresh on notification failed", "err", err)
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				log.Warn("key-set notifications stopped; polling only", "err", err)
+			}
+		}()
+	}
 	go prune(ctx, d, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -109,6 +124,29 @@ func prune(ctx context.Context, d *deps, every time.Duration) {
 		}
 		if n > 0 {
 			d.log.Info("pruned expired token records", "rows", n)
+		}
+	}
+}
+
+// keySetWatcher is a store that announces key-set changes (PostgreSQL NOTIFY).
+type keySetWatcher interface {
+	WatchKeySet(ctx context.Context, fn func()) error
+}
+
+// firstReconcile loads the key set at start. A replica starting beside others
+// on an empty database waits for the lease holder to create the first key.
+func firstReconcile(ctx context.Context, mgr *rotation.Manager, log *slog.Logger) (*rotation.Snapshot, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		snap, err := mgr.Reconcile(ctx)
+		if !errors.Is(err, rotation.ErrAwaitingLeaseHolder) || time.Now().After(deadline) {
+			return snap, err
+		}
+		log.Info("waiting for the replica holding the rotation lease to create the first key")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -302,9 +302,11 @@ func (c Config) Validate() error {
 			return errors.New("storage.dsn: the SQLite database path is empty")
 		}
 	case "postgres":
-		return errors.New("storage.driver: postgres is not available in this build yet; use sqlite")
+		if u, err := url.Parse(c.Storage.DSN); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("storage.dsn: a postgres:// URL is required for the postgres driver (or KEYGATE_DATABASE_URL)")
+		}
 	default:
-		return fmt.Errorf("storage.driver: must be sqlite, got %q", c.Storage.Driver)
+		return fmt.Errorf("storage.driver: must be sqlite or postgres, got %q", c.Storage.Driver)
 	}
 	k := c.Keys
 	switch {

@@ -77,6 +77,7 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{file: "issuer: https://x?a=b\n", want: "issuer"},
 		{file: "listen: nonsense\n", want: "listen"},
 		{file: "storage:\n  driver: mongo\n", want: "storage.driver"},
+		{file: "storage:\n  driver: postgres\n  dsn: data/x.db\n", want: "storage.dsn: a postgres:// URL"},
 		{file: "keys:\n  rsa_bits: 1024\n", want: "keys.rsa_bits"},
 		{file: "keys:\n  rotation_period: 0s\n", want: "keys.rotation_period"},
 		{file: "keys:\n  publish_ahead: 5m\n", want: "keys.publish_ahead: must be at least twice jwks.max_age"},

@@ -34,7 +34,7 @@ func (m *Manager) Rotate(ctx context.Context, force bool) (RotateResult, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for range 8 {
-		if _, err := m.reconcile(ctx); err != nil {
+		if _, err := m.reconcile(ctx, true); err != nil {
 			return RotateResult{}, err
 		}
 		_, keys, err := m.read(ctx)
@@ -62,7 +62,7 @@ func (m *Manager) Rotate(ctx context.Context, force bool) (RotateResult, error) 
 				return RotateResult{}, err
 			}
 			m.log.Info("manual rotation scheduled", "kid", next.KID, "activates_at", safe.UTC().Format(time.RFC3339))
-			_, err = m.reconcile(ctx)
+			_, err = m.reconcile(ctx, true)
 			return res, err
 		}
 		change := store.KeyChange{Updates: m.promote(now, active, next)}
@@ -75,7 +75,7 @@ func (m *Manager) Rotate(ctx context.Context, force bool) (RotateResult, error) 
 		}
 		m.rotated(ReasonManual, change)
 		faults.Inject("rotation.after-promote")
-		_, err = m.reconcile(ctx)
+		_, err = m.reconcile(ctx, true)
 		return RotateResult{Activated: next.KID, Retired: active.KID, At: now}, err
 	}
 	return RotateResult{}, errors.New("rotate: the key set kept changing; try again")
@@ -144,7 +144,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) (RevokeResult, error) 
 		if res.Activated != "" {
 			m.rotated(ReasonRevocation, change)
 		}
-		_, err = m.reconcile(ctx)
+		_, err = m.reconcile(ctx, true)
 		return res, err
 	}
 	return RevokeResult{}, errors.New("revoke: the key set kept changing; try again")

@@ -87,6 +87,14 @@ type Config struct {
 	Logger   *slog.Logger
 	OnChange func(*Snapshot) // called with every newly loaded key set
 	OnRotate func(Reason)    // called when this process changed the signing key
+
+	// Lease, when set, makes key-set writes the privilege of one replica at a
+	// time (Holder names this one). Compare-and-swap writes already keep the set
+	// valid under races; the lease keeps N replicas from each generating keys
+	// and competing for every transition.
+	Lease    Leaser
+	Holder   string
+	LeaseTTL time.Duration
 }
 
 // Key is the public view of a stored key, with its schedule. For next and active
@@ -162,6 +170,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Store == nil || cfg.Sealer == nil {
 		return nil, errors.New("rotation: Store and Sealer are required")
 	}
+	if cfg.Lease != nil && (cfg.Holder == "" || cfg.LeaseTTL <= 0) {
+		return nil, errors.New("rotation: a Lease needs a Holder and a positive LeaseTTL")
+	}
 	m := &Manager{cfg: cfg, now: cfg.Now, log: cfg.Logger,
 		priv: map[string]*rsa.PrivateKey{}, pub: map[string]*rsa.PublicKey{}}
 	if m.now == nil {
@@ -194,10 +205,13 @@ func (m *Manager) Signing() (SigningKey, error) {
 func (m *Manager) Reconcile(ctx context.Context) (*Snapshot, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.reconcile(ctx)
+	return m.reconcile(ctx, false)
 }
 
-func (m *Manager) reconcile(ctx context.Context) (*Snapshot, error) {
+// reconcile brings the set up to date; operator actions (manual rotation,
+// revocation) pass operator=true and write without the lease, which keeps the
+// CLI and every replica able to act at once.
+func (m *Manager) reconcile(ctx context.Context, operator bool) (*Snapshot, error) {
 	const attempts = 8
 	for range attempts {
 		version, keys, err := m.read(ctx)
@@ -206,6 +220,21 @@ func (m *Manager) reconcile(ctx context.Context) (*Snapshot, error) {
 		}
 		now := m.now()
 		change, reason := m.plan(now, keys)
+		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+		if change.Empty() && active != nil && next != nil {
+			return m.load(version, keys, now)
+		}
+		// A write is due. With a lease (several replicas on one database) only
+		// its holder writes; the others keep serving what is stored and pick up
+		// the holder's change through the key-set version.
+		if held, err := m.holdLease(ctx, now, operator); err != nil {
+			return nil, err
+		} else if !held {
+			if active == nil {
+				return nil, ErrAwaitingLeaseHolder
+			}
+			return m.load(version, keys, now)
+		}
 		if !change.Empty() {
 			if err := m.apply(ctx, change); err != nil {
 				if errors.Is(err, store.ErrConflict) {
@@ -219,19 +248,39 @@ func (m *Manager) reconcile(ctx context.Context) (*Snapshot, error) {
 			}
 			continue
 		}
-		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
-		if active == nil || next == nil {
-			if err := m.create(ctx, now, active, next); err != nil {
-				if errors.Is(err, store.ErrConflict) {
-					continue
-				}
-				return nil, err
+		if err := m.create(ctx, now, active, next); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				continue
 			}
-			continue
+			return nil, err
 		}
-		return m.load(version, keys, now)
 	}
 	return nil, fmt.Errorf("reconcile key set: still conflicting after %d attempts", attempts)
+}
+
+// ErrAwaitingLeaseHolder reports an empty key set that another replica holds
+// the lease to create: wait and reconcile again.
+var ErrAwaitingLeaseHolder = errors.New("no signing key yet: another replica holds the rotation lease and is creating it")
+
+// Leaser grants a named, expiring lease to one holder at a time; a holder
+// that dies is replaced once its lease expires. Stores shared by several
+// replicas (PostgreSQL) provide it.
+type Leaser interface {
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
+}
+
+// LeaseName is the lease that guards key-set writes.
+const LeaseName = "keygate-rotation"
+
+func (m *Manager) holdLease(ctx context.Context, now time.Time, operator bool) (bool, error) {
+	if m.cfg.Lease == nil || operator {
+		return true, nil
+	}
+	ok, err := m.cfg.Lease.AcquireLease(ctx, LeaseName, m.cfg.Holder, m.cfg.LeaseTTL, now)
+	if err != nil {
+		return false, fmt.Errorf("acquire rotation lease: %w", err)
+	}
+	return ok, nil
 }
 
 // read loads the set and proves the key-encryption key opens every stored private
