@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -68,12 +69,36 @@ func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
 	return idp.New(idp.Config{
 		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
 		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
-		Clients: clients, Store: d.store, Keys: keys,
+		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Keys: keys,
+		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
 		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
-		UserThrottle: throttle.New(throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}, 100_000),
-		IPThrottle:   throttle.New(throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}, 100_000),
+		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
+		IPThrottle:   d.throttle("ip", throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}),
 		Logger:       d.log,
 	})
+}
+
+// throttlePruner drops buckets that have refilled.
+type throttlePruner interface {
+	PruneFull(ctx context.Context, now time.Time) (int64, error)
+}
+
+// sharedThrottler is a store that keeps login throttling state for every
+// replica (PostgreSQL).
+type sharedThrottler interface {
+	Throttle(name string, l throttle.Limits) idp.Throttle
+}
+
+// throttle is shared through the store when it can be, else in memory.
+func (d *deps) throttle(name string, l throttle.Limits) idp.Throttle {
+	if s, ok := d.store.(sharedThrottler); ok {
+		t := s.Throttle(name, l)
+		if p, ok := t.(throttlePruner); ok {
+			d.pruners = append(d.pruners, p.PruneFull)
+		}
+		return t
+	}
+	return idp.Local(throttle.New(l, 100_000))
 }
 
 // noKeys is for commands that manage users and clients and sign nothing.
@@ -111,6 +136,8 @@ func newClientsCmd(o *options) *cobra.Command {
 		Use:   "add ID",
 		Short: "Register a client; prints its secret once",
 		Example: `  keygate clients add billing --grant client_credentials --scope read --audience orders
+  keygate clients add webapp --public --grant authorization_code,refresh_token \
+      --scope openid,profile,email --redirect-uri https://app.example.com/callback
   keygate clients add future-script --grant urn:ietf:params:oauth:grant-type:jwt-bearer --public-key client.pub \
       --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion`,
 		Args: cobra.ExactArgs(1),
@@ -163,7 +190,7 @@ func newClientsCmd(o *options) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY")
+			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tREDIRECT_URIS")
 			for _, c := range cs {
 				src, auth := "store", []string{}
 				if c.Static {
@@ -178,8 +205,8 @@ func newClientsCmd(o *options) *cobra.Command {
 				if c.Public {
 					auth = append(auth, "public")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
-					strings.Join(c.Scopes, ","), strings.Join(c.Audience, ","), c.AccessTTL, c.NotBeforeDelay)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
+					strings.Join(c.Scopes, ","), strings.Join(c.Audience, ","), c.AccessTTL, c.NotBeforeDelay, strings.Join(c.RedirectURIs, " "))
 			}
 			return tw.Flush()
 		}),

@@ -20,6 +20,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store/postgres"
 	"github.com/keygate/keygate/store/sqlite"
 )
 
@@ -96,14 +97,16 @@ type appStore interface {
 
 // openers maps storage.driver to a constructor.
 var openers = map[string]func(ctx context.Context, dsn string) (appStore, error){
-	"sqlite": func(ctx context.Context, dsn string) (appStore, error) { return sqlite.Open(ctx, dsn) },
+	"sqlite":   func(ctx context.Context, dsn string) (appStore, error) { return sqlite.Open(ctx, dsn) },
+	"postgres": func(ctx context.Context, dsn string) (appStore, error) { return postgres.Open(ctx, dsn) },
 }
 
 // deps are the parts every command builds from the configuration.
 type deps struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store appStore
+	cfg     config.Config
+	log     *slog.Logger
+	store   appStore
+	pruners []func(ctx context.Context, now time.Time) (int64, error) // shared throttles' housekeeping
 }
 
 func (o *options) open(ctx context.Context) (*deps, error) {
@@ -145,7 +148,7 @@ func (d *deps) manager(onChange func(*rotation.Snapshot), onRotate func(rotation
 	if l, ok := d.store.(rotation.Leaser); ok {
 		// Several replicas share this database: one at a time makes key-set writes.
 		host, _ := os.Hostname()
-		rc.Lease, rc.Holder, rc.LeaseTTL = l, fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), 30*time.Second
+		rc.Lease, rc.Holder, rc.LeaseTTL = l, fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), d.cfg.Keys.LeaseTTL
 	}
 	return rotation.New(rc)
 }

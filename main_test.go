@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,17 +87,30 @@ type server struct {
 	cmd    *exec.Cmd
 	url    string
 	kid    string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	done   chan error
 }
 
+// lockedBuffer collects a process's log while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
 // serve starts the server and waits for its "keygate started" log line.
-func (in *instance) serve(t *testing.T) *server {
+func (in *instance) serve(t *testing.T, extraEnv ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, "--config", in.config)
-	cmd.Env = append(os.Environ(), in.env...)
+	cmd.Env = append(append(os.Environ(), in.env...), extraEnv...)
 	pr, pw := io.Pipe()
-	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = io.MultiWriter(pw, s.stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

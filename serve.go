@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/web"
@@ -58,6 +59,9 @@ func runServe(parent context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	if !provider.BrowserAvailable() {
+		log.Warn("browser login is disabled: the storage backend has no sessions and authorization codes", "driver", cfg.Storage.Driver)
+	}
 	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Keys: mgr, IDP: provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log})
 	if err != nil {
@@ -85,7 +89,7 @@ func runServe(parent context.Context, o *options) error {
 			}
 		}()
 	}
-	go prune(ctx, d, time.Hour)
+	go prune(ctx, d, provider, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("keygate started", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "active_kid", snap.Signing.KID,
@@ -106,9 +110,10 @@ func runServe(parent context.Context, o *options) error {
 	return nil
 }
 
-// prune deletes expired deny-list entries, replay records and refresh-token
-// families every interval, so those tables stay the size of what is live.
-func prune(ctx context.Context, d *deps, every time.Duration) {
+// prune deletes expired deny-list entries, replay records, refresh-token
+// families, browser sessions and authorization codes every interval, so those
+// tables stay the size of what is live.
+func prune(ctx context.Context, d *deps, provider *idp.Provider, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -122,8 +127,20 @@ func prune(ctx context.Context, d *deps, every time.Duration) {
 			d.log.Warn("pruning expired tokens failed", "err", err)
 			continue
 		}
+		for _, p := range d.pruners {
+			m, err := p(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn("pruning login throttle failed", "err", err)
+			}
+			n += m
+		}
 		if n > 0 {
 			d.log.Info("pruned expired token records", "rows", n)
+		}
+		if n, err := provider.PruneBrowser(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("pruning expired sessions and codes failed", "err", err)
+		} else if n > 0 {
+			d.log.Info("pruned expired sessions and authorization codes", "rows", n)
 		}
 	}
 }

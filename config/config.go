@@ -37,6 +37,9 @@ type Config struct {
 	Login   Login    `yaml:"login"`
 	Clients []Client `yaml:"clients"`
 
+	// Sessions are the browser logins of the login pages and /authorize.
+	Sessions Sessions `yaml:"sessions"`
+
 	// Path is the file the configuration was read from ("" for none).
 	Path string `yaml:"-"`
 	// KeyEncryptionKey is KEYGATE_KEY_ENCRYPTION_KEY; it is only ever read from the
@@ -57,6 +60,9 @@ type Keys struct {
 	PublishAhead      time.Duration `yaml:"publish_ahead"`
 	EncryptionKeyFile string        `yaml:"encryption_key_file"`
 	PollInterval      time.Duration `yaml:"poll_interval"`
+	// LeaseTTL is how long a replica may hold the rotation lease (shared
+	// databases only) before another may take over from it.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // JWKS is how the key set is served.
@@ -87,6 +93,13 @@ type Login struct {
 	IPBurst       int           `yaml:"ip_burst"`
 	IPEvery       time.Duration `yaml:"ip_every"`
 	MaxConcurrent int           `yaml:"max_concurrent_hashes"`
+}
+
+// Sessions bound browser sessions: one ends after IdleTimeout without a
+// request, and AbsoluteTimeout after login in any case.
+type Sessions struct {
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
 }
 
 // Client is a client declared in the configuration file (static: it cannot be
@@ -138,7 +151,7 @@ func Default() Config {
 		Listen:  "127.0.0.1:8080",
 		Storage: Storage{Driver: "sqlite", DSN: "data/keygate.db"},
 		Keys: Keys{RSABits: 2048, RotationPeriod: 30 * 24 * time.Hour, PublishAhead: 24 * time.Hour,
-			PollInterval: 2 * time.Second},
+			PollInterval: 2 * time.Second, LeaseTTL: 30 * time.Second},
 		JWKS: JWKS{MaxAge: 10 * time.Minute},
 		Tokens: Tokens{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour, IDTokenTTL: time.Hour,
 			RefreshTTL: 30 * 24 * time.Hour, Leeway: time.Minute},
@@ -147,7 +160,8 @@ func Default() Config {
 		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes: 64 << 10},
-		Log: Log{Level: "info", Format: "text"},
+		Log:      Log{Level: "info", Format: "text"},
+		Sessions: Sessions{IdleTimeout: time.Hour, AbsoluteTimeout: 24 * time.Hour},
 	}
 }
 
@@ -221,6 +235,7 @@ var envVars = []envVar{
 	{"KEYGATE_ROTATION_PERIOD", durationVar(func(c *Config) *time.Duration { return &c.Keys.RotationPeriod })},
 	{"KEYGATE_PUBLISH_AHEAD", durationVar(func(c *Config) *time.Duration { return &c.Keys.PublishAhead })},
 	{"KEYGATE_POLL_INTERVAL", durationVar(func(c *Config) *time.Duration { return &c.Keys.PollInterval })},
+	{"KEYGATE_LEASE_TTL", durationVar(func(c *Config) *time.Duration { return &c.Keys.LeaseTTL })},
 	{"KEYGATE_JWKS_MAX_AGE", durationVar(func(c *Config) *time.Duration { return &c.JWKS.MaxAge })},
 	{"KEYGATE_ACCESS_TTL", durationVar(func(c *Config) *time.Duration { return &c.Tokens.AccessTTL })},
 	{"KEYGATE_SIGNUP_ENABLED", func(c *Config, v string) error {
@@ -316,6 +331,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("keys.rotation_period: must be positive, got %s", k.RotationPeriod)
 	case k.PollInterval <= 0:
 		return fmt.Errorf("keys.poll_interval: must be positive, got %s", k.PollInterval)
+	case k.LeaseTTL < time.Second:
+		return fmt.Errorf("keys.lease_ttl: must be at least 1s (key generation must fit in it), got %s", k.LeaseTTL)
 	case c.JWKS.MaxAge <= 0:
 		return fmt.Errorf("jwks.max_age: must be positive, got %s", c.JWKS.MaxAge)
 	case k.PublishAhead < 2*c.JWKS.MaxAge:
@@ -344,6 +361,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
 	case l.MaxConcurrent < 1:
 		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, got %d", l.MaxConcurrent)
+	}
+	switch ss := c.Sessions; {
+	case ss.IdleTimeout <= 0:
+		return fmt.Errorf("sessions.idle_timeout: must be positive, got %s", ss.IdleTimeout)
+	case ss.AbsoluteTimeout < ss.IdleTimeout:
+		return fmt.Errorf("sessions.absolute_timeout: must be at least sessions.idle_timeout (%s), got %s", ss.IdleTimeout, ss.AbsoluteTimeout)
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {

@@ -31,10 +31,11 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // GrantTypes lists the grants a client may be allowed, for validation and discovery.
-var GrantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantJWTBearer}
+var GrantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantJWTBearer, GrantAuthorizationCode}
 
 // Client is a registered OAuth client, from the configuration file (Static) or
 // the store.
@@ -81,7 +82,7 @@ func (c *Client) prepare() error {
 	if c.Public && (len(c.SecretHash) != 0 || c.HasKeys()) {
 		return errors.New("a public client has no secret and no keys")
 	}
-	return nil
+	return checkRedirectURIs(c)
 }
 
 // NewClientSecret returns a fresh client secret: 256 random bits, base64url.

@@ -151,7 +151,7 @@ func (p *Provider) Token(ctx context.Context, r *Request) (*TokenResponse, error
 	if gt == GrantJWTBearer && !r.HasBasic && r.get("client_secret") == "" && r.get("client_assertion") == "" {
 		return p.jwtBearer(ctx, r, nil) // the assertion authenticates the client
 	}
-	c, err := p.AuthenticateClient(ctx, r, gt == GrantPassword || gt == GrantRefreshToken)
+	c, err := p.AuthenticateClient(ctx, r, gt == GrantPassword || gt == GrantRefreshToken || gt == GrantAuthorizationCode)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +172,8 @@ func (p *Provider) Token(ctx context.Context, r *Request) (*TokenResponse, error
 		return p.passwordGrant(ctx, r, c)
 	case GrantRefreshToken:
 		return p.refreshGrant(ctx, r, c)
+	case GrantAuthorizationCode:
+		return p.authorizationCodeGrant(ctx, r, c)
 	default:
 		return p.jwtBearer(ctx, r, c)
 	}

@@ -41,6 +41,22 @@ type Store interface {
 	RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
 }
 
+// BrowserStore is the storage of browser sessions and authorization codes;
+// store/storetest.BrowserStore is its contract. A Store that also implements
+// it enables browser login (/authorize and the login pages); with one that
+// does not, those answer that browser login is unavailable.
+type BrowserStore interface {
+	CreateSession(ctx context.Context, s store.Session) error
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	TouchSession(ctx context.Context, id string, now time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	CreateAuthCode(ctx context.Context, c store.AuthCode) error
+	GetAuthCode(ctx context.Context, id string) (store.AuthCode, error)
+	RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error)
+	PruneBrowser(ctx context.Context, now time.Time) (int64, error)
+}
+
 // Keys gives the current key set: the active key signs, the published keys
 // verify.
 type Keys interface {
@@ -53,19 +69,50 @@ type Config struct {
 	AccessTTL    time.Duration // default access-token lifetime
 	MaxAccessTTL time.Duration // ceiling for per-client lifetimes
 	RefreshTTL   time.Duration
+	IDTokenTTL   time.Duration // default 1h
 	Leeway       time.Duration // clock skew allowed on assertions clients sign
 	Signup       bool
 	Clients      []Client // static clients from the configuration file
 
+	// Browser sessions end after SessionIdleTimeout without a request (default
+	// 1h) and SessionAbsoluteTimeout after login in any case (default 24h).
+	SessionIdleTimeout     time.Duration
+	SessionAbsoluteTimeout time.Duration
+
 	Store        Store
 	Keys         Keys
 	Hasher       *password.Hasher
-	UserThrottle *throttle.Throttle // failed password attempts per username
-	IPThrottle   *throttle.Throttle // ... and per client IP
-	HTTPClient   *http.Client       // for clients' jwks_uri
+	UserThrottle Throttle     // failed password attempts per username
+	IPThrottle   Throttle     // ... and per client IP
+	HTTPClient   *http.Client // for clients' jwks_uri
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
+
+// Throttle counts failed password attempts per key in token buckets. Check
+// does not consume; Fail consumes one token; Reset refills. One process uses
+// Local (memory); replicas share a store-backed one so a guesser cannot
+// multiply the budget by the number of replicas.
+type Throttle interface {
+	Check(ctx context.Context, key string, now time.Time) (retryAfter time.Duration, ok bool, err error)
+	Fail(ctx context.Context, key string, now time.Time) error
+	Reset(ctx context.Context, key string) error
+}
+
+// Local adapts the in-memory throttle to Throttle.
+func Local(t *throttle.Throttle) Throttle { return local{t} }
+
+type local struct{ t *throttle.Throttle }
+
+func (l local) Check(_ context.Context, key string, now time.Time) (time.Duration, bool, error) {
+	d, ok := l.t.Check(key, now)
+	return d, ok, nil
+}
+func (l local) Fail(_ context.Context, key string, now time.Time) error {
+	l.t.Fail(key, now)
+	return nil
+}
+func (l local) Reset(_ context.Context, key string) error { l.t.Reset(key); return nil }
 
 // Provider implements the grants and token operations.
 type Provider struct {
@@ -74,6 +121,8 @@ type Provider struct {
 	log    *slog.Logger
 	static map[string]*Client
 	remote *remoteKeys
+
+	browser BrowserStore // sessions and codes; nil when the store has none
 }
 
 // New checks cfg and returns a Provider.
@@ -88,6 +137,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.MaxAccessTTL = cfg.AccessTTL
 	}
 	p := &Provider{cfg: cfg, now: cfg.Now, log: cfg.Logger, static: map[string]*Client{}}
+	p.initBrowser()
 	if p.now == nil {
 		p.now = time.Now
 	}

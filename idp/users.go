@@ -33,11 +33,17 @@ func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (store.User, error) {
 	now := p.now()
 	userKey, ipKey := "user:"+strings.ToLower(login), "ip:"+ip
-	if wait, ok := p.cfg.UserThrottle.Check(userKey, now); !ok {
-		return store.User{}, &ThrottledError{RetryAfter: wait}
-	}
-	if wait, ok := p.cfg.IPThrottle.Check(ipKey, now); !ok {
-		return store.User{}, &ThrottledError{RetryAfter: wait}
+	for _, c := range []struct {
+		t   Throttle
+		key string
+	}{{p.cfg.UserThrottle, userKey}, {p.cfg.IPThrottle, ipKey}} {
+		wait, ok, err := c.t.Check(ctx, c.key, now)
+		if err != nil {
+			return store.User{}, fmt.Errorf("check login throttle: %w", err)
+		}
+		if !ok {
+			return store.User{}, &ThrottledError{RetryAfter: wait}
+		}
 	}
 	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -52,11 +58,17 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 		p.cfg.Hasher.VerifyDummy(ctx, pw)
 	}
 	if !ok {
-		p.cfg.UserThrottle.Fail(userKey, now)
-		p.cfg.IPThrottle.Fail(ipKey, now)
+		if err := p.cfg.UserThrottle.Fail(ctx, userKey, now); err != nil {
+			return store.User{}, fmt.Errorf("count failed login: %w", err)
+		}
+		if err := p.cfg.IPThrottle.Fail(ctx, ipKey, now); err != nil {
+			return store.User{}, fmt.Errorf("count failed login: %w", err)
+		}
 		return store.User{}, ErrInvalidCredentials
 	}
-	p.cfg.UserThrottle.Reset(userKey)
+	if err := p.cfg.UserThrottle.Reset(ctx, userKey); err != nil {
+		p.log.Warn("login throttle reset failed", "err", err)
+	}
 	if p.cfg.Hasher.NeedsRehash(u.PasswordHash) {
 		// The argon2id parameters changed since this hash was made: upgrade it
 		// now, while the password is at hand. A failure only delays the upgrade.
@@ -159,7 +171,10 @@ func (p *Provider) SetPassword(ctx context.Context, login, pw string) error {
 	if err != nil {
 		return err
 	}
-	return p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, p.now().UTC())
+	if err := p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, p.now().UTC()); err != nil {
+		return err
+	}
+	return p.endUserSessions(ctx, u.ID) // a new password logs every browser out
 }
 
 // User returns a user by id.
@@ -177,11 +192,15 @@ func (p *Provider) Users(ctx context.Context) ([]store.User, error) {
 	return p.cfg.Store.ListUsers(ctx)
 }
 
-// DeleteUser removes a user (and, in the store, their refresh tokens).
+// DeleteUser removes a user (and, in the store, their refresh tokens) and
+// ends their browser sessions.
 func (p *Provider) DeleteUser(ctx context.Context, login string) error {
 	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", login, err)
 	}
-	return p.cfg.Store.DeleteUser(ctx, u.ID)
+	if err := p.cfg.Store.DeleteUser(ctx, u.ID); err != nil {
+		return err
+	}
+	return p.endUserSessions(ctx, u.ID)
 }

@@ -185,9 +185,12 @@ func (m *Manager) Tick(ctx context.Context) error {
 	return err
 }
 
-// dueAt is the next instant at which the clock alone changes the set.
+// dueAt is the next instant at which the set needs a write: now when it lacks
+// its next key (another replica held the lease when one was due, or died
+// before making it), else the next activation or removal.
 func dueAt(s *Snapshot) time.Time {
 	var due time.Time
+	hasNext := false
 	consider := func(t time.Time) {
 		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
 			due = t
@@ -196,13 +199,14 @@ func dueAt(s *Snapshot) time.Time {
 	for _, k := range s.Keys {
 		switch k.State {
 		case store.KeyNext:
+			hasNext = true
 			consider(k.ActivateAt)
 		case store.KeyRetired, store.KeyRevoked:
 			consider(k.RemoveAt)
 		}
 	}
-	if due.IsZero() {
-		return time.Now().Add(time.Hour)
+	if !hasNext {
+		return time.Time{} // due at once
 	}
 	return due
 }

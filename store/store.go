@@ -138,3 +138,40 @@ type RefreshToken struct {
 	UsedAt    time.Time // zero until exchanged
 	RevokedAt time.Time // zero unless its family was revoked
 }
+
+// Session is a browser login: the cookie holds a random 256-bit value, the
+// store only its digest. A session ends at logout, at ExpiresAt (the absolute
+// timeout), or when it has been idle too long (LastSeen; the idle timeout is
+// the caller's policy).
+type Session struct {
+	ID        string    // hex SHA-256 of the cookie value
+	UserID    string    // the user who logged in
+	AuthTime  time.Time // when the user entered their password (OIDC auth_time)
+	CreatedAt time.Time
+	LastSeen  time.Time // last request seen with this session
+	ExpiresAt time.Time // absolute expiry
+}
+
+// AuthCode is an OAuth 2.0 authorization code (RFC 6749 §4.1). The code
+// itself is never stored: ID is the hex SHA-256 of it. It is single use and
+// bound to its client, redirect URI, PKCE challenge and nonce. Redeeming it
+// records what was issued from it (the refresh-token family and the access
+// token's jti), so that a second use can revoke those tokens (RFC 6749 §4.1.2).
+type AuthCode struct {
+	ID            string // hex SHA-256 of the code
+	ClientID      string
+	RedirectURI   string // exactly as sent in the authorization request
+	UserID        string
+	Scope         string
+	Nonce         string    // OIDC nonce, copied into the id_token; may be empty
+	CodeChallenge string    // PKCE S256 challenge; empty when the client sent none
+	AuthTime      time.Time // when the user authenticated
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	UsedAt        time.Time // zero until redeemed
+
+	// Set when the code is redeemed.
+	FamilyID        string    // refresh-token family issued; empty when none
+	AccessJTI       string    // jti of the access token issued
+	AccessExpiresAt time.Time // its expiry, for the deny list
+}

@@ -16,12 +16,16 @@ import (
 // server answers: an endpoint appears here when its route exists.
 type Discovery struct {
 	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
 	JWKSURI                                    string   `json:"jwks_uri"`
 	TokenEndpoint                              string   `json:"token_endpoint"`
 	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	SubjectTypesSupported                      []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
@@ -38,26 +42,32 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 	algs := idp.AssertionAlgorithms()
 	d := Discovery{
 		Issuer:                issuer,
+		AuthorizationEndpoint: issuer + "/authorize",
 		JWKSURI:               issuer + "/jwks",
 		TokenEndpoint:         issuer + "/token",
 		UserinfoEndpoint:      issuer + "/userinfo",
 		RevocationEndpoint:    issuer + "/revoke",
 		IntrospectionEndpoint: issuer + "/introspect",
-		// Required members; empty until /authorize exists, because advertising a
-		// response type that no endpoint serves would mislead clients.
-		ResponseTypesSupported:           []string{},
-		GrantTypesSupported:              idp.GrantTypes,
-		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{"RS256"},
+		// The authorization code flow with PKCE (S256 only), answered in the
+		// query, with iss in the response (RFC 9207).
+		ResponseTypesSupported:                     idp.ResponseTypes,
+		ResponseModesSupported:                     []string{"query"},
+		CodeChallengeMethodsSupported:              idp.CodeChallengeMethods,
+		AuthorizationResponseIssParameterSupported: true,
+		GrantTypesSupported:                        idp.GrantTypes,
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
 		// "none": public clients identify themselves by client_id alone (password
-		// and refresh_token grants; no secret to keep).
+		// and refresh_token grants, and authorization_code with PKCE; no secret
+		// to keep).
 		TokenEndpointAuthMethodsSupported:          append(append([]string{}, idp.AuthMethods...), "none"),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		RevocationEndpointAuthMethodsSupported:     append(append([]string{}, idp.AuthMethods...), "none"),
 		IntrospectionEndpointAuthMethodsSupported:  idp.AuthMethods,
 		IntrospectionEndpointAuthSigningAlgValues:  algs,
 		ScopesSupported: []string{"openid", "profile", "email"},
-		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "name", "email", "email_verified"},
+		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
+			"preferred_username", "name", "email", "email_verified"},
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

@@ -270,6 +270,17 @@ func (s *Server) me(c echo.Context) error {
 	return c.JSON(http.StatusOK, viewUser(u))
 }
 
+// login serves POST /login, routed by Content-Type: an HTML form post
+// (application/x-www-form-urlencoded, or multipart/form-data) is the browser
+// login, CSRF-checked; anything else is the seed 000 script login.
+func (s *Server) login(c echo.Context) error {
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if mt == echo.MIMEApplicationForm || mt == echo.MIMEMultipartForm {
+		return s.formLogin(c)
+	}
+	return s.scriptLogin(c)
+}
+
 // scriptLogin is the seed 000 POST /login: the body is an assertion the client
 // signed; the answer is the bare access token as application/jwt.
 func (s *Server) scriptLogin(c echo.Context) error {

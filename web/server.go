@@ -54,6 +54,7 @@ type Server struct {
 	echo      *echo.Echo
 	discovery []byte
 	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
+	ui        *browserUI
 }
 
 // New builds the routes. The result is an http.Handler; the caller owns the
@@ -112,8 +113,12 @@ func New(cfg Config) (*Server, error) {
 		},
 	}))
 	e.GET("/users/me", s.me)
-	e.POST("/login", s.scriptLogin)
+	e.POST("/login", s.login) // the HTML form or the script login, by Content-Type
 	e.GET("/getkey", s.getKey)
+
+	if err := s.registerBrowser(e); err != nil {
+		return nil, err
+	}
 
 	admin := e.Group("/admin", s.requireAdmin)
 	admin.GET("/keys", s.adminListKeys)

@@ -54,6 +54,13 @@ type Options struct {
 	IPLimits   throttle.Limits
 	JWKSMaxAge time.Duration
 	Logger     *slog.Logger
+
+	// Browser sessions (zero: idp's defaults, 1h idle and 24h absolute).
+	SessionIdleTimeout     time.Duration
+	SessionAbsoluteTimeout time.Duration
+	// Issuer replaces the server's own URL as the issuer, e.g. an https one
+	// to see Secure cookies; flows that follow the issuer's URLs then fail.
+	Issuer string
 }
 
 // Server is a running Keygate.
@@ -124,17 +131,22 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+	issuer := s.URL
+	if o.Issuer != "" {
+		issuer = o.Issuer
+	}
 	// Small argon2 parameters keep the tests fast; the production ones are
 	// password.DefaultParams.
 	hasher := password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 4)
-	s.IDP, err = idp.New(idp.Config{Issuer: s.URL, AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
+	s.IDP, err = idp.New(idp.Config{Issuer: issuer, AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
 		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Clients: o.Clients, Store: st, Keys: s.Keys,
-		Hasher: hasher, UserThrottle: throttle.New(o.UserLimits, 10_000), IPThrottle: throttle.New(o.IPLimits, 10_000),
+		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
+		Hasher: hasher, UserThrottle: idp.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: idp.Local(throttle.New(o.IPLimits, 10_000)),
 		Now: now, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := web.New(web.Config{Issuer: s.URL, AdminToken: o.AdminToken, MaxBodyBytes: 64 << 10, Keys: s.Keys, IDP: s.IDP,
+	h, err := web.New(web.Config{Issuer: issuer, AdminToken: o.AdminToken, MaxBodyBytes: 64 << 10, Keys: s.Keys, IDP: s.IDP,
 		Store: st, JWKS: pub, Metrics: metrics, Registry: s.Registry, Logger: log, Now: now})
 	if err != nil {
 		t.Fatal(err)

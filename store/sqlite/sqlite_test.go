@@ -33,6 +33,12 @@ func TestIdentityStore(t *testing.T) {
 	})
 }
 
+func TestBrowserStore(t *testing.T) {
+	storetest.RunBrowserStore(t, func(t *testing.T) storetest.BrowserStore {
+		return openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
+	})
+}
+
 // openTemp opens the database at path and closes it when the test ends.
 func openTemp(t *testing.T, path string) *Store {
 	t.Helper()

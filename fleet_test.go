@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// fleetDSN creates a fresh schema on the test PostgreSQL and returns a DSN
+// whose search_path is that schema; the schema is dropped afterwards.
+func fleetDSN(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("KEYGATE_TEST_POSTGRES_DSN")
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KEYGATE_TEST_POSTGRES_DSN is not set; .ci/run sets it")
+		}
+		t.Skip("KEYGATE_TEST_POSTGRES_DSN not set")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", base, err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "kgfleet_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		conn.Close(context.Background())
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// scheduledActivations lists the kids each process logged as activated by the
+// schedule.
+func scheduledActivations(logs ...string) []string {
+	var kids []string
+	for _, l := range logs {
+		for _, line := range strings.Split(l, "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "signing key changed" && m["reason"] == "scheduled" {
+				kids = append(kids, m["kid"].(string))
+			}
+		}
+	}
+	return kids
+}
+
+func (s *server) post(t *testing.T, path string, form url.Values, user, pass string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+// TestFleetOnPostgres runs three real keygate processes on one PostgreSQL
+// schema with a 4 s rotation period. Replica A creates the keys, holds the
+// rotation lease, performs the first scheduled promotion and is SIGKILLed right
+// after it (before it could generate the next key); B and C keep serving the
+// valid set, take the lease over when it expires, and carry on rotating. Every
+// rotation happens once; the replicas serve the same JWKS; a token from one
+// verifies at the others; a refresh token used at two replicas at once succeeds
+// once.
+func TestFleetOnPostgres(t *testing.T) {
+	dsn := fleetDSN(t)
+	in := newInstance(t, "")
+	in.env = append(in.env, "KEYGATE_DATABASE_URL="+dsn, "KEYGATE_KEY_ENCRYPTION_KEY="+strings.Repeat("ab", 32),
+		"KEYGATE_ISSUER=http://fleet.test", "KEYGATE_ROTATION_PERIOD=4s", "KEYGATE_PUBLISH_AHEAD=2s",
+		"KEYGATE_JWKS_MAX_AGE=1s", "KEYGATE_POLL_INTERVAL=200ms", "KEYGATE_LEASE_TTL=3s")
+
+	a := in.serve(t, "KEYGATE_FAULT=rotation.after-promote", "KEYGATE_LEASE_TTL=6s")
+	b, c := in.serve(t), in.serve(t)
+	before := in.keys(t)
+
+	// A dies inside its first scheduled rotation.
+	select {
+	case err := <-a.done:
+		a.done <- err // for the cleanup, which waits for it
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("replica A ended with %v, want SIGKILL at rotation.after-promote\n%s", err, a.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("replica A was not killed inside a rotation:\n%s", a.stderr)
+	}
+	after := in.keys(t)
+	checkValid(t, after, false)
+	for _, k := range before {
+		if k.Published && !contains(after, k.KID) {
+			t.Errorf("key %s was published before the crash and is gone after it", k.KID)
+		}
+	}
+	// B or C takes the lease over once A's expires and restores a next key.
+	waitFor(t, func() bool {
+		n := 0
+		for _, k := range in.keys(t) {
+			if k.State == "next" {
+				n++
+			}
+		}
+		return n == 1
+	}, "another replica to generate the next key after the lease holder died")
+
+	// Two more periods.
+	time.Sleep(9 * time.Second)
+
+	// Every replica serves the same bytes, within the poll bound.
+	waitFor(t, func() bool {
+		bb, eb := b.jwks(t)
+		bc, ec := c.jwks(t)
+		return eb == ec && string(bb) == string(bc)
+	}, "B and C to serve the same JWKS")
+
+	// Each rotation happened once: no kid was activated twice, and the number
+	// of activations matches the keys that ever signed.
+	acts := scheduledActivations(a.stderr.String(), b.stderr.String(), c.stderr.String())
+	seen := map[string]bool{}
+	for _, k := range acts {
+		if seen[k] {
+			t.Errorf("kid %s was activated twice", k)
+		}
+		seen[k] = true
+	}
+	keys := in.keys(t)
+	signed := 0
+	for _, k := range keys {
+		if k.State == "active" || k.State == "retired" {
+			signed++
+		}
+	}
+	if len(acts) < 3 || len(acts) != signed-1 {
+		t.Errorf("%d scheduled activations logged, %d keys have signed (1 initial): %v", len(acts), signed, acts)
+	}
+	checkValid(t, keys, true)
+
+	// A token from one replica verifies at the other.
+	out, errOut, err := in.run(t, nil, "clients", "add", "fleet", "--grant", "client_credentials,password,refresh_token", "--scope", "read")
+	if err != nil {
+		t.Fatalf("clients add: %v %s", err, errOut)
+	}
+	secret := ""
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "client_secret:" {
+			secret = f[1]
+		}
+	}
+	for _, pair := range [][2]*server{{b, c}, {c, b}} {
+		code, tok := pair[0].post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, "fleet", secret)
+		if code != 200 {
+			t.Fatalf("token: %d %v", code, tok)
+		}
+		code, res := pair[1].post(t, "/introspect", url.Values{"token": {tok["access_token"].(string)}}, "fleet", secret)
+		if code != 200 || res["active"] != true {
+			t.Errorf("a token from %s is not active at %s: %v", pair[0].url, pair[1].url, res)
+		}
+	}
+
+	// A refresh token presented at two replicas at once: exactly one success.
+	for _, u := range []string{"fleetuser", "throttled"} {
+		cmd := exec.Command(binary, "--config", in.config, "users", "add", u)
+		cmd.Env = append(os.Environ(), in.env...)
+		cmd.Stdin = strings.NewReader("a fleet password\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("users add: %v %s", err, out)
+		}
+	}
+	// Login throttling is shared: failures at B and C add up (user_burst 5),
+	// and the correct password is then refused with 429 at either.
+	for i := range 5 {
+		code, _ := []*server{b, c}[i%2].post(t, "/token", url.Values{"grant_type": {"password"}, "username": {"throttled"},
+			"password": {"wrong password"}}, "fleet", secret)
+		if code != 400 {
+			t.Fatalf("wrong password %d: %d", i, code)
+		}
+	}
+	for _, s := range []*server{b, c} {
+		if code, res := s.post(t, "/token", url.Values{"grant_type": {"password"}, "username": {"throttled"},
+			"password": {"a fleet password"}}, "fleet", secret); code != 429 {
+			t.Errorf("after 5 failures spread over two replicas, %s answered %d %v, want 429", s.url, code, res)
+		}
+	}
+
+	for round := range 5 {
+		code, tok := b.post(t, "/token", url.Values{"grant_type": {"password"}, "username": {"fleetuser"},
+			"password": {"a fleet password"}, "scope": {"read"}}, "fleet", secret)
+		if code != 200 {
+			t.Fatalf("password grant: %d %v", code, tok)
+		}
+		rt := tok["refresh_token"].(string)
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for i, s := range []*server{b, c} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i], _ = s.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "fleet", secret)
+			}()
+		}
+		wg.Wait()
+		if !(codes[0] == 200) != (codes[1] == 200) || (codes[0] != 200 && codes[0] != 400) || (codes[1] != 200 && codes[1] != 400) {
+			t.Errorf("round %d: concurrent refresh at two replicas answered %v, want one 200 and one 400", round, codes)
+		}
+	}
+}

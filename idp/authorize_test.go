@@ -1,0 +1,121 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store/sqlite"
+	"github.com/keygate/keygate/throttle"
+)
+
+// RFC 7636 Appendix B: the S256 example.
+func TestPKCEExample(t *testing.T) {
+	const verifier, challenge = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+	if !validVerifier(verifier) || !validChallenge(challenge) || !pkceMatches(challenge, verifier) {
+		t.Fatal("the RFC 7636 example does not verify")
+	}
+	for _, bad := range []string{"", "short", verifier[:42], verifier + "!", string(make([]byte, 129))} {
+		if validVerifier(bad) {
+			t.Errorf("verifier %q accepted", bad)
+		}
+	}
+	for _, bad := range []string{"", challenge[:42], challenge + "A", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c=", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"} {
+		if validChallenge(bad) {
+			t.Errorf("challenge %q accepted", bad)
+		}
+	}
+	if pkceMatches(challenge, verifier[:len(verifier)-1]+"j") {
+		t.Error("a different verifier matches")
+	}
+}
+
+// OpenID Connect Core 1.0 Appendix A.3: an access token and its at_hash.
+func TestAtHashExample(t *testing.T) {
+	if got := atHash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"); got != "77QmUPtjPfzWtF2AnpK9RQ" {
+		t.Errorf("at_hash %q", got)
+	}
+}
+
+func TestWithQueryKeepsTheRegisteredQuery(t *testing.T) {
+	v := url.Values{"code": {"c"}, "state": {"a b"}}
+	for uri, want := range map[string]string{
+		"https://app/cb":                  "https://app/cb?code=c&state=a+b",
+		"https://app/cb?tenant=x%20y":     "https://app/cb?tenant=x%20y&code=c&state=a+b",
+		"https://app/cb?":                 "https://app/cb?code=c&state=a+b",
+		"com.example.app:/oauth2redirect": "com.example.app:/oauth2redirect?code=c&state=a+b",
+	} {
+		if got := withQuery(uri, v); got != want {
+			t.Errorf("withQuery(%q) = %q, want %q", uri, got, want)
+		}
+	}
+}
+
+func TestCheckRedirectURIs(t *testing.T) {
+	for _, bad := range []string{"/relative/cb", "app.example/cb", "https://app.example/cb#frag", "https:///cb", "https://app.example/c b"} {
+		if err := checkRedirectURIs(&Client{RedirectURIs: []string{bad}}); err == nil {
+			t.Errorf("redirect URI %q accepted", bad)
+		}
+	}
+	for _, good := range []string{"https://app.example/cb", "http://127.0.0.1:8080/cb?x=1", "com.example.app:/oauth2redirect"} {
+		if err := checkRedirectURIs(&Client{RedirectURIs: []string{good}, GrantTypes: []string{GrantAuthorizationCode}}); err != nil {
+			t.Errorf("redirect URI %q refused: %v", good, err)
+		}
+	}
+	if err := checkRedirectURIs(&Client{GrantTypes: []string{GrantAuthorizationCode}}); err == nil {
+		t.Error("an authorization_code client without a redirect URI accepted")
+	}
+}
+
+type emptyKeys struct{}
+
+func (emptyKeys) Current() *rotation.Snapshot { return nil }
+
+// onlyIdentity hides the browser methods of a store, as a backend without
+// them would be.
+type onlyIdentity struct{ Store }
+
+// TestWithoutBrowserStore: a store without sessions and codes disables browser
+// login with a clear answer, and nothing else.
+func TestWithoutBrowserStore(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Keys: emptyKeys{},
+		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 1),
+		UserThrottle: Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10)),
+		IPThrottle:   Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10))}
+	cfg.Store = st
+	if p, err := New(cfg); err != nil || !p.BrowserAvailable() {
+		t.Fatalf("with SQLite: available %v, %v", p != nil && p.BrowserAvailable(), err)
+	}
+	cfg.Store = onlyIdentity{st}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.BrowserAvailable() {
+		t.Fatal("browser login available without a BrowserStore")
+	}
+	var ae *AuthorizeError
+	if _, err := p.ParseAuthorize(ctx, url.Values{"client_id": {"x"}}); !errors.As(err, &ae) || ae.RedirectURL() != "" {
+		t.Errorf("ParseAuthorize: %v", err)
+	}
+	if _, err := p.Session(ctx, "anything"); !errors.Is(err, ErrBrowserUnavailable) {
+		t.Errorf("Session: %v", err)
+	}
+	if n, err := p.PruneBrowser(ctx); n != 0 || err != nil {
+		t.Errorf("PruneBrowser: %d, %v", n, err)
+	}
+	if p.SessionAbsoluteTimeout() != DefaultSessionAbsoluteTimeout {
+		t.Errorf("default absolute timeout %s", p.SessionAbsoluteTimeout())
+	}
+}

@@ -1,0 +1,161 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/store"
+)
+
+// Defaults for the browser settings left zero in Config.
+const (
+	DefaultIDTokenTTL             = time.Hour
+	DefaultSessionIdleTimeout     = time.Hour
+	DefaultSessionAbsoluteTimeout = 24 * time.Hour
+)
+
+// touchEvery is how stale a session's LastSeen may get before a request
+// writes it again: idle timeouts are precise to this, and a busy user costs
+// one write a minute rather than one per page.
+const touchEvery = time.Minute
+
+// ErrBrowserUnavailable is the answer of every browser operation when the
+// storage backend has no sessions and codes (it does not implement
+// BrowserStore).
+var ErrBrowserUnavailable = errors.New("browser login is not available with this storage backend")
+
+// ErrNoSession means the cookie names no live session: none, unknown,
+// expired, idle too long, or its user is gone.
+var ErrNoSession = errors.New("no live session")
+
+func (p *Provider) initBrowser() {
+	if p.cfg.IDTokenTTL <= 0 {
+		p.cfg.IDTokenTTL = DefaultIDTokenTTL
+	}
+	if p.cfg.SessionIdleTimeout <= 0 {
+		p.cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if p.cfg.SessionAbsoluteTimeout <= 0 {
+		p.cfg.SessionAbsoluteTimeout = DefaultSessionAbsoluteTimeout
+	}
+	p.browser, _ = p.cfg.Store.(BrowserStore)
+}
+
+// BrowserAvailable reports whether browser login works with this store.
+func (p *Provider) BrowserAvailable() bool { return p.browser != nil }
+
+// SessionAbsoluteTimeout is the longest a session lives; the cookie's Max-Age.
+func (p *Provider) SessionAbsoluteTimeout() time.Duration { return p.cfg.SessionAbsoluteTimeout }
+
+// Session is a live browser session and its user.
+type Session struct {
+	store.Session
+	User store.User
+}
+
+// maxSessionToken bounds what is hashed and looked up: real values are 43
+// characters.
+const maxSessionToken = 128
+
+// StartSession logs u in: a new session with a fresh random 256-bit id,
+// authenticated now. The returned token is the cookie value; only its digest
+// is stored. Every login gets a new id, whatever cookie the browser sent, so
+// a value planted before login is never the session after it (no fixation).
+func (p *Provider) StartSession(ctx context.Context, u store.User) (token string, s *Session, err error) {
+	if p.browser == nil {
+		return "", nil, ErrBrowserUnavailable
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("generate session id: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b)
+	now := p.now().UTC()
+	ss := store.Session{ID: refreshID(token), UserID: u.ID, AuthTime: now, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(p.cfg.SessionAbsoluteTimeout)}
+	if err := p.browser.CreateSession(ctx, ss); err != nil {
+		return "", nil, fmt.Errorf("create session: %w", err)
+	}
+	return token, &Session{Session: ss, User: u}, nil
+}
+
+// Session returns the live session the cookie value names, or ErrNoSession.
+// A session past its absolute or idle timeout, or whose user no longer
+// exists, is deleted on the way.
+func (p *Provider) Session(ctx context.Context, token string) (*Session, error) {
+	if p.browser == nil {
+		return nil, ErrBrowserUnavailable
+	}
+	if token == "" || len(token) > maxSessionToken {
+		return nil, ErrNoSession
+	}
+	id := refreshID(token)
+	ss, err := p.browser.GetSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	end := func(why string) (*Session, error) {
+		if err := p.browser.DeleteSession(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		p.log.Debug("session ended", "user_id", ss.UserID, "reason", why)
+		return nil, ErrNoSession
+	}
+	if !now.Before(ss.ExpiresAt) {
+		return end("absolute timeout")
+	}
+	if now.Sub(ss.LastSeen) >= p.cfg.SessionIdleTimeout {
+		return end("idle timeout")
+	}
+	u, err := p.cfg.Store.GetUser(ctx, ss.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return end("user deleted")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if now.Sub(ss.LastSeen) >= touchEvery {
+		if err := p.browser.TouchSession(ctx, id, now.UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		ss.LastSeen = now.UTC()
+	}
+	return &Session{Session: ss, User: u}, nil
+}
+
+// EndSession deletes the session the cookie value names (logout). An unknown
+// or already ended session is not an error.
+func (p *Provider) EndSession(ctx context.Context, token string) error {
+	if p.browser == nil || token == "" || len(token) > maxSessionToken {
+		return nil
+	}
+	if err := p.browser.DeleteSession(ctx, refreshID(token)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// endUserSessions logs a user out everywhere (password change, deletion).
+func (p *Provider) endUserSessions(ctx context.Context, userID string) error {
+	if p.browser == nil {
+		return nil
+	}
+	_, err := p.browser.DeleteUserSessions(ctx, userID)
+	return err
+}
+
+// PruneBrowser deletes expired sessions and authorization codes.
+func (p *Provider) PruneBrowser(ctx context.Context) (int64, error) {
+	if p.browser == nil {
+		return 0, nil
+	}
+	return p.browser.PruneBrowser(ctx, p.now().UTC())
+}

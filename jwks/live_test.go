@@ -1,0 +1,1355 @@
+package jwks_test
+
+// The consumer SDK against a complete, real Keygate (internal/kgtest: SQLite,
+// rotation.Manager, identity provider, HTTP server), as a resource server
+// would use it:
+//
+//   - TestLiveVerify: genuine tokens inside and outside their time window,
+//     wrong audience, wrong issuer, and the JWT attack canon of PRODUCT.md,
+//     each forged from a genuine token;
+//   - TestLiveRotationWhileVerifying: several consumers verifying from
+//     several goroutines while Keygate rotates (scheduled, manual, forced) and
+//     revokes keys: zero false rejections, revoked kids refused once the
+//     cache refreshes, and the exact number of JWKS fetches;
+//   - TestLiveIssuerDown: the issuer stopped, answering 500 or garbage;
+//   - TestLiveKIDFlood: thousands of forged kids.
+//
+// Time. Keygate and every verifier share one injected clock (kgtest.Clock,
+// jwks.WithClock), so token windows and rotations are crossed by advancing
+// it, never by sleeping. The SDK reads the injected clock for claim checks
+// and for the unknown-kid refetch interval (the instant of the last fetch is
+// stamped with it, whether that fetch was an unknown-kid refetch or a
+// background refresh), while jwk.Cache's background refresh runs on real
+// time. So every rate-limit figure below is exact in injected time, and the
+// only real-time waits are bounded polls for a background refresh, in the
+// consumers configured with 1 s refresh bounds.
+
+import (
+	"context"
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
+)
+
+// liveT0 is where every injected clock of this file starts.
+var liveT0 = time.Date(2033, time.May, 17, 8, 0, 0, 0, time.UTC)
+
+const liveSecret = "kgs_live-consumer-test-secret-5e2b7c9d1a3f4e6b8c0d"
+
+var liveQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// liveClients are the static clients of every Keygate started here. All use
+// client credentials with liveSecret.
+func liveClients() []idp.Client {
+	cc := func(id string, aud []string, ttl, nbf time.Duration) idp.Client {
+		return idp.Client{ID: id, SecretHash: idp.HashSecret(liveSecret), GrantTypes: []string{idp.GrantClientCredentials},
+			Scopes: []string{"read", "write"}, Audience: aud, AccessTTL: ttl, NotBeforeDelay: nbf}
+	}
+	return []idp.Client{
+		cc("orders-app", []string{"orders"}, 5*time.Minute, 0),
+		cc("payments-app", []string{"payments"}, 5*time.Minute, 0),
+		// Seed 000's future token: valid only from +10 s to +30 s.
+		cc("future-app", []string{"orders"}, 30*time.Second, 10*time.Second),
+		// Tokens for three resource servers at once, living long enough to
+		// span a rotation (Retention in the rotation test covers them).
+		cc("fleet", []string{"orders", "billing", "reports"}, 90*time.Minute, 0),
+	}
+}
+
+// liveEnv is a running Keygate on an injected clock.
+type liveEnv struct {
+	kg    *kgtest.Server
+	clock *kgtest.Clock
+}
+
+func liveStart(t testing.TB, o kgtest.Options) *liveEnv {
+	t.Helper()
+	if o.Clock == nil {
+		o.Clock = kgtest.NewClock(liveT0)
+	}
+	if o.Clients == nil {
+		o.Clients = liveClients()
+	}
+	return &liveEnv{kg: kgtest.Start(t, o), clock: o.Clock}
+}
+
+// token issues an access token to clientID (client credentials) through the
+// identity provider, as POST /token would.
+func (e *liveEnv) token(t testing.TB, clientID string) string {
+	t.Helper()
+	res, err := e.kg.IDP.Token(context.Background(), &idp.Request{Form: url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {liveSecret}}})
+	if err != nil {
+		t.Fatalf("token for %s: %v", clientID, err)
+	}
+	return res.AccessToken
+}
+
+// tokenHTTP gets a token over the wire, from POST /token.
+func (e *liveEnv) tokenHTTP(t testing.TB, clientID string) string {
+	t.Helper()
+	res, err := http.PostForm(e.kg.URL+"/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {liveSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 || body.AccessToken == "" {
+		t.Fatalf("POST /token: %d %+v %v", res.StatusCode, body, err)
+	}
+	return body.AccessToken
+}
+
+// advance moves the shared clock and lets Keygate's key manager act on it,
+// as its background loop would.
+func (e *liveEnv) advance(t testing.TB, d time.Duration) {
+	t.Helper()
+	e.clock.Advance(d)
+	if _, err := e.kg.Keys.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *liveEnv) signingKID() string { return e.kg.Keys.Current().Signing.KID }
+
+// publishedKIDs is what Keygate's /jwks serves right now, sorted.
+func (e *liveEnv) publishedKIDs() []string {
+	var kids []string
+	for _, k := range e.kg.Keys.Current().Published() {
+		kids = append(kids, k.KID)
+	}
+	slices.Sort(kids)
+	return kids
+}
+
+func (e *liveEnv) keyIn(state store.KeyState) (rotation.Key, bool) {
+	for _, k := range e.kg.Keys.Current().Keys {
+		if k.State == state {
+			return k, true
+		}
+	}
+	return rotation.Key{}, false
+}
+
+// liveVerifier is a verifier for issuerURL on clk with a quiet logger; opts
+// come last and override.
+func liveVerifier(t testing.TB, issuerURL string, clk *kgtest.Clock, opts ...jwks.VerifierOption) *jwks.Verifier {
+	t.Helper()
+	all := append([]jwks.VerifierOption{jwks.WithClock(clk.Now), jwks.WithLogger(liveQuiet)}, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := jwks.NewVerifier(ctx, issuerURL, all...)
+	if err != nil {
+		t.Fatalf("NewVerifier(%s): %v", issuerURL, err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+func liveSortedKIDs(v *jwks.Verifier) []string {
+	kids := v.KeyIDs()
+	slices.Sort(kids)
+	return kids
+}
+
+// ---------------------------------------------------------------------------
+// The front: where consumers reach Keygate in the tests that count fetches or
+// break the issuer.
+
+const (
+	liveUp      = iota
+	live500     // every answer is a 500 with a JSON error
+	liveGarbage // every answer is a 200 HTML page
+)
+
+// liveFront is an HTTP server in front of a live Keygate's handler. The
+// consumers keep Keygate's URL (so discovery, jwks_uri and iss are Keygate's
+// own) but their HTTP client dials wherever the front currently listens, so
+// the front can be stopped for real (connections refused) and started again
+// on a new port, like a restarted issuer behind the same name. It counts the
+// key-set requests of each consumer (tagged by its client) independently of
+// the SDK's own Stats.
+type liveFront struct {
+	t    testing.TB
+	h    http.Handler
+	mode atomic.Int32
+	addr atomic.Pointer[string]
+	mu   sync.Mutex
+	srv  *httptest.Server
+	hits sync.Map // consumer name -> *atomic.Int64
+}
+
+func newLiveFront(t testing.TB, kg *kgtest.Server) *liveFront {
+	f := &liveFront{t: t, h: kg.Handler()}
+	f.start()
+	return f
+}
+
+func (f *liveFront) start() {
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	f.t.Cleanup(srv.Close)
+	a := srv.Listener.Addr().String()
+	f.mu.Lock()
+	f.srv = srv
+	f.mu.Unlock()
+	f.addr.Store(&a)
+}
+
+// stop closes the listener: from now on connections are refused.
+func (f *liveFront) stop() {
+	f.mu.Lock()
+	srv := f.srv
+	f.mu.Unlock()
+	srv.Close()
+}
+
+func (f *liveFront) counter(name string) *atomic.Int64 {
+	c, _ := f.hits.LoadOrStore(name, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
+// jwksHits is how many key-set requests consumer name made.
+func (f *liveFront) jwksHits(name string) int64 { return f.counter(name).Load() }
+
+func (f *liveFront) serve(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "/jwks" || p == "/.well-known/jwks.json" {
+		f.counter(r.Header.Get("X-Live-Consumer")).Add(1)
+	}
+	switch f.mode.Load() {
+	case live500:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":"database is locked"}`)
+	case liveGarbage:
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+	default:
+		f.h.ServeHTTP(w, r)
+	}
+}
+
+// client is consumer name's HTTP client: it dials the front's current
+// address and tags its requests.
+func (f *liveFront) client(name string) *http.Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, *f.addr.Load())
+	}}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: liveTagged{name: name, rt: tr}, Timeout: 5 * time.Second}
+}
+
+type liveTagged struct {
+	name string
+	rt   http.RoundTripper
+}
+
+func (l liveTagged) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Live-Consumer", l.name)
+	return l.rt.RoundTrip(r)
+}
+
+// livePoll waits, in real time, for cond: only for what jwk.Cache's
+// background refresh does. It asserts no duration, only a deadline.
+func livePoll(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after 10s waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// JWTs by hand: the attacks need headers and signatures no library would make.
+
+func liveB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// liveJWT is a decoded compact token. Numbers stay json.Number so that a
+// re-encoded payload is byte-for-byte what the issuer meant.
+type liveJWT struct {
+	raw        string
+	hdr        map[string]any
+	claims     map[string]any
+	h, p, sSeg string
+}
+
+func liveParse(t testing.TB, tok string) liveJWT {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %q", tok)
+	}
+	g := liveJWT{raw: tok, h: parts[0], p: parts[1], sSeg: parts[2]}
+	for i, dst := range []*map[string]any{&g.hdr, &g.claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := json.NewDecoder(strings.NewReader(string(b)))
+		d.UseNumber()
+		if err := d.Decode(dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g
+}
+
+func (g liveJWT) kid() string { s, _ := g.hdr["kid"].(string); return s }
+
+func (g liveJWT) exp(t testing.TB) time.Time {
+	t.Helper()
+	n, err := g.claims["exp"].(json.Number).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(n, 0)
+}
+
+func liveWith(m, changes map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	for k, v := range changes {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// header is the genuine header with changes (nil deletes a member).
+func (g liveJWT) header(changes map[string]any) map[string]any { return liveWith(g.hdr, changes) }
+
+// payload is the genuine claims with changes.
+func (g liveJWT) payload(changes map[string]any) map[string]any { return liveWith(g.claims, changes) }
+
+type liveSigner func(signingInput []byte) []byte
+
+func liveRS256(k *rsa.PrivateKey) liveSigner {
+	return func(in []byte) []byte {
+		h := sha256.Sum256(in)
+		sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, h[:])
+		if err != nil {
+			panic(err)
+		}
+		return sig
+	}
+}
+
+func liveHMAC(newHash func() hash.Hash, secret []byte) liveSigner {
+	return func(in []byte) []byte {
+		m := hmac.New(newHash, secret)
+		m.Write(in)
+		return m.Sum(nil)
+	}
+}
+
+func liveNoSig([]byte) []byte { return nil }
+
+func liveCompact(t testing.TB, hdr, claims map[string]any, sign liveSigner) string {
+	t.Helper()
+	h, err := json.Marshal(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := liveB64(h) + "." + liveB64(p)
+	return in + "." + liveB64(sign([]byte(in)))
+}
+
+// The attacker's RSA key, made once per test binary.
+var (
+	liveAtkOnce sync.Once
+	liveAtkKey  *rsa.PrivateKey
+)
+
+func liveAttackerKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	liveAtkOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		liveAtkKey = k
+	})
+	return liveAtkKey
+}
+
+// liveAttacker is the attacker's web server, offering its key where jku and
+// x5u headers point. Any request it gets means a verifier followed a header.
+type liveAttacker struct {
+	srv     *httptest.Server
+	hits    atomic.Int64
+	jwk     map[string]any // the attacker's public key as a JWK, kid "attacker"
+	certDER []byte
+}
+
+func newLiveAttacker(t testing.TB) *liveAttacker {
+	t.Helper()
+	key := liveAttackerKey(t)
+	a := &liveAttacker{}
+	pub, err := jwk.FromRaw(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Set(jwk.KeyIDKey, "attacker")
+	_ = pub.Set(jwk.AlgorithmKey, "RS256")
+	_ = pub.Set(jwk.KeyUsageKey, "sig")
+	b, _ := json.Marshal(pub)
+	_ = json.Unmarshal(b, &a.jwk)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "keygate"},
+		NotBefore: liveT0.Add(-time.Hour), NotAfter: liveT0.Add(365 * 24 * time.Hour)}
+	if a.certDER, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(map[string]any{"keys": []any{a.jwk}})
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.certDER})
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.hits.Add(1)
+		if strings.HasSuffix(r.URL.Path, ".pem") {
+			_, _ = w.Write(certPEM)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(set)
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// ---------------------------------------------------------------------------
+// 1. The SDK against a live Keygate.
+
+func TestLiveVerify(t *testing.T) {
+	t.Parallel()
+	e := liveStart(t, kgtest.Options{})
+	const leeway = 5 * time.Second
+	// Discovery from the issuer URL, Keygate's own HTTP server, default
+	// client: exactly what a resource server does.
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"), jwks.WithLeeway(leeway))
+	ctx := context.Background()
+
+	t.Run("valid token from POST /token", func(t *testing.T) {
+		tok := e.tokenHTTP(t, "orders-app")
+		c, err := v.Verify(ctx, tok)
+		if err != nil {
+			t.Fatalf("genuine token: %v", err)
+		}
+		if c.Issuer != e.kg.URL || c.Subject != "orders-app" || c.ClientID != "orders-app" ||
+			!slices.Equal(c.Audience, []string{"orders"}) || c.KeyID != e.signingKID() ||
+			!c.HasScope("read") || !c.HasScope("write") || c.ID == "" ||
+			!c.Expiry.Equal(e.clock.Now().Add(5*time.Minute)) {
+			t.Errorf("claims %+v", c)
+		}
+	})
+
+	// Each case issues a token now, moves the shared clock by at, and
+	// verifies. The clock only moves forward; every case starts from a fresh
+	// token.
+	for _, tc := range []struct {
+		name   string
+		client string
+		at     time.Duration
+		want   error
+	}{
+		{"valid at issue", "orders-app", 0, nil},
+		{"valid within the leeway after exp", "orders-app", 5*time.Minute + leeway - time.Second, nil},
+		{"expired at exp + leeway", "orders-app", 5*time.Minute + leeway, jwks.ErrExpired},
+		{"expired an hour later", "orders-app", time.Hour, jwks.ErrExpired},
+		{"future token at issue", "future-app", 0, jwks.ErrNotYetValid},
+		{"future token just before nbf - leeway", "future-app", 10*time.Second - leeway - time.Second, jwks.ErrNotYetValid},
+		{"future token at nbf - leeway", "future-app", 10*time.Second - leeway, nil},
+		{"future token inside its window", "future-app", 20 * time.Second, nil},
+		{"future token after its window", "future-app", 30*time.Second + leeway, jwks.ErrExpired},
+		{"token for another audience", "payments-app", 0, jwks.ErrWrongAudience},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := e.token(t, tc.client)
+			e.clock.Advance(tc.at)
+			_, err := v.Verify(ctx, tok)
+			if tc.want == nil && err != nil {
+				t.Fatalf("got %v, want it accepted", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("wrong issuer", func(t *testing.T) {
+		// A genuine token of another Keygate: its kid is not in this
+		// issuer's set (one refetch confirms it).
+		other := liveStart(t, kgtest.Options{Clock: e.clock})
+		foreign := other.token(t, "orders-app")
+		if _, err := liveVerifier(t, other.kg.URL, e.clock, jwks.WithAudience("orders")).Verify(ctx, foreign); err != nil {
+			t.Fatalf("the other Keygate's token where it was issued: %v", err)
+		}
+		if _, err := v.Verify(ctx, foreign); !errors.Is(err, jwks.ErrUnknownKey) {
+			t.Errorf("another Keygate's token: %v, want ErrUnknownKey", err)
+		}
+
+		// A verifier expecting another issuer: discovery refuses Keygate's
+		// document at startup ...
+		_, err := jwks.NewVerifier(ctx, e.kg.URL, jwks.WithIssuer("https://other"), jwks.WithLogger(liveQuiet))
+		if !errors.Is(err, jwks.ErrWrongIssuer) {
+			t.Errorf("NewVerifier by discovery with WithIssuer(other): %v, want ErrWrongIssuer", err)
+		}
+		// ... and, given the key set directly, Verify refuses Keygate's
+		// genuine tokens (right keys, wrong iss).
+		vo := liveVerifier(t, e.kg.URL+"/jwks", e.clock, jwks.WithIssuer("https://other"), jwks.WithAudience("orders"))
+		if _, err := vo.Verify(ctx, e.token(t, "orders-app")); !errors.Is(err, jwks.ErrWrongIssuer) {
+			t.Errorf("genuine token at a verifier for https://other: %v, want ErrWrongIssuer", err)
+		}
+	})
+
+	t.Run("attack canon", func(t *testing.T) {
+		liveAttackCanon(t, e, v)
+	})
+}
+
+func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
+	ctx := context.Background()
+	atk := newLiveAttacker(t)
+	atkKey := liveAttackerKey(t)
+	genuine := e.token(t, "orders-app")
+	g := liveParse(t, genuine)
+	if g.hdr["alg"] != "RS256" || g.hdr["typ"] != "at+jwt" || g.kid() == "" {
+		t.Fatalf("genuine header %v", g.hdr)
+	}
+
+	// What an attacker knows of Keygate's key: the JWKS, as served.
+	res, err := http.Get(e.kg.URL + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksBody, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(jwksBody, &set); err != nil {
+		t.Fatal(err)
+	}
+	var jwkJSON []byte
+	var pub rsa.PublicKey
+	for _, k := range set.Keys {
+		key, err := jwk.ParseKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key.KeyID() == g.kid() {
+			jwkJSON = k
+			if err := key.Raw(&pub); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if jwkJSON == nil {
+		t.Fatalf("kid %s not in /jwks %s", g.kid(), jwksBody)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&pub)
+	pkixPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	pkcs1PEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&pub)})
+
+	hs := func(alg string, newHash func() hash.Hash, secret []byte) func() string {
+		return func() string {
+			return liveCompact(t, g.header(map[string]any{"alg": alg}), g.claims, liveHMAC(newHash, secret))
+		}
+	}
+	resign := func(hdr, claims map[string]any) func() string {
+		return func() string { return liveCompact(t, g.header(hdr), g.payload(claims), liveRS256(atkKey)) }
+	}
+	tamper := func(claims map[string]any) func() string {
+		return func() string {
+			p, _ := json.Marshal(g.payload(claims))
+			return g.h + "." + liveB64(p) + "." + g.sSeg
+		}
+	}
+	reheader := func(hdr map[string]any) func() string { // keeps the genuine signature
+		return func() string {
+			h, _ := json.Marshal(g.header(hdr))
+			return liveB64(h) + "." + g.p + "." + g.sSeg
+		}
+	}
+	later := json.Number(fmt.Sprint(e.clock.Now().Add(24 * time.Hour).Unix()))
+	x5c := []string{base64.StdEncoding.EncodeToString(atk.certDER)}
+
+	for _, c := range []struct {
+		name  string
+		forge func() string
+		want  error
+	}{
+		// alg none
+		{"alg none, no signature", func() string {
+			return liveCompact(t, g.header(map[string]any{"alg": "none"}), g.claims, liveNoSig)
+		}, jwks.ErrAlgorithm},
+		{"alg None, no signature", func() string {
+			return liveCompact(t, g.header(map[string]any{"alg": "None"}), g.payload(map[string]any{"scope": "admin"}), liveNoSig)
+		}, jwks.ErrAlgorithm},
+		{"alg NONE, no kid, no signature", func() string {
+			return liveCompact(t, g.header(map[string]any{"alg": "NONE", "kid": nil}), g.claims, liveNoSig)
+		}, jwks.ErrAlgorithm},
+		{"alg none over the genuine signature", reheader(map[string]any{"alg": "none"}), jwks.ErrAlgorithm},
+		// RS/HS confusion: HMAC keyed with what /jwks publishes.
+		{"HS256 keyed with the PKIX PEM", hs("HS256", sha256.New, pkixPEM), jwks.ErrAlgorithm},
+		{"HS256 keyed with the PKIX PEM, no final newline", hs("HS256", sha256.New, []byte(strings.TrimSpace(string(pkixPEM)))), jwks.ErrAlgorithm},
+		{"HS256 keyed with the PKCS#1 PEM", hs("HS256", sha256.New, pkcs1PEM), jwks.ErrAlgorithm},
+		{"HS256 keyed with the DER", hs("HS256", sha256.New, der), jwks.ErrAlgorithm},
+		{"HS256 keyed with the JWK JSON served by /jwks", hs("HS256", sha256.New, jwkJSON), jwks.ErrAlgorithm},
+		{"HS256 keyed with the whole /jwks body", hs("HS256", sha256.New, jwksBody), jwks.ErrAlgorithm},
+		{"HS384 keyed with the PKIX PEM", hs("HS384", sha512.New384, pkixPEM), jwks.ErrAlgorithm},
+		{"HS512 keyed with the JWK JSON", hs("HS512", sha512.New, jwkJSON), jwks.ErrAlgorithm},
+		// Other algorithms over the genuine signature.
+		{"header alg RS512 over the RS256 signature", reheader(map[string]any{"alg": "RS512"}), jwks.ErrAlgorithm},
+		{"header alg PS256 over the RS256 signature", reheader(map[string]any{"alg": "PS256"}), jwks.ErrAlgorithm},
+		// Tampered payload, genuine header and signature.
+		{"tampered scope", tamper(map[string]any{"scope": "read write admin"}), jwks.ErrBadSignature},
+		{"tampered sub", tamper(map[string]any{"sub": "payments-app"}), jwks.ErrBadSignature},
+		{"tampered exp", tamper(map[string]any{"exp": later}), jwks.ErrBadSignature},
+		{"tampered aud", tamper(map[string]any{"aud": []string{"orders", "payments"}}), jwks.ErrBadSignature},
+		{"signature stripped", func() string { return g.h + "." + g.p + "." }, jwks.ErrBadSignature},
+		{"signature of another token", func() string {
+			return g.h + "." + g.p + "." + liveParse(t, e.token(t, "orders-app")).sSeg
+		}, jwks.ErrBadSignature},
+		// Re-signed by another key.
+		{"re-signed by the attacker under the genuine kid", resign(nil, nil), jwks.ErrBadSignature},
+		{"re-signed by the attacker under the genuine kid, scope admin", resign(nil, map[string]any{"scope": "admin"}), jwks.ErrBadSignature},
+		// Unknown kid.
+		{"attacker key, attacker kid", resign(map[string]any{"kid": "attacker"}, nil), jwks.ErrUnknownKey},
+		{"attacker key, no kid", resign(map[string]any{"kid": nil}, nil), jwks.ErrMalformed},
+		// Key-carrying headers: the token must not choose its key.
+		{"jku to the attacker's JWKS, attacker kid", resign(map[string]any{"kid": "attacker", "jku": atk.srv.URL + "/jwks"}, nil), jwks.ErrUnknownKey},
+		{"jku to the attacker's JWKS, genuine kid", resign(map[string]any{"jku": atk.srv.URL + "/jwks"}, nil), jwks.ErrBadSignature},
+		{"x5u to the attacker's certificate, attacker kid", resign(map[string]any{"kid": "attacker", "x5u": atk.srv.URL + "/cert.pem"}, nil), jwks.ErrUnknownKey},
+		{"x5u to the attacker's certificate, genuine kid", resign(map[string]any{"x5u": atk.srv.URL + "/cert.pem"}, nil), jwks.ErrBadSignature},
+		{"embedded jwk, attacker kid", resign(map[string]any{"kid": "attacker", "jwk": atk.jwk}, nil), jwks.ErrUnknownKey},
+		{"embedded jwk, genuine kid", resign(map[string]any{"jwk": atk.jwk}, nil), jwks.ErrBadSignature},
+		{"embedded x5c, genuine kid", resign(map[string]any{"x5c": x5c}, nil), jwks.ErrBadSignature},
+		// Audience substitution: a genuine Keygate token minted for another
+		// resource server.
+		{"audience substitution: genuine token for payments", func() string { return e.token(t, "payments-app") }, jwks.ErrWrongAudience},
+		{"audience substitution: payments token with aud rewritten", func() string {
+			p := liveParse(t, e.token(t, "payments-app"))
+			b, _ := json.Marshal(p.payload(map[string]any{"aud": "orders"}))
+			return p.h + "." + liveB64(b) + "." + p.sSeg
+		}, jwks.ErrBadSignature},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := v.Verify(ctx, genuine); err != nil {
+				t.Fatalf("genuine token before the attack: %v", err)
+			}
+			forged := c.forge()
+			if forged == genuine {
+				t.Fatal("the forgery is the genuine token")
+			}
+			if claims, err := v.Verify(ctx, forged); !errors.Is(err, c.want) {
+				t.Errorf("got claims %v, err %v; want %v", claims, err, c.want)
+			}
+			if _, err := v.Verify(ctx, genuine); err != nil {
+				t.Errorf("genuine token after the attack: %v", err)
+			}
+		})
+	}
+	if n := atk.hits.Load(); n != 0 {
+		t.Errorf("the attacker's server got %d requests; jku/x5u must never be followed", n)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 2. Rotation while verifying.
+
+// liveTok is a token the test knows to be valid until exp (and whose kid is
+// not revoked).
+type liveTok struct {
+	raw, kid string
+	exp      time.Time
+}
+
+// liveConsumer is one resource server: a verifier and its name (also its
+// audience and the tag of its JWKS requests).
+type liveConsumer struct {
+	name string
+	v    *jwks.Verifier
+	// counted consumers refresh only on unknown kids during the test, so
+	// their fetches are predicted exactly.
+	counted bool
+	// rejections this test made on purpose (revoked kids).
+	expectedFailures uint64
+}
+
+// TestLiveRotationWhileVerifying: three resource servers ("orders",
+// "billing", "reports"), each verifying from three goroutines without pause,
+// and a fourth ("refresher") that honours Keygate's short max-age, while
+// Keygate goes through four scheduled rotations, a manual rotation that
+// gets scheduled, an immediate manual one, a forced one, the revocation of
+// a retired key and of the active key.
+//
+// Validity. The goroutines verify only tokens the test knows to be valid:
+// the live set holds tokens whose exp lies ahead of the clock and whose kid
+// is not revoked, and it and the clock change only under mu's write lock,
+// while every verification holds the read lock. Key changes (Reconcile,
+// Rotate, Revoke) happen while verifying goes on; tokens of a kid are taken
+// out of the live set before the kid is revoked.
+//
+// Fetches. What the SDK guarantees, and what is asserted per consumer at
+// every change of the signing key: a consumer fetches the key set again
+// only when a token carries a kid missing from its last fetched set, once
+// per such kid however many goroutines present it (single-flight), and not
+// sooner than WithUnknownKIDInterval after its previous fetch. Keygate
+// publishes the next key ahead of use, so a new signing kid costs
+//
+//   - zero fetches when the consumer's last fetch already carried it (the
+//     refetch for the previous unknown kid picked up the next key with it);
+//   - exactly one fetch otherwise.
+//
+// The counted consumers' background refresh is bounded to >= 10 min of real
+// time (Keygate says max-age=1, clamped up), so within this test every
+// fetch of theirs is an unknown-kid refetch and the figures are exact. The
+// test advances the clock one minute (> the 30 s interval) after every key
+// change before issuing tokens under it, so that the interval never refuses
+// a refetch for a legitimately new kid.
+//
+// Revocation. A revoked kid leaves /jwks at once, but a consumer drops it
+// only when it refetches: the refresher within about a second, through its
+// background refresh (polled with a deadline); the counted consumers with
+// the refetch a new signing kid causes (the next scheduled rotation). Both
+// are asserted.
+func TestLiveRotationWhileVerifying(t *testing.T) {
+	t.Parallel()
+	e := liveStart(t, kgtest.Options{
+		Policy:     rotation.Policy{RotationPeriod: time.Hour, PublishAhead: 20 * time.Minute, Retention: 2 * time.Hour, RSABits: 2048},
+		JWKSMaxAge: time.Second,
+	})
+	ctx := context.Background()
+	front := newLiveFront(t, e.kg)
+	const interval = 30 * time.Second
+
+	var consumers []*liveConsumer
+	for _, name := range []string{"orders", "billing", "reports"} {
+		consumers = append(consumers, &liveConsumer{name: name, counted: true, v: liveVerifier(t, e.kg.URL, e.clock,
+			jwks.WithAudience(name), jwks.WithHTTPClient(front.client(name)),
+			jwks.WithRefreshBounds(10*time.Minute, time.Hour), jwks.WithUnknownKIDInterval(interval))})
+	}
+	refresher := &liveConsumer{name: "refresher", v: liveVerifier(t, e.kg.URL, e.clock,
+		jwks.WithAudience("orders"), jwks.WithHTTPClient(front.client("refresher")),
+		jwks.WithRefreshBounds(time.Second, time.Minute), jwks.WithUnknownKIDInterval(interval))}
+	consumers = append(consumers, refresher)
+	for _, c := range consumers[:3] {
+		if s := c.v.Stats(); s.Fetches != 1 || front.jwksHits(c.name) != 1 {
+			t.Fatalf("%s after NewVerifier: %+v, %d JWKS requests; want 1", c.name, s, front.jwksHits(c.name))
+		}
+	}
+
+	var (
+		mu   sync.RWMutex
+		live []liveTok // guarded by mu, as is the clock
+	)
+	issue := func() liveTok {
+		t.Helper()
+		g := liveParse(t, e.token(t, "fleet"))
+		tk := liveTok{raw: g.raw, kid: g.kid(), exp: g.exp(t)}
+		mu.Lock()
+		live = append(live, tk)
+		mu.Unlock()
+		return tk
+	}
+	// advance moves the clock, first dropping the tokens that expire on the
+	// way, then lets the key manager act.
+	advance := func(d time.Duration) {
+		t.Helper()
+		mu.Lock()
+		to := e.clock.Now().Add(d)
+		live = slices.DeleteFunc(live, func(tk liveTok) bool { return !to.Before(tk.exp) })
+		e.clock.Advance(d)
+		mu.Unlock()
+		if _, err := e.kg.Keys.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// withdraw takes kid's tokens out of the live set, returning one of them.
+	withdraw := func(kid string) liveTok {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		var one liveTok
+		live = slices.DeleteFunc(live, func(tk liveTok) bool {
+			if tk.kid == kid {
+				one = tk
+				return true
+			}
+			return false
+		})
+		if one.raw == "" {
+			t.Fatalf("no live token of kid %s to revoke", kid)
+		}
+		return one
+	}
+
+	// The verifying goroutines.
+	var (
+		stop            = make(chan struct{})
+		wg              sync.WaitGroup
+		verified        atomic.Int64
+		falseRejections atomic.Int64
+		errMu           sync.Mutex
+		errs            []string
+	)
+	for _, c := range consumers {
+		for w := range 3 {
+			if c == refresher && w > 1 {
+				break
+			}
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.RLock()
+					if len(live) == 0 {
+						mu.RUnlock()
+						continue
+					}
+					tk := live[len(live)-1-i%len(live)] // newest first
+					_, err := c.v.Verify(ctx, tk.raw)
+					mu.RUnlock()
+					verified.Add(1)
+					if i%20 == 19 {
+						// Pacing only (no time window depends on it): on a
+						// two-core runner, eleven spinning verifiers would
+						// starve Keygate's RSA key generation.
+						time.Sleep(time.Millisecond)
+					}
+					if err != nil {
+						falseRejections.Add(1)
+						errMu.Lock()
+						if len(errs) < 10 {
+							errs = append(errs, fmt.Sprintf("%s: kid %s: %v", c.name, tk.kid, err))
+						}
+						errMu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	stopWorkers := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopWorkers)
+
+	issue()
+	var (
+		perStep   []string // "kid: fetches per counted consumer"
+		zeroSteps int      // new signing kids picked up ahead of use
+		oneSteps  int      // new signing kids that cost exactly one refetch
+	)
+	// keyChange runs change (which must put a new kid to signing), then
+	// checks every consumer gets the new kid with the predicted fetches.
+	keyChange := func(name string, change func()) (fetched bool) {
+		t.Helper()
+		type before struct {
+			cached        []string
+			fetches, hits int64
+			unknown       uint64
+		}
+		prev := e.signingKID()
+		bs := map[string]before{}
+		for _, c := range consumers {
+			s := c.v.Stats()
+			bs[c.name] = before{cached: c.v.KeyIDs(), fetches: int64(s.Fetches), hits: front.jwksHits(c.name), unknown: s.UnknownKIDRefetches}
+		}
+		change()
+		kid := e.signingKID()
+		if kid == prev {
+			t.Fatalf("%s: the signing kid is still %s", name, kid)
+		}
+		advance(time.Minute) // past the unknown-kid interval (see the doc comment)
+		tk := issue()
+		if tk.kid != kid {
+			t.Fatalf("%s: token signed by %s, want %s", name, tk.kid, kid)
+		}
+		for _, c := range consumers {
+			if _, err := c.v.Verify(ctx, tk.raw); err != nil {
+				falseRejections.Add(1)
+				t.Errorf("%s: %s refused a fresh token of the new signing kid %s: %v", name, c.name, kid, err)
+			}
+		}
+		want := int64(1)
+		if slices.Contains(bs["orders"].cached, kid) {
+			want = 0
+		}
+		var got []string
+		for _, c := range consumers {
+			b, s := bs[c.name], c.v.Stats()
+			fetches, hits := int64(s.Fetches)-b.fetches, front.jwksHits(c.name)-b.hits
+			if !c.counted {
+				if u := s.UnknownKIDRefetches - b.unknown; u > 1 {
+					t.Errorf("%s: %s made %d unknown-kid refetches for one new kid", name, c.name, u)
+				}
+				continue
+			}
+			w := int64(1)
+			if slices.Contains(b.cached, kid) {
+				w = 0
+			}
+			if w != want {
+				t.Errorf("%s: consumers had different key sets before the change", name)
+			}
+			if fetches != w || hits != w || int64(s.UnknownKIDRefetches-b.unknown) != w {
+				t.Errorf("%s: %s: %d fetches (Stats), %d JWKS requests (server), %d unknown-kid refetches for new signing kid %s; want %d (its cached set was %v)",
+					name, c.name, fetches, hits, s.UnknownKIDRefetches-b.unknown, kid, w, b.cached)
+			}
+			if w == 1 && !slices.Equal(liveSortedKIDs(c.v), e.publishedKIDs()) {
+				t.Errorf("%s: %s holds %v after its refetch, Keygate publishes %v", name, c.name, liveSortedKIDs(c.v), e.publishedKIDs())
+			}
+			got = append(got, fmt.Sprint(fetches))
+		}
+		perStep = append(perStep, fmt.Sprintf("%s -> %s: %s", name, kid[:min(8, len(kid))], strings.Join(got, "/")))
+		if want == 0 {
+			zeroSteps++
+		} else {
+			oneSteps++
+		}
+		return want == 1
+	}
+	// scheduled advances to the next key's activation in steps, issuing a
+	// token at each.
+	scheduled := func() {
+		t.Helper()
+		next, ok := e.keyIn(store.KeyNext)
+		if !ok {
+			t.Fatal("no next key")
+		}
+		for {
+			d := next.ActivateAt.Sub(e.clock.Now())
+			if d <= 0 {
+				return
+			}
+			advance(min(d, 15*time.Minute))
+			if e.signingKID() != next.KID {
+				issue()
+			}
+		}
+	}
+	// revokedGone polls until c no longer holds kid, then checks that tok
+	// is refused as unknown without another fetch (the interval forbids it:
+	// the fetch that dropped kid was stamped with the current instant).
+	revokedGone := func(c *liveConsumer, kid string, tok liveTok) {
+		t.Helper()
+		livePoll(t, c.name+" to drop revoked kid "+kid, func() bool { return !slices.Contains(c.v.KeyIDs(), kid) })
+		before := c.v.Stats().Fetches
+		if _, err := c.v.Verify(ctx, tok.raw); !errors.Is(err, jwks.ErrUnknownKey) {
+			t.Errorf("%s: token of revoked kid %s after the refresh: %v, want ErrUnknownKey", c.name, kid, err)
+		} else {
+			c.expectedFailures++
+		}
+		if got := c.v.Stats().Fetches - before; got != 0 {
+			t.Errorf("%s: verifying a revoked kid right after a refresh made %d fetches, want 0", c.name, got)
+		}
+	}
+
+	for range 3 {
+		keyChange("scheduled rotation", scheduled)
+	}
+	issue()
+
+	// A manual rotation while the next key is younger than PublishAhead is
+	// scheduled for the instant it has been published that long.
+	keyChange("manual rotation (scheduled)", func() {
+		res, err := e.kg.Keys.Rotate(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, _ := e.keyIn(store.KeyNext)
+		if !res.Scheduled || res.Activated != next.KID || !res.At.Equal(next.CreatedAt.Add(20*time.Minute)) {
+			t.Fatalf("manual rotation: %+v, want scheduled at %s", res, next.CreatedAt.Add(20*time.Minute))
+		}
+		scheduled()
+	})
+	// Once the next key is old enough, a manual rotation is immediate.
+	advance(25 * time.Minute)
+	issue()
+	keyChange("manual rotation", func() {
+		res, err := e.kg.Keys.Rotate(ctx, false)
+		if err != nil || res.Scheduled || res.Retired == "" {
+			t.Fatalf("manual rotation: %+v, %v; want immediate", res, err)
+		}
+	})
+	keyChange("forced rotation", func() {
+		next, _ := e.keyIn(store.KeyNext)
+		if age := e.clock.Now().Sub(next.CreatedAt); age >= 20*time.Minute {
+			t.Fatalf("next key is %s old: the rotation would not need force", age)
+		}
+		res, err := e.kg.Keys.Rotate(ctx, true)
+		if err != nil || res.Scheduled {
+			t.Fatalf("forced rotation: %+v, %v", res, err)
+		}
+	})
+	issue()
+
+	// Revoking a retired key that signed live tokens: no new signing kid,
+	// so only the refresher (background refresh) drops it now.
+	retired, ok := e.keyIn(store.KeyRetired)
+	if !ok {
+		t.Fatal("no retired key")
+	}
+	revokedRetired := withdraw(retired.KID)
+	if _, err := e.kg.Keys.Revoke(ctx, retired.KID); err != nil {
+		t.Fatal(err)
+	}
+	revokedGone(refresher, retired.KID, revokedRetired)
+	for _, c := range consumers[:3] {
+		// Not asserted: the SDK only promises to drop it at its next fetch.
+		_, err := c.v.Verify(ctx, revokedRetired.raw)
+		t.Logf("%s, before any refetch, on a token of revoked (retired) kid %s: err=%v", c.name, retired.KID, err)
+		if err != nil {
+			c.expectedFailures++
+		}
+	}
+
+	// Revoking the active key: the next key signs at once.
+	revokedActive := withdraw(e.signingKID())
+	activeKID := revokedActive.kid
+	keyChange("revocation of the active key", func() {
+		res, err := e.kg.Keys.Revoke(ctx, activeKID)
+		if err != nil || res.Activated == "" {
+			t.Fatalf("revoke: %+v, %v", res, err)
+		}
+		revokedGone(refresher, activeKID, revokedActive)
+	})
+
+	// The next scheduled rotation brings a kid generated after the counted
+	// consumers' last fetch: its refetch drops both revoked kids.
+	if !keyChange("scheduled rotation after the revocations", scheduled) {
+		t.Fatal("the rotation after the revocations needed no refetch; the test cannot show the revoked kids dropped")
+	}
+	for _, c := range consumers[:3] {
+		before := c.v.Stats().Fetches
+		for _, tk := range []liveTok{revokedRetired, revokedActive} {
+			if _, err := c.v.Verify(ctx, tk.raw); !errors.Is(err, jwks.ErrUnknownKey) {
+				t.Errorf("%s: token of revoked kid %s after the refetch: %v, want ErrUnknownKey", c.name, tk.kid, err)
+			} else {
+				c.expectedFailures++
+			}
+		}
+		if got := c.v.Stats().Fetches - before; got != 0 {
+			t.Errorf("%s: revoked kids within the interval caused %d fetches, want 0", c.name, got)
+		}
+	}
+	keyChange("scheduled rotation", scheduled)
+	issue()
+
+	stopWorkers()
+	for _, s := range errs {
+		t.Error("false rejection: " + s)
+	}
+	if n := falseRejections.Load(); n != 0 {
+		t.Errorf("%d false rejections of valid tokens", n)
+	}
+	if zeroSteps == 0 || oneSteps == 0 {
+		t.Errorf("%d kids were picked up ahead of use and %d cost a refetch; the scenario should show both", zeroSteps, oneSteps)
+	}
+	for _, c := range consumers {
+		s := c.v.Stats()
+		t.Logf("%-9s %+v, %d JWKS requests", c.name, s, front.jwksHits(c.name))
+		if s.Failures != c.expectedFailures || s.RefreshFailures != 0 {
+			t.Errorf("%s: %d failures (want the %d deliberate ones), %d refresh failures", c.name, s.Failures, c.expectedFailures, s.RefreshFailures)
+		}
+		if c.counted && (s.Fetches != uint64(1+oneSteps) || s.UnknownKIDRefetches != uint64(oneSteps) || front.jwksHits(c.name) != int64(1+oneSteps)) {
+			t.Errorf("%s: %+v, %d JWKS requests; want %d fetches: the initial one and one per kid not published ahead",
+				c.name, s, front.jwksHits(c.name), 1+oneSteps)
+		}
+	}
+	t.Logf("%d verifications by the goroutines; per new signing kid, fetches of orders/billing/reports:\n  %s",
+		verified.Load(), strings.Join(perStep, "\n  "))
+}
+
+// ---------------------------------------------------------------------------
+// 3. Issuer down.
+
+// TestLiveIssuerDown: while the issuer is stopped, answers 500 or answers
+// garbage, tokens under cached kids keep verifying (including the next key,
+// published ahead); a token under a kid generated since is refused with
+// ErrUnknownKey, one attempt per unknown-kid interval, each counted in
+// RefreshFailures; once the issuer is back and the interval has passed, it
+// is accepted.
+func TestLiveIssuerDown(t *testing.T) {
+	t.Parallel()
+	const interval = 10 * time.Second
+	for _, tc := range []struct {
+		name       string
+		down, up   func(f *liveFront)
+		serverSees bool // whether the failed attempts reach a server
+	}{
+		{name: "server stopped", down: (*liveFront).stop, up: (*liveFront).start},
+		{name: "500", down: func(f *liveFront) { f.mode.Store(live500) }, up: func(f *liveFront) { f.mode.Store(liveUp) }, serverSees: true},
+		{name: "garbage", down: func(f *liveFront) { f.mode.Store(liveGarbage) }, up: func(f *liveFront) { f.mode.Store(liveUp) }, serverSees: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := liveStart(t, kgtest.Options{})
+			ctx := context.Background()
+			front := newLiveFront(t, e.kg)
+			// v refreshes only on unknown kids here (default bounds: 1 min
+			// of real time at least); bg refreshes in the background every
+			// second.
+			v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
+				jwks.WithHTTPClient(front.client("v")), jwks.WithUnknownKIDInterval(interval))
+			bg := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
+				jwks.WithHTTPClient(front.client("bg")), jwks.WithRefreshBounds(time.Second, time.Second))
+			cached := liveSortedKIDs(v)
+			tok0 := e.token(t, "orders-app")
+
+			tc.down(front)
+			// Keygate rotates while its key set cannot be fetched: the first
+			// forced rotation activates the next key (published ahead, so
+			// cached), the second one a key generated just now.
+			var toks []string
+			for range 2 {
+				if _, err := e.kg.Keys.Rotate(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+				toks = append(toks, e.token(t, "orders-app"))
+			}
+			tok1, tok2 := toks[0], toks[1]
+			kid2 := liveParse(t, tok2).kid()
+			if !slices.Contains(cached, liveParse(t, tok1).kid()) || slices.Contains(cached, kid2) {
+				t.Fatalf("cached %v; want the first new kid in it and not %s", cached, kid2)
+			}
+			mustVerify := func(v *jwks.Verifier, what string, toks ...string) {
+				t.Helper()
+				for i, tok := range toks {
+					if _, err := v.Verify(ctx, tok); err != nil {
+						t.Fatalf("%s: token %d under a cached kid: %v", what, i, err)
+					}
+				}
+			}
+
+			hits0, fetches0 := front.jwksHits("v"), v.Stats().Fetches
+			const attempts = 3
+			for i := 1; i <= attempts; i++ {
+				e.clock.Advance(interval)
+				for range 5 { // one attempt per interval, however many tokens
+					if _, err := v.Verify(ctx, tok2); !errors.Is(err, jwks.ErrUnknownKey) {
+						t.Fatalf("new kid while the issuer is down: %v, want ErrUnknownKey", err)
+					}
+				}
+				mustVerify(v, "issuer down", tok0, tok1)
+				if s := v.Stats(); s.RefreshFailures != uint64(i) || s.Fetches-fetches0 != uint64(i) {
+					t.Fatalf("after %d intervals down: %+v; want %d failed fetches", i, s, i)
+				}
+			}
+			wantHits := int64(0)
+			if tc.serverSees {
+				wantHits = attempts
+			}
+			if got := front.jwksHits("v") - hits0; got != wantHits {
+				t.Errorf("%d JWKS requests reached the server while down, want %d", got, wantHits)
+			}
+			if got := liveSortedKIDs(v); !slices.Equal(got, cached) {
+				t.Errorf("cached kids after failed refetches: %v, want %v", got, cached)
+			}
+			// The background refresh fails too, and is counted; the cached
+			// set keeps verifying.
+			livePoll(t, "a failed background refresh", func() bool { return bg.Stats().RefreshFailures >= 1 })
+			mustVerify(bg, "issuer down, background refresh failing", tok0, tok1)
+
+			tc.up(front)
+			// The failed attempt still counts for the interval: no fetch yet.
+			if _, err := v.Verify(ctx, tok2); !errors.Is(err, jwks.ErrUnknownKey) {
+				t.Errorf("new kid within the interval of the last failed attempt: %v, want ErrUnknownKey", err)
+			}
+			e.clock.Advance(interval)
+			if c, err := v.Verify(ctx, tok2); err != nil || c.KeyID != kid2 {
+				t.Fatalf("new kid once the issuer is back: %v, %v", c, err)
+			}
+			mustVerify(v, "issuer back", tok0, tok1, tok2)
+			mustVerify(bg, "issuer back", tok0, tok1)
+			s := v.Stats()
+			if s.RefreshFailures != attempts || s.Fetches-fetches0 != attempts+1 || front.jwksHits("v")-hits0 != wantHits+1 {
+				t.Errorf("after the issuer came back: %+v, %d JWKS requests; want %d failures and %d fetches",
+					s, front.jwksHits("v")-hits0, attempts, attempts+1)
+			}
+			if !slices.Contains(v.KeyIDs(), kid2) {
+				t.Errorf("kids %v lack %s", v.KeyIDs(), kid2)
+			}
+			t.Logf("v %+v; bg %+v", s, bg.Stats())
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 4. Kid flood.
+
+// TestLiveKIDFlood: 2000 tokens, each with a random kid and signed by the
+// attacker's key over genuine-looking claims, presented from 16 goroutines
+// at once. The verifier's unknown-kid interval, on the injected clock, caps
+// the requests they cause the live issuer at one per interval, exactly.
+func TestLiveKIDFlood(t *testing.T) {
+	t.Parallel()
+	const (
+		interval = 10 * time.Second
+		n        = 2000
+		workers  = 16
+	)
+	e := liveStart(t, kgtest.Options{})
+	ctx := context.Background()
+	front := newLiveFront(t, e.kg)
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
+		jwks.WithHTTPClient(front.client("v")), jwks.WithUnknownKIDInterval(interval))
+	genuine := e.token(t, "orders-app")
+	g := liveParse(t, genuine)
+
+	forged := make([]string, n)
+	signer := liveRS256(liveAttackerKey(t))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				kid := make([]byte, 12)
+				_, _ = rand.Read(kid)
+				forged[i] = liveCompact(t, g.header(map[string]any{"kid": hex.EncodeToString(kid)}), g.claims, signer)
+			}
+		})
+	}
+	wg.Wait()
+
+	var accepted, otherErrors, genuineRefused atomic.Int64
+	flood := func(toks []string) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(toks); i += workers {
+					_, err := v.Verify(ctx, toks[i])
+					switch {
+					case err == nil:
+						accepted.Add(1)
+					case !errors.Is(err, jwks.ErrUnknownKey):
+						otherErrors.Add(1)
+					}
+					if i%100 == 0 {
+						if _, err := v.Verify(ctx, genuine); err != nil {
+							genuineRefused.Add(1)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	hits := func() int64 { return front.jwksHits("v") }
+
+	h := hits()
+	flood(forged) // right after NewVerifier's fetch, at the same instant
+	if got := hits() - h; got != 0 {
+		t.Errorf("flood within the interval of the initial fetch: %d JWKS requests, want 0", got)
+	}
+	e.clock.Advance(interval)
+	h = hits()
+	flood(forged)
+	if got := hits() - h; got != 1 {
+		t.Errorf("flood one interval later: %d JWKS requests, want 1", got)
+	}
+	// Three more intervals in quarter steps, a burst at each: a fetch at
+	// every fourth burst only.
+	const steps = 12
+	h = hits()
+	var perBurst []int64
+	for i := range steps {
+		e.clock.Advance(interval / 4)
+		b := hits()
+		flood(forged[i*n/steps : (i+1)*n/steps])
+		perBurst = append(perBurst, hits()-b)
+	}
+	if got := hits() - h; got != steps/4 {
+		t.Errorf("%d bursts over %s: %d JWKS requests (per burst %v), want %d", steps, steps*interval/4, got, perBurst, steps/4)
+	}
+	s := v.Stats()
+	const total = 3 * n
+	if a := accepted.Load(); a != 0 {
+		t.Errorf("%d forged tokens accepted", a)
+	}
+	if o := otherErrors.Load(); o != 0 {
+		t.Errorf("%d forged tokens refused with another error than ErrUnknownKey", o)
+	}
+	if r := genuineRefused.Load(); r != 0 {
+		t.Errorf("the genuine token was refused %d times during the flood", r)
+	}
+	if s.Fetches != 1+1+steps/4 || s.UnknownKIDRefetches != 1+steps/4 || hits() != int64(s.Fetches) || s.RefreshFailures != 0 {
+		t.Errorf("stats %+v, %d JWKS requests; want %d fetches", s, hits(), 1+1+steps/4)
+	}
+	if int64(s.Failures) != total {
+		t.Errorf("Failures = %d, want %d", s.Failures, total)
+	}
+	t.Logf("%d forged tokens presented, %d JWKS requests in all (%+v); per quarter-interval burst %v", total, hits(), s, perBurst)
+
+	// The price of the cap: a genuinely new kid (a forced rotation, so not
+	// published ahead) arriving right after the flood spent the interval's
+	// refetch waits for the next interval, at most.
+	for range 2 {
+		if _, err := e.kg.Keys.Rotate(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := e.token(t, "orders-app")
+	if slices.Contains(v.KeyIDs(), liveParse(t, fresh).kid()) {
+		t.Fatal("the new kid is already cached")
+	}
+	h = hits()
+	if _, err := v.Verify(ctx, fresh); !errors.Is(err, jwks.ErrUnknownKey) {
+		t.Errorf("new kid in the interval the flood used: %v, want ErrUnknownKey", err)
+	}
+	e.clock.Advance(interval)
+	if _, err := v.Verify(ctx, fresh); err != nil {
+		t.Errorf("new kid one interval after the flood: %v", err)
+	}
+	if got := hits() - h; got != 1 {
+		t.Errorf("new kid after the flood: %d JWKS requests, want 1", got)
+	}
+}

@@ -1,0 +1,199 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store"
+)
+
+// clientColumns is the column list client queries select, in scanClient's order.
+const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
+	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, created_at`
+
+// CreateClient stores c. A client with the same ID already stored makes it fail
+// with an error wrapping store.ErrConflict, so that two administrators
+// registering one ID at once cannot silently overwrite each other.
+//
+// String slices are stored as JSON arrays and a nil or empty one reads back as
+// nil; a nil or empty SecretHash or JWKS reads back as nil. Durations keep their
+// nanoseconds and times their nanoseconds (read back in UTC). Text PostgreSQL
+// cannot hold (invalid UTF-8, NUL characters) is refused.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	if c.ID == "" {
+		return errors.New("store/postgres: create client: empty id")
+	}
+	if err := checkText("id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI); err != nil {
+		return fmt.Errorf("store/postgres: create client %q: %w", c.ID, err)
+	}
+	created, err := toNanos(c.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create client %q: created_at: %w", c.ID, err)
+	}
+	lists := make([]string, 4)
+	for i, f := range []struct {
+		name string
+		v    []string
+	}{
+		{"grant_types", c.GrantTypes},
+		{"scopes", c.Scopes},
+		{"audience", c.Audience},
+		{"redirect_uris", c.RedirectURIs},
+	} {
+		if lists[i], err = encodeList(f.v); err != nil {
+			return fmt.Errorf("store/postgres: create client %q: %s: %w", c.ID, f.name, err)
+		}
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		c.ID, c.Name, nilIfEmpty(c.SecretHash), nilIfEmpty(c.JWKS), c.JWKSURI,
+		lists[0], lists[1], lists[2], lists[3],
+		c.Public, int64(c.AccessTTL), int64(c.NotBeforeDelay), c.AllowBareAssertion, created)
+	if err != nil {
+		return writeError(fmt.Sprintf("create client %q", c.ID), err)
+	}
+	return nil
+}
+
+// GetClient returns the client with the given ID, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	if !storable(id) { // could never have been stored
+		return store.Client{}, fmt.Errorf("store/postgres: get client %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Client{}, fmt.Errorf("store/postgres: get client %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.Client{}, fmt.Errorf("store/postgres: get client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListClients returns every stored client ordered by ID (byte order, so the
+// order does not depend on a collation), never nil.
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: list clients: %w", err)
+	}
+	defer rows.Close()
+	clients := []store.Client{}
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/postgres: list clients: %w", err)
+		}
+		clients = append(clients, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/postgres: list clients: %w", err)
+	}
+	return clients, nil
+}
+
+// DeleteClient deletes the client with the given ID, or fails with an error
+// wrapping store.ErrNotFound. The refresh tokens issued to it are deleted in the
+// same transaction: a deleted client's sessions must end with it, and must not
+// come back to life if a client with the same ID is registered later.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	if !storable(id) {
+		return fmt.Errorf("store/postgres: delete client %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	return s.inTx(ctx, fmt.Sprintf("delete client %q", id), func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("store/postgres: delete client %q: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("store/postgres: delete client %q: %w", id, store.ErrNotFound)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE client_id = $1`, id); err != nil {
+			return fmt.Errorf("store/postgres: delete client %q: delete its refresh tokens: %w", id, err)
+		}
+		return nil
+	}, nil)
+}
+
+// scanClient reads one clients row selected with clientColumns.
+func scanClient(r pgx.Row) (store.Client, error) {
+	var (
+		c                                   store.Client
+		grants, scopes, audience, redirects string
+		accessTTL, notBefore, created       int64
+		secretHash, jwks                    []byte
+	)
+	if err := r.Scan(&c.ID, &c.Name, &secretHash, &jwks, &c.JWKSURI,
+		&grants, &scopes, &audience, &redirects,
+		&c.Public, &accessTTL, &notBefore, &c.AllowBareAssertion, &created); err != nil {
+		return store.Client{}, err
+	}
+	c.SecretHash, c.JWKS = nilIfEmpty(secretHash), nilIfEmpty(jwks)
+	for _, f := range []struct {
+		name string
+		text string
+		dst  *[]string
+	}{
+		{"grant_types", grants, &c.GrantTypes},
+		{"scopes", scopes, &c.Scopes},
+		{"audience", audience, &c.Audience},
+		{"redirect_uris", redirects, &c.RedirectURIs},
+	} {
+		v, err := decodeList(f.text)
+		if err != nil {
+			return store.Client{}, fmt.Errorf("client %q: %s: %w", c.ID, f.name, err)
+		}
+		*f.dst = v
+	}
+	c.AccessTTL, c.NotBeforeDelay = time.Duration(accessTTL), time.Duration(notBefore)
+	c.CreatedAt = fromNanos(created)
+	return c, nil
+}
+
+// encodeList renders a string slice as the JSON array stored for it; nil and
+// empty both become "[]", so a column never holds JSON null. A string that is
+// not valid UTF-8 is refused, because JSON would silently replace its bad bytes.
+// (A NUL character is fine here: JSON escapes it.)
+func encodeList(v []string) (string, error) {
+	if len(v) == 0 {
+		return "[]", nil
+	}
+	for i, e := range v {
+		if !utf8.ValidString(e) {
+			return "", fmt.Errorf("element %d (%q) is not valid UTF-8", i, e)
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// decodeList is the inverse of encodeList, giving nil for an empty array so
+// that callers see one representation of "none".
+func decodeList(text string) ([]string, error) {
+	var v []string
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return nil, fmt.Errorf("stored value %q is not a JSON array of strings: %w", text, err)
+	}
+	if len(v) == 0 {
+		return nil, nil
+	}
+	return v, nil
+}

@@ -1,0 +1,267 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/internal/faults"
+	"github.com/keygate/keygate/store"
+)
+
+// FaultBeforeCommit is the faults.Inject point reached in ApplyKeyChange after
+// every write of the change has been made and just before the transaction
+// commits. Crash-safety tests kill the process there to check that a change is
+// either wholly kept or wholly lost. It is the same point as the SQLite
+// backend's.
+const FaultBeforeCommit = "store.before-commit"
+
+// KeySetChannel is the channel on which ApplyKeyChange announces every applied
+// change (NOTIFY), with the new key-set version as the payload; WatchKeySet
+// listens on it.
+const KeySetChannel = "keygate_keys"
+
+// keyColumns is the column list ListKeys selects, in scanKey's order.
+const keyColumns = `kid, algorithm, state, public_der, sealed,
+	created_at, activate_at, retired_at, remove_after, revoked_at`
+
+// ListKeys returns every stored signing key, revoked ones included, ordered by
+// creation time and then kid (in byte order), so that callers building the
+// JWKS or deciding a rotation see the whole key set as of one moment (one
+// statement, so one snapshot).
+func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx,
+		`SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: list keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []store.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/postgres: list keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/postgres: list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// scanKey reads one signing_keys row selected with keyColumns.
+func scanKey(rows pgx.Rows) (store.Key, error) {
+	var (
+		k                                       store.Key
+		state                                   string
+		sealed                                  []byte
+		created, activate, retired, remove, rev int64
+	)
+	if err := rows.Scan(&k.KID, &k.Algorithm, &state, &k.PublicDER, &sealed,
+		&created, &activate, &retired, &remove, &rev); err != nil {
+		return store.Key{}, err
+	}
+	k.State = store.KeyState(state)
+	if !k.State.Valid() {
+		return store.Key{}, fmt.Errorf("key %q: unknown state %q", k.KID, state)
+	}
+	k.Sealed = nilIfEmpty(sealed) // NULL and empty both mean "no private half"
+	k.CreatedAt = fromNanos(created)
+	k.ActivateAt = fromNanos(activate)
+	k.RetiredAt = fromNanos(retired)
+	k.RemoveAfter = fromNanos(remove)
+	k.RevokedAt = fromNanos(rev)
+	return k, nil
+}
+
+// KeySetVersion returns the key-set version, a counter bumped by every applied
+// KeyChange. It is one indexed read of a one-row table, cheap enough for servers
+// to poll every second or two and reload their keys only when it moves, which is
+// how they notice rotations made by the CLI or another replica when
+// notifications (WatchKeySet) are not available.
+func (s *Store) KeySetVersion(ctx context.Context) (int64, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store/postgres: read key-set version: %w", err)
+	}
+	return v, nil
+}
+
+// ApplyKeyChange applies c in one transaction, in the order Updates, Deletes,
+// Inserts, and bumps the key-set version; or, if any precondition fails, applies
+// none of it and returns an error wrapping store.ErrConflict. A precondition
+// fails when an updated or deleted key is missing or not in its From state, or
+// when a write would break a uniqueness rule: a duplicate kid, a second active
+// key or a second next key. PostgreSQL checks uniqueness row by row, so a
+// change that hands over a state must order its Updates accordingly (retire
+// the active key before promoting the next one), as with SQLite.
+//
+// An update replaces the key's mutable fields (state, sealed, and the activate,
+// retired, remove-after and revoked times); its KID selects the row, and its
+// Algorithm, PublicDER and CreatedAt are ignored because they never change. An
+// empty change writes nothing and leaves the version alone.
+//
+// The transaction runs at READ COMMITTED: each guarded UPDATE or DELETE locks
+// its row and re-checks the expected state against the latest committed
+// version of it, and the unique indexes make a concurrent second active or
+// next key wait for the first and then fail, so of concurrent changes decided
+// from the same key set exactly one is applied. A change that deadlocks with
+// another is retried, and reported as a conflict if it keeps doing so.
+//
+// An applied change is announced on KeySetChannel with the new version as the
+// payload; the notification is part of the transaction, so it is delivered
+// when (and only if) the change commits.
+func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
+	if c.Empty() {
+		return nil
+	}
+	// Validate and convert everything before starting the transaction.
+	updates := make([]keyRow, len(c.Updates))
+	for i, u := range c.Updates {
+		if !u.From.Valid() {
+			return fmt.Errorf("store/postgres: update key %q: invalid from state %q", u.Key.KID, u.From)
+		}
+		var err error
+		if updates[i], err = toRow(u.Key); err != nil {
+			return fmt.Errorf("store/postgres: update key %q: %w", u.Key.KID, err)
+		}
+	}
+	for _, d := range c.Deletes {
+		if d.KID == "" || !d.From.Valid() {
+			return fmt.Errorf("store/postgres: delete key %q from state %q: invalid kid or state", d.KID, d.From)
+		}
+		if err := checkText("kid", d.KID); err != nil {
+			return fmt.Errorf("store/postgres: delete key: %w", err)
+		}
+	}
+	inserts := make([]keyRow, len(c.Inserts))
+	for i, k := range c.Inserts {
+		var err error
+		if inserts[i], err = toRow(k); err != nil {
+			return fmt.Errorf("store/postgres: insert key %q: %w", k.KID, err)
+		}
+		if len(k.PublicDER) == 0 {
+			return fmt.Errorf("store/postgres: insert key %q: empty public key", k.KID)
+		}
+		if err := checkText("algorithm", k.Algorithm); err != nil {
+			return fmt.Errorf("store/postgres: insert key %q: %w", k.KID, err)
+		}
+	}
+
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	return s.inTx(ctx, "apply key change", func(tx pgx.Tx) error {
+		for i, u := range c.Updates {
+			r := updates[i]
+			tag, err := tx.Exec(ctx, `UPDATE signing_keys
+				SET state = $1, sealed = $2, activate_at = $3, retired_at = $4, remove_after = $5, revoked_at = $6
+				WHERE kid = $7 AND state = $8`,
+				r.state, r.sealed, r.activate, r.retired, r.remove, r.revoked, r.kid, string(u.From))
+			if err != nil {
+				return writeError(fmt.Sprintf("update key %q from state %q to %q", r.kid, u.From, r.state), err)
+			}
+			if err := checkOneRow(ctx, tx, tag.RowsAffected(), "update", r.kid, u.From); err != nil {
+				return err
+			}
+		}
+		for _, d := range c.Deletes {
+			tag, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1 AND state = $2`, d.KID, string(d.From))
+			if err != nil {
+				return writeError(fmt.Sprintf("delete key %q in state %q", d.KID, d.From), err)
+			}
+			if err := checkOneRow(ctx, tx, tag.RowsAffected(), "delete", d.KID, d.From); err != nil {
+				return err
+			}
+		}
+		for _, r := range inserts {
+			_, err := tx.Exec(ctx, `INSERT INTO signing_keys
+				(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				r.kid, r.algorithm, r.state, r.publicDER, r.sealed,
+				r.created, r.activate, r.retired, r.remove, r.revoked)
+			if err != nil {
+				return writeError(fmt.Sprintf("insert key %q in state %q", r.kid, r.state), err)
+			}
+		}
+
+		var version int64
+		err := tx.QueryRow(ctx, `UPDATE key_set_meta SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return errors.New("store/postgres: apply key change: bump version: no key_set_meta row: the schema is damaged")
+		case err != nil:
+			return fmt.Errorf("store/postgres: apply key change: bump version: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, KeySetChannel, strconv.FormatInt(version, 10)); err != nil {
+			return fmt.Errorf("store/postgres: apply key change: notify: %w", err)
+		}
+		return nil
+	}, func() { faults.Inject(FaultBeforeCommit) })
+}
+
+// checkOneRow turns a guarded UPDATE or DELETE that matched no row into
+// store.ErrConflict, saying what the key's state actually is so the message
+// explains the lost race.
+func checkOneRow(ctx context.Context, tx pgx.Tx, n int64, op, kid string, from store.KeyState) error {
+	if n == 1 {
+		return nil
+	}
+	var now string
+	switch err := tx.QueryRow(ctx, `SELECT state FROM signing_keys WHERE kid = $1`, kid).Scan(&now); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("store/postgres: %s key %q: expected state %q, but no such key: %w", op, kid, from, store.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("store/postgres: %s key %q: expected state %q, but it is not (reading its state failed: %v): %w", op, kid, from, err, store.ErrConflict)
+	default:
+		return fmt.Errorf("store/postgres: %s key %q: expected state %q, but it is %q: %w", op, kid, from, now, store.ErrConflict)
+	}
+}
+
+// keyRow is a store.Key as bound to SQL parameters.
+type keyRow struct {
+	kid, algorithm, state                       string
+	publicDER, sealed                           []byte
+	created, activate, retired, remove, revoked int64
+}
+
+// toRow validates k and converts it for binding. An empty Sealed is stored as
+// NULL.
+func toRow(k store.Key) (keyRow, error) {
+	if k.KID == "" {
+		return keyRow{}, errors.New("empty kid")
+	}
+	if err := checkText("kid", k.KID); err != nil {
+		return keyRow{}, err
+	}
+	if !k.State.Valid() {
+		return keyRow{}, fmt.Errorf("invalid state %q", k.State)
+	}
+	r := keyRow{kid: k.KID, algorithm: k.Algorithm, state: string(k.State), publicDER: k.PublicDER, sealed: nilIfEmpty(k.Sealed)}
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{
+		{"created_at", k.CreatedAt, &r.created},
+		{"activate_at", k.ActivateAt, &r.activate},
+		{"retired_at", k.RetiredAt, &r.retired},
+		{"remove_after", k.RemoveAfter, &r.remove},
+		{"revoked_at", k.RevokedAt, &r.revoked},
+	} {
+		n, err := toNanos(f.t)
+		if err != nil {
+			return keyRow{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.dst = n
+	}
+	return r, nil
+}

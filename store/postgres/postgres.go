@@ -1,0 +1,349 @@
+// Package postgres is Keygate's PostgreSQL storage backend, for deployments
+// that run several Keygate replicas against one database. It is built on pgx v5
+// (a pgxpool connection pool) and behaves exactly as the SQLite backend
+// (store/sqlite) does: both must pass the contract in store/storetest, and the
+// decisions documented there (times stored as Unix nanoseconds, usernames and
+// emails folded by Go's strings.ToLower, byte-order listing, the refusal rules
+// for bad input) hold here too.
+//
+// Concurrency rests on the database, not on this process: every write that can
+// lose a race is a guarded UPDATE or DELETE (WHERE state = the expected state),
+// a single INSERT ... ON CONFLICT statement, or an INSERT that a unique index
+// refuses, so transactions run at PostgreSQL's default READ COMMITTED isolation
+// and any number of replicas may write at once. A lost race is reported as an
+// error wrapping store.ErrConflict, with nothing written.
+//
+// The schema is created and upgraded by numbered SQL migrations embedded in
+// the binary (migrations/NNNN_name.sql), recorded in the schema_migrations
+// table and applied under a transaction-scoped advisory lock, so that replicas
+// starting at once migrate the database exactly once. The schema lives in the
+// first schema of the connection's search_path, which the DSN may set (for
+// example postgres://host/db?search_path=keygate, or
+// options=-c%20search_path%3Dkeygate), so that one database can hold several
+// independent Keygate installations.
+//
+// On top of the storage contract the package offers what replicas need to
+// cooperate: every applied key change is announced with NOTIFY (see
+// Store.WatchKeySet), and named leases (Store.AcquireLease) let one replica at
+// a time perform a coordinated job such as a key rotation.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keygate/keygate/store"
+)
+
+// DefaultTimeout is how long a Store method may take when the caller's context
+// has no deadline of its own: a database that does not answer must fail a
+// request, not hang it. A caller's own deadline, shorter or longer, is used
+// as given.
+const DefaultTimeout = 5 * time.Second
+
+// openTimeout bounds Open when its context has no deadline. It is longer than
+// DefaultTimeout because Open may wait for another replica's migrations.
+const openTimeout = 60 * time.Second
+
+// maxTxAttempts is how many times a transaction that PostgreSQL aborted with a
+// serialization failure or a deadlock is run before giving up with
+// store.ErrConflict.
+const maxTxAttempts = 3
+
+// Store is a Keygate database in PostgreSQL. It is safe for concurrent use by
+// many goroutines, and by many processes each holding its own Store on the
+// same database and schema.
+type Store struct {
+	pool    *pgxpool.Pool
+	desc    string        // database and schema, for messages; never the password
+	timeout time.Duration // per-call default deadline; DefaultTimeout but in tests
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close, to stop WatchKeySet
+}
+
+// Open connects to the PostgreSQL database named by dsn (a postgres:// URL or a
+// key=value connection string, as pgx accepts, including pgxpool's pool_*
+// settings) and brings its schema up to date, so that a Store returned without
+// error is ready to use.
+//
+// The tables live in the first schema of the search_path, which must exist;
+// the DSN may set it. The database must use the UTF8 encoding, so that every
+// string Keygate stores reads back unchanged.
+//
+// Several processes may call Open on the same database and schema at once;
+// migrations are applied exactly once. If the schema was migrated by a newer
+// Keygate than this one, Open fails with an error wrapping ErrSchemaTooNew
+// and writes nothing, rather than running old code against a schema it does
+// not understand. An already up-to-date schema is only read, so replicas may
+// connect as a user that cannot change the schema.
+//
+// If ctx has no deadline, Open gives up after a minute.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if dsn == "" {
+		return nil, errors.New("store/postgres: open: empty DSN")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors leave out the connection string, so they do not
+		// leak a password.
+		return nil, fmt.Errorf("store/postgres: open: parse DSN: %w", err)
+	}
+	desc := fmt.Sprintf("database %q on %s:%d", cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port)
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, openTimeout)
+		defer cancel()
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: open %s: %w", desc, err)
+	}
+	schema, err := checkConnection(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store/postgres: open %s: %w", desc, err)
+	}
+	desc = fmt.Sprintf("%s, schema %q", desc, schema)
+	if err := migrate(ctx, pool, schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store/postgres: open %s: %w", desc, err)
+	}
+	return &Store{pool: pool, desc: desc, timeout: DefaultTimeout, closed: make(chan struct{})}, nil
+}
+
+// checkConnection connects (so that a bad host, password or database fails
+// Open rather than the first request) and returns the schema the tables live
+// in, checking that there is one and that the database stores UTF-8.
+func checkConnection(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var (
+		schema   *string
+		encoding string
+	)
+	err := pool.QueryRow(ctx, `SELECT current_schema(), current_setting('server_encoding')`).Scan(&schema, &encoding)
+	if err != nil {
+		return "", err
+	}
+	if schema == nil {
+		var path string
+		if err := pool.QueryRow(ctx, `SHOW search_path`).Scan(&path); err != nil {
+			return "", errors.New("no schema of the search_path exists")
+		}
+		return "", fmt.Errorf("no schema of the search_path (%s) exists; create it, or set search_path in the DSN", path)
+	}
+	if encoding != "UTF8" {
+		return "", fmt.Errorf("database encoding is %s, want UTF8 (create the database with ENCODING 'UTF8')", encoding)
+	}
+	return *schema, nil
+}
+
+// String describes the database and schema, for messages and diagnostics. It
+// never includes the password.
+func (s *Store) String() string { return s.desc }
+
+// Ping reports whether the database can be read, so that a readiness probe
+// fails when the schema is missing or unreadable, not only when no connection
+// can be made.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
+		return fmt.Errorf("store/postgres: ping %s: %w", s.desc, err)
+	}
+	return nil
+}
+
+// Close closes every connection of the Store and stops its WatchKeySet
+// listeners. Calls after the first do nothing and return nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.pool.Close()
+	})
+	return nil
+}
+
+// callContext gives ctx the Store's default deadline if it has none. Every
+// method runs its statements under the returned context.
+func (s *Store) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// inTx runs fn in a READ COMMITTED transaction and commits it if fn returns
+// nil, calling beforeCommit (if not nil) just before the commit. If
+// PostgreSQL aborts the transaction with a serialization failure or a
+// deadlock, nothing of it was kept and it is run again, a few times at most;
+// after that the error wraps store.ErrConflict. Any other error from fn is
+// returned as it is, after rolling back.
+func (s *Store) inTx(ctx context.Context, what string, fn func(tx pgx.Tx) error, beforeCommit func()) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryTx(ctx, fn, beforeCommit)
+		if err == nil || !isRetryable(err) {
+			return err
+		}
+		if attempt == maxTxAttempts {
+			return fmt.Errorf("store/postgres: %s: gave up after %d attempts: %w: %w", what, attempt, store.ErrConflict, err)
+		}
+		// A short random pause, so that the transactions that collided do
+		// not collide again.
+		pause := time.Duration(rand.Int64N(int64(10*time.Millisecond) << attempt))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store/postgres: %s: %w (after %w)", what, ctx.Err(), err)
+		case <-time.After(pause):
+		}
+	}
+}
+
+// tryTx is one attempt of inTx.
+func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error, beforeCommit func()) (err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store/postgres: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			rollback(ctx, tx)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if beforeCommit != nil {
+		beforeCommit()
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store/postgres: commit: %w", writeConflict(err))
+	}
+	return nil
+}
+
+// rollback rolls tx back, under a short deadline of its own: ctx may be what
+// failed. The error is of no interest: if the rollback fails, the connection
+// is closed, which rolls back just as well.
+func rollback(ctx context.Context, tx pgx.Tx) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = tx.Rollback(rctx)
+}
+
+// SQLSTATE codes the store reacts to.
+const (
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+)
+
+// sqlState returns err's SQLSTATE, or "" if it is not a PostgreSQL error.
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// isRetryable reports whether err aborted a transaction that may simply be run
+// again: a serialization failure or a deadlock.
+func isRetryable(err error) bool {
+	switch sqlState(err) {
+	case codeSerializationFailure, codeDeadlockDetected:
+		return true
+	}
+	return false
+}
+
+// writeConflict returns err wrapping store.ErrConflict too if it is a unique
+// violation: a duplicate ID, a second active or next key, a taken username.
+// Those are lost races or stale decisions, not faults.
+func writeConflict(err error) error {
+	if sqlState(err) == codeUniqueViolation {
+		return fmt.Errorf("%w: %w", store.ErrConflict, err)
+	}
+	return err
+}
+
+// writeError wraps a failed write, with store.ErrConflict for a unique
+// violation (see writeConflict).
+func writeError(what string, err error) error {
+	return fmt.Errorf("store/postgres: %s: %w", what, writeConflict(err))
+}
+
+// storable reports whether PostgreSQL's text type can hold s unchanged: it
+// must be valid UTF-8 without NUL characters. A string that is not storable
+// cannot be the key of a stored record either.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// checkText returns an error naming the first of the fields that PostgreSQL
+// cannot store (see storable), or nil. Such input is refused as invalid rather
+// than passed to the database, which would reject it with a less clear error.
+func checkText(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if !storable(fields[i+1]) {
+			return fmt.Errorf("%s %q is not valid UTF-8 or contains a NUL character", fields[i], fields[i+1])
+		}
+	}
+	return nil
+}
+
+// toNanos converts t to the stored form, Unix nanoseconds, with the zero
+// time.Time as 0. Times that form cannot hold faithfully are refused rather
+// than silently changed: those outside the years 1678 to 2262, and the Unix
+// epoch itself, which would read back as the zero time.
+func toNanos(t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, nil
+	}
+	n := t.UnixNano()
+	if !time.Unix(0, n).Equal(t) {
+		return 0, fmt.Errorf("time %s is outside the storable range (1678 to 2262)", t)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("time %s is the Unix epoch, which is stored as \"unset\"", t)
+	}
+	return n, nil
+}
+
+// requiredNanos converts a time that must be set (an expiry, a "now") to the
+// stored form, refusing the zero time: stored as 0 it would mean "not set" and
+// turn an expiry into "already expired" or a spend into "unused".
+func requiredNanos(t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, errors.New("zero time")
+	}
+	return toNanos(t)
+}
+
+// fromNanos is the inverse of toNanos, giving times in UTC.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// nilIfEmpty maps an empty byte slice to nil, so that it is bound as NULL and
+// read back as nil: empty and absent mean the same for hashes and key sets.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,363 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keygate/keygate/store"
+)
+
+// refreshColumns is the column list refresh-token queries select, in
+// scanRefreshToken's order.
+const refreshColumns = `id, family_id, client_id, subject, scope, audience,
+	auth_time, created_at, expires_at, used_at, revoked_at`
+
+// refreshRow is a store.RefreshToken as bound to SQL parameters.
+type refreshRow struct {
+	id, family, client, subject, scope, audience string
+	auth, created, expires, used, revoked        int64
+}
+
+// toRefreshRow validates rt and converts it for binding.
+func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
+	switch {
+	case rt.ID == "":
+		return refreshRow{}, errors.New("empty id")
+	case rt.FamilyID == "":
+		return refreshRow{}, errors.New("empty family id")
+	}
+	if err := checkText("id", rt.ID, "family id", rt.FamilyID, "client id", rt.ClientID,
+		"subject", rt.Subject, "scope", rt.Scope); err != nil {
+		return refreshRow{}, err
+	}
+	r := refreshRow{id: rt.ID, family: rt.FamilyID, client: rt.ClientID, subject: rt.Subject, scope: rt.Scope}
+	var err error
+	if r.audience, err = encodeList(rt.Audience); err != nil {
+		return refreshRow{}, fmt.Errorf("audience: %w", err)
+	}
+	if r.expires, err = requiredNanos(rt.ExpiresAt); err != nil {
+		return refreshRow{}, fmt.Errorf("expires_at: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{
+		{"auth_time", rt.AuthTime, &r.auth},
+		{"created_at", rt.CreatedAt, &r.created},
+		{"used_at", rt.UsedAt, &r.used},
+		{"revoked_at", rt.RevokedAt, &r.revoked},
+	} {
+		if *f.dst, err = toNanos(f.t); err != nil {
+			return refreshRow{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return r, nil
+}
+
+// execer is what insertRefreshToken needs, satisfied by *pgxpool.Pool and
+// pgx.Tx.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
+func insertRefreshToken(ctx context.Context, db execer, what string, r refreshRow) error {
+	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.id, r.family, r.client, r.subject, r.scope, r.audience,
+		r.auth, r.created, r.expires, r.used, r.revoked)
+	if err != nil {
+		return writeError(what, err)
+	}
+	return nil
+}
+
+// CreateRefreshToken stores the first link of a new family (or any link, as
+// given). It fails with an error wrapping store.ErrConflict if the ID is taken.
+// ID and FamilyID must be set, and so must ExpiresAt: a link that never
+// expires is not a thing Keygate issues. A nil or empty Audience reads back as
+// nil.
+func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error {
+	r, err := toRefreshRow(rt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create refresh token %q: %w", rt.ID, err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	return insertRefreshToken(ctx, s.pool, fmt.Sprintf("create refresh token %q in family %q", r.id, r.family), r)
+}
+
+// GetRefreshToken returns the link with the given ID, spent and revoked ones
+// included (so that a caller whose rotation failed can tell reuse, which
+// revokes the family, from mere expiry), or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error) {
+	if !storable(id) {
+		return store.RefreshToken{}, fmt.Errorf("store/postgres: get refresh token %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rt, err := scanRefreshToken(s.pool.QueryRow(ctx,
+		`SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.RefreshToken{}, fmt.Errorf("store/postgres: get refresh token %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.RefreshToken{}, fmt.Errorf("store/postgres: get refresh token %q: %w", id, err)
+	}
+	return rt, nil
+}
+
+// RotateRefreshToken spends the link oldID at now and stores next in its
+// place, in one transaction. The spend is a guarded UPDATE that matches only a
+// link that is unspent, unrevoked and not expired at now (ExpiresAt after now).
+// It locks the row, and a concurrent rotation's UPDATE waits for that lock and
+// then re-checks its guard against the committed row, so of any number of
+// concurrent rotations of one link, on any number of replicas sharing the
+// database, exactly one succeeds.
+//
+// If the link cannot be spent, nothing is written and the error wraps
+// store.ErrNotFound when oldID does not exist, and store.ErrConflict when it was
+// already spent, is revoked or has expired; the caller then reads the link
+// (GetRefreshToken) to tell reuse (UsedAt set: revoke the family) from the
+// rest. A next whose ID is taken is also store.ErrConflict, with the old link
+// left unspent. next must belong to the old link's family; if it does not, or
+// next or now is invalid, the error wraps neither and nothing is written.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/postgres: rotate refresh token %q: now: %w", oldID, err)
+	}
+	r, err := toRefreshRow(next)
+	if err != nil {
+		return fmt.Errorf("store/postgres: rotate refresh token %q: next token %q: %w", oldID, next.ID, err)
+	}
+	if !storable(oldID) {
+		return fmt.Errorf("store/postgres: rotate refresh token %q: %w", oldID, store.ErrNotFound)
+	}
+
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	return s.inTx(ctx, fmt.Sprintf("rotate refresh token %q", oldID), func(tx pgx.Tx) error {
+		// The primary key makes this match at most one row; RETURNING tells
+		// us whether it did and which family the link belongs to.
+		var family string
+		err := tx.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $1
+			WHERE id = $2 AND used_at = 0 AND revoked_at = 0 AND expires_at > $1
+			RETURNING family_id`, at, oldID).Scan(&family)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return whyNotSpent(ctx, tx, oldID, now)
+		case err != nil:
+			return fmt.Errorf("store/postgres: rotate refresh token %q: spend: %w", oldID, err)
+		}
+		if family != r.family {
+			return fmt.Errorf("store/postgres: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
+				oldID, r.id, r.family, family)
+		}
+		return insertRefreshToken(ctx, tx, fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.id), r)
+	}, nil)
+}
+
+// whyNotSpent explains why the guarded spend of id matched nothing: no such
+// link (store.ErrNotFound), or a link that is revoked, spent or expired
+// (store.ErrConflict).
+func whyNotSpent(ctx context.Context, tx pgx.Tx, id string, now time.Time) error {
+	var used, revoked, expires int64
+	err := tx.QueryRow(ctx, `SELECT used_at, revoked_at, expires_at FROM refresh_tokens WHERE id = $1`, id).
+		Scan(&used, &revoked, &expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("store/postgres: rotate refresh token %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("store/postgres: rotate refresh token %q: not spendable (reading why failed: %v): %w", id, err, store.ErrConflict)
+	case revoked != 0:
+		return fmt.Errorf("store/postgres: rotate refresh token %q: revoked at %v: %w", id, fromNanos(revoked), store.ErrConflict)
+	case used != 0:
+		return fmt.Errorf("store/postgres: rotate refresh token %q: already spent at %v: %w", id, fromNanos(used), store.ErrConflict)
+	default:
+		return fmt.Errorf("store/postgres: rotate refresh token %q: expired at %v (now %v): %w", id, fromNanos(expires), now.UTC(), store.ErrConflict)
+	}
+}
+
+// RevokeRefreshFamily marks every link of the family that is not yet revoked
+// as revoked at now, and returns how many it marked (0 for an unknown or
+// already revoked family; links revoked earlier keep their time). After it,
+// no link of the family can be rotated.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error) {
+	if familyID == "" {
+		return 0, errors.New("store/postgres: revoke refresh family: empty family id")
+	}
+	at, err := requiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: revoke refresh family %q: now: %w", familyID, err)
+	}
+	if !storable(familyID) { // no such family can exist
+		return 0, nil
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at = 0`, at, familyID)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: revoke refresh family %q: %w", familyID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
+func scanRefreshToken(r pgx.Row) (store.RefreshToken, error) {
+	var (
+		rt                                    store.RefreshToken
+		audience                              string
+		auth, created, expires, used, revoked int64
+	)
+	if err := r.Scan(&rt.ID, &rt.FamilyID, &rt.ClientID, &rt.Subject, &rt.Scope, &audience,
+		&auth, &created, &expires, &used, &revoked); err != nil {
+		return store.RefreshToken{}, err
+	}
+	aud, err := decodeList(audience)
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", rt.ID, err)
+	}
+	rt.Audience = aud
+	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
+	rt.UsedAt, rt.RevokedAt = fromNanos(used), fromNanos(revoked)
+	return rt, nil
+}
+
+// RevokeAccessToken puts the access token with the given jti on the deny list
+// until expiresAt, when the token would be rejected as expired anyway and
+// PruneExpired may drop the entry. Revoking again is not an error; the entry
+// then keeps the later of the two expiries, so a second revocation can never
+// shorten the first.
+func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if jti == "" {
+		return errors.New("store/postgres: revoke access token: empty jti")
+	}
+	if err := checkText("jti", jti); err != nil {
+		return fmt.Errorf("store/postgres: revoke access token: %w", err)
+	}
+	exp, err := requiredNanos(expiresAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: revoke access token %q: expires_at: %w", jti, err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
+		ON CONFLICT (jti) DO UPDATE
+		SET expires_at = GREATEST(revoked_access_tokens.expires_at, excluded.expires_at)`, jti, exp)
+	if err != nil {
+		return fmt.Errorf("store/postgres: revoke access token %q: %w", jti, err)
+	}
+	return nil
+}
+
+// IsAccessTokenRevoked reports whether the access token with the given jti is
+// on the deny list. It does not look at the entry's expiry: a token past it is
+// rejected for being expired, so the answer for it does not matter.
+func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	if !storable(jti) { // could never have been revoked
+		return false, nil
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var revoked bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)`, jti).Scan(&revoked)
+	if err != nil {
+		return false, fmt.Errorf("store/postgres: is access token %q revoked: %w", jti, err)
+	}
+	return revoked, nil
+}
+
+// RecordAssertion records that the client used a client assertion with the
+// given jti, valid until expiresAt, so that the same assertion is refused for
+// the rest of its life (RFC 7523 section 3, item 7). It fails with an error
+// wrapping store.ErrConflict if the pair is already recorded with an expiry
+// after now; a record that expired by now is replaced, so a jti may be reused
+// once its earlier assertion could no longer be accepted. It is a single
+// statement, so of concurrent records of one pair exactly one succeeds: a
+// concurrent insert of the same pair waits for the first and then takes the
+// ON CONFLICT path, whose WHERE sees the committed row.
+//
+// expiresAt must be after now, and should include any clock-skew leeway the
+// verifier allows: an assertion already expired at now would be recorded only
+// to be forgotten, which is a caller's mistake that would silently disable
+// replay protection, so it is refused (an error wrapping neither sentinel).
+func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error {
+	if clientID == "" || jti == "" {
+		return fmt.Errorf("store/postgres: record assertion %q of client %q: empty client id or jti", jti, clientID)
+	}
+	if err := checkText("client id", clientID, "jti", jti); err != nil {
+		return fmt.Errorf("store/postgres: record assertion: %w", err)
+	}
+	exp, err := requiredNanos(expiresAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: record assertion %q of client %q: expires_at: %w", jti, clientID, err)
+	}
+	at, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/postgres: record assertion %q of client %q: now: %w", jti, clientID, err)
+	}
+	if exp <= at {
+		return fmt.Errorf("store/postgres: record assertion %q of client %q: expires at %v, not after now %v",
+			jti, clientID, expiresAt.UTC(), now.UTC())
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	// Inserts a new pair, or takes over an expired record; a live record
+	// fails the DO UPDATE's WHERE, and the statement changes no row.
+	tag, err := s.pool.Exec(ctx, `INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE seen_assertions.expires_at <= $4`, clientID, jti, exp, at)
+	if err != nil {
+		return fmt.Errorf("store/postgres: record assertion %q of client %q: %w", jti, clientID, writeConflict(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: record assertion %q of client %q: already used and not yet expired (replay): %w",
+			jti, clientID, store.ErrConflict)
+	}
+	return nil
+}
+
+// PruneExpired deletes what can no longer matter at now, and returns how many
+// rows it deleted: deny-list entries and assertion records whose expiry is at
+// or before now, and refresh-token families all of whose links have expired by
+// now. A family is kept whole while any link is alive, because its spent links
+// are how reuse of a leaked token is detected and answered by revoking the
+// family.
+func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: prune expired: now: %w", err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var total int64
+	err = s.inTx(ctx, fmt.Sprintf("prune expired at %v", now.UTC()), func(tx pgx.Tx) error {
+		total = 0 // a retried attempt starts again
+		for _, q := range []struct{ what, sql string }{
+			{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= $1`},
+			{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= $1`},
+			{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
+				SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= $1)`},
+		} {
+			tag, err := tx.Exec(ctx, q.sql, at)
+			if err != nil {
+				return fmt.Errorf("store/postgres: prune expired at %v: %s: %w", now.UTC(), q.what, err)
+			}
+			total += tag.RowsAffected()
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	return total, nil
+}

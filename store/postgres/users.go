@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store"
+)
+
+// userColumns is the column list user queries select, in scanUser's order.
+const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at`
+
+// foldName is the form in which usernames and emails are compared: lowercased
+// by Go, not by SQL, because PostgreSQL's lower() depends on the database's
+// collation and locale (and SQLite's folds only ASCII). Folding here gives
+// every backend the same answer to "is this the same name?", for "Émile" as
+// for "Bob".
+func foldName(s string) string { return strings.ToLower(s) }
+
+// CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
+// ID is taken, if another user has the same username regardless of case, or if
+// u has an email and another user has the same email regardless of case; these
+// rules are unique indexes, so they hold against concurrent writers. Any number
+// of users may have no email (an empty Email is stored as NULL).
+//
+// The username and email must be valid UTF-8, since folding case would change
+// invalid bytes and so could make different names collide; and no text may
+// contain a NUL character, which PostgreSQL cannot store.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	switch {
+	case u.ID == "":
+		return fmt.Errorf("store/postgres: create user %q: empty id", u.Username)
+	case u.Username == "":
+		return fmt.Errorf("store/postgres: create user %q: empty username", u.ID)
+	}
+	if err := checkText("id", u.ID, "username", u.Username, "email", u.Email,
+		"name", u.Name, "password hash", u.PasswordHash); err != nil {
+		return fmt.Errorf("store/postgres: create user %q: %w", u.ID, err)
+	}
+	created, err := toNanos(u.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create user %q: created_at: %w", u.ID, err)
+	}
+	updated, err := toNanos(u.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create user %q: updated_at: %w", u.ID, err)
+	}
+	var email, emailLower *string // NULL unless set
+	if u.Email != "" {
+		lower := foldName(u.Email)
+		email, emailLower = &u.Email, &lower
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO users
+		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		u.ID, u.Username, foldName(u.Username), email, emailLower, u.Name, u.PasswordHash, u.Admin, created, updated)
+	if err != nil {
+		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
+	}
+	return nil
+}
+
+// GetUser returns the user with the given ID, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
+	if !storable(id) {
+		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// GetUserByLogin returns the user whose username or email is login, both
+// compared without regard to case, so that people may sign in with either. If
+// one user's username and another's email both match, the username wins: a
+// username is what the login form asks for first, and preferring it makes the
+// answer the same on every call. It fails with an error wrapping
+// store.ErrNotFound when nobody matches (always for an empty login, and for
+// one that is not valid UTF-8 or contains a NUL character, which no stored
+// name can be).
+func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, error) {
+	if login == "" || !storable(login) {
+		return store.User{}, fmt.Errorf("store/postgres: get user by login %q: %w", login, store.ErrNotFound)
+	}
+	key := foldName(login)
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
+		WHERE username_lower = $1 OR email_lower = $1
+		ORDER BY CASE WHEN username_lower = $1 THEN 0 ELSE 1 END
+		LIMIT 1`, key))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.User{}, fmt.Errorf("store/postgres: get user by login %q: %w", login, store.ErrNotFound)
+	case err != nil:
+		return store.User{}, fmt.Errorf("store/postgres: get user by login %q: %w", login, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by lowercased username in byte order
+// (the order does not depend on a collation, and is total because lowercased
+// usernames are unique), never nil.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY username_lower COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: list users: %w", err)
+	}
+	defer rows.Close()
+	users := []store.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/postgres: list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/postgres: list users: %w", err)
+	}
+	return users, nil
+}
+
+// DeleteUser deletes the user with the given ID and, in the same transaction,
+// every refresh token whose subject is that ID, so that a deleted user's
+// sessions cannot be refreshed. It fails with an error wrapping
+// store.ErrNotFound if there is no such user.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if !storable(id) {
+		return fmt.Errorf("store/postgres: delete user %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	return s.inTx(ctx, fmt.Sprintf("delete user %q", id), func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("store/postgres: delete user %q: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("store/postgres: delete user %q: %w", id, store.ErrNotFound)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE subject = $1`, id); err != nil {
+			return fmt.Errorf("store/postgres: delete user %q: delete their refresh tokens: %w", id, err)
+		}
+		return nil
+	}, nil)
+}
+
+// UpdateUserPassword replaces the user's password hash and sets UpdatedAt to
+// now, or fails with an error wrapping store.ErrNotFound. It leaves the user's
+// refresh tokens alone: whether a password change ends other sessions is the
+// caller's decision (RevokeRefreshFamily).
+func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error {
+	updated, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/postgres: update password of user %q: %w", id, err)
+	}
+	if err := checkText("password hash", hash); err != nil {
+		return fmt.Errorf("store/postgres: update password of user %q: %w", id, err)
+	}
+	if !storable(id) {
+		return fmt.Errorf("store/postgres: update password of user %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3`, hash, updated, id)
+	if err != nil {
+		return fmt.Errorf("store/postgres: update password of user %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: update password of user %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// scanUser reads one users row selected with userColumns.
+func scanUser(r pgx.Row) (store.User, error) {
+	var (
+		u                store.User
+		email            *string
+		created, updated int64
+	)
+	if err := r.Scan(&u.ID, &u.Username, &email, &u.Name, &u.PasswordHash, &u.Admin, &created, &updated); err != nil {
+		return store.User{}, err
+	}
+	if email != nil {
+		u.Email = *email
+	}
+	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return u, nil
+}

@@ -1,0 +1,278 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/store"
+)
+
+// sessionColumns is the column list session queries select, in scanSession's
+// order.
+const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at`
+
+// CreateSession stores a new browser session. It fails with an error wrapping
+// store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
+// required.
+func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
+	switch {
+	case ss.ID == "":
+		return errors.New("store/sqlite: create session: empty id")
+	case ss.UserID == "":
+		return fmt.Errorf("store/sqlite: create session %q: empty user id", ss.ID)
+	}
+	exp, err := requiredNanos(ss.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: create session %q: expires_at: %w", ss.ID, err)
+	}
+	var auth, created, seen int64
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{{"auth_time", ss.AuthTime, &auth}, {"created_at", ss.CreatedAt, &created}, {"last_seen", ss.LastSeen, &seen}} {
+		if *f.dst, err = toNanos(f.t); err != nil {
+			return fmt.Errorf("store/sqlite: create session %q: %s: %w", ss.ID, f.name, err)
+		}
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		ss.ID, ss.UserID, auth, created, seen, exp)
+	if err != nil {
+		return writeError(fmt.Sprintf("create session %q", ss.ID), err)
+	}
+	return nil
+}
+
+// GetSession returns the session with the given ID, expired or not (the
+// caller applies its timeouts), or an error wrapping store.ErrNotFound.
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	ss, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.Session{}, fmt.Errorf("store/sqlite: get session %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.Session{}, fmt.Errorf("store/sqlite: get session %q: %w", id, err)
+	}
+	return ss, nil
+}
+
+// TouchSession sets the session's LastSeen to now, never moving it back (a
+// late, concurrent request cannot shorten the session's idle life). It fails
+// with an error wrapping store.ErrNotFound if there is no such session.
+func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) error {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: touch session %q: now: %w", id, err)
+	}
+	var seen int64
+	err = s.db.QueryRowContext(ctx, `UPDATE sessions SET last_seen = max(last_seen, ?) WHERE id = ? RETURNING last_seen`,
+		at, id).Scan(&seen)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store/sqlite: touch session %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("store/sqlite: touch session %q: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteSession deletes the session with the given ID (logout). It fails with
+// an error wrapping store.ErrNotFound if there is no such session.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: delete session %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store/sqlite: delete session %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("store/sqlite: delete session %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUserSessions deletes every session of the user and returns how many
+// (0 for a user with none, or an unknown user).
+func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: delete sessions of user %q: %w", userID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: delete sessions of user %q: %w", userID, err)
+	}
+	return int(n), nil
+}
+
+func scanSession(r rowScanner) (store.Session, error) {
+	var (
+		ss                          store.Session
+		auth, created, seen, expire int64
+	)
+	if err := r.Scan(&ss.ID, &ss.UserID, &auth, &created, &seen, &expire); err != nil {
+		return store.Session{}, err
+	}
+	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(seen), fromNanos(expire)
+	return ss, nil
+}
+
+// codeColumns is the column list authorization-code queries select, in
+// scanAuthCode's order.
+const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at`
+
+// CreateAuthCode stores a new authorization code. It fails with an error
+// wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
+// UserID and ExpiresAt are required; text must be valid UTF-8. UsedAt and
+// what is issued at redemption are stored as given (normally unset).
+func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
+	switch {
+	case ac.ID == "":
+		return errors.New("store/sqlite: create authorization code: empty id")
+	case ac.ClientID == "" || ac.RedirectURI == "" || ac.UserID == "":
+		return fmt.Errorf("store/sqlite: create authorization code %q: empty client id, redirect URI or user id", ac.ID)
+	}
+	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI} {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("store/sqlite: create authorization code %q: %q is not valid UTF-8", ac.ID, v)
+		}
+	}
+	exp, err := requiredNanos(ac.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: create authorization code %q: expires_at: %w", ac.ID, err)
+	}
+	var auth, created, used, accessExp int64
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{{"auth_time", ac.AuthTime, &auth}, {"created_at", ac.CreatedAt, &created}, {"used_at", ac.UsedAt, &used},
+		{"access_expires_at", ac.AccessExpiresAt, &accessExp}} {
+		if *f.dst, err = toNanos(f.t); err != nil {
+			return fmt.Errorf("store/sqlite: create authorization code %q: %s: %w", ac.ID, f.name, err)
+		}
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ac.ID, ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge,
+		auth, created, exp, used, ac.FamilyID, ac.AccessJTI, accessExp)
+	if err != nil {
+		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
+	}
+	return nil
+}
+
+// GetAuthCode returns the code with the given ID, redeemed or not (so that a
+// caller whose redemption failed can tell reuse from expiry), or an error
+// wrapping store.ErrNotFound.
+func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, error) {
+	ac, err := scanAuthCode(s.db.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.AuthCode{}, fmt.Errorf("store/sqlite: get authorization code %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.AuthCode{}, fmt.Errorf("store/sqlite: get authorization code %q: %w", id, err)
+	}
+	return ac, nil
+}
+
+// RedeemAuthCode spends the code id at now and records, in the same single
+// statement, what was issued from it: the refresh-token family (empty for
+// none), and the access token's jti and expiry. The statement matches only a
+// code that is unused and expires after now, so of any number of concurrent
+// redemptions of one code, on any number of replicas sharing the database,
+// exactly one succeeds. It returns the code as stored after the spend.
+//
+// If the code cannot be spent, nothing is written and the error wraps
+// store.ErrNotFound when id does not exist, and store.ErrConflict when it was
+// already used or has expired; the caller then reads the code (GetAuthCode)
+// to tell reuse (UsedAt set: revoke what was issued) from expiry. accessJTI
+// and accessExpiresAt are required.
+func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error) {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: now: %w", id, err)
+	}
+	if accessJTI == "" || !utf8.ValidString(accessJTI) || !utf8.ValidString(familyID) {
+		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: empty or invalid access jti", id)
+	}
+	accessExp, err := requiredNanos(accessExpiresAt)
+	if err != nil {
+		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: access_expires_at: %w", id, err)
+	}
+	ac, err := scanAuthCode(s.db.QueryRowContext(ctx, `UPDATE auth_codes
+		SET used_at = ?, family_id = ?, access_jti = ?, access_expires_at = ?
+		WHERE id = ? AND used_at = 0 AND expires_at > ?
+		RETURNING `+codeColumns, at, familyID, accessJTI, accessExp, id, at))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		cur, gerr := s.GetAuthCode(ctx, id)
+		switch {
+		case errors.Is(gerr, store.ErrNotFound):
+			return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: %w", id, store.ErrNotFound)
+		case gerr != nil:
+			return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: not redeemable (reading why failed: %v): %w", id, gerr, store.ErrConflict)
+		case !cur.UsedAt.IsZero():
+			return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: already used at %v: %w", id, cur.UsedAt, store.ErrConflict)
+		default:
+			return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: expired at %v (now %v): %w", id, cur.ExpiresAt, now.UTC(), store.ErrConflict)
+		}
+	case err != nil:
+		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: %w", id, err)
+	}
+	return ac, nil
+}
+
+func scanAuthCode(r rowScanner) (store.AuthCode, error) {
+	var (
+		ac                                        store.AuthCode
+		auth, created, expires, used, accessExpir int64
+	)
+	if err := r.Scan(&ac.ID, &ac.ClientID, &ac.RedirectURI, &ac.UserID, &ac.Scope, &ac.Nonce, &ac.CodeChallenge,
+		&auth, &created, &expires, &used, &ac.FamilyID, &ac.AccessJTI, &accessExpir); err != nil {
+		return store.AuthCode{}, err
+	}
+	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
+	ac.UsedAt, ac.AccessExpiresAt = fromNanos(used), fromNanos(accessExpir)
+	return ac, nil
+}
+
+// PruneBrowser deletes sessions whose absolute expiry is at or before now and
+// authorization codes that expired at or before now, and returns how many
+// rows it deleted. (A session that timed out for idleness is refused when
+// used and deleted then, or here once its absolute expiry passes.)
+func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (total int64, err error) {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: now: %w", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	for _, q := range []string{`DELETE FROM sessions WHERE expires_at <= ?`, `DELETE FROM auth_codes WHERE expires_at <= ?`} {
+		res, err := tx.ExecContext(ctx, q, at)
+		if err != nil {
+			return 0, fmt.Errorf("store/sqlite: prune sessions and codes at %v: %w", now.UTC(), err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("store/sqlite: prune sessions and codes at %v: %w", now.UTC(), err)
+		}
+		total += n
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: commit: %w", err)
+	}
+	return total, nil
+}

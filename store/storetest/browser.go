@@ -1,0 +1,387 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/store"
+)
+
+// BrowserStore is the part of a backend that holds browser sessions and
+// OAuth 2.0 authorization codes: the methods the contract in RunBrowserStore
+// exercises. The rules of IdentityStore apply: absence is store.ErrNotFound,
+// a taken ID or a lost race store.ErrConflict with nothing written, invalid
+// input an error wrapping neither, and times read back to the nanosecond in
+// UTC.
+type BrowserStore interface {
+	// CreateSession stores a session; a taken ID is store.ErrConflict. ID,
+	// UserID and ExpiresAt are required.
+	CreateSession(ctx context.Context, s store.Session) error
+	// GetSession returns a session by ID, expired or not.
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	// TouchSession sets LastSeen to now, never earlier than it was.
+	TouchSession(ctx context.Context, id string, now time.Time) error
+	// DeleteSession deletes a session.
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions deletes every session of a user and returns how many.
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+
+	// CreateAuthCode stores a code; a taken ID is store.ErrConflict. ID,
+	// ClientID, RedirectURI, UserID and ExpiresAt are required.
+	CreateAuthCode(ctx context.Context, c store.AuthCode) error
+	// GetAuthCode returns a code by ID, redeemed or not.
+	GetAuthCode(ctx context.Context, id string) (store.AuthCode, error)
+	// RedeemAuthCode atomically spends the code (UsedAt = now) and records
+	// the refresh-token family and the access token's jti and expiry issued
+	// from it, and returns the code as stored. Only a code that is unused and
+	// expires after now can be redeemed: otherwise the error wraps
+	// store.ErrConflict (store.ErrNotFound if there is no such code) and
+	// nothing is written. Of concurrent redemptions of one code, on however
+	// many replicas, exactly one succeeds.
+	RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error)
+
+	// PruneBrowser deletes sessions whose ExpiresAt and codes whose ExpiresAt
+	// is at or before now, and returns how many rows it deleted.
+	PruneBrowser(ctx context.Context, now time.Time) (int64, error)
+}
+
+// RunBrowserStore runs the sessions-and-codes contract against the stores
+// open returns. Each call to open must return a new store that is empty and
+// shares nothing with any other; open is responsible for cleaning it up.
+func RunBrowserStore(t *testing.T, open func(t *testing.T) BrowserStore) {
+	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, open(t)) })
+	t.Run("TouchSession", func(t *testing.T) { testTouchSession(t, open(t)) })
+	t.Run("DeleteSessions", func(t *testing.T) { testDeleteSessions(t, open(t)) })
+	t.Run("CodeRoundTrip", func(t *testing.T) { testCodeRoundTrip(t, open(t)) })
+	t.Run("RedeemCode", func(t *testing.T) { testRedeemCode(t, open(t)) })
+	t.Run("ConcurrentRedeem", func(t *testing.T) { testConcurrentRedeem(t, open(t)) })
+	t.Run("PruneBrowser", func(t *testing.T) { testPruneBrowser(t, open(t)) })
+	t.Run("InvalidBrowserInput", func(t *testing.T) { testInvalidBrowserInput(t, open(t)) })
+}
+
+func newSession(t *testing.T, user string, created time.Time) store.Session {
+	t.Helper()
+	return store.Session{ID: randomID(t), UserID: user, AuthTime: created.Add(-time.Second), CreatedAt: created,
+		LastSeen: created, ExpiresAt: created.Add(24 * time.Hour)}
+}
+
+func sessionDiff(got, want store.Session) string {
+	var d differ
+	d.text("ID", got.ID, want.ID)
+	d.text("UserID", got.UserID, want.UserID)
+	d.instant("AuthTime", got.AuthTime, want.AuthTime)
+	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.instant("LastSeen", got.LastSeen, want.LastSeen)
+	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	return d.String()
+}
+
+func createSession(t *testing.T, s BrowserStore, ss store.Session) {
+	t.Helper()
+	if err := s.CreateSession(t.Context(), ss); err != nil {
+		t.Fatalf("CreateSession(%s): %v", ss.ID, err)
+	}
+}
+
+func checkSession(t *testing.T, s BrowserStore, want store.Session) {
+	t.Helper()
+	got, err := s.GetSession(t.Context(), want.ID)
+	if err != nil {
+		t.Errorf("GetSession(%s): %v", want.ID, err)
+		return
+	}
+	if d := sessionDiff(got, want); d != "" {
+		t.Errorf("session %s: %s", want.ID, d)
+	}
+}
+
+func checkNoSession(t *testing.T, s BrowserStore, id string) {
+	t.Helper()
+	if _, err := s.GetSession(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetSession(%s): %v, want ErrNotFound", id, err)
+	}
+}
+
+func testSessionRoundTrip(t *testing.T, s BrowserStore) {
+	nyc := time.FixedZone("UTC-5", -5*60*60)
+	full := newSession(t, "user-1", base)
+	other := newSession(t, "user-2", base.In(nyc).Add(7))
+	other.ExpiresAt = time.Date(2199, time.December, 31, 23, 59, 59, 999999999, nyc)
+	minimal := store.Session{ID: randomID(t), UserID: "user-3", ExpiresAt: base}
+	for _, ss := range []store.Session{full, other, minimal} {
+		createSession(t, s, ss)
+		checkSession(t, s, ss)
+	}
+	dup := newSession(t, "intruder", base)
+	dup.ID = full.ID
+	checkErr(t, "CreateSession with a taken ID", s.CreateSession(t.Context(), dup), store.ErrConflict)
+	checkSession(t, s, full)
+	checkNoSession(t, s, randomID(t))
+}
+
+func testTouchSession(t *testing.T, s BrowserStore) {
+	ctx := t.Context()
+	ss := newSession(t, "user-1", base)
+	createSession(t, s, ss)
+	later := base.Add(10*time.Minute + 3)
+	checkErr(t, "TouchSession", s.TouchSession(ctx, ss.ID, later), nil)
+	ss.LastSeen = later
+	checkSession(t, s, ss)
+
+	// A late request that arrives after a newer one cannot move it back.
+	checkErr(t, "TouchSession with an earlier time", s.TouchSession(ctx, ss.ID, base.Add(time.Minute)), nil)
+	checkSession(t, s, ss)
+
+	checkErr(t, "TouchSession of an unknown session", s.TouchSession(ctx, randomID(t), later), store.ErrNotFound)
+	checkInvalid(t, "TouchSession at the zero time", s.TouchSession(ctx, ss.ID, time.Time{}))
+	checkSession(t, s, ss)
+}
+
+func testDeleteSessions(t *testing.T, s BrowserStore) {
+	ctx := t.Context()
+	a1, a2, b := newSession(t, "alice", base), newSession(t, "alice", base.Add(time.Hour)), newSession(t, "bob", base)
+	for _, ss := range []store.Session{a1, a2, b} {
+		createSession(t, s, ss)
+	}
+	checkErr(t, "DeleteSession", s.DeleteSession(ctx, a1.ID), nil)
+	checkNoSession(t, s, a1.ID)
+	checkSession(t, s, a2)
+	checkErr(t, "DeleteSession again", s.DeleteSession(ctx, a1.ID), store.ErrNotFound)
+
+	createSession(t, s, a1) // the same ID may be stored again once deleted
+	n, err := s.DeleteUserSessions(ctx, "alice")
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteUserSessions(alice) = %d, %v; want 2, nil", n, err)
+	}
+	checkNoSession(t, s, a1.ID)
+	checkNoSession(t, s, a2.ID)
+	checkSession(t, s, b)
+	if n, err := s.DeleteUserSessions(ctx, "alice"); err != nil || n != 0 {
+		t.Errorf("DeleteUserSessions(alice) again = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := s.DeleteUserSessions(ctx, "nobody"); err != nil || n != 0 {
+		t.Errorf("DeleteUserSessions(nobody) = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// --- authorization codes ---
+
+func newCode(t *testing.T, created time.Time) store.AuthCode {
+	t.Helper()
+	return store.AuthCode{
+		ID:            randomID(t),
+		ClientID:      "webapp",
+		RedirectURI:   "https://app.example/cb?x=1",
+		UserID:        "user-1",
+		Scope:         "openid profile email",
+		Nonce:         "n-0S6_WzA2Mj",
+		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		AuthTime:      created.Add(-time.Minute),
+		CreatedAt:     created,
+		ExpiresAt:     created.Add(time.Minute),
+	}
+}
+
+func codeDiff(got, want store.AuthCode) string {
+	var d differ
+	d.text("ID", got.ID, want.ID)
+	d.text("ClientID", got.ClientID, want.ClientID)
+	d.text("RedirectURI", got.RedirectURI, want.RedirectURI)
+	d.text("UserID", got.UserID, want.UserID)
+	d.text("Scope", got.Scope, want.Scope)
+	d.text("Nonce", got.Nonce, want.Nonce)
+	d.text("CodeChallenge", got.CodeChallenge, want.CodeChallenge)
+	d.instant("AuthTime", got.AuthTime, want.AuthTime)
+	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	d.instant("UsedAt", got.UsedAt, want.UsedAt)
+	d.text("FamilyID", got.FamilyID, want.FamilyID)
+	d.text("AccessJTI", got.AccessJTI, want.AccessJTI)
+	d.instant("AccessExpiresAt", got.AccessExpiresAt, want.AccessExpiresAt)
+	return d.String()
+}
+
+func createCode(t *testing.T, s BrowserStore, c store.AuthCode) {
+	t.Helper()
+	if err := s.CreateAuthCode(t.Context(), c); err != nil {
+		t.Fatalf("CreateAuthCode(%s): %v", c.ID, err)
+	}
+}
+
+func checkCode(t *testing.T, s BrowserStore, want store.AuthCode) {
+	t.Helper()
+	got, err := s.GetAuthCode(t.Context(), want.ID)
+	if err != nil {
+		t.Errorf("GetAuthCode(%s): %v", want.ID, err)
+		return
+	}
+	if d := codeDiff(got, want); d != "" {
+		t.Errorf("authorization code %s: %s", want.ID, d)
+	}
+}
+
+func testCodeRoundTrip(t *testing.T, s BrowserStore) {
+	full := newCode(t, base)
+	minimal := store.AuthCode{ID: randomID(t), ClientID: "c", RedirectURI: "http://127.0.0.1:9/cb", UserID: "u", ExpiresAt: base}
+	unicode := newCode(t, base.In(time.FixedZone("X", 3600)))
+	unicode.Nonce, unicode.Scope = `nonce "é" \ 😀`, "openid é"
+	for _, c := range []store.AuthCode{full, minimal, unicode} {
+		createCode(t, s, c)
+		checkCode(t, s, c)
+	}
+	dup := newCode(t, base)
+	dup.ID = full.ID
+	checkErr(t, "CreateAuthCode with a taken ID", s.CreateAuthCode(t.Context(), dup), store.ErrConflict)
+	checkCode(t, s, full)
+	if _, err := s.GetAuthCode(t.Context(), randomID(t)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetAuthCode(unknown): %v, want ErrNotFound", err)
+	}
+}
+
+func testRedeemCode(t *testing.T, s BrowserStore) {
+	ctx := t.Context()
+	c := newCode(t, base)
+	createCode(t, s, c)
+	now := base.Add(10*time.Second + 7)
+	atExp := now.Add(15 * time.Minute)
+	got, err := s.RedeemAuthCode(ctx, c.ID, now, "family-1", "jti-1", atExp)
+	checkErr(t, "RedeemAuthCode", err, nil)
+	c.UsedAt, c.FamilyID, c.AccessJTI, c.AccessExpiresAt = now, "family-1", "jti-1", atExp
+	if d := codeDiff(got, c); d != "" {
+		t.Errorf("RedeemAuthCode returned %s", d)
+	}
+	checkCode(t, s, c)
+
+	// A second use is a conflict and changes nothing: what the first issued
+	// stays readable, so that it can be revoked.
+	_, err = s.RedeemAuthCode(ctx, c.ID, now.Add(time.Second), "family-2", "jti-2", atExp.Add(time.Second))
+	checkErr(t, "RedeemAuthCode a second time", err, store.ErrConflict)
+	checkCode(t, s, c)
+
+	// Without a refresh token (the client may not refresh).
+	norefresh := newCode(t, base)
+	createCode(t, s, norefresh)
+	_, err = s.RedeemAuthCode(ctx, norefresh.ID, now, "", "jti-3", atExp)
+	checkErr(t, "RedeemAuthCode without a family", err, nil)
+	norefresh.UsedAt, norefresh.AccessJTI, norefresh.AccessExpiresAt = now, "jti-3", atExp
+	checkCode(t, s, norefresh)
+
+	// An expired code cannot be redeemed: at its expiry or after.
+	expired := newCode(t, base)
+	createCode(t, s, expired)
+	for _, at := range []time.Time{expired.ExpiresAt, expired.ExpiresAt.Add(time.Hour)} {
+		_, err = s.RedeemAuthCode(ctx, expired.ID, at, "f", "j", atExp)
+		checkErr(t, "RedeemAuthCode of an expired code", err, store.ErrConflict)
+	}
+	checkCode(t, s, expired)
+
+	_, err = s.RedeemAuthCode(ctx, randomID(t), now, "f", "j", atExp)
+	checkErr(t, "RedeemAuthCode of an unknown code", err, store.ErrNotFound)
+}
+
+func testConcurrentRedeem(t *testing.T, s BrowserStore) {
+	c := newCode(t, base)
+	createCode(t, s, c)
+	now := base.Add(time.Second)
+	jtis := make([]string, racers)
+	for i := range jtis {
+		jtis[i] = randomID(t)
+	}
+	errs := race(racers, func(i int) error {
+		_, err := s.RedeemAuthCode(t.Context(), c.ID, now, "family-"+jtis[i], jtis[i], now.Add(time.Hour))
+		return err
+	})
+	w := checkOneWinner(t, errs)
+	c.UsedAt, c.FamilyID, c.AccessJTI, c.AccessExpiresAt = now, "family-"+jtis[w], jtis[w], now.Add(time.Hour)
+	checkCode(t, s, c)
+}
+
+func testPruneBrowser(t *testing.T, s BrowserStore) {
+	ctx := t.Context()
+	now := base.Add(48 * time.Hour)
+	oldSession := newSession(t, "u", base) // expires at base+24h
+	edgeSession := newSession(t, "u", base)
+	edgeSession.ExpiresAt = now
+	liveSession := newSession(t, "u", now.Add(-time.Hour))
+	idle := newSession(t, "u", base.Add(40*time.Hour)) // long idle, but not past its absolute expiry
+	for _, ss := range []store.Session{oldSession, edgeSession, liveSession, idle} {
+		createSession(t, s, ss)
+	}
+	oldCode, liveCode := newCode(t, base), newCode(t, now)
+	usedCode := newCode(t, base)
+	for _, c := range []store.AuthCode{oldCode, liveCode, usedCode} {
+		createCode(t, s, c)
+	}
+	if _, err := s.RedeemAuthCode(ctx, usedCode.ID, base.Add(time.Second), "", "j", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneBrowser(ctx, now)
+	if err != nil {
+		t.Fatalf("PruneBrowser: %v", err)
+	}
+	if n != 2+2 {
+		t.Errorf("PruneBrowser deleted %d rows, want 4", n)
+	}
+	checkNoSession(t, s, oldSession.ID)
+	checkNoSession(t, s, edgeSession.ID)
+	checkSession(t, s, liveSession)
+	checkSession(t, s, idle)
+	for _, c := range []store.AuthCode{oldCode, usedCode} {
+		if _, err := s.GetAuthCode(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetAuthCode(%s) after pruning: %v, want ErrNotFound", c.ID, err)
+		}
+	}
+	checkCode(t, s, liveCode)
+	if n, err := s.PruneBrowser(ctx, now); err != nil || n != 0 {
+		t.Errorf("second PruneBrowser = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := s.PruneBrowser(ctx, time.Time{}); err == nil {
+		t.Error("PruneBrowser at the zero time succeeded, want an error")
+	}
+}
+
+func testInvalidBrowserInput(t *testing.T, s BrowserStore) {
+	ctx := t.Context()
+	for name, edit := range map[string]func(*store.Session){
+		"session without ID":       func(ss *store.Session) { ss.ID = "" },
+		"session without user":     func(ss *store.Session) { ss.UserID = "" },
+		"session without expiry":   func(ss *store.Session) { ss.ExpiresAt = time.Time{} },
+		"session time before 1678": func(ss *store.Session) { ss.CreatedAt = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) },
+	} {
+		ss := newSession(t, "u", base)
+		edit(&ss)
+		checkInvalid(t, "CreateSession: "+name, s.CreateSession(ctx, ss))
+		if ss.ID != "" {
+			checkNoSession(t, s, ss.ID)
+		}
+	}
+	for name, edit := range map[string]func(*store.AuthCode){
+		"code without ID":           func(c *store.AuthCode) { c.ID = "" },
+		"code without client":       func(c *store.AuthCode) { c.ClientID = "" },
+		"code without redirect URI": func(c *store.AuthCode) { c.RedirectURI = "" },
+		"code without user":         func(c *store.AuthCode) { c.UserID = "" },
+		"code without expiry":       func(c *store.AuthCode) { c.ExpiresAt = time.Time{} },
+		"nonce not UTF-8":           func(c *store.AuthCode) { c.Nonce = "n\xff" },
+	} {
+		c := newCode(t, base)
+		edit(&c)
+		checkInvalid(t, "CreateAuthCode: "+name, s.CreateAuthCode(ctx, c))
+		if c.ID != "" {
+			if _, err := s.GetAuthCode(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: stored anyway (%v)", name, err)
+			}
+		}
+	}
+	c := newCode(t, base)
+	createCode(t, s, c)
+	now := base.Add(time.Second)
+	_, err := s.RedeemAuthCode(ctx, c.ID, time.Time{}, "f", "j", now.Add(time.Hour))
+	checkInvalid(t, "RedeemAuthCode at the zero time", err)
+	_, err = s.RedeemAuthCode(ctx, c.ID, now, "f", "", now.Add(time.Hour))
+	checkInvalid(t, "RedeemAuthCode without an access jti", err)
+	_, err = s.RedeemAuthCode(ctx, c.ID, now, "f", "j", time.Time{})
+	checkInvalid(t, "RedeemAuthCode without the access token's expiry", err)
+	checkCode(t, s, c) // still unused
+}
