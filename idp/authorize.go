@@ -107,11 +107,28 @@ func (e *AuthorizeError) RedirectURL() string {
 	if e.redirectURI == "" {
 		return ""
 	}
-	v := url.Values{"error": {e.Code}, "error_description": {e.Description}, "iss": {e.issuer}}
+	v := url.Values{"error": {e.Code}, "error_description": {errorDescription(e.Description)}, "iss": {e.issuer}}
 	if e.state != "" {
 		v.Set("state", e.state)
 	}
 	return withQuery(e.redirectURI, v)
+}
+
+// errorDescription fits s to RFC 6749 §4.1.2.1's character set for
+// error_description (printable ASCII but '"' and '\'): descriptions quote
+// what the client sent, which may hold anything.
+func errorDescription(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // withQuery adds v to uri's query, keeping the query it has byte for byte
@@ -397,7 +414,7 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 		return nil, invalidRequest("redirect_uri is required (the one sent in the authorization request)")
 	}
 	if len(code) > 256 {
-		return nil, invalidGrant("unknown authorization code")
+		return nil, invalidGrant("unknown or expired authorization code")
 	}
 	ac, err := p.browser.GetAuthCode(ctx, refreshID(code))
 	if errors.Is(err, store.ErrNotFound) {

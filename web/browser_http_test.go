@@ -299,6 +299,12 @@ func brWantErrorRedirect(t *testing.T, r brResp, redirect, code, state string) {
 	if q.Get("state") != state || q.Has("state") != (state != "") {
 		t.Errorf("state %q (present %v), want %q", q.Get("state"), q.Has("state"), state)
 	}
+	for _, r := range q.Get("error_description") { // RFC 6749 §4.1.2.1's character set
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			t.Errorf("error_description %q has %q", q.Get("error_description"), r)
+			break
+		}
+	}
 }
 
 // brWantPage checks r is an HTML error page that redirects nowhere.
@@ -632,7 +638,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		"malformed challenge":       {brAuthParams("webapp", brAppCB, "too-short", "code_challenge_method", "S256"), "invalid_request"},
 		"response_mode fragment":    {brAuthParams("webapp", brAppCB, challenge, "response_mode", "fragment"), "invalid_request"},
 		"request object":            {brAuthParams("webapp", brAppCB, challenge, "request", "eyJ.e30."), "request_not_supported"},
-		"unknown prompt":            {brAuthParams("webapp", brAppCB, challenge, "prompt", "dance"), "invalid_request"},
+		"unknown prompt":            {brAuthParams("webapp", brAppCB, challenge, "prompt", `dan"ce\\é`), "invalid_request"},
 		"prompt none with login":    {brAuthParams("webapp", brAppCB, challenge, "prompt", "none login"), "invalid_request"},
 		"bad max_age":               {brAuthParams("webapp", brAppCB, challenge, "max_age", "-5"), "invalid_request"},
 		"client without code grant": {brAuthParams("pwonly", "https://pw.example/cb", challenge), "unauthorized_client"},

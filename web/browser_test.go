@@ -265,6 +265,7 @@ func fillLogin(t *testing.T, ctx context.Context, user, pw string) {
 }
 
 func TestBrowserLogin(t *testing.T) {
+	t.Parallel()
 	newTab := startChromium(t)
 	kg := kgtest.Start(t, kgtest.Options{})
 	ctx := t.Context()
