@@ -226,7 +226,7 @@ func TestMigrationsWellFormed(t *testing.T) {
 	for _, m := range ms {
 		names = append(names, m.name)
 	}
-	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql"}
+	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql"}
 	if !slices.Equal(names, want) {
 		t.Errorf("migrations %q, want %q", names, want)
 	}

@@ -1,0 +1,334 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store"
+)
+
+// Browser sessions and authorization codes: the PostgreSQL side of
+// storetest.BrowserStore (and idp.BrowserStore), behaving exactly as the
+// SQLite backend's browser.go does. Every write that can race another is a
+// single statement (an INSERT the primary key refuses, or an UPDATE guarded
+// by its WHERE), so replicas sharing the database need no coordination beyond
+// the row locks PostgreSQL takes.
+
+// sessionColumns is the column list session queries select, in scanSession's
+// order.
+const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at`
+
+// CreateSession stores a new browser session. It fails with an error wrapping
+// store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
+// required, and the text must be storable (valid UTF-8 without NUL).
+func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
+	switch {
+	case ss.ID == "":
+		return errors.New("store/postgres: create session: empty id")
+	case ss.UserID == "":
+		return fmt.Errorf("store/postgres: create session %q: empty user id", ss.ID)
+	}
+	if err := checkText("id", ss.ID, "user id", ss.UserID); err != nil {
+		return fmt.Errorf("store/postgres: create session %q: %w", ss.ID, err)
+	}
+	exp, err := requiredNanos(ss.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create session %q: expires_at: %w", ss.ID, err)
+	}
+	var auth, created, seen int64
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{{"auth_time", ss.AuthTime, &auth}, {"created_at", ss.CreatedAt, &created}, {"last_seen", ss.LastSeen, &seen}} {
+		if *f.dst, err = toNanos(f.t); err != nil {
+			return fmt.Errorf("store/postgres: create session %q: %s: %w", ss.ID, f.name, err)
+		}
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		ss.ID, ss.UserID, auth, created, seen, exp)
+	if err != nil {
+		return writeError(fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), err)
+	}
+	return nil
+}
+
+// GetSession returns the session with the given ID, expired or not (the
+// caller applies its timeouts), or an error wrapping store.ErrNotFound.
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	if !storable(id) { // no such session can exist
+		return store.Session{}, fmt.Errorf("store/postgres: get session %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	ss, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Session{}, fmt.Errorf("store/postgres: get session %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.Session{}, fmt.Errorf("store/postgres: get session %q: %w", id, err)
+	}
+	return ss, nil
+}
+
+// TouchSession sets the session's LastSeen to now, never moving it back: the
+// GREATEST is evaluated against the row as locked, so a late, concurrent
+// request, on this replica or another, cannot shorten the session's idle
+// life. It fails with an error wrapping store.ErrNotFound if there is no such
+// session.
+func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) error {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/postgres: touch session %q: now: %w", id, err)
+	}
+	if !storable(id) {
+		return fmt.Errorf("store/postgres: touch session %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	// PostgreSQL counts a matched row as affected even when the value does
+	// not change, so RowsAffected is 0 only for a missing session.
+	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, at, id)
+	if err != nil {
+		return fmt.Errorf("store/postgres: touch session %q at %v: %w", id, now.UTC(), err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: touch session %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteSession deletes the session with the given ID (logout). It fails with
+// an error wrapping store.ErrNotFound if there is no such session.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if !storable(id) {
+		return fmt.Errorf("store/postgres: delete session %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("store/postgres: delete session %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: delete session %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUserSessions deletes every session of the user and returns how many
+// (0 for a user with none, or an unknown user).
+func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	if !storable(userID) { // no such user can have sessions
+		return 0, nil
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: delete sessions of user %q: %w", userID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// scanSession reads one sessions row selected with sessionColumns.
+func scanSession(r pgx.Row) (store.Session, error) {
+	var (
+		ss                          store.Session
+		auth, created, seen, expire int64
+	)
+	if err := r.Scan(&ss.ID, &ss.UserID, &auth, &created, &seen, &expire); err != nil {
+		return store.Session{}, err
+	}
+	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(seen), fromNanos(expire)
+	return ss, nil
+}
+
+// codeColumns is the column list authorization-code queries select, in
+// scanAuthCode's order.
+const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at`
+
+// CreateAuthCode stores a new authorization code. It fails with an error
+// wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
+// UserID and ExpiresAt are required; text must be storable (valid UTF-8
+// without NUL). UsedAt and what is issued at redemption are stored as given
+// (normally unset).
+func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
+	switch {
+	case ac.ID == "":
+		return errors.New("store/postgres: create authorization code: empty id")
+	case ac.ClientID == "" || ac.RedirectURI == "" || ac.UserID == "":
+		return fmt.Errorf("store/postgres: create authorization code %q: empty client id, redirect URI or user id", ac.ID)
+	}
+	if err := checkText("id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID,
+		"scope", ac.Scope, "nonce", ac.Nonce, "code challenge", ac.CodeChallenge,
+		"family id", ac.FamilyID, "access jti", ac.AccessJTI); err != nil {
+		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
+	}
+	exp, err := requiredNanos(ac.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create authorization code %q: expires_at: %w", ac.ID, err)
+	}
+	var auth, created, used, accessExp int64
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		dst  *int64
+	}{{"auth_time", ac.AuthTime, &auth}, {"created_at", ac.CreatedAt, &created}, {"used_at", ac.UsedAt, &used},
+		{"access_expires_at", ac.AccessExpiresAt, &accessExp}} {
+		if *f.dst, err = toNanos(f.t); err != nil {
+			return fmt.Errorf("store/postgres: create authorization code %q: %s: %w", ac.ID, f.name, err)
+		}
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		ac.ID, ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge,
+		auth, created, exp, used, ac.FamilyID, ac.AccessJTI, accessExp)
+	if err != nil {
+		return writeError(fmt.Sprintf("create authorization code %q for client %q", ac.ID, ac.ClientID), err)
+	}
+	return nil
+}
+
+// GetAuthCode returns the code with the given ID, redeemed or not (so that a
+// caller whose redemption failed can tell reuse from expiry), or an error
+// wrapping store.ErrNotFound.
+func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, error) {
+	if !storable(id) { // no such code can exist
+		return store.AuthCode{}, fmt.Errorf("store/postgres: get authorization code %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	ac, err := scanAuthCode(s.pool.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.AuthCode{}, fmt.Errorf("store/postgres: get authorization code %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.AuthCode{}, fmt.Errorf("store/postgres: get authorization code %q: %w", id, err)
+	}
+	return ac, nil
+}
+
+// RedeemAuthCode spends the code id at now and records, in the same single
+// statement, what was issued from it: the refresh-token family (empty for
+// none), and the access token's jti and expiry. The statement is a guarded
+// UPDATE that matches only a code that is unused and expires after now. It
+// locks the row, and a concurrent redemption's UPDATE waits for that lock and
+// then re-checks its guard against the committed row (READ COMMITTED), so of
+// any number of concurrent redemptions of one code, on any number of replicas
+// sharing the database, exactly one succeeds. It returns the code as stored
+// after the spend.
+//
+// If the code cannot be spent, nothing is written and the error wraps
+// store.ErrNotFound when id does not exist, and store.ErrConflict when it was
+// already used or has expired; the caller then reads the code (GetAuthCode)
+// to tell reuse (UsedAt set: revoke what was issued) from expiry. accessJTI
+// and accessExpiresAt are required.
+func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error) {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: now: %w", id, err)
+	}
+	if accessJTI == "" {
+		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: empty access jti", id)
+	}
+	if err := checkText("family id", familyID, "access jti", accessJTI); err != nil {
+		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: %w", id, err)
+	}
+	accessExp, err := requiredNanos(accessExpiresAt)
+	if err != nil {
+		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: access_expires_at: %w", id, err)
+	}
+	if !storable(id) {
+		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	ac, err := scanAuthCode(s.pool.QueryRow(ctx, `UPDATE auth_codes
+		SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4
+		WHERE id = $5 AND used_at = 0 AND expires_at > $1
+		RETURNING `+codeColumns, at, familyID, accessJTI, accessExp, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.AuthCode{}, s.whyNotRedeemed(ctx, id, now)
+	case err != nil:
+		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: %w", id, err)
+	}
+	return ac, nil
+}
+
+// whyNotRedeemed explains why the guarded redemption of id matched nothing:
+// no such code (store.ErrNotFound), or a code that is used or expired
+// (store.ErrConflict). It reads in a statement of its own, whose snapshot
+// includes the redemption that won a race, if one did.
+func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) error {
+	var used, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT used_at, expires_at FROM auth_codes WHERE id = $1`, id).Scan(&used, &expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("store/postgres: redeem authorization code %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("store/postgres: redeem authorization code %q: not redeemable (reading why failed: %v): %w", id, err, store.ErrConflict)
+	case used != 0:
+		return fmt.Errorf("store/postgres: redeem authorization code %q: already used at %v: %w", id, fromNanos(used), store.ErrConflict)
+	default:
+		return fmt.Errorf("store/postgres: redeem authorization code %q: expired at %v (now %v): %w", id, fromNanos(expires), now.UTC(), store.ErrConflict)
+	}
+}
+
+// scanAuthCode reads one auth_codes row selected with codeColumns.
+func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
+	var (
+		ac                                        store.AuthCode
+		auth, created, expires, used, accessExpir int64
+	)
+	if err := r.Scan(&ac.ID, &ac.ClientID, &ac.RedirectURI, &ac.UserID, &ac.Scope, &ac.Nonce, &ac.CodeChallenge,
+		&auth, &created, &expires, &used, &ac.FamilyID, &ac.AccessJTI, &accessExpir); err != nil {
+		return store.AuthCode{}, err
+	}
+	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
+	ac.UsedAt, ac.AccessExpiresAt = fromNanos(used), fromNanos(accessExpir)
+	return ac, nil
+}
+
+// PruneBrowser deletes sessions whose absolute expiry is at or before now and
+// authorization codes that expired at or before now, and returns how many
+// rows it deleted. (A session that timed out for idleness is refused when
+// used and deleted then, or here once its absolute expiry passes.) Both
+// deletes run in one transaction, so the count is of one consistent prune.
+func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) {
+	at, err := requiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: prune sessions and codes: now: %w", err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var total int64
+	err = s.inTx(ctx, fmt.Sprintf("prune sessions and codes at %v", now.UTC()), func(tx pgx.Tx) error {
+		total = 0 // a retried attempt starts again
+		for _, q := range []struct{ what, sql string }{
+			{"sessions", `DELETE FROM sessions WHERE expires_at <= $1`},
+			{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= $1`},
+		} {
+			tag, err := tx.Exec(ctx, q.sql, at)
+			if err != nil {
+				return fmt.Errorf("store/postgres: prune sessions and codes at %v: %s: %w", now.UTC(), q.what, err)
+			}
+			total += tag.RowsAffected()
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	return total, nil
+}
