@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // Browser sessions and authorization codes: the PostgreSQL side of
@@ -35,7 +36,7 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	if err := checkText("id", ss.ID, "user id", ss.UserID); err != nil {
 		return fmt.Errorf("store/postgres: create session %q: %w", ss.ID, err)
 	}
-	exp, err := requiredNanos(ss.ExpiresAt)
+	exp, err := columns.RequiredNanos(ss.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: create session %q: expires_at: %w", ss.ID, err)
 	}
@@ -45,7 +46,7 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 		t    time.Time
 		dst  *int64
 	}{{"auth_time", ss.AuthTime, &auth}, {"created_at", ss.CreatedAt, &created}, {"last_seen", ss.LastSeen, &seen}} {
-		if *f.dst, err = toNanos(f.t); err != nil {
+		if *f.dst, err = columns.ToNanos(f.t); err != nil {
 			return fmt.Errorf("store/postgres: create session %q: %s: %w", ss.ID, f.name, err)
 		}
 	}
@@ -83,7 +84,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 // life. It fails with an error wrapping store.ErrNotFound if there is no such
 // session.
 func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) error {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/postgres: touch session %q: now: %w", id, err)
 	}
@@ -146,7 +147,7 @@ func scanSession(r pgx.Row) (store.Session, error) {
 	if err := r.Scan(&ss.ID, &ss.UserID, &auth, &created, &seen, &expire); err != nil {
 		return store.Session{}, err
 	}
-	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(seen), fromNanos(expire)
+	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(seen), columns.FromNanos(expire)
 	return ss, nil
 }
 
@@ -172,7 +173,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
 		"family id", ac.FamilyID, "access jti", ac.AccessJTI); err != nil {
 		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
 	}
-	exp, err := requiredNanos(ac.ExpiresAt)
+	exp, err := columns.RequiredNanos(ac.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: create authorization code %q: expires_at: %w", ac.ID, err)
 	}
@@ -183,7 +184,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
 		dst  *int64
 	}{{"auth_time", ac.AuthTime, &auth}, {"created_at", ac.CreatedAt, &created}, {"used_at", ac.UsedAt, &used},
 		{"access_expires_at", ac.AccessExpiresAt, &accessExp}} {
-		if *f.dst, err = toNanos(f.t); err != nil {
+		if *f.dst, err = columns.ToNanos(f.t); err != nil {
 			return fmt.Errorf("store/postgres: create authorization code %q: %s: %w", ac.ID, f.name, err)
 		}
 	}
@@ -234,7 +235,7 @@ func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, err
 // to tell reuse (UsedAt set: revoke what was issued) from expiry. accessJTI
 // and accessExpiresAt are required.
 func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: now: %w", id, err)
 	}
@@ -244,7 +245,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 	if err := checkText("family id", familyID, "access jti", accessJTI); err != nil {
 		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: %w", id, err)
 	}
-	accessExp, err := requiredNanos(accessExpiresAt)
+	accessExp, err := columns.RequiredNanos(accessExpiresAt)
 	if err != nil {
 		return store.AuthCode{}, fmt.Errorf("store/postgres: redeem authorization code %q: access_expires_at: %w", id, err)
 	}
@@ -279,9 +280,9 @@ func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) er
 	case err != nil:
 		return fmt.Errorf("store/postgres: redeem authorization code %q: not redeemable (reading why failed: %v): %w", id, err, store.ErrConflict)
 	case used != 0:
-		return fmt.Errorf("store/postgres: redeem authorization code %q: already used at %v: %w", id, fromNanos(used), store.ErrConflict)
+		return fmt.Errorf("store/postgres: redeem authorization code %q: already used at %v: %w", id, columns.FromNanos(used), store.ErrConflict)
 	default:
-		return fmt.Errorf("store/postgres: redeem authorization code %q: expired at %v (now %v): %w", id, fromNanos(expires), now.UTC(), store.ErrConflict)
+		return fmt.Errorf("store/postgres: redeem authorization code %q: expired at %v (now %v): %w", id, columns.FromNanos(expires), now.UTC(), store.ErrConflict)
 	}
 }
 
@@ -295,8 +296,8 @@ func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 		&auth, &created, &expires, &used, &ac.FamilyID, &ac.AccessJTI, &accessExpir); err != nil {
 		return store.AuthCode{}, err
 	}
-	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
-	ac.UsedAt, ac.AccessExpiresAt = fromNanos(used), fromNanos(accessExpir)
+	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
+	ac.UsedAt, ac.AccessExpiresAt = columns.FromNanos(used), columns.FromNanos(accessExpir)
 	return ac, nil
 }
 
@@ -306,7 +307,7 @@ func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 // used and deleted then, or here once its absolute expiry passes.) Both
 // deletes run in one transaction, so the count is of one consistent prune.
 func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, fmt.Errorf("store/postgres: prune sessions and codes: now: %w", err)
 	}

@@ -2,15 +2,14 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // clientColumns is the column list client queries select, in scanClient's order.
@@ -32,7 +31,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	if err := checkText("id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI); err != nil {
 		return fmt.Errorf("store/postgres: create client %q: %w", c.ID, err)
 	}
-	created, err := toNanos(c.CreatedAt)
+	created, err := columns.ToNanos(c.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: create client %q: created_at: %w", c.ID, err)
 	}
@@ -46,7 +45,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		{"audience", c.Audience},
 		{"redirect_uris", c.RedirectURIs},
 	} {
-		if lists[i], err = encodeList(f.v); err != nil {
+		if lists[i], err = columns.EncodeList(f.v); err != nil {
 			return fmt.Errorf("store/postgres: create client %q: %s: %w", c.ID, f.name, err)
 		}
 	}
@@ -54,7 +53,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		c.ID, c.Name, nilIfEmpty(c.SecretHash), nilIfEmpty(c.JWKS), c.JWKSURI,
+		c.ID, c.Name, columns.NilIfEmpty(c.SecretHash), columns.NilIfEmpty(c.JWKS), c.JWKSURI,
 		lists[0], lists[1], lists[2], lists[3],
 		c.Public, int64(c.AccessTTL), int64(c.NotBeforeDelay), c.AllowBareAssertion, created)
 	if err != nil {
@@ -143,7 +142,7 @@ func scanClient(r pgx.Row) (store.Client, error) {
 		&c.Public, &accessTTL, &notBefore, &c.AllowBareAssertion, &created); err != nil {
 		return store.Client{}, err
 	}
-	c.SecretHash, c.JWKS = nilIfEmpty(secretHash), nilIfEmpty(jwks)
+	c.SecretHash, c.JWKS = columns.NilIfEmpty(secretHash), columns.NilIfEmpty(jwks)
 	for _, f := range []struct {
 		name string
 		text string
@@ -154,46 +153,13 @@ func scanClient(r pgx.Row) (store.Client, error) {
 		{"audience", audience, &c.Audience},
 		{"redirect_uris", redirects, &c.RedirectURIs},
 	} {
-		v, err := decodeList(f.text)
+		v, err := columns.DecodeList(f.text)
 		if err != nil {
 			return store.Client{}, fmt.Errorf("client %q: %s: %w", c.ID, f.name, err)
 		}
 		*f.dst = v
 	}
 	c.AccessTTL, c.NotBeforeDelay = time.Duration(accessTTL), time.Duration(notBefore)
-	c.CreatedAt = fromNanos(created)
+	c.CreatedAt = columns.FromNanos(created)
 	return c, nil
-}
-
-// encodeList renders a string slice as the JSON array stored for it; nil and
-// empty both become "[]", so a column never holds JSON null. A string that is
-// not valid UTF-8 is refused, because JSON would silently replace its bad bytes.
-// (A NUL character is fine here: JSON escapes it.)
-func encodeList(v []string) (string, error) {
-	if len(v) == 0 {
-		return "[]", nil
-	}
-	for i, e := range v {
-		if !utf8.ValidString(e) {
-			return "", fmt.Errorf("element %d (%q) is not valid UTF-8", i, e)
-		}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// decodeList is the inverse of encodeList, giving nil for an empty array so
-// that callers see one representation of "none".
-func decodeList(text string) ([]string, error) {
-	var v []string
-	if err := json.Unmarshal([]byte(text), &v); err != nil {
-		return nil, fmt.Errorf("stored value %q is not a JSON array of strings: %w", text, err)
-	}
-	if len(v) == 0 {
-		return nil, nil
-	}
-	return v, nil
 }

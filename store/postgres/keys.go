@@ -11,6 +11,7 @@ import (
 
 	"github.com/keygate/keygate/internal/faults"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // FaultBeforeCommit is the faults.Inject point reached in ApplyKeyChange after
@@ -72,12 +73,12 @@ func scanKey(rows pgx.Rows) (store.Key, error) {
 	if !k.State.Valid() {
 		return store.Key{}, fmt.Errorf("key %q: unknown state %q", k.KID, state)
 	}
-	k.Sealed = nilIfEmpty(sealed) // NULL and empty both mean "no private half"
-	k.CreatedAt = fromNanos(created)
-	k.ActivateAt = fromNanos(activate)
-	k.RetiredAt = fromNanos(retired)
-	k.RemoveAfter = fromNanos(remove)
-	k.RevokedAt = fromNanos(rev)
+	k.Sealed = columns.NilIfEmpty(sealed) // NULL and empty both mean "no private half"
+	k.CreatedAt = columns.FromNanos(created)
+	k.ActivateAt = columns.FromNanos(activate)
+	k.RetiredAt = columns.FromNanos(retired)
+	k.RemoveAfter = columns.FromNanos(remove)
+	k.RevokedAt = columns.FromNanos(rev)
 	return k, nil
 }
 
@@ -245,7 +246,7 @@ func toRow(k store.Key) (keyRow, error) {
 	if !k.State.Valid() {
 		return keyRow{}, fmt.Errorf("invalid state %q", k.State)
 	}
-	r := keyRow{kid: k.KID, algorithm: k.Algorithm, state: string(k.State), publicDER: k.PublicDER, sealed: nilIfEmpty(k.Sealed)}
+	r := keyRow{kid: k.KID, algorithm: k.Algorithm, state: string(k.State), publicDER: k.PublicDER, sealed: columns.NilIfEmpty(k.Sealed)}
 	for _, f := range []struct {
 		name string
 		t    time.Time
@@ -257,7 +258,7 @@ func toRow(k store.Key) (keyRow, error) {
 		{"remove_after", k.RemoveAfter, &r.remove},
 		{"revoked_at", k.RevokedAt, &r.revoked},
 	} {
-		n, err := toNanos(f.t)
+		n, err := columns.ToNanos(f.t)
 		if err != nil {
 			return keyRow{}, fmt.Errorf("%s: %w", f.name, err)
 		}

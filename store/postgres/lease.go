@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // AcquireLease takes or renews the lease called name for holder until now+ttl,
@@ -37,11 +39,11 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 	if ttl <= 0 {
 		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: ttl %v is not positive", name, holder, ttl)
 	}
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: now: %w", name, holder, err)
 	}
-	exp, err := toNanos(now.Add(ttl))
+	exp, err := columns.ToNanos(now.Add(ttl))
 	if err != nil {
 		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: expiry: %w", name, holder, err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/throttle"
+
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // Throttle returns login throttling whose buckets live in the database, shared
@@ -36,7 +38,7 @@ func (t *sharedThrottle) available(tokens float64, updated, now int64) float64 {
 
 // Check reports whether an attempt may proceed; it consumes nothing.
 func (t *sharedThrottle) Check(ctx context.Context, key string, now time.Time) (time.Duration, bool, error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, false, fmt.Errorf("store/postgres: throttle check: %w", err)
 	}
@@ -65,7 +67,7 @@ func (t *sharedThrottle) Check(ctx context.Context, key string, now time.Time) (
 // Fail consumes one token (a failed attempt), refilling first for the time
 // elapsed, in one statement.
 func (t *sharedThrottle) Fail(ctx context.Context, key string, now time.Time) error {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/postgres: throttle fail: %w", err)
 	}
@@ -95,7 +97,7 @@ func (t *sharedThrottle) Reset(ctx context.Context, key string) error {
 // PruneFull deletes buckets that have refilled by now: they carry no
 // information, and a flood of distinct usernames must not grow the table.
 func (t *sharedThrottle) PruneFull(ctx context.Context, now time.Time) (int64, error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, err
 	}

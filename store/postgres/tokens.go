@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // refreshColumns is the column list refresh-token queries select, in
@@ -37,10 +38,10 @@ func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
 	}
 	r := refreshRow{id: rt.ID, family: rt.FamilyID, client: rt.ClientID, subject: rt.Subject, scope: rt.Scope}
 	var err error
-	if r.audience, err = encodeList(rt.Audience); err != nil {
+	if r.audience, err = columns.EncodeList(rt.Audience); err != nil {
 		return refreshRow{}, fmt.Errorf("audience: %w", err)
 	}
-	if r.expires, err = requiredNanos(rt.ExpiresAt); err != nil {
+	if r.expires, err = columns.RequiredNanos(rt.ExpiresAt); err != nil {
 		return refreshRow{}, fmt.Errorf("expires_at: %w", err)
 	}
 	for _, f := range []struct {
@@ -53,7 +54,7 @@ func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
 		{"used_at", rt.UsedAt, &r.used},
 		{"revoked_at", rt.RevokedAt, &r.revoked},
 	} {
-		if *f.dst, err = toNanos(f.t); err != nil {
+		if *f.dst, err = columns.ToNanos(f.t); err != nil {
 			return refreshRow{}, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
@@ -130,7 +131,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshTo
 // left unspent. next must belong to the old link's family; if it does not, or
 // next or now is invalid, the error wraps neither and nothing is written.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/postgres: rotate refresh token %q: now: %w", oldID, err)
 	}
@@ -178,11 +179,11 @@ func whyNotSpent(ctx context.Context, tx pgx.Tx, id string, now time.Time) error
 	case err != nil:
 		return fmt.Errorf("store/postgres: rotate refresh token %q: not spendable (reading why failed: %v): %w", id, err, store.ErrConflict)
 	case revoked != 0:
-		return fmt.Errorf("store/postgres: rotate refresh token %q: revoked at %v: %w", id, fromNanos(revoked), store.ErrConflict)
+		return fmt.Errorf("store/postgres: rotate refresh token %q: revoked at %v: %w", id, columns.FromNanos(revoked), store.ErrConflict)
 	case used != 0:
-		return fmt.Errorf("store/postgres: rotate refresh token %q: already spent at %v: %w", id, fromNanos(used), store.ErrConflict)
+		return fmt.Errorf("store/postgres: rotate refresh token %q: already spent at %v: %w", id, columns.FromNanos(used), store.ErrConflict)
 	default:
-		return fmt.Errorf("store/postgres: rotate refresh token %q: expired at %v (now %v): %w", id, fromNanos(expires), now.UTC(), store.ErrConflict)
+		return fmt.Errorf("store/postgres: rotate refresh token %q: expired at %v (now %v): %w", id, columns.FromNanos(expires), now.UTC(), store.ErrConflict)
 	}
 }
 
@@ -194,7 +195,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 	if familyID == "" {
 		return 0, errors.New("store/postgres: revoke refresh family: empty family id")
 	}
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, fmt.Errorf("store/postgres: revoke refresh family %q: now: %w", familyID, err)
 	}
@@ -222,13 +223,13 @@ func scanRefreshToken(r pgx.Row) (store.RefreshToken, error) {
 		&auth, &created, &expires, &used, &revoked); err != nil {
 		return store.RefreshToken{}, err
 	}
-	aud, err := decodeList(audience)
+	aud, err := columns.DecodeList(audience)
 	if err != nil {
 		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", rt.ID, err)
 	}
 	rt.Audience = aud
-	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
-	rt.UsedAt, rt.RevokedAt = fromNanos(used), fromNanos(revoked)
+	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
+	rt.UsedAt, rt.RevokedAt = columns.FromNanos(used), columns.FromNanos(revoked)
 	return rt, nil
 }
 
@@ -244,7 +245,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 	if err := checkText("jti", jti); err != nil {
 		return fmt.Errorf("store/postgres: revoke access token: %w", err)
 	}
-	exp, err := requiredNanos(expiresAt)
+	exp, err := columns.RequiredNanos(expiresAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: revoke access token %q: expires_at: %w", jti, err)
 	}
@@ -297,11 +298,11 @@ func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expir
 	if err := checkText("client id", clientID, "jti", jti); err != nil {
 		return fmt.Errorf("store/postgres: record assertion: %w", err)
 	}
-	exp, err := requiredNanos(expiresAt)
+	exp, err := columns.RequiredNanos(expiresAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: record assertion %q of client %q: expires_at: %w", jti, clientID, err)
 	}
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/postgres: record assertion %q of client %q: now: %w", jti, clientID, err)
 	}
@@ -333,7 +334,7 @@ func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expir
 // are how reuse of a leaked token is detected and answered by revoking the
 // family.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, fmt.Errorf("store/postgres: prune expired: now: %w", err)
 	}

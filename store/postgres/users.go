@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // userColumns is the column list user queries select, in scanUser's order.
@@ -42,11 +43,11 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		"name", u.Name, "password hash", u.PasswordHash); err != nil {
 		return fmt.Errorf("store/postgres: create user %q: %w", u.ID, err)
 	}
-	created, err := toNanos(u.CreatedAt)
+	created, err := columns.ToNanos(u.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: create user %q: created_at: %w", u.ID, err)
 	}
-	updated, err := toNanos(u.UpdatedAt)
+	updated, err := columns.ToNanos(u.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("store/postgres: create user %q: updated_at: %w", u.ID, err)
 	}
@@ -168,7 +169,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // refresh tokens alone: whether a password change ends other sessions is the
 // caller's decision (RevokeRefreshFamily).
 func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error {
-	updated, err := requiredNanos(now)
+	updated, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/postgres: update password of user %q: %w", id, err)
 	}
@@ -204,6 +205,6 @@ func scanUser(r pgx.Row) (store.User, error) {
 	if email != nil {
 		u.Email = *email
 	}
-	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
+	u.CreatedAt, u.UpdatedAt = columns.FromNanos(created), columns.FromNanos(updated)
 	return u, nil
 }

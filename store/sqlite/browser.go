@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // sessionColumns is the column list session queries select, in scanSession's
@@ -25,7 +26,7 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	case ss.UserID == "":
 		return fmt.Errorf("store/sqlite: create session %q: empty user id", ss.ID)
 	}
-	exp, err := requiredNanos(ss.ExpiresAt)
+	exp, err := columns.RequiredNanos(ss.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create session %q: expires_at: %w", ss.ID, err)
 	}
@@ -35,7 +36,7 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 		t    time.Time
 		dst  *int64
 	}{{"auth_time", ss.AuthTime, &auth}, {"created_at", ss.CreatedAt, &created}, {"last_seen", ss.LastSeen, &seen}} {
-		if *f.dst, err = toNanos(f.t); err != nil {
+		if *f.dst, err = columns.ToNanos(f.t); err != nil {
 			return fmt.Errorf("store/sqlite: create session %q: %s: %w", ss.ID, f.name, err)
 		}
 	}
@@ -64,7 +65,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 // late, concurrent request cannot shorten the session's idle life). It fails
 // with an error wrapping store.ErrNotFound if there is no such session.
 func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) error {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: touch session %q: now: %w", id, err)
 	}
@@ -117,7 +118,7 @@ func scanSession(r rowScanner) (store.Session, error) {
 	if err := r.Scan(&ss.ID, &ss.UserID, &auth, &created, &seen, &expire); err != nil {
 		return store.Session{}, err
 	}
-	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(seen), fromNanos(expire)
+	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(seen), columns.FromNanos(expire)
 	return ss, nil
 }
 
@@ -142,7 +143,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
 			return fmt.Errorf("store/sqlite: create authorization code %q: %q is not valid UTF-8", ac.ID, v)
 		}
 	}
-	exp, err := requiredNanos(ac.ExpiresAt)
+	exp, err := columns.RequiredNanos(ac.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create authorization code %q: expires_at: %w", ac.ID, err)
 	}
@@ -153,7 +154,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
 		dst  *int64
 	}{{"auth_time", ac.AuthTime, &auth}, {"created_at", ac.CreatedAt, &created}, {"used_at", ac.UsedAt, &used},
 		{"access_expires_at", ac.AccessExpiresAt, &accessExp}} {
-		if *f.dst, err = toNanos(f.t); err != nil {
+		if *f.dst, err = columns.ToNanos(f.t); err != nil {
 			return fmt.Errorf("store/sqlite: create authorization code %q: %s: %w", ac.ID, f.name, err)
 		}
 	}
@@ -194,14 +195,14 @@ func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, err
 // to tell reuse (UsedAt set: revoke what was issued) from expiry. accessJTI
 // and accessExpiresAt are required.
 func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: now: %w", id, err)
 	}
 	if accessJTI == "" || !utf8.ValidString(accessJTI) || !utf8.ValidString(familyID) {
 		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: empty or invalid access jti", id)
 	}
-	accessExp, err := requiredNanos(accessExpiresAt)
+	accessExp, err := columns.RequiredNanos(accessExpiresAt)
 	if err != nil {
 		return store.AuthCode{}, fmt.Errorf("store/sqlite: redeem authorization code %q: access_expires_at: %w", id, err)
 	}
@@ -237,8 +238,8 @@ func scanAuthCode(r rowScanner) (store.AuthCode, error) {
 		&auth, &created, &expires, &used, &ac.FamilyID, &ac.AccessJTI, &accessExpir); err != nil {
 		return store.AuthCode{}, err
 	}
-	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
-	ac.UsedAt, ac.AccessExpiresAt = fromNanos(used), fromNanos(accessExpir)
+	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
+	ac.UsedAt, ac.AccessExpiresAt = columns.FromNanos(used), columns.FromNanos(accessExpir)
 	return ac, nil
 }
 
@@ -247,7 +248,7 @@ func scanAuthCode(r rowScanner) (store.AuthCode, error) {
 // rows it deleted. (A session that timed out for idleness is refused when
 // used and deleted then, or here once its absolute expiry passes.)
 func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (total int64, err error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: now: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate/internal/faults"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // FaultBeforeCommit is the faults.Inject point reached in ApplyKeyChange after
@@ -67,11 +68,11 @@ func scanKey(rows *sql.Rows) (store.Key, error) {
 	if len(sealed) > 0 { // NULL and an empty blob both mean "no private half"
 		k.Sealed = sealed
 	}
-	k.CreatedAt = fromNanos(created)
-	k.ActivateAt = fromNanos(activate)
-	k.RetiredAt = fromNanos(retired)
-	k.RemoveAfter = fromNanos(remove)
-	k.RevokedAt = fromNanos(rev)
+	k.CreatedAt = columns.FromNanos(created)
+	k.ActivateAt = columns.FromNanos(activate)
+	k.RetiredAt = columns.FromNanos(retired)
+	k.RemoveAfter = columns.FromNanos(remove)
+	k.RevokedAt = columns.FromNanos(rev)
 	return k, nil
 }
 
@@ -267,37 +268,11 @@ func toRow(k store.Key) (keyRow, error) {
 		{"remove_after", k.RemoveAfter, &r.remove},
 		{"revoked_at", k.RevokedAt, &r.revoked},
 	} {
-		n, err := toNanos(f.t)
+		n, err := columns.ToNanos(f.t)
 		if err != nil {
 			return keyRow{}, fmt.Errorf("%s: %w", f.name, err)
 		}
 		*f.dst = n
 	}
 	return r, nil
-}
-
-// toNanos converts t to the stored form, Unix nanoseconds, with the zero
-// time.Time as 0. Times that form cannot hold faithfully are refused rather than
-// silently changed: those outside the years 1678 to 2262, and the Unix epoch
-// itself, which would read back as the zero time.
-func toNanos(t time.Time) (int64, error) {
-	if t.IsZero() {
-		return 0, nil
-	}
-	n := t.UnixNano()
-	if !time.Unix(0, n).Equal(t) {
-		return 0, fmt.Errorf("time %s is outside the storable range (1678 to 2262)", t)
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("time %s is the Unix epoch, which is stored as \"unset\"", t)
-	}
-	return n, nil
-}
-
-// fromNanos is the inverse of toNanos, giving times in UTC.
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }

@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 	"github.com/keygate/keygate/store/storetest"
 )
 
@@ -450,12 +451,12 @@ func TestTimeRoundTrip(t *testing.T) {
 		time.Date(2262, time.April, 11, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, time.February, 3, 4, 5, 6, 789, time.FixedZone("X", 3600)),
 	} {
-		n, err := toNanos(tm)
+		n, err := columns.ToNanos(tm)
 		if err != nil {
-			t.Errorf("toNanos(%v): %v", tm, err)
+			t.Errorf("columns.ToNanos(%v): %v", tm, err)
 			continue
 		}
-		got := fromNanos(n)
+		got := columns.FromNanos(n)
 		if !got.Equal(tm) || got.IsZero() != tm.IsZero() {
 			t.Errorf("round trip of %v gave %v", tm, got)
 		}

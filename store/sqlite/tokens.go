@@ -8,22 +8,13 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // refreshColumns is the column list refresh-token queries select, in
 // scanRefreshToken's order.
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
 	auth_time, created_at, expires_at, used_at, revoked_at`
-
-// requiredNanos converts a time that must be set (an expiry, a "now") to the
-// stored form, refusing the zero time: stored as 0 it would mean "not set" and
-// turn an expiry into "already expired" or a spend into "unused".
-func requiredNanos(t time.Time) (int64, error) {
-	if t.IsZero() {
-		return 0, errors.New("zero time")
-	}
-	return toNanos(t)
-}
 
 // refreshRow is a store.RefreshToken as bound to SQL parameters.
 type refreshRow struct {
@@ -41,10 +32,10 @@ func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
 	}
 	r := refreshRow{id: rt.ID, family: rt.FamilyID, client: rt.ClientID, subject: rt.Subject, scope: rt.Scope}
 	var err error
-	if r.audience, err = encodeList(rt.Audience); err != nil {
+	if r.audience, err = columns.EncodeList(rt.Audience); err != nil {
 		return refreshRow{}, fmt.Errorf("audience: %w", err)
 	}
-	if r.expires, err = requiredNanos(rt.ExpiresAt); err != nil {
+	if r.expires, err = columns.RequiredNanos(rt.ExpiresAt); err != nil {
 		return refreshRow{}, fmt.Errorf("expires_at: %w", err)
 	}
 	for _, f := range []struct {
@@ -57,7 +48,7 @@ func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
 		{"used_at", rt.UsedAt, &r.used},
 		{"revoked_at", rt.RevokedAt, &r.revoked},
 	} {
-		if *f.dst, err = toNanos(f.t); err != nil {
+		if *f.dst, err = columns.ToNanos(f.t); err != nil {
 			return refreshRow{}, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
@@ -124,7 +115,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshTo
 // left unspent. next must belong to the old link's family; if it does not, or
 // next or now is invalid, the error wraps neither and nothing is written.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) (err error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: now: %w", oldID, err)
 	}
@@ -181,11 +172,11 @@ func whyNotSpent(ctx context.Context, tx *sql.Tx, id string, now time.Time) erro
 	case err != nil:
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: not spendable (reading why failed: %v): %w", id, err, store.ErrConflict)
 	case revoked != 0:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: revoked at %v: %w", id, fromNanos(revoked), store.ErrConflict)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: revoked at %v: %w", id, columns.FromNanos(revoked), store.ErrConflict)
 	case used != 0:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: already spent at %v: %w", id, fromNanos(used), store.ErrConflict)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: already spent at %v: %w", id, columns.FromNanos(used), store.ErrConflict)
 	default:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: expired at %v (now %v): %w", id, fromNanos(expires), now.UTC(), store.ErrConflict)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: expired at %v (now %v): %w", id, columns.FromNanos(expires), now.UTC(), store.ErrConflict)
 	}
 }
 
@@ -197,7 +188,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 	if familyID == "" {
 		return 0, errors.New("store/sqlite: revoke refresh family: empty family id")
 	}
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: revoke refresh family %q: now: %w", familyID, err)
 	}
@@ -224,13 +215,13 @@ func scanRefreshToken(r rowScanner) (store.RefreshToken, error) {
 		&auth, &created, &expires, &used, &revoked); err != nil {
 		return store.RefreshToken{}, err
 	}
-	aud, err := decodeList(audience)
+	aud, err := columns.DecodeList(audience)
 	if err != nil {
 		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", rt.ID, err)
 	}
 	rt.Audience = aud
-	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = fromNanos(auth), fromNanos(created), fromNanos(expires)
-	rt.UsedAt, rt.RevokedAt = fromNanos(used), fromNanos(revoked)
+	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
+	rt.UsedAt, rt.RevokedAt = columns.FromNanos(used), columns.FromNanos(revoked)
 	return rt, nil
 }
 
@@ -243,7 +234,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 	if jti == "" {
 		return errors.New("store/sqlite: revoke access token: empty jti")
 	}
-	exp, err := requiredNanos(expiresAt)
+	exp, err := columns.RequiredNanos(expiresAt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: revoke access token %q: expires_at: %w", jti, err)
 	}
@@ -288,11 +279,11 @@ func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expir
 	if clientID == "" || jti == "" {
 		return fmt.Errorf("store/sqlite: record assertion %q of client %q: empty client id or jti", jti, clientID)
 	}
-	exp, err := requiredNanos(expiresAt)
+	exp, err := columns.RequiredNanos(expiresAt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: record assertion %q of client %q: expires_at: %w", jti, clientID, err)
 	}
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: record assertion %q of client %q: now: %w", jti, clientID, err)
 	}
@@ -326,7 +317,7 @@ func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expir
 // are how reuse of a leaked token is detected and answered by revoking the
 // family.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (total int64, err error) {
-	at, err := requiredNanos(now)
+	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: prune expired: now: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // userColumns is the column list user queries select, in scanUser's order.
@@ -40,11 +41,11 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	case !utf8.ValidString(u.Email):
 		return fmt.Errorf("store/sqlite: create user %q: email %q is not valid UTF-8", u.ID, u.Email)
 	}
-	created, err := toNanos(u.CreatedAt)
+	created, err := columns.ToNanos(u.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create user %q: created_at: %w", u.ID, err)
 	}
-	updated, err := toNanos(u.UpdatedAt)
+	updated, err := columns.ToNanos(u.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create user %q: updated_at: %w", u.ID, err)
 	}
@@ -160,7 +161,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 // refresh tokens alone: whether a password change ends other sessions is the
 // caller's decision (RevokeRefreshFamily).
 func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error {
-	updated, err := toNanos(now)
+	updated, err := columns.ToNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, err)
 	}
@@ -191,6 +192,6 @@ func scanUser(r rowScanner) (store.User, error) {
 		return store.User{}, err
 	}
 	u.Email = email.String // "" when NULL
-	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
+	u.CreatedAt, u.UpdatedAt = columns.FromNanos(created), columns.FromNanos(updated)
 	return u, nil
 }
