@@ -35,6 +35,7 @@ type Store interface {
 	GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
 	RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
+	RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error)
 
 	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
 	IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error)

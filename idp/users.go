@@ -174,7 +174,12 @@ func (p *Provider) SetPassword(ctx context.Context, login, pw string) error {
 	if err := p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, p.now().UTC()); err != nil {
 		return err
 	}
-	return p.endUserSessions(ctx, u.ID) // a new password logs every browser out
+	// A new password ends what the old one granted: refresh tokens (a leaked
+	// one must not outlive the password change) and browser sessions.
+	if _, err := p.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, p.now().UTC()); err != nil {
+		return fmt.Errorf("revoke refresh tokens of %s: %w", u.ID, err)
+	}
+	return p.endUserSessions(ctx, u.ID)
 }
 
 // User returns a user by id.

@@ -9,6 +9,7 @@ import (
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/sqlite"
 	"github.com/keygate/keygate/throttle"
 )
@@ -62,5 +63,33 @@ func TestLoginUpgradesOldHashes(t *testing.T) {
 	}
 	if _, err := p.CheckPassword(ctx, "alice", "correct horse", "ip"); err != nil {
 		t.Errorf("login after the upgrade: %v", err)
+	}
+}
+
+// TestPasswordChangeRevokesRefreshTokens: a refresh token the old password
+// obtained stops working once the password changes.
+func TestPasswordChangeRevokesRefreshTokens(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := provider(t, st, password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
+	if _, err := p.CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := p.UserByLogin(ctx, "alice")
+	now := time.Now().UTC()
+	rt := store.RefreshToken{ID: "old-link", FamilyID: "fam", ClientID: "app", Subject: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateRefreshToken(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetPassword(ctx, "alice", "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetRefreshToken(ctx, "old-link")
+	if err != nil || got.RevokedAt.IsZero() {
+		t.Errorf("after a password change the refresh token is not revoked: %+v, %v", got, err)
 	}
 }

@@ -362,3 +362,27 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) 
 	}
 	return total, nil
 }
+
+// RevokeSubjectRefreshTokens revokes every refresh-token family of subject
+// (every link not yet revoked), so a password change ends every grant the old
+// password made. It returns how many links changed.
+func (s *Store) RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error) {
+	if subject == "" {
+		return 0, errors.New("store/postgres: revoke refresh tokens: empty subject")
+	}
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q: now: %w", subject, err)
+	}
+	if !storable(subject) { // no such subject can exist
+		return 0, nil
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE refresh_tokens SET revoked_at = $1 WHERE subject = $2 AND revoked_at = 0`, at, subject)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q: %w", subject, err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -351,3 +351,26 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (total int64, e
 	}
 	return total, nil
 }
+
+// RevokeSubjectRefreshTokens revokes every refresh-token family of subject
+// (every link not yet revoked), so a password change ends every grant the old
+// password made. It returns how many links changed.
+func (s *Store) RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error) {
+	if subject == "" {
+		return 0, errors.New("store/sqlite: revoke refresh tokens: empty subject")
+	}
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q: now: %w", subject, err)
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE refresh_tokens SET revoked_at = ? WHERE subject = ? AND revoked_at = 0`, at, subject)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q: %w", subject, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q: %w", subject, err)
+	}
+	return int(n), nil
+}

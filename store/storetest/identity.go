@@ -72,6 +72,10 @@ type IdentityStore interface {
 	// RevokeRefreshFamily sets RevokedAt = now on every link of the family not
 	// yet revoked, and returns how many.
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
+	// RevokeSubjectRefreshTokens sets RevokedAt = now on every not yet revoked
+	// link of every family whose subject is subject (a password change ends
+	// every grant the old password made); it returns how many links changed.
+	RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error)
 
 	// RevokeAccessToken puts a jti on the deny list until expiresAt;
 	// revoking again is no error and never shortens the entry's life.
@@ -110,6 +114,7 @@ func RunIdentityStore(t *testing.T, open func(t *testing.T) IdentityStore) {
 	t.Run("RotateFailures", func(t *testing.T) { testRotateFailures(t, open) })
 	t.Run("ConcurrentRotate", func(t *testing.T) { testConcurrentRotate(t, open(t)) })
 	t.Run("RevokeFamily", func(t *testing.T) { testRevokeFamily(t, open(t)) })
+	t.Run("RevokeSubject", func(t *testing.T) { testRevokeSubject(t, open(t)) })
 	t.Run("DenyList", func(t *testing.T) { testDenyList(t, open(t)) })
 	t.Run("Assertions", func(t *testing.T) { testAssertions(t, open(t)) })
 	t.Run("ConcurrentAssertion", func(t *testing.T) { testConcurrentAssertion(t, open) })

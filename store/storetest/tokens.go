@@ -634,3 +634,33 @@ func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
 		})
 	}
 }
+
+// testRevokeSubject: every family of one subject is revoked, other subjects'
+// are not, and a revoked link no longer rotates.
+func testRevokeSubject(t *testing.T, s IdentityStore) {
+	ctx := t.Context()
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	a1, a2, b := newLink(t, "A1", base), newLink(t, "A2", base), newLink(t, "B", base)
+	b.Subject = "user-2"
+	for _, l := range []store.RefreshToken{a1, a2, b} {
+		createLink(t, s, l)
+	}
+	at := base.Add(time.Minute)
+	if n, err := s.RevokeSubjectRefreshTokens(ctx, "user-1", at); err != nil || n != 2 {
+		t.Fatalf("RevokeSubjectRefreshTokens(user-1) = %d, %v; want 2 links", n, err)
+	}
+	if n, err := s.RevokeSubjectRefreshTokens(ctx, "user-1", at.Add(time.Minute)); err != nil || n != 0 {
+		t.Errorf("second revocation = %d, %v; want 0 (already revoked keep their time)", n, err)
+	}
+	a1.RevokedAt, a2.RevokedAt = at, at
+	checkLink(t, s, a1)
+	checkLink(t, s, a2)
+	checkLink(t, s, b)
+	next := newLink(t, "A1", at)
+	if err := s.RotateRefreshToken(ctx, a1.ID, at.Add(time.Second), next); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("rotating a revoked link: err = %v, want ErrConflict", err)
+	}
+	if n, err := s.RevokeSubjectRefreshTokens(ctx, "nobody", at); err != nil || n != 0 {
+		t.Errorf("unknown subject = %d, %v; want 0", n, err)
+	}
+}
