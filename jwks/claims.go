@@ -1,18 +1,23 @@
 package jwks
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Claims is a verified token's content.
 //
 // The registered claims are decoded into typed fields because every
-// resource server needs them; Raw keeps every claim, registered or not, as
-// encoding/json would decode it (numbers are float64), for the rest.
-// Absent claims leave their field at the zero value.
+// resource server needs them; Raw and Claim give every claim, registered or
+// not, as encoding/json would decode it (numbers are float64), for the
+// rest. Absent claims leave their field at the zero value.
+//
+// A Claims must not be copied after first use (it decodes the claim map at
+// most once, on the first call of Raw or Claim).
 type Claims struct {
 	Issuer    string    // iss
 	Subject   string    // sub: the user, or the client for client_credentials
@@ -24,7 +29,37 @@ type Claims struct {
 	ClientID  string    // client_id: the OAuth client the token was issued to
 	Scope     []string  // scope, split on spaces
 	KeyID     string    // kid of the key that verified the signature
-	Raw       map[string]any
+
+	// payload is the claims JSON (a copy, owned by the Claims) from which
+	// Raw decodes raw on first use, unless raw was already decoded.
+	payload string
+	rawOnce sync.Once
+	raw     map[string]any
+}
+
+// Raw returns every claim, registered or not, as
+// json.Unmarshal(payload, &map[string]any{}) would decode it: numbers are
+// float64, arrays []any, objects map[string]any. The map is decoded on
+// the first call and the same map is returned afterwards; callers must
+// not modify it. Raw returns nil for a nil Claims or one not made by a
+// verifier.
+func (c *Claims) Raw() map[string]any {
+	if c == nil {
+		return nil
+	}
+	c.rawOnce.Do(func() {
+		if c.raw == nil && c.payload != "" {
+			c.raw, _ = decodeObject(c.payload)
+		}
+	})
+	return c.raw
+}
+
+// Claim returns the claim called name as Raw has it, and whether the token
+// has it.
+func (c *Claims) Claim(name string) (any, bool) {
+	v, ok := c.Raw()[name]
+	return v, ok
 }
 
 // HasScope reports whether the token was granted scope.
@@ -48,7 +83,7 @@ func (c *Claims) missingScopes(required []string) []string {
 // string, means the token was not made by a conforming issuer, and
 // silently reading it as absent could skip a check.
 func claimsFromMap(m map[string]any, kid string) (*Claims, error) {
-	c := &Claims{KeyID: kid, Raw: m}
+	c := &Claims{KeyID: kid, raw: m}
 	var err error
 	if c.Issuer, err = stringClaim(m, "iss"); err != nil {
 		return nil, err
@@ -120,8 +155,27 @@ func dateClaim(m map[string]any, name string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	f, ok := v.(float64)
-	if !ok || math.IsNaN(f) || math.Abs(f) >= maxNumericDate {
-		return time.Time{}, errorf(ErrMalformed, "claim %q is not a NumericDate (seconds since 1970)", name)
+	if !ok {
+		return time.Time{}, errNotNumericDate(name)
+	}
+	t, err := numericDate(f)
+	if err != nil {
+		return time.Time{}, errNotNumericDate(name)
+	}
+	return t, nil
+}
+
+func errNotNumericDate(name string) error {
+	return errorf(ErrMalformed, "claim %q is not a NumericDate (seconds since 1970)", name)
+}
+
+var errDateRange = errors.New("NumericDate out of range")
+
+// numericDate converts seconds since the epoch, refusing values where
+// float64 is not exact.
+func numericDate(f float64) (time.Time, error) {
+	if math.IsNaN(f) || math.Abs(f) >= maxNumericDate {
+		return time.Time{}, errDateRange
 	}
 	sec := math.Floor(f)
 	nsec := math.Round((f - sec) * 1e9)
@@ -129,6 +183,21 @@ func dateClaim(m map[string]any, name string) (time.Time, error) {
 		sec, nsec = sec+1, 0
 	}
 	return time.Unix(int64(sec), int64(nsec)).UTC(), nil
+}
+
+// decodeClaims decodes the claims JSON s, which the Claims keep (so s must
+// not be in a reused buffer): through fastClaims for the common case,
+// else through the claim map, whose errors are the reference.
+func decodeClaims(s, kid string) (*Claims, error) {
+	c := &Claims{KeyID: kid, payload: s}
+	if fastClaims(s, c) {
+		return c, nil
+	}
+	m, ok := decodeObject(s)
+	if !ok {
+		return nil, errorf(ErrMalformed, "claims are not a JSON object")
+	}
+	return claimsFromMap(m, kid)
 }
 
 // checkTimes validates exp (required: a token that never expires cannot be

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
@@ -54,6 +56,112 @@ func FuzzFastObject(f *testing.F) {
 			t.Fatalf("%q: decodeObject %#v, encoding/json %#v", s, m, want)
 		}
 	})
+}
+
+// claimSeeds exercise fastClaims on the registered claims: types, nulls,
+// duplicates, escapes, non-ASCII, numbers of every shape.
+var claimSeeds = []string{
+	`{"iss":"i","sub":"s","aud":"a","exp":1893456000,"iat":1893455000,"nbf":1893455000,"jti":"j","client_id":"c","scope":"read write"}`,
+	`{"aud":["a","b"],"exp":1.5}`, `{"aud":[]}`, `{"aud":[ "a" , "b" ]}`, `{"aud":["a",1]}`, `{"aud":[null]}`,
+	`{"aud":["a",["b"]]}`, `{"aud":{"a":1}}`, `{"aud":1}`, `{"aud":true}`, `{"aud":null}`, `{"aud":"a","aud":null}`,
+	`{"aud":["a"],"aud":"b"}`, `{"aud":"a\u0062"}`, `{"aud":["\u00e9"]}`, `{"aud":["a","b","c","d","e","f","g","h","i","j"]}`,
+	`{"aud":["a",]}`, `{"aud":[,"a"]}`, `{"aud":["a" "b"]}`, `{"aud":[`, `{"aud":["a"`,
+	`{"iss":null}`, `{"iss":1}`, `{"iss":["x"]}`, `{"iss":"a","iss":"b"}`, `{"iss":1,"iss":"b"}`, `{"iss":"b","iss":1}`,
+	`{"iss":"\u0041"}`, `{"\u0069ss":"x"}`, `{"iss":"é"}`, `{"sub":{}}`, `{"sub":false}`, `{"jti":""}`, `{"client_id":[]}`,
+	`{"scope":""}`, `{"scope":"  a   b  "}`, `{"scope":null}`, `{"scope":1}`, `{"scope":"a\tb"}`, "{\"scope\":\"a\tb\"}",
+	`{"exp":null}`, `{"exp":"1"}`, `{"exp":true}`, `{"exp":[1]}`, `{"exp":-1}`, `{"exp":-0}`, `{"exp":0}`, `{"exp":-1.5}`,
+	`{"exp":1e3}`, `{"exp":1.999999999999}`, `{"exp":1.0000000001}`, `{"exp":9007199254740991}`, `{"exp":9007199254740992}`,
+	`{"exp":-9007199254740992}`, `{"exp":1e300}`, `{"exp":1e400}`, `{"exp":123456789012345678901234567890}`,
+	`{"exp":01}`, `{"exp":1.}`, `{"exp":+1}`, `{"exp":1,"exp":null}`, `{"exp":null,"exp":2}`, `{"exp":1e400,"exp":2}`,
+	`{"iat":"x"}`, `{"nbf":1e20}`, `{"iat":1.5,"nbf":2.25,"exp":3.125}`, `{"exp":1,"iss":1}`, `{"exp":"x","iss":1}`,
+	`{"other":{"exp":"x","iss":1},"exp":5}`, `{"o":[1,{"a":[true,false,null]}],"exp":5}`, `{"o":1e400,"exp":5}`,
+	`{"o":"\n","exp":5}`, `{"o":"é","exp":5}`, `{"o":tru,"exp":5}`, `{"o":{"a"},"exp":5}`, `{"o":{"a":1,},"exp":5}`,
+	`{"o":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]],"exp":5}`, `{"o":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]],"exp":5}`,
+	`{"o":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}`,
+	` {"exp" : 5 } `, `{"exp":5}x`, `{"exp":5,}`, `{"exp" 5}`, `{"exp":}`, `{"exp":5`, `{exp:5}`, `["exp"]`, `null`,
+}
+
+// FuzzFastClaims holds fastClaims, and decodeClaims around it, to decoding
+// the payload with encoding/json into a map and reading the claims out of
+// it with claimsFromMap: same fields, same Raw, same error.
+func FuzzFastClaims(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add(s)
+	}
+	for _, s := range claimSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want map[string]any
+		var wantC *Claims
+		var wantErr error
+		if err := json.Unmarshal([]byte(s), &want); err != nil || want == nil {
+			wantErr = errorf(ErrMalformed, "claims are not a JSON object")
+		} else {
+			wantC, wantErr = claimsFromMap(want, "k")
+		}
+		var fast Claims
+		if fastClaims(s, &fast) {
+			if wantErr != nil {
+				t.Fatalf("fastClaims accepted %q, the reference refuses it: %v", s, wantErr)
+			}
+			fast.KeyID = "k"
+			if d := claimsDiff(&fast, wantC); d != "" {
+				t.Fatalf("%q: fastClaims differs: %s", s, d)
+			}
+		}
+		got, err := decodeClaims(s, "k")
+		if (err == nil) != (wantErr == nil) || (err != nil && (err.Error() != wantErr.Error() || !errors.Is(err, ErrMalformed))) {
+			t.Fatalf("%q: decodeClaims err %v, want %v", s, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if d := claimsDiff(got, wantC); d != "" {
+			t.Fatalf("%q: decodeClaims differs: %s", s, d)
+		}
+		if !reflect.DeepEqual(got.Raw(), want) {
+			t.Fatalf("%q: Raw %#v, encoding/json %#v", s, got.Raw(), want)
+		}
+		for k, wv := range want {
+			if v, ok := got.Claim(k); !ok || !reflect.DeepEqual(v, wv) {
+				t.Fatalf("%q: Claim(%q) = %#v, %v; want %#v", s, k, v, ok, wv)
+			}
+		}
+		if _, ok := got.Claim("\x00absent"); ok {
+			t.Fatalf("%q: Claim of an absent name reports it present", s)
+		}
+	})
+}
+
+// claimsDiff compares the typed fields of two Claims.
+func claimsDiff(got, want *Claims) string {
+	type fields struct {
+		Issuer, Subject, ID, ClientID, KeyID string
+		Audience, Scope                      []string
+		Expiry, IssuedAt, NotBefore          time.Time
+	}
+	of := func(c *Claims) fields {
+		return fields{c.Issuer, c.Subject, c.ID, c.ClientID, c.KeyID, c.Audience, c.Scope, c.Expiry, c.IssuedAt, c.NotBefore}
+	}
+	g, w := of(got), of(want)
+	// time.Time from time.Unix(...).UTC() compare with ==, and the slices'
+	// nil-ness is part of the contract.
+	if !reflect.DeepEqual(g, w) {
+		return fmt.Sprintf("got %+v, want %+v", g, w)
+	}
+	return ""
+}
+
+// TestFastClaimsCoversTokens makes sure the typed path is really taken for
+// what tokens look like; otherwise Verify would silently build the map.
+func TestFastClaimsCoversTokens(t *testing.T) {
+	for _, s := range append(jsonSeeds[:6:6], claimSeeds[:4]...) {
+		var c Claims
+		if !fastClaims(s, &c) {
+			t.Errorf("typed path refused %s", s)
+		}
+	}
 }
 
 // TestFastObjectCoversTokens makes sure the fast path is really taken for
@@ -174,5 +282,31 @@ func TestVerifyRSAMatchesJWX(t *testing.T) {
 	}
 	if verifyRSA("HS256", &key.PublicKey, []byte("a.b"), []byte("x")) == nil {
 		t.Error("HS256 accepted")
+	}
+}
+
+// TestClaimsRawConcurrent: the lazy claim map is decoded once, safely, when
+// handlers read it from several goroutines.
+func TestClaimsRawConcurrent(t *testing.T) {
+	c, err := decodeClaims(`{"exp":5,"query":"q","n":[1,{"a":null}]}`, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps := make(chan map[string]any, 8)
+	for range cap(maps) {
+		go func() { maps <- c.Raw() }()
+	}
+	first := <-maps
+	for range cap(maps) - 1 {
+		if m := <-maps; reflect.ValueOf(m).UnsafePointer() != reflect.ValueOf(first).UnsafePointer() {
+			t.Fatal("Raw decoded the claims more than once")
+		}
+	}
+	if v, ok := c.Claim("query"); !ok || v != "q" {
+		t.Errorf(`Claim("query") = %v, %v`, v, ok)
+	}
+	var zero *Claims
+	if zero.Raw() != nil || (&Claims{}).Raw() != nil {
+		t.Error("Raw of a nil or empty Claims is not nil")
 	}
 }

@@ -2,8 +2,10 @@ package jwks
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // decodeObject decodes a JSON object into a map exactly as
@@ -182,7 +184,8 @@ func (p *fastParser) value(depth int) (any, bool) {
 	case c == 'n':
 		return nil, p.literal("null")
 	case c == '-' || ('0' <= c && c <= '9'):
-		return p.number()
+		f, ok := p.number()
+		return f, ok
 	}
 	return nil, false
 }
@@ -214,7 +217,7 @@ func (p *fastParser) str() (string, bool) {
 // number parses a number following the JSON grammar exactly
 // (-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?) into a float64, as
 // encoding/json does for an interface value.
-func (p *fastParser) number() (any, bool) {
+func (p *fastParser) number() (float64, bool) {
 	s, start, j := p.s, p.i, p.i
 	if s[j] == '-' {
 		j++
@@ -227,12 +230,12 @@ func (p *fastParser) number() (any, bool) {
 			j++
 		}
 	default:
-		return nil, false
+		return 0, false
 	}
 	if j < len(s) && s[j] == '.' {
 		j++
 		if j >= len(s) || s[j] < '0' || s[j] > '9' {
-			return nil, false
+			return 0, false
 		}
 		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
 			j++
@@ -244,7 +247,7 @@ func (p *fastParser) number() (any, bool) {
 			j++
 		}
 		if j >= len(s) || s[j] < '0' || s[j] > '9' {
-			return nil, false
+			return 0, false
 		}
 		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
 			j++
@@ -252,8 +255,277 @@ func (p *fastParser) number() (any, bool) {
 	}
 	f, err := strconv.ParseFloat(s[start:j], 64)
 	if err != nil { // out of range: encoding/json reports that, let it
-		return nil, false
+		return 0, false
 	}
 	p.i = j
 	return f, true
+}
+
+// fastClaims decodes the registered claims of the payload s straight into
+// c's typed fields, without building the map of every claim that
+// decodeObject would (boxing each value costs an allocation). It handles
+// the subset fastObject does and, in addition, only registered claims of
+// the expected JSON type (or null): anything else, including a wrong type
+// or an out-of-range NumericDate, makes it return false, and the caller
+// must then decode through decodeObject and claimsFromMap, which produce
+// the answer and the error. When it returns true, s is a JSON object that
+// encoding/json decodes into a map, and c's fields are what
+// claimsFromMap would give for that map (FuzzFastClaims holds it to that).
+// c's strings share the memory of s.
+func fastClaims(s string, c *Claims) bool {
+	p := fastParser{s: s}
+	p.skipSpace()
+	if p.i >= len(p.s) || p.s[p.i] != '{' {
+		return false
+	}
+	p.i++
+	// NumericDates as read (the last occurrence wins, null clears),
+	// converted once the object is known to be valid.
+	var exp, iat, nbf float64
+	var hasExp, hasIat, hasNbf bool
+	var scope string
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
+	} else {
+		for {
+			p.skipSpace()
+			if p.i >= len(p.s) || p.s[p.i] != '"' {
+				return false
+			}
+			key, ok := p.str()
+			if !ok {
+				return false
+			}
+			p.skipSpace()
+			if p.i >= len(p.s) || p.s[p.i] != ':' {
+				return false
+			}
+			p.i++
+			p.skipSpace()
+			switch key {
+			case "iss":
+				ok = p.stringOrNull(&c.Issuer)
+			case "sub":
+				ok = p.stringOrNull(&c.Subject)
+			case "jti":
+				ok = p.stringOrNull(&c.ID)
+			case "client_id":
+				ok = p.stringOrNull(&c.ClientID)
+			case "scope":
+				ok = p.stringOrNull(&scope)
+			case "aud":
+				c.Audience, ok = p.audience()
+			case "exp":
+				exp, hasExp, ok = p.numberOrNull()
+			case "iat":
+				iat, hasIat, ok = p.numberOrNull()
+			case "nbf":
+				nbf, hasNbf, ok = p.numberOrNull()
+			default:
+				ok = p.skipValue(0)
+			}
+			if !ok {
+				return false
+			}
+			p.skipSpace()
+			if p.i >= len(p.s) {
+				return false
+			}
+			if p.s[p.i] == '}' {
+				p.i++
+				break
+			}
+			if p.s[p.i] != ',' {
+				return false
+			}
+			p.i++
+		}
+	}
+	p.skipSpace()
+	if p.i != len(p.s) {
+		return false
+	}
+	if scope != "" {
+		c.Scope = strings.Fields(scope)
+	}
+	var ok bool
+	if c.Expiry, ok = fastDate(exp, hasExp); !ok {
+		return false
+	}
+	if c.IssuedAt, ok = fastDate(iat, hasIat); !ok {
+		return false
+	}
+	if c.NotBefore, ok = fastDate(nbf, hasNbf); !ok {
+		return false
+	}
+	return true
+}
+
+// fastDate converts a NumericDate read by fastClaims; false means it is out
+// of range, an error claimsFromMap reports.
+func fastDate(f float64, present bool) (time.Time, bool) {
+	if !present {
+		return time.Time{}, true
+	}
+	t, err := numericDate(f)
+	return t, err == nil
+}
+
+// stringOrNull reads a string into *dst, or null as "".
+func (p *fastParser) stringOrNull(dst *string) bool {
+	if p.i >= len(p.s) {
+		return false
+	}
+	switch p.s[p.i] {
+	case '"':
+		v, ok := p.str()
+		*dst = v
+		return ok
+	case 'n':
+		*dst = ""
+		return p.literal("null")
+	}
+	return false
+}
+
+// numberOrNull reads a number, or null as absent.
+func (p *fastParser) numberOrNull() (f float64, present, ok bool) {
+	if p.i >= len(p.s) {
+		return 0, false, false
+	}
+	switch c := p.s[p.i]; {
+	case c == 'n':
+		return 0, false, p.literal("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		f, ok = p.number()
+		return f, ok, ok
+	}
+	return 0, false, false
+}
+
+// audience reads "aud": a string, an array of strings, or null.
+func (p *fastParser) audience() ([]string, bool) {
+	if p.i >= len(p.s) {
+		return nil, false
+	}
+	switch p.s[p.i] {
+	case '"':
+		v, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		return []string{v}, true
+	case 'n':
+		return nil, p.literal("null")
+	case '[':
+	default:
+		return nil, false
+	}
+	p.i++
+	var small [8]string
+	a := small[:0]
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == ']' {
+		p.i++
+		return []string{}, true
+	}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
+			return nil, false
+		}
+		v, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		a = append(a, v)
+		p.skipSpace()
+		if p.i >= len(p.s) {
+			return nil, false
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return slices.Clone(a), true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// skipValue checks and steps over a value inside an object at depth,
+// accepting exactly what value would, without building it.
+func (p *fastParser) skipValue(depth int) bool {
+	if p.i >= len(p.s) {
+		return false
+	}
+	switch c := p.s[p.i]; {
+	case c == '"':
+		_, ok := p.str()
+		return ok
+	case c == '{':
+		return p.skipContainer(depth+1, '}', true)
+	case c == '[':
+		return p.skipContainer(depth+1, ']', false)
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		_, ok := p.number()
+		return ok
+	}
+	return false
+}
+
+// skipContainer steps over an object (members) or an array at depth,
+// starting at its opening bracket, as object and array would parse it.
+func (p *fastParser) skipContainer(depth int, end byte, members bool) bool {
+	if depth >= maxFastDepth {
+		return false
+	}
+	p.i++ // '{' or '['
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == end {
+		p.i++
+		return true
+	}
+	for {
+		p.skipSpace()
+		if members {
+			if p.i >= len(p.s) || p.s[p.i] != '"' {
+				return false
+			}
+			if _, ok := p.str(); !ok {
+				return false
+			}
+			p.skipSpace()
+			if p.i >= len(p.s) || p.s[p.i] != ':' {
+				return false
+			}
+			p.i++
+			p.skipSpace()
+		}
+		if !p.skipValue(depth) {
+			return false
+		}
+		p.skipSpace()
+		if p.i >= len(p.s) {
+			return false
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case end:
+			p.i++
+			return true
+		default:
+			return false
+		}
+	}
 }

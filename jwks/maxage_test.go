@@ -25,7 +25,7 @@ func TestClientTokenWithoutExp(t *testing.T) {
 	}
 	seed := newTestClientVerifier(t, ks, clk, jwks.WithMaxAge(time.Minute), jwks.WithLeeway(0))
 	c, err := seed.Verify(context.Background(), tok)
-	if err != nil || c.Raw["query"] != "meaning of life" {
+	if err != nil || c.Raw()["query"] != "meaning of life" {
 		t.Fatalf("fresh seed-001 token: %v", err)
 	}
 	noIat := clientToken(t, key, "client", clk.Now(), func(m map[string]any) { noExp(m); delete(m, "iat") })

@@ -121,6 +121,17 @@ func (t *compactToken) decodePayload() (map[string]any, error) {
 	return m, nil
 }
 
+// decodeClaims decodes the payload segment into Claims, which keep a copy
+// of the payload JSON for Claims.Raw. Call it only after the signature has
+// been verified.
+func (t *compactToken) decodeClaims() (*Claims, error) {
+	raw, err := t.buf.decode(t.payload)
+	if err != nil {
+		return nil, errorf(ErrMalformed, "payload is not base64url: %v", err)
+	}
+	return decodeClaims(string(raw), t.kid)
+}
+
 // typeMatches compares a typ header with the expected one, ignoring case
 // and an "application/" prefix (RFC 7515 §4.1.9).
 func typeMatches(typ, expected string) bool {

@@ -445,11 +445,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		}
 		return nil, errorf(ErrWrongType, "typ %q, want %q", t.typ, v.cfg.expectedType)
 	}
-	m, err := t.decodePayload()
-	if err != nil {
-		return nil, err
-	}
-	c, err := claimsFromMap(m, t.kid)
+	c, err := t.decodeClaims()
 	if err != nil {
 		return nil, err
 	}

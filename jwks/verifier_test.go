@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -240,16 +241,25 @@ func TestVerifyClaims(t *testing.T) {
 		Scope:     []string{"read", "write"},
 		KeyID:     kidOf(0),
 	}
-	got := *c
-	got.Raw = nil
-	if fmt.Sprint(got) != fmt.Sprint(*want) {
-		t.Errorf("claims\n got %+v\nwant %+v", got, *want)
+	got := &jwks.Claims{
+		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expiry: c.Expiry,
+		IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, ID: c.ID, ClientID: c.ClientID,
+		Scope: c.Scope, KeyID: c.KeyID,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("claims\n got %+v\nwant %+v", got, want)
 	}
 	if !c.Expiry.Equal(want.Expiry) {
 		t.Errorf("Expiry %v, want %v", c.Expiry, want.Expiry)
 	}
-	if c.Raw["tenant"].(map[string]any)["tier"] != 3.0 || c.Raw["client_id"] != "client-7" {
-		t.Errorf("Raw = %v", c.Raw)
+	if c.Raw()["tenant"].(map[string]any)["tier"] != 3.0 || c.Raw()["client_id"] != "client-7" {
+		t.Errorf("Raw = %v", c.Raw())
+	}
+	if v, ok := c.Claim("aud"); !ok || !reflect.DeepEqual(v, []any{"api", "other"}) {
+		t.Errorf(`Claim("aud") = %v, %v`, v, ok)
+	}
+	if v, ok := c.Claim("absent"); ok || v != nil {
+		t.Errorf(`Claim("absent") = %v, %v`, v, ok)
 	}
 	if !c.HasScope("write") || c.HasScope("admin") {
 		t.Error("HasScope")

@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*echo.Echo, error) 
 		if err != nil {
 			return c.JSON(statusFor(cfg, err), map[string]string{"error": reason(err)})
 		}
-		q, _ := claims.Raw["query"].(string)
+		q, _ := claims.Raw()["query"].(string)
 		if q == "" {
 			return c.JSON(http.StatusBadRequest, map[string]string{"error": "the token has no query claim"})
 		}
