@@ -27,33 +27,17 @@ const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_a
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required, and the text must be storable (valid UTF-8 without NUL).
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	switch {
-	case ss.ID == "":
-		return errors.New("store/postgres: create session: empty id")
-	case ss.UserID == "":
-		return fmt.Errorf("store/postgres: create session %q: empty user id", ss.ID)
-	}
 	if err := checkText("id", ss.ID, "user id", ss.UserID); err != nil {
 		return fmt.Errorf("store/postgres: create session %q: %w", ss.ID, err)
 	}
-	exp, err := columns.RequiredNanos(ss.ExpiresAt)
+	r, err := columns.SessionToRow(ss)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create session %q: expires_at: %w", ss.ID, err)
-	}
-	var auth, created, seen int64
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{{"auth_time", ss.AuthTime, &auth}, {"created_at", ss.CreatedAt, &created}, {"last_seen", ss.LastSeen, &seen}} {
-		if *f.dst, err = columns.ToNanos(f.t); err != nil {
-			return fmt.Errorf("store/postgres: create session %q: %s: %w", ss.ID, f.name, err)
-		}
+		return fmt.Errorf("store/postgres: create session %q: %w", ss.ID, err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		ss.ID, ss.UserID, auth, created, seen, exp)
+		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires)
 	if err != nil {
 		return writeError(fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), err)
 	}
@@ -140,15 +124,11 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 
 // scanSession reads one sessions row selected with sessionColumns.
 func scanSession(r pgx.Row) (store.Session, error) {
-	var (
-		ss                          store.Session
-		auth, created, seen, expire int64
-	)
-	if err := r.Scan(&ss.ID, &ss.UserID, &auth, &created, &seen, &expire); err != nil {
+	var row columns.SessionRow
+	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires); err != nil {
 		return store.Session{}, err
 	}
-	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(seen), columns.FromNanos(expire)
-	return ss, nil
+	return columns.SessionFromRow(row), nil
 }
 
 // codeColumns is the column list authorization-code queries select, in
@@ -162,38 +142,21 @@ const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_ch
 // without NUL). UsedAt and what is issued at redemption are stored as given
 // (normally unset).
 func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
-	switch {
-	case ac.ID == "":
-		return errors.New("store/postgres: create authorization code: empty id")
-	case ac.ClientID == "" || ac.RedirectURI == "" || ac.UserID == "":
-		return fmt.Errorf("store/postgres: create authorization code %q: empty client id, redirect URI or user id", ac.ID)
-	}
 	if err := checkText("id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID,
 		"scope", ac.Scope, "nonce", ac.Nonce, "code challenge", ac.CodeChallenge,
 		"family id", ac.FamilyID, "access jti", ac.AccessJTI); err != nil {
 		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
 	}
-	exp, err := columns.RequiredNanos(ac.ExpiresAt)
+	r, err := columns.AuthCodeToRow(ac)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create authorization code %q: expires_at: %w", ac.ID, err)
-	}
-	var auth, created, used, accessExp int64
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{{"auth_time", ac.AuthTime, &auth}, {"created_at", ac.CreatedAt, &created}, {"used_at", ac.UsedAt, &used},
-		{"access_expires_at", ac.AccessExpiresAt, &accessExp}} {
-		if *f.dst, err = columns.ToNanos(f.t); err != nil {
-			return fmt.Errorf("store/postgres: create authorization code %q: %s: %w", ac.ID, f.name, err)
-		}
+		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		ac.ID, ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge,
-		auth, created, exp, used, ac.FamilyID, ac.AccessJTI, accessExp)
+		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q for client %q", ac.ID, ac.ClientID), err)
 	}
@@ -288,17 +251,12 @@ func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) er
 
 // scanAuthCode reads one auth_codes row selected with codeColumns.
 func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
-	var (
-		ac                                        store.AuthCode
-		auth, created, expires, used, accessExpir int64
-	)
-	if err := r.Scan(&ac.ID, &ac.ClientID, &ac.RedirectURI, &ac.UserID, &ac.Scope, &ac.Nonce, &ac.CodeChallenge,
-		&auth, &created, &expires, &used, &ac.FamilyID, &ac.AccessJTI, &accessExpir); err != nil {
+	var row columns.AuthCodeRow
+	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires); err != nil {
 		return store.AuthCode{}, err
 	}
-	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
-	ac.UsedAt, ac.AccessExpiresAt = columns.FromNanos(used), columns.FromNanos(accessExpir)
-	return ac, nil
+	return columns.AuthCodeFromRow(row), nil
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,37 +24,20 @@ const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scope
 // nanoseconds and times their nanoseconds (read back in UTC). Text PostgreSQL
 // cannot hold (invalid UTF-8, NUL characters) is refused.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	if c.ID == "" {
-		return errors.New("store/postgres: create client: empty id")
-	}
 	if err := checkText("id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI); err != nil {
 		return fmt.Errorf("store/postgres: create client %q: %w", c.ID, err)
 	}
-	created, err := columns.ToNanos(c.CreatedAt)
+	r, err := columns.ClientToRow(c)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create client %q: created_at: %w", c.ID, err)
-	}
-	lists := make([]string, 4)
-	for i, f := range []struct {
-		name string
-		v    []string
-	}{
-		{"grant_types", c.GrantTypes},
-		{"scopes", c.Scopes},
-		{"audience", c.Audience},
-		{"redirect_uris", c.RedirectURIs},
-	} {
-		if lists[i], err = columns.EncodeList(f.v); err != nil {
-			return fmt.Errorf("store/postgres: create client %q: %s: %w", c.ID, f.name, err)
-		}
+		return fmt.Errorf("store/postgres: create client %q: %w", c.ID, err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		c.ID, c.Name, columns.NilIfEmpty(c.SecretHash), columns.NilIfEmpty(c.JWKS), c.JWKSURI,
-		lists[0], lists[1], lists[2], lists[3],
-		c.Public, int64(c.AccessTTL), int64(c.NotBeforeDelay), c.AllowBareAssertion, created)
+		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
+		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
+		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Created)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -131,35 +113,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 
 // scanClient reads one clients row selected with clientColumns.
 func scanClient(r pgx.Row) (store.Client, error) {
-	var (
-		c                                   store.Client
-		grants, scopes, audience, redirects string
-		accessTTL, notBefore, created       int64
-		secretHash, jwks                    []byte
-	)
-	if err := r.Scan(&c.ID, &c.Name, &secretHash, &jwks, &c.JWKSURI,
-		&grants, &scopes, &audience, &redirects,
-		&c.Public, &accessTTL, &notBefore, &c.AllowBareAssertion, &created); err != nil {
+	var row columns.ClientRow
+	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
+		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
+		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Created); err != nil {
 		return store.Client{}, err
 	}
-	c.SecretHash, c.JWKS = columns.NilIfEmpty(secretHash), columns.NilIfEmpty(jwks)
-	for _, f := range []struct {
-		name string
-		text string
-		dst  *[]string
-	}{
-		{"grant_types", grants, &c.GrantTypes},
-		{"scopes", scopes, &c.Scopes},
-		{"audience", audience, &c.Audience},
-		{"redirect_uris", redirects, &c.RedirectURIs},
-	} {
-		v, err := columns.DecodeList(f.text)
-		if err != nil {
-			return store.Client{}, fmt.Errorf("client %q: %s: %w", c.ID, f.name, err)
-		}
-		*f.dst = v
-	}
-	c.AccessTTL, c.NotBeforeDelay = time.Duration(accessTTL), time.Duration(notBefore)
-	c.CreatedAt = columns.FromNanos(created)
-	return c, nil
+	return columns.ClientFromRow(row)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -59,27 +58,12 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 
 // scanKey reads one signing_keys row selected with keyColumns.
 func scanKey(rows pgx.Rows) (store.Key, error) {
-	var (
-		k                                       store.Key
-		state                                   string
-		sealed                                  []byte
-		created, activate, retired, remove, rev int64
-	)
-	if err := rows.Scan(&k.KID, &k.Algorithm, &state, &k.PublicDER, &sealed,
-		&created, &activate, &retired, &remove, &rev); err != nil {
+	var row columns.KeyRow
+	if err := rows.Scan(&row.KID, &row.Algorithm, &row.State, &row.PublicDER, &row.Sealed,
+		&row.Created, &row.Activate, &row.Retired, &row.Remove, &row.Revoked); err != nil {
 		return store.Key{}, err
 	}
-	k.State = store.KeyState(state)
-	if !k.State.Valid() {
-		return store.Key{}, fmt.Errorf("key %q: unknown state %q", k.KID, state)
-	}
-	k.Sealed = columns.NilIfEmpty(sealed) // NULL and empty both mean "no private half"
-	k.CreatedAt = columns.FromNanos(created)
-	k.ActivateAt = columns.FromNanos(activate)
-	k.RetiredAt = columns.FromNanos(retired)
-	k.RemoveAfter = columns.FromNanos(remove)
-	k.RevokedAt = columns.FromNanos(rev)
-	return k, nil
+	return columns.KeyFromRow(row)
 }
 
 // KeySetVersion returns the key-set version, a counter bumped by every applied
@@ -126,7 +110,7 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 		return nil
 	}
 	// Validate and convert everything before starting the transaction.
-	updates := make([]keyRow, len(c.Updates))
+	updates := make([]columns.KeyRow, len(c.Updates))
 	for i, u := range c.Updates {
 		if !u.From.Valid() {
 			return fmt.Errorf("store/postgres: update key %q: invalid from state %q", u.Key.KID, u.From)
@@ -144,7 +128,7 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 			return fmt.Errorf("store/postgres: delete key: %w", err)
 		}
 	}
-	inserts := make([]keyRow, len(c.Inserts))
+	inserts := make([]columns.KeyRow, len(c.Inserts))
 	for i, k := range c.Inserts {
 		var err error
 		if inserts[i], err = toRow(k); err != nil {
@@ -166,11 +150,11 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 			tag, err := tx.Exec(ctx, `UPDATE signing_keys
 				SET state = $1, sealed = $2, activate_at = $3, retired_at = $4, remove_after = $5, revoked_at = $6
 				WHERE kid = $7 AND state = $8`,
-				r.state, r.sealed, r.activate, r.retired, r.remove, r.revoked, r.kid, string(u.From))
+				r.State, r.Sealed, r.Activate, r.Retired, r.Remove, r.Revoked, r.KID, string(u.From))
 			if err != nil {
-				return writeError(fmt.Sprintf("update key %q from state %q to %q", r.kid, u.From, r.state), err)
+				return writeError(fmt.Sprintf("update key %q from state %q to %q", r.KID, u.From, r.State), err)
 			}
-			if err := checkOneRow(ctx, tx, tag.RowsAffected(), "update", r.kid, u.From); err != nil {
+			if err := checkOneRow(ctx, tx, tag.RowsAffected(), "update", r.KID, u.From); err != nil {
 				return err
 			}
 		}
@@ -187,10 +171,10 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 			_, err := tx.Exec(ctx, `INSERT INTO signing_keys
 				(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				r.kid, r.algorithm, r.state, r.publicDER, r.sealed,
-				r.created, r.activate, r.retired, r.remove, r.revoked)
+				r.KID, r.Algorithm, r.State, r.PublicDER, r.Sealed,
+				r.Created, r.Activate, r.Retired, r.Remove, r.Revoked)
 			if err != nil {
-				return writeError(fmt.Sprintf("insert key %q in state %q", r.kid, r.state), err)
+				return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
 			}
 		}
 
@@ -227,42 +211,11 @@ func checkOneRow(ctx context.Context, tx pgx.Tx, n int64, op, kid string, from s
 	}
 }
 
-// keyRow is a store.Key as bound to SQL parameters.
-type keyRow struct {
-	kid, algorithm, state                       string
-	publicDER, sealed                           []byte
-	created, activate, retired, remove, revoked int64
-}
-
-// toRow validates k and converts it for binding. An empty Sealed is stored as
-// NULL.
-func toRow(k store.Key) (keyRow, error) {
-	if k.KID == "" {
-		return keyRow{}, errors.New("empty kid")
-	}
+// toRow validates k and converts it for binding: the kid must be storable
+// in PostgreSQL, and the rest is columns.KeyToRow.
+func toRow(k store.Key) (columns.KeyRow, error) {
 	if err := checkText("kid", k.KID); err != nil {
-		return keyRow{}, err
+		return columns.KeyRow{}, err
 	}
-	if !k.State.Valid() {
-		return keyRow{}, fmt.Errorf("invalid state %q", k.State)
-	}
-	r := keyRow{kid: k.KID, algorithm: k.Algorithm, state: string(k.State), publicDER: k.PublicDER, sealed: columns.NilIfEmpty(k.Sealed)}
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{
-		{"created_at", k.CreatedAt, &r.created},
-		{"activate_at", k.ActivateAt, &r.activate},
-		{"retired_at", k.RetiredAt, &r.retired},
-		{"remove_after", k.RemoveAfter, &r.remove},
-		{"revoked_at", k.RevokedAt, &r.revoked},
-	} {
-		n, err := columns.ToNanos(f.t)
-		if err != nil {
-			return keyRow{}, fmt.Errorf("%s: %w", f.name, err)
-		}
-		*f.dst = n
-	}
-	return r, nil
+	return columns.KeyToRow(k)
 }

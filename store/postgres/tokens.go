@@ -18,47 +18,14 @@ import (
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
 	auth_time, created_at, expires_at, used_at, revoked_at`
 
-// refreshRow is a store.RefreshToken as bound to SQL parameters.
-type refreshRow struct {
-	id, family, client, subject, scope, audience string
-	auth, created, expires, used, revoked        int64
-}
-
-// toRefreshRow validates rt and converts it for binding.
-func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
-	switch {
-	case rt.ID == "":
-		return refreshRow{}, errors.New("empty id")
-	case rt.FamilyID == "":
-		return refreshRow{}, errors.New("empty family id")
-	}
+// toRefreshRow validates rt and converts it for binding: the text must be
+// storable in PostgreSQL, and the rest is columns.RefreshToRow.
+func toRefreshRow(rt store.RefreshToken) (columns.RefreshRow, error) {
 	if err := checkText("id", rt.ID, "family id", rt.FamilyID, "client id", rt.ClientID,
 		"subject", rt.Subject, "scope", rt.Scope); err != nil {
-		return refreshRow{}, err
+		return columns.RefreshRow{}, err
 	}
-	r := refreshRow{id: rt.ID, family: rt.FamilyID, client: rt.ClientID, subject: rt.Subject, scope: rt.Scope}
-	var err error
-	if r.audience, err = columns.EncodeList(rt.Audience); err != nil {
-		return refreshRow{}, fmt.Errorf("audience: %w", err)
-	}
-	if r.expires, err = columns.RequiredNanos(rt.ExpiresAt); err != nil {
-		return refreshRow{}, fmt.Errorf("expires_at: %w", err)
-	}
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{
-		{"auth_time", rt.AuthTime, &r.auth},
-		{"created_at", rt.CreatedAt, &r.created},
-		{"used_at", rt.UsedAt, &r.used},
-		{"revoked_at", rt.RevokedAt, &r.revoked},
-	} {
-		if *f.dst, err = columns.ToNanos(f.t); err != nil {
-			return refreshRow{}, fmt.Errorf("%s: %w", f.name, err)
-		}
-	}
-	return r, nil
+	return columns.RefreshToRow(rt)
 }
 
 // execer is what insertRefreshToken needs, satisfied by *pgxpool.Pool and
@@ -68,11 +35,11 @@ type execer interface {
 }
 
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
-func insertRefreshToken(ctx context.Context, db execer, what string, r refreshRow) error {
+func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
 	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		r.id, r.family, r.client, r.subject, r.scope, r.audience,
-		r.auth, r.created, r.expires, r.used, r.revoked)
+		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
+		r.Auth, r.Created, r.Expires, r.Used, r.Revoked)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -91,7 +58,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	return insertRefreshToken(ctx, s.pool, fmt.Sprintf("create refresh token %q in family %q", r.id, r.family), r)
+	return insertRefreshToken(ctx, s.pool, fmt.Sprintf("create refresh token %q in family %q", r.ID, r.Family), r)
 }
 
 // GetRefreshToken returns the link with the given ID, spent and revoked ones
@@ -158,11 +125,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 		case err != nil:
 			return fmt.Errorf("store/postgres: rotate refresh token %q: spend: %w", oldID, err)
 		}
-		if family != r.family {
+		if family != r.Family {
 			return fmt.Errorf("store/postgres: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
-				oldID, r.id, r.family, family)
+				oldID, r.ID, r.Family, family)
 		}
-		return insertRefreshToken(ctx, tx, fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.id), r)
+		return insertRefreshToken(ctx, tx, fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.ID), r)
 	}, nil)
 }
 
@@ -214,23 +181,12 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 
 // scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
 func scanRefreshToken(r pgx.Row) (store.RefreshToken, error) {
-	var (
-		rt                                    store.RefreshToken
-		audience                              string
-		auth, created, expires, used, revoked int64
-	)
-	if err := r.Scan(&rt.ID, &rt.FamilyID, &rt.ClientID, &rt.Subject, &rt.Scope, &audience,
-		&auth, &created, &expires, &used, &revoked); err != nil {
+	var row columns.RefreshRow
+	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked); err != nil {
 		return store.RefreshToken{}, err
 	}
-	aud, err := columns.DecodeList(audience)
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", rt.ID, err)
-	}
-	rt.Audience = aud
-	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
-	rt.UsedAt, rt.RevokedAt = columns.FromNanos(used), columns.FromNanos(revoked)
-	return rt, nil
+	return columns.RefreshFromRow(row)
 }
 
 // RevokeAccessToken puts the access token with the given jti on the deny list

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,13 +15,6 @@ import (
 // userColumns is the column list user queries select, in scanUser's order.
 const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at`
 
-// foldName is the form in which usernames and emails are compared: lowercased
-// by Go, not by SQL, because PostgreSQL's lower() depends on the database's
-// collation and locale (and SQLite's folds only ASCII). Folding here gives
-// every backend the same answer to "is this the same name?", for "Émile" as
-// for "Bob".
-func foldName(s string) string { return strings.ToLower(s) }
-
 // CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
 // ID is taken, if another user has the same username regardless of case, or if
 // u has an email and another user has the same email regardless of case; these
@@ -33,35 +25,20 @@ func foldName(s string) string { return strings.ToLower(s) }
 // invalid bytes and so could make different names collide; and no text may
 // contain a NUL character, which PostgreSQL cannot store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	switch {
-	case u.ID == "":
-		return fmt.Errorf("store/postgres: create user %q: empty id", u.Username)
-	case u.Username == "":
-		return fmt.Errorf("store/postgres: create user %q: empty username", u.ID)
-	}
 	if err := checkText("id", u.ID, "username", u.Username, "email", u.Email,
 		"name", u.Name, "password hash", u.PasswordHash); err != nil {
 		return fmt.Errorf("store/postgres: create user %q: %w", u.ID, err)
 	}
-	created, err := columns.ToNanos(u.CreatedAt)
+	r, err := columns.UserToRow(u)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create user %q: created_at: %w", u.ID, err)
-	}
-	updated, err := columns.ToNanos(u.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("store/postgres: create user %q: updated_at: %w", u.ID, err)
-	}
-	var email, emailLower *string // NULL unless set
-	if u.Email != "" {
-		lower := foldName(u.Email)
-		email, emailLower = &u.Email, &lower
+		return fmt.Errorf("store/postgres: create user %q: %w", u.ID, err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO users
 		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		u.ID, u.Username, foldName(u.Username), email, emailLower, u.Name, u.PasswordHash, u.Admin, created, updated)
+		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated)
 	if err != nil {
 		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
 	}
@@ -98,7 +75,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 	if login == "" || !storable(login) {
 		return store.User{}, fmt.Errorf("store/postgres: get user by login %q: %w", login, store.ErrNotFound)
 	}
-	key := foldName(login)
+	key := columns.FoldName(login)
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
@@ -194,17 +171,9 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 
 // scanUser reads one users row selected with userColumns.
 func scanUser(r pgx.Row) (store.User, error) {
-	var (
-		u                store.User
-		email            *string
-		created, updated int64
-	)
-	if err := r.Scan(&u.ID, &u.Username, &email, &u.Name, &u.PasswordHash, &u.Admin, &created, &updated); err != nil {
+	var row columns.UserRow
+	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated); err != nil {
 		return store.User{}, err
 	}
-	if email != nil {
-		u.Email = *email
-	}
-	u.CreatedAt, u.UpdatedAt = columns.FromNanos(created), columns.FromNanos(updated)
-	return u, nil
+	return columns.UserFromRow(row), nil
 }

@@ -20,28 +20,12 @@ const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_a
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	switch {
-	case ss.ID == "":
-		return errors.New("store/sqlite: create session: empty id")
-	case ss.UserID == "":
-		return fmt.Errorf("store/sqlite: create session %q: empty user id", ss.ID)
-	}
-	exp, err := columns.RequiredNanos(ss.ExpiresAt)
+	r, err := columns.SessionToRow(ss)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: create session %q: expires_at: %w", ss.ID, err)
-	}
-	var auth, created, seen int64
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{{"auth_time", ss.AuthTime, &auth}, {"created_at", ss.CreatedAt, &created}, {"last_seen", ss.LastSeen, &seen}} {
-		if *f.dst, err = columns.ToNanos(f.t); err != nil {
-			return fmt.Errorf("store/sqlite: create session %q: %s: %w", ss.ID, f.name, err)
-		}
+		return fmt.Errorf("store/sqlite: create session %q: %w", ss.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		ss.ID, ss.UserID, auth, created, seen, exp)
+		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires)
 	if err != nil {
 		return writeError(fmt.Sprintf("create session %q", ss.ID), err)
 	}
@@ -111,15 +95,11 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 }
 
 func scanSession(r rowScanner) (store.Session, error) {
-	var (
-		ss                          store.Session
-		auth, created, seen, expire int64
-	)
-	if err := r.Scan(&ss.ID, &ss.UserID, &auth, &created, &seen, &expire); err != nil {
+	var row columns.SessionRow
+	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires); err != nil {
 		return store.Session{}, err
 	}
-	ss.AuthTime, ss.CreatedAt, ss.LastSeen, ss.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(seen), columns.FromNanos(expire)
-	return ss, nil
+	return columns.SessionFromRow(row), nil
 }
 
 // codeColumns is the column list authorization-code queries select, in
@@ -132,36 +112,19 @@ const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_ch
 // UserID and ExpiresAt are required; text must be valid UTF-8. UsedAt and
 // what is issued at redemption are stored as given (normally unset).
 func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
-	switch {
-	case ac.ID == "":
-		return errors.New("store/sqlite: create authorization code: empty id")
-	case ac.ClientID == "" || ac.RedirectURI == "" || ac.UserID == "":
-		return fmt.Errorf("store/sqlite: create authorization code %q: empty client id, redirect URI or user id", ac.ID)
-	}
 	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI} {
 		if !utf8.ValidString(v) {
 			return fmt.Errorf("store/sqlite: create authorization code %q: %q is not valid UTF-8", ac.ID, v)
 		}
 	}
-	exp, err := columns.RequiredNanos(ac.ExpiresAt)
+	r, err := columns.AuthCodeToRow(ac)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: create authorization code %q: expires_at: %w", ac.ID, err)
-	}
-	var auth, created, used, accessExp int64
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{{"auth_time", ac.AuthTime, &auth}, {"created_at", ac.CreatedAt, &created}, {"used_at", ac.UsedAt, &used},
-		{"access_expires_at", ac.AccessExpiresAt, &accessExp}} {
-		if *f.dst, err = columns.ToNanos(f.t); err != nil {
-			return fmt.Errorf("store/sqlite: create authorization code %q: %s: %w", ac.ID, f.name, err)
-		}
+		return fmt.Errorf("store/sqlite: create authorization code %q: %w", ac.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ac.ID, ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge,
-		auth, created, exp, used, ac.FamilyID, ac.AccessJTI, accessExp)
+		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
 	}
@@ -230,17 +193,12 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 }
 
 func scanAuthCode(r rowScanner) (store.AuthCode, error) {
-	var (
-		ac                                        store.AuthCode
-		auth, created, expires, used, accessExpir int64
-	)
-	if err := r.Scan(&ac.ID, &ac.ClientID, &ac.RedirectURI, &ac.UserID, &ac.Scope, &ac.Nonce, &ac.CodeChallenge,
-		&auth, &created, &expires, &used, &ac.FamilyID, &ac.AccessJTI, &accessExpir); err != nil {
+	var row columns.AuthCodeRow
+	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires); err != nil {
 		return store.AuthCode{}, err
 	}
-	ac.AuthTime, ac.CreatedAt, ac.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
-	ac.UsedAt, ac.AccessExpiresAt = columns.FromNanos(used), columns.FromNanos(accessExpir)
-	return ac, nil
+	return columns.AuthCodeFromRow(row), nil
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now and

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/internal/columns"
@@ -23,32 +22,15 @@ const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scope
 // nil; a nil or empty SecretHash or JWKS reads back as nil. Durations keep their
 // nanoseconds and times their nanoseconds (read back in UTC).
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	if c.ID == "" {
-		return errors.New("store/sqlite: create client: empty id")
-	}
-	created, err := columns.ToNanos(c.CreatedAt)
+	r, err := columns.ClientToRow(c)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: create client %q: created_at: %w", c.ID, err)
-	}
-	lists := make([]string, 4)
-	for i, f := range []struct {
-		name string
-		v    []string
-	}{
-		{"grant_types", c.GrantTypes},
-		{"scopes", c.Scopes},
-		{"audience", c.Audience},
-		{"redirect_uris", c.RedirectURIs},
-	} {
-		if lists[i], err = columns.EncodeList(f.v); err != nil {
-			return fmt.Errorf("store/sqlite: create client %q: %s: %w", c.ID, f.name, err)
-		}
+		return fmt.Errorf("store/sqlite: create client %q: %w", c.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, columns.NilIfEmpty(c.SecretHash), columns.NilIfEmpty(c.JWKS), c.JWKSURI,
-		lists[0], lists[1], lists[2], lists[3],
-		c.Public, int64(c.AccessTTL), int64(c.NotBeforeDelay), c.AllowBareAssertion, created)
+		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
+		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
+		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Created)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -131,35 +113,11 @@ type rowScanner interface {
 
 // scanClient reads one clients row selected with clientColumns.
 func scanClient(r rowScanner) (store.Client, error) {
-	var (
-		c                                   store.Client
-		grants, scopes, audience, redirects string
-		accessTTL, notBefore, created       int64
-		secretHash, jwks                    []byte
-	)
-	if err := r.Scan(&c.ID, &c.Name, &secretHash, &jwks, &c.JWKSURI,
-		&grants, &scopes, &audience, &redirects,
-		&c.Public, &accessTTL, &notBefore, &c.AllowBareAssertion, &created); err != nil {
+	var row columns.ClientRow
+	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
+		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
+		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Created); err != nil {
 		return store.Client{}, err
 	}
-	c.SecretHash, c.JWKS = columns.NilIfEmpty(secretHash), columns.NilIfEmpty(jwks)
-	for _, f := range []struct {
-		name string
-		text string
-		dst  *[]string
-	}{
-		{"grant_types", grants, &c.GrantTypes},
-		{"scopes", scopes, &c.Scopes},
-		{"audience", audience, &c.Audience},
-		{"redirect_uris", redirects, &c.RedirectURIs},
-	} {
-		v, err := columns.DecodeList(f.text)
-		if err != nil {
-			return store.Client{}, fmt.Errorf("client %q: %s: %w", c.ID, f.name, err)
-		}
-		*f.dst = v
-	}
-	c.AccessTTL, c.NotBeforeDelay = time.Duration(accessTTL), time.Duration(notBefore)
-	c.CreatedAt = columns.FromNanos(created)
-	return c, nil
+	return columns.ClientFromRow(row)
 }

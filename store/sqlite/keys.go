@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -51,29 +50,12 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 
 // scanKey reads one signing_keys row selected with keyColumns.
 func scanKey(rows *sql.Rows) (store.Key, error) {
-	var (
-		k                                       store.Key
-		state                                   string
-		sealed                                  []byte
-		created, activate, retired, remove, rev int64
-	)
-	if err := rows.Scan(&k.KID, &k.Algorithm, &state, &k.PublicDER, &sealed,
-		&created, &activate, &retired, &remove, &rev); err != nil {
+	var row columns.KeyRow
+	if err := rows.Scan(&row.KID, &row.Algorithm, &row.State, &row.PublicDER, &row.Sealed,
+		&row.Created, &row.Activate, &row.Retired, &row.Remove, &row.Revoked); err != nil {
 		return store.Key{}, err
 	}
-	k.State = store.KeyState(state)
-	if !k.State.Valid() {
-		return store.Key{}, fmt.Errorf("key %q: unknown state %q", k.KID, state)
-	}
-	if len(sealed) > 0 { // NULL and an empty blob both mean "no private half"
-		k.Sealed = sealed
-	}
-	k.CreatedAt = columns.FromNanos(created)
-	k.ActivateAt = columns.FromNanos(activate)
-	k.RetiredAt = columns.FromNanos(retired)
-	k.RemoveAfter = columns.FromNanos(remove)
-	k.RevokedAt = columns.FromNanos(rev)
-	return k, nil
+	return columns.KeyFromRow(row)
 }
 
 // KeySetVersion returns the key-set version, a counter bumped by every applied
@@ -107,12 +89,12 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 		return nil
 	}
 	// Validate and convert everything before taking the write lock.
-	updates := make([]keyRow, len(c.Updates))
+	updates := make([]columns.KeyRow, len(c.Updates))
 	for i, u := range c.Updates {
 		if !u.From.Valid() {
 			return fmt.Errorf("store/sqlite: update key %q: invalid from state %q", u.Key.KID, u.From)
 		}
-		if updates[i], err = toRow(u.Key); err != nil {
+		if updates[i], err = columns.KeyToRow(u.Key); err != nil {
 			return fmt.Errorf("store/sqlite: update key %q: %w", u.Key.KID, err)
 		}
 	}
@@ -121,9 +103,9 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 			return fmt.Errorf("store/sqlite: delete key %q from state %q: invalid kid or state", d.KID, d.From)
 		}
 	}
-	inserts := make([]keyRow, len(c.Inserts))
+	inserts := make([]columns.KeyRow, len(c.Inserts))
 	for i, k := range c.Inserts {
-		if inserts[i], err = toRow(k); err != nil {
+		if inserts[i], err = columns.KeyToRow(k); err != nil {
 			return fmt.Errorf("store/sqlite: insert key %q: %w", k.KID, err)
 		}
 		if len(k.PublicDER) == 0 {
@@ -146,11 +128,11 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 		res, err := tx.ExecContext(ctx, `UPDATE signing_keys
 			SET state = ?, sealed = ?, activate_at = ?, retired_at = ?, remove_after = ?, revoked_at = ?
 			WHERE kid = ? AND state = ?`,
-			r.state, r.sealed, r.activate, r.retired, r.remove, r.revoked, r.kid, string(u.From))
+			r.State, r.Sealed, r.Activate, r.Retired, r.Remove, r.Revoked, r.KID, string(u.From))
 		if err != nil {
-			return writeError(fmt.Sprintf("update key %q from state %q to %q", r.kid, u.From, r.state), err)
+			return writeError(fmt.Sprintf("update key %q from state %q to %q", r.KID, u.From, r.State), err)
 		}
-		if err := checkOneRow(ctx, tx, res, "update", r.kid, u.From); err != nil {
+		if err := checkOneRow(ctx, tx, res, "update", r.KID, u.From); err != nil {
 			return err
 		}
 	}
@@ -168,10 +150,10 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys
 			(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.kid, r.algorithm, r.state, r.publicDER, r.sealed,
-			r.created, r.activate, r.retired, r.remove, r.revoked)
+			r.KID, r.Algorithm, r.State, r.PublicDER, r.Sealed,
+			r.Created, r.Activate, r.Retired, r.Remove, r.Revoked)
 		if err != nil {
-			return writeError(fmt.Sprintf("insert key %q in state %q", r.kid, r.state), err)
+			return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
 		}
 	}
 
@@ -235,44 +217,4 @@ func isUniqueViolation(err error) bool {
 		return true
 	}
 	return false
-}
-
-// keyRow is a store.Key as bound to SQL parameters.
-type keyRow struct {
-	kid, algorithm, state                       string
-	publicDER, sealed                           []byte
-	created, activate, retired, remove, revoked int64
-}
-
-// toRow validates k and converts it for binding. An empty Sealed is stored as
-// NULL.
-func toRow(k store.Key) (keyRow, error) {
-	if k.KID == "" {
-		return keyRow{}, errors.New("empty kid")
-	}
-	if !k.State.Valid() {
-		return keyRow{}, fmt.Errorf("invalid state %q", k.State)
-	}
-	r := keyRow{kid: k.KID, algorithm: k.Algorithm, state: string(k.State), publicDER: k.PublicDER}
-	if len(k.Sealed) > 0 {
-		r.sealed = k.Sealed
-	}
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{
-		{"created_at", k.CreatedAt, &r.created},
-		{"activate_at", k.ActivateAt, &r.activate},
-		{"retired_at", k.RetiredAt, &r.retired},
-		{"remove_after", k.RemoveAfter, &r.remove},
-		{"revoked_at", k.RevokedAt, &r.revoked},
-	} {
-		n, err := columns.ToNanos(f.t)
-		if err != nil {
-			return keyRow{}, fmt.Errorf("%s: %w", f.name, err)
-		}
-		*f.dst = n
-	}
-	return r, nil
 }

@@ -16,56 +16,17 @@ import (
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
 	auth_time, created_at, expires_at, used_at, revoked_at`
 
-// refreshRow is a store.RefreshToken as bound to SQL parameters.
-type refreshRow struct {
-	id, family, client, subject, scope, audience string
-	auth, created, expires, used, revoked        int64
-}
-
-// toRefreshRow validates rt and converts it for binding.
-func toRefreshRow(rt store.RefreshToken) (refreshRow, error) {
-	switch {
-	case rt.ID == "":
-		return refreshRow{}, errors.New("empty id")
-	case rt.FamilyID == "":
-		return refreshRow{}, errors.New("empty family id")
-	}
-	r := refreshRow{id: rt.ID, family: rt.FamilyID, client: rt.ClientID, subject: rt.Subject, scope: rt.Scope}
-	var err error
-	if r.audience, err = columns.EncodeList(rt.Audience); err != nil {
-		return refreshRow{}, fmt.Errorf("audience: %w", err)
-	}
-	if r.expires, err = columns.RequiredNanos(rt.ExpiresAt); err != nil {
-		return refreshRow{}, fmt.Errorf("expires_at: %w", err)
-	}
-	for _, f := range []struct {
-		name string
-		t    time.Time
-		dst  *int64
-	}{
-		{"auth_time", rt.AuthTime, &r.auth},
-		{"created_at", rt.CreatedAt, &r.created},
-		{"used_at", rt.UsedAt, &r.used},
-		{"revoked_at", rt.RevokedAt, &r.revoked},
-	} {
-		if *f.dst, err = columns.ToNanos(f.t); err != nil {
-			return refreshRow{}, fmt.Errorf("%s: %w", f.name, err)
-		}
-	}
-	return r, nil
-}
-
 // execer is what insertRefreshToken needs, satisfied by *sql.DB and *sql.Tx.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
-func insertRefreshToken(ctx context.Context, db execer, what string, r refreshRow) error {
+func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.id, r.family, r.client, r.subject, r.scope, r.audience,
-		r.auth, r.created, r.expires, r.used, r.revoked)
+		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
+		r.Auth, r.Created, r.Expires, r.Used, r.Revoked)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -78,11 +39,11 @@ func insertRefreshToken(ctx context.Context, db execer, what string, r refreshRo
 // expires is not a thing Keygate issues. A nil or empty Audience reads back as
 // nil.
 func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error {
-	r, err := toRefreshRow(rt)
+	r, err := columns.RefreshToRow(rt)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create refresh token %q: %w", rt.ID, err)
 	}
-	return insertRefreshToken(ctx, s.db, fmt.Sprintf("create refresh token %q in family %q", r.id, r.family), r)
+	return insertRefreshToken(ctx, s.db, fmt.Sprintf("create refresh token %q in family %q", r.ID, r.Family), r)
 }
 
 // GetRefreshToken returns the link with the given ID, spent and revoked ones
@@ -119,7 +80,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 	if err != nil {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: now: %w", oldID, err)
 	}
-	r, err := toRefreshRow(next)
+	r, err := columns.RefreshToRow(next)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q: %w", oldID, next.ID, err)
 	}
@@ -146,11 +107,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 	case err != nil:
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: spend: %w", oldID, err)
 	}
-	if family != r.family {
+	if family != r.Family {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
-			oldID, r.id, r.family, family)
+			oldID, r.ID, r.Family, family)
 	}
-	if err := insertRefreshToken(ctx, tx, fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.id), r); err != nil {
+	if err := insertRefreshToken(ctx, tx, fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.ID), r); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -206,23 +167,12 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 
 // scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
 func scanRefreshToken(r rowScanner) (store.RefreshToken, error) {
-	var (
-		rt                                    store.RefreshToken
-		audience                              string
-		auth, created, expires, used, revoked int64
-	)
-	if err := r.Scan(&rt.ID, &rt.FamilyID, &rt.ClientID, &rt.Subject, &rt.Scope, &audience,
-		&auth, &created, &expires, &used, &revoked); err != nil {
+	var row columns.RefreshRow
+	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked); err != nil {
 		return store.RefreshToken{}, err
 	}
-	aud, err := columns.DecodeList(audience)
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", rt.ID, err)
-	}
-	rt.Audience = aud
-	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = columns.FromNanos(auth), columns.FromNanos(created), columns.FromNanos(expires)
-	rt.UsedAt, rt.RevokedAt = columns.FromNanos(used), columns.FromNanos(revoked)
-	return rt, nil
+	return columns.RefreshFromRow(row)
 }
 
 // RevokeAccessToken puts the access token with the given jti on the deny list

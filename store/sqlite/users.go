@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -16,12 +15,6 @@ import (
 // userColumns is the column list user queries select, in scanUser's order.
 const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at`
 
-// foldName is the form in which usernames and emails are compared: lowercased
-// by Go, not by SQL, because SQLite's lower() folds only ASCII and PostgreSQL's
-// depends on the database's collation. Folding here gives every backend the
-// same answer to "is this the same name?", for "Émile" as for "Bob".
-func foldName(s string) string { return strings.ToLower(s) }
-
 // CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
 // ID is taken, if another user has the same username regardless of case, or if
 // u has an email and another user has the same email regardless of case; these
@@ -31,33 +24,14 @@ func foldName(s string) string { return strings.ToLower(s) }
 // The username and email must be valid UTF-8, since folding case would change
 // invalid bytes and so could make different names collide.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	switch {
-	case u.ID == "":
-		return fmt.Errorf("store/sqlite: create user %q: empty id", u.Username)
-	case u.Username == "":
-		return fmt.Errorf("store/sqlite: create user %q: empty username", u.ID)
-	case !utf8.ValidString(u.Username):
-		return fmt.Errorf("store/sqlite: create user %q: username %q is not valid UTF-8", u.ID, u.Username)
-	case !utf8.ValidString(u.Email):
-		return fmt.Errorf("store/sqlite: create user %q: email %q is not valid UTF-8", u.ID, u.Email)
-	}
-	created, err := columns.ToNanos(u.CreatedAt)
+	r, err := columns.UserToRow(u)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: create user %q: created_at: %w", u.ID, err)
-	}
-	updated, err := columns.ToNanos(u.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create user %q: updated_at: %w", u.ID, err)
-	}
-	var email, emailLower sql.NullString
-	if u.Email != "" {
-		email = sql.NullString{String: u.Email, Valid: true}
-		emailLower = sql.NullString{String: foldName(u.Email), Valid: true}
+		return fmt.Errorf("store/sqlite: create user %q: %w", u.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO users
 		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, foldName(u.Username), email, emailLower, u.Name, u.PasswordHash, u.Admin, created, updated)
+		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated)
 	if err != nil {
 		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
 	}
@@ -87,7 +61,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 	if login == "" || !utf8.ValidString(login) {
 		return store.User{}, fmt.Errorf("store/sqlite: get user by login %q: %w", login, store.ErrNotFound)
 	}
-	key := foldName(login)
+	key := columns.FoldName(login)
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
 		WHERE username_lower = ? OR email_lower = ?
 		ORDER BY CASE WHEN username_lower = ? THEN 0 ELSE 1 END
@@ -183,15 +157,9 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 
 // scanUser reads one users row selected with userColumns.
 func scanUser(r rowScanner) (store.User, error) {
-	var (
-		u                store.User
-		email            sql.NullString
-		created, updated int64
-	)
-	if err := r.Scan(&u.ID, &u.Username, &email, &u.Name, &u.PasswordHash, &u.Admin, &created, &updated); err != nil {
+	var row columns.UserRow
+	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated); err != nil {
 		return store.User{}, err
 	}
-	u.Email = email.String // "" when NULL
-	u.CreatedAt, u.UpdatedAt = columns.FromNanos(created), columns.FromNanos(updated)
-	return u, nil
+	return columns.UserFromRow(row), nil
 }

@@ -1,0 +1,358 @@
+package columns
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/store"
+)
+
+// This file converts whole records to and from their rows: the validation
+// and column encoding every SQL backend applies identically, written once so
+// that the backends cannot drift apart. A backend keeps only what depends on
+// its dialect or driver: the SQL text, scanning with its driver's row type
+// into a Row struct's fields, and checks of its own (PostgreSQL's refusal of
+// NUL characters, for example), which it makes before calling XToRow.
+//
+// Errors from XToRow carry no backend prefix and no record ID; the caller wraps
+// them with both, as in "store/sqlite: create client %q: %w".
+
+// timeField is one time of a record to convert with ToNanos.
+type timeField struct {
+	name string
+	t    time.Time
+	dst  *int64
+}
+
+// toNanosAll converts each field with ToNanos, naming the first that fails.
+func toNanosAll(fields ...timeField) error {
+	for _, f := range fields {
+		n, err := ToNanos(f.t)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.dst = n
+	}
+	return nil
+}
+
+// FoldName is the form in which usernames and emails are compared: lowercased
+// by Go, not by SQL, because SQLite's lower() folds only ASCII and
+// PostgreSQL's depends on the database's collation and locale. Folding here
+// gives every backend the same answer to "is this the same name?", for
+// "Émile" as for "Bob".
+func FoldName(s string) string { return strings.ToLower(s) }
+
+// KeyRow is a store.Key in the column form of the signing_keys table. Sealed
+// is nil for "no private half", so that it is bound as NULL.
+type KeyRow struct {
+	KID, Algorithm, State                       string
+	PublicDER, Sealed                           []byte
+	Created, Activate, Retired, Remove, Revoked int64
+}
+
+// KeyToRow validates k (a kid and a known state are required) and converts it
+// for binding. An empty Sealed becomes nil.
+func KeyToRow(k store.Key) (KeyRow, error) {
+	if k.KID == "" {
+		return KeyRow{}, errors.New("empty kid")
+	}
+	if !k.State.Valid() {
+		return KeyRow{}, fmt.Errorf("invalid state %q", k.State)
+	}
+	r := KeyRow{KID: k.KID, Algorithm: k.Algorithm, State: string(k.State), PublicDER: k.PublicDER, Sealed: NilIfEmpty(k.Sealed)}
+	if err := toNanosAll(
+		timeField{"created_at", k.CreatedAt, &r.Created},
+		timeField{"activate_at", k.ActivateAt, &r.Activate},
+		timeField{"retired_at", k.RetiredAt, &r.Retired},
+		timeField{"remove_after", k.RemoveAfter, &r.Remove},
+		timeField{"revoked_at", k.RevokedAt, &r.Revoked},
+	); err != nil {
+		return KeyRow{}, err
+	}
+	return r, nil
+}
+
+// KeyFromRow converts a scanned signing_keys row back to a store.Key. A state
+// the code does not know is an error rather than a key nobody can reason
+// about; NULL and an empty blob both read back as a nil Sealed.
+func KeyFromRow(r KeyRow) (store.Key, error) {
+	k := store.Key{KID: r.KID, Algorithm: r.Algorithm, State: store.KeyState(r.State), PublicDER: r.PublicDER}
+	if !k.State.Valid() {
+		return store.Key{}, fmt.Errorf("key %q: unknown state %q", r.KID, r.State)
+	}
+	k.Sealed = NilIfEmpty(r.Sealed)
+	k.CreatedAt = FromNanos(r.Created)
+	k.ActivateAt = FromNanos(r.Activate)
+	k.RetiredAt = FromNanos(r.Retired)
+	k.RemoveAfter = FromNanos(r.Remove)
+	k.RevokedAt = FromNanos(r.Revoked)
+	return k, nil
+}
+
+// ClientRow is a store.Client in the column form of the clients table: lists
+// as JSON arrays, durations and times as nanoseconds, absent bytes as nil.
+type ClientRow struct {
+	ID, Name                                   string
+	SecretHash, JWKS                           []byte
+	JWKSURI                                    string
+	GrantTypes, Scopes, Audience, RedirectURIs string
+	Public                                     bool
+	AccessTTL, NotBeforeDelay                  int64
+	AllowBareAssertion                         bool
+	Created                                    int64
+}
+
+// ClientToRow validates c (an ID is required) and converts it for binding.
+func ClientToRow(c store.Client) (ClientRow, error) {
+	if c.ID == "" {
+		return ClientRow{}, errors.New("empty id")
+	}
+	r := ClientRow{
+		ID: c.ID, Name: c.Name, SecretHash: NilIfEmpty(c.SecretHash), JWKS: NilIfEmpty(c.JWKS), JWKSURI: c.JWKSURI,
+		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
+		AllowBareAssertion: c.AllowBareAssertion,
+	}
+	var err error
+	if r.Created, err = ToNanos(c.CreatedAt); err != nil {
+		return ClientRow{}, fmt.Errorf("created_at: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		v    []string
+		dst  *string
+	}{
+		{"grant_types", c.GrantTypes, &r.GrantTypes},
+		{"scopes", c.Scopes, &r.Scopes},
+		{"audience", c.Audience, &r.Audience},
+		{"redirect_uris", c.RedirectURIs, &r.RedirectURIs},
+	} {
+		if *f.dst, err = EncodeList(f.v); err != nil {
+			return ClientRow{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return r, nil
+}
+
+// ClientFromRow converts a scanned clients row back to a store.Client; a
+// stored list that is not a JSON array of strings is an error naming the
+// client and the column.
+func ClientFromRow(r ClientRow) (store.Client, error) {
+	c := store.Client{
+		ID: r.ID, Name: r.Name, SecretHash: NilIfEmpty(r.SecretHash), JWKS: NilIfEmpty(r.JWKS), JWKSURI: r.JWKSURI,
+		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
+		AllowBareAssertion: r.AllowBareAssertion, CreatedAt: FromNanos(r.Created),
+	}
+	for _, f := range []struct {
+		name string
+		text string
+		dst  *[]string
+	}{
+		{"grant_types", r.GrantTypes, &c.GrantTypes},
+		{"scopes", r.Scopes, &c.Scopes},
+		{"audience", r.Audience, &c.Audience},
+		{"redirect_uris", r.RedirectURIs, &c.RedirectURIs},
+	} {
+		v, err := DecodeList(f.text)
+		if err != nil {
+			return store.Client{}, fmt.Errorf("client %q: %s: %w", r.ID, f.name, err)
+		}
+		*f.dst = v
+	}
+	return c, nil
+}
+
+// RefreshRow is a store.RefreshToken in the column form of the refresh_tokens
+// table.
+type RefreshRow struct {
+	ID, Family, Client, Subject, Scope, Audience string
+	Auth, Created, Expires, Used, Revoked        int64
+}
+
+// RefreshToRow validates rt and converts it for binding. ID and FamilyID are
+// required, and so is ExpiresAt: a link that never expires is not a thing
+// Keygate issues.
+func RefreshToRow(rt store.RefreshToken) (RefreshRow, error) {
+	switch {
+	case rt.ID == "":
+		return RefreshRow{}, errors.New("empty id")
+	case rt.FamilyID == "":
+		return RefreshRow{}, errors.New("empty family id")
+	}
+	r := RefreshRow{ID: rt.ID, Family: rt.FamilyID, Client: rt.ClientID, Subject: rt.Subject, Scope: rt.Scope}
+	var err error
+	if r.Audience, err = EncodeList(rt.Audience); err != nil {
+		return RefreshRow{}, fmt.Errorf("audience: %w", err)
+	}
+	if r.Expires, err = RequiredNanos(rt.ExpiresAt); err != nil {
+		return RefreshRow{}, fmt.Errorf("expires_at: %w", err)
+	}
+	if err := toNanosAll(
+		timeField{"auth_time", rt.AuthTime, &r.Auth},
+		timeField{"created_at", rt.CreatedAt, &r.Created},
+		timeField{"used_at", rt.UsedAt, &r.Used},
+		timeField{"revoked_at", rt.RevokedAt, &r.Revoked},
+	); err != nil {
+		return RefreshRow{}, err
+	}
+	return r, nil
+}
+
+// RefreshFromRow converts a scanned refresh_tokens row back to a
+// store.RefreshToken; an empty audience reads back as nil.
+func RefreshFromRow(r RefreshRow) (store.RefreshToken, error) {
+	aud, err := DecodeList(r.Audience)
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", r.ID, err)
+	}
+	return store.RefreshToken{
+		ID: r.ID, FamilyID: r.Family, ClientID: r.Client, Subject: r.Subject, Scope: r.Scope, Audience: aud,
+		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
+		UsedAt: FromNanos(r.Used), RevokedAt: FromNanos(r.Revoked),
+	}, nil
+}
+
+// SessionRow is a store.Session in the column form of the sessions table.
+type SessionRow struct {
+	ID, UserID                   string
+	Auth, Created, Seen, Expires int64
+}
+
+// SessionToRow validates ss (ID, UserID and ExpiresAt are required) and
+// converts it for binding.
+func SessionToRow(ss store.Session) (SessionRow, error) {
+	switch {
+	case ss.ID == "":
+		return SessionRow{}, errors.New("empty id")
+	case ss.UserID == "":
+		return SessionRow{}, errors.New("empty user id")
+	}
+	r := SessionRow{ID: ss.ID, UserID: ss.UserID}
+	var err error
+	if r.Expires, err = RequiredNanos(ss.ExpiresAt); err != nil {
+		return SessionRow{}, fmt.Errorf("expires_at: %w", err)
+	}
+	if err := toNanosAll(
+		timeField{"auth_time", ss.AuthTime, &r.Auth},
+		timeField{"created_at", ss.CreatedAt, &r.Created},
+		timeField{"last_seen", ss.LastSeen, &r.Seen},
+	); err != nil {
+		return SessionRow{}, err
+	}
+	return r, nil
+}
+
+// SessionFromRow converts a scanned sessions row back to a store.Session.
+func SessionFromRow(r SessionRow) store.Session {
+	return store.Session{
+		ID: r.ID, UserID: r.UserID,
+		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), LastSeen: FromNanos(r.Seen), ExpiresAt: FromNanos(r.Expires),
+	}
+}
+
+// AuthCodeRow is a store.AuthCode in the column form of the auth_codes table.
+type AuthCodeRow struct {
+	ID, ClientID, RedirectURI, UserID, Scope, Nonce, CodeChallenge string
+	Auth, Created, Expires, Used                                   int64
+	FamilyID, AccessJTI                                            string
+	AccessExpires                                                  int64
+}
+
+// AuthCodeToRow validates ac (ID, ClientID, RedirectURI, UserID and ExpiresAt
+// are required) and converts it for binding. UsedAt and what is issued at
+// redemption are converted as given.
+func AuthCodeToRow(ac store.AuthCode) (AuthCodeRow, error) {
+	switch {
+	case ac.ID == "":
+		return AuthCodeRow{}, errors.New("empty id")
+	case ac.ClientID == "" || ac.RedirectURI == "" || ac.UserID == "":
+		return AuthCodeRow{}, errors.New("empty client id, redirect URI or user id")
+	}
+	r := AuthCodeRow{
+		ID: ac.ID, ClientID: ac.ClientID, RedirectURI: ac.RedirectURI, UserID: ac.UserID,
+		Scope: ac.Scope, Nonce: ac.Nonce, CodeChallenge: ac.CodeChallenge,
+		FamilyID: ac.FamilyID, AccessJTI: ac.AccessJTI,
+	}
+	var err error
+	if r.Expires, err = RequiredNanos(ac.ExpiresAt); err != nil {
+		return AuthCodeRow{}, fmt.Errorf("expires_at: %w", err)
+	}
+	if err := toNanosAll(
+		timeField{"auth_time", ac.AuthTime, &r.Auth},
+		timeField{"created_at", ac.CreatedAt, &r.Created},
+		timeField{"used_at", ac.UsedAt, &r.Used},
+		timeField{"access_expires_at", ac.AccessExpiresAt, &r.AccessExpires},
+	); err != nil {
+		return AuthCodeRow{}, err
+	}
+	return r, nil
+}
+
+// AuthCodeFromRow converts a scanned auth_codes row back to a store.AuthCode.
+func AuthCodeFromRow(r AuthCodeRow) store.AuthCode {
+	return store.AuthCode{
+		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, UserID: r.UserID,
+		Scope: r.Scope, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
+		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
+		UsedAt: FromNanos(r.Used), FamilyID: r.FamilyID, AccessJTI: r.AccessJTI, AccessExpiresAt: FromNanos(r.AccessExpires),
+	}
+}
+
+// UserRow is a store.User in the column form of the users table, with the
+// folded username and email the unique indexes compare. Email and EmailLower
+// are nil for a user without an email, so that they are bound as NULL and any
+// number of users may have none.
+type UserRow struct {
+	ID, Username, UsernameLower string
+	Email, EmailLower           *string
+	Name, PasswordHash          string
+	Admin                       bool
+	Created, Updated            int64
+}
+
+// UserToRow validates u and converts it for binding. ID and Username are
+// required, and the username and email must be valid UTF-8, since folding case
+// would change invalid bytes and so could make different names collide.
+func UserToRow(u store.User) (UserRow, error) {
+	switch {
+	case u.ID == "":
+		return UserRow{}, fmt.Errorf("empty id (username %q)", u.Username)
+	case u.Username == "":
+		return UserRow{}, errors.New("empty username")
+	case !utf8.ValidString(u.Username):
+		return UserRow{}, fmt.Errorf("username %q is not valid UTF-8", u.Username)
+	case !utf8.ValidString(u.Email):
+		return UserRow{}, fmt.Errorf("email %q is not valid UTF-8", u.Email)
+	}
+	r := UserRow{
+		ID: u.ID, Username: u.Username, UsernameLower: FoldName(u.Username),
+		Name: u.Name, PasswordHash: u.PasswordHash, Admin: u.Admin,
+	}
+	if u.Email != "" {
+		email, lower := u.Email, FoldName(u.Email)
+		r.Email, r.EmailLower = &email, &lower
+	}
+	if err := toNanosAll(
+		timeField{"created_at", u.CreatedAt, &r.Created},
+		timeField{"updated_at", u.UpdatedAt, &r.Updated},
+	); err != nil {
+		return UserRow{}, err
+	}
+	return r, nil
+}
+
+// UserFromRow converts a scanned users row back to a store.User; a NULL email
+// reads back as "".
+func UserFromRow(r UserRow) store.User {
+	u := store.User{
+		ID: r.ID, Username: r.Username, Name: r.Name, PasswordHash: r.PasswordHash, Admin: r.Admin,
+		CreatedAt: FromNanos(r.Created), UpdatedAt: FromNanos(r.Updated),
+	}
+	if r.Email != nil {
+		u.Email = *r.Email
+	}
+	return u
+}
