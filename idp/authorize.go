@@ -107,17 +107,18 @@ func (e *AuthorizeError) RedirectURL() string {
 	if e.redirectURI == "" {
 		return ""
 	}
-	v := url.Values{"error": {e.Code}, "error_description": {errorDescription(e.Description)}, "iss": {e.issuer}}
+	v := url.Values{"error": {e.Code}, "error_description": {ErrorDescription(e.Description)}, "iss": {e.issuer}}
 	if e.state != "" {
 		v.Set("state", e.state)
 	}
 	return withQuery(e.redirectURI, v)
 }
 
-// errorDescription fits s to RFC 6749 §4.1.2.1's character set for
-// error_description (printable ASCII but '"' and '\'): descriptions quote
-// what the client sent, which may hold anything.
-func errorDescription(s string) string {
+// ErrorDescription fits s to the character set RFC 6749 (§4.1.2.1, §5.2) and
+// RFC 6750 (§3) allow for error_description: printable ASCII without '"' and
+// '\'. Descriptions quote client ids, scopes and claims that callers chose,
+// which may hold anything; every place that sends one calls this.
+func ErrorDescription(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '"':

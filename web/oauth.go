@@ -36,25 +36,7 @@ func oauthError(c echo.Context, err error) error {
 	if oe.Status >= 500 {
 		return err
 	}
-	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": description(oe.Description)})
-}
-
-// description makes s fit RFC 6749 §5.2's (and RFC 6750 §3's) character set
-// for error_description: printable ASCII without '"' and '\'. Descriptions
-// quote client ids, scopes and claims that callers chose, so they may hold
-// anything.
-func description(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '"':
-			return '\''
-		case r == '\\':
-			return '/'
-		case r < 0x20 || r > 0x7e:
-			return '?'
-		}
-		return r
-	}, s)
+	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": idp.ErrorDescription(oe.Description)})
 }
 
 // formRequest reads an application/x-www-form-urlencoded POST body (never the
@@ -156,7 +138,7 @@ func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
 		var te *idp.TokenError
 		if errors.As(err, &te) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-				fmt.Sprintf(`Bearer realm="keygate", error="invalid_token", error_description="%s"`, description(te.Reason)))
+				fmt.Sprintf(`Bearer realm="keygate", error="invalid_token", error_description="%s"`, idp.ErrorDescription(te.Reason)))
 			return nil, echo.NewHTTPError(http.StatusUnauthorized, te.Reason)
 		}
 		return nil, err
@@ -302,7 +284,7 @@ func (s *Server) scriptLogin(c echo.Context) error {
 				// RFC 9110 §15.5.2: a 401 carries a challenge. The credential
 				// here is the client-signed JWT in the body.
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-					fmt.Sprintf(`JWT realm="keygate", error="%s", error_description="%s"`, oe.Code, description(oe.Description)))
+					fmt.Sprintf(`JWT realm="keygate", error="%s", error_description="%s"`, oe.Code, idp.ErrorDescription(oe.Description)))
 			}
 			return c.JSON(oe.Status, map[string]string{"error": oe.Description})
 		}

@@ -145,12 +145,8 @@ func whyNotSpent(ctx context.Context, tx pgx.Tx, id string, now time.Time) error
 		return fmt.Errorf("store/postgres: rotate refresh token %q: %w", id, store.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("store/postgres: rotate refresh token %q: not spendable (reading why failed: %v): %w", id, err, store.ErrConflict)
-	case revoked != 0:
-		return fmt.Errorf("store/postgres: rotate refresh token %q: revoked at %v: %w", id, columns.FromNanos(revoked), store.ErrConflict)
-	case used != 0:
-		return fmt.Errorf("store/postgres: rotate refresh token %q: already spent at %v: %w", id, columns.FromNanos(used), store.ErrConflict)
 	default:
-		return fmt.Errorf("store/postgres: rotate refresh token %q: expired at %v (now %v): %w", id, columns.FromNanos(expires), now.UTC(), store.ErrConflict)
+		return fmt.Errorf("store/postgres: rotate refresh token %q: %s: %w", id, columns.NotSpentReason(used, revoked, expires, now), store.ErrConflict)
 	}
 }
 
@@ -159,24 +155,7 @@ func whyNotSpent(ctx context.Context, tx pgx.Tx, id string, now time.Time) error
 // already revoked family; links revoked earlier keep their time). After it,
 // no link of the family can be rotated.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error) {
-	if familyID == "" {
-		return 0, errors.New("store/postgres: revoke refresh family: empty family id")
-	}
-	at, err := columns.RequiredNanos(now)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: revoke refresh family %q: now: %w", familyID, err)
-	}
-	if !storable(familyID) { // no such family can exist
-		return 0, nil
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx,
-		`UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at = 0`, at, familyID)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: revoke refresh family %q: %w", familyID, err)
-	}
-	return int(tag.RowsAffected()), nil
+	return s.revokeRefresh(ctx, "family_id", "family", familyID, now)
 }
 
 // scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
@@ -323,22 +302,28 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) 
 // (every link not yet revoked), so a password change ends every grant the old
 // password made. It returns how many links changed.
 func (s *Store) RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error) {
-	if subject == "" {
-		return 0, errors.New("store/postgres: revoke refresh tokens: empty subject")
+	return s.revokeRefresh(ctx, "subject", "subject", subject, now)
+}
+
+// revokeRefresh revokes every not yet revoked link whose column (family_id or
+// subject, fixed by the callers, never user input) equals value.
+func (s *Store) revokeRefresh(ctx context.Context, column, what, value string, now time.Time) (int, error) {
+	if value == "" {
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens: empty %s", what)
 	}
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
-		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q: now: %w", subject, err)
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %s %q: now: %w", what, value, err)
 	}
-	if !storable(subject) { // no such subject can exist
+	if !storable(value) { // no such row can exist
 		return 0, nil
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	tag, err := s.pool.Exec(ctx,
-		`UPDATE refresh_tokens SET revoked_at = $1 WHERE subject = $2 AND revoked_at = 0`, at, subject)
+		`UPDATE refresh_tokens SET revoked_at = $1 WHERE `+column+` = $2 AND revoked_at = 0`, at, value)
 	if err != nil {
-		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q: %w", subject, err)
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %s %q: %w", what, value, err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -132,12 +132,8 @@ func whyNotSpent(ctx context.Context, tx *sql.Tx, id string, now time.Time) erro
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: %w", id, store.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: not spendable (reading why failed: %v): %w", id, err, store.ErrConflict)
-	case revoked != 0:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: revoked at %v: %w", id, columns.FromNanos(revoked), store.ErrConflict)
-	case used != 0:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: already spent at %v: %w", id, columns.FromNanos(used), store.ErrConflict)
 	default:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: expired at %v (now %v): %w", id, columns.FromNanos(expires), now.UTC(), store.ErrConflict)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: %s: %w", id, columns.NotSpentReason(used, revoked, expires, now), store.ErrConflict)
 	}
 }
 
@@ -146,23 +142,7 @@ func whyNotSpent(ctx context.Context, tx *sql.Tx, id string, now time.Time) erro
 // already revoked family; links revoked earlier keep their time). After it,
 // no link of the family can be rotated.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error) {
-	if familyID == "" {
-		return 0, errors.New("store/sqlite: revoke refresh family: empty family id")
-	}
-	at, err := columns.RequiredNanos(now)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh family %q: now: %w", familyID, err)
-	}
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at = 0`, at, familyID)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh family %q: %w", familyID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh family %q: %w", familyID, err)
-	}
-	return int(n), nil
+	return s.revokeRefresh(ctx, "family_id", "family", familyID, now)
 }
 
 // scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
@@ -306,21 +286,27 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (total int64, e
 // (every link not yet revoked), so a password change ends every grant the old
 // password made. It returns how many links changed.
 func (s *Store) RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error) {
-	if subject == "" {
-		return 0, errors.New("store/sqlite: revoke refresh tokens: empty subject")
+	return s.revokeRefresh(ctx, "subject", "subject", subject, now)
+}
+
+// revokeRefresh revokes every not yet revoked link whose column (family_id or
+// subject, fixed by the callers, never user input) equals value.
+func (s *Store) revokeRefresh(ctx context.Context, column, what, value string, now time.Time) (int, error) {
+	if value == "" {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens: empty %s", what)
 	}
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q: now: %w", subject, err)
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %s %q: now: %w", what, value, err)
 	}
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE refresh_tokens SET revoked_at = ? WHERE subject = ? AND revoked_at = 0`, at, subject)
+		`UPDATE refresh_tokens SET revoked_at = ? WHERE `+column+` = ? AND revoked_at = 0`, at, value)
 	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q: %w", subject, err)
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %s %q: %w", what, value, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q: %w", subject, err)
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %s %q: %w", what, value, err)
 	}
 	return int(n), nil
 }

@@ -356,3 +356,18 @@ func UserFromRow(r UserRow) store.User {
 	}
 	return u
 }
+
+// NotSpentReason says why a guarded spend of an existing refresh-token link
+// matched nothing, from its stored columns: revoked first (the family is
+// dead), then already spent (reuse), else expired. Both backends report it so
+// that callers see the same diagnosis whatever the database.
+func NotSpentReason(used, revoked, expires int64, now time.Time) string {
+	switch {
+	case revoked != 0:
+		return fmt.Sprintf("revoked at %v", FromNanos(revoked))
+	case used != 0:
+		return fmt.Sprintf("already spent at %v", FromNanos(used))
+	default:
+		return fmt.Sprintf("expired at %v (now %v)", FromNanos(expires), now.UTC())
+	}
+}
