@@ -5,12 +5,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"regexp"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keygate/keygate/store/internal/migrations"
 )
 
 // ErrSchemaTooNew reports that the database was migrated by a newer Keygate than
@@ -31,48 +30,9 @@ const migrationLockID int64 = 0x6b657967617465
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrationName is the form of a migration file name: a zero-padded version
-// number (from 1, no gaps), an underscore, and a description.
-var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
-
-// migration is one schema version's SQL.
-type migration struct {
-	version int64
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the embedded migrations in version order and checks they
-// are numbered 1, 2, 3, ... without gaps, so a misnamed file is caught by the
-// tests rather than silently skipped in production.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read embedded migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries { // ReadDir sorts by name, so by version
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("embedded migration %q: name is not NNNN_description.sql", e.Name())
-		}
-		v, err := strconv.ParseInt(m[1], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("embedded migration %q: version: %w", e.Name(), err)
-		}
-		if want := int64(len(ms) + 1); v != want {
-			return nil, fmt.Errorf("embedded migration %q: version %d, want %d (versions must run 1, 2, 3, ... without gaps or repeats)", e.Name(), v, want)
-		}
-		body, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("embedded migration %q: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("no embedded migrations")
-	}
-	return ms, nil
+// loadMigrations reads this backend's embedded migrations.
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // createMigrationsTable is run in the migration transaction, under the
@@ -96,7 +56,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	if err != nil {
 		return err
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 
 	applied, err := appliedVersion(ctx, pool, schema)
 	if err != nil {
@@ -132,11 +92,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	for _, m := range ms[applied:] {
 		// No arguments: pgx sends the file with the simple query protocol,
 		// which runs several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version); err != nil {
-			return fmt.Errorf("migration %s: record version: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version); err != nil {
+			return fmt.Errorf("migration %s: record version: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -210,7 +210,7 @@ func wantVersions(t *testing.T) []int64 {
 	}
 	var vs []int64
 	for _, m := range ms {
-		vs = append(vs, m.version)
+		vs = append(vs, m.Version)
 	}
 	return vs
 }
@@ -224,7 +224,7 @@ func TestMigrationsWellFormed(t *testing.T) {
 	}
 	var names []string
 	for _, m := range ms {
-		names = append(names, m.name)
+		names = append(names, m.Name)
 	}
 	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql"}
 	if !slices.Equal(names, want) {

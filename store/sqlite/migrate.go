@@ -6,10 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"regexp"
-	"strconv"
 	"time"
+
+	"github.com/keygate/keygate/store/internal/migrations"
 )
 
 // ErrSchemaTooNew reports that the database was migrated by a newer Keygate than
@@ -24,48 +23,9 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this Keygate bin
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrationName is the form of a migration file name: a zero-padded version
-// number (from 1, no gaps), an underscore, and a description.
-var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
-
-// migration is one schema version's SQL.
-type migration struct {
-	version int64
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the embedded migrations in version order and checks they
-// are numbered 1, 2, 3, ... without gaps, so a misnamed file is caught by the
-// tests rather than silently skipped in production.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read embedded migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries { // ReadDir sorts by name, so by version
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("embedded migration %q: name is not NNNN_description.sql", e.Name())
-		}
-		v, err := strconv.ParseInt(m[1], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("embedded migration %q: version: %w", e.Name(), err)
-		}
-		if want := int64(len(ms) + 1); v != want {
-			return nil, fmt.Errorf("embedded migration %q: version %d, want %d (versions must run 1, 2, 3, ... without gaps or repeats)", e.Name(), v, want)
-		}
-		body, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("embedded migration %q: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("no embedded migrations")
-	}
-	return ms, nil
+// loadMigrations reads this backend's embedded migrations.
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // createMigrationsTable is run at the start of every migration transaction; the
@@ -85,7 +45,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 
 	// Check first, without taking the write lock, so a database from a newer
 	// binary is refused without writing anything to it.
@@ -97,7 +57,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("schema version %d, this binary knows up to %d: %w", applied, latest, ErrSchemaTooNew)
 	}
 	for _, m := range ms {
-		if m.version <= applied {
+		if m.Version <= applied {
 			continue
 		}
 		if err := applyMigration(ctx, db, m, latest); err != nil {
@@ -139,10 +99,10 @@ func appliedVersion(ctx context.Context, q queryer) (int64, error) {
 
 // applyMigration applies m in one IMMEDIATE transaction unless another process
 // applied it first.
-func applyMigration(ctx context.Context, db *sql.DB, m migration, latest int64) (err error) {
+func applyMigration(ctx context.Context, db *sql.DB, m migrations.Migration, latest int64) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", m.name, err)
+		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -151,33 +111,33 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, latest int64) 
 	}()
 
 	if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
-		return fmt.Errorf("migration %s: create schema_migrations: %w", m.name, err)
+		return fmt.Errorf("migration %s: create schema_migrations: %w", m.Name, err)
 	}
 	// Re-read under the write lock: another process may have migrated since
 	// migrate looked.
 	applied, err := appliedVersion(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	switch {
 	case applied > latest:
-		return fmt.Errorf("migration %s: schema version %d, this binary knows up to %d: %w", m.name, applied, latest, ErrSchemaTooNew)
-	case applied >= m.version:
+		return fmt.Errorf("migration %s: schema version %d, this binary knows up to %d: %w", m.Name, applied, latest, ErrSchemaTooNew)
+	case applied >= m.Version:
 		return tx.Rollback() // done by someone else meanwhile
-	case applied != m.version-1:
-		return fmt.Errorf("migration %s: schema version is %d, want %d", m.name, applied, m.version-1)
+	case applied != m.Version-1:
+		return fmt.Errorf("migration %s: schema version is %d, want %d", m.Name, applied, m.Version-1)
 	}
 
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		m.version, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return fmt.Errorf("migration %s: record version: %w", m.name, err)
+		m.Version, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("migration %s: record version: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.name, err)
+		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
 	}
 	return nil
 }

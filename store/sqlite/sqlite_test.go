@@ -145,7 +145,7 @@ func wantVersions(t *testing.T) []int64 {
 	}
 	var vs []int64
 	for _, m := range ms {
-		vs = append(vs, m.version)
+		vs = append(vs, m.Version)
 	}
 	return vs
 }
