@@ -78,7 +78,6 @@ func (p *fastParser) object(depth int) (map[string]any, bool) {
 	if depth >= maxFastDepth {
 		return nil, false
 	}
-	p.i++ // '{'
 	// Sized so that a token's claims fit without the map growing (which
 	// allocates it twice): the colons bound the members from above (nested
 	// members and URLs add some), capped where a bigger table would be
@@ -88,77 +87,83 @@ func (p *fastParser) object(depth int) (map[string]any, bool) {
 		hint = min(strings.Count(p.s, ":"), 14)
 	}
 	m := make(map[string]any, hint)
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		return m, true
-	}
-	for {
-		p.skipSpace()
-		if p.i >= len(p.s) || p.s[p.i] != '"' {
-			return nil, false
-		}
-		key, ok := p.str()
-		if !ok {
-			return nil, false
-		}
-		p.skipSpace()
-		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			return nil, false
-		}
-		p.i++
-		p.skipSpace()
+	ok := p.each('}', true, func(key string) bool {
 		v, ok := p.value(depth)
-		if !ok {
-			return nil, false
+		if ok {
+			m[key] = v // a repeated name keeps the last value, as in encoding/json
 		}
-		m[key] = v // a repeated name keeps the last value, as in encoding/json
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return nil, false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return m, true
-		default:
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
+	return m, true
 }
 
 func (p *fastParser) array(depth int) ([]any, bool) {
 	if depth >= maxFastDepth {
 		return nil, false
 	}
-	p.i++ // '['
 	a := make([]any, 0, 4)
+	ok := p.each(']', false, func(string) bool {
+		v, ok := p.value(depth)
+		a = append(a, v)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return a, true
+}
+
+// each walks the object (members, closing '}') or array (closing ']') whose
+// opening bracket is at p.s[p.i]: for every element it reads the key (members
+// only) and calls elem positioned at the value, which elem must parse; it
+// checks the separators and the closing bracket and reports whether the
+// container was well formed. Every container walk of this parser (building,
+// reading typed claims, skipping) goes through it, so they accept the same
+// syntax.
+func (p *fastParser) each(end byte, members bool, elem func(key string) bool) bool {
+	p.i++ // '{' or '['
 	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
+	if p.i < len(p.s) && p.s[p.i] == end {
 		p.i++
-		return a, true
+		return true
 	}
 	for {
 		p.skipSpace()
-		v, ok := p.value(depth)
-		if !ok {
-			return nil, false
+		var key string
+		if members {
+			if p.i >= len(p.s) || p.s[p.i] != '"' {
+				return false
+			}
+			k, ok := p.str()
+			if !ok {
+				return false
+			}
+			key = k
+			p.skipSpace()
+			if p.i >= len(p.s) || p.s[p.i] != ':' {
+				return false
+			}
+			p.i++
+			p.skipSpace()
 		}
-		a = append(a, v)
+		if !elem(key) {
+			return false
+		}
 		p.skipSpace()
 		if p.i >= len(p.s) {
-			return nil, false
+			return false
 		}
 		switch p.s[p.i] {
 		case ',':
 			p.i++
-		case ']':
+		case end:
 			p.i++
-			return a, true
+			return true
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
@@ -278,69 +283,38 @@ func fastClaims(s string, c *Claims) bool {
 	if p.i >= len(p.s) || p.s[p.i] != '{' {
 		return false
 	}
-	p.i++
 	// NumericDates as read (the last occurrence wins, null clears),
 	// converted once the object is known to be valid.
 	var exp, iat, nbf float64
 	var hasExp, hasIat, hasNbf bool
 	var scope string
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-	} else {
-		for {
-			p.skipSpace()
-			if p.i >= len(p.s) || p.s[p.i] != '"' {
-				return false
-			}
-			key, ok := p.str()
-			if !ok {
-				return false
-			}
-			p.skipSpace()
-			if p.i >= len(p.s) || p.s[p.i] != ':' {
-				return false
-			}
-			p.i++
-			p.skipSpace()
-			switch key {
-			case "iss":
-				ok = p.stringOrNull(&c.Issuer)
-			case "sub":
-				ok = p.stringOrNull(&c.Subject)
-			case "jti":
-				ok = p.stringOrNull(&c.ID)
-			case "client_id":
-				ok = p.stringOrNull(&c.ClientID)
-			case "scope":
-				ok = p.stringOrNull(&scope)
-			case "aud":
-				c.Audience, ok = p.audience()
-			case "exp":
-				exp, hasExp, ok = p.numberOrNull()
-			case "iat":
-				iat, hasIat, ok = p.numberOrNull()
-			case "nbf":
-				nbf, hasNbf, ok = p.numberOrNull()
-			default:
-				ok = p.skipValue(0)
-			}
-			if !ok {
-				return false
-			}
-			p.skipSpace()
-			if p.i >= len(p.s) {
-				return false
-			}
-			if p.s[p.i] == '}' {
-				p.i++
-				break
-			}
-			if p.s[p.i] != ',' {
-				return false
-			}
-			p.i++
+	ok := p.each('}', true, func(key string) (ok bool) {
+		switch key {
+		case "iss":
+			return p.stringOrNull(&c.Issuer)
+		case "sub":
+			return p.stringOrNull(&c.Subject)
+		case "jti":
+			return p.stringOrNull(&c.ID)
+		case "client_id":
+			return p.stringOrNull(&c.ClientID)
+		case "scope":
+			return p.stringOrNull(&scope)
+		case "aud":
+			c.Audience, ok = p.audience()
+		case "exp":
+			exp, hasExp, ok = p.numberOrNull()
+		case "iat":
+			iat, hasIat, ok = p.numberOrNull()
+		case "nbf":
+			nbf, hasNbf, ok = p.numberOrNull()
+		default:
+			ok = p.skipValue(0)
 		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	p.skipSpace()
 	if p.i != len(p.s) {
@@ -349,7 +323,6 @@ func fastClaims(s string, c *Claims) bool {
 	if scope != "" {
 		c.Scope = strings.Fields(scope)
 	}
-	var ok bool
 	if c.Expiry, ok = fastDate(exp, hasExp); !ok {
 		return false
 	}
@@ -422,38 +395,23 @@ func (p *fastParser) audience() ([]string, bool) {
 	default:
 		return nil, false
 	}
-	p.i++
 	var small [8]string
 	a := small[:0]
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		return []string{}, true
-	}
-	for {
-		p.skipSpace()
+	ok := p.each(']', false, func(string) bool {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
-			return nil, false
+			return false
 		}
 		v, ok := p.str()
-		if !ok {
-			return nil, false
-		}
 		a = append(a, v)
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return nil, false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return slices.Clone(a), true
-		default:
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
+	if len(a) == 0 {
+		return []string{}, true
+	}
+	return slices.Clone(a), true
 }
 
 // skipValue checks and steps over a value inside an object at depth,
@@ -489,43 +447,5 @@ func (p *fastParser) skipContainer(depth int, end byte, members bool) bool {
 	if depth >= maxFastDepth {
 		return false
 	}
-	p.i++ // '{' or '['
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == end {
-		p.i++
-		return true
-	}
-	for {
-		p.skipSpace()
-		if members {
-			if p.i >= len(p.s) || p.s[p.i] != '"' {
-				return false
-			}
-			if _, ok := p.str(); !ok {
-				return false
-			}
-			p.skipSpace()
-			if p.i >= len(p.s) || p.s[p.i] != ':' {
-				return false
-			}
-			p.i++
-			p.skipSpace()
-		}
-		if !p.skipValue(depth) {
-			return false
-		}
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case end:
-			p.i++
-			return true
-		default:
-			return false
-		}
-	}
+	return p.each(end, members, func(string) bool { return p.skipValue(depth) })
 }
