@@ -265,29 +265,8 @@ func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 // used and deleted then, or here once its absolute expiry passes.) Both
 // deletes run in one transaction, so the count is of one consistent prune.
 func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) {
-	at, err := columns.RequiredNanos(now)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: prune sessions and codes: now: %w", err)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	var total int64
-	err = s.inTx(ctx, fmt.Sprintf("prune sessions and codes at %v", now.UTC()), func(tx pgx.Tx) error {
-		total = 0 // a retried attempt starts again
-		for _, q := range []struct{ what, sql string }{
-			{"sessions", `DELETE FROM sessions WHERE expires_at <= $1`},
-			{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= $1`},
-		} {
-			tag, err := tx.Exec(ctx, q.sql, at)
-			if err != nil {
-				return fmt.Errorf("store/postgres: prune sessions and codes at %v: %s: %w", now.UTC(), q.what, err)
-			}
-			total += tag.RowsAffected()
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		return 0, err
-	}
-	return total, nil
+	return s.deleteExpired(ctx, "prune sessions and codes", now, []pruneQuery{
+		{"sessions", `DELETE FROM sessions WHERE expires_at <= $1`},
+		{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= $1`},
+	})
 }

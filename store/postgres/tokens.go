@@ -269,24 +269,33 @@ func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expir
 // are how reuse of a leaked token is detected and answered by revoking the
 // family.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
+	return s.deleteExpired(ctx, "prune expired", now, []pruneQuery{
+		{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= $1`},
+		{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= $1`},
+		{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
+			SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= $1)`},
+	})
+}
+
+// pruneQuery is one DELETE of rows that expired at or before its $1.
+type pruneQuery struct{ what, sql string }
+
+// deleteExpired runs qs in one transaction with now as $1 and returns how many
+// rows they deleted; what names the prune in errors.
+func (s *Store) deleteExpired(ctx context.Context, what string, now time.Time, qs []pruneQuery) (int64, error) {
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
-		return 0, fmt.Errorf("store/postgres: prune expired: now: %w", err)
+		return 0, fmt.Errorf("store/postgres: %s: now: %w", what, err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	var total int64
-	err = s.inTx(ctx, fmt.Sprintf("prune expired at %v", now.UTC()), func(tx pgx.Tx) error {
+	err = s.inTx(ctx, fmt.Sprintf("%s at %v", what, now.UTC()), func(tx pgx.Tx) error {
 		total = 0 // a retried attempt starts again
-		for _, q := range []struct{ what, sql string }{
-			{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= $1`},
-			{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= $1`},
-			{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
-				SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= $1)`},
-		} {
+		for _, q := range qs {
 			tag, err := tx.Exec(ctx, q.sql, at)
 			if err != nil {
-				return fmt.Errorf("store/postgres: prune expired at %v: %s: %w", now.UTC(), q.what, err)
+				return fmt.Errorf("store/postgres: %s at %v: %s: %w", what, now.UTC(), q.what, err)
 			}
 			total += tag.RowsAffected()
 		}

@@ -205,33 +205,9 @@ func scanAuthCode(r rowScanner) (store.AuthCode, error) {
 // authorization codes that expired at or before now, and returns how many
 // rows it deleted. (A session that timed out for idleness is refused when
 // used and deleted then, or here once its absolute expiry passes.)
-func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (total int64, err error) {
-	at, err := columns.RequiredNanos(now)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: now: %w", err)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	for _, q := range []string{`DELETE FROM sessions WHERE expires_at <= ?`, `DELETE FROM auth_codes WHERE expires_at <= ?`} {
-		res, err := tx.ExecContext(ctx, q, at)
-		if err != nil {
-			return 0, fmt.Errorf("store/sqlite: prune sessions and codes at %v: %w", now.UTC(), err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("store/sqlite: prune sessions and codes at %v: %w", now.UTC(), err)
-		}
-		total += n
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store/sqlite: prune sessions and codes: commit: %w", err)
-	}
-	return total, nil
+func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) {
+	return s.deleteExpired(ctx, "prune sessions and codes", now, []pruneQuery{
+		{"sessions", `DELETE FROM sessions WHERE expires_at <= ?`},
+		{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= ?`},
+	})
 }

@@ -246,38 +246,47 @@ func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expir
 // now. A family is kept whole while any link is alive, because its spent links
 // are how reuse of a leaked token is detected and answered by revoking the
 // family.
-func (s *Store) PruneExpired(ctx context.Context, now time.Time) (total int64, err error) {
+func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
+	return s.deleteExpired(ctx, "prune expired", now, []pruneQuery{
+		{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= ?`},
+		{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= ?`},
+		{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
+			SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= ?)`},
+	})
+}
+
+// pruneQuery is one DELETE of rows that expired at or before its ? parameter.
+type pruneQuery struct{ what, sql string }
+
+// deleteExpired runs qs in one transaction with now as their parameter and
+// returns how many rows they deleted; what names the prune in errors.
+func (s *Store) deleteExpired(ctx context.Context, what string, now time.Time, qs []pruneQuery) (total int64, err error) {
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: prune expired: now: %w", err)
+		return 0, fmt.Errorf("store/sqlite: %s: now: %w", what, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: prune expired at %v: begin: %w", now.UTC(), err)
+		return 0, fmt.Errorf("store/sqlite: %s at %v: begin: %w", what, now.UTC(), err)
 	}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
 		}
 	}()
-	for _, q := range []struct{ what, sql string }{
-		{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= ?`},
-		{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= ?`},
-		{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
-			SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= ?)`},
-	} {
+	for _, q := range qs {
 		res, err := tx.ExecContext(ctx, q.sql, at)
 		if err != nil {
-			return 0, fmt.Errorf("store/sqlite: prune expired at %v: %s: %w", now.UTC(), q.what, err)
+			return 0, fmt.Errorf("store/sqlite: %s at %v: %s: %w", what, now.UTC(), q.what, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return 0, fmt.Errorf("store/sqlite: prune expired at %v: %s: %w", now.UTC(), q.what, err)
+			return 0, fmt.Errorf("store/sqlite: %s at %v: %s: %w", what, now.UTC(), q.what, err)
 		}
 		total += n
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store/sqlite: prune expired at %v: commit: %w", now.UTC(), err)
+		return 0, fmt.Errorf("store/sqlite: %s at %v: commit: %w", what, now.UTC(), err)
 	}
 	return total, nil
 }
