@@ -67,6 +67,12 @@ type AccessClaims struct {
 	Username  string   `json:"preferred_username,omitempty"`
 }
 
+// ForClient reports whether the token speaks for its client rather than for a
+// user: client grants (client_credentials, jwt-bearer, script login) issue
+// tokens whose subject is the client itself. Such a token never stands for a
+// user, whatever the ids look like.
+func (c *AccessClaims) ForClient() bool { return c.Subject == c.ClientID }
+
 // Scopes splits the scope claim.
 func (c *AccessClaims) Scopes() []string { return strings.Fields(c.Scope) }
 
@@ -187,27 +193,42 @@ func (p *Provider) verifyAccessSignature(raw string) (*AccessClaims, error) {
 	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
 		return nil, badToken("malformed token")
 	}
-	msg, err := jws.Parse([]byte(raw), jws.WithCompact())
-	if err != nil || len(msg.Signatures()) != 1 {
+	// One parse: jwx hands the parsed header to this provider, which checks
+	// it and supplies the published key (or refuses), then verifies.
+	var refused error
+	checked := false
+	provider := jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+		checked = true
+		h := sig.ProtectedHeaders()
+		switch {
+		case h.Algorithm() != jwa.RS256:
+			refused = badToken("algorithm %q is not accepted", h.Algorithm())
+		case !strings.EqualFold(h.Type(), AccessTokenType) && !strings.EqualFold(h.Type(), "application/"+AccessTokenType):
+			refused = badToken("not an access token (typ %q)", h.Type())
+		}
+		if refused != nil {
+			return refused
+		}
+		snap := p.cfg.Keys.Current()
+		if snap == nil {
+			refused = errors.New("no key set loaded")
+			return refused
+		}
+		key, ok := snap.Find(h.KeyID())
+		if !ok || key.State == store.KeyRevoked || key.Public == nil {
+			refused = badToken("unknown or revoked signing key %q", h.KeyID())
+			return refused
+		}
+		sink.Key(jwa.RS256, key.Public)
+		return nil
+	})
+	payload, err := jws.Verify([]byte(raw), jws.WithCompact(), jws.WithKeyProvider(provider))
+	switch {
+	case refused != nil:
+		return nil, refused
+	case err != nil && !checked:
 		return nil, badToken("malformed token")
-	}
-	h := msg.Signatures()[0].ProtectedHeaders()
-	if h.Algorithm() != jwa.RS256 {
-		return nil, badToken("algorithm %q is not accepted", h.Algorithm())
-	}
-	if !strings.EqualFold(h.Type(), AccessTokenType) && !strings.EqualFold(h.Type(), "application/"+AccessTokenType) {
-		return nil, badToken("not an access token (typ %q)", h.Type())
-	}
-	snap := p.cfg.Keys.Current()
-	if snap == nil {
-		return nil, errors.New("no key set loaded")
-	}
-	key, ok := snap.Find(h.KeyID())
-	if !ok || key.State == store.KeyRevoked || key.Public == nil {
-		return nil, badToken("unknown or revoked signing key %q", h.KeyID())
-	}
-	payload, err := jws.Verify([]byte(raw), jws.WithKey(jwa.RS256, key.Public))
-	if err != nil {
+	case err != nil:
 		return nil, badToken("bad signature")
 	}
 	var c AccessClaims

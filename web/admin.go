@@ -46,10 +46,8 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		// A token whose subject is its own client (client_credentials,
-		// jwt-bearer, script login) speaks for a client, never for a user,
-		// even when the client's id equals an admin user's id.
-		if claims.Subject == claims.ClientID {
+		if claims.ForClient() { // a client's own token never passes for a user
+
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="insufficient_scope", scope="admin"`)
 			return echo.NewHTTPError(http.StatusForbidden, "admin access requires an admin user's token, not a client's")
 		}

@@ -154,7 +154,7 @@ func (s *Server) userBearer(c echo.Context) (*idp.AccessClaims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if claims.Subject == claims.ClientID {
+	if claims.ForClient() {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token", error_description="a client's token does not represent a user"`)
 		return nil, echo.NewHTTPError(http.StatusUnauthorized, "a client's token does not represent a user")
 	}
