@@ -137,8 +137,11 @@ func TestFleetOnPostgres(t *testing.T) {
 		return n == 1
 	}, "another replica to generate the next key after the lease holder died")
 
-	// Two more periods.
-	time.Sleep(9 * time.Second)
+	// Wait for at least three scheduled rotations in all (two more periods),
+	// polling the replicas' logs rather than sleeping a fixed time.
+	waitFor(t, func() bool {
+		return len(scheduledActivations(a.stderr.String(), b.stderr.String(), c.stderr.String())) >= 3
+	}, "three scheduled rotations across the replicas")
 
 	// Every replica serves the same bytes, within the poll bound.
 	waitFor(t, func() bool {
