@@ -425,26 +425,3 @@ func (p *Provider) OpenAuthRequest(ctx context.Context, sealed string) (*AuthReq
 	}
 	return p.ParseAuthorize(ctx, sr.Params)
 }
-
-// checkRedirectURIs validates a client's redirect URIs at registration:
-// absolute URIs without a fragment (RFC 6749 §3.1.2), and at least one for
-// a client allowed the authorization code flow.
-func checkRedirectURIs(c *Client) error {
-	for _, ru := range c.RedirectURIs {
-		u, err := url.Parse(ru)
-		switch {
-		case err != nil || !u.IsAbs():
-			return fmt.Errorf("redirect URI %q is not an absolute URI", ru)
-		case u.Fragment != "" || strings.Contains(ru, "#"):
-			return fmt.Errorf("redirect URI %q must not have a fragment", ru)
-		case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
-			return fmt.Errorf("redirect URI %q has no host", ru)
-		case strings.ContainsAny(ru, " \t\r\n"):
-			return fmt.Errorf("redirect URI %q contains whitespace", ru)
-		}
-	}
-	if c.HasGrant(GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
-		return errors.New("a client with the authorization_code grant needs at least one redirect URI")
-	}
-	return nil
-}
