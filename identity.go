@@ -22,37 +22,14 @@ import (
 )
 
 // staticClients converts the clients declared in the configuration file,
-// reading their key files.
+// reading their key files; config.Load has validated them with
+// idp.ValidateClient, and idp.New checks them again.
 func staticClients(cfg config.Config) ([]idp.Client, error) {
 	out := make([]idp.Client, 0, len(cfg.Clients))
 	for _, cc := range cfg.Clients {
-		c := idp.Client{ID: cc.ID, Name: cc.Name, JWKSURI: cc.JWKSURI, GrantTypes: cc.GrantTypes, Scopes: cc.Scopes,
-			Audience: cc.Audience, RedirectURIs: cc.RedirectURIs, Public: cc.Public, AccessTTL: cc.AccessTTL,
-			NotBeforeDelay: cc.NotBeforeDelay, AllowBareAssertion: cc.AllowBareAssertion}
-		if cc.SecretSHA256 != "" {
-			h, err := idp.ParseSecretSHA256(cc.SecretSHA256)
-			if err != nil {
-				return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
-			}
-			c.SecretHash = h
-		}
-		var keyData []byte
-		switch {
-		case cc.PublicKeyFile != "":
-			b, err := os.ReadFile(cc.PublicKeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("clients %q: public_key_file: %w", cc.ID, err)
-			}
-			keyData = b
-		case cc.JWKS != "":
-			keyData = []byte(cc.JWKS)
-		}
-		if keyData != nil {
-			set, err := idp.ParsePublicKeys(keyData)
-			if err != nil {
-				return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
-			}
-			c.Keys = set
+		c, err := cc.IDPClient()
+		if err != nil {
+			return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
 		}
 		out = append(out, c)
 	}

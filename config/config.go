@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/keygate/keygate/idp"
 )
 
 // Config is the whole configuration. Relative paths are resolved against the
@@ -368,15 +370,8 @@ func (c Config) Validate() error {
 	case ss.AbsoluteTimeout < ss.IdleTimeout:
 		return fmt.Errorf("sessions.absolute_timeout: must be at least sessions.idle_timeout (%s), got %s", ss.IdleTimeout, ss.AbsoluteTimeout)
 	}
-	seen := map[string]bool{}
-	for i, cl := range c.Clients {
-		if err := cl.validate(t.MaxAccessTTL); err != nil {
-			return fmt.Errorf("clients[%d] (%q): %w", i, cl.ID, err)
-		}
-		if seen[cl.ID] {
-			return fmt.Errorf("clients[%d]: duplicate id %q", i, cl.ID)
-		}
-		seen[cl.ID] = true
+	if err := c.validateClients(); err != nil {
+		return err
 	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < 32 {
 		return fmt.Errorf("admin.token: must be at least 32 characters (generate one with: openssl rand -base64 32), got %d", len(c.Admin.Token))
@@ -412,22 +407,59 @@ func (c Config) Retention() time.Duration {
 	return max(c.Tokens.MaxAccessTTL, c.Tokens.AccessTTL, c.Tokens.IDTokenTTL) + c.Tokens.Leeway
 }
 
-func (cl Client) validate(maxTTL time.Duration) error {
-	switch {
-	case cl.ID == "" || strings.ContainsAny(cl.ID, " \t\n:"):
-		return fmt.Errorf("id: must be non-empty without spaces or colons")
-	case cl.SecretSHA256 != "" && len(cl.SecretSHA256) != 64:
-		return fmt.Errorf("secret_sha256: must be 64 hex digits (keygate clients hash-secret)")
-	case cl.AccessTTL < 0 || cl.AccessTTL > maxTTL:
-		return fmt.Errorf("access_ttl: must be between 0 (the default) and tokens.max_access_ttl (%s), got %s", maxTTL, cl.AccessTTL)
-	case cl.NotBeforeDelay < 0:
-		return fmt.Errorf("not_before_delay: must not be negative, got %s", cl.NotBeforeDelay)
-	case cl.Public && (cl.SecretSHA256 != "" || cl.PublicKeyFile != "" || cl.JWKS != "" || cl.JWKSURI != ""):
-		return fmt.Errorf("public: a public client has no secret and no keys")
-	case len(cl.GrantTypes) == 0:
-		return fmt.Errorf("grant_types: list at least one grant")
+// validateClients checks each static client with idp.ValidateClient, the
+// check the CLI and the API apply too, and that no id is declared twice.
+func (c Config) validateClients() error {
+	limits := idp.ClientLimits{AccessTTL: c.Tokens.AccessTTL, MaxAccessTTL: c.Tokens.MaxAccessTTL}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		ic, err := cl.IDPClient()
+		if err == nil {
+			err = idp.ValidateClient(&ic, limits)
+		}
+		if err != nil {
+			return fmt.Errorf("clients[%d] (%q): %w", i, cl.ID, err)
+		}
+		if seen[cl.ID] {
+			return fmt.Errorf("clients[%d]: duplicate id %q", i, cl.ID)
+		}
+		seen[cl.ID] = true
 	}
 	return nil
+}
+
+// IDPClient converts the entry to the client idp serves, reading its key
+// file. It does not validate: idp.ValidateClient does, in Load.
+func (cl Client) IDPClient() (idp.Client, error) {
+	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
+		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, Public: cl.Public, AccessTTL: cl.AccessTTL,
+		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Static: true}
+	if cl.SecretSHA256 != "" {
+		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)
+		if err != nil {
+			return c, err
+		}
+		c.SecretHash = h
+	}
+	var keyData []byte
+	switch {
+	case cl.PublicKeyFile != "":
+		b, err := os.ReadFile(cl.PublicKeyFile)
+		if err != nil {
+			return c, fmt.Errorf("public_key_file: %w", err)
+		}
+		keyData = b
+	case cl.JWKS != "":
+		keyData = []byte(cl.JWKS)
+	}
+	if keyData != nil {
+		set, err := idp.ParsePublicKeys(keyData)
+		if err != nil {
+			return c, fmt.Errorf("public_key_file or jwks: %w", err)
+		}
+		c.Keys = set
+	}
+	return c, nil
 }
 
 // DevKEKPath is where the development key-encryption key file lives when none is

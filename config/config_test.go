@@ -110,3 +110,38 @@ func TestEmptyFileMeansDefaults(t *testing.T) {
 		t.Errorf("defaults: bits %d retention %s", c.Keys.RSABits, c.Retention())
 	}
 }
+
+// TestStaticClientsUseTheOneValidation: static clients are checked by
+// idp.ValidateClient, as the CLI and the API are; each refusal names the
+// client and the setting.
+func TestStaticClientsUseTheOneValidation(t *testing.T) {
+	const secret = "secret_sha256: " + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + "\n"
+	entry := func(extra string) string {
+		return "clients:\n  - id: svc\n    grant_types: [client_credentials]\n    " + secret + extra
+	}
+	cases := []struct{ file, want string }{
+		// Tokens never valid: they would expire before their nbf.
+		{entry("    access_ttl: 30s\n    not_before_delay: 1h\n"), `clients[0] ("svc"): not_before_delay: must be at least 0 and shorter than the token lifetime (access_ttl 30s)`},
+		{entry("    not_before_delay: 1h\n"), `clients[0] ("svc"): not_before_delay: must be at least 0 and shorter than the token lifetime (tokens.access_ttl 15m0s)`},
+		{entry("    access_ttl: 48h\n"), `clients[0] ("svc"): access_ttl: must be between 0`},
+		{entry("    jwks_uri: ftp://keys\n"), `("svc"): jwks_uri:`},
+		{entry("    public: true\n"), `("svc"): public: a public client has no secret`},
+		{entry("    redirect_uris: [/cb]\n"), `("svc"): redirect_uris:`},
+		{"clients:\n  - id: svc\n    grant_types: [client_credentials]\n", `("svc"): public: a confidential client needs a secret or public keys`},
+		{"clients:\n  - id: svc\n    " + secret, `("svc"): grant_types: list at least one grant`},
+		{"clients:\n  - id: svc\n    grant_types: [implicit]\n    " + secret, `("svc"): grant_types: unknown grant type "implicit"`},
+		{"clients:\n  - id: 8c3e1f7a-1b2c-4d5e-8f90-123456789abc\n    grant_types: [client_credentials]\n    " + secret, `id: must not be a UUID`},
+		{"clients:\n  - id: svc\n    grant_types: [client_credentials]\n    secret_sha256: abc\n", `("svc"): secret_sha256 must be 64 hex digits`},
+		{"clients:\n  - id: svc\n    grant_types: [client_credentials]\n    public_key_file: missing.pem\n", `("svc"): public_key_file:`},
+		{entry("") + "  - id: svc\n    grant_types: [client_credentials]\n    " + secret, `clients[1]: duplicate id "svc"`},
+	}
+	for _, c := range cases {
+		_, err := config.Load(write(t, c.file), env(nil))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("file %q: err = %v, want it to contain %q", c.file, err, c.want)
+		}
+	}
+	if _, err := config.Load(write(t, entry("    access_ttl: 30s\n    not_before_delay: 10s\n")), env(nil)); err != nil {
+		t.Errorf("a consistent client refused: %v", err)
+	}
+}

@@ -147,52 +147,74 @@ func verifiesWithAny(raw string, keys jwk.Set, kid string, alg jwa.SignatureAlgo
 	return false
 }
 
+// checkAssertionClaims applies RFC 7523 §3 to a verified assertion: its
+// dates, its subject and audience, and its jti, recorded against replay. A
+// client allowed bare assertions may omit exp, aud and jti on a grant or a
+// login, never on client authentication.
 func (p *Provider) checkAssertionClaims(ctx context.Context, a *assertion, use assertionUse, audiences []string) error {
-	now := p.now()
 	bare := a.client.AllowBareAssertion && use != useClientAuth
-	exp, hasExp, err := numericDate(a.claims, "exp")
+	now := p.now()
+	exp, hasExp, err := p.checkAssertionDates(a, use, bare, now)
 	if err != nil {
-		return assertionErr(use, "%v", err)
+		return err
 	}
-	switch {
-	case !hasExp && !bare:
-		return assertionErr(use, "the assertion has no exp")
-	case hasExp && !now.Before(exp.Add(p.cfg.Leeway)):
-		return assertionErr(use, "the assertion has expired")
-	case hasExp && exp.Sub(now) > maxAssertionLifetime:
-		return assertionErr(use, "the assertion's exp is more than %s ahead", maxAssertionLifetime)
-	}
-	if nbf, ok, err := numericDate(a.claims, "nbf"); err != nil || (ok && now.Add(p.cfg.Leeway).Before(nbf)) {
-		return assertionErr(use, "the assertion is not yet valid (nbf)")
-	}
-	if iat, ok, err := numericDate(a.claims, "iat"); err != nil || (ok && now.Add(p.cfg.Leeway).Before(iat)) {
-		return assertionErr(use, "the assertion was issued in the future (iat)")
-	}
-	if sub := a.str("sub"); (use == useClientAuth && sub != a.client.ID) || (sub != "" && sub != a.client.ID) {
-		return assertionErr(use, "the assertion's sub must be the client id %q", a.client.ID)
-	}
-	aud, hasAud := a.claims["aud"]
-	if hasAud || !bare {
-		if !audienceMatches(aud, audiences) {
-			return assertionErr(use, "the assertion's aud must be one of %s", strings.Join(audiences, ", "))
-		}
+	if err := checkAssertionParties(a, use, bare, audiences); err != nil {
+		return err
 	}
 	jti := a.str("jti")
 	if jti == "" && !bare {
 		return assertionErr(use, "the assertion has no jti")
 	}
-	if jti != "" {
-		until := now.Add(maxAssertionLifetime)
-		if hasExp {
-			until = exp.Add(p.cfg.Leeway)
-		}
-		err := p.cfg.Store.RecordAssertion(ctx, a.client.ID, jti, until, now)
-		if errors.Is(err, store.ErrConflict) {
-			return assertionErr(use, "the assertion was already used (jti %q replayed)", jti)
-		}
-		if err != nil {
-			return serverError(err)
-		}
+	if jti == "" {
+		return nil
+	}
+	until := now.Add(maxAssertionLifetime)
+	if hasExp {
+		until = exp.Add(p.cfg.Leeway)
+	}
+	err = p.cfg.Store.RecordAssertion(ctx, a.client.ID, jti, until, now)
+	if errors.Is(err, store.ErrConflict) {
+		return assertionErr(use, "the assertion was already used (jti %q replayed)", jti)
+	}
+	if err != nil {
+		return serverError(err)
+	}
+	return nil
+}
+
+// checkAssertionDates checks exp, nbf and iat with the configured leeway,
+// and returns exp when there is one.
+func (p *Provider) checkAssertionDates(a *assertion, use assertionUse, bare bool, now time.Time) (exp time.Time, hasExp bool, err error) {
+	exp, hasExp, err = numericDate(a.claims, "exp")
+	if err != nil {
+		return exp, false, assertionErr(use, "%v", err)
+	}
+	switch {
+	case !hasExp && !bare:
+		return exp, false, assertionErr(use, "the assertion has no exp")
+	case hasExp && !now.Before(exp.Add(p.cfg.Leeway)):
+		return exp, false, assertionErr(use, "the assertion has expired")
+	case hasExp && exp.Sub(now) > maxAssertionLifetime:
+		return exp, false, assertionErr(use, "the assertion's exp is more than %s ahead", maxAssertionLifetime)
+	}
+	if nbf, ok, err := numericDate(a.claims, "nbf"); err != nil || (ok && now.Add(p.cfg.Leeway).Before(nbf)) {
+		return exp, false, assertionErr(use, "the assertion is not yet valid (nbf)")
+	}
+	if iat, ok, err := numericDate(a.claims, "iat"); err != nil || (ok && now.Add(p.cfg.Leeway).Before(iat)) {
+		return exp, false, assertionErr(use, "the assertion was issued in the future (iat)")
+	}
+	return exp, hasExp, nil
+}
+
+// checkAssertionParties checks that the client speaks for itself (sub) and
+// to Keygate (aud).
+func checkAssertionParties(a *assertion, use assertionUse, bare bool, audiences []string) error {
+	if sub := a.str("sub"); (use == useClientAuth && sub != a.client.ID) || (sub != "" && sub != a.client.ID) {
+		return assertionErr(use, "the assertion's sub must be the client id %q", a.client.ID)
+	}
+	aud, hasAud := a.claims["aud"]
+	if (hasAud || !bare) && !audienceMatches(aud, audiences) {
+		return assertionErr(use, "the assertion's aud must be one of %s", strings.Join(audiences, ", "))
 	}
 	return nil
 }

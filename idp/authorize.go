@@ -4,19 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
@@ -163,104 +160,83 @@ func (p *Provider) ParseAuthorize(ctx context.Context, params url.Values) (*Auth
 	}
 	// First the client and the redirect URI: until both are known good,
 	// nothing may be sent anywhere.
+	c, redirectURI, err := p.authorizeClient(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	// From here on, errors go back to the client.
+	ar, err := parseAuthorizeParams(c, redirectURI, params)
+	var ae *AuthorizeError
+	if errors.As(err, &ae) {
+		ae.redirectURI, ae.state, ae.issuer = redirectURI, params.Get("state"), p.cfg.Issuer
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// authorizeClient finds the request's client and checks its redirect URI;
+// its refusals are shown to the user, never redirected.
+func (p *Provider) authorizeClient(ctx context.Context, params url.Values) (*Client, string, error) {
 	for _, k := range []string{"client_id", "redirect_uri"} {
 		if len(params[k]) > 1 {
-			return nil, pageError("invalid_request", "the %s parameter is repeated", k)
+			return nil, "", pageError("invalid_request", "the %s parameter is repeated", k)
 		}
 	}
 	clientID, redirectURI := params.Get("client_id"), params.Get("redirect_uri")
 	if clientID == "" {
-		return nil, pageError("invalid_request", "the request has no client_id")
+		return nil, "", pageError("invalid_request", "the request has no client_id")
 	}
 	c, err := p.Client(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, pageError("invalid_client", "unknown client %q", clientID)
+		return nil, "", pageError("invalid_client", "unknown client %q", clientID)
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(c.RedirectURIs) == 0 {
-		return nil, pageError("invalid_client", "client %q has no registered redirect URI", clientID)
+		return nil, "", pageError("invalid_client", "client %q has no registered redirect URI", clientID)
 	}
 	if redirectURI == "" {
-		return nil, pageError("invalid_request", "the request has no redirect_uri")
+		return nil, "", pageError("invalid_request", "the request has no redirect_uri")
 	}
 	if !slices.Contains(c.RedirectURIs, redirectURI) {
-		return nil, pageError("invalid_request", "redirect_uri %q is not registered for client %q", redirectURI, clientID)
+		return nil, "", pageError("invalid_request", "redirect_uri %q is not registered for client %q", redirectURI, clientID)
 	}
+	return c, redirectURI, nil
+}
 
-	// From here on, errors go back to the client.
-	state := params.Get("state")
-	fail := func(code, f string, a ...any) (*AuthRequest, error) {
-		return nil, &AuthorizeError{Code: code, Description: fmt.Sprintf(f, a...), redirectURI: redirectURI,
-			state: state, issuer: p.cfg.Issuer}
-	}
-	for k, v := range params {
-		if len(v) > 1 {
-			return fail("invalid_request", "the %s parameter is repeated", k)
-		}
-	}
-	switch {
-	case params.Has("request"):
-		return fail("request_not_supported", "request objects are not supported")
-	case params.Has("request_uri"):
-		return fail("request_uri_not_supported", "request_uri is not supported")
-	case params.Has("registration"):
-		return fail("registration_not_supported", "the registration parameter is not supported")
-	}
-	switch rt := params.Get("response_type"); rt {
-	case "code":
-	case "":
-		return fail("invalid_request", "the request has no response_type")
-	default:
-		return fail("unsupported_response_type", "response_type must be code")
-	}
-	if rm := params.Get("response_mode"); rm != "" && rm != "query" {
-		return fail("invalid_request", "response_mode must be query")
-	}
-	if !c.HasGrant(GrantAuthorizationCode) {
-		return fail("unauthorized_client", "client %q may not use the authorization code flow", clientID)
-	}
-	requested := params.Get("scope")
-	if !slices.Contains(strings.Fields(requested), "openid") {
-		return fail("invalid_scope", "scope must include openid")
-	}
-	scope, err := grantScope(c, requested)
-	if err != nil {
-		var oe *Error
-		if errors.As(err, &oe) {
-			return fail(oe.Code, "%s", oe.Description)
-		}
+// parseAuthorizeParams checks the rest of the request, in order, once the
+// client and redirect URI are known good. Its *AuthorizeError refusals are
+// given their redirect by ParseAuthorize.
+func parseAuthorizeParams(c *Client, redirectURI string, params url.Values) (*AuthRequest, error) {
+	if err := checkAuthorizeShape(params); err != nil {
 		return nil, err
 	}
-	challenge, method := params.Get("code_challenge"), params.Get("code_challenge_method")
-	switch {
-	case challenge == "" && method != "":
-		return fail("invalid_request", "code_challenge_method without code_challenge")
-	case challenge == "" && c.Public:
-		return fail("invalid_request", "a public client must use PKCE: send code_challenge with code_challenge_method=S256")
-	case challenge != "" && method != "S256":
-		return fail("invalid_request", "code_challenge_method must be S256 (plain is not accepted)")
-	case challenge != "" && !validChallenge(challenge):
-		return fail("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the verifier")
+	if !c.HasGrant(GrantAuthorizationCode) {
+		return nil, pageError("unauthorized_client", "client %q may not use the authorization code flow", c.ID)
+	}
+	scope, err := authorizeScope(c, params.Get("scope"))
+	if err != nil {
+		return nil, err
+	}
+	challenge, err := checkCodeChallenge(c, params.Get("code_challenge"), params.Get("code_challenge_method"))
+	if err != nil {
+		return nil, err
 	}
 	nonce := params.Get("nonce")
 	if len(nonce) > maxNonce {
-		return fail("invalid_request", "nonce is longer than %d bytes", maxNonce)
+		return nil, pageError("invalid_request", "nonce is longer than %d bytes", maxNonce)
 	}
-	prompts := strings.Fields(params.Get("prompt"))
-	for _, pr := range prompts {
-		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, pr) {
-			return fail("invalid_request", "unsupported prompt value %q", pr)
-		}
-	}
-	if slices.Contains(prompts, "none") && len(prompts) > 1 {
-		return fail("invalid_request", "prompt=none cannot be combined with other values")
+	prompts, err := parsePrompt(params.Get("prompt"))
+	if err != nil {
+		return nil, err
 	}
 	maxAge := params.Get("max_age")
 	if maxAge != "" {
 		if n, err := strconv.ParseInt(maxAge, 10, 64); err != nil || n < 0 || n > 1<<31 {
-			return fail("invalid_request", "max_age must be a number of seconds")
+			return nil, pageError("invalid_request", "max_age must be a number of seconds")
 		}
 	}
 	hint := params.Get("login_hint")
@@ -271,8 +247,81 @@ func (p *Provider) ParseAuthorize(ctx context.Context, params url.Values) (*Auth
 	if name == "" {
 		name = c.ID
 	}
-	return &AuthRequest{ClientID: clientID, RedirectURI: redirectURI, Scope: scope, State: state, Nonce: nonce,
+	return &AuthRequest{ClientID: c.ID, RedirectURI: redirectURI, Scope: scope, State: params.Get("state"), Nonce: nonce,
 		CodeChallenge: challenge, Prompt: strings.Join(prompts, " "), MaxAge: maxAge, LoginHint: hint, ClientName: name}, nil
+}
+
+// checkAuthorizeShape refuses repeated parameters, the request features
+// Keygate does not implement, and response types and modes other than code
+// and query.
+func checkAuthorizeShape(params url.Values) error {
+	for k, v := range params {
+		if len(v) > 1 {
+			return pageError("invalid_request", "the %s parameter is repeated", k)
+		}
+	}
+	switch {
+	case params.Has("request"):
+		return pageError("request_not_supported", "request objects are not supported")
+	case params.Has("request_uri"):
+		return pageError("request_uri_not_supported", "request_uri is not supported")
+	case params.Has("registration"):
+		return pageError("registration_not_supported", "the registration parameter is not supported")
+	}
+	switch rt := params.Get("response_type"); rt {
+	case "code":
+	case "":
+		return pageError("invalid_request", "the request has no response_type")
+	default:
+		return pageError("unsupported_response_type", "response_type must be code")
+	}
+	if rm := params.Get("response_mode"); rm != "" && rm != "query" {
+		return pageError("invalid_request", "response_mode must be query")
+	}
+	return nil
+}
+
+// authorizeScope grants the requested scopes, which must include openid.
+func authorizeScope(c *Client, requested string) (string, error) {
+	if !slices.Contains(strings.Fields(requested), "openid") {
+		return "", pageError("invalid_scope", "scope must include openid")
+	}
+	scope, err := grantScope(c, requested)
+	var oe *Error
+	if errors.As(err, &oe) {
+		return "", pageError(oe.Code, "%s", oe.Description)
+	}
+	return scope, err
+}
+
+// checkCodeChallenge applies the PKCE rules: S256 only, and required of
+// public clients.
+func checkCodeChallenge(c *Client, challenge, method string) (string, error) {
+	switch {
+	case challenge == "" && method != "":
+		return "", pageError("invalid_request", "code_challenge_method without code_challenge")
+	case challenge == "" && c.Public:
+		return "", pageError("invalid_request", "a public client must use PKCE: send code_challenge with code_challenge_method=S256")
+	case challenge != "" && method != "S256":
+		return "", pageError("invalid_request", "code_challenge_method must be S256 (plain is not accepted)")
+	case challenge != "" && !validChallenge(challenge):
+		return "", pageError("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the verifier")
+	}
+	return challenge, nil
+}
+
+// parsePrompt checks the prompt values; none stands alone.
+func parsePrompt(prompt string) ([]string, error) {
+	prompts := strings.Fields(prompt)
+	for _, pr := range prompts {
+		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, pr) {
+			return nil, pageError("invalid_request", "unsupported prompt value %q", pr)
+		}
+	}
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		return nil, pageError("invalid_request", "prompt=none cannot be combined with other values")
+	}
+	return prompts, nil
 }
 
 // Refuse returns an error for ar to send back to its client, such as
@@ -291,28 +340,6 @@ func validChallenge(s string) bool {
 	return err == nil && len(b) == sha256.Size
 }
 
-// validVerifier checks RFC 7636 §4.1: 43 to 128 unreserved characters.
-func validVerifier(s string) bool {
-	if len(s) < 43 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if !('A' <= ch && ch <= 'Z' || 'a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || strings.IndexByte("-._~", ch) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// pkceMatches computes S256(verifier) and compares it with the challenge in
-// constant time.
-func pkceMatches(challenge, verifier string) bool {
-	sum := sha256.Sum256([]byte(verifier))
-	got := base64.RawURLEncoding.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
-}
-
 // IssueCode creates an authorization code for ar on behalf of the session's
 // user and returns the redirect that delivers it: the redirect URI with
 // code, state (when the request had one) and iss (RFC 9207).
@@ -326,7 +353,7 @@ func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (
 	}
 	code := "kgc_" + base64.RawURLEncoding.EncodeToString(b)
 	now := p.now().UTC()
-	if err := p.browser.CreateAuthCode(ctx, store.AuthCode{ID: refreshID(code), ClientID: ar.ClientID,
+	if err := p.browser.CreateAuthCode(ctx, store.AuthCode{ID: digest(code), ClientID: ar.ClientID,
 		RedirectURI: ar.RedirectURI, UserID: s.UserID, Scope: ar.Scope, Nonce: ar.Nonce, CodeChallenge: ar.CodeChallenge,
 		AuthTime: s.AuthTime, CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}); err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
@@ -397,156 +424,4 @@ func (p *Provider) OpenAuthRequest(ctx context.Context, sealed string) (*AuthReq
 		return nil, ErrBadAuthRequest
 	}
 	return p.ParseAuthorize(ctx, sr.Params)
-}
-
-// authorizationCodeGrant redeems a code at the token endpoint (RFC 6749
-// §4.1.3, RFC 7636 §4.5). Every check runs before the code is spent; the
-// tokens are then made, and the code is spent and bound to them in one
-// atomic step, so that a second use, even a concurrent one, can revoke them.
-func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Client) (*TokenResponse, error) {
-	if p.browser == nil {
-		return nil, serverError(ErrBrowserUnavailable)
-	}
-	code, redirectURI, verifier := r.get("code"), r.get("redirect_uri"), r.get("code_verifier")
-	if code == "" {
-		return nil, invalidRequest("code is required")
-	}
-	if redirectURI == "" {
-		return nil, invalidRequest("redirect_uri is required (the one sent in the authorization request)")
-	}
-	if len(code) > 256 {
-		return nil, invalidGrant("unknown or expired authorization code")
-	}
-	ac, err := p.browser.GetAuthCode(ctx, refreshID(code))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidGrant("unknown or expired authorization code")
-	}
-	if err != nil {
-		return nil, serverError(err)
-	}
-	now := p.now()
-	switch {
-	case !ac.UsedAt.IsZero():
-		return nil, p.codeReused(ctx, ac)
-	case !now.Before(ac.ExpiresAt):
-		return nil, invalidGrant("the authorization code has expired")
-	case ac.ClientID != c.ID:
-		return nil, invalidGrant("the authorization code was issued to another client")
-	case ac.RedirectURI != redirectURI:
-		return nil, invalidGrant("redirect_uri does not match the authorization request")
-	}
-	switch {
-	case ac.CodeChallenge == "" && c.Public:
-		return nil, invalidGrant("a public client must use PKCE") // /authorize refuses this; defence in depth
-	case ac.CodeChallenge == "" && verifier != "":
-		// RFC 9700 §2.1.1: a verifier for a request without a challenge is
-		// refused, or an attacker could strip the challenge (PKCE downgrade).
-		return nil, invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
-	case ac.CodeChallenge != "" && verifier == "":
-		return nil, invalidGrant("code_verifier is required (PKCE)")
-	case ac.CodeChallenge != "" && (!validVerifier(verifier) || !pkceMatches(ac.CodeChallenge, verifier)):
-		return nil, invalidGrant("code_verifier does not match the code_challenge")
-	}
-	u, err := p.cfg.Store.GetUser(ctx, ac.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidGrant("the user of this authorization code no longer exists")
-	}
-	if err != nil {
-		return nil, serverError(err)
-	}
-
-	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime}
-	at, claims, err := p.issueAccess(g)
-	if err != nil {
-		return nil, serverError(err)
-	}
-	idt, err := p.issueIDToken(c, u, ac.Scope, ac.Nonce, ac.AuthTime, at)
-	if err != nil {
-		return nil, serverError(err)
-	}
-	res := &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: claims.Expiry - now.Unix(), Scope: ac.Scope, IDToken: idt}
-	var family string
-	if c.HasGrant(GrantRefreshToken) {
-		// Stored before the code is spent, so that a concurrent second use,
-		// which revokes the family it finds on the code, finds it complete.
-		rt, id, err := newRefreshToken()
-		if err != nil {
-			return nil, serverError(err)
-		}
-		family = uuid.NewString()
-		t := now.UTC()
-		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: family, ClientID: c.ID,
-			Subject: u.ID, Scope: ac.Scope, AuthTime: ac.AuthTime, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL)}); err != nil {
-			return nil, serverError(err)
-		}
-		res.RefreshToken = rt
-	}
-	// The deny-list entry must outlive the token: a minute of margin over
-	// its exp, which issueAccess computed on a clock read a moment ago.
-	if _, err := p.browser.RedeemAuthCode(ctx, ac.ID, now.UTC(), family, claims.ID, time.Unix(claims.Expiry, 0).Add(time.Minute)); err != nil {
-		if family != "" { // never handed out
-			if _, rerr := p.cfg.Store.RevokeRefreshFamily(ctx, family, now.UTC()); rerr != nil {
-				p.log.Warn("revoking an unused refresh token failed", "err", rerr)
-			}
-		}
-		if !errors.Is(err, store.ErrConflict) {
-			return nil, serverError(err)
-		}
-		cur, gerr := p.browser.GetAuthCode(ctx, ac.ID)
-		if gerr != nil {
-			return nil, serverError(gerr)
-		}
-		if !cur.UsedAt.IsZero() {
-			return nil, p.codeReused(ctx, cur)
-		}
-		return nil, invalidGrant("the authorization code has expired")
-	}
-	return res, nil
-}
-
-// codeReused answers a second use of a code: RFC 6749 §4.1.2 says the
-// tokens issued from it should be revoked, since the code has leaked.
-func (p *Provider) codeReused(ctx context.Context, ac store.AuthCode) error {
-	now := p.now().UTC()
-	revoked := 0
-	if ac.FamilyID != "" {
-		n, err := p.cfg.Store.RevokeRefreshFamily(ctx, ac.FamilyID, now)
-		if err != nil {
-			return serverError(err)
-		}
-		revoked += n
-	}
-	if ac.AccessJTI != "" && !ac.AccessExpiresAt.IsZero() && ac.AccessExpiresAt.After(now) {
-		if err := p.cfg.Store.RevokeAccessToken(ctx, ac.AccessJTI, ac.AccessExpiresAt); err != nil {
-			return serverError(err)
-		}
-		revoked++
-	}
-	p.log.Warn("authorization code reuse detected; tokens issued from it revoked", "client_id", ac.ClientID,
-		"user_id", ac.UserID, "revoked", revoked)
-	return &Error{Code: "invalid_grant", Status: http.StatusBadRequest,
-		Description: "the authorization code was already used; the tokens issued from it have been revoked"}
-}
-
-// checkRedirectURIs validates a client's redirect URIs at registration:
-// absolute URIs without a fragment (RFC 6749 §3.1.2), and at least one for
-// a client allowed the authorization code flow.
-func checkRedirectURIs(c *Client) error {
-	for _, ru := range c.RedirectURIs {
-		u, err := url.Parse(ru)
-		switch {
-		case err != nil || !u.IsAbs():
-			return fmt.Errorf("redirect URI %q is not an absolute URI", ru)
-		case u.Fragment != "" || strings.Contains(ru, "#"):
-			return fmt.Errorf("redirect URI %q must not have a fragment", ru)
-		case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
-			return fmt.Errorf("redirect URI %q has no host", ru)
-		case strings.ContainsAny(ru, " \t\r\n"):
-			return fmt.Errorf("redirect URI %q contains whitespace", ru)
-		}
-	}
-	if c.HasGrant(GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
-		return errors.New("a client with the authorization_code grant needs at least one redirect URI")
-	}
-	return nil
 }

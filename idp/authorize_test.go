@@ -58,16 +58,16 @@ func TestWithQueryKeepsTheRegisteredQuery(t *testing.T) {
 
 func TestCheckRedirectURIs(t *testing.T) {
 	for _, bad := range []string{"/relative/cb", "app.example/cb", "https://app.example/cb#frag", "https:///cb", "https://app.example/c b"} {
-		if err := checkRedirectURIs(&Client{RedirectURIs: []string{bad}}); err == nil {
+		if err := checkRedirectURIs(&Client{RedirectURIs: []string{bad}}, ClientLimits{}); err == nil {
 			t.Errorf("redirect URI %q accepted", bad)
 		}
 	}
 	for _, good := range []string{"https://app.example/cb", "http://127.0.0.1:8080/cb?x=1", "com.example.app:/oauth2redirect"} {
-		if err := checkRedirectURIs(&Client{RedirectURIs: []string{good}, GrantTypes: []string{GrantAuthorizationCode}}); err != nil {
+		if err := checkRedirectURIs(&Client{RedirectURIs: []string{good}, GrantTypes: []string{GrantAuthorizationCode}}, ClientLimits{}); err != nil {
 			t.Errorf("redirect URI %q refused: %v", good, err)
 		}
 	}
-	if err := checkRedirectURIs(&Client{GrantTypes: []string{GrantAuthorizationCode}}); err == nil {
+	if err := checkRedirectURIs(&Client{GrantTypes: []string{GrantAuthorizationCode}}, ClientLimits{}); err == nil {
 		t.Error("an authorization_code client without a redirect URI accepted")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -63,26 +64,87 @@ func (c *Client) HasGrant(grant string) bool { return slices.Contains(c.GrantTyp
 // HasKeys reports whether c can sign assertions Keygate can check.
 func (c *Client) HasKeys() bool { return (c.Keys != nil && c.Keys.Len() > 0) || c.JWKSURI != "" }
 
-func (c *Client) prepare() error {
+// ClientLimits are the provider settings a client's own are checked against.
+type ClientLimits struct {
+	AccessTTL    time.Duration // the default access-token lifetime (tokens.access_ttl)
+	MaxAccessTTL time.Duration // no client may ask for more (tokens.max_access_ttl)
+}
+
+// ValidateClient is the one check of a client's settings, for the
+// configuration file (config.Load, and New for static clients), the CLI and
+// the API (RegisterClient) alike. Its errors are *ValidationError naming the
+// setting as the configuration file spells it.
+func ValidateClient(c *Client, l ClientLimits) error {
+	for _, check := range []func(*Client, ClientLimits) error{checkClientID, checkClientGrants, checkClientLifetime,
+		checkClientCredentials, checkRedirectURIs} {
+		if err := check(c, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func badClient(field, f string, a ...any) error {
+	return &ValidationError{Field: field, Problem: fmt.Sprintf(f, a...)}
+}
+
+func checkClientID(c *Client, _ ClientLimits) error {
+	// Colons are allowed: RFC 6749 §2.3.1 form-encodes the id in the Basic
+	// header, and the token endpoint decodes it.
+	if c.ID == "" || strings.IndexFunc(c.ID, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return badClient("id", "must be non-empty without spaces or control characters, got %q", c.ID)
+	}
 	if _, err := uuid.Parse(c.ID); err == nil {
 		// User ids are UUIDs; a client named like one could pass for a user.
-		return errors.New("client id must not be a UUID (user ids are)")
+		return badClient("id", "must not be a UUID (user ids are), got %q", c.ID)
+	}
+	return nil
+}
+
+func checkClientGrants(c *Client, _ ClientLimits) error {
+	if len(c.GrantTypes) == 0 {
+		return badClient("grant_types", "list at least one grant")
 	}
 	for _, g := range c.GrantTypes {
 		if !slices.Contains(GrantTypes, g) {
-			return fmt.Errorf("unknown grant type %q (known: %s)", g, strings.Join(GrantTypes, ", "))
+			return badClient("grant_types", "unknown grant type %q (known: %s)", g, strings.Join(GrantTypes, ", "))
 		}
 	}
+	return nil
+}
+
+// checkClientLifetime keeps a client's tokens valid for some time: a
+// not_before_delay as long as the lifetime would make tokens never valid.
+func checkClientLifetime(c *Client, l ClientLimits) error {
+	if c.AccessTTL < 0 || c.AccessTTL > l.MaxAccessTTL {
+		return badClient("access_ttl", "must be between 0 (the default) and tokens.max_access_ttl (%s), got %s", l.MaxAccessTTL, c.AccessTTL)
+	}
+	lifetime, from := c.AccessTTL, "access_ttl"
+	if lifetime == 0 {
+		lifetime, from = l.AccessTTL, "tokens.access_ttl"
+	}
+	if c.NotBeforeDelay < 0 || c.NotBeforeDelay >= lifetime {
+		return badClient("not_before_delay", "must be at least 0 and shorter than the token lifetime (%s %s), got %s", from, lifetime, c.NotBeforeDelay)
+	}
+	return nil
+}
+
+// checkClientCredentials: a public client has none, a confidential one a
+// secret or public keys, and a jwks_uri is an http(s) URL.
+func checkClientCredentials(c *Client, _ ClientLimits) error {
 	if c.JWKSURI != "" {
 		u, err := url.Parse(c.JWKSURI)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("jwks_uri %q is not an http(s) URL", c.JWKSURI)
+			return badClient("jwks_uri", "%q is not an http(s) URL", c.JWKSURI)
 		}
 	}
 	if c.Public && (len(c.SecretHash) != 0 || c.HasKeys()) {
-		return errors.New("a public client has no secret and no keys")
+		return badClient("public", "a public client has no secret and no keys")
 	}
-	return checkRedirectURIs(c)
+	if !c.Public && len(c.SecretHash) == 0 && !c.HasKeys() {
+		return badClient("public", "a confidential client needs a secret or public keys")
+	}
+	return nil
 }
 
 // NewClientSecret returns a fresh client secret: 256 random bits, base64url.
@@ -250,20 +312,8 @@ func (p *Provider) Clients(ctx context.Context) ([]*Client, error) {
 // RegisterClient validates c, gives it a secret unless it is public or
 // key-only (withSecret=false), stores it, and returns the secret (shown once).
 func (p *Provider) RegisterClient(ctx context.Context, c *Client, withSecret bool) (secret string, err error) {
-	if c.ID == "" || strings.ContainsAny(c.ID, " \t\n:") {
-		return "", errors.New("client id must be non-empty without spaces or colons")
-	}
 	if _, ok := p.static[c.ID]; ok {
 		return "", fmt.Errorf("client %q is declared in the configuration file: %w", c.ID, store.ErrConflict)
-	}
-	if c.AccessTTL < 0 || c.AccessTTL > p.cfg.MaxAccessTTL {
-		return "", fmt.Errorf("access_ttl must be between 0 (the default) and tokens.max_access_ttl (%s)", p.cfg.MaxAccessTTL)
-	}
-	if c.NotBeforeDelay < 0 || (c.AccessTTL > 0 && c.NotBeforeDelay >= c.AccessTTL) || (c.AccessTTL == 0 && c.NotBeforeDelay >= p.cfg.AccessTTL) {
-		return "", errors.New("not_before_delay must be shorter than the token lifetime")
-	}
-	if len(c.GrantTypes) == 0 {
-		return "", errors.New("give the client at least one grant type")
 	}
 	if withSecret && !c.Public {
 		if secret, err = NewClientSecret(); err != nil {
@@ -271,10 +321,7 @@ func (p *Provider) RegisterClient(ctx context.Context, c *Client, withSecret boo
 		}
 		c.SecretHash = HashSecret(secret)
 	}
-	if !c.Public && len(c.SecretHash) == 0 && !c.HasKeys() {
-		return "", errors.New("a confidential client needs a secret or public keys")
-	}
-	if err := c.prepare(); err != nil {
+	if err := ValidateClient(c, p.clientLimits()); err != nil {
 		return "", err
 	}
 	c.CreatedAt = p.now().UTC()
@@ -286,6 +333,10 @@ func (p *Provider) RegisterClient(ctx context.Context, c *Client, withSecret boo
 		return "", fmt.Errorf("register client %q: %w", c.ID, err)
 	}
 	return secret, nil
+}
+
+func (p *Provider) clientLimits() ClientLimits {
+	return ClientLimits{AccessTTL: p.cfg.AccessTTL, MaxAccessTTL: p.cfg.MaxAccessTTL}
 }
 
 // DeleteClient removes a stored client; static ones live in the configuration file.
@@ -341,4 +392,26 @@ func (r *remoteKeys) get(ctx context.Context, u string) (jwk.Set, error) {
 		return nil, fmt.Errorf("fetch client keys from %s: %w", u, err)
 	}
 	return set, nil
+}
+
+// checkRedirectURIs: absolute URIs without a fragment (RFC 6749 §3.1.2), and
+// at least one for a client allowed the authorization code flow.
+func checkRedirectURIs(c *Client, _ ClientLimits) error {
+	for _, ru := range c.RedirectURIs {
+		u, err := url.Parse(ru)
+		switch {
+		case err != nil || !u.IsAbs():
+			return badClient("redirect_uris", "%q is not an absolute URI", ru)
+		case u.Fragment != "" || strings.Contains(ru, "#"):
+			return badClient("redirect_uris", "%q must not have a fragment", ru)
+		case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
+			return badClient("redirect_uris", "%q has no host", ru)
+		case strings.ContainsAny(ru, " \t\r\n"):
+			return badClient("redirect_uris", "%q contains whitespace", ru)
+		}
+	}
+	if c.HasGrant(GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return badClient("redirect_uris", "a client with the authorization_code grant needs at least one redirect URI")
+	}
+	return nil
 }

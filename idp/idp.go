@@ -153,7 +153,7 @@ func New(cfg Config) (*Provider, error) {
 	for i := range cfg.Clients {
 		c := cfg.Clients[i]
 		c.Static = true
-		if err := c.prepare(); err != nil {
+		if err := ValidateClient(&c, p.clientLimits()); err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
 		p.static[c.ID] = &c

@@ -18,7 +18,7 @@ func (p *Provider) Revoke(ctx context.Context, c *Client, token, hint string) er
 	if hint != "" && hint != "access_token" && hint != "refresh_token" {
 		return oauthErr(400, "unsupported_token_type", "token_type_hint %q is not supported", hint)
 	}
-	if rt, err := p.cfg.Store.GetRefreshToken(ctx, refreshID(token)); err == nil {
+	if rt, err := p.cfg.Store.GetRefreshToken(ctx, digest(token)); err == nil {
 		if rt.ClientID != c.ID {
 			return unauthorizedClient("the token was issued to another client")
 		}
@@ -54,7 +54,7 @@ func (p *Provider) Introspect(ctx context.Context, token string) (map[string]any
 		return nil, invalidRequest("token is required")
 	}
 	inactive := map[string]any{"active": false}
-	if rt, err := p.cfg.Store.GetRefreshToken(ctx, refreshID(token)); err == nil {
+	if rt, err := p.cfg.Store.GetRefreshToken(ctx, digest(token)); err == nil {
 		now := p.now()
 		if !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || !now.Before(rt.ExpiresAt) {
 			return inactive, nil

@@ -2,10 +2,6 @@ package idp
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -242,22 +238,6 @@ func (p *Provider) verifyAccessSignature(raw string) (*AccessClaims, error) {
 		return nil, badToken("token lacks jti or exp")
 	}
 	return &c, nil
-}
-
-// newRefreshToken returns an opaque 256-bit token and its storage ID.
-func newRefreshToken() (token, id string, err error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", fmt.Errorf("generate refresh token: %w", err)
-	}
-	token = "kgr_" + base64.RawURLEncoding.EncodeToString(b)
-	return token, refreshID(token), nil
-}
-
-// refreshID is how a refresh token is found without storing it.
-func refreshID(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
 }
 
 // respond builds the token response, with a refresh token when the client may

@@ -1,0 +1,92 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/keygate/keygate/store"
+)
+
+// refreshGrant rotates a refresh token (RFC 6749 §6): the presented token is
+// spent and a new one of the same family is issued; presenting a spent token
+// again revokes the family.
+func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*TokenResponse, error) {
+	raw := r.get("refresh_token")
+	if raw == "" {
+		return nil, invalidRequest("refresh_token is required")
+	}
+	old, err := p.cfg.Store.GetRefreshToken(ctx, digest(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalidGrant("unknown refresh token")
+	}
+	if err != nil {
+		return nil, serverError(err)
+	}
+	if old.ClientID != c.ID {
+		return nil, invalidGrant("the refresh token was issued to another client")
+	}
+	scope := old.Scope
+	if req := r.get("scope"); req != "" {
+		for _, s := range strings.Fields(req) {
+			if !slices.Contains(strings.Fields(old.Scope), s) {
+				return nil, invalidScope("scope %q exceeds the original grant", s)
+			}
+		}
+		scope = strings.Join(strings.Fields(req), " ")
+	}
+	var username string
+	if old.Subject != c.ID {
+		u, err := p.cfg.Store.GetUser(ctx, old.Subject)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, invalidGrant("the user of this refresh token no longer exists")
+		}
+		if err != nil {
+			return nil, serverError(err)
+		}
+		username = u.Username
+	}
+	now := p.now().UTC()
+	token, id, err := newRefreshToken()
+	if err != nil {
+		return nil, serverError(err)
+	}
+	next := store.RefreshToken{ID: id, FamilyID: old.FamilyID, ClientID: old.ClientID, Subject: old.Subject, Scope: old.Scope,
+		Audience: old.Audience, AuthTime: old.AuthTime, CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL)}
+	if err := p.cfg.Store.RotateRefreshToken(ctx, old.ID, now, next); err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, serverError(err)
+		}
+		return nil, p.refreshRefused(ctx, old.ID)
+	}
+	res, err := p.respond(ctx, grant{client: c, subject: old.Subject, username: username, scope: scope,
+		audience: old.Audience, authTime: old.AuthTime}, false, old.FamilyID)
+	if err != nil {
+		return nil, err
+	}
+	res.RefreshToken = token
+	return res, nil
+}
+
+// refreshRefused explains a failed rotation; a spent token presented again
+// means it leaked, so its whole family is revoked (reuse detection).
+func (p *Provider) refreshRefused(ctx context.Context, id string) error {
+	cur, err := p.cfg.Store.GetRefreshToken(ctx, id)
+	if err != nil {
+		return serverError(err)
+	}
+	switch {
+	case !cur.RevokedAt.IsZero():
+		return invalidGrant("the refresh token has been revoked")
+	case !cur.UsedAt.IsZero():
+		n, err := p.cfg.Store.RevokeRefreshFamily(ctx, cur.FamilyID, p.now().UTC())
+		if err != nil {
+			return serverError(err)
+		}
+		p.log.Warn("refresh token reuse detected; family revoked", "client_id", cur.ClientID, "family", cur.FamilyID, "revoked", n)
+		return invalidGrant("the refresh token was already used; every token of this grant has been revoked")
+	default:
+		return invalidGrant("the refresh token has expired")
+	}
+}
