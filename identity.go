@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/throttle"
 )
 
@@ -78,27 +78,12 @@ func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
 	})
 }
 
-// throttlePruner drops buckets that have refilled.
-type throttlePruner interface {
-	PruneFull(ctx context.Context, now time.Time) (int64, error)
-}
-
-// sharedThrottler is a store that keeps login throttling state for every
-// replica (PostgreSQL).
-type sharedThrottler interface {
-	Throttle(name string, l throttle.Limits) idp.Throttle
-}
-
-// throttle is shared through the store when it can be, else in memory.
-func (d *deps) throttle(name string, l throttle.Limits) idp.Throttle {
-	if s, ok := d.store.(sharedThrottler); ok {
-		t := s.Throttle(name, l)
-		if p, ok := t.(throttlePruner); ok {
-			d.pruners = append(d.pruners, p.PruneFull)
-		}
-		return t
-	}
-	return idp.Local(throttle.New(l, 100_000))
+// throttle returns the store's login throttle called name (shared by every
+// replica where the backend has replicas) and registers its housekeeping.
+func (d *deps) throttle(name string, l throttle.Limits) store.Throttle {
+	t := d.store.Throttle(name, store.ThrottleLimits(l))
+	d.pruners = append(d.pruners, t.PruneFull)
+	return t
 }
 
 // noKeys is for commands that manage users and clients and sign nothing.

@@ -158,9 +158,6 @@ const maxNonce = 512
 // returns an *AuthorizeError for a request to refuse, any other error for a
 // failure of Keygate's own.
 func (p *Provider) ParseAuthorize(ctx context.Context, params url.Values) (*AuthRequest, error) {
-	if p.browser == nil {
-		return nil, pageError("temporarily_unavailable", "%s", ErrBrowserUnavailable.Error())
-	}
 	// First the client and the redirect URI: until both are known good,
 	// nothing may be sent anywhere.
 	for _, k := range []string{"client_id", "redirect_uri"} {
@@ -317,9 +314,6 @@ func pkceMatches(challenge, verifier string) bool {
 // user and returns the redirect that delivers it: the redirect URI with
 // code, state (when the request had one) and iss (RFC 9207).
 func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (string, error) {
-	if p.browser == nil {
-		return "", ErrBrowserUnavailable
-	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate authorization code: %w", err)
@@ -404,9 +398,6 @@ func (p *Provider) OpenAuthRequest(ctx context.Context, sealed string) (*AuthReq
 // tokens are then made, and the code is spent and bound to them in one
 // atomic step, so that a second use, even a concurrent one, can revoke them.
 func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Client) (*TokenResponse, error) {
-	if p.browser == nil {
-		return nil, serverError(ErrBrowserUnavailable)
-	}
 	code, redirectURI, verifier := r.get("code"), r.get("redirect_uri"), r.get("code_verifier")
 	if code == "" {
 		return nil, invalidRequest("code is required")

@@ -141,7 +141,7 @@ func Start(t testing.TB, o Options) *Server {
 	s.IDP, err = idp.New(idp.Config{Issuer: issuer, AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
 		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Clients: o.Clients, Store: st, Keys: s.Keys,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
-		Hasher: hasher, UserThrottle: idp.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: idp.Local(throttle.New(o.IPLimits, 10_000)),
+		Hasher: hasher, UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000)),
 		Now: now, Logger: log})
 	if err != nil {
 		t.Fatal(err)

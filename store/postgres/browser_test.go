@@ -7,14 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/storetest"
 )
-
-// The Store holds browser sessions and codes, so the server enables browser
-// login on it.
-var _ idp.BrowserStore = (*Store)(nil)
 
 func TestBrowserStore(t *testing.T) {
 	testDSN(t)

@@ -16,21 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keygate/keygate/idp"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/storetest"
-)
-
-// The Store serves both consumers of storage, grants the rotation lease, and
-// announces key-set changes the way the server listens for them.
-var (
-	_ idp.Store       = (*Store)(nil)
-	_ rotation.Store  = (*Store)(nil)
-	_ rotation.Leaser = (*Store)(nil)
-	_ interface {
-		WatchKeySet(ctx context.Context, fn func()) error
-	} = (*Store)(nil)
 )
 
 // dsnEnv names the environment variable holding the DSN of the PostgreSQL

@@ -26,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/keygate/keygate/store"
+
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -136,3 +138,6 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// Store implements the whole storage contract.
+var _ store.Store = (*Store)(nil)
