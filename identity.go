@@ -16,7 +16,6 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/throttle"
 )
@@ -59,8 +58,9 @@ func staticClients(cfg config.Config) ([]idp.Client, error) {
 	return out, nil
 }
 
-// provider builds the identity provider over the deps' store.
-func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
+// provider builds the identity provider over the deps' store; signer is nil
+// for commands that manage users and clients and sign nothing.
+func (d *deps) provider(signer idp.Signer) (*idp.Provider, error) {
 	clients, err := staticClients(d.cfg)
 	if err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
 	return idp.New(idp.Config{
 		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
 		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
-		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Keys: keys,
+		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Signer: signer,
 		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
 		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
 		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
@@ -86,11 +86,6 @@ func (d *deps) throttle(name string, l throttle.Limits) store.Throttle {
 	return t
 }
 
-// noKeys is for commands that manage users and clients and sign nothing.
-type noKeys struct{}
-
-func (noKeys) Current() *rotation.Snapshot { return nil }
-
 // withProvider opens the store and the provider around a command.
 func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
@@ -99,7 +94,7 @@ func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) 
 			return err
 		}
 		defer d.store.Close()
-		p, err := d.provider(noKeys{})
+		p, err := d.provider(nil)
 		if err != nil {
 			return err
 		}

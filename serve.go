@@ -55,7 +55,7 @@ func runServe(parent context.Context, o *options) error {
 		return explain(fmt.Errorf("load signing keys: %w", err))
 	}
 
-	provider, err := d.provider(mgr)
+	provider, err := d.provider(mgr.Signer())
 	if err != nil {
 		return err
 	}

@@ -374,15 +374,14 @@ func (p *Provider) OpenAuthRequest(ctx context.Context, sealed string) (*AuthReq
 	if h.Algorithm() != jwa.RS256 || h.Type() != authRequestType {
 		return nil, ErrBadAuthRequest
 	}
-	snap := p.cfg.Keys.Current()
-	if snap == nil {
-		return nil, errors.New("no key set loaded")
-	}
-	key, ok := snap.Find(h.KeyID())
-	if !ok || key.State == store.KeyRevoked || key.Public == nil {
+	key, err := p.cfg.Signer.PublicKey(h.KeyID())
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrBadAuthRequest
 	}
-	payload, err := jws.Verify([]byte(sealed), jws.WithKey(jwa.RS256, key.Public))
+	if err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify([]byte(sealed), jws.WithKey(jwa.RS256, key))
 	if err != nil {
 		return nil, ErrBadAuthRequest
 	}

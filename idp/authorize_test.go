@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store/sqlite"
 	"github.com/keygate/keygate/throttle"
 )
@@ -72,10 +71,6 @@ func TestCheckRedirectURIs(t *testing.T) {
 	}
 }
 
-type emptyKeys struct{}
-
-func (emptyKeys) Current() *rotation.Snapshot { return nil }
-
 // TestBrowserDefaults: browser login works on a plain store with the
 // default timeouts.
 func TestBrowserDefaults(t *testing.T) {
@@ -85,7 +80,7 @@ func TestBrowserDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	cfg := Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Keys: emptyKeys{},
+	cfg := Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour,
 		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 1),
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10))}

@@ -5,6 +5,7 @@
 package idp
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,14 +13,31 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
 )
 
-// Keys gives the current key set: the active key signs, the published keys
-// verify.
-type Keys interface {
-	Current() *rotation.Snapshot
+// Signer signs tokens with the active key and gives the published keys to
+// verify them with; rotation.Signer implements it. It is all idp sees of the
+// key set: no private key ever reaches this package.
+type Signer interface {
+	// Sign returns payload as a compact JWS signed with the active key, with
+	// the key's kid and the given typ in its header.
+	Sign(payload []byte, typ string) (string, error)
+	// PublicKey returns the published key with kid. An unknown or revoked
+	// kid is an error wrapping store.ErrNotFound; any other error means no
+	// key set is available.
+	PublicKey(kid string) (crypto.PublicKey, error)
+}
+
+// noSigner is the Signer of a Provider configured without one: every
+// signature and verification fails.
+type noSigner struct{}
+
+func (noSigner) Sign([]byte, string) (string, error) {
+	return "", errors.New("no signing key loaded")
+}
+func (noSigner) PublicKey(string) (crypto.PublicKey, error) {
+	return nil, errors.New("no key set loaded")
 }
 
 // Config holds the provider's settings and dependencies.
@@ -39,7 +57,7 @@ type Config struct {
 	SessionAbsoluteTimeout time.Duration
 
 	Store        store.Store
-	Keys         Keys
+	Signer       Signer // nil for a Provider that signs nothing (the CLI managing users and clients)
 	Hasher       *password.Hasher
 	UserThrottle store.Throttle // failed password attempts per username
 	IPThrottle   store.Throttle // ... and per client IP
@@ -61,8 +79,11 @@ type Provider struct {
 
 // New checks cfg and returns a Provider.
 func New(cfg Config) (*Provider, error) {
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Hasher == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
-		return nil, errors.New("idp: Store, Keys, Hasher and both throttles are required")
+	if cfg.Store == nil || cfg.Hasher == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
+		return nil, errors.New("idp: Store, Hasher and both throttles are required")
+	}
+	if cfg.Signer == nil {
+		cfg.Signer = noSigner{}
 	}
 	if cfg.Issuer == "" || cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 {
 		return nil, errors.New("idp: Issuer, AccessTTL and RefreshTTL are required")

@@ -88,7 +88,7 @@ func providerOn(b *testing.B, st backend) *idp.Provider {
 		b.Fatal(err)
 	}
 	p, err := idp.New(idp.Config{Issuer: "https://bench.example", AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour,
-		Store: st, Keys: mgr, Logger: log,
+		Store: st, Signer: mgr.Signer(), Logger: log,
 		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2),
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
