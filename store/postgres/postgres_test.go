@@ -917,11 +917,16 @@ func TestRotateAcrossStores(t *testing.T) {
 // TestDeadlockRetried makes ApplyKeyChange deadlock with another transaction
 // and checks that it is retried rather than failed: the change locks key a
 // and waits for key b, which the other transaction holds and which then
-// waits for a. PostgreSQL aborts the transaction that has waited longest
-// (the change), whose retry then succeeds once the other commits.
+// waits for a. PostgreSQL aborts the transaction whose deadlock_timeout runs
+// out first once the cycle exists; the test chooses the change as the victim
+// by giving the change's connections a 2 s timeout (far longer than it takes
+// to close the cycle, so the change's one check finds it) and the other
+// transaction one of a minute. The other transaction's update then goes
+// through, which it can only do once the change's first attempt was rolled
+// back, and the change's retry succeeds once the other commits.
 func TestDeadlockRetried(t *testing.T) {
 	dsn, schema := freshSchema(t)
-	s := openStore(t, dsn)
+	s := openStore(t, withParam(t, dsn, "options", "-c deadlock_timeout=2s"))
 	a, b := testKey(t, store.KeyRetired, t0), testKey(t, store.KeyRetired, t0.Add(time.Second))
 	mustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
 	table := pgx.Identifier{schema, "signing_keys"}.Sanitize()
@@ -943,6 +948,10 @@ func TestDeadlockRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(context.Background())
+	// This transaction must never be the one to detect the deadlock.
+	if _, err := tx.Exec(t.Context(), `SET LOCAL deadlock_timeout = '1min'`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM `+table+` WHERE kid = $1 FOR UPDATE`, b.KID); err != nil {
 		t.Fatal(err)
 	}
@@ -971,11 +980,10 @@ func TestDeadlockRetried(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Closes the cycle; returns once PostgreSQL has aborted the change's
+	// first attempt, which held a.
 	if _, err := tx.Exec(t.Context(), `UPDATE `+table+` SET remove_after = 1 WHERE kid = $1`, a.KID); err != nil {
-		if sqlState(err) == codeDeadlockDetected {
-			t.Skip("PostgreSQL chose the other transaction as the deadlock victim; nothing to check")
-		}
-		t.Fatal(err)
+		t.Fatalf("the other transaction's update: %v (SQLSTATE %s), want the change to be the deadlock victim", err, sqlState(err))
 	}
 	if err := tx.Commit(t.Context()); err != nil {
 		t.Fatal(err)
