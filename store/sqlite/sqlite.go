@@ -14,6 +14,12 @@
 // The schema is created and upgraded by numbered SQL migrations embedded in the
 // binary (migrations/NNNN_name.sql), recorded in the schema_migrations table.
 // Every later kind of record is just another migration.
+//
+// The Store implements all of store.Store. Where a single file differs from a
+// shared database it says so rather than leaving the method out: leases are
+// real rows (the server and the CLI are separate processes), WatchKeySet has
+// no change feed and just waits (polling KeySetVersion covers it), and login
+// throttles are in memory (one server process uses a file).
 package sqlite
 
 import (
