@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/throttle"
 )
 
@@ -36,8 +35,9 @@ func staticClients(cfg config.Config) ([]idp.Client, error) {
 	return out, nil
 }
 
-// provider builds the identity provider over the deps' store.
-func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
+// provider builds the identity provider over the deps' store; signer is nil
+// for commands that manage users and clients and sign nothing.
+func (d *deps) provider(signer idp.Signer) (*idp.Provider, error) {
 	clients, err := staticClients(d.cfg)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
 	return idp.New(idp.Config{
 		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
 		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
-		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Keys: keys,
+		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Signer: signer,
 		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
 		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
 		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
@@ -55,33 +55,13 @@ func (d *deps) provider(keys idp.Keys) (*idp.Provider, error) {
 	})
 }
 
-// throttlePruner drops buckets that have refilled.
-type throttlePruner interface {
-	PruneFull(ctx context.Context, now time.Time) (int64, error)
+// throttle returns the store's login throttle called name (shared by every
+// replica where the backend has replicas) and registers its housekeeping.
+func (d *deps) throttle(name string, l throttle.Limits) store.Throttle {
+	t := d.store.Throttle(name, store.ThrottleLimits(l))
+	d.pruners = append(d.pruners, t.PruneFull)
+	return t
 }
-
-// sharedThrottler is a store that keeps login throttling state for every
-// replica (PostgreSQL).
-type sharedThrottler interface {
-	Throttle(name string, l throttle.Limits) idp.Throttle
-}
-
-// throttle is shared through the store when it can be, else in memory.
-func (d *deps) throttle(name string, l throttle.Limits) idp.Throttle {
-	if s, ok := d.store.(sharedThrottler); ok {
-		t := s.Throttle(name, l)
-		if p, ok := t.(throttlePruner); ok {
-			d.pruners = append(d.pruners, p.PruneFull)
-		}
-		return t
-	}
-	return idp.Local(throttle.New(l, 100_000))
-}
-
-// noKeys is for commands that manage users and clients and sign nothing.
-type noKeys struct{}
-
-func (noKeys) Current() *rotation.Snapshot { return nil }
 
 // withProvider opens the store and the provider around a command.
 func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
@@ -91,7 +71,7 @@ func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) 
 			return err
 		}
 		defer d.store.Close()
-		p, err := d.provider(noKeys{})
+		p, err := d.provider(nil)
 		if err != nil {
 			return err
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate/config"
-	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/postgres"
 	"github.com/keygate/keygate/store/sqlite"
 )
@@ -85,27 +85,29 @@ func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// appStore is everything the server asks of its database; store/sqlite and
-// store/postgres both provide it.
-type appStore interface {
-	rotation.Store
-	idp.Store
-	Ping(ctx context.Context) error
-	PruneExpired(ctx context.Context, now time.Time) (int64, error)
-	Close() error
+// backend is a storage driver built into the binary.
+type backend struct {
+	open func(ctx context.Context, dsn string) (store.Store, error)
+	// replicas says whether several servers may share one database, which
+	// makes scheduled key rotation wait for the store's lease (one writer
+	// at a time). A SQLite file serves one server, whose writes nobody
+	// needs to wait for.
+	replicas bool
 }
 
-// openers maps storage.driver to a constructor.
-var openers = map[string]func(ctx context.Context, dsn string) (appStore, error){
-	"sqlite":   func(ctx context.Context, dsn string) (appStore, error) { return sqlite.Open(ctx, dsn) },
-	"postgres": func(ctx context.Context, dsn string) (appStore, error) { return postgres.Open(ctx, dsn) },
+// backends maps storage.driver to its backend.
+var backends = map[string]backend{
+	"sqlite": {open: func(ctx context.Context, dsn string) (store.Store, error) { return sqlite.Open(ctx, dsn) }},
+	"postgres": {open: func(ctx context.Context, dsn string) (store.Store, error) { return postgres.Open(ctx, dsn) },
+		replicas: true},
 }
 
 // deps are the parts every command builds from the configuration.
 type deps struct {
 	cfg     config.Config
 	log     *slog.Logger
-	store   appStore
+	store   store.Store
+	shared  bool                                                      // several replicas may use store (backend.replicas)
 	pruners []func(ctx context.Context, now time.Time) (int64, error) // shared throttles' housekeeping
 }
 
@@ -115,15 +117,15 @@ func (o *options) open(ctx context.Context) (*deps, error) {
 		return nil, err
 	}
 	log := newLogger(cfg, o.stderr)
-	open, ok := openers[cfg.Storage.Driver]
+	b, ok := backends[cfg.Storage.Driver]
 	if !ok {
 		return nil, fmt.Errorf("storage.driver %q is not built into this binary", cfg.Storage.Driver)
 	}
-	st, err := open(ctx, cfg.Storage.DSN)
+	st, err := b.open(ctx, cfg.Storage.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", cfg.Storage.Driver, err)
 	}
-	return &deps{cfg: cfg, log: log, store: st}, nil
+	return &deps{cfg: cfg, log: log, store: st, shared: b.replicas}, nil
 }
 
 func (d *deps) policy() rotation.Policy {
@@ -145,10 +147,10 @@ func (d *deps) manager(onChange func(*rotation.Snapshot), onRotate func(rotation
 	}
 	rc := rotation.Config{Policy: d.policy(), Store: d.store, Sealer: sealer, Logger: d.log,
 		OnChange: onChange, OnRotate: onRotate}
-	if l, ok := d.store.(rotation.Leaser); ok {
+	if d.shared {
 		// Several replicas share this database: one at a time makes key-set writes.
 		host, _ := os.Hostname()
-		rc.Lease, rc.Holder, rc.LeaseTTL = l, fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), d.cfg.Keys.LeaseTTL
+		rc.Holder, rc.LeaseTTL = fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), d.cfg.Keys.LeaseTTL
 	}
 	return rotation.New(rc)
 }

@@ -55,12 +55,9 @@ func runServe(parent context.Context, o *options) error {
 		return explain(fmt.Errorf("load signing keys: %w", err))
 	}
 
-	provider, err := d.provider(mgr)
+	provider, err := d.provider(mgr.Signer())
 	if err != nil {
 		return err
-	}
-	if !provider.BrowserAvailable() {
-		log.Warn("browser login is disabled: the storage backend has no sessions and authorization codes", "driver", cfg.Storage.Driver)
 	}
 	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Keys: mgr, IDP: provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log})
@@ -75,20 +72,18 @@ func runServe(parent context.Context, o *options) error {
 		WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout, MaxHeaderBytes: 32 << 10}
 
 	go mgr.Run(ctx, cfg.Keys.PollInterval)
-	if w, ok := d.store.(keySetWatcher); ok {
-		// Learn of other replicas' and the CLI's key-set changes at once;
-		// the poll above remains the fallback.
-		go func() {
-			err := w.WatchKeySet(ctx, func() {
-				if err := mgr.Tick(ctx); err != nil && ctx.Err() == nil {
-					log.Warn("key set refresh on notification failed", "err", err)
-				}
-			})
-			if err != nil && ctx.Err() == nil {
-				log.Warn("key-set notifications stopped; polling only", "err", err)
+	// Learn of other replicas' and the CLI's key-set changes at once where
+	// the backend can tell; the poll above remains the fallback.
+	go func() {
+		err := d.store.WatchKeySet(ctx, func() {
+			if err := mgr.Tick(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("key set refresh on notification failed", "err", err)
 			}
-		}()
-	}
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("key-set notifications stopped; polling only", "err", err)
+		}
+	}()
 	go prune(ctx, d, provider, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -143,11 +138,6 @@ func prune(ctx context.Context, d *deps, provider *idp.Provider, every time.Dura
 			d.log.Info("pruned expired sessions and authorization codes", "rows", n)
 		}
 	}
-}
-
-// keySetWatcher is a store that announces key-set changes (PostgreSQL NOTIFY).
-type keySetWatcher interface {
-	WatchKeySet(ctx context.Context, fn func()) error
 }
 
 // firstReconcile loads the key set at start. A replica starting beside others

@@ -155,9 +155,6 @@ const maxNonce = 512
 // returns an *AuthorizeError for a request to refuse, any other error for a
 // failure of Keygate's own.
 func (p *Provider) ParseAuthorize(ctx context.Context, params url.Values) (*AuthRequest, error) {
-	if p.browser == nil {
-		return nil, pageError("temporarily_unavailable", "%s", ErrBrowserUnavailable.Error())
-	}
 	// First the client and the redirect URI: until both are known good,
 	// nothing may be sent anywhere.
 	c, redirectURI, err := p.authorizeClient(ctx, params)
@@ -344,9 +341,6 @@ func validChallenge(s string) bool {
 // user and returns the redirect that delivers it: the redirect URI with
 // code, state (when the request had one) and iss (RFC 9207).
 func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (string, error) {
-	if p.browser == nil {
-		return "", ErrBrowserUnavailable
-	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate authorization code: %w", err)
@@ -407,15 +401,14 @@ func (p *Provider) OpenAuthRequest(ctx context.Context, sealed string) (*AuthReq
 	if h.Algorithm() != jwa.RS256 || h.Type() != authRequestType {
 		return nil, ErrBadAuthRequest
 	}
-	snap := p.cfg.Keys.Current()
-	if snap == nil {
-		return nil, errors.New("no key set loaded")
-	}
-	key, ok := snap.Find(h.KeyID())
-	if !ok || key.State == store.KeyRevoked || key.Public == nil {
+	key, err := p.cfg.Signer.PublicKey(h.KeyID())
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrBadAuthRequest
 	}
-	payload, err := jws.Verify([]byte(sealed), jws.WithKey(jwa.RS256, key.Public))
+	if err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify([]byte(sealed), jws.WithKey(jwa.RS256, key))
 	if err != nil {
 		return nil, ErrBadAuthRequest
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store/sqlite"
 	"github.com/keygate/keygate/throttle"
 )
@@ -72,44 +71,25 @@ func TestCheckRedirectURIs(t *testing.T) {
 	}
 }
 
-type emptyKeys struct{}
-
-func (emptyKeys) Current() *rotation.Snapshot { return nil }
-
-// onlyIdentity hides the browser methods of a store, as a backend without
-// them would be.
-type onlyIdentity struct{ Store }
-
-// TestWithoutBrowserStore: a store without sessions and codes disables browser
-// login with a clear answer, and nothing else.
-func TestWithoutBrowserStore(t *testing.T) {
+// TestBrowserDefaults: browser login works on a plain store with the
+// default timeouts.
+func TestBrowserDefaults(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	cfg := Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Keys: emptyKeys{},
+	cfg := Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour,
 		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 1),
-		UserThrottle: Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10)),
-		IPThrottle:   Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10))}
+		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10)),
+		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10))}
 	cfg.Store = st
-	if p, err := New(cfg); err != nil || !p.BrowserAvailable() {
-		t.Fatalf("with SQLite: available %v, %v", p != nil && p.BrowserAvailable(), err)
-	}
-	cfg.Store = onlyIdentity{st}
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.BrowserAvailable() {
-		t.Fatal("browser login available without a BrowserStore")
-	}
-	var ae *AuthorizeError
-	if _, err := p.ParseAuthorize(ctx, url.Values{"client_id": {"x"}}); !errors.As(err, &ae) || ae.RedirectURL() != "" {
-		t.Errorf("ParseAuthorize: %v", err)
-	}
-	if _, err := p.Session(ctx, "anything"); !errors.Is(err, ErrBrowserUnavailable) {
+	if _, err := p.Session(ctx, "anything"); !errors.Is(err, ErrNoSession) {
 		t.Errorf("Session: %v", err)
 	}
 	if n, err := p.PruneBrowser(ctx); n != 0 || err != nil {

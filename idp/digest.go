@@ -16,11 +16,6 @@ func digest(token string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// refreshID is the former name of digest, still called by sessions.go.
-//
-// Deprecated: use digest; this goes once sessions.go does.
-func refreshID(token string) string { return digest(token) }
-
 // newRefreshToken returns an opaque 256-bit token and its storage ID.
 func newRefreshToken() (token, id string, err error) {
 	b := make([]byte, 32)

@@ -20,9 +20,6 @@ import (
 // tokens are then made, and the code is spent and bound to them in one
 // atomic step, so that a second use, even a concurrent one, can revoke them.
 func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Client) (*TokenResponse, error) {
-	if p.browser == nil {
-		return nil, serverError(ErrBrowserUnavailable)
-	}
 	ac, err := p.lookupCode(ctx, r)
 	if err != nil {
 		return nil, err

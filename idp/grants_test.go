@@ -106,10 +106,10 @@ func grantConfig(t *testing.T) (idp.Config, *gtClock) {
 		t.Fatal(err)
 	}
 	return idp.Config{Issuer: gtIssuer, AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour,
-		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Clients: gtClients(t), Store: st, Keys: keys,
+		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Clients: gtClients(t), Store: st, Signer: keys.Signer(),
 		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2),
-		UserThrottle: idp.Local(throttle.New(throttle.Limits{Burst: 3, Every: time.Minute}, 100)),
-		IPThrottle:   idp.Local(throttle.New(throttle.Limits{Burst: 1000, Every: time.Millisecond}, 100)),
+		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 3, Every: time.Minute}, 100)),
+		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 1000, Every: time.Millisecond}, 100)),
 		Now:          clock.Now, Logger: log}, clock
 }
 

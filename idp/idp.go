@@ -1,10 +1,11 @@
 // Package idp is Keygate's identity domain: clients, users, grants, token
 // issuance and validation. It knows nothing of HTTP routing (package web calls
-// it) and reaches storage and keys through small interfaces it declares.
+// it), reaches storage through the store package's Store contract and signs
+// through a small Signer interface it declares.
 package idp
 
 import (
-	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,56 +13,31 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/throttle"
 )
 
-// Store is the storage idp needs.
-type Store interface {
-	CreateClient(ctx context.Context, c store.Client) error
-	GetClient(ctx context.Context, id string) (store.Client, error)
-	ListClients(ctx context.Context) ([]store.Client, error)
-	DeleteClient(ctx context.Context, id string) error
-
-	CreateUser(ctx context.Context, u store.User) error
-	GetUser(ctx context.Context, id string) (store.User, error)
-	GetUserByLogin(ctx context.Context, login string) (store.User, error)
-	ListUsers(ctx context.Context) ([]store.User, error)
-	DeleteUser(ctx context.Context, id string) error
-	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
-
-	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
-	GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
-	RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error
-	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
-	RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error)
-
-	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
-	IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error)
-	RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
+// Signer signs tokens with the active key and gives the published keys to
+// verify them with; rotation.Signer implements it. It is all idp sees of the
+// key set: no private key ever reaches this package.
+type Signer interface {
+	// Sign returns payload as a compact JWS signed with the active key, with
+	// the key's kid and the given typ in its header.
+	Sign(payload []byte, typ string) (string, error)
+	// PublicKey returns the published key with kid. An unknown or revoked
+	// kid is an error wrapping store.ErrNotFound; any other error means no
+	// key set is available.
+	PublicKey(kid string) (crypto.PublicKey, error)
 }
 
-// BrowserStore is the storage of browser sessions and authorization codes;
-// store/storetest.BrowserStore is its contract. A Store that also implements
-// it enables browser login (/authorize and the login pages); with one that
-// does not, those answer that browser login is unavailable.
-type BrowserStore interface {
-	CreateSession(ctx context.Context, s store.Session) error
-	GetSession(ctx context.Context, id string) (store.Session, error)
-	TouchSession(ctx context.Context, id string, now time.Time) error
-	DeleteSession(ctx context.Context, id string) error
-	DeleteUserSessions(ctx context.Context, userID string) (int, error)
-	CreateAuthCode(ctx context.Context, c store.AuthCode) error
-	GetAuthCode(ctx context.Context, id string) (store.AuthCode, error)
-	RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error)
-	PruneBrowser(ctx context.Context, now time.Time) (int64, error)
-}
+// noSigner is the Signer of a Provider configured without one: every
+// signature and verification fails.
+type noSigner struct{}
 
-// Keys gives the current key set: the active key signs, the published keys
-// verify.
-type Keys interface {
-	Current() *rotation.Snapshot
+func (noSigner) Sign([]byte, string) (string, error) {
+	return "", errors.New("no signing key loaded")
+}
+func (noSigner) PublicKey(string) (crypto.PublicKey, error) {
+	return nil, errors.New("no key set loaded")
 }
 
 // Config holds the provider's settings and dependencies.
@@ -80,40 +56,15 @@ type Config struct {
 	SessionIdleTimeout     time.Duration
 	SessionAbsoluteTimeout time.Duration
 
-	Store        Store
-	Keys         Keys
+	Store        store.Store
+	Signer       Signer // nil for a Provider that signs nothing (the CLI managing users and clients)
 	Hasher       *password.Hasher
-	UserThrottle Throttle     // failed password attempts per username
-	IPThrottle   Throttle     // ... and per client IP
-	HTTPClient   *http.Client // for clients' jwks_uri
+	UserThrottle store.Throttle // failed password attempts per username
+	IPThrottle   store.Throttle // ... and per client IP
+	HTTPClient   *http.Client   // for clients' jwks_uri
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
-
-// Throttle counts failed password attempts per key in token buckets. Check
-// does not consume; Fail consumes one token; Reset refills. One process uses
-// Local (memory); replicas share a store-backed one so a guesser cannot
-// multiply the budget by the number of replicas.
-type Throttle interface {
-	Check(ctx context.Context, key string, now time.Time) (retryAfter time.Duration, ok bool, err error)
-	Fail(ctx context.Context, key string, now time.Time) error
-	Reset(ctx context.Context, key string) error
-}
-
-// Local adapts the in-memory throttle to Throttle.
-func Local(t *throttle.Throttle) Throttle { return local{t} }
-
-type local struct{ t *throttle.Throttle }
-
-func (l local) Check(_ context.Context, key string, now time.Time) (time.Duration, bool, error) {
-	d, ok := l.t.Check(key, now)
-	return d, ok, nil
-}
-func (l local) Fail(_ context.Context, key string, now time.Time) error {
-	l.t.Fail(key, now)
-	return nil
-}
-func (l local) Reset(_ context.Context, key string) error { l.t.Reset(key); return nil }
 
 // Provider implements the grants and token operations.
 type Provider struct {
@@ -123,13 +74,16 @@ type Provider struct {
 	static map[string]*Client
 	remote *remoteKeys
 
-	browser BrowserStore // sessions and codes; nil when the store has none
+	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
 }
 
 // New checks cfg and returns a Provider.
 func New(cfg Config) (*Provider, error) {
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Hasher == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
-		return nil, errors.New("idp: Store, Keys, Hasher and both throttles are required")
+	if cfg.Store == nil || cfg.Hasher == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
+		return nil, errors.New("idp: Store, Hasher and both throttles are required")
+	}
+	if cfg.Signer == nil {
+		cfg.Signer = noSigner{}
 	}
 	if cfg.Issuer == "" || cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 {
 		return nil, errors.New("idp: Issuer, AccessTTL and RefreshTTL are required")

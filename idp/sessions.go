@@ -23,11 +23,6 @@ const (
 // one write a minute rather than one per page.
 const touchEvery = time.Minute
 
-// ErrBrowserUnavailable is the answer of every browser operation when the
-// storage backend has no sessions and codes (it does not implement
-// BrowserStore).
-var ErrBrowserUnavailable = errors.New("browser login is not available with this storage backend")
-
 // ErrNoSession means the cookie names no live session: none, unknown,
 // expired, idle too long, or its user is gone.
 var ErrNoSession = errors.New("no live session")
@@ -42,11 +37,8 @@ func (p *Provider) initBrowser() {
 	if p.cfg.SessionAbsoluteTimeout <= 0 {
 		p.cfg.SessionAbsoluteTimeout = DefaultSessionAbsoluteTimeout
 	}
-	p.browser, _ = p.cfg.Store.(BrowserStore)
+	p.browser = p.cfg.Store
 }
-
-// BrowserAvailable reports whether browser login works with this store.
-func (p *Provider) BrowserAvailable() bool { return p.browser != nil }
 
 // SessionAbsoluteTimeout is the longest a session lives; the cookie's Max-Age.
 func (p *Provider) SessionAbsoluteTimeout() time.Duration { return p.cfg.SessionAbsoluteTimeout }
@@ -66,16 +58,13 @@ const maxSessionToken = 128
 // is stored. Every login gets a new id, whatever cookie the browser sent, so
 // a value planted before login is never the session after it (no fixation).
 func (p *Provider) StartSession(ctx context.Context, u store.User) (token string, s *Session, err error) {
-	if p.browser == nil {
-		return "", nil, ErrBrowserUnavailable
-	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", nil, fmt.Errorf("generate session id: %w", err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(b)
 	now := p.now().UTC()
-	ss := store.Session{ID: refreshID(token), UserID: u.ID, AuthTime: now, CreatedAt: now, LastSeen: now,
+	ss := store.Session{ID: digest(token), UserID: u.ID, AuthTime: now, CreatedAt: now, LastSeen: now,
 		ExpiresAt: now.Add(p.cfg.SessionAbsoluteTimeout)}
 	if err := p.browser.CreateSession(ctx, ss); err != nil {
 		return "", nil, fmt.Errorf("create session: %w", err)
@@ -87,13 +76,10 @@ func (p *Provider) StartSession(ctx context.Context, u store.User) (token string
 // A session past its absolute or idle timeout, or whose user no longer
 // exists, is deleted on the way.
 func (p *Provider) Session(ctx context.Context, token string) (*Session, error) {
-	if p.browser == nil {
-		return nil, ErrBrowserUnavailable
-	}
 	if token == "" || len(token) > maxSessionToken {
 		return nil, ErrNoSession
 	}
-	id := refreshID(token)
+	id := digest(token)
 	ss, err := p.browser.GetSession(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
@@ -134,10 +120,10 @@ func (p *Provider) Session(ctx context.Context, token string) (*Session, error) 
 // EndSession deletes the session the cookie value names (logout). An unknown
 // or already ended session is not an error.
 func (p *Provider) EndSession(ctx context.Context, token string) error {
-	if p.browser == nil || token == "" || len(token) > maxSessionToken {
+	if token == "" || len(token) > maxSessionToken {
 		return nil
 	}
-	if err := p.browser.DeleteSession(ctx, refreshID(token)); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := p.browser.DeleteSession(ctx, digest(token)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	return nil
@@ -145,17 +131,11 @@ func (p *Provider) EndSession(ctx context.Context, token string) error {
 
 // endUserSessions logs a user out everywhere (password change, deletion).
 func (p *Provider) endUserSessions(ctx context.Context, userID string) error {
-	if p.browser == nil {
-		return nil
-	}
 	_, err := p.browser.DeleteUserSessions(ctx, userID)
 	return err
 }
 
 // PruneBrowser deletes expired sessions and authorization codes.
 func (p *Provider) PruneBrowser(ctx context.Context) (int64, error) {
-	if p.browser == nil {
-		return 0, nil
-	}
 	return p.browser.PruneBrowser(ctx, p.now().UTC())
 }

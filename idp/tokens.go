@@ -132,22 +132,7 @@ func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err 
 }
 
 func (p *Provider) sign(payload []byte, typ string) (string, error) {
-	snap := p.cfg.Keys.Current()
-	if snap == nil || snap.Signing.Private == nil {
-		return "", errors.New("no signing key loaded")
-	}
-	hdr := jws.NewHeaders()
-	if err := hdr.Set(jws.KeyIDKey, snap.Signing.KID); err != nil {
-		return "", err
-	}
-	if err := hdr.Set(jws.TypeKey, typ); err != nil {
-		return "", err
-	}
-	b, err := jws.Sign(payload, jws.WithKey(jwa.RS256, snap.Signing.Private, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		return "", fmt.Errorf("sign token with %s: %w", snap.Signing.KID, err)
-	}
-	return string(b), nil
+	return p.cfg.Signer.Sign(payload, typ)
 }
 
 // TokenError says why a token is not (or no longer) good.
@@ -205,17 +190,16 @@ func (p *Provider) verifyAccessSignature(raw string) (*AccessClaims, error) {
 		if refused != nil {
 			return refused
 		}
-		snap := p.cfg.Keys.Current()
-		if snap == nil {
-			refused = errors.New("no key set loaded")
-			return refused
-		}
-		key, ok := snap.Find(h.KeyID())
-		if !ok || key.State == store.KeyRevoked || key.Public == nil {
+		key, err := p.cfg.Signer.PublicKey(h.KeyID())
+		if errors.Is(err, store.ErrNotFound) {
 			refused = badToken("unknown or revoked signing key %q", h.KeyID())
 			return refused
 		}
-		sink.Key(jwa.RS256, key.Public)
+		if err != nil {
+			refused = err
+			return refused
+		}
+		sink.Key(jwa.RS256, key)
 		return nil
 	})
 	payload, err := jws.Verify([]byte(raw), jws.WithCompact(), jws.WithKeyProvider(provider))

@@ -34,7 +34,7 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 	now := p.now()
 	userKey, ipKey := "user:"+strings.ToLower(login), "ip:"+ip
 	for _, c := range []struct {
-		t   Throttle
+		t   store.Throttle
 		key string
 	}{{p.cfg.UserThrottle, userKey}, {p.cfg.IPThrottle, ipKey}} {
 		wait, ok, err := c.t.Check(ctx, c.key, now)

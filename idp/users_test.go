@@ -8,22 +8,17 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/sqlite"
 	"github.com/keygate/keygate/throttle"
 )
 
-type noKeys struct{}
-
-func (noKeys) Current() *rotation.Snapshot { return nil }
-
 func provider(t *testing.T, st *sqlite.Store, p password.Params) *idp.Provider {
 	t.Helper()
-	pr, err := idp.New(idp.Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Store: st, Keys: noKeys{},
+	pr, err := idp.New(idp.Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Store: st,
 		Hasher:       password.NewHasher(p, 2),
-		UserThrottle: idp.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
-		IPThrottle:   idp.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
+		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
+		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
 	if err != nil {
 		t.Fatal(err)
 	}

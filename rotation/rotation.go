@@ -22,14 +22,6 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// Store is the storage rotation needs: read the key set, notice cheaply that it
-// changed, and apply a guarded change atomically.
-type Store interface {
-	ListKeys(ctx context.Context) ([]store.Key, error)
-	KeySetVersion(ctx context.Context) (int64, error)
-	ApplyKeyChange(ctx context.Context, c store.KeyChange) error
-}
-
 // Policy is the schedule. RotationPeriod is how long a key signs; PublishAhead is
 // the least time a key is published before it signs (at least twice the JWKS
 // max-age, so every cache that honours Cache-Control has fetched it); Retention is
@@ -81,18 +73,19 @@ var ErrAlreadyRevoked = errors.New("key is already revoked")
 // microseconds.
 type Config struct {
 	Policy   Policy
-	Store    Store
+	Store    store.KeyStore
 	Sealer   *Sealer
 	Now      func() time.Time
 	Logger   *slog.Logger
 	OnChange func(*Snapshot) // called with every newly loaded key set
 	OnRotate func(Reason)    // called when this process changed the signing key
 
-	// Lease, when set, makes key-set writes the privilege of one replica at a
-	// time (Holder names this one). Compare-and-swap writes already keep the set
-	// valid under races; the lease keeps N replicas from each generating keys
-	// and competing for every transition.
-	Lease    Leaser
+	// Holder, when set, makes scheduled key-set writes the privilege of one
+	// replica at a time: this one, named Holder, while it holds the store's
+	// lease (store.KeyStore.AcquireLease) for LeaseTTL. Compare-and-swap
+	// writes already keep the set valid under races; the lease keeps N
+	// replicas from each generating keys and competing for every transition.
+	// Left empty, this process writes whenever a write is due.
 	Holder   string
 	LeaseTTL time.Duration
 }
@@ -170,8 +163,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Store == nil || cfg.Sealer == nil {
 		return nil, errors.New("rotation: Store and Sealer are required")
 	}
-	if cfg.Lease != nil && (cfg.Holder == "" || cfg.LeaseTTL <= 0) {
-		return nil, errors.New("rotation: a Lease needs a Holder and a positive LeaseTTL")
+	if cfg.Holder != "" && cfg.LeaseTTL <= 0 {
+		return nil, errors.New("rotation: a lease Holder needs a positive LeaseTTL")
 	}
 	m := &Manager{cfg: cfg, now: cfg.Now, log: cfg.Logger,
 		priv: map[string]*rsa.PrivateKey{}, pub: map[string]*rsa.PublicKey{}}
@@ -262,21 +255,14 @@ func (m *Manager) reconcile(ctx context.Context, operator bool) (*Snapshot, erro
 // the lease to create: wait and reconcile again.
 var ErrAwaitingLeaseHolder = errors.New("no signing key yet: another replica holds the rotation lease and is creating it")
 
-// Leaser grants a named, expiring lease to one holder at a time; a holder
-// that dies is replaced once its lease expires. Stores shared by several
-// replicas (PostgreSQL) provide it.
-type Leaser interface {
-	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
-}
-
 // LeaseName is the lease that guards key-set writes.
 const LeaseName = "keygate-rotation"
 
 func (m *Manager) holdLease(ctx context.Context, now time.Time, operator bool) (bool, error) {
-	if m.cfg.Lease == nil || operator {
+	if m.cfg.Holder == "" || operator {
 		return true, nil
 	}
-	ok, err := m.cfg.Lease.AcquireLease(ctx, LeaseName, m.cfg.Holder, m.cfg.LeaseTTL, now)
+	ok, err := m.cfg.Store.AcquireLease(ctx, LeaseName, m.cfg.Holder, m.cfg.LeaseTTL, now)
 	if err != nil {
 		return false, fmt.Errorf("acquire rotation lease: %w", err)
 	}
@@ -489,7 +475,7 @@ func describe(keys []store.Key, pubs map[string]*rsa.PublicKey, p Policy) []Key 
 
 // List returns the stored keys with their schedules without changing anything and
 // without opening private keys: what `keygate keys list` prints.
-func List(ctx context.Context, st Store, p Policy) ([]Key, error) {
+func List(ctx context.Context, st store.KeyStore, p Policy) ([]Key, error) {
 	keys, err := st.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)

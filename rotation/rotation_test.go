@@ -55,7 +55,7 @@ func newKEK(t *testing.T) []byte {
 	return k
 }
 
-func newManager(t *testing.T, st rotation.Store, kek []byte, clk *clock, rotations *atomic.Int32) *rotation.Manager {
+func newManager(t *testing.T, st store.KeyStore, kek []byte, clk *clock, rotations *atomic.Int32) *rotation.Manager {
 	t.Helper()
 	sealer, err := rotation.NewSealer(kek)
 	if err != nil {

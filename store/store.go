@@ -1,9 +1,10 @@
-// Package store holds the records Keygate persists and the errors every storage
-// backend reports, so that the packages that use storage (rotation, idp) and the
-// backends that implement it (store/sqlite, store/postgres) agree on one vocabulary
-// without depending on each other. The interfaces themselves are declared by the
-// packages that use them; the contract every backend must meet is the test suite in
-// store/storetest.
+// Package store is Keygate's storage layer: the records Keygate persists, the
+// errors every backend reports, and the one Store interface (contract.go) that
+// every backend (store/sqlite, store/postgres) implements in full and every
+// user of storage (rotation, idp, the server and the CLI) programs against.
+// Its behaviour is pinned down by the shared test suite in store/storetest,
+// which each backend runs. The package imports nothing of Keygate, so
+// backends and their users depend on it and never on each other.
 package store
 
 import (

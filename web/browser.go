@@ -262,8 +262,6 @@ func (s *Server) session(c echo.Context) (*idp.Session, error) {
 	case errors.Is(err, idp.ErrNoSession):
 		s.clearSessionCookie(c)
 		return nil, nil
-	case errors.Is(err, idp.ErrBrowserUnavailable):
-		return nil, nil
 	case err != nil:
 		return nil, err
 	}
@@ -391,17 +389,9 @@ func (s *Server) afterLogin(c echo.Context, ar *idp.AuthRequest, sess *idp.Sessi
 
 // --- login ---
 
-// browserUnavailable answers when the store has no sessions and codes.
-func (s *Server) browserUnavailable(c echo.Context) error {
-	return s.errorPage(c, http.StatusServiceUnavailable, "Login unavailable", idp.ErrBrowserUnavailable.Error()+".", "")
-}
-
 // loginPage serves GET /login: a logged-in visitor goes on (to return_to or
 // /account); anyone else gets the form.
 func (s *Server) loginPage(c echo.Context) error {
-	if !s.cfg.IDP.BrowserAvailable() {
-		return s.browserUnavailable(c)
-	}
 	returnTo := localPath(c.QueryParam("return_to"))
 	ar, ok, err := s.openRequest(c, c.QueryParam("request"))
 	if !ok {
@@ -436,9 +426,6 @@ func (s *Server) formLogin(c echo.Context) error {
 const invalidLogin = "Invalid username or password."
 
 func (s *Server) formLoginChecked(c echo.Context) error {
-	if !s.cfg.IDP.BrowserAvailable() {
-		return s.browserUnavailable(c)
-	}
 	r := c.Request()
 	if err := r.ParseForm(); err != nil {
 		return s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
@@ -493,9 +480,6 @@ func (s *Server) signupPage(c echo.Context) error {
 	if !s.cfg.IDP.SignupEnabled() {
 		return s.signupClosed(c)
 	}
-	if !s.cfg.IDP.BrowserAvailable() {
-		return s.browserUnavailable(c)
-	}
 	sealed, returnTo := c.QueryParam("request"), localPath(c.QueryParam("return_to"))
 	ar, ok, err := s.openRequest(c, sealed)
 	if !ok {
@@ -512,9 +496,6 @@ func (s *Server) signupPage(c echo.Context) error {
 func (s *Server) signupSubmit(c echo.Context) error {
 	if !s.cfg.IDP.SignupEnabled() {
 		return s.signupClosed(c)
-	}
-	if !s.cfg.IDP.BrowserAvailable() {
-		return s.browserUnavailable(c)
 	}
 	r := c.Request()
 	if err := r.ParseForm(); err != nil {

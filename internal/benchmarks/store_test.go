@@ -24,11 +24,7 @@ import (
 )
 
 // backend is a store both idp and rotation can use.
-type backend interface {
-	idp.Store
-	rotation.Store
-	Close() error
-}
+type backend = store.Store
 
 // backends opens a fresh SQLite file and (when KEYGATE_TEST_POSTGRES_DSN is
 // set) a fresh PostgreSQL schema, so both run in the same benchmark run.
@@ -92,10 +88,10 @@ func providerOn(b *testing.B, st backend) *idp.Provider {
 		b.Fatal(err)
 	}
 	p, err := idp.New(idp.Config{Issuer: "https://bench.example", AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour,
-		Store: st, Keys: mgr, Logger: log,
+		Store: st, Signer: mgr.Signer(), Logger: log,
 		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2),
-		UserThrottle: idp.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
-		IPThrottle:   idp.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
+		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
+		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
 	if err != nil {
 		b.Fatal(err)
 	}

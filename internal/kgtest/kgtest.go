@@ -139,9 +139,9 @@ func Start(t testing.TB, o Options) *Server {
 	// password.DefaultParams.
 	hasher := password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 4)
 	s.IDP, err = idp.New(idp.Config{Issuer: issuer, AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
-		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Clients: o.Clients, Store: st, Keys: s.Keys,
+		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Clients: o.Clients, Store: st, Signer: s.Keys.Signer(),
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
-		Hasher: hasher, UserThrottle: idp.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: idp.Local(throttle.New(o.IPLimits, 10_000)),
+		Hasher: hasher, UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000)),
 		Now: now, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 )
 
 // Browser sessions and authorization codes: the PostgreSQL side of
-// storetest.BrowserStore (and idp.BrowserStore), behaving exactly as the
+// store.BrowserStore, behaving exactly as the
 // SQLite backend's browser.go does. Every write that can race another is a
 // single statement (an INSERT the primary key refuses, or an UPDATE guarded
 // by its WHERE), so replicas sharing the database need no coordination beyond

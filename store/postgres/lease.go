@@ -30,22 +30,12 @@ import (
 // name and holder must be non-empty text, ttl positive and now set; otherwise
 // the error is an invalid-input error and nothing is written.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
-	if name == "" || holder == "" {
-		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: empty name or holder", name, holder)
-	}
 	if err := checkText("name", name, "holder", holder); err != nil {
 		return false, fmt.Errorf("store/postgres: acquire lease: %w", err)
 	}
-	if ttl <= 0 {
-		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: ttl %v is not positive", name, holder, ttl)
-	}
-	at, err := columns.RequiredNanos(now)
+	at, exp, err := columns.Lease(name, holder, ttl, now)
 	if err != nil {
-		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: now: %w", name, holder, err)
-	}
-	exp, err := columns.ToNanos(now.Add(ttl))
-	if err != nil {
-		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: expiry: %w", name, holder, err)
+		return false, fmt.Errorf("store/postgres: acquire lease %q for %q: %w", name, holder, err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

@@ -302,3 +302,6 @@ func checkText(fields ...string) error {
 	}
 	return nil
 }
+
+// Store implements the whole storage contract.
+var _ store.Store = (*Store)(nil)

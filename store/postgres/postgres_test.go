@@ -16,21 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keygate/keygate/idp"
-	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/storetest"
-)
-
-// The Store serves both consumers of storage, grants the rotation lease, and
-// announces key-set changes the way the server listens for them.
-var (
-	_ idp.Store       = (*Store)(nil)
-	_ rotation.Store  = (*Store)(nil)
-	_ rotation.Leaser = (*Store)(nil)
-	_ interface {
-		WatchKeySet(ctx context.Context, fn func()) error
-	} = (*Store)(nil)
 )
 
 // dsnEnv names the environment variable holding the DSN of the PostgreSQL
@@ -132,21 +119,24 @@ func openStore(t *testing.T, dsn string) *Store {
 	return s
 }
 
+// TestContract runs the shared storage contract; OpenPair plays two replicas
+// on one schema.
+func TestContract(t *testing.T) {
+	testDSN(t)
+	storetest.Run(t, storetest.Backend{
+		Open: func(t *testing.T) store.Store { return openFresh(t) },
+		OpenPair: func(t *testing.T) (store.Store, store.Store) {
+			dsn, _ := freshSchema(t)
+			return openStore(t, dsn), openStore(t, dsn)
+		},
+	})
+}
+
 // openFresh opens a Store on a fresh schema.
 func openFresh(t *testing.T) *Store {
 	t.Helper()
 	dsn, _ := freshSchema(t)
 	return openStore(t, dsn)
-}
-
-func TestKeyStore(t *testing.T) {
-	testDSN(t)
-	storetest.RunKeyStore(t, func(t *testing.T) storetest.KeyStore { return openFresh(t) })
-}
-
-func TestIdentityStore(t *testing.T) {
-	testDSN(t)
-	storetest.RunIdentityStore(t, func(t *testing.T) storetest.IdentityStore { return openFresh(t) })
 }
 
 // --- helpers over the key store ---
@@ -492,37 +482,6 @@ func TestUnstorableText(t *testing.T) {
 	}
 }
 
-// TestUnstorableTimes checks that times the schema cannot hold are refused
-// with a plain error and write nothing.
-func TestUnstorableTimes(t *testing.T) {
-	s := openFresh(t)
-	good := testKey(t, store.KeyRetired, t0)
-	cases := map[string]func(k *store.Key){
-		"time before 1678": func(k *store.Key) { k.RetiredAt = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) },
-		"time after 2262":  func(k *store.Key) { k.RemoveAfter = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"the Unix epoch":   func(k *store.Key) { k.RevokedAt = time.Unix(0, 0) },
-		"empty kid":        func(k *store.Key) { k.KID = "" },
-		"unknown state":    func(k *store.Key) { k.State = "pending" },
-		"empty public key": func(k *store.Key) { k.PublicDER = nil },
-	}
-	for name, edit := range cases {
-		t.Run(name, func(t *testing.T) {
-			bad := testKey(t, store.KeyRetired, t0)
-			edit(&bad)
-			err := s.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{good, bad}})
-			if err == nil || errors.Is(err, store.ErrConflict) {
-				t.Fatalf("ApplyKeyChange: %v, want a non-conflict error", err)
-			}
-			if keys := mustList(t, s); len(keys) != 0 {
-				t.Errorf("%d keys stored after a refused change", len(keys))
-			}
-			if v := mustVersion(t, s); v != 0 {
-				t.Errorf("version %d after a refused change", v)
-			}
-		})
-	}
-}
-
 // TestDefaultDeadline checks that a call whose context has no deadline gets
 // the Store's default one, and that a caller's own deadline is used as given.
 func TestDefaultDeadline(t *testing.T) {
@@ -772,169 +731,21 @@ func TestWatchKeySetClose(t *testing.T) {
 
 // --- leases ---
 
-func TestLease(t *testing.T) {
-	s := openFresh(t)
-	ctx := t.Context()
-	const ttl = time.Minute
-	acquire := func(name, holder string, now time.Time, want bool) {
-		t.Helper()
-		got, err := s.AcquireLease(ctx, name, holder, ttl, now)
-		if err != nil {
-			t.Fatalf("AcquireLease(%q, %q, %v): %v", name, holder, now, err)
-		}
-		if got != want {
-			t.Errorf("AcquireLease(%q, %q, %v) = %v, want %v", name, holder, now, got, want)
-		}
-	}
-	release := func(name, holder string) {
-		t.Helper()
-		if err := s.ReleaseLease(ctx, name, holder); err != nil {
-			t.Fatalf("ReleaseLease(%q, %q): %v", name, holder, err)
-		}
-	}
-
-	acquire("rotate", "a", t0, true)
-	acquire("rotate", "b", t0.Add(time.Second), false)
-	acquire("other", "b", t0.Add(time.Second), true) // leases are independent
-	acquire("rotate", "a", t0.Add(30*time.Second), true)
-	// a's renewal moved the expiry to t0+90s.
-	acquire("rotate", "b", t0.Add(ttl), false)
-	acquire("rotate", "b", t0.Add(90*time.Second-1), false)
-	acquire("rotate", "b", t0.Add(90*time.Second), true) // expired: taken over
-	acquire("rotate", "a", t0.Add(91*time.Second), false)
-	release("rotate", "a") // not a's any more: nothing happens
-	acquire("rotate", "a", t0.Add(92*time.Second), false)
-	release("rotate", "b")
-	acquire("rotate", "a", t0.Add(93*time.Second), true)
-	release("rotate", "a")
-	release("rotate", "a") // again: no error
-	release("never", "a")
-
-	for name, do := range map[string]func() error{
-		"empty name":   func() error { _, err := s.AcquireLease(ctx, "", "a", ttl, t0); return err },
-		"empty holder": func() error { _, err := s.AcquireLease(ctx, "x", "", ttl, t0); return err },
-		"zero ttl":     func() error { _, err := s.AcquireLease(ctx, "x", "a", 0, t0); return err },
-		"negative ttl": func() error { _, err := s.AcquireLease(ctx, "x", "a", -time.Second, t0); return err },
-		"zero now":     func() error { _, err := s.AcquireLease(ctx, "x", "a", ttl, time.Time{}); return err },
-		"release without holder": func() error {
-			return s.ReleaseLease(ctx, "x", "")
-		},
-	} {
-		if err := do(); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-	acquire("x", "b", t0, true) // the refused calls left nothing behind
-}
-
-func TestLeaseConcurrent(t *testing.T) {
-	dsn, _ := freshSchema(t)
-	stores := []*Store{openStore(t, dsn), openStore(t, dsn)}
-	const racers = 8
-	race := func(now time.Time) []bool {
-		won := make([]bool, racers)
-		errs := make([]error, racers)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range racers {
-			wg.Go(func() {
-				<-start
-				won[i], errs[i] = stores[i%2].AcquireLease(t.Context(), "rotate", fmt.Sprint("holder-", i), time.Minute, now)
-			})
-		}
-		close(start)
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("acquirer %d: %v", i, err)
-			}
-		}
-		return won
-	}
-	winners := func(won []bool) (n int) {
-		for _, w := range won {
-			if w {
-				n++
-			}
-		}
-		return n
-	}
-	for round := range 5 {
-		now := t0.Add(time.Duration(round) * time.Hour) // each round, the last lease has expired
-		if n := winners(race(now)); n != 1 {
-			t.Errorf("round %d: %d acquirers won, want exactly 1", round, n)
-		}
-	}
-}
-
 // --- refresh tokens across replicas ---
-
-func TestRotateAcrossStores(t *testing.T) {
-	dsn, _ := freshSchema(t)
-	stores := []*Store{openStore(t, dsn), openStore(t, dsn)}
-	const racers = 8
-	for round := range 5 {
-		old := store.RefreshToken{
-			ID: randomHex(t, 32), FamilyID: "family-" + fmt.Sprint(round), ClientID: "app", Subject: "user",
-			CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour),
-		}
-		if err := stores[0].CreateRefreshToken(t.Context(), old); err != nil {
-			t.Fatal(err)
-		}
-		now := t0.Add(time.Hour)
-		nexts := make([]store.RefreshToken, racers)
-		errs := make([]error, racers)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range racers {
-			nexts[i] = old
-			nexts[i].ID = randomHex(t, 32)
-			nexts[i].CreatedAt, nexts[i].ExpiresAt = now, now.Add(24*time.Hour)
-			wg.Go(func() {
-				<-start
-				errs[i] = stores[i%2].RotateRefreshToken(t.Context(), old.ID, now, nexts[i])
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Errorf("round %d: rotations %d and %d both succeeded", round, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, store.ErrConflict):
-				t.Errorf("round %d: rotation %d: %v, want ErrConflict", round, i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("round %d: no rotation succeeded", round)
-		}
-		for i, next := range nexts {
-			_, err := stores[1].GetRefreshToken(t.Context(), next.ID)
-			if i == winner && err != nil {
-				t.Errorf("round %d: the winner's next link: %v", round, err)
-			}
-			if i != winner && !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("round %d: loser %d's next link: %v, want ErrNotFound", round, i, err)
-			}
-		}
-		got, err := stores[1].GetRefreshToken(t.Context(), old.ID)
-		if err != nil || !got.UsedAt.Equal(now) {
-			t.Errorf("round %d: old link UsedAt %v, err %v; want %v", round, got.UsedAt, err, now)
-		}
-	}
-}
 
 // TestDeadlockRetried makes ApplyKeyChange deadlock with another transaction
 // and checks that it is retried rather than failed: the change locks key a
 // and waits for key b, which the other transaction holds and which then
-// waits for a. PostgreSQL aborts the transaction that has waited longest
-// (the change), whose retry then succeeds once the other commits.
+// waits for a. PostgreSQL aborts the transaction whose deadlock_timeout runs
+// out first once the cycle exists; the test chooses the change as the victim
+// by giving the change's connections a 2 s timeout (far longer than it takes
+// to close the cycle, so the change's one check finds it) and the other
+// transaction one of a minute. The other transaction's update then goes
+// through, which it can only do once the change's first attempt was rolled
+// back, and the change's retry succeeds once the other commits.
 func TestDeadlockRetried(t *testing.T) {
 	dsn, schema := freshSchema(t)
-	s := openStore(t, dsn)
+	s := openStore(t, withParam(t, dsn, "options", "-c deadlock_timeout=2s"))
 	a, b := testKey(t, store.KeyRetired, t0), testKey(t, store.KeyRetired, t0.Add(time.Second))
 	mustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
 	table := pgx.Identifier{schema, "signing_keys"}.Sanitize()
@@ -956,6 +767,10 @@ func TestDeadlockRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(context.Background())
+	// This transaction must never be the one to detect the deadlock.
+	if _, err := tx.Exec(t.Context(), `SET LOCAL deadlock_timeout = '1min'`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM `+table+` WHERE kid = $1 FOR UPDATE`, b.KID); err != nil {
 		t.Fatal(err)
 	}
@@ -984,11 +799,10 @@ func TestDeadlockRetried(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Closes the cycle; returns once PostgreSQL has aborted the change's
+	// first attempt, which held a.
 	if _, err := tx.Exec(t.Context(), `UPDATE `+table+` SET remove_after = 1 WHERE kid = $1`, a.KID); err != nil {
-		if sqlState(err) == codeDeadlockDetected {
-			t.Skip("PostgreSQL chose the other transaction as the deadlock victim; nothing to check")
-		}
-		t.Fatal(err)
+		t.Fatalf("the other transaction's update: %v (SQLSTATE %s), want the change to be the deadlock victim", err, sqlState(err))
 	}
 	if err := tx.Commit(t.Context()); err != nil {
 		t.Fatal(err)

@@ -9,9 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keygate/keygate/idp"
-	"github.com/keygate/keygate/throttle"
-
+	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
@@ -20,14 +18,14 @@ import (
 // the bucket: Burst failures at once, one more regained every Every. The
 // arithmetic is the same token bucket as package throttle's, done in one
 // atomic statement per failure so concurrent replicas never lose a count.
-func (s *Store) Throttle(name string, l throttle.Limits) idp.Throttle {
+func (s *Store) Throttle(name string, l store.ThrottleLimits) store.Throttle {
 	return &sharedThrottle{s: s, prefix: name + ":", l: l}
 }
 
 type sharedThrottle struct {
 	s      *Store
 	prefix string
-	l      throttle.Limits
+	l      store.ThrottleLimits
 }
 
 // available is the bucket's tokens at now, given what was stored.

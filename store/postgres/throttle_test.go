@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/throttle"
+	"github.com/keygate/keygate/store"
 )
 
 // TestSharedThrottle: two Stores on one schema stand for two replicas: the
@@ -15,7 +15,7 @@ func TestSharedThrottle(t *testing.T) {
 	dsn, _ := freshSchema(t)
 	a, b := openStore(t, dsn), openStore(t, dsn)
 	ctx := context.Background()
-	l := throttle.Limits{Burst: 3, Every: time.Minute}
+	l := store.ThrottleLimits{Burst: 3, Every: time.Minute}
 	ta, tb := a.Throttle("user", l), b.Throttle("user", l)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 

@@ -14,6 +14,12 @@
 // The schema is created and upgraded by numbered SQL migrations embedded in the
 // binary (migrations/NNNN_name.sql), recorded in the schema_migrations table.
 // Every later kind of record is just another migration.
+//
+// The Store implements all of store.Store. Where a single file differs from a
+// shared database it says so rather than leaving the method out: leases are
+// real rows (the server and the CLI are separate processes), WatchKeySet has
+// no change feed and just waits (polling KeySetVersion covers it), and login
+// throttles are in memory (one server process uses a file).
 package sqlite
 
 import (
@@ -25,6 +31,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/keygate/keygate/store"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -136,3 +144,6 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// Store implements the whole storage contract.
+var _ store.Store = (*Store)(nil)

@@ -22,21 +22,15 @@ import (
 	"github.com/keygate/keygate/store/storetest"
 )
 
-func TestKeyStore(t *testing.T) {
-	storetest.RunKeyStore(t, func(t *testing.T) storetest.KeyStore {
-		return openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
-	})
-}
-
-func TestIdentityStore(t *testing.T) {
-	storetest.RunIdentityStore(t, func(t *testing.T) storetest.IdentityStore {
-		return openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
-	})
-}
-
-func TestBrowserStore(t *testing.T) {
-	storetest.RunBrowserStore(t, func(t *testing.T) storetest.BrowserStore {
-		return openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
+// TestContract runs the shared storage contract; OpenPair plays the server
+// and the CLI (or two servers) holding one file open.
+func TestContract(t *testing.T) {
+	storetest.Run(t, storetest.Backend{
+		Open: func(t *testing.T) store.Store { return openTemp(t, filepath.Join(t.TempDir(), "keygate.db")) },
+		OpenPair: func(t *testing.T) (store.Store, store.Store) {
+			path := filepath.Join(t.TempDir(), "keygate.db")
+			return openTemp(t, path), openTemp(t, path)
+		},
 	})
 }
 
@@ -244,55 +238,6 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 }
 
-// TestTwoStores plays a server and the CLI holding the same file open.
-func TestTwoStores(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keygate.db")
-	server, cli := openTemp(t, path), openTemp(t, path)
-
-	active := testKey(t, store.KeyActive, t0)
-	mustApply(t, cli, store.KeyChange{Inserts: []store.Key{active}})
-	if v := mustVersion(t, server); v != 1 {
-		t.Errorf("server sees version %d after the CLI's change, want 1", v)
-	}
-	sameKeys(t, mustList(t, server), []store.Key{active})
-
-	next := testKey(t, store.KeyNext, t0.Add(time.Second))
-	mustApply(t, server, store.KeyChange{Inserts: []store.Key{next}})
-	if v := mustVersion(t, cli); v != 2 {
-		t.Errorf("CLI sees version %d after the server's change, want 2", v)
-	}
-	sameKeys(t, mustList(t, cli), []store.Key{active, next})
-
-	// Both decide the same rotation at once: one wins, the other conflicts.
-	retired := active
-	retired.State, retired.RetiredAt, retired.RemoveAfter = store.KeyRetired, t0.Add(time.Hour), t0.Add(2*time.Hour)
-	promoted := next
-	promoted.State = store.KeyActive
-	change := store.KeyChange{Updates: []store.KeyUpdate{
-		{Key: retired, From: store.KeyActive}, {Key: promoted, From: store.KeyNext},
-	}}
-	var errs [2]error
-	var wg sync.WaitGroup
-	for i, s := range []*Store{server, cli} {
-		wg.Go(func() { errs[i] = s.ApplyKeyChange(t.Context(), change) })
-	}
-	wg.Wait()
-	if (errs[0] == nil) == (errs[1] == nil) {
-		t.Fatalf("want exactly one rotation to succeed, got errors %v and %v", errs[0], errs[1])
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			t.Errorf("losing rotation: %v, want store.ErrConflict", err)
-		}
-	}
-	for name, s := range map[string]*Store{"server": server, "cli": cli} {
-		if v := mustVersion(t, s); v != 3 {
-			t.Errorf("%s: version %d, want 3", name, v)
-		}
-		sameKeys(t, mustList(t, s), []store.Key{retired, promoted})
-	}
-}
-
 func fileHash(t *testing.T, path string) [32]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -407,37 +352,6 @@ func TestNotADatabase(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), path) {
 		t.Errorf("Open error %q does not name the file", err)
-	}
-}
-
-// TestUnstorableInput checks that input the schema cannot hold faithfully is
-// refused with a plain error (not a conflict) and writes nothing.
-func TestUnstorableInput(t *testing.T) {
-	s := openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
-	good := testKey(t, store.KeyRetired, t0)
-	cases := map[string]func(k *store.Key){
-		"time before 1678": func(k *store.Key) { k.RetiredAt = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) },
-		"time after 2262":  func(k *store.Key) { k.RemoveAfter = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"the Unix epoch":   func(k *store.Key) { k.RevokedAt = time.Unix(0, 0) },
-		"empty kid":        func(k *store.Key) { k.KID = "" },
-		"unknown state":    func(k *store.Key) { k.State = "pending" },
-		"empty public key": func(k *store.Key) { k.PublicDER = nil },
-	}
-	for name, edit := range cases {
-		t.Run(name, func(t *testing.T) {
-			bad := testKey(t, store.KeyRetired, t0)
-			edit(&bad)
-			err := s.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{good, bad}})
-			if err == nil || errors.Is(err, store.ErrConflict) {
-				t.Fatalf("ApplyKeyChange: %v, want a non-conflict error", err)
-			}
-			if keys := mustList(t, s); len(keys) != 0 {
-				t.Errorf("%d keys stored after a refused change", len(keys))
-			}
-			if v := mustVersion(t, s); v != 0 {
-				t.Errorf("version %d after a refused change", v)
-			}
-		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -9,48 +8,10 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// BrowserStore is the part of a backend that holds browser sessions and
-// OAuth 2.0 authorization codes: the methods the contract in RunBrowserStore
-// exercises. The rules of IdentityStore apply: absence is store.ErrNotFound,
-// a taken ID or a lost race store.ErrConflict with nothing written, invalid
-// input an error wrapping neither, and times read back to the nanosecond in
-// UTC.
-type BrowserStore interface {
-	// CreateSession stores a session; a taken ID is store.ErrConflict. ID,
-	// UserID and ExpiresAt are required.
-	CreateSession(ctx context.Context, s store.Session) error
-	// GetSession returns a session by ID, expired or not.
-	GetSession(ctx context.Context, id string) (store.Session, error)
-	// TouchSession sets LastSeen to now, never earlier than it was.
-	TouchSession(ctx context.Context, id string, now time.Time) error
-	// DeleteSession deletes a session.
-	DeleteSession(ctx context.Context, id string) error
-	// DeleteUserSessions deletes every session of a user and returns how many.
-	DeleteUserSessions(ctx context.Context, userID string) (int, error)
-
-	// CreateAuthCode stores a code; a taken ID is store.ErrConflict. ID,
-	// ClientID, RedirectURI, UserID and ExpiresAt are required.
-	CreateAuthCode(ctx context.Context, c store.AuthCode) error
-	// GetAuthCode returns a code by ID, redeemed or not.
-	GetAuthCode(ctx context.Context, id string) (store.AuthCode, error)
-	// RedeemAuthCode atomically spends the code (UsedAt = now) and records
-	// the refresh-token family and the access token's jti and expiry issued
-	// from it, and returns the code as stored. Only a code that is unused and
-	// expires after now can be redeemed: otherwise the error wraps
-	// store.ErrConflict (store.ErrNotFound if there is no such code) and
-	// nothing is written. Of concurrent redemptions of one code, on however
-	// many replicas, exactly one succeeds.
-	RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.AuthCode, error)
-
-	// PruneBrowser deletes sessions whose ExpiresAt and codes whose ExpiresAt
-	// is at or before now, and returns how many rows it deleted.
-	PruneBrowser(ctx context.Context, now time.Time) (int64, error)
-}
-
-// RunBrowserStore runs the sessions-and-codes contract against the stores
+// runBrowserStore runs the sessions-and-codes contract against the stores
 // open returns. Each call to open must return a new store that is empty and
 // shares nothing with any other; open is responsible for cleaning it up.
-func RunBrowserStore(t *testing.T, open func(t *testing.T) BrowserStore) {
+func runBrowserStore(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, open(t)) })
 	t.Run("TouchSession", func(t *testing.T) { testTouchSession(t, open(t)) })
 	t.Run("DeleteSessions", func(t *testing.T) { testDeleteSessions(t, open(t)) })
@@ -78,14 +39,14 @@ func sessionDiff(got, want store.Session) string {
 	return d.String()
 }
 
-func createSession(t *testing.T, s BrowserStore, ss store.Session) {
+func createSession(t *testing.T, s store.Store, ss store.Session) {
 	t.Helper()
 	if err := s.CreateSession(t.Context(), ss); err != nil {
 		t.Fatalf("CreateSession(%s): %v", ss.ID, err)
 	}
 }
 
-func checkSession(t *testing.T, s BrowserStore, want store.Session) {
+func checkSession(t *testing.T, s store.Store, want store.Session) {
 	t.Helper()
 	got, err := s.GetSession(t.Context(), want.ID)
 	if err != nil {
@@ -97,14 +58,14 @@ func checkSession(t *testing.T, s BrowserStore, want store.Session) {
 	}
 }
 
-func checkNoSession(t *testing.T, s BrowserStore, id string) {
+func checkNoSession(t *testing.T, s store.Store, id string) {
 	t.Helper()
 	if _, err := s.GetSession(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetSession(%s): %v, want ErrNotFound", id, err)
 	}
 }
 
-func testSessionRoundTrip(t *testing.T, s BrowserStore) {
+func testSessionRoundTrip(t *testing.T, s store.Store) {
 	nyc := time.FixedZone("UTC-5", -5*60*60)
 	full := newSession(t, "user-1", base)
 	other := newSession(t, "user-2", base.In(nyc).Add(7))
@@ -121,7 +82,7 @@ func testSessionRoundTrip(t *testing.T, s BrowserStore) {
 	checkNoSession(t, s, randomID(t))
 }
 
-func testTouchSession(t *testing.T, s BrowserStore) {
+func testTouchSession(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	ss := newSession(t, "user-1", base)
 	createSession(t, s, ss)
@@ -139,7 +100,7 @@ func testTouchSession(t *testing.T, s BrowserStore) {
 	checkSession(t, s, ss)
 }
 
-func testDeleteSessions(t *testing.T, s BrowserStore) {
+func testDeleteSessions(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a1, a2, b := newSession(t, "alice", base), newSession(t, "alice", base.Add(time.Hour)), newSession(t, "bob", base)
 	for _, ss := range []store.Session{a1, a2, b} {
@@ -203,14 +164,14 @@ func codeDiff(got, want store.AuthCode) string {
 	return d.String()
 }
 
-func createCode(t *testing.T, s BrowserStore, c store.AuthCode) {
+func createCode(t *testing.T, s store.Store, c store.AuthCode) {
 	t.Helper()
 	if err := s.CreateAuthCode(t.Context(), c); err != nil {
 		t.Fatalf("CreateAuthCode(%s): %v", c.ID, err)
 	}
 }
 
-func checkCode(t *testing.T, s BrowserStore, want store.AuthCode) {
+func checkCode(t *testing.T, s store.Store, want store.AuthCode) {
 	t.Helper()
 	got, err := s.GetAuthCode(t.Context(), want.ID)
 	if err != nil {
@@ -222,7 +183,7 @@ func checkCode(t *testing.T, s BrowserStore, want store.AuthCode) {
 	}
 }
 
-func testCodeRoundTrip(t *testing.T, s BrowserStore) {
+func testCodeRoundTrip(t *testing.T, s store.Store) {
 	full := newCode(t, base)
 	minimal := store.AuthCode{ID: randomID(t), ClientID: "c", RedirectURI: "http://127.0.0.1:9/cb", UserID: "u", ExpiresAt: base}
 	unicode := newCode(t, base.In(time.FixedZone("X", 3600)))
@@ -240,7 +201,7 @@ func testCodeRoundTrip(t *testing.T, s BrowserStore) {
 	}
 }
 
-func testRedeemCode(t *testing.T, s BrowserStore) {
+func testRedeemCode(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	c := newCode(t, base)
 	createCode(t, s, c)
@@ -281,7 +242,7 @@ func testRedeemCode(t *testing.T, s BrowserStore) {
 	checkErr(t, "RedeemAuthCode of an unknown code", err, store.ErrNotFound)
 }
 
-func testConcurrentRedeem(t *testing.T, s BrowserStore) {
+func testConcurrentRedeem(t *testing.T, s store.Store) {
 	c := newCode(t, base)
 	createCode(t, s, c)
 	now := base.Add(time.Second)
@@ -298,7 +259,7 @@ func testConcurrentRedeem(t *testing.T, s BrowserStore) {
 	checkCode(t, s, c)
 }
 
-func testPruneBrowser(t *testing.T, s BrowserStore) {
+func testPruneBrowser(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	now := base.Add(48 * time.Hour)
 	oldSession := newSession(t, "u", base) // expires at base+24h
@@ -342,7 +303,7 @@ func testPruneBrowser(t *testing.T, s BrowserStore) {
 	}
 }
 
-func testInvalidBrowserInput(t *testing.T, s BrowserStore) {
+func testInvalidBrowserInput(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	for name, edit := range map[string]func(*store.Session){
 		"session without ID":       func(ss *store.Session) { ss.ID = "" },

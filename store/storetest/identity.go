@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,91 +13,10 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// IdentityStore is the part of a backend that holds OAuth clients, users,
-// refresh-token families, the access-token deny list and the client-assertion
-// replay cache: the methods the contract in RunIdentityStore exercises. As with
-// KeyStore, consumers declare the subsets they need.
-//
-// Every method that takes an ID of something that must exist reports its
-// absence with an error wrapping store.ErrNotFound, and every write that a
-// uniqueness rule or a lost race refuses with one wrapping store.ErrConflict,
-// writing nothing. Invalid input (an empty ID, a zero time where one is
-// required, text that is not UTF-8) is an error wrapping neither. Times read
-// back equal to what was written, to the nanosecond, in UTC; a nil or empty
-// string or byte slice may read back as either.
-type IdentityStore interface {
-	// CreateClient stores a client; a taken ID is store.ErrConflict.
-	CreateClient(ctx context.Context, c store.Client) error
-	// GetClient returns a client by ID.
-	GetClient(ctx context.Context, id string) (store.Client, error)
-	// ListClients returns every client, ordered by ID in byte order.
-	ListClients(ctx context.Context) ([]store.Client, error)
-	// DeleteClient deletes a client and the refresh tokens issued to it.
-	DeleteClient(ctx context.Context, id string) error
-
-	// CreateUser stores a user. A taken ID, a username equal to another's
-	// without regard to case, or a non-empty email equal to another's without
-	// regard to case is store.ErrConflict; any number of users may have no
-	// email. "Without regard to case" is Go's strings.ToLower, so it covers
-	// non-ASCII letters too.
-	CreateUser(ctx context.Context, u store.User) error
-	// GetUser returns a user by ID.
-	GetUser(ctx context.Context, id string) (store.User, error)
-	// GetUserByLogin returns the user whose username or email equals login
-	// without regard to case, preferring a username match if one user's
-	// username and another's email both match.
-	GetUserByLogin(ctx context.Context, login string) (store.User, error)
-	// ListUsers returns every user, ordered by lowercased username in byte
-	// order.
-	ListUsers(ctx context.Context) ([]store.User, error)
-	// DeleteUser deletes a user and every refresh token whose Subject is the
-	// user's ID.
-	DeleteUser(ctx context.Context, id string) error
-	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
-	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
-
-	// CreateRefreshToken stores a link; a taken ID is store.ErrConflict.
-	// ID, FamilyID and ExpiresAt are required.
-	CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error
-	// GetRefreshToken returns a link by ID, spent and revoked ones included.
-	GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
-	// RotateRefreshToken atomically spends the link oldID (UsedAt = now) and
-	// stores next, which must be in the same family. Only a link that is
-	// unspent, unrevoked and expires after now can be spent: otherwise the
-	// error wraps store.ErrConflict (store.ErrNotFound if there is no such
-	// link) and nothing is written. Of concurrent rotations of one link, on
-	// however many replicas, exactly one succeeds.
-	RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error
-	// RevokeRefreshFamily sets RevokedAt = now on every link of the family not
-	// yet revoked, and returns how many.
-	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
-	// RevokeSubjectRefreshTokens sets RevokedAt = now on every not yet revoked
-	// link of every family whose subject is subject (a password change ends
-	// every grant the old password made); it returns how many links changed.
-	RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error)
-
-	// RevokeAccessToken puts a jti on the deny list until expiresAt;
-	// revoking again is no error and never shortens the entry's life.
-	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
-	// IsAccessTokenRevoked reports whether a jti is on the deny list.
-	IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error)
-
-	// RecordAssertion records a client's assertion jti until expiresAt, which
-	// must be after now. The pair already recorded with an expiry after now
-	// is store.ErrConflict (a replay); an expired record is replaced. Of
-	// concurrent records of one pair exactly one succeeds.
-	RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
-
-	// PruneExpired deletes deny-list entries and assertion records expiring
-	// at or before now, and refresh-token families whose every link expires
-	// at or before now, and returns how many rows it deleted.
-	PruneExpired(ctx context.Context, now time.Time) (int64, error)
-}
-
-// RunIdentityStore runs the identity contract against the stores open returns.
+// runIdentityStore runs the identity contract against the stores open returns.
 // Each call to open must return a new store that is empty and shares nothing
 // with any other; open is responsible for cleaning it up (t.Cleanup).
-func RunIdentityStore(t *testing.T, open func(t *testing.T) IdentityStore) {
+func runIdentityStore(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ClientRoundTrip", func(t *testing.T) { testClientRoundTrip(t, open(t)) })
 	t.Run("Clients", func(t *testing.T) { testClients(t, open(t)) })
 	t.Run("ClientOrder", func(t *testing.T) { testClientOrder(t, open(t)) })
@@ -254,7 +172,7 @@ func newClient(t *testing.T, id string) store.Client {
 	}
 }
 
-func getClient(t *testing.T, s IdentityStore, id string) store.Client {
+func getClient(t *testing.T, s store.Store, id string) store.Client {
 	t.Helper()
 	c, err := s.GetClient(t.Context(), id)
 	if err != nil {
@@ -263,7 +181,7 @@ func getClient(t *testing.T, s IdentityStore, id string) store.Client {
 	return c
 }
 
-func listClients(t *testing.T, s IdentityStore) []store.Client {
+func listClients(t *testing.T, s store.Store) []store.Client {
 	t.Helper()
 	cs, err := s.ListClients(t.Context())
 	if err != nil {
@@ -285,7 +203,7 @@ func checkClients(t *testing.T, got, want []store.Client) {
 	}
 }
 
-func testClientRoundTrip(t *testing.T, s IdentityStore) {
+func testClientRoundTrip(t *testing.T, s store.Store) {
 	nyc := time.FixedZone("UTC-5", -5*60*60)
 	cases := []struct {
 		name   string
@@ -337,7 +255,7 @@ func testClientRoundTrip(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testClients(t *testing.T, s IdentityStore) {
+func testClients(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	if cs := listClients(t, s); len(cs) != 0 {
 		t.Fatalf("new store lists %d clients, want none", len(cs))
@@ -366,7 +284,7 @@ func testClients(t *testing.T, s IdentityStore) {
 	checkClients(t, listClients(t, s), []store.Client{dup})
 }
 
-func testClientOrder(t *testing.T, s IdentityStore) {
+func testClientOrder(t *testing.T, s store.Store) {
 	// Byte order, whatever the database's collation: upper case before
 	// '_' before lower case before non-ASCII.
 	ids := []string{"b", "é", "aa", "B", "_", "a", "a-b", "Z"}
@@ -383,7 +301,7 @@ func testClientOrder(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testDeleteClientTokens(t *testing.T, s IdentityStore) {
+func testDeleteClientTokens(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	for _, id := range []string{"gone", "stays"} {
 		checkErr(t, "CreateClient", s.CreateClient(ctx, newClient(t, id)), nil)
@@ -432,14 +350,14 @@ func newUser(t *testing.T, username, email string) store.User {
 	}
 }
 
-func createUser(t *testing.T, s IdentityStore, u store.User) {
+func createUser(t *testing.T, s store.Store, u store.User) {
 	t.Helper()
 	if err := s.CreateUser(t.Context(), u); err != nil {
 		t.Fatalf("CreateUser(%q, %q): %v", u.Username, u.Email, err)
 	}
 }
 
-func getUser(t *testing.T, s IdentityStore, id string) store.User {
+func getUser(t *testing.T, s store.Store, id string) store.User {
 	t.Helper()
 	u, err := s.GetUser(t.Context(), id)
 	if err != nil {
@@ -448,7 +366,7 @@ func getUser(t *testing.T, s IdentityStore, id string) store.User {
 	return u
 }
 
-func listUsers(t *testing.T, s IdentityStore) []store.User {
+func listUsers(t *testing.T, s store.Store) []store.User {
 	t.Helper()
 	us, err := s.ListUsers(t.Context())
 	if err != nil {
@@ -470,7 +388,7 @@ func checkUsers(t *testing.T, got, want []store.User) {
 	}
 }
 
-func testUserRoundTrip(t *testing.T, s IdentityStore) {
+func testUserRoundTrip(t *testing.T, s store.Store) {
 	nyc := time.FixedZone("UTC-5", -5*60*60)
 	cases := []struct {
 		name string
@@ -508,7 +426,7 @@ func testUserRoundTrip(t *testing.T, s IdentityStore) {
 	checkErr(t, "GetUser of an unknown user", err, store.ErrNotFound)
 }
 
-func testUserUniqueness(t *testing.T, open func(t *testing.T) IdentityStore) {
+func testUserUniqueness(t *testing.T, open func(t *testing.T) store.Store) {
 	cases := []struct {
 		name string
 		// add is created in order; all but the last must succeed, and the
@@ -579,7 +497,7 @@ func testUserUniqueness(t *testing.T, open func(t *testing.T) IdentityStore) {
 	}
 }
 
-func testUserByLogin(t *testing.T, s IdentityStore) {
+func testUserByLogin(t *testing.T, s store.Store) {
 	alice := newUser(t, "Alice", "Alice@Example.com")
 	bob := newUser(t, "bob", "")
 	emile := newUser(t, "Émile", "émile@exemple.fr")
@@ -628,7 +546,7 @@ func testUserByLogin(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testUserOrder(t *testing.T, s IdentityStore) {
+func testUserOrder(t *testing.T, s store.Store) {
 	names := []string{"bob", "Émile", "Alice", "carol", "_x", "Dave", "émilie", "alice2"}
 	for _, n := range names {
 		createUser(t, s, newUser(t, n, ""))
@@ -644,7 +562,7 @@ func testUserOrder(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testDeleteUser(t *testing.T, s IdentityStore) {
+func testDeleteUser(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	gone, stays := newUser(t, "gone", "gone@example.com"), newUser(t, "stays", "stays@example.com")
 	createUser(t, s, gone)
@@ -687,7 +605,7 @@ func testDeleteUser(t *testing.T, s IdentityStore) {
 	checkErr(t, "CreateUser with a deleted user's names", s.CreateUser(ctx, again), nil)
 }
 
-func testUpdateUserPassword(t *testing.T, s IdentityStore) {
+func testUpdateUserPassword(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u, other := newUser(t, "alice", "alice@example.com"), newUser(t, "bob", "")
 	createUser(t, s, u)

@@ -1,19 +1,19 @@
-// Package storetest is the contract every Keygate storage backend must meet,
-// written once as tests so that store/sqlite, store/postgres and any later
-// backend behave the same way and the packages above them (rotation, idp) can
-// rely on that behaviour rather than on one backend's quirks.
+// Package storetest is the contract every Keygate storage backend must meet
+// (store.Store), written once as tests so that store/sqlite, store/postgres
+// and any later backend behave the same way and the packages above them
+// (rotation, idp) can rely on that behaviour rather than on one backend's
+// quirks. Everything a backend's behaviour is judged by lives here; a
+// backend's own tests keep only what is specific to it.
 //
-// A backend's own tests call the Run functions with a constructor that returns a
-// fresh, empty store:
+// A backend's tests call Run once with constructors of fresh, empty stores:
 //
-//	func TestKeyStore(t *testing.T) {
-//		storetest.RunKeyStore(t, func(t *testing.T) storetest.KeyStore {
-//			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keygate.db"))
-//			if err != nil {
-//				t.Fatal(err)
-//			}
-//			t.Cleanup(func() { s.Close() })
-//			return s
+//	func TestContract(t *testing.T) {
+//		storetest.Run(t, storetest.Backend{
+//			Open: func(t *testing.T) store.Store { return openTemp(t, filepath.Join(t.TempDir(), "k.db")) },
+//			OpenPair: func(t *testing.T) (store.Store, store.Store) {
+//				path := filepath.Join(t.TempDir(), "k.db")
+//				return openTemp(t, path), openTemp(t, path)
+//			},
 //		})
 //	}
 package storetest
@@ -34,27 +34,10 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// KeyStore is the part of a backend that holds signing keys: the methods the
-// contract in RunKeyStore exercises. It is declared here, not in package store,
-// because each consumer declares the interface it needs; a backend satisfying
-// this one satisfies theirs.
-type KeyStore interface {
-	// ListKeys returns every key, revoked ones included, ordered by CreatedAt
-	// and then KID, with times in UTC.
-	ListKeys(ctx context.Context) ([]store.Key, error)
-	// KeySetVersion returns a counter that starts at 0 and grows by exactly one
-	// with every applied non-empty KeyChange.
-	KeySetVersion(ctx context.Context) (int64, error)
-	// ApplyKeyChange applies all of a change or none of it; see store.KeyChange.
-	ApplyKeyChange(ctx context.Context, c store.KeyChange) error
-	// Ping reports whether the store can serve requests.
-	Ping(ctx context.Context) error
-}
-
-// RunKeyStore runs the signing-key contract against the stores open returns.
+// runKeyStore runs the signing-key contract against the stores open returns.
 // Each call to open must return a new store that is empty and shares nothing
 // with any other; open is responsible for cleaning it up (t.Cleanup).
-func RunKeyStore(t *testing.T, open func(t *testing.T) KeyStore) {
+func runKeyStore(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open(t)) })
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open(t)) })
 	t.Run("Order", func(t *testing.T) { testOrder(t, open(t)) })
@@ -106,7 +89,7 @@ func newKey(t *testing.T, state store.KeyState, created time.Time) store.Key {
 }
 
 // apply applies c and fails the test on error.
-func apply(t *testing.T, s KeyStore, c store.KeyChange) {
+func apply(t *testing.T, s store.Store, c store.KeyChange) {
 	t.Helper()
 	if err := s.ApplyKeyChange(t.Context(), c); err != nil {
 		t.Fatalf("ApplyKeyChange: %v", err)
@@ -114,7 +97,7 @@ func apply(t *testing.T, s KeyStore, c store.KeyChange) {
 }
 
 // list returns the stored keys and fails the test on error.
-func list(t *testing.T, s KeyStore) []store.Key {
+func list(t *testing.T, s store.Store) []store.Key {
 	t.Helper()
 	keys, err := s.ListKeys(t.Context())
 	if err != nil {
@@ -124,7 +107,7 @@ func list(t *testing.T, s KeyStore) []store.Key {
 }
 
 // version returns the key-set version and fails the test on error.
-func version(t *testing.T, s KeyStore) int64 {
+func version(t *testing.T, s store.Store) int64 {
 	t.Helper()
 	v, err := s.KeySetVersion(t.Context())
 	if err != nil {
@@ -212,19 +195,26 @@ func kids(keys []store.Key) string {
 	return "[" + strings.Join(s, " ") + "]"
 }
 
-func testEmpty(t *testing.T, s KeyStore) {
+func testEmpty(t *testing.T, s store.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+	checkNoKeys(t, s, "new store")
+}
+
+// checkNoKeys fails the test unless s holds no keys and is at version 0:
+// nothing was ever applied to it.
+func checkNoKeys(t *testing.T, s store.Store, when string) {
+	t.Helper()
 	if keys := list(t, s); len(keys) != 0 {
-		t.Errorf("new store has keys %s, want none", kids(keys))
+		t.Errorf("%s: keys %s, want none", when, kids(keys))
 	}
 	if v := version(t, s); v != 0 {
-		t.Errorf("new store has version %d, want 0", v)
+		t.Errorf("%s: version %d, want 0", when, v)
 	}
 }
 
-func testRoundTrip(t *testing.T, s KeyStore) {
+func testRoundTrip(t *testing.T, s store.Store) {
 	nyc := time.FixedZone("UTC-5", -5*60*60)
 	cases := []struct {
 		name string
@@ -282,7 +272,7 @@ func testRoundTrip(t *testing.T, s KeyStore) {
 	}
 }
 
-func testOrder(t *testing.T, s KeyStore) {
+func testOrder(t *testing.T, s store.Store) {
 	// Inserted out of order: later creation first, and kids in reverse among
 	// keys created at the same instant.
 	var keys []store.Key
@@ -301,7 +291,7 @@ func testOrder(t *testing.T, s KeyStore) {
 	checkKeys(t, got, keys) // checkKeys expects ListKeys order
 }
 
-func testNilSealed(t *testing.T, s KeyStore) {
+func testNilSealed(t *testing.T, s store.Store) {
 	revoked := newKey(t, store.KeyRevoked, base)
 	revoked.Sealed = nil
 	emptySealed := newKey(t, store.KeyRevoked, base.Add(time.Second))
@@ -324,7 +314,7 @@ func testNilSealed(t *testing.T, s KeyStore) {
 	checkKeys(t, list(t, s), []store.Key{revoked, emptySealed, gone})
 }
 
-func testVersion(t *testing.T, s KeyStore) {
+func testVersion(t *testing.T, s store.Store) {
 	active := newKey(t, store.KeyActive, base)
 	next := newKey(t, store.KeyNext, base.Add(time.Second))
 	retire := active
@@ -364,7 +354,7 @@ type fixture struct {
 }
 
 // seed fills s with one key in each state.
-func seed(t *testing.T, s KeyStore) fixture {
+func seed(t *testing.T, s store.Store) fixture {
 	t.Helper()
 	f := fixture{
 		retired: newKey(t, store.KeyRetired, base),
@@ -401,7 +391,7 @@ func (f fixture) promoteNext() store.KeyUpdate {
 	})}
 }
 
-func testChanges(t *testing.T, open func(t *testing.T) KeyStore) {
+func testChanges(t *testing.T, open func(t *testing.T) store.Store) {
 	cases := []struct {
 		name   string
 		change func(t *testing.T, f fixture) store.KeyChange
@@ -613,7 +603,7 @@ func testChanges(t *testing.T, open func(t *testing.T) KeyStore) {
 	}
 }
 
-func testCanceledContext(t *testing.T, s KeyStore) {
+func testCanceledContext(t *testing.T, s store.Store) {
 	f := seed(t, s)
 	before := version(t, s)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -667,7 +657,7 @@ func checkOneWinner(t *testing.T, errs []error) int {
 
 const racers = 8
 
-func testConcurrentInsertNext(t *testing.T, s KeyStore) {
+func testConcurrentInsertNext(t *testing.T, s store.Store) {
 	keys := make([]store.Key, racers)
 	for i := range keys {
 		keys[i] = newKey(t, store.KeyNext, base.Add(time.Duration(i)*time.Second))
@@ -682,7 +672,7 @@ func testConcurrentInsertNext(t *testing.T, s KeyStore) {
 	}
 }
 
-func testConcurrentPromote(t *testing.T, s KeyStore) {
+func testConcurrentPromote(t *testing.T, s store.Store) {
 	f := seed(t, s)
 	before := version(t, s)
 	news := make([]store.Key, racers)

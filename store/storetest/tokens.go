@@ -36,7 +36,7 @@ func nextLink(t *testing.T, prev store.RefreshToken, now time.Time) store.Refres
 	return next
 }
 
-func createLink(t *testing.T, s IdentityStore, rt store.RefreshToken) {
+func createLink(t *testing.T, s store.Store, rt store.RefreshToken) {
 	t.Helper()
 	if err := s.CreateRefreshToken(t.Context(), rt); err != nil {
 		t.Fatalf("CreateRefreshToken(%s): %v", rt.ID, err)
@@ -60,7 +60,7 @@ func refreshDiff(got, want store.RefreshToken) string {
 }
 
 // checkLink fails the test unless the stored link with want's ID equals want.
-func checkLink(t *testing.T, s IdentityStore, want store.RefreshToken) {
+func checkLink(t *testing.T, s store.Store, want store.RefreshToken) {
 	t.Helper()
 	got, err := s.GetRefreshToken(t.Context(), want.ID)
 	if err != nil {
@@ -73,14 +73,14 @@ func checkLink(t *testing.T, s IdentityStore, want store.RefreshToken) {
 }
 
 // checkNoLink fails the test unless no link with the ID is stored.
-func checkNoLink(t *testing.T, s IdentityStore, id string) {
+func checkNoLink(t *testing.T, s store.Store, id string) {
 	t.Helper()
 	if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetRefreshToken(%s): %v, want ErrNotFound", id, err)
 	}
 }
 
-func testRefreshRoundTrip(t *testing.T, s IdentityStore) {
+func testRefreshRoundTrip(t *testing.T, s store.Store) {
 	nyc := time.FixedZone("UTC-5", -5*60*60)
 	cases := []struct {
 		name string
@@ -119,7 +119,7 @@ func testRefreshRoundTrip(t *testing.T, s IdentityStore) {
 	checkNoLink(t, s, randomID(t))
 }
 
-func testRotate(t *testing.T, s IdentityStore) {
+func testRotate(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	first := newLink(t, "family", base)
 	createLink(t, s, first)
@@ -152,7 +152,7 @@ func testRotate(t *testing.T, s IdentityStore) {
 	checkLink(t, s, fourth)
 }
 
-func testRotateFailures(t *testing.T, open func(t *testing.T) IdentityStore) {
+func testRotateFailures(t *testing.T, open func(t *testing.T) store.Store) {
 	now := base.Add(time.Hour)
 	cases := []struct {
 		name string
@@ -267,7 +267,7 @@ func testRotateFailures(t *testing.T, open func(t *testing.T) IdentityStore) {
 	}
 }
 
-func testConcurrentRotate(t *testing.T, s IdentityStore) {
+func testConcurrentRotate(t *testing.T, s store.Store) {
 	old := newLink(t, "family", base)
 	createLink(t, s, old)
 	now := base.Add(time.Hour)
@@ -290,7 +290,7 @@ func testConcurrentRotate(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testRevokeFamily(t *testing.T, s IdentityStore) {
+func testRevokeFamily(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	// Family F: two spent links and a live one. Family G: one live link.
 	var f []store.RefreshToken
@@ -352,7 +352,7 @@ func testRevokeFamily(t *testing.T, s IdentityStore) {
 	checkErr(t, "RotateRefreshToken of another family's link", s.RotateRefreshToken(ctx, g.ID, t2, next), nil)
 }
 
-func isRevoked(t *testing.T, s IdentityStore, jti string) bool {
+func isRevoked(t *testing.T, s store.Store, jti string) bool {
 	t.Helper()
 	r, err := s.IsAccessTokenRevoked(t.Context(), jti)
 	if err != nil {
@@ -361,7 +361,7 @@ func isRevoked(t *testing.T, s IdentityStore, jti string) bool {
 	return r
 }
 
-func prune(t *testing.T, s IdentityStore, now time.Time) int64 {
+func prune(t *testing.T, s store.Store, now time.Time) int64 {
 	t.Helper()
 	n, err := s.PruneExpired(t.Context(), now)
 	if err != nil {
@@ -370,7 +370,7 @@ func prune(t *testing.T, s IdentityStore, now time.Time) int64 {
 	return n
 }
 
-func testDenyList(t *testing.T, s IdentityStore) {
+func testDenyList(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	exp := base.Add(time.Hour)
 	steps := []struct {
@@ -411,7 +411,7 @@ func testDenyList(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testAssertions(t *testing.T, s IdentityStore) {
+func testAssertions(t *testing.T, s store.Store) {
 	at := func(minutes int) time.Time { return base.Add(time.Duration(minutes) * time.Minute) }
 	steps := []struct {
 		name        string
@@ -436,7 +436,7 @@ func testAssertions(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testConcurrentAssertion(t *testing.T, open func(t *testing.T) IdentityStore) {
+func testConcurrentAssertion(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("new pair", func(t *testing.T) {
 		s := open(t)
 		errs := race(racers, func(int) error {
@@ -455,7 +455,7 @@ func testConcurrentAssertion(t *testing.T, open func(t *testing.T) IdentityStore
 	})
 }
 
-func testPruneExpired(t *testing.T, s IdentityStore) {
+func testPruneExpired(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	now := base.Add(48 * time.Hour)
 
@@ -527,30 +527,30 @@ func testPruneExpired(t *testing.T, s IdentityStore) {
 	}
 }
 
-func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
+func testInvalidInput(t *testing.T, open func(t *testing.T) store.Store) {
 	live := func(t *testing.T) store.RefreshToken { return newLink(t, "family", base) }
 	cases := []struct {
 		name string
-		do   func(t *testing.T, s IdentityStore, rt store.RefreshToken) error
+		do   func(t *testing.T, s store.Store, rt store.RefreshToken) error
 	}{
-		{"client without ID", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"client without ID", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.CreateClient(t.Context(), store.Client{Name: "x"})
 		}},
-		{"user without ID", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"user without ID", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			u := newUser(t, "alice", "")
 			u.ID = ""
 			return s.CreateUser(t.Context(), u)
 		}},
-		{"user without username", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"user without username", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.CreateUser(t.Context(), newUser(t, "", "alice@example.com"))
 		}},
-		{"username not UTF-8", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"username not UTF-8", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.CreateUser(t.Context(), newUser(t, "al\xffice", ""))
 		}},
-		{"email not UTF-8", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"email not UTF-8", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.CreateUser(t.Context(), newUser(t, "alice", "al\xffice@example.com"))
 		}},
-		{"password update at the zero time", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"password update at the zero time", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			u := newUser(t, "alice", "")
 			createUser(t, s, u)
 			err := s.UpdateUserPassword(t.Context(), u.ID, "new", time.Time{})
@@ -561,35 +561,35 @@ func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
 			checkErr(t, "DeleteUser", s.DeleteUser(t.Context(), u.ID), nil)
 			return err
 		}},
-		{"refresh token without ID", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"refresh token without ID", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			rt := newLink(t, "f2", base)
 			rt.ID = ""
 			return s.CreateRefreshToken(t.Context(), rt)
 		}},
-		{"refresh token without family", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"refresh token without family", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			rt := newLink(t, "", base)
 			defer checkNoLink(t, s, rt.ID)
 			return s.CreateRefreshToken(t.Context(), rt)
 		}},
-		{"refresh token without expiry", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"refresh token without expiry", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			rt := newLink(t, "f2", base)
 			rt.ExpiresAt = time.Time{}
 			defer checkNoLink(t, s, rt.ID)
 			return s.CreateRefreshToken(t.Context(), rt)
 		}},
-		{"rotation at the zero time", func(t *testing.T, s IdentityStore, rt store.RefreshToken) error {
+		{"rotation at the zero time", func(t *testing.T, s store.Store, rt store.RefreshToken) error {
 			next := nextLink(t, rt, base)
 			defer checkNoLink(t, s, next.ID)
 			return s.RotateRefreshToken(t.Context(), rt.ID, time.Time{}, next)
 		}},
-		{"family revocation at the zero time", func(t *testing.T, s IdentityStore, rt store.RefreshToken) error {
+		{"family revocation at the zero time", func(t *testing.T, s store.Store, rt store.RefreshToken) error {
 			_, err := s.RevokeRefreshFamily(t.Context(), rt.FamilyID, time.Time{})
 			return err
 		}},
-		{"access token revocation without jti", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"access token revocation without jti", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.RevokeAccessToken(t.Context(), "", base)
 		}},
-		{"access token revocation without expiry", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"access token revocation without expiry", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			defer func() {
 				if isRevoked(t, s, "j") {
 					t.Error("refused revocation was recorded")
@@ -597,23 +597,23 @@ func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
 			}()
 			return s.RevokeAccessToken(t.Context(), "j", time.Time{})
 		}},
-		{"assertion without jti", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"assertion without jti", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.RecordAssertion(t.Context(), "c", "", base.Add(time.Minute), base)
 		}},
-		{"assertion without client", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"assertion without client", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.RecordAssertion(t.Context(), "", "j", base.Add(time.Minute), base)
 		}},
-		{"assertion expiring at now", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"assertion expiring at now", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			err := s.RecordAssertion(t.Context(), "c", "j", base, base)
 			// Nothing was recorded: the pair is still free.
 			checkErr(t, "RecordAssertion after a refused one",
 				s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
 			return err
 		}},
-		{"assertion without expiry", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"assertion without expiry", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.RecordAssertion(t.Context(), "c", "j", time.Time{}, base)
 		}},
-		{"pruning at the zero time", func(t *testing.T, s IdentityStore, _ store.RefreshToken) error {
+		{"pruning at the zero time", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			_, err := s.PruneExpired(t.Context(), time.Time{})
 			return err
 		}},
@@ -637,7 +637,7 @@ func testInvalidInput(t *testing.T, open func(t *testing.T) IdentityStore) {
 
 // testRevokeSubject: every family of one subject is revoked, other subjects'
 // are not, and a revoked link no longer rotates.
-func testRevokeSubject(t *testing.T, s IdentityStore) {
+func testRevokeSubject(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	a1, a2, b := newLink(t, "A1", base), newLink(t, "A2", base), newLink(t, "B", base)

@@ -88,3 +88,23 @@ func DecodeList(text string) ([]string, error) {
 	}
 	return v, nil
 }
+
+// Lease checks the arguments of an AcquireLease call the same way for every
+// backend (non-empty name and holder, positive ttl, now set and storable) and
+// returns now and the lease's expiry in the stored form. Errors name neither
+// the backend nor the lease; callers wrap them.
+func Lease(name, holder string, ttl time.Duration, now time.Time) (at, exp int64, err error) {
+	if name == "" || holder == "" {
+		return 0, 0, errors.New("empty name or holder")
+	}
+	if ttl <= 0 {
+		return 0, 0, fmt.Errorf("ttl %v is not positive", ttl)
+	}
+	if at, err = RequiredNanos(now); err != nil {
+		return 0, 0, fmt.Errorf("now: %w", err)
+	}
+	if exp, err = ToNanos(now.Add(ttl)); err != nil {
+		return 0, 0, fmt.Errorf("expiry: %w", err)
+	}
+	return at, exp, nil
+}

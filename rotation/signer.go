@@ -1,0 +1,86 @@
+package rotation
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/keygate/keygate/store"
+)
+
+// ErrNoKeySet reports that no key set has been loaded yet (Reconcile has not
+// succeeded), so there is nothing to sign or verify with.
+var ErrNoKeySet = errors.New("no key set loaded")
+
+// Signer signs with a Manager's active key and hands out its published public
+// keys. It is what token issuance needs, and all it gets: the private keys
+// never leave package rotation, so code that issues and checks tokens cannot
+// leak or misuse them. Every method reads the last loaded snapshot and never
+// touches the store, so signing never waits on rotation.
+type Signer struct{ m *Manager }
+
+// Signer returns the Manager's Signer.
+func (m *Manager) Signer() *Signer { return &Signer{m: m} }
+
+// Sign returns payload signed as a compact JWS with the active key, its kid
+// in the "kid" header and typ in the "typ" header (explicit typing, RFC 8725
+// §3.11, so one kind of token cannot pass for another).
+func (s *Signer) Sign(payload []byte, typ string) (string, error) {
+	snap := s.m.snap.Load()
+	if snap == nil || snap.Signing.Private == nil {
+		return "", errors.New("no signing key loaded")
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, snap.Signing.KID); err != nil {
+		return "", err
+	}
+	if err := hdr.Set(jws.TypeKey, typ); err != nil {
+		return "", err
+	}
+	b, err := jws.Sign(payload, jws.WithKey(jwa.RS256, snap.Signing.Private, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", fmt.Errorf("sign token with %s: %w", snap.Signing.KID, err)
+	}
+	return string(b), nil
+}
+
+// Active returns the kid and JWS algorithm of the key that signs now, so that
+// callers can label what they sign or log which key is in use; ok is false
+// before the first key set is loaded.
+func (s *Signer) Active() (kid, alg string, ok bool) {
+	snap := s.m.snap.Load()
+	if snap == nil || snap.Signing.Private == nil {
+		return "", "", false
+	}
+	return snap.Signing.KID, snap.Signing.Algorithm, true
+}
+
+// PublicKey returns the published key with kid, to verify a signature with.
+// A revoked or unknown kid is ErrUnknownKID (which wraps store.ErrNotFound),
+// so tokens signed by a revoked key fail at once; before the first key set is
+// loaded the error is ErrNoKeySet.
+func (s *Signer) PublicKey(kid string) (crypto.PublicKey, error) {
+	snap := s.m.snap.Load()
+	if snap == nil {
+		return nil, ErrNoKeySet
+	}
+	k, ok := snap.Find(kid)
+	if !ok || k.State == store.KeyRevoked || k.Public == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownKID, kid)
+	}
+	return k.Public, nil
+}
+
+// PublicKeys returns the published keys (every key but the revoked ones) in
+// publication order, what a JWKS carries; nil before the first key set is
+// loaded.
+func (s *Signer) PublicKeys() []Key {
+	snap := s.m.snap.Load()
+	if snap == nil {
+		return nil
+	}
+	return snap.Published()
+}
