@@ -15,7 +15,7 @@ package jwks_test
 //   - TestLiveKIDFlood: thousands of forged kids.
 //
 // Time. Keygate and every verifier share one injected clock (kgtest.Clock,
-// jwks.WithClock), so token windows and rotations are crossed by advancing
+// Config.Now), so token windows and rotations are crossed by advancing
 // it, never by sleeping. The SDK reads the injected clock for claim checks
 // and for the unknown-kid refetch interval (the instant of the last fetch is
 // stamped with it, whether that fetch was an unknown-kid refetch or a
@@ -168,14 +168,14 @@ func (e *liveEnv) keyIn(state store.KeyState) (rotation.Key, bool) {
 	return rotation.Key{}, false
 }
 
-// liveVerifier is a verifier for issuerURL on clk with a quiet logger; opts
-// come last and override.
-func liveVerifier(t testing.TB, issuerURL string, clk *kgtest.Clock, opts ...jwks.VerifierOption) *jwks.Verifier {
+// liveVerifier is a verifier for issuerURL on clk with a quiet logger; the
+// fields set in cfg override those.
+func liveVerifier(t testing.TB, issuerURL string, clk *kgtest.Clock, cfg ...jwks.Config) *jwks.Verifier {
 	t.Helper()
-	all := append([]jwks.VerifierOption{jwks.WithClock(clk.Now), jwks.WithLogger(liveQuiet)}, opts...)
+	all := testConfig(cfg, clk.Now, liveQuiet)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := jwks.NewVerifier(ctx, issuerURL, all...)
+	v, err := jwks.NewVerifier(ctx, issuerURL, all)
 	if err != nil {
 		t.Fatalf("NewVerifier(%s): %v", issuerURL, err)
 	}
@@ -473,7 +473,7 @@ func TestLiveVerify(t *testing.T) {
 	const leeway = 5 * time.Second
 	// Discovery from the issuer URL, Keygate's own HTTP server, default
 	// client: exactly what a resource server does.
-	v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"), jwks.WithLeeway(leeway))
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, Leeway: leeway})
 	ctx := context.Background()
 
 	t.Run("valid token from POST /token", func(t *testing.T) {
@@ -528,7 +528,7 @@ func TestLiveVerify(t *testing.T) {
 		// issuer's set (one refetch confirms it).
 		other := liveStart(t, kgtest.Options{Clock: e.clock})
 		foreign := other.token(t, "orders-app")
-		if _, err := liveVerifier(t, other.kg.URL, e.clock, jwks.WithAudience("orders")).Verify(ctx, foreign); err != nil {
+		if _, err := liveVerifier(t, other.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}}).Verify(ctx, foreign); err != nil {
 			t.Fatalf("the other Keygate's token where it was issued: %v", err)
 		}
 		if _, err := v.Verify(ctx, foreign); !errors.Is(err, jwks.ErrUnknownKey) {
@@ -537,13 +537,13 @@ func TestLiveVerify(t *testing.T) {
 
 		// A verifier expecting another issuer: discovery refuses Keygate's
 		// document at startup ...
-		_, err := jwks.NewVerifier(ctx, e.kg.URL, jwks.WithIssuer("https://other"), jwks.WithLogger(liveQuiet))
+		_, err := jwks.NewVerifier(ctx, e.kg.URL, jwks.Config{Issuer: "https://other", Logger: liveQuiet})
 		if !errors.Is(err, jwks.ErrWrongIssuer) {
-			t.Errorf("NewVerifier by discovery with WithIssuer(other): %v, want ErrWrongIssuer", err)
+			t.Errorf("NewVerifier by discovery with Config.Issuer other: %v, want ErrWrongIssuer", err)
 		}
 		// ... and, given the key set directly, Verify refuses Keygate's
 		// genuine tokens (right keys, wrong iss).
-		vo := liveVerifier(t, e.kg.URL+"/jwks", e.clock, jwks.WithIssuer("https://other"), jwks.WithAudience("orders"))
+		vo := liveVerifier(t, e.kg.URL+"/jwks", e.clock, jwks.Config{Issuer: "https://other", Audience: []string{"orders"}})
 		if _, err := vo.Verify(ctx, e.token(t, "orders-app")); !errors.Is(err, jwks.ErrWrongIssuer) {
 			t.Errorf("genuine token at a verifier for https://other: %v, want ErrWrongIssuer", err)
 		}
@@ -742,7 +742,7 @@ type liveConsumer struct {
 // every change of the signing key: a consumer fetches the key set again
 // only when a token carries a kid missing from its last fetched set, once
 // per such kid however many goroutines present it (single-flight), and not
-// sooner than WithUnknownKIDInterval after its previous fetch. Keygate
+// sooner than Config.UnknownKIDInterval after its previous fetch. Keygate
 // publishes the next key ahead of use, so a new signing kid costs
 //
 //   - zero fetches when the consumer's last fetch already carried it (the
@@ -774,12 +774,10 @@ func TestLiveRotationWhileVerifying(t *testing.T) {
 	var consumers []*liveConsumer
 	for _, name := range []string{"orders", "billing", "reports"} {
 		consumers = append(consumers, &liveConsumer{name: name, counted: true, v: liveVerifier(t, e.kg.URL, e.clock,
-			jwks.WithAudience(name), jwks.WithHTTPClient(front.client(name)),
-			jwks.WithRefreshBounds(10*time.Minute, time.Hour), jwks.WithUnknownKIDInterval(interval))})
+			jwks.Config{Audience: []string{name}, HTTPClient: front.client(name), MinRefresh: 10 * time.Minute, MaxRefresh: time.Hour, UnknownKIDInterval: interval})})
 	}
 	refresher := &liveConsumer{name: "refresher", v: liveVerifier(t, e.kg.URL, e.clock,
-		jwks.WithAudience("orders"), jwks.WithHTTPClient(front.client("refresher")),
-		jwks.WithRefreshBounds(time.Second, time.Minute), jwks.WithUnknownKIDInterval(interval))}
+		jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("refresher"), MinRefresh: time.Second, MaxRefresh: time.Minute, UnknownKIDInterval: interval})}
 	consumers = append(consumers, refresher)
 	for _, c := range consumers[:3] {
 		if s := c.v.Stats(); s.Fetches != 1 || front.jwksHits(c.name) != 1 {
@@ -1139,10 +1137,8 @@ func TestLiveIssuerDown(t *testing.T) {
 			// v refreshes only on unknown kids here (default bounds: 1 min
 			// of real time at least); bg refreshes in the background every
 			// second.
-			v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
-				jwks.WithHTTPClient(front.client("v")), jwks.WithUnknownKIDInterval(interval))
-			bg := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
-				jwks.WithHTTPClient(front.client("bg")), jwks.WithRefreshBounds(time.Second, time.Second))
+			v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
+			bg := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("bg"), MinRefresh: time.Second, MaxRefresh: time.Second})
 			cached := liveSortedKIDs(v)
 			tok0 := e.token(t, "orders-app")
 
@@ -1241,8 +1237,7 @@ func TestLiveKIDFlood(t *testing.T) {
 	e := liveStart(t, kgtest.Options{})
 	ctx := context.Background()
 	front := newLiveFront(t, e.kg)
-	v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
-		jwks.WithHTTPClient(front.client("v")), jwks.WithUnknownKIDInterval(interval))
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
 	genuine := e.token(t, "orders-app")
 	g := liveParse(t, genuine)
 

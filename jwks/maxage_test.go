@@ -10,7 +10,7 @@ import (
 )
 
 // TestClientTokenWithoutExp: seed 001's {"query", "iss", "iat"} has no exp; it is
-// refused by default and accepted with WithMaxAge only while iat is recent.
+// refused by default and accepted with Config.MaxAgeWithoutExpiry only while iat is recent.
 func TestClientTokenWithoutExp(t *testing.T) {
 	ks := newKeyServer(t)
 	key := vkeys(t)[0]
@@ -21,9 +21,9 @@ func TestClientTokenWithoutExp(t *testing.T) {
 
 	strict := newTestClientVerifier(t, ks, clk)
 	if _, err := strict.Verify(context.Background(), tok); !errors.Is(err, jwks.ErrMalformed) {
-		t.Errorf("without WithMaxAge: err = %v, want ErrMalformed", err)
+		t.Errorf("without MaxAgeWithoutExpiry: err = %v, want ErrMalformed", err)
 	}
-	seed := newTestClientVerifier(t, ks, clk, jwks.WithMaxAge(time.Minute), jwks.WithLeeway(0))
+	seed := newTestClientVerifier(t, ks, clk, jwks.Config{MaxAgeWithoutExpiry: time.Minute, NoLeeway: true})
 	c, err := seed.Verify(context.Background(), tok)
 	if err != nil || c.Raw()["query"] != "meaning of life" {
 		t.Fatalf("fresh seed-001 token: %v", err)
