@@ -97,7 +97,8 @@ func (cv *ClientKeyVerifier) Stats() Stats { return cv.stats.snapshot() }
 //
 // The header's alg must be RS256 (the key server's keys are RSA and nothing
 // else is accepted, so "none" and HMAC are refused first); no header member
-// can supply a key. exp is required; exp, nbf and iat are checked with the
+// can supply a key. exp is required (unless Config.MaxAgeWithoutExpiry
+// allows its absence); exp, nbf and iat are checked with the
 // leeway, and aud when Config.Audience is set. A signature that does not
 // verify with the cached key causes one refetch (the client may have
 // replaced its key), at most once per Config.UnknownKIDInterval per identity.
