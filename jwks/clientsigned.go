@@ -23,8 +23,9 @@ const (
 	maxClientEntries = 10000
 )
 
-// ClientKeyVerifier verifies JWTs that registered clients sign with their
-// own RSA keys (Keygate's seed 001 scheme): the token's unverified "iss"
+// ClientKeyVerifier verifies client-signed requests: JWTs that registered
+// clients sign with their own RSA keys, so that a request proves which
+// client sent it without any token from the issuer. The token's unverified "iss"
 // names the client, whose public key is fetched as PEM from Keygate's key
 // server (GET <keyServerURL>?identity=<iss>) and cached.
 //
@@ -61,22 +62,18 @@ type clientFetch struct {
 	entry *clientEntry // set before done is closed
 }
 
-var clientKeyVerifierOptions = []string{
-	"WithAudience", "WithLeeway", "WithClock", "WithHTTPClient", "WithUnknownKIDInterval",
-	"WithKeyTTL", "WithLogger", "WithMaxAge",
-}
-
 // NewClientKeyVerifier returns a verifier for client-signed tokens whose
 // keys are served by keyServerURL (Keygate's GET /getkey). It makes no
 // request until the first Verify.
 //
-// Options: WithAudience (e.g. the URL of the endpoint the tokens are sent
-// to; without it aud is not checked), WithLeeway, WithClock, WithHTTPClient,
-// WithKeyTTL (how long a key is cached), WithUnknownKIDInterval (least time
-// between two fetches for one identity after a 404, a failure or a
-// signature that does not verify) and WithLogger. Others are refused.
-func NewClientKeyVerifier(keyServerURL string, opts ...VerifierOption) (*ClientKeyVerifier, error) {
-	cfg, err := newVerifierConfig("NewClientKeyVerifier", clientKeyVerifierOptions, opts)
+// Config fields that apply: Audience (e.g. the URL of the endpoint the
+// tokens are sent to; without it aud is not checked), Leeway or NoLeeway,
+// Now, HTTPClient, KeyTTL (how long a key is cached), UnknownKIDInterval
+// (least time between two fetches for one identity after a 404, a failure or
+// a signature that does not verify), MaxAgeWithoutExpiry and Logger. Setting
+// any other field is an error.
+func NewClientKeyVerifier(keyServerURL string, c Config) (*ClientKeyVerifier, error) {
+	cfg, err := c.validate("NewClientKeyVerifier", forClient)
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +97,11 @@ func (cv *ClientKeyVerifier) Stats() Stats { return cv.stats.snapshot() }
 //
 // The header's alg must be RS256 (the key server's keys are RSA and nothing
 // else is accepted, so "none" and HMAC are refused first); no header member
-// can supply a key. exp is required; exp, nbf and iat are checked with the
-// leeway, and aud when WithAudience was given. A signature that does not
+// can supply a key. exp is required (unless Config.MaxAgeWithoutExpiry
+// allows its absence); exp, nbf and iat are checked with the
+// leeway, and aud when Config.Audience is set. A signature that does not
 // verify with the cached key causes one refetch (the client may have
-// replaced its key), at most once per WithUnknownKIDInterval per identity.
+// replaced its key), at most once per Config.UnknownKIDInterval per identity.
 func (cv *ClientKeyVerifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	c, err := cv.verify(ctx, token)
 	if err != nil {
@@ -163,7 +161,7 @@ func (cv *ClientKeyVerifier) verify(ctx context.Context, token string) (*Claims,
 		return nil, err
 	}
 	if c.Expiry.IsZero() && cv.cfg.maxAge > 0 {
-		// Seed 001 style: no exp, so the issue time bounds the token's life.
+		// No exp (allowed by MaxAgeWithoutExpiry): the issue time bounds its life.
 		if c.IssuedAt.IsZero() {
 			return nil, errorf(ErrMalformed, `token has neither "exp" nor "iat"`)
 		}

@@ -71,11 +71,10 @@ func clientToken(t *testing.T, key *rsa.PrivateKey, iss string, now time.Time, m
 	return signJWT(t, jwa.RS256, key, nil, cl)
 }
 
-func newTestClientVerifier(t *testing.T, ks *keyServer, clk *fakeClock, opts ...jwks.VerifierOption) *jwks.ClientKeyVerifier {
+func newTestClientVerifier(t *testing.T, ks *keyServer, clk *fakeClock, cfg ...jwks.Config) *jwks.ClientKeyVerifier {
 	t.Helper()
-	all := append([]jwks.VerifierOption{jwks.WithClock(clk.Now), jwks.WithLogger(discardLogger),
-		jwks.WithAudience("https://api.example/login")}, opts...)
-	cv, err := jwks.NewClientKeyVerifier(ks.srv.URL+"/getkey", all...)
+	all := testConfig(cfg, clk.Now, discardLogger, "https://api.example/login")
+	cv, err := jwks.NewClientKeyVerifier(ks.srv.URL+"/getkey", all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +144,7 @@ func TestClientKeyCache(t *testing.T) {
 	ks := newKeyServer(t)
 	ks.set("alice", &keys[0].PublicKey)
 	clk := newFakeClock()
-	cv := newTestClientVerifier(t, ks, clk, jwks.WithKeyTTL(5*time.Minute))
+	cv := newTestClientVerifier(t, ks, clk, jwks.Config{KeyTTL: 5 * time.Minute})
 	ctx := context.Background()
 
 	verify := func(key *rsa.PrivateKey) error {
@@ -218,15 +217,15 @@ func TestClientKeyCache(t *testing.T) {
 
 func TestNewClientKeyVerifierOptions(t *testing.T) {
 	t.Parallel()
-	for _, opt := range []jwks.VerifierOption{
-		jwks.WithRefreshBounds(time.Minute, time.Hour), jwks.WithRequiredScopes("x"), jwks.WithExpectedType("JWT"),
-		jwks.WithIssuer("x"), jwks.WithAlgorithms("RS256"),
+	for _, cfg := range []jwks.Config{
+		{MinRefresh: time.Minute, MaxRefresh: time.Hour}, {RequiredScopes: []string{"x"}}, {ExpectedType: "JWT"},
+		{Issuer: "x"}, {Algorithms: []string{"RS256"}}, {SkipTypeCheck: true}, {JWKSURL: "https://id.example/jwks"},
 	} {
-		if _, err := jwks.NewClientKeyVerifier("https://id.example/getkey", opt); err == nil {
-			t.Error("inapplicable option accepted")
+		if _, err := jwks.NewClientKeyVerifier("https://id.example/getkey", cfg); err == nil {
+			t.Errorf("inapplicable field accepted: %+v", cfg)
 		}
 	}
-	if _, err := jwks.NewClientKeyVerifier("/getkey"); err == nil {
+	if _, err := jwks.NewClientKeyVerifier("/getkey", jwks.Config{}); err == nil {
 		t.Error("relative URL accepted")
 	}
 }

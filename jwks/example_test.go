@@ -16,19 +16,35 @@ func ExampleMiddleware() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v, err := jwks.NewVerifier(ctx, "https://id.example.com",
-		jwks.WithAudience("https://api.example.com"))
+		jwks.Config{Audience: []string{"https://api.example.com"}})
 	if err != nil {
 		log.Fatal(err) // the issuer could not be reached at startup
 	}
 	defer v.Close()
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /orders", jwks.Middleware(v, jwks.RequireScopes("orders:read"))(
+	mux.Handle("GET /orders", jwks.Middleware(v, jwks.MiddlewareConfig{Scopes: []string{"orders:read"}})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, _ := jwks.ClaimsFromContext(r.Context())
 			fmt.Fprintf(w, "orders of %s\n", c.Subject)
 		})))
 	log.Fatal(http.ListenAndServe(":8081", mux))
+}
+
+// The issuer verifying its own access tokens with the same checks, over the
+// key set it publishes, without any HTTP round trip.
+func ExampleNewLocalVerifier() {
+	pub := jwks.NewPublisher(5 * time.Minute) // fed by the key rotation
+	v, err := jwks.NewLocalVerifier(pub.Current, jwks.Config{
+		Issuer:   "https://id.example.com",
+		NoLeeway: true, // the issuer's clock is the reference
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = v.Verify(context.Background(), "a.b.c")
+	fmt.Println(errors.Is(err, jwks.ErrMalformed))
+	// Output: true
 }
 
 // Verifying a token by hand and telling the failures apart.

@@ -15,7 +15,7 @@ package jwks_test
 //   - TestLiveKIDFlood: thousands of forged kids.
 //
 // Time. Keygate and every verifier share one injected clock (kgtest.Clock,
-// jwks.WithClock), so token windows and rotations are crossed by advancing
+// Config.Now), so token windows and rotations are crossed by advancing
 // it, never by sleeping. The SDK reads the injected clock for claim checks
 // and for the unknown-kid refetch interval (the instant of the last fetch is
 // stamped with it, whether that fetch was an unknown-kid refetch or a
@@ -26,14 +26,11 @@ package jwks_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -43,7 +40,6 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +54,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/jwtforge"
 	"github.com/keygate/keygate/internal/kgtest"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/rotation"
@@ -81,7 +78,7 @@ func liveClients() []idp.Client {
 	return []idp.Client{
 		cc("orders-app", []string{"orders"}, 5*time.Minute, 0),
 		cc("payments-app", []string{"payments"}, 5*time.Minute, 0),
-		// Seed 000's future token: valid only from +10 s to +30 s.
+		// A future-dated token: valid only from +10 s to +30 s.
 		cc("future-app", []string{"orders"}, 30*time.Second, 10*time.Second),
 		// Tokens for three resource servers at once, living long enough to
 		// span a rotation (Retention in the rotation test covers them).
@@ -168,14 +165,14 @@ func (e *liveEnv) keyIn(state store.KeyState) (rotation.Key, bool) {
 	return rotation.Key{}, false
 }
 
-// liveVerifier is a verifier for issuerURL on clk with a quiet logger; opts
-// come last and override.
-func liveVerifier(t testing.TB, issuerURL string, clk *kgtest.Clock, opts ...jwks.VerifierOption) *jwks.Verifier {
+// liveVerifier is a verifier for issuerURL on clk with a quiet logger; the
+// fields set in cfg override those.
+func liveVerifier(t testing.TB, issuerURL string, clk *kgtest.Clock, cfg ...jwks.Config) *jwks.Verifier {
 	t.Helper()
-	all := append([]jwks.VerifierOption{jwks.WithClock(clk.Now), jwks.WithLogger(liveQuiet)}, opts...)
+	all := testConfig(cfg, clk.Now, liveQuiet)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := jwks.NewVerifier(ctx, issuerURL, all...)
+	v, err := jwks.NewVerifier(ctx, issuerURL, all)
 	if err != nil {
 		t.Fatalf("NewVerifier(%s): %v", issuerURL, err)
 	}
@@ -301,170 +298,6 @@ func livePoll(t testing.TB, what string, cond func() bool) {
 }
 
 // ---------------------------------------------------------------------------
-// JWTs by hand: the attacks need headers and signatures no library would make.
-
-func liveB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// liveJWT is a decoded compact token. Numbers stay json.Number so that a
-// re-encoded payload is byte-for-byte what the issuer meant.
-type liveJWT struct {
-	raw        string
-	hdr        map[string]any
-	claims     map[string]any
-	h, p, sSeg string
-}
-
-func liveParse(t testing.TB, tok string) liveJWT {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS: %q", tok)
-	}
-	g := liveJWT{raw: tok, h: parts[0], p: parts[1], sSeg: parts[2]}
-	for i, dst := range []*map[string]any{&g.hdr, &g.claims} {
-		b, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := json.NewDecoder(strings.NewReader(string(b)))
-		d.UseNumber()
-		if err := d.Decode(dst); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return g
-}
-
-func (g liveJWT) kid() string { s, _ := g.hdr["kid"].(string); return s }
-
-func (g liveJWT) exp(t testing.TB) time.Time {
-	t.Helper()
-	n, err := g.claims["exp"].(json.Number).Int64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Unix(n, 0)
-}
-
-func liveWith(m, changes map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(out, k)
-		} else {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// header is the genuine header with changes (nil deletes a member).
-func (g liveJWT) header(changes map[string]any) map[string]any { return liveWith(g.hdr, changes) }
-
-// payload is the genuine claims with changes.
-func (g liveJWT) payload(changes map[string]any) map[string]any { return liveWith(g.claims, changes) }
-
-type liveSigner func(signingInput []byte) []byte
-
-func liveRS256(k *rsa.PrivateKey) liveSigner {
-	return func(in []byte) []byte {
-		h := sha256.Sum256(in)
-		sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, h[:])
-		if err != nil {
-			panic(err)
-		}
-		return sig
-	}
-}
-
-func liveHMAC(newHash func() hash.Hash, secret []byte) liveSigner {
-	return func(in []byte) []byte {
-		m := hmac.New(newHash, secret)
-		m.Write(in)
-		return m.Sum(nil)
-	}
-}
-
-func liveNoSig([]byte) []byte { return nil }
-
-func liveCompact(t testing.TB, hdr, claims map[string]any, sign liveSigner) string {
-	t.Helper()
-	h, err := json.Marshal(hdr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := liveB64(h) + "." + liveB64(p)
-	return in + "." + liveB64(sign([]byte(in)))
-}
-
-// The attacker's RSA key, made once per test binary.
-var (
-	liveAtkOnce sync.Once
-	liveAtkKey  *rsa.PrivateKey
-)
-
-func liveAttackerKey(t testing.TB) *rsa.PrivateKey {
-	t.Helper()
-	liveAtkOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		liveAtkKey = k
-	})
-	return liveAtkKey
-}
-
-// liveAttacker is the attacker's web server, offering its key where jku and
-// x5u headers point. Any request it gets means a verifier followed a header.
-type liveAttacker struct {
-	srv     *httptest.Server
-	hits    atomic.Int64
-	jwk     map[string]any // the attacker's public key as a JWK, kid "attacker"
-	certDER []byte
-}
-
-func newLiveAttacker(t testing.TB) *liveAttacker {
-	t.Helper()
-	key := liveAttackerKey(t)
-	a := &liveAttacker{}
-	pub, err := jwk.FromRaw(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = pub.Set(jwk.KeyIDKey, "attacker")
-	_ = pub.Set(jwk.AlgorithmKey, "RS256")
-	_ = pub.Set(jwk.KeyUsageKey, "sig")
-	b, _ := json.Marshal(pub)
-	_ = json.Unmarshal(b, &a.jwk)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "keygate"},
-		NotBefore: liveT0.Add(-time.Hour), NotAfter: liveT0.Add(365 * 24 * time.Hour)}
-	if a.certDER, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key); err != nil {
-		t.Fatal(err)
-	}
-	set, _ := json.Marshal(map[string]any{"keys": []any{a.jwk}})
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.certDER})
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.hits.Add(1)
-		if strings.HasSuffix(r.URL.Path, ".pem") {
-			_, _ = w.Write(certPEM)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(set)
-	}))
-	t.Cleanup(a.srv.Close)
-	return a
-}
-
-// ---------------------------------------------------------------------------
 // 1. The SDK against a live Keygate.
 
 func TestLiveVerify(t *testing.T) {
@@ -473,7 +306,7 @@ func TestLiveVerify(t *testing.T) {
 	const leeway = 5 * time.Second
 	// Discovery from the issuer URL, Keygate's own HTTP server, default
 	// client: exactly what a resource server does.
-	v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"), jwks.WithLeeway(leeway))
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, Leeway: leeway})
 	ctx := context.Background()
 
 	t.Run("valid token from POST /token", func(t *testing.T) {
@@ -528,7 +361,7 @@ func TestLiveVerify(t *testing.T) {
 		// issuer's set (one refetch confirms it).
 		other := liveStart(t, kgtest.Options{Clock: e.clock})
 		foreign := other.token(t, "orders-app")
-		if _, err := liveVerifier(t, other.kg.URL, e.clock, jwks.WithAudience("orders")).Verify(ctx, foreign); err != nil {
+		if _, err := liveVerifier(t, other.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}}).Verify(ctx, foreign); err != nil {
 			t.Fatalf("the other Keygate's token where it was issued: %v", err)
 		}
 		if _, err := v.Verify(ctx, foreign); !errors.Is(err, jwks.ErrUnknownKey) {
@@ -537,13 +370,13 @@ func TestLiveVerify(t *testing.T) {
 
 		// A verifier expecting another issuer: discovery refuses Keygate's
 		// document at startup ...
-		_, err := jwks.NewVerifier(ctx, e.kg.URL, jwks.WithIssuer("https://other"), jwks.WithLogger(liveQuiet))
+		_, err := jwks.NewVerifier(ctx, e.kg.URL, jwks.Config{Issuer: "https://other", Logger: liveQuiet})
 		if !errors.Is(err, jwks.ErrWrongIssuer) {
-			t.Errorf("NewVerifier by discovery with WithIssuer(other): %v, want ErrWrongIssuer", err)
+			t.Errorf("NewVerifier by discovery with Config.Issuer other: %v, want ErrWrongIssuer", err)
 		}
 		// ... and, given the key set directly, Verify refuses Keygate's
 		// genuine tokens (right keys, wrong iss).
-		vo := liveVerifier(t, e.kg.URL+"/jwks", e.clock, jwks.WithIssuer("https://other"), jwks.WithAudience("orders"))
+		vo := liveVerifier(t, e.kg.URL+"/jwks", e.clock, jwks.Config{Issuer: "https://other", Audience: []string{"orders"}})
 		if _, err := vo.Verify(ctx, e.token(t, "orders-app")); !errors.Is(err, jwks.ErrWrongIssuer) {
 			t.Errorf("genuine token at a verifier for https://other: %v, want ErrWrongIssuer", err)
 		}
@@ -556,12 +389,12 @@ func TestLiveVerify(t *testing.T) {
 
 func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 	ctx := context.Background()
-	atk := newLiveAttacker(t)
-	atkKey := liveAttackerKey(t)
+	atk := jwtforge.NewAttacker(t, liveT0)
+	atkKey := jwtforge.Key(t, "attacker")
 	genuine := e.token(t, "orders-app")
-	g := liveParse(t, genuine)
-	if g.hdr["alg"] != "RS256" || g.hdr["typ"] != "at+jwt" || g.kid() == "" {
-		t.Fatalf("genuine header %v", g.hdr)
+	g := jwtforge.Parse(t, genuine)
+	if g.Header["alg"] != "RS256" || g.Header["typ"] != "at+jwt" || g.KID() == "" {
+		t.Fatalf("genuine header %v", g.Header)
 	}
 
 	// What an attacker knows of Keygate's key: the JWKS, as served.
@@ -584,7 +417,7 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if key.KeyID() == g.kid() {
+		if key.KeyID() == g.KID() {
 			jwkJSON = k
 			if err := key.Raw(&pub); err != nil {
 				t.Fatal(err)
@@ -592,7 +425,7 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 		}
 	}
 	if jwkJSON == nil {
-		t.Fatalf("kid %s not in /jwks %s", g.kid(), jwksBody)
+		t.Fatalf("kid %s not in /jwks %s", g.KID(), jwksBody)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&pub)
 	pkixPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
@@ -600,26 +433,28 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 
 	hs := func(alg string, newHash func() hash.Hash, secret []byte) func() string {
 		return func() string {
-			return liveCompact(t, g.header(map[string]any{"alg": alg}), g.claims, liveHMAC(newHash, secret))
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": alg}), g.Claims, jwtforge.HMAC(newHash, secret))
 		}
 	}
 	resign := func(hdr, claims map[string]any) func() string {
-		return func() string { return liveCompact(t, g.header(hdr), g.payload(claims), liveRS256(atkKey)) }
+		return func() string {
+			return jwtforge.Compact(t, g.HeaderWith(hdr), g.ClaimsWith(claims), jwtforge.RS256(atkKey))
+		}
 	}
 	tamper := func(claims map[string]any) func() string {
 		return func() string {
-			p, _ := json.Marshal(g.payload(claims))
-			return g.h + "." + liveB64(p) + "." + g.sSeg
+			p, _ := json.Marshal(g.ClaimsWith(claims))
+			return g.Parts[0] + "." + jwtforge.B64(p) + "." + g.Parts[2]
 		}
 	}
 	reheader := func(hdr map[string]any) func() string { // keeps the genuine signature
 		return func() string {
-			h, _ := json.Marshal(g.header(hdr))
-			return liveB64(h) + "." + g.p + "." + g.sSeg
+			h, _ := json.Marshal(g.HeaderWith(hdr))
+			return jwtforge.B64(h) + "." + g.Parts[1] + "." + g.Parts[2]
 		}
 	}
 	later := json.Number(fmt.Sprint(e.clock.Now().Add(24 * time.Hour).Unix()))
-	x5c := []string{base64.StdEncoding.EncodeToString(atk.certDER)}
+	x5c := []string{base64.StdEncoding.EncodeToString(atk.CertDER)}
 
 	for _, c := range []struct {
 		name  string
@@ -628,13 +463,13 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 	}{
 		// alg none
 		{"alg none, no signature", func() string {
-			return liveCompact(t, g.header(map[string]any{"alg": "none"}), g.claims, liveNoSig)
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": "none"}), g.Claims, jwtforge.NoSig)
 		}, jwks.ErrAlgorithm},
 		{"alg None, no signature", func() string {
-			return liveCompact(t, g.header(map[string]any{"alg": "None"}), g.payload(map[string]any{"scope": "admin"}), liveNoSig)
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": "None"}), g.ClaimsWith(map[string]any{"scope": "admin"}), jwtforge.NoSig)
 		}, jwks.ErrAlgorithm},
 		{"alg NONE, no kid, no signature", func() string {
-			return liveCompact(t, g.header(map[string]any{"alg": "NONE", "kid": nil}), g.claims, liveNoSig)
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": "NONE", "kid": nil}), g.Claims, jwtforge.NoSig)
 		}, jwks.ErrAlgorithm},
 		{"alg none over the genuine signature", reheader(map[string]any{"alg": "none"}), jwks.ErrAlgorithm},
 		// RS/HS confusion: HMAC keyed with what /jwks publishes.
@@ -654,9 +489,9 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 		{"tampered sub", tamper(map[string]any{"sub": "payments-app"}), jwks.ErrBadSignature},
 		{"tampered exp", tamper(map[string]any{"exp": later}), jwks.ErrBadSignature},
 		{"tampered aud", tamper(map[string]any{"aud": []string{"orders", "payments"}}), jwks.ErrBadSignature},
-		{"signature stripped", func() string { return g.h + "." + g.p + "." }, jwks.ErrBadSignature},
+		{"signature stripped", func() string { return g.Parts[0] + "." + g.Parts[1] + "." }, jwks.ErrBadSignature},
 		{"signature of another token", func() string {
-			return g.h + "." + g.p + "." + liveParse(t, e.token(t, "orders-app")).sSeg
+			return g.Parts[0] + "." + g.Parts[1] + "." + jwtforge.Parse(t, e.token(t, "orders-app")).Parts[2]
 		}, jwks.ErrBadSignature},
 		// Re-signed by another key.
 		{"re-signed by the attacker under the genuine kid", resign(nil, nil), jwks.ErrBadSignature},
@@ -665,20 +500,20 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 		{"attacker key, attacker kid", resign(map[string]any{"kid": "attacker"}, nil), jwks.ErrUnknownKey},
 		{"attacker key, no kid", resign(map[string]any{"kid": nil}, nil), jwks.ErrMalformed},
 		// Key-carrying headers: the token must not choose its key.
-		{"jku to the attacker's JWKS, attacker kid", resign(map[string]any{"kid": "attacker", "jku": atk.srv.URL + "/jwks"}, nil), jwks.ErrUnknownKey},
-		{"jku to the attacker's JWKS, genuine kid", resign(map[string]any{"jku": atk.srv.URL + "/jwks"}, nil), jwks.ErrBadSignature},
-		{"x5u to the attacker's certificate, attacker kid", resign(map[string]any{"kid": "attacker", "x5u": atk.srv.URL + "/cert.pem"}, nil), jwks.ErrUnknownKey},
-		{"x5u to the attacker's certificate, genuine kid", resign(map[string]any{"x5u": atk.srv.URL + "/cert.pem"}, nil), jwks.ErrBadSignature},
-		{"embedded jwk, attacker kid", resign(map[string]any{"kid": "attacker", "jwk": atk.jwk}, nil), jwks.ErrUnknownKey},
-		{"embedded jwk, genuine kid", resign(map[string]any{"jwk": atk.jwk}, nil), jwks.ErrBadSignature},
+		{"jku to the attacker's JWKS, attacker kid", resign(map[string]any{"kid": "attacker", "jku": atk.Srv.URL + "/jwks"}, nil), jwks.ErrUnknownKey},
+		{"jku to the attacker's JWKS, genuine kid", resign(map[string]any{"jku": atk.Srv.URL + "/jwks"}, nil), jwks.ErrBadSignature},
+		{"x5u to the attacker's certificate, attacker kid", resign(map[string]any{"kid": "attacker", "x5u": atk.Srv.URL + "/cert.pem"}, nil), jwks.ErrUnknownKey},
+		{"x5u to the attacker's certificate, genuine kid", resign(map[string]any{"x5u": atk.Srv.URL + "/cert.pem"}, nil), jwks.ErrBadSignature},
+		{"embedded jwk, attacker kid", resign(map[string]any{"kid": "attacker", "jwk": atk.JWK}, nil), jwks.ErrUnknownKey},
+		{"embedded jwk, genuine kid", resign(map[string]any{"jwk": atk.JWK}, nil), jwks.ErrBadSignature},
 		{"embedded x5c, genuine kid", resign(map[string]any{"x5c": x5c}, nil), jwks.ErrBadSignature},
 		// Audience substitution: a genuine Keygate token minted for another
 		// resource server.
 		{"audience substitution: genuine token for payments", func() string { return e.token(t, "payments-app") }, jwks.ErrWrongAudience},
 		{"audience substitution: payments token with aud rewritten", func() string {
-			p := liveParse(t, e.token(t, "payments-app"))
-			b, _ := json.Marshal(p.payload(map[string]any{"aud": "orders"}))
-			return p.h + "." + liveB64(b) + "." + p.sSeg
+			p := jwtforge.Parse(t, e.token(t, "payments-app"))
+			b, _ := json.Marshal(p.ClaimsWith(map[string]any{"aud": "orders"}))
+			return p.Parts[0] + "." + jwtforge.B64(b) + "." + p.Parts[2]
 		}, jwks.ErrBadSignature},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -697,7 +532,7 @@ func liveAttackCanon(t *testing.T, e *liveEnv, v *jwks.Verifier) {
 			}
 		})
 	}
-	if n := atk.hits.Load(); n != 0 {
+	if n := atk.Hits.Load(); n != 0 {
 		t.Errorf("the attacker's server got %d requests; jku/x5u must never be followed", n)
 	}
 }
@@ -742,7 +577,7 @@ type liveConsumer struct {
 // every change of the signing key: a consumer fetches the key set again
 // only when a token carries a kid missing from its last fetched set, once
 // per such kid however many goroutines present it (single-flight), and not
-// sooner than WithUnknownKIDInterval after its previous fetch. Keygate
+// sooner than Config.UnknownKIDInterval after its previous fetch. Keygate
 // publishes the next key ahead of use, so a new signing kid costs
 //
 //   - zero fetches when the consumer's last fetch already carried it (the
@@ -774,12 +609,10 @@ func TestLiveRotationWhileVerifying(t *testing.T) {
 	var consumers []*liveConsumer
 	for _, name := range []string{"orders", "billing", "reports"} {
 		consumers = append(consumers, &liveConsumer{name: name, counted: true, v: liveVerifier(t, e.kg.URL, e.clock,
-			jwks.WithAudience(name), jwks.WithHTTPClient(front.client(name)),
-			jwks.WithRefreshBounds(10*time.Minute, time.Hour), jwks.WithUnknownKIDInterval(interval))})
+			jwks.Config{Audience: []string{name}, HTTPClient: front.client(name), MinRefresh: 10 * time.Minute, MaxRefresh: time.Hour, UnknownKIDInterval: interval})})
 	}
 	refresher := &liveConsumer{name: "refresher", v: liveVerifier(t, e.kg.URL, e.clock,
-		jwks.WithAudience("orders"), jwks.WithHTTPClient(front.client("refresher")),
-		jwks.WithRefreshBounds(time.Second, time.Minute), jwks.WithUnknownKIDInterval(interval))}
+		jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("refresher"), MinRefresh: time.Second, MaxRefresh: time.Minute, UnknownKIDInterval: interval})}
 	consumers = append(consumers, refresher)
 	for _, c := range consumers[:3] {
 		if s := c.v.Stats(); s.Fetches != 1 || front.jwksHits(c.name) != 1 {
@@ -793,8 +626,8 @@ func TestLiveRotationWhileVerifying(t *testing.T) {
 	)
 	issue := func() liveTok {
 		t.Helper()
-		g := liveParse(t, e.token(t, "fleet"))
-		tk := liveTok{raw: g.raw, kid: g.kid(), exp: g.exp(t)}
+		g := jwtforge.Parse(t, e.token(t, "fleet"))
+		tk := liveTok{raw: g.Raw, kid: g.KID(), exp: g.Exp(t)}
 		mu.Lock()
 		live = append(live, tk)
 		mu.Unlock()
@@ -1139,10 +972,8 @@ func TestLiveIssuerDown(t *testing.T) {
 			// v refreshes only on unknown kids here (default bounds: 1 min
 			// of real time at least); bg refreshes in the background every
 			// second.
-			v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
-				jwks.WithHTTPClient(front.client("v")), jwks.WithUnknownKIDInterval(interval))
-			bg := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
-				jwks.WithHTTPClient(front.client("bg")), jwks.WithRefreshBounds(time.Second, time.Second))
+			v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
+			bg := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("bg"), MinRefresh: time.Second, MaxRefresh: time.Second})
 			cached := liveSortedKIDs(v)
 			tok0 := e.token(t, "orders-app")
 
@@ -1158,8 +989,8 @@ func TestLiveIssuerDown(t *testing.T) {
 				toks = append(toks, e.token(t, "orders-app"))
 			}
 			tok1, tok2 := toks[0], toks[1]
-			kid2 := liveParse(t, tok2).kid()
-			if !slices.Contains(cached, liveParse(t, tok1).kid()) || slices.Contains(cached, kid2) {
+			kid2 := jwtforge.Parse(t, tok2).KID()
+			if !slices.Contains(cached, jwtforge.Parse(t, tok1).KID()) || slices.Contains(cached, kid2) {
 				t.Fatalf("cached %v; want the first new kid in it and not %s", cached, kid2)
 			}
 			mustVerify := func(v *jwks.Verifier, what string, toks ...string) {
@@ -1241,20 +1072,19 @@ func TestLiveKIDFlood(t *testing.T) {
 	e := liveStart(t, kgtest.Options{})
 	ctx := context.Background()
 	front := newLiveFront(t, e.kg)
-	v := liveVerifier(t, e.kg.URL, e.clock, jwks.WithAudience("orders"),
-		jwks.WithHTTPClient(front.client("v")), jwks.WithUnknownKIDInterval(interval))
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
 	genuine := e.token(t, "orders-app")
-	g := liveParse(t, genuine)
+	g := jwtforge.Parse(t, genuine)
 
 	forged := make([]string, n)
-	signer := liveRS256(liveAttackerKey(t))
+	signer := jwtforge.RS256(jwtforge.Key(t, "attacker"))
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
 			for i := w; i < n; i += 4 {
 				kid := make([]byte, 12)
 				_, _ = rand.Read(kid)
-				forged[i] = liveCompact(t, g.header(map[string]any{"kid": hex.EncodeToString(kid)}), g.claims, signer)
+				forged[i] = jwtforge.Compact(t, g.HeaderWith(map[string]any{"kid": hex.EncodeToString(kid)}), g.Claims, signer)
 			}
 		})
 	}
@@ -1338,7 +1168,7 @@ func TestLiveKIDFlood(t *testing.T) {
 		}
 	}
 	fresh := e.token(t, "orders-app")
-	if slices.Contains(v.KeyIDs(), liveParse(t, fresh).kid()) {
+	if slices.Contains(v.KeyIDs(), jwtforge.Parse(t, fresh).KID()) {
 		t.Fatal("the new kid is already cached")
 	}
 	h = hits()

@@ -6,19 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
-
-	"github.com/labstack/echo/v4"
 )
 
-// EchoClaimsKey is the echo.Context key under which EchoMiddleware stores
-// the verified *Claims (c.Get(EchoClaimsKey)).
-const EchoClaimsKey = "keygate.claims"
-
 // maxJWTBodyBytes bounds an application/jwt request body read by
-// FromJWTBody: a token is a few KiB at most, and reading an unbounded body
+// MiddlewareConfig.JWTBody: a token is a few KiB at most, and reading an unbounded body
 // before authentication would let anyone make the server buffer megabytes.
 const maxJWTBodyBytes = 16 << 10
 
@@ -37,100 +33,125 @@ func ContextWithClaims(ctx context.Context, c *Claims) context.Context {
 	return context.WithValue(ctx, claimsKey{}, c)
 }
 
-// MiddlewareOption configures Middleware and EchoMiddleware.
-type MiddlewareOption func(*middleware)
-
-// RequireScopes makes the route require every one of scopes; a valid token
-// lacking one gets 403 with error="insufficient_scope" and the required
-// scopes in the scope attribute (RFC 6750 §3.1).
-func RequireScopes(scopes ...string) MiddlewareOption {
-	return func(m *middleware) { m.scopes = append(m.scopes, scopes...) }
+// TokenVerifier is what Middleware needs: something that turns a token
+// into verified claims or an error wrapping one of the Err* sentinels.
+// *Verifier (issuer-signed access tokens) and *ClientKeyVerifier
+// (client-signed requests) both satisfy it, so one middleware serves
+// either kind of route; tests can pass a stub.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*Claims, error)
 }
 
-// WithRealm adds realm="..." to WWW-Authenticate challenges.
-func WithRealm(realm string) MiddlewareOption {
-	return func(m *middleware) { m.realm = realm }
-}
-
-// FromCookie also accepts the token from the named cookie, when the request
-// has no Authorization header carrying one. Mind CSRF: a browser attaches
-// cookies to cross-site requests, so use it only with SameSite cookies or
-// for safe methods.
-func FromCookie(name string) MiddlewareOption {
-	return func(m *middleware) {
-		m.sources = append(m.sources, func(r *http.Request) (string, *authError) {
-			if c, err := r.Cookie(name); err == nil && c.Value != "" {
-				return c.Value, nil
-			}
-			return "", nil
-		})
-	}
-}
-
-// FromForm also accepts the token from the named field of an
-// application/x-www-form-urlencoded request body (RFC 6750 §2.2 uses
-// "access_token"); never from the query string, which ends up in logs.
-func FromForm(field string) MiddlewareOption {
-	return func(m *middleware) {
-		m.sources = append(m.sources, func(r *http.Request) (string, *authError) {
-			mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-			if mt != "application/x-www-form-urlencoded" || r.Method == http.MethodGet {
-				return "", nil
-			}
-			return r.PostFormValue(field), nil
-		})
-	}
-}
-
-// FromJWTBody also accepts a request whose Content-Type is application/jwt
-// and whose whole body (at most 16 KiB) is the token, as Keygate's
-// client-facing endpoints do. The body is put back for the handler.
-func FromJWTBody() MiddlewareOption {
-	return func(m *middleware) {
-		m.sources = append(m.sources, func(r *http.Request) (string, *authError) {
-			mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-			if mt != "application/jwt" || r.Body == nil {
-				return "", nil
-			}
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxJWTBodyBytes+1))
-			r.Body.Close()
-			if err != nil {
-				return "", &authError{status: http.StatusBadRequest, code: "invalid_request", desc: "the request body could not be read"}
-			}
-			if len(body) > maxJWTBodyBytes {
-				return "", &authError{status: http.StatusBadRequest, code: "invalid_request", desc: "the application/jwt body is larger than a token can be"}
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			return strings.TrimSpace(string(body)), nil
-		})
-	}
+// MiddlewareConfig configures Middleware; the zero value reads the token
+// from the Authorization header only and requires no scope.
+type MiddlewareConfig struct {
+	// Scopes the route requires, on top of the verifier's: a valid token
+	// lacking one gets 403 error="insufficient_scope" with the required
+	// scopes in the challenge (RFC 6750 §3.1).
+	Scopes []string
+	// Realm, if set, is added as realm="..." to WWW-Authenticate.
+	Realm string
+	// Cookie, if set, names a cookie the token is also read from when the
+	// Authorization header carries none. Mind CSRF: browsers attach cookies
+	// to cross-site requests; use it with SameSite cookies or safe methods.
+	Cookie string
+	// FormField, if set, names a field of an x-www-form-urlencoded body the
+	// token is also read from (RFC 6750 §2.2 uses "access_token"); never the
+	// query string, which ends up in logs.
+	FormField string
+	// JWTBody also accepts a request whose Content-Type is application/jwt
+	// and whose whole body (at most 16 KiB) is the token, as client-signed
+	// requests are sent. The body is put back for the handler.
+	JWTBody bool
+	// OnRefusal, if set, writes the response to a refused request instead
+	// of the default JSON body, for APIs whose clients expect their own
+	// status codes or error format. The WWW-Authenticate challenge is set
+	// before it is called. status is what the default would send; err
+	// wraps an Err* sentinel when a token was found but did not verify.
+	OnRefusal func(w http.ResponseWriter, r *http.Request, status int, err error)
 }
 
 type middleware struct {
-	v       *Verifier
+	v       TokenVerifier
 	scopes  []string
 	realm   string
 	sources []func(*http.Request) (string, *authError)
+	logger  *slog.Logger
+	vScopes []string // the verifier's own required scopes, for the challenge
+	refused func(http.ResponseWriter, *http.Request, int, error)
 }
 
+func fromCookie(name string) func(*http.Request) (string, *authError) {
+	return func(r *http.Request) (string, *authError) {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			return c.Value, nil
+		}
+		return "", nil
+	}
+}
+
+func fromForm(field string) func(*http.Request) (string, *authError) {
+	return func(r *http.Request) (string, *authError) {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if mt != "application/x-www-form-urlencoded" || r.Method == http.MethodGet {
+			return "", nil
+		}
+		return r.PostFormValue(field), nil
+	}
+}
+
+func fromJWTBody(r *http.Request) (string, *authError) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/jwt" || r.Body == nil {
+		return "", nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJWTBodyBytes+1))
+	r.Body.Close()
+	if err != nil {
+		return "", &authError{status: http.StatusBadRequest, code: "invalid_request", desc: "the request body could not be read"}
+	}
+	if len(body) > maxJWTBodyBytes {
+		return "", &authError{status: http.StatusBadRequest, code: "invalid_request", desc: "the application/jwt body is larger than a token can be"}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return strings.TrimSpace(string(body)), nil
+}
+
+// configured is implemented by this package's verifiers, whose logger and
+// required scopes the middleware reuses.
+type configured interface{ config() *verifierConfig }
+
+func (v *Verifier) config() *verifierConfig           { return v.cfg }
+func (cv *ClientKeyVerifier) config() *verifierConfig { return cv.cfg }
+
 // authError is a refusal: status, RFC 6750 error code ("" for a request
-// without credentials) and a description safe to send.
+// without credentials), a description safe to send, and the verification
+// error if a token was refused.
 type authError struct {
 	status int
 	code   string
 	desc   string
 	scope  string
+	err    error
 }
 
-func newMiddleware(v *Verifier, opts []MiddlewareOption) *middleware {
-	if v == nil {
-		panic("jwks: middleware needs a Verifier, got nil") // fail at startup, not per request
+func newMiddleware(v TokenVerifier, mc MiddlewareConfig) *middleware {
+	if v == nil || v == (*Verifier)(nil) || v == (*ClientKeyVerifier)(nil) {
+		panic("jwks: middleware needs a verifier, got nil") // fail at startup, not per request
 	}
-	m := &middleware{v: v}
-	for _, o := range opts {
-		if o != nil {
-			o(m)
-		}
+	m := &middleware{v: v, scopes: slices.Clone(mc.Scopes), realm: mc.Realm, logger: slog.Default(),
+		refused: mc.OnRefusal}
+	if c, ok := v.(configured); ok {
+		m.logger, m.vScopes = c.config().logger, c.config().requiredScopes
+	}
+	if mc.Cookie != "" {
+		m.sources = append(m.sources, fromCookie(mc.Cookie))
+	}
+	if mc.FormField != "" {
+		m.sources = append(m.sources, fromForm(mc.FormField))
+	}
+	if mc.JWTBody {
+		m.sources = append(m.sources, fromJWTBody)
 	}
 	return m
 }
@@ -140,8 +161,9 @@ func newMiddleware(v *Verifier, opts []MiddlewareOption) *middleware {
 // (ClaimsFromContext).
 //
 // The token is read from "Authorization: Bearer <token>" (or the scheme
-// "JWT", which older Keygate clients send), then from the sources given as
-// options, in order; the first found is used. Refusals follow RFC 6750 §3:
+// "JWT", which older Keygate clients send), then from the cookie, the form
+// field and the application/jwt body, as mc enables them; the first found
+// is used. Refusals follow RFC 6750 §3:
 //
 //   - no token: 401, "WWW-Authenticate: Bearer" without an error code (the
 //     client may simply not have known authentication was needed);
@@ -153,39 +175,19 @@ func newMiddleware(v *Verifier, opts []MiddlewareOption) *middleware {
 //
 // Each refusal also has a JSON body {"error": ..., "error_description": ...}
 // and Cache-Control: no-store.
-func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
-	m := newMiddleware(v, opts)
+//
+// For Echo, use package jwks/echojwks, which wraps this.
+func Middleware(v TokenVerifier, mc MiddlewareConfig) func(http.Handler) http.Handler {
+	m := newMiddleware(v, mc)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ae := m.authenticate(r)
 			if ae != nil {
-				m.refuse(w, ae)
+				m.refuse(w, r, ae)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), c)))
 		})
-	}
-}
-
-// EchoMiddleware is Middleware for Echo. The claims are in the request
-// context (ClaimsFromContext(c.Request().Context())) and under
-// EchoClaimsKey (c.Get(EchoClaimsKey).(*jwks.Claims)).
-func EchoMiddleware(v *Verifier, opts ...MiddlewareOption) echo.MiddlewareFunc {
-	m := newMiddleware(v, opts)
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			claims, ae := m.authenticate(c.Request())
-			if ae != nil {
-				// Written directly rather than returned as an echo.HTTPError
-				// so that the challenge header and body are the same as with
-				// net/http, whatever the application's error handler does.
-				m.refuse(c.Response(), ae)
-				return nil
-			}
-			c.SetRequest(c.Request().WithContext(ContextWithClaims(c.Request().Context(), claims)))
-			c.Set(EchoClaimsKey, claims)
-			return next(c)
-		}
 	}
 }
 
@@ -201,15 +203,15 @@ func (m *middleware) authenticate(r *http.Request) (*Claims, *authError) {
 		}
 	}
 	if err != nil {
-		m.v.cfg.logger.Debug("jwks: request refused", "method", r.Method, "path", r.URL.Path, "err", err)
+		m.logger.Debug("jwks: request refused", "method", r.Method, "path", r.URL.Path, "err", err)
 		if errors.Is(err, ErrInsufficientScope) {
 			// scope= lists everything the resource requires (RFC 6750 §3),
 			// i.e. the verifier's and the route's requirements.
-			scopes := append(append([]string(nil), m.v.cfg.requiredScopes...), m.scopes...)
+			scopes := append(append([]string(nil), m.vScopes...), m.scopes...)
 			return nil, &authError{status: http.StatusForbidden, code: "insufficient_scope",
-				desc: errorDescription(err), scope: strings.Join(scopes, " ")}
+				desc: errorDescription(err), scope: strings.Join(scopes, " "), err: err}
 		}
-		return nil, &authError{status: http.StatusUnauthorized, code: "invalid_token", desc: errorDescription(err)}
+		return nil, &authError{status: http.StatusUnauthorized, code: "invalid_token", desc: errorDescription(err), err: err}
 	}
 	return c, nil
 }
@@ -236,8 +238,9 @@ func (m *middleware) token(r *http.Request) (string, *authError) {
 	return "", &authError{status: http.StatusUnauthorized, desc: "this resource requires an access token"}
 }
 
-// refuse writes the RFC 6750 challenge and a JSON body.
-func (m *middleware) refuse(w http.ResponseWriter, ae *authError) {
+// refuse writes the RFC 6750 challenge and a JSON body, or lets OnRefusal
+// write the response.
+func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, ae *authError) {
 	var ch strings.Builder
 	ch.WriteString("Bearer")
 	sep := " "
@@ -258,6 +261,15 @@ func (m *middleware) refuse(w http.ResponseWriter, ae *authError) {
 	}
 	if ae.scope != "" {
 		attr("scope", ae.scope)
+	}
+	if m.refused != nil {
+		w.Header().Set("WWW-Authenticate", ch.String())
+		err := ae.err
+		if err == nil {
+			err = errors.New(ae.desc)
+		}
+		m.refused(w, r, ae.status, err)
+		return
 	}
 	code := ae.code
 	if code == "" {

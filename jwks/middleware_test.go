@@ -2,6 +2,7 @@ package jwks_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/keygate/keygate/jwks"
@@ -29,12 +29,20 @@ var whoami = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 type mwCase struct {
 	name       string
-	opts       []jwks.MiddlewareOption
+	mc         jwks.MiddlewareConfig
 	req        func() *http.Request
 	wantStatus int
 	wantAuth   string // WWW-Authenticate, exactly
 	wantError  string // "error" in the JSON body
 	wantBody   string // for 200
+}
+
+// middlewareSetup returns a verifier on a fresh test issuer and the
+// middleware cases for it.
+func middlewareSetup(t *testing.T) (*jwks.Verifier, []mwCase) {
+	ti := newTestIssuer(t, 5*time.Minute, 0)
+	clk := newFakeClock()
+	return newTestVerifier(t, ti, clk), middlewareCases(t, ti, clk)
 }
 
 func middlewareCases(t *testing.T, ti *testIssuer, clk *fakeClock) []mwCase {
@@ -54,7 +62,7 @@ func middlewareCases(t *testing.T, ti *testIssuer, clk *fakeClock) []mwCase {
 	}
 	return []mwCase{
 		{name: "no token", req: get(""), wantStatus: 401, wantAuth: `Bearer`, wantError: "unauthorized"},
-		{name: "no token, realm", opts: []jwks.MiddlewareOption{jwks.WithRealm("api")}, req: get(""),
+		{name: "no token, realm", mc: jwks.MiddlewareConfig{Realm: "api"}, req: get(""),
 			wantStatus: 401, wantAuth: `Bearer realm="api"`, wantError: "unauthorized"},
 		{name: "Basic credentials only", req: get("Basic dXNlcjpwYXNz"), wantStatus: 401, wantAuth: `Bearer`, wantError: "unauthorized"},
 		{name: "Bearer without token", req: get("Bearer "), wantStatus: 400,
@@ -62,17 +70,17 @@ func middlewareCases(t *testing.T, ti *testIssuer, clk *fakeClock) []mwCase {
 			wantError: "invalid_request"},
 		{name: "expired", req: get("Bearer " + expired), wantStatus: 401,
 			wantAuth: `Bearer error="invalid_token", error_description="token has expired"`, wantError: "invalid_token"},
-		{name: "garbage", opts: []jwks.MiddlewareOption{jwks.WithRealm("api")}, req: get("Bearer abc"), wantStatus: 401,
+		{name: "garbage", mc: jwks.MiddlewareConfig{Realm: "api"}, req: get("Bearer abc"), wantStatus: 401,
 			wantAuth: `Bearer realm="api", error="invalid_token", error_description="token is malformed"`, wantError: "invalid_token"},
-		{name: "insufficient scope", opts: []jwks.MiddlewareOption{jwks.RequireScopes("read", "admin")}, req: get("Bearer " + valid),
+		{name: "insufficient scope", mc: jwks.MiddlewareConfig{Scopes: []string{"read", "admin"}}, req: get("Bearer " + valid),
 			wantStatus: 403, wantAuth: `Bearer error="insufficient_scope", error_description="token lacks a required scope", scope="read admin"`,
 			wantError: "insufficient_scope"},
 		{name: "valid", req: get("Bearer " + valid), wantStatus: 200, wantBody: "user-42|"},
 		{name: "valid, scheme case", req: get("bearer  " + valid), wantStatus: 200, wantBody: "user-42|"},
-		{name: "valid with scopes", opts: []jwks.MiddlewareOption{jwks.RequireScopes("read", "write")}, req: get("Bearer " + valid),
+		{name: "valid with scopes", mc: jwks.MiddlewareConfig{Scopes: []string{"read", "write"}}, req: get("Bearer " + valid),
 			wantStatus: 200, wantBody: "user-42|"},
 		{name: "JWT scheme", req: get("JWT " + valid), wantStatus: 200, wantBody: "user-42|"},
-		{name: "cookie", opts: []jwks.MiddlewareOption{jwks.FromCookie("at")}, req: func() *http.Request {
+		{name: "cookie", mc: jwks.MiddlewareConfig{Cookie: "at"}, req: func() *http.Request {
 			r := get("")()
 			r.AddCookie(&http.Cookie{Name: "at", Value: valid})
 			return r
@@ -82,25 +90,25 @@ func middlewareCases(t *testing.T, ti *testIssuer, clk *fakeClock) []mwCase {
 			r.AddCookie(&http.Cookie{Name: "at", Value: valid})
 			return r
 		}, wantStatus: 401, wantAuth: "Bearer", wantError: "unauthorized"},
-		{name: "header wins over cookie", opts: []jwks.MiddlewareOption{jwks.FromCookie("at")}, req: func() *http.Request {
+		{name: "header wins over cookie", mc: jwks.MiddlewareConfig{Cookie: "at"}, req: func() *http.Request {
 			r := get("Bearer " + expired)()
 			r.AddCookie(&http.Cookie{Name: "at", Value: valid})
 			return r
 		}, wantStatus: 401, wantAuth: `Bearer error="invalid_token", error_description="token has expired"`, wantError: "invalid_token"},
-		{name: "form", opts: []jwks.MiddlewareOption{jwks.FromForm("access_token")}, req: func() *http.Request {
+		{name: "form", mc: jwks.MiddlewareConfig{FormField: "access_token"}, req: func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, "/res", strings.NewReader(url.Values{"access_token": {valid}, "x": {"1"}}.Encode()))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			return r
 		}, wantStatus: 200, wantBody: "user-42|"},
-		{name: "form field in the query is ignored", opts: []jwks.MiddlewareOption{jwks.FromForm("access_token")}, req: func() *http.Request {
+		{name: "form field in the query is ignored", mc: jwks.MiddlewareConfig{FormField: "access_token"}, req: func() *http.Request {
 			return httptest.NewRequest(http.MethodGet, "/res?access_token="+valid, nil)
 		}, wantStatus: 401, wantAuth: "Bearer", wantError: "unauthorized"},
-		{name: "application/jwt body", opts: []jwks.MiddlewareOption{jwks.FromJWTBody()}, req: func() *http.Request {
+		{name: "application/jwt body", mc: jwks.MiddlewareConfig{JWTBody: true}, req: func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, "/res", strings.NewReader(valid+"\n"))
 			r.Header.Set("Content-Type", "application/jwt; charset=utf-8")
 			return r
 		}, wantStatus: 200, wantBody: "user-42|" + valid + "\n"},
-		{name: "application/jwt body too large", opts: []jwks.MiddlewareOption{jwks.FromJWTBody()}, req: func() *http.Request {
+		{name: "application/jwt body too large", mc: jwks.MiddlewareConfig{JWTBody: true}, req: func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, "/res", strings.NewReader(strings.Repeat("a", 17<<10)))
 			r.Header.Set("Content-Type", "application/jwt")
 			return r
@@ -138,42 +146,12 @@ func checkResponse(t *testing.T, tc mwCase, res *http.Response) {
 
 func TestMiddleware(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
-	for _, tc := range middlewareCases(t, ti, clk) {
+	v, cases := middlewareSetup(t)
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			jwks.Middleware(v, tc.opts...)(whoami).ServeHTTP(rec, tc.req())
+			jwks.Middleware(v, tc.mc)(whoami).ServeHTTP(rec, tc.req())
 			checkResponse(t, tc, rec.Result())
-		})
-	}
-}
-
-func TestEchoMiddleware(t *testing.T) {
-	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
-	for _, tc := range middlewareCases(t, ti, clk) {
-		t.Run(tc.name, func(t *testing.T) {
-			e := echo.New()
-			e.Any("/res", func(c echo.Context) error {
-				fromCtx, ok := jwks.ClaimsFromContext(c.Request().Context())
-				fromEcho, ok2 := c.Get(jwks.EchoClaimsKey).(*jwks.Claims)
-				if !ok || !ok2 || fromCtx != fromEcho {
-					return c.String(http.StatusInternalServerError, "claims missing")
-				}
-				body, _ := io.ReadAll(c.Request().Body)
-				return c.String(http.StatusOK, fromEcho.Subject+"|"+string(body))
-			}, jwks.EchoMiddleware(v, tc.opts...))
-			rec := httptest.NewRecorder()
-			e.ServeHTTP(rec, tc.req())
-			res := rec.Result()
-			if tc.wantStatus == 200 {
-				res.Header.Set("Content-Type", "application/json") // echo's text/plain is fine
-			}
-			checkResponse(t, tc, res)
 		})
 	}
 }
@@ -182,12 +160,38 @@ func TestMiddlewareVerifierScopes(t *testing.T) {
 	t.Parallel()
 	ti := newTestIssuer(t, 5*time.Minute, 0)
 	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk, jwks.WithRequiredScopes("admin"))
+	v := newTestVerifier(t, ti, clk, jwks.Config{RequiredScopes: []string{"admin"}})
 	r := httptest.NewRequest(http.MethodGet, "/res", nil)
 	r.Header.Set("Authorization", "Bearer "+accessToken(t, ti, 0, clk.Now()))
 	rec := httptest.NewRecorder()
-	jwks.Middleware(v, jwks.RequireScopes("read"))(whoami).ServeHTTP(rec, r)
+	jwks.Middleware(v, jwks.MiddlewareConfig{Scopes: []string{"read"}})(whoami).ServeHTTP(rec, r)
 	if rec.Code != 403 || rec.Header().Get("WWW-Authenticate") != `Bearer error="insufficient_scope", error_description="token lacks a required scope", scope="admin read"` {
 		t.Errorf("%d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
+
+func TestMiddlewareOnRefusal(t *testing.T) {
+	t.Parallel()
+	ti := newTestIssuer(t, 5*time.Minute, 0)
+	clk := newFakeClock()
+	v := newTestVerifier(t, ti, clk)
+	var gotStatus int
+	var gotErr error
+	mw := jwks.Middleware(v, jwks.MiddlewareConfig{OnRefusal: func(w http.ResponseWriter, _ *http.Request, status int, err error) {
+		gotStatus, gotErr = status, err
+		w.WriteHeader(http.StatusTeapot)
+	}})
+	r := httptest.NewRequest(http.MethodGet, "/res", nil)
+	r.Header.Set("Authorization", "Bearer "+accessToken(t, ti, 0, clk.Now().Add(-time.Hour)))
+	rec := httptest.NewRecorder()
+	mw(whoami).ServeHTTP(rec, r)
+	if rec.Code != http.StatusTeapot || gotStatus != 401 || !errors.Is(gotErr, jwks.ErrExpired) ||
+		!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("expired: %d, hook got %d %v, challenge %q", rec.Code, gotStatus, gotErr, rec.Header().Get("WWW-Authenticate"))
+	}
+	rec = httptest.NewRecorder()
+	mw(whoami).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/res", nil))
+	if rec.Code != http.StatusTeapot || gotStatus != 401 || gotErr == nil {
+		t.Errorf("no token: %d, hook got %d %v", rec.Code, gotStatus, gotErr)
 	}
 }

@@ -1,13 +1,24 @@
-// Package jwks publishes and (later) consumes JSON Web Key Sets.
+// Package jwks verifies Keygate's tokens and publishes the key sets they
+// are verified with.
 //
-// Keygate signs tokens with rotating RSA keys; resource servers verify those
-// tokens with the public halves, which they fetch from a JWKS endpoint. This
-// package holds the publication half: NewDocument turns a set of public keys
-// into an immutable, pre-serialized Document, and Publisher serves the current
-// Document over HTTP with cache validators.
+// Keygate signs access tokens with rotating RSA keys and serves the public
+// halves as a JSON Web Key Set. A resource server calls NewVerifier once
+// (with the issuer URL and a Config) and then Verify, or wraps its handlers
+// in Middleware; Verifier keeps the key set fresh in the background, so a
+// verification needs no network call. The issuer verifies its own tokens
+// with the same code, over its in-process key set (NewLocalVerifier).
+// Client-signed requests — a client signs its own request with its
+// registered key — are verified by ClientKeyVerifier. Middleware accepts
+// either, through the TokenVerifier interface; jwks/echojwks adapts it to
+// Echo.
 //
-// The package deliberately imports no other Keygate package, so that resource
-// servers can depend on it alone.
+// On the publishing side, NewDocument turns public keys into an immutable,
+// pre-serialized Document and Publisher serves the current one over HTTP
+// with cache validators.
+//
+// The package imports no other Keygate package and no web framework, only
+// the standard library and jwx, so that resource servers can depend on it
+// alone.
 package jwks
 
 import (

@@ -21,12 +21,12 @@ import (
 // with enough money and are skipped (and logged) rather than trusted.
 const minRSABits = 2048
 
-// Verifier checks access tokens issued by one issuer (the consumer half of
-// this package: a resource server imports jwks, calls NewVerifier once, and
-// calls Verify, or mounts Middleware, for every request).
+// Verifier checks access tokens issued by one issuer. A resource server
+// calls NewVerifier once and then Verify, or mounts Middleware, for every
+// request; the issuer itself uses NewLocalVerifier over its own key set.
 //
 // The issuer's key set is held by a jwx jwk.Cache, which refetches it in the
-// background as its Cache-Control allows (clamped by WithRefreshBounds) and
+// background as its Cache-Control allows (clamped by Config.MinRefresh and MaxRefresh) and
 // keeps the last good set when a refresh fails, so an issuer outage does not
 // stop verification. Each successful fetch is also indexed by kid into an
 // immutable map published through an atomic pointer; Verify reads only that
@@ -37,7 +37,7 @@ const minRSABits = 2048
 //
 // A token whose kid is not cached causes one refetch, shared by all the
 // requests waiting for it and allowed at most once per
-// WithUnknownKIDInterval, so new keys are found promptly while made-up kids
+// Config.UnknownKIDInterval, so new keys are found promptly while made-up kids
 // cannot turn the verifier into a request amplifier against the issuer.
 //
 // A Verifier is safe for concurrent use. Close it to stop the background
@@ -48,10 +48,12 @@ type Verifier struct {
 	jwksURL string
 	algs    map[string]bool // accepted header algs
 
-	cache  *jwk.Cache
-	bg     context.Context // lives until Close; bounds every key fetch
-	cancel context.CancelFunc
-	closed atomic.Bool
+	cache   *jwk.Cache       // nil for a local verifier
+	local   func() *Document // non-nil for a local verifier
+	localMu sync.Mutex       // serializes indexing a new local Document
+	bg      context.Context  // lives until Close; bounds every key fetch
+	cancel  context.CancelFunc
+	closed  atomic.Bool
 
 	keys atomic.Pointer[keyIndex]
 	// refreshSem admits one unknown-kid refetch at a time. A one-slot
@@ -70,7 +72,8 @@ type Verifier struct {
 // immutable once published.
 type keyIndex struct {
 	byKID map[string]*verifyKey
-	kids  []string // in set order
+	kids  []string  // in set order
+	doc   *Document // the local Document indexed, if any
 
 	// headers caches parsed protected headers by their base64url segment.
 	// An issuer puts the same few headers on all its tokens (one per key),
@@ -144,13 +147,6 @@ func (c *counters) snapshot() Stats {
 	}
 }
 
-// verifierOptions are the options NewVerifier accepts.
-var verifierOptions = []string{
-	"WithIssuer", "WithJWKSURL", "WithAudience", "WithLeeway", "WithClock", "WithHTTPClient",
-	"WithRefreshBounds", "WithUnknownKIDInterval", "WithExpectedType", "WithRequiredScopes",
-	"WithAlgorithms", "WithLogger",
-}
-
 // NewVerifier returns a Verifier for the tokens of one issuer, after
 // fetching its key set once.
 //
@@ -158,20 +154,21 @@ var verifierOptions = []string{
 //
 //   - an issuer URL (e.g. "https://id.example.com"): the key set's URL is
 //     read from <issuer>/.well-known/openid-configuration, whose "issuer"
-//     must equal the expected issuer exactly (the URL given, or WithIssuer),
+//     must equal the expected issuer exactly (the URL given, or Config.Issuer),
 //     which stops a misconfigured or hostile endpoint from handing over
 //     another issuer's keys;
 //   - a URL whose last path element is "jwks" or "jwks.json" (Keygate serves
 //     /jwks and /.well-known/jwks.json): used as the key set directly, and
-//     WithIssuer is required;
-//   - with WithJWKSURL, the argument is the issuer and no discovery is done.
+//     Config.Issuer is required;
+//   - with Config.JWKSURL set, the argument is the issuer and no discovery
+//     is done.
 //
 // ctx bounds discovery and the first fetch only; the background refresh
 // runs until Close. NewVerifier fails if the first fetch fails, because a
 // verifier without keys could only refuse every token and a deployment is
 // better stopped at startup than half-working.
-func NewVerifier(ctx context.Context, issuerOrJWKSURL string, opts ...VerifierOption) (*Verifier, error) {
-	cfg, err := newVerifierConfig("NewVerifier", verifierOptions, opts)
+func NewVerifier(ctx context.Context, issuerOrJWKSURL string, c Config) (*Verifier, error) {
+	cfg, err := c.validate("NewVerifier", forRemote)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +180,7 @@ func NewVerifier(ctx context.Context, issuerOrJWKSURL string, opts ...VerifierOp
 	switch {
 	case cfg.jwksURL != "":
 		if _, err := parseHTTPURL(cfg.jwksURL); err != nil {
-			return nil, fmt.Errorf("jwks: NewVerifier: WithJWKSURL: %w", err)
+			return nil, fmt.Errorf("jwks: NewVerifier: Config.JWKSURL: %w", err)
 		}
 		issuer, jwksURL = issuerOrJWKSURL, cfg.jwksURL
 		if cfg.issuerSet {
@@ -191,7 +188,7 @@ func NewVerifier(ctx context.Context, issuerOrJWKSURL string, opts ...VerifierOp
 		}
 	case looksLikeJWKS(given):
 		if !cfg.issuerSet {
-			return nil, fmt.Errorf("jwks: NewVerifier: %s is a key set URL; give the expected issuer with WithIssuer, or any issuer trusting these keys would be accepted", issuerOrJWKSURL)
+			return nil, fmt.Errorf("jwks: NewVerifier: %s is a key set URL; give the expected issuer in Config.Issuer, or any issuer trusting these keys would be accepted", issuerOrJWKSURL)
 		}
 		issuer, jwksURL = cfg.issuer, issuerOrJWKSURL
 	default:
@@ -218,16 +215,8 @@ func NewVerifier(ctx context.Context, issuerOrJWKSURL string, opts ...VerifierOp
 		jwksURL = d.JWKSURI
 	}
 
-	v := &Verifier{
-		cfg:        cfg,
-		issuer:     issuer,
-		jwksURL:    jwksURL,
-		algs:       make(map[string]bool, len(cfg.algorithms)),
-		refreshSem: make(chan struct{}, 1),
-	}
-	for _, a := range cfg.algorithms {
-		v.algs[a] = true
-	}
+	v := newVerifier(cfg, issuer)
+	v.jwksURL = jwksURL
 
 	// The cache's goroutines must outlive ctx, which is often a startup
 	// timeout: tied to it they would stop at the deadline, and a later
@@ -252,6 +241,41 @@ func NewVerifier(ctx context.Context, issuerOrJWKSURL string, opts ...VerifierOp
 		v.cancel()
 		return nil, fmt.Errorf("jwks: NewVerifier: first fetch of the key set: %w", fetchCause(err))
 	}
+	return v, nil
+}
+
+func newVerifier(cfg *verifierConfig, issuer string) *Verifier {
+	v := &Verifier{
+		cfg:        cfg,
+		issuer:     issuer,
+		algs:       make(map[string]bool, len(cfg.algorithms)),
+		refreshSem: make(chan struct{}, 1),
+	}
+	for _, a := range cfg.algorithms {
+		v.algs[a] = true
+	}
+	return v
+}
+
+// NewLocalVerifier returns a Verifier over a key set held in the same
+// process instead of fetched over HTTP: keys is called on every Verify and
+// returns the Document currently published (nil: none yet, so every token
+// is refused with ErrUnknownKey). It exists so that an issuer verifies its
+// own tokens with exactly the checks its resource servers apply; pass it
+// Publisher.Current. A key leaves the set, and stops verifying, as soon as
+// keys stops returning it; a new Document is indexed once, the first time
+// it is seen. Config.Issuer is required; fetch-related fields must be zero.
+func NewLocalVerifier(keys func() *Document, c Config) (*Verifier, error) {
+	cfg, err := c.validate("NewLocalVerifier", forLocal)
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		return nil, fmt.Errorf("jwks: NewLocalVerifier: nil key source")
+	}
+	v := newVerifier(cfg, cfg.issuer)
+	v.local = keys
+	v.keys.Store(&keyIndex{})
 	return v, nil
 }
 
@@ -297,6 +321,46 @@ func (v *Verifier) refreshFailed(err error, what string) {
 // an alg that is not an RSA signature algorithm, too short, no kid) are
 // left out, so Verify needs no per-token key checks.
 func (v *Verifier) install(_ string, set jwk.Set) (jwk.Set, error) {
+	idx := v.index(set)
+	v.keys.Store(idx)
+	v.cfg.logger.Debug("jwks: key set installed", "jwks_uri", v.jwksURL, "kids", idx.kids)
+	return set, nil
+}
+
+// current returns the key index to verify with. For a local verifier it
+// indexes the key source's Document when it has changed.
+func (v *Verifier) current() *keyIndex {
+	idx := v.keys.Load()
+	if v.local == nil {
+		return idx
+	}
+	doc := v.local()
+	if idx.doc == doc {
+		return idx
+	}
+	v.localMu.Lock()
+	defer v.localMu.Unlock()
+	if idx = v.keys.Load(); idx.doc == doc {
+		return idx
+	}
+	set := jwk.NewSet()
+	if doc != nil {
+		parsed, err := jwk.Parse(doc.Body)
+		if err != nil { // NewDocument only makes parsable sets
+			v.cfg.logger.Warn("jwks: the local key set does not parse; every token will be refused", "err", err)
+		} else {
+			set = parsed
+		}
+	}
+	idx = v.index(set)
+	idx.doc = doc
+	v.keys.Store(idx)
+	v.cfg.logger.Debug("jwks: local key set installed", "kids", idx.kids)
+	return idx
+}
+
+// index indexes the usable keys of set.
+func (v *Verifier) index(set jwk.Set) *keyIndex {
 	idx := &keyIndex{byKID: make(map[string]*verifyKey, set.Len())}
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
@@ -347,24 +411,23 @@ func (v *Verifier) install(_ string, set jwk.Set) (jwk.Set, error) {
 		idx.byKID[kid] = &verifyKey{alg: alg, pub: &pub}
 		idx.kids = append(idx.kids, kid)
 	}
-	if len(idx.kids) == 0 {
+	if len(idx.kids) == 0 && (v.local == nil || set.Len() > 0) {
 		v.cfg.logger.Warn("jwks: the key set has no usable key; every token will be refused", "jwks_uri", v.jwksURL)
 	}
-	v.keys.Store(idx)
-	v.cfg.logger.Debug("jwks: key set installed", "jwks_uri", v.jwksURL, "kids", idx.kids)
-	return set, nil
+	return idx
 }
 
 // Issuer returns the issuer whose tokens are accepted ("iss").
 func (v *Verifier) Issuer() string { return v.issuer }
 
-// JWKSURL returns the URL the key set is fetched from.
+// JWKSURL returns the URL the key set is fetched from ("" for a local
+// verifier).
 func (v *Verifier) JWKSURL() string { return v.jwksURL }
 
 // KeyIDs returns the kids of the usable keys in the cached set, in set
 // order, for health checks and debugging.
 func (v *Verifier) KeyIDs() []string {
-	return slices.Clone(v.keys.Load().kids)
+	return slices.Clone(v.current().kids)
 }
 
 // Stats returns the verifier's counters.
@@ -374,7 +437,9 @@ func (v *Verifier) Stats() Stats { return v.stats.snapshot() }
 // already cached but no longer refetches. Close is idempotent.
 func (v *Verifier) Close() error {
 	v.closed.Store(true)
-	v.cancel()
+	if v.cancel != nil {
+		v.cancel()
+	}
 	return nil
 }
 
@@ -407,8 +472,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	idx := v.current()
 	hdrCached := false
-	if t.tokenHeader, hdrCached = v.keys.Load().header(t.headerSeg); !hdrCached {
+	if t.tokenHeader, hdrCached = idx.header(t.headerSeg); !hdrCached {
 		if t.tokenHeader, err = parseHeader(t.headerSeg); err != nil {
 			return nil, err
 		}
@@ -419,8 +485,11 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if t.kid == "" {
 		return nil, errorf(ErrMalformed, `header has no "kid"; the key cannot be chosen`)
 	}
-	key := v.keys.Load().byKID[t.kid]
+	key := idx.byKID[t.kid]
 	if key == nil {
+		if v.local != nil {
+			return nil, errorf(ErrUnknownKey, "kid %q is not in the local key set", t.kid)
+		}
 		if key, err = v.refetchFor(ctx, t.kid); err != nil {
 			return nil, err
 		}

@@ -21,7 +21,7 @@ import (
 // machine is busy, on cpu-ns/op.
 func BenchmarkVerify(b *testing.B) {
 	ti := newTestIssuer(b, 5*time.Minute, 0)
-	v := newTestVerifier(b, ti, newFakeClock(), jwks.WithClock(time.Now))
+	v := newTestVerifier(b, ti, newFakeClock(), jwks.Config{Now: time.Now})
 	tok := accessToken(b, ti, 0, time.Now())
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, tok); err != nil {
@@ -94,7 +94,7 @@ func (m cpuMeter) report(b *testing.B, n int) {
 // ns/op drift by tens of percent between runs.
 func BenchmarkVerifyInterleaved(b *testing.B) {
 	ti := newTestIssuer(b, 5*time.Minute, 0)
-	v := newTestVerifier(b, ti, newFakeClock(), jwks.WithClock(time.Now))
+	v := newTestVerifier(b, ti, newFakeClock(), jwks.Config{Now: time.Now})
 	tok := accessToken(b, ti, 0, time.Now())
 	dot := strings.LastIndexByte(tok, '.')
 	input := []byte(tok[:dot])

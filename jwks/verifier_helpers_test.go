@@ -51,7 +51,7 @@ func vkeys(tb testing.TB) [4]*rsa.PrivateKey {
 
 func kidOf(i int) string { return "kid" + strconv.Itoa(i) }
 
-// fakeClock is a settable clock for WithClock.
+// fakeClock is a settable clock for Config.Now.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -150,14 +150,33 @@ func (ti *testIssuer) publish(t testing.TB, kids ...int) {
 // discardLogger keeps expected warnings out of the test output.
 var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// newTestVerifier builds a verifier on ti with a fake clock; extra options
-// come after the defaults and so override them.
-func newTestVerifier(t testing.TB, ti *testIssuer, clk *fakeClock, opts ...jwks.VerifierOption) *jwks.Verifier {
+// testConfig is c (at most one) with Now, Logger and Audience filled in
+// from the given defaults where c leaves them zero.
+func testConfig(c []jwks.Config, now func() time.Time, log *slog.Logger, aud ...string) jwks.Config {
+	var cfg jwks.Config
+	if len(c) > 0 {
+		cfg = c[0]
+	}
+	if cfg.Now == nil {
+		cfg.Now = now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	if cfg.Audience == nil {
+		cfg.Audience = aud
+	}
+	return cfg
+}
+
+// newTestVerifier builds a verifier on ti with a fake clock; the fields set
+// in cfg override the defaults.
+func newTestVerifier(t testing.TB, ti *testIssuer, clk *fakeClock, cfg ...jwks.Config) *jwks.Verifier {
 	t.Helper()
-	all := append([]jwks.VerifierOption{jwks.WithClock(clk.Now), jwks.WithLogger(discardLogger), jwks.WithAudience("api")}, opts...)
+	all := testConfig(cfg, clk.Now, discardLogger, "api")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := jwks.NewVerifier(ctx, ti.URL(), all...)
+	v, err := jwks.NewVerifier(ctx, ti.URL(), all)
 	if err != nil {
 		t.Fatalf("NewVerifier: %v", err)
 	}

@@ -59,7 +59,7 @@ func TestVerify(t *testing.T) {
 	keys := vkeys(t)
 	ti := newTestIssuer(t, 5*time.Minute, 0, 1)
 	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk, jwks.WithLeeway(30*time.Second))
+	v := newTestVerifier(t, ti, clk, jwks.Config{Leeway: 30 * time.Second})
 	now := clk.Now()
 
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&keys[0].PublicKey))})
@@ -276,7 +276,7 @@ func TestRequiredScopesAndExpectedType(t *testing.T) {
 	now := clk.Now()
 	keys := vkeys(t)
 
-	v := newTestVerifier(t, ti, clk, jwks.WithRequiredScopes("read", "admin"))
+	v := newTestVerifier(t, ti, clk, jwks.Config{RequiredScopes: []string{"read", "admin"}})
 	_, err := v.Verify(context.Background(), accessToken(t, ti, 0, now))
 	if !errors.Is(err, jwks.ErrInsufficientScope) || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("Verify = %v, want ErrInsufficientScope naming admin", err)
@@ -288,7 +288,7 @@ func TestRequiredScopesAndExpectedType(t *testing.T) {
 	}
 
 	// typ check disabled: an untyped token passes.
-	v2 := newTestVerifier(t, ti, clk, jwks.WithExpectedType(""))
+	v2 := newTestVerifier(t, ti, clk, jwks.Config{SkipTypeCheck: true})
 	if _, err := v2.Verify(context.Background(), signJWT(t, jwa.RS256, keys[0], map[string]any{"kid": kidOf(0)}, claims(ti, now))); err != nil {
 		t.Errorf("untyped token with the typ check disabled: %v", err)
 	}
@@ -304,7 +304,7 @@ func TestKeyAlgorithmDecides(t *testing.T) {
 	}))
 	ti.pub.Publish(doc)
 	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk, jwks.WithAlgorithms("RS256", "RS384"))
+	v := newTestVerifier(t, ti, clk, jwks.Config{Algorithms: []string{"RS256", "RS384"}})
 	now := clk.Now()
 	if _, err := v.Verify(context.Background(), signJWT(t, jwa.RS384, keys[0], header("rs384"), claims(ti, now))); err != nil {
 		t.Errorf("RS384 with the RS384 key: %v", err)
@@ -323,7 +323,7 @@ func TestNewVerifierConfiguration(t *testing.T) {
 	t.Parallel()
 	ti := newTestIssuer(t, 5*time.Minute, 0)
 	ctx := context.Background()
-	quiet := jwks.WithLogger(discardLogger)
+	quiet := jwks.Config{Logger: discardLogger}
 
 	t.Run("discovery", func(t *testing.T) {
 		before := ti.discoHits.Load()
@@ -342,13 +342,13 @@ func TestNewVerifierConfiguration(t *testing.T) {
 			t.Errorf("KeyIDs = %v", got)
 		}
 	})
-	t.Run("JWKS URL needs WithIssuer", func(t *testing.T) {
+	t.Run("JWKS URL needs Config.Issuer", func(t *testing.T) {
 		_, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", quiet)
-		if err == nil || !strings.Contains(err.Error(), "WithIssuer") {
+		if err == nil || !strings.Contains(err.Error(), "Config.Issuer") {
 			t.Fatalf("err = %v", err)
 		}
 		before := ti.discoHits.Load()
-		v, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", quiet, jwks.WithIssuer(ti.URL()))
+		v, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", jwks.Config{Logger: discardLogger, Issuer: ti.URL()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,15 +357,15 @@ func TestNewVerifierConfiguration(t *testing.T) {
 			t.Error("a JWKS URL should skip discovery")
 		}
 	})
-	t.Run("WithJWKSURL", func(t *testing.T) {
+	t.Run("Config.JWKSURL", func(t *testing.T) {
 		before := ti.discoHits.Load()
-		v, err := jwks.NewVerifier(ctx, "https://id.example.com", quiet, jwks.WithJWKSURL(ti.URL()+"/jwks"))
+		v, err := jwks.NewVerifier(ctx, "https://id.example.com", jwks.Config{Logger: discardLogger, JWKSURL: ti.URL() + "/jwks"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer v.Close()
 		if ti.discoHits.Load() != before || v.Issuer() != "https://id.example.com" {
-			t.Error("WithJWKSURL should skip discovery and keep the given issuer")
+			t.Error("Config.JWKSURL should skip discovery and keep the given issuer")
 		}
 	})
 	t.Run("discovery issuer mismatch", func(t *testing.T) {
@@ -376,8 +376,8 @@ func TestNewVerifierConfiguration(t *testing.T) {
 		if !errors.Is(err, jwks.ErrWrongIssuer) {
 			t.Fatalf("err = %v, want ErrWrongIssuer", err)
 		}
-		// With WithIssuer, the document must name that issuer instead.
-		v, err := jwks.NewVerifier(ctx, ti.URL(), quiet, jwks.WithIssuer(evil))
+		// With Config.Issuer, the document must name that issuer instead.
+		v, err := jwks.NewVerifier(ctx, ti.URL(), jwks.Config{Logger: discardLogger, Issuer: evil})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +389,7 @@ func TestNewVerifierConfiguration(t *testing.T) {
 			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": tls.URL, "jwks_uri": ti.URL() + "/jwks"})
 		}))
 		defer tls.Close()
-		_, err := jwks.NewVerifier(ctx, tls.URL, quiet, jwks.WithHTTPClient(tls.Client()))
+		_, err := jwks.NewVerifier(ctx, tls.URL, jwks.Config{Logger: discardLogger, HTTPClient: tls.Client()})
 		if err == nil || !strings.Contains(err.Error(), "not https") {
 			t.Fatalf("err = %v, want a refusal of the http jwks_uri", err)
 		}
@@ -412,18 +412,19 @@ func TestNewVerifierConfiguration(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		url  string
-		opts []jwks.VerifierOption
+		cfg  jwks.Config
 	}{
-		{"not a URL", "id.example.com", nil},
-		{"HMAC algorithm", ti.URL(), []jwks.VerifierOption{jwks.WithAlgorithms("HS256")}},
-		{"none algorithm", ti.URL(), []jwks.VerifierOption{jwks.WithAlgorithms("RS256", "none")}},
-		{"client option", ti.URL(), []jwks.VerifierOption{jwks.WithKeyTTL(time.Minute)}},
-		{"bad refresh bounds", ti.URL(), []jwks.VerifierOption{jwks.WithRefreshBounds(time.Hour, time.Minute)}},
-		{"negative leeway", ti.URL(), []jwks.VerifierOption{jwks.WithLeeway(-time.Second)}},
-		{"empty audience", ti.URL(), []jwks.VerifierOption{jwks.WithAudience()}},
+		{"not a URL", "id.example.com", jwks.Config{}},
+		{"HMAC algorithm", ti.URL(), jwks.Config{Algorithms: []string{"HS256"}}},
+		{"none algorithm", ti.URL(), jwks.Config{Algorithms: []string{"RS256", "none"}}},
+		{"client option", ti.URL(), jwks.Config{KeyTTL: time.Minute}},
+		{"bad refresh bounds", ti.URL(), jwks.Config{MinRefresh: time.Hour, MaxRefresh: time.Minute}},
+		{"negative leeway", ti.URL(), jwks.Config{Leeway: -time.Second}},
+		{"empty audience", ti.URL(), jwks.Config{Audience: []string{}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if v, err := jwks.NewVerifier(ctx, tt.url, append(tt.opts, quiet)...); err == nil {
+			tt.cfg.Logger = discardLogger
+			if v, err := jwks.NewVerifier(ctx, tt.url, tt.cfg); err == nil {
 				v.Close()
 				t.Fatal("no error")
 			}
@@ -650,7 +651,7 @@ func TestBackgroundRefresh(t *testing.T) {
 	t.Parallel()
 	ti := newTestIssuer(t, time.Hour, 0, 1)
 	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk, jwks.WithRefreshBounds(time.Second, time.Second))
+	v := newTestVerifier(t, ti, clk, jwks.Config{MinRefresh: time.Second, MaxRefresh: time.Second})
 	ctx := context.Background()
 	tok0, tok1 := accessToken(t, ti, 0, clk.Now()), accessToken(t, ti, 1, clk.Now())
 
@@ -768,8 +769,7 @@ func TestKeySetFiltering(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	clk := newFakeClock()
-	v, err := jwks.NewVerifier(context.Background(), srv.URL+"/jwks", jwks.WithIssuer("https://id.example"),
-		jwks.WithClock(clk.Now), jwks.WithLogger(discardLogger))
+	v, err := jwks.NewVerifier(context.Background(), srv.URL+"/jwks", jwks.Config{Issuer: "https://id.example", Now: clk.Now, Logger: discardLogger})
 	if err != nil {
 		t.Fatal(err)
 	}

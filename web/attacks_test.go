@@ -10,32 +10,26 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/jwtforge"
 	"github.com/keygate/keygate/internal/kgtest"
 	"github.com/keygate/keygate/store"
 )
@@ -52,27 +46,6 @@ const (
 	atkAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" // RFC 7523 §2.2
 )
 
-// Real RSA-2048 keys, generated once per test binary and shared by name.
-var (
-	atkKeyMu   sync.Mutex
-	atkKeyPool = map[string]*rsa.PrivateKey{}
-)
-
-func atkKey(t testing.TB, name string) *rsa.PrivateKey {
-	t.Helper()
-	atkKeyMu.Lock()
-	defer atkKeyMu.Unlock()
-	if k, ok := atkKeyPool[name]; ok {
-		return k
-	}
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	atkKeyPool[name] = k
-	return k
-}
-
 // publicSet is a client's registered key set: the public half of key, with kid.
 func atkPublicSet(t testing.TB, key *rsa.PrivateKey, kid string) jwk.Set {
 	t.Helper()
@@ -88,118 +61,6 @@ func atkPublicSet(t testing.TB, key *rsa.PrivateKey, kid string) jwk.Set {
 		t.Fatal(err)
 	}
 	return set
-}
-
-// ---------------------------------------------------------------------------
-// JWTs by hand: the attacks need headers and signatures no library would make.
-
-func atkB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func atkJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-type atkSigner func(input []byte) []byte
-
-func atkRS256(k *rsa.PrivateKey) atkSigner {
-	return func(in []byte) []byte {
-		h := sha256.Sum256(in)
-		sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, h[:])
-		if err != nil {
-			panic(err)
-		}
-		return sig
-	}
-}
-
-func atkHS256(secret []byte) atkSigner {
-	return func(in []byte) []byte {
-		m := hmac.New(sha256.New, secret)
-		m.Write(in)
-		return m.Sum(nil)
-	}
-}
-
-func atkNoSig([]byte) []byte { return nil }
-
-// compact builds header.payload.signature.
-func atkCompact(t testing.TB, hdr map[string]any, payload []byte, sign atkSigner) string {
-	t.Helper()
-	in := atkB64(atkJSON(t, hdr)) + "." + atkB64(payload)
-	return in + "." + atkB64(sign([]byte(in)))
-}
-
-// jwtParts is a token taken apart.
-type atkJWT struct {
-	raw     string
-	parts   []string
-	hdr     map[string]any
-	claims  map[string]any
-	payload []byte
-}
-
-func atkParse(t testing.TB, tok string) atkJWT {
-	t.Helper()
-	p := atkJWT{raw: tok, parts: strings.Split(tok, ".")}
-	if len(p.parts) != 3 {
-		t.Fatalf("not a compact JWS: %q", tok)
-	}
-	h, err := base64.RawURLEncoding.DecodeString(p.parts[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.payload, err = base64.RawURLEncoding.DecodeString(p.parts[1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(h, &p.hdr); err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(p.payload))
-	dec.UseNumber()
-	if err := dec.Decode(&p.claims); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (p atkJWT) kid() string { s, _ := p.hdr["kid"].(string); return s }
-
-// header returns a copy of the header with changes applied (nil deletes).
-func (p atkJWT) header(changes map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range p.hdr {
-		out[k] = v
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(out, k)
-		} else {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// claimsWith returns the payload with changes applied (nil deletes).
-func (p atkJWT) claimsWith(t testing.TB, changes map[string]any) []byte {
-	t.Helper()
-	out := map[string]any{}
-	for k, v := range p.claims {
-		out[k] = v
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(out, k)
-		} else {
-			out[k] = v
-		}
-	}
-	return atkJSON(t, out)
 }
 
 // ---------------------------------------------------------------------------
@@ -222,7 +83,7 @@ func atkClients(t testing.TB) []idp.Client {
 		{ID: "rs", SecretHash: idp.HashSecret(atkRSSecret), GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}},
 		{ID: "app", SecretHash: idp.HashSecret(atkAppSecret), GrantTypes: []string{"password", "refresh_token"},
 			Scopes: []string{"openid", "profile", "email", "admin"}},
-		{ID: "svc", Keys: atkPublicSet(t, atkKey(t, "svc"), "svc-1"), GrantTypes: []string{"client_credentials", atkJWTBearer},
+		{ID: "svc", Keys: atkPublicSet(t, jwtforge.Key(t, "svc"), "svc-1"), GrantTypes: []string{"client_credentials", atkJWTBearer},
 			Scopes: []string{"api"}},
 	}
 }
@@ -399,53 +260,17 @@ func (e *atkEnv) signingPublic(t testing.TB, kid string) *rsa.PublicKey {
 // The attacker: an RSA key of their own, and a web server publishing it as a
 // JWKS (for jku) and as a certificate (for x5u). Keygate must never fetch them.
 
-type atkAttacker struct {
-	key     *rsa.PrivateKey
-	certDER []byte
-	jwk     map[string]any // the public key as a JWK, kid "attacker"
-	srv     *httptest.Server
-	hits    atomic.Int64
-}
-
-func newAtkAttacker(t testing.TB, genuineKID string) *atkAttacker {
+// newAtkAttacker is jwtforge's attacker, whose JWKS also offers its key under
+// genuineKID. Keygate must never fetch from it.
+func newAtkAttacker(t testing.TB, genuineKID string) *jwtforge.Attacker {
 	t.Helper()
-	a := &atkAttacker{key: atkKey(t, "attacker")}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "keygate"},
-		NotBefore: atkT0.Add(-time.Hour), NotAfter: atkT0.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	var err error
-	if a.certDER, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &a.key.PublicKey, a.key); err != nil {
-		t.Fatal(err)
-	}
-	pub := map[string]any{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "attacker",
-		"n": atkB64(a.key.N.Bytes()), "e": atkB64(big.NewInt(int64(a.key.E)).Bytes())}
-	a.jwk = pub
-	underGenuine := map[string]any{}
-	for k, v := range pub {
-		underGenuine[k] = v
-	}
-	underGenuine["kid"] = genuineKID
-	set := atkJSON(t, map[string]any{"keys": []any{pub, underGenuine}})
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.certDER})
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.hits.Add(1)
-		if r.URL.Path == "/cert.pem" {
-			w.Write(certPEM)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(set)
-	}))
-	t.Cleanup(a.srv.Close)
+	a := jwtforge.NewAttacker(t, atkT0, genuineKID)
 	t.Cleanup(func() {
-		if n := a.hits.Load(); n != 0 {
+		if n := a.Hits.Load(); n != 0 {
 			t.Errorf("Keygate fetched the attacker's URLs %d times", n)
 		}
 	})
 	return a
-}
-
-func (a *atkAttacker) sign(t testing.TB, hdr map[string]any, payload []byte) string {
-	return atkCompact(t, hdr, payload, atkRS256(a.key))
 }
 
 // ---------------------------------------------------------------------------
@@ -455,7 +280,7 @@ type atkCase struct {
 	name string
 	// forge derives the token to present from a genuine one; it may change
 	// the server's state (revoke, rotate, move the clock).
-	forge func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string
+	forge func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string
 	// isolated cases change shared state (keys, clock): they get a server of
 	// their own.
 	isolated bool
@@ -472,44 +297,44 @@ func atkCanon() []atkCase {
 		}
 		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	}
-	none := func(alg string) func(*testing.T, *atkEnv, *atkAttacker, atkJWT) string {
-		return func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return atkCompact(t, map[string]any{"alg": alg, "kid": g.kid(), "typ": "at+jwt"}, g.payload, atkNoSig)
+	none := func(alg string) func(*testing.T, *atkEnv, *jwtforge.Attacker, jwtforge.Token) string {
+		return func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return jwtforge.Compact(t, map[string]any{"alg": alg, "kid": g.KID(), "typ": "at+jwt"}, g.Payload, jwtforge.NoSig)
 		}
 	}
-	hs := func(secret func(t *testing.T, e *atkEnv, kid string) []byte) func(*testing.T, *atkEnv, *atkAttacker, atkJWT) string {
-		return func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return atkCompact(t, g.header(map[string]any{"alg": "HS256"}), g.payload, atkHS256(secret(t, e, g.kid())))
+	hs := func(secret func(t *testing.T, e *atkEnv, kid string) []byte) func(*testing.T, *atkEnv, *jwtforge.Attacker, jwtforge.Token) string {
+		return func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": "HS256"}), g.Payload, jwtforge.HS256(secret(t, e, g.KID())))
 		}
 	}
-	tampered := func(changes func(e *atkEnv) map[string]any) func(*testing.T, *atkEnv, *atkAttacker, atkJWT) string {
-		return func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return g.parts[0] + "." + atkB64(g.claimsWith(t, changes(e))) + "." + g.parts[2]
+	tampered := func(changes func(e *atkEnv) map[string]any) func(*testing.T, *atkEnv, *jwtforge.Attacker, jwtforge.Token) string {
+		return func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return g.Parts[0] + "." + jwtforge.B64(jwtforge.JSON(t, g.ClaimsWith(changes(e)))) + "." + g.Parts[2]
 		}
 	}
 	// ownKey signs with Keygate's own active private key: no attacker can,
 	// but these cases prove that the typ, iss, jti and nbf checks hold on
 	// their own, behind the signature.
-	ownKey := func(hdr func(g atkJWT) map[string]any, claims func(g atkJWT) map[string]any) func(*testing.T, *atkEnv, *atkAttacker, atkJWT) string {
-		return func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
+	ownKey := func(hdr func(g jwtforge.Token) map[string]any, claims func(g jwtforge.Token) map[string]any) func(*testing.T, *atkEnv, *jwtforge.Attacker, jwtforge.Token) string {
+		return func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
 			snap := e.Keys.Current()
-			if snap.Signing.KID != g.kid() {
-				t.Fatalf("the genuine token was signed by %s, the active key is %s", g.kid(), snap.Signing.KID)
+			if snap.Signing.KID != g.KID() {
+				t.Fatalf("the genuine token was signed by %s, the active key is %s", g.KID(), snap.Signing.KID)
 			}
-			return atkCompact(t, g.header(hdr(g)), g.claimsWith(t, claims(g)), atkRS256(snap.Signing.Private))
+			return jwtforge.Compact(t, g.HeaderWith(hdr(g)), g.ClaimsWith(claims(g)), jwtforge.RS256(snap.Signing.Private))
 		}
 	}
-	same := func(atkJWT) map[string]any { return nil }
+	same := func(jwtforge.Token) map[string]any { return nil }
 
 	return []atkCase{
 		{name: "alg none", forge: none("none")},
 		{name: "alg None", forge: none("None")},
 		{name: "alg NONE", forge: none("NONE")},
-		{name: "alg none keeping the genuine signature", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return atkB64(atkJSON(t, g.header(map[string]any{"alg": "none"}))) + "." + g.parts[1] + "." + g.parts[2]
+		{name: "alg none keeping the genuine signature", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return jwtforge.B64(jwtforge.JSON(t, g.HeaderWith(map[string]any{"alg": "none"}))) + "." + g.Parts[1] + "." + g.Parts[2]
 		}},
-		{name: "signature stripped", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return g.parts[0] + "." + g.parts[1] + "."
+		{name: "signature stripped", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return g.Parts[0] + "." + g.Parts[1] + "."
 		}},
 		{name: "HS256 keyed with the public key as PEM (PKIX)", forge: hs(pkixPEM)},
 		{name: "HS256 keyed with the public key as PEM (PKCS#1)", forge: hs(func(t *testing.T, e *atkEnv, kid string) []byte {
@@ -538,57 +363,57 @@ func atkCanon() []atkCase {
 		{name: "payload: exp a year later, signature kept", forge: tampered(func(*atkEnv) map[string]any {
 			return map[string]any{"exp": atkT0.Add(365 * 24 * time.Hour).Unix()}
 		})},
-		{name: "payload: one byte of sub flipped, signature kept", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			p := bytes.Clone(g.payload)
+		{name: "payload: one byte of sub flipped, signature kept", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			p := bytes.Clone(g.Payload)
 			i := bytes.Index(p, []byte(e.alice.ID))
 			if i < 0 {
 				t.Fatalf("sub %s not in %s", e.alice.ID, p)
 			}
 			p[i] ^= 0x01 // a hex digit becomes another (0<->1, a<->`, ...)
-			return g.parts[0] + "." + atkB64(p) + "." + g.parts[2]
+			return g.Parts[0] + "." + jwtforge.B64(p) + "." + g.Parts[2]
 		}},
-		{name: "signature: one byte flipped", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			sig, _ := base64.RawURLEncoding.DecodeString(g.parts[2])
+		{name: "signature: one byte flipped", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			sig, _ := base64.RawURLEncoding.DecodeString(g.Parts[2])
 			sig[len(sig)/2] ^= 0x80
-			return g.parts[0] + "." + g.parts[1] + "." + atkB64(sig)
+			return g.Parts[0] + "." + g.Parts[1] + "." + jwtforge.B64(sig)
 		}},
-		{name: "re-signed by another RSA key under the genuine kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.hdr, g.payload)
+		{name: "re-signed by another RSA key under the genuine kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.Header, g.Payload)
 		}},
-		{name: "unknown kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": "attacker"}), g.payload)
+		{name: "unknown kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": "attacker"}), g.Payload)
 		}},
-		{name: "no kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": nil}), g.payload)
+		{name: "no kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": nil}), g.Payload)
 		}},
-		{name: "jku to the attacker's JWKS, attacker kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": "attacker", "jku": a.srv.URL + "/jwks"}), g.payload)
+		{name: "jku to the attacker's JWKS, attacker kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": "attacker", "jku": a.Srv.URL + "/jwks"}), g.Payload)
 		}},
-		{name: "jku to the attacker's JWKS, genuine kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"jku": a.srv.URL + "/jwks"}), g.payload)
+		{name: "jku to the attacker's JWKS, genuine kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"jku": a.Srv.URL + "/jwks"}), g.Payload)
 		}},
-		{name: "jku to the attacker's JWKS, no kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": nil, "jku": a.srv.URL + "/jwks"}), g.payload)
+		{name: "jku to the attacker's JWKS, no kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": nil, "jku": a.Srv.URL + "/jwks"}), g.Payload)
 		}},
-		{name: "x5u to the attacker's certificate", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": "attacker", "x5u": a.srv.URL + "/cert.pem"}), g.payload)
+		{name: "x5u to the attacker's certificate", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": "attacker", "x5u": a.Srv.URL + "/cert.pem"}), g.Payload)
 		}},
-		{name: "x5u to the attacker's certificate, genuine kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"x5u": a.srv.URL + "/cert.pem"}), g.payload)
+		{name: "x5u to the attacker's certificate, genuine kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"x5u": a.Srv.URL + "/cert.pem"}), g.Payload)
 		}},
-		{name: "embedded jwk, attacker kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": "attacker", "jwk": a.jwk}), g.payload)
+		{name: "embedded jwk, attacker kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": "attacker", "jwk": a.JWK}), g.Payload)
 		}},
-		{name: "embedded jwk, genuine kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"jwk": a.jwk}), g.payload)
+		{name: "embedded jwk, genuine kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"jwk": a.JWK}), g.Payload)
 		}},
-		{name: "embedded jwk, no kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"kid": nil, "jwk": a.jwk}), g.payload)
+		{name: "embedded jwk, no kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": nil, "jwk": a.JWK}), g.Payload)
 		}},
-		{name: "embedded x5c certificate, genuine kid", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			return a.sign(t, g.header(map[string]any{"x5c": []string{base64.StdEncoding.EncodeToString(a.certDER)}}), g.payload)
+		{name: "embedded x5c certificate, genuine kid", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			return a.Sign(t, g.HeaderWith(map[string]any{"x5c": []string{base64.StdEncoding.EncodeToString(a.CertDER)}}), g.Payload)
 		}},
-		{name: "a genuine token of another Keygate (another issuer)", forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
+		{name: "a genuine token of another Keygate (another issuer)", forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
 			other := newAtkEnv(t)
 			tok := other.genuine(t)
 			other.wantAccepted(t, tok) // it is good where it was issued
@@ -596,59 +421,59 @@ func atkCanon() []atkCase {
 		}},
 		// Behind the signature: tokens signed with Keygate's own key that are
 		// still not acceptable access tokens.
-		{name: "own key: iss of another issuer", forge: ownKey(same, func(g atkJWT) map[string]any {
+		{name: "own key: iss of another issuer", forge: ownKey(same, func(g jwtforge.Token) map[string]any {
 			return map[string]any{"iss": "https://evil.example"}
 		})},
-		{name: "own key: typ missing", forge: ownKey(func(atkJWT) map[string]any { return map[string]any{"typ": nil} }, same)},
-		{name: "own key: typ JWT (an ID token, say)", forge: ownKey(func(atkJWT) map[string]any { return map[string]any{"typ": "JWT"} }, same)},
-		{name: "own key: typ at+jwt+evil", forge: ownKey(func(atkJWT) map[string]any { return map[string]any{"typ": "at+jwt+evil"} }, same)},
-		{name: "own key: header alg none over an RS256 signature", forge: ownKey(func(atkJWT) map[string]any {
+		{name: "own key: typ missing", forge: ownKey(func(jwtforge.Token) map[string]any { return map[string]any{"typ": nil} }, same)},
+		{name: "own key: typ JWT (an ID token, say)", forge: ownKey(func(jwtforge.Token) map[string]any { return map[string]any{"typ": "JWT"} }, same)},
+		{name: "own key: typ at+jwt+evil", forge: ownKey(func(jwtforge.Token) map[string]any { return map[string]any{"typ": "at+jwt+evil"} }, same)},
+		{name: "own key: header alg none over an RS256 signature", forge: ownKey(func(jwtforge.Token) map[string]any {
 			return map[string]any{"alg": "none"}
 		}, same)},
-		{name: "own key: header alg HS256 over an RS256 signature", forge: ownKey(func(atkJWT) map[string]any {
+		{name: "own key: header alg HS256 over an RS256 signature", forge: ownKey(func(jwtforge.Token) map[string]any {
 			return map[string]any{"alg": "HS256"}
 		}, same)},
-		{name: "own key: header alg RS512 over an RS256 signature", forge: ownKey(func(atkJWT) map[string]any {
+		{name: "own key: header alg RS512 over an RS256 signature", forge: ownKey(func(jwtforge.Token) map[string]any {
 			return map[string]any{"alg": "RS512"}
 		}, same)},
-		{name: "own key: no jti", forge: ownKey(same, func(atkJWT) map[string]any { return map[string]any{"jti": nil} })},
-		{name: "own key: no exp", forge: ownKey(same, func(atkJWT) map[string]any { return map[string]any{"exp": nil} })},
-		{name: "own key: nbf an hour ahead", forge: ownKey(same, func(atkJWT) map[string]any {
+		{name: "own key: no jti", forge: ownKey(same, func(jwtforge.Token) map[string]any { return map[string]any{"jti": nil} })},
+		{name: "own key: no exp", forge: ownKey(same, func(jwtforge.Token) map[string]any { return map[string]any{"exp": nil} })},
+		{name: "own key: nbf an hour ahead", forge: ownKey(same, func(jwtforge.Token) map[string]any {
 			return map[string]any{"nbf": atkT0.Add(time.Hour).Unix()}
 		})},
 		// The server's own verdicts on genuine tokens.
-		{name: "revoked jti", stateful: true, forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
+		{name: "revoked jti", stateful: true, forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
 			// Another client may not revoke it ...
-			if r := e.post(t, "/revoke", url.Values{"token": {g.raw}}, "rs", atkRSSecret); r.status != 400 ||
+			if r := e.post(t, "/revoke", url.Values{"token": {g.Raw}}, "rs", atkRSSecret); r.status != 400 ||
 				r.object(t)["error"] != "unauthorized_client" {
 				t.Fatalf("revocation by another client: %d %s", r.status, r.body)
 			}
-			e.wantAccepted(t, g.raw)
+			e.wantAccepted(t, g.Raw)
 			// ... the client it was issued to may.
-			if r := e.post(t, "/revoke", url.Values{"token": {g.raw}, "token_type_hint": {"access_token"}}, "app", atkAppSecret); r.status != 200 {
+			if r := e.post(t, "/revoke", url.Values{"token": {g.Raw}, "token_type_hint": {"access_token"}}, "app", atkAppSecret); r.status != 200 {
 				t.Fatalf("revoke: %d %s", r.status, r.body)
 			}
-			return g.raw
+			return g.Raw
 		}},
-		{name: "signing kid revoked", isolated: true, stateful: true, forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			if _, err := e.Keys.Revoke(context.Background(), g.kid()); err != nil {
+		{name: "signing kid revoked", isolated: true, stateful: true, forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			if _, err := e.Keys.Revoke(context.Background(), g.KID()); err != nil {
 				t.Fatal(err)
 			}
 			// No wait: the very next request must refuse it, while a token
 			// from the newly active key works.
 			fresh := e.genuine(t)
-			if atkParse(t, fresh).kid() == g.kid() {
+			if jwtforge.Parse(t, fresh).KID() == g.KID() {
 				t.Fatal("the revoked key still signs")
 			}
 			e.wantAccepted(t, fresh)
-			return g.raw
+			return g.Raw
 		}},
-		{name: "expired", isolated: true, stateful: true, forge: func(t *testing.T, e *atkEnv, a *atkAttacker, g atkJWT) string {
-			exp, _ := g.claims["exp"].(json.Number).Int64()
+		{name: "expired", isolated: true, stateful: true, forge: func(t *testing.T, e *atkEnv, a *jwtforge.Attacker, g jwtforge.Token) string {
+			exp, _ := g.Claims["exp"].(json.Number).Int64()
 			e.clock.Advance(time.Unix(exp, 0).Sub(e.clock.Now()) - time.Second)
-			e.wantAccepted(t, g.raw) // one second before exp
+			e.wantAccepted(t, g.Raw) // one second before exp
 			e.clock.Advance(time.Second)
-			return g.raw
+			return g.Raw
 		}},
 	}
 }
@@ -665,9 +490,9 @@ func TestAttackCanon(t *testing.T) {
 			}
 			genuine := e.genuine(t)
 			e.wantAccepted(t, genuine) // sanity: what we tamper with is good
-			g := atkParse(t, genuine)
-			if g.hdr["typ"] != "at+jwt" || g.hdr["alg"] != "RS256" || g.kid() == "" {
-				t.Fatalf("genuine header %v", g.hdr)
+			g := jwtforge.Parse(t, genuine)
+			if g.Header["typ"] != "at+jwt" || g.Header["alg"] != "RS256" || g.KID() == "" {
+				t.Fatalf("genuine header %v", g.Header)
 			}
 			forged := c.forge(t, e, a, g)
 			if forged == genuine && !c.stateful {
@@ -700,7 +525,7 @@ func (e *atkEnv) svcAssertion(t testing.TB, aud string, changes map[string]any) 
 			claims[k] = v
 		}
 	}
-	return atkCompact(t, map[string]any{"alg": "RS256", "typ": "JWT", "kid": "svc-1"}, atkJSON(t, claims), atkRS256(atkKey(t, "svc")))
+	return jwtforge.Compact(t, map[string]any{"alg": "RS256", "typ": "JWT", "kid": "svc-1"}, jwtforge.JSON(t, claims), jwtforge.RS256(jwtforge.Key(t, "svc")))
 }
 
 func atkCCWith(assertion string) url.Values {
@@ -751,12 +576,12 @@ func TestPrivateKeyJWTReplay(t *testing.T) {
 			401, "invalid_client", "jti")
 	})
 	t.Run("signed by another key", func(t *testing.T) {
-		forged := atkCompact(t, map[string]any{"alg": "RS256", "kid": "svc-1"}, atkParse(t, e.svcAssertion(t, tokenURL, nil)).payload,
-			atkRS256(atkKey(t, "attacker")))
+		forged := jwtforge.Compact(t, map[string]any{"alg": "RS256", "kid": "svc-1"}, jwtforge.Parse(t, e.svcAssertion(t, tokenURL, nil)).Payload,
+			jwtforge.RS256(jwtforge.Key(t, "attacker")))
 		atkWantError(t, e.post(t, "/token", atkCCWith(forged), "", ""), 401, "invalid_client", "signature")
 	})
 	t.Run("alg none", func(t *testing.T) {
-		forged := atkCompact(t, map[string]any{"alg": "none"}, atkParse(t, e.svcAssertion(t, tokenURL, nil)).payload, atkNoSig)
+		forged := jwtforge.Compact(t, map[string]any{"alg": "none"}, jwtforge.Parse(t, e.svcAssertion(t, tokenURL, nil)).Payload, jwtforge.NoSig)
 		atkWantError(t, e.post(t, "/token", atkCCWith(forged), "", ""), 401, "invalid_client", "not accepted")
 	})
 	t.Run("jwt-bearer grant", func(t *testing.T) {
@@ -833,7 +658,7 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	// /revoke of an access token (by jti) ends one early.
 	e.wantAccepted(t, first.AccessToken)
 	e.wantAccepted(t, second.AccessToken)
-	exp, _ := atkParse(t, second.AccessToken).claims["exp"].(json.Number).Int64()
+	exp, _ := jwtforge.Parse(t, second.AccessToken).Claims["exp"].(json.Number).Int64()
 	e.clock.Advance(time.Unix(exp, 0).Sub(e.clock.Now()))
 	e.wantRejected(t, second.AccessToken)
 	e.wantRejected(t, first.AccessToken)
@@ -881,8 +706,8 @@ func TestAdminAccessByToken(t *testing.T) {
 		t.Fatal("a client was registered under the admin user's id")
 	}
 	adminTok := e.password(t, "root", atkRootPW, "openid admin").AccessToken
-	g := atkParse(t, adminTok)
-	a := newAtkAttacker(t, g.kid())
+	g := jwtforge.Parse(t, adminTok)
+	a := newAtkAttacker(t, g.KID())
 
 	cases := []struct {
 		name  string
@@ -903,25 +728,25 @@ func TestAdminAccessByToken(t *testing.T) {
 			return atkTokenResponse(t, e.post(t, "/token", atkCCWith(e.svcAssertion(t, e.URL+"/token", nil)), "", "")).AccessToken
 		}, 403},
 		{"alg none with the admin's claims", func(t *testing.T) string {
-			return atkCompact(t, g.header(map[string]any{"alg": "none"}), g.payload, atkNoSig)
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": "none"}), g.Payload, jwtforge.NoSig)
 		}, 401},
 		{"HS256 keyed with the public key PEM", func(t *testing.T) string {
-			der, _ := x509.MarshalPKIXPublicKey(e.signingPublic(t, g.kid()))
-			return atkCompact(t, g.header(map[string]any{"alg": "HS256"}), g.payload,
-				atkHS256(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+			der, _ := x509.MarshalPKIXPublicKey(e.signingPublic(t, g.KID()))
+			return jwtforge.Compact(t, g.HeaderWith(map[string]any{"alg": "HS256"}), g.Payload,
+				jwtforge.HS256(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
 		}, 401},
 		{"plain user's token with sub swapped to the admin", func(t *testing.T) string {
-			p := atkParse(t, e.password(t, "alice", atkAlicePW, "openid admin").AccessToken)
-			return p.parts[0] + "." + atkB64(p.claimsWith(t, map[string]any{"sub": e.root.ID})) + "." + p.parts[2]
+			p := jwtforge.Parse(t, e.password(t, "alice", atkAlicePW, "openid admin").AccessToken)
+			return p.Parts[0] + "." + jwtforge.B64(jwtforge.JSON(t, p.ClaimsWith(map[string]any{"sub": e.root.ID}))) + "." + p.Parts[2]
 		}, 401},
 		{"admin's claims re-signed by another key under the genuine kid", func(t *testing.T) string {
-			return a.sign(t, g.hdr, g.payload)
+			return a.Sign(t, g.Header, g.Payload)
 		}, 401},
 		{"admin's claims signed by an embedded jwk", func(t *testing.T) string {
-			return a.sign(t, g.header(map[string]any{"kid": "attacker", "jwk": a.jwk}), g.payload)
+			return a.Sign(t, g.HeaderWith(map[string]any{"kid": "attacker", "jwk": a.JWK}), g.Payload)
 		}, 401},
 		{"admin's claims, jku to the attacker", func(t *testing.T) string {
-			return a.sign(t, g.header(map[string]any{"jku": a.srv.URL + "/jwks"}), g.payload)
+			return a.Sign(t, g.HeaderWith(map[string]any{"jku": a.Srv.URL + "/jwks"}), g.Payload)
 		}, 401},
 		{"garbage", func(t *testing.T) string { return "not-a-jwt" }, 401},
 	}

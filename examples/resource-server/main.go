@@ -8,16 +8,18 @@
 //
 // Routes:
 //
-//	POST /           seed 000: the raw use token is the body; a line of The Zen of
+//	POST /           the raw access token is the body; a line of The Zen of
 //	                 Python inside its validity window, 403 with the reason outside it
-//	GET  /api/secret seed 004: Authorization: Bearer <token> (or JWT <token>)
-//	POST /query      seed 001: the body is a JWT the client signed with its own key,
+//	GET  /api/secret Authorization: Bearer <token> (or JWT <token>)
+//	POST /query      a client-signed request: the application/jwt body is a JWT
+//	                 the client signed with its own registered key,
 //	                 {"query": "...", "iss": "<client id>", "iat": ...}; the key comes
 //	                 from Keygate's key server; answers {"<query>": 42}
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,14 +38,15 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/jwks/echojwks"
 )
 
 // Config is the resource server's settings.
 type Config struct {
 	Issuer   string        // Keygate's issuer URL (discovery)
 	Audience []string      // accepted "aud" values; empty accepts any
-	Leeway   time.Duration // clock skew allowed on exp/nbf (0: the seed's exact window)
-	// Statuses for the seed 000 route, outside the window and for bad tokens.
+	Leeway   time.Duration // clock skew allowed on exp/nbf (0: the token's exact window)
+	// Statuses for POST / and /query, outside the window and for bad tokens.
 	NotYetValidStatus, ExpiredStatus, InvalidStatus int
 }
 
@@ -59,17 +62,15 @@ var zen = []string{
 // New builds the API. The verifiers fetch discovery and the key set now, then
 // serve from their caches.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*echo.Echo, error) {
-	opts := []jwks.VerifierOption{jwks.WithLeeway(cfg.Leeway), jwks.WithLogger(log)}
-	if len(cfg.Audience) > 0 {
-		opts = append(opts, jwks.WithAudience(cfg.Audience...))
-	}
-	v, err := jwks.NewVerifier(ctx, cfg.Issuer, opts...)
+	vcfg := jwks.Config{Audience: cfg.Audience, Leeway: cfg.Leeway, NoLeeway: cfg.Leeway == 0, Logger: log}
+	v, err := jwks.NewVerifier(ctx, cfg.Issuer, vcfg)
 	if err != nil {
 		return nil, fmt.Errorf("keygate verifier for %s: %w", cfg.Issuer, err)
 	}
-	// Seed 001's requests carry iat but no exp: accept them for five minutes.
-	clients, err := jwks.NewClientKeyVerifier(cfg.Issuer+"/getkey", jwks.WithLeeway(cfg.Leeway), jwks.WithLogger(log),
-		jwks.WithMaxAge(5*time.Minute))
+	// Client-signed requests carry iat but no exp: accept them for five minutes.
+	clients, err := jwks.NewClientKeyVerifier(cfg.Issuer+"/getkey", jwks.Config{
+		Leeway: cfg.Leeway, NoLeeway: cfg.Leeway == 0, Logger: log, MaxAgeWithoutExpiry: 5 * time.Minute,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("client key verifier: %w", err)
 	}
@@ -77,7 +78,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*echo.Echo, error) 
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.BodyLimit("16K"), middleware.Recover())
 
-	// Seed 000: the token is the whole body.
+	// The access token is the whole body.
 	e.POST("/", func(c echo.Context) error {
 		body, err := io.ReadAll(c.Request().Body)
 		if err != nil {
@@ -89,28 +90,29 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*echo.Echo, error) 
 		return c.String(http.StatusOK, zen[rand.IntN(len(zen))])
 	})
 
-	// Seed 004: a protected API route.
+	// A protected API route.
 	e.GET("/api/secret", func(c echo.Context) error {
 		claims, _ := jwks.ClaimsFromContext(c.Request().Context())
 		return c.JSON(http.StatusOK, map[string]any{"message": "the secret is 42", "sub": claims.Subject, "client_id": claims.ClientID})
-	}, jwks.EchoMiddleware(v))
+	}, echojwks.Middleware(v, jwks.MiddlewareConfig{}))
 
-	// Seed 001: a request signed by the client's own key.
+	// A client-signed request: the body is a JWT signed with the client's
+	// registered key. Refusals keep this API's statuses and JSON shape.
 	e.POST("/query", func(c echo.Context) error {
-		body, err := io.ReadAll(c.Request().Body)
-		if err != nil {
-			return c.String(http.StatusBadRequest, "cannot read the body")
-		}
-		claims, err := clients.Verify(c.Request().Context(), strings.TrimSpace(string(body)))
-		if err != nil {
-			return c.JSON(statusFor(cfg, err), map[string]string{"error": reason(err)})
-		}
+		claims, _ := jwks.ClaimsFromContext(c.Request().Context())
 		q, _ := claims.Raw()["query"].(string)
 		if q == "" {
 			return c.JSON(http.StatusBadRequest, map[string]string{"error": "the token has no query claim"})
 		}
 		return c.JSON(http.StatusOK, map[string]int{q: 42})
-	})
+	}, echojwks.Middleware(clients, jwks.MiddlewareConfig{
+		JWTBody: true,
+		OnRefusal: func(w http.ResponseWriter, _ *http.Request, _ int, err error) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(statusFor(cfg, err))
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": reason(err)})
+		},
+	}))
 	return e, nil
 }
 
@@ -124,7 +126,7 @@ func statusFor(cfg Config, err error) int {
 	return cfg.InvalidStatus
 }
 
-// reason is the message a person reads, as the seed's PyJWT errors were: the
+// reason is the message a person reads, as PyJWT's errors are: the
 // SDK's errors say what failed ("token is not yet valid (nbf): ...").
 func reason(err error) string {
 	msg := err.Error()
