@@ -31,8 +31,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, tok, ok := strings.Cut(auth, " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "admin bearer token required")
+			return challenge{Scheme: "Bearer", Realm: adminRealm}.deny(c, http.StatusUnauthorized, "admin bearer token required")
 		}
 		if s.cfg.AdminToken != "" {
 			got := digest(tok)
@@ -44,15 +43,13 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		insufficient := challenge{Scheme: "Bearer", Realm: adminRealm, Error: "insufficient_scope", Scope: AdminScope}
 		if claims.ForClient() { // a client's own token never passes for a user
-
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="insufficient_scope", scope="admin"`)
-			return echo.NewHTTPError(http.StatusForbidden, "admin access requires an admin user's token, not a client's")
+			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token, not a client's")
 		}
 		u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
 		if err != nil || !u.Admin || !claims.HasScope(AdminScope) {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="insufficient_scope", scope="admin"`)
-			return echo.NewHTTPError(http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
+			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
 		return next(c)
 	}

@@ -1453,6 +1453,13 @@ func TestSeed000FutureTokens(t *testing.T) {
 			}
 			return tok
 		}},
+		{"POST /login/assertion application/jwt", func(t *testing.T) string {
+			res := e.do(t, tkReq{path: "/login/assertion", body: seedAssertion(t), ctype: "application/jwt"})
+			if res.status != 200 || !strings.HasPrefix(res.hdr.Get("Content-Type"), "application/jwt") {
+				t.Fatalf("login: %s %q", res, res.hdr.Get("Content-Type"))
+			}
+			return string(res.body)
+		}},
 		{"POST /login without Content-Type (Python requests' data=)", func(t *testing.T) string {
 			res := login(t, seedAssertion(t), "")
 			if res.status != 200 {
