@@ -63,8 +63,28 @@ func (r reply) object(t *testing.T) map[string]any {
 	return m
 }
 
+// location is the parsed Location header; the test fails without one.
+func (r reply) location(t *testing.T) *url.URL {
+	t.Helper()
+	loc := r.hdr.Get("Location")
+	if loc == "" {
+		t.Fatalf("no Location in %s", r)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // send sends r to the server at base with http.DefaultClient.
 func send(t *testing.T, base string, r request) reply {
+	t.Helper()
+	return sendWith(t, http.DefaultClient, base, r)
+}
+
+// sendWith sends r to the server at base (prefixed to r.path) with client c.
+func sendWith(t *testing.T, c *http.Client, base string, r request) reply {
 	t.Helper()
 	method := r.method
 	if method == "" {
@@ -94,7 +114,7 @@ func send(t *testing.T, base string, r request) reply {
 	for k, v := range r.hdr {
 		hr.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(hr)
+	res, err := c.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,40 +171,48 @@ func checkTokenResponse(t *testing.T, res reply) tokenResponse {
 // and '\'.
 var descriptionChars = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]+$`)
 
-// wantOAuthError checks an RFC 6749 §5.2 error answer.
-func wantOAuthError(t *testing.T, res reply, status int, code, descContains string) {
+// wantOAuthError checks an RFC 6749 §5.2 error answer; it reports whether
+// the answer passed.
+func wantOAuthError(t *testing.T, res reply, status int, code, descContains string) (ok bool) {
 	t.Helper()
+	ok = true
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		ok = false
+	}
 	if res.status != status {
-		t.Errorf("status %d, want %d (%s): %s", res.status, status, code, res.body)
-		return
+		fail("status %d, want %d (%s): %s", res.status, status, code, res.body)
+		return ok
 	}
 	if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("error Content-Type %q, want application/json", ct)
+		fail("error Content-Type %q, want application/json", ct)
 	}
 	if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-		t.Errorf("error Cache-Control %q, want no-store", cc)
+		fail("error Cache-Control %q, want no-store", cc)
 	}
 	if status == http.StatusUnauthorized && res.hdr.Get("WWW-Authenticate") == "" {
-		t.Errorf("401 without WWW-Authenticate")
+		fail("401 without WWW-Authenticate")
 	}
 	m := res.object(t)
 	if m["error"] != code {
-		t.Errorf("error %v, want %s: %s", m["error"], code, res.body)
+		fail("error %v, want %s: %s", m["error"], code, res.body)
 	}
 	desc, _ := m["error_description"].(string)
 	switch {
 	case desc == "":
-		t.Errorf("no error_description: %s", res.body)
+		fail("no error_description: %s", res.body)
 	case !descriptionChars.MatchString(desc):
-		t.Errorf("error_description %q has characters RFC 6749 §5.2 forbids", desc)
+		fail("error_description %q has characters RFC 6749 §5.2 forbids", desc)
 	case descContains != "" && !strings.Contains(strings.ToLower(desc), strings.ToLower(descContains)):
-		t.Errorf("error_description %q does not mention %q", desc, descContains)
+		fail("error_description %q does not mention %q", desc, descContains)
 	}
 	for k := range m {
 		if k != "error" && k != "error_description" && k != "error_uri" {
-			t.Errorf("unexpected member %q in an error: %s", k, res.body)
+			fail("unexpected member %q in an error: %s", k, res.body)
 		}
 	}
+	return ok
 }
 
 // ---------------------------------------------------------------------------
