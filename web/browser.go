@@ -77,15 +77,16 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 	}
 	s.ui = ui
 	ui.csrf = s.csrfMiddleware()
-	page, csrf := errorsAs(pageErrors), ui.csrf
-	e.GET("/authorize", s.authorize, page, csrf)
-	e.POST("/authorize", s.authorizePost, page)
-	e.GET("/login", s.loginPage, page, csrf)
-	// POST /login is registered in New: it also serves the script login.
-	e.GET("/signup", s.signupPage, page, csrf)
-	e.POST("/signup", s.signupSubmit, page, signupLimit, csrf)
-	e.GET("/account", s.account, page, csrf)
-	e.POST("/logout", s.logout, page, csrf)
+	csrf := ui.csrf
+	s.shapeErrors(pageErrors,
+		e.GET("/authorize", s.authorize, csrf),
+		e.POST("/authorize", s.authorizePost),
+		e.GET("/login", s.loginPage, csrf),
+		// POST /login is registered in New: it also serves the script login.
+		e.GET("/signup", s.signupPage, csrf),
+		e.POST("/signup", s.signupSubmit, signupLimit, csrf),
+		e.GET("/account", s.account, csrf),
+		e.POST("/logout", s.logout, csrf))
 	e.GET("/static/style.css", s.stylesheet)
 	return nil
 }

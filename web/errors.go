@@ -1,7 +1,7 @@
 package web
 
 // How Keygate answers a request that fails. Every route has one error shape,
-// declared where the route is registered (errorsAs); handlers describe what
+// declared where the route is registered (shapeErrors); handlers describe what
 // went wrong (a *problem, an *idp.Error, an *echo.HTTPError, or any other
 // error for a 5xx) and writeError answers it in that shape. Handlers that
 // return an error instead reach writeError through Echo's error handler.
@@ -34,22 +34,33 @@ const (
 	pageErrors
 )
 
-const errorShapeKey = "keygate.error_shape"
-
-// errorsAs declares the error shape of the routes it is installed on. Routes
-// without it (and requests that match no route) answer jsonErrors.
-func errorsAs(shape errorShape) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			c.Set(errorShapeKey, shape)
-			return next(c)
-		}
+// shapeErrors declares the error shape of routes; routes not declared (and
+// requests that match no route) answer jsonErrors. It holds from routing on,
+// so errors from the middleware that runs before the handler (the body
+// limit, rate limits, CSRF) take the route's shape too.
+func (s *Server) shapeErrors(shape errorShape, routes ...*echo.Route) {
+	for _, r := range routes {
+		s.shapes[r.Method+" "+r.Path] = shape
 	}
 }
 
-func shapeOf(c echo.Context) errorShape {
-	shape, _ := c.Get(errorShapeKey).(errorShape)
-	return shape
+// errorShapeKey overrides the route's shape for one request: POST /login
+// answers the HTML form with pages.
+const errorShapeKey = "keygate.error_shape"
+
+// errorsAs answers next's errors in shape, whatever the route's shape.
+func errorsAs(shape errorShape, next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Set(errorShapeKey, shape)
+		return next(c)
+	}
+}
+
+func (s *Server) shapeOf(c echo.Context) errorShape {
+	if shape, ok := c.Get(errorShapeKey).(errorShape); ok {
+		return shape
+	}
+	return s.shapes[c.Request().Method+" "+c.Path()]
 }
 
 // problem is an error answer, described once for every shape.
@@ -115,7 +126,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 // generic message; its cause goes to the log.
 func (s *Server) writeError(c echo.Context, err error) error {
 	p := *describe(err)
-	shape := shapeOf(c)
+	shape := s.shapeOf(c)
 	if p.Status >= 500 {
 		s.cfg.Logger.Error("request failed", "err", p.cause, "path", c.Request().URL.Path,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))

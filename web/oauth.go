@@ -237,7 +237,7 @@ func (s *Server) me(c echo.Context) error {
 func (s *Server) login(c echo.Context) error {
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if mt == echo.MIMEApplicationForm || mt == echo.MIMEMultipartForm {
-		return errorsAs(pageErrors)(s.ui.csrf(s.formLogin))(c)
+		return errorsAs(pageErrors, s.ui.csrf(s.formLogin))(c)
 	}
 	return s.scriptLogin(c)
 }

@@ -59,6 +59,7 @@ type Server struct {
 	discovery []byte
 	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
 	ui        *browserUI
+	shapes    map[string]errorShape // "METHOD /path" → how the route writes errors
 }
 
 // New builds the routes. The result is an http.Handler; the caller owns the
@@ -73,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, echo: echo.New()}
+	s := &Server{cfg: cfg, echo: echo.New(), shapes: map[string]errorShape{}}
 	s.adminKey = digest(cfg.AdminToken)
 	doc, err := discoveryDocument(cfg.Issuer, cfg.IDP)
 	if err != nil {
@@ -102,10 +103,10 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 
-	oauth := errorsAs(oauthErrors)
-	e.POST("/token", s.token, oauth)
-	e.POST("/revoke", s.revoke, oauth)
-	e.POST("/introspect", s.introspect, oauth)
+	s.shapeErrors(oauthErrors,
+		e.POST("/token", s.token),
+		e.POST("/revoke", s.revoke),
+		e.POST("/introspect", s.introspect))
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
 	signupLimit := s.signupLimiter()
