@@ -156,6 +156,9 @@ func (s *Server) writeError(c echo.Context, err error) error {
 		}
 		return c.JSON(p.Status, map[string]string{"error": p.Code, "error_description": idp.ErrorDescription(p.Message)})
 	case pageErrors:
+		if p.Title == "" {
+			p.Title = http.StatusText(p.Status)
+		}
 		if err := s.render(c, p.Status, "error", pageData{Title: p.Title, Error: p.Message, Notice: p.Hint}); err != nil {
 			s.cfg.Logger.Error("error page failed", "err", err)
 			return c.String(p.Status, p.Message)
