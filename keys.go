@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate/rotation"
-	"github.com/keygate/keygate/web"
 )
 
 func newKeysCmd(o *options) *cobra.Command {
@@ -95,7 +94,7 @@ func withManager(o *options, run func(*cobra.Command, *rotation.Manager, []strin
 }
 
 func printKeys(o *options, keys []rotation.Key, asJSON bool, now time.Time) error {
-	views := web.ViewKeys(keys)
+	views := rotation.ViewKeys(keys)
 	if asJSON {
 		enc := json.NewEncoder(o.stdout)
 		enc.SetIndent("", "  ")

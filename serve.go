@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/keyset"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/web"
@@ -46,7 +47,7 @@ func runServe(parent context.Context, o *options) error {
 		return mgr.Current()
 	}, time.Now)
 	publisher := jwks.NewPublisher(cfg.JWKS.MaxAge, jwks.WithObserver(metrics.JWKSServed))
-	mgr, err = d.manager(web.Republish(publisher, log), metrics.Rotated)
+	mgr, err = d.manager(keyset.Republish(publisher, log), metrics.Rotated)
 	if err != nil {
 		return explain(err)
 	}

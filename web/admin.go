@@ -7,12 +7,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/keygate/keygate/rotation"
-	"github.com/keygate/keygate/store"
 )
 
 // digest hashes a secret so comparisons run in constant time over a fixed
@@ -33,8 +31,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, tok, ok := strings.Cut(auth, " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "admin bearer token required")
+			return challenge{Scheme: "Bearer", Realm: adminRealm}.deny(c, http.StatusUnauthorized, "admin bearer token required")
 		}
 		if s.cfg.AdminToken != "" {
 			got := digest(tok)
@@ -46,60 +43,27 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		insufficient := challenge{Scheme: "Bearer", Realm: adminRealm, Error: "insufficient_scope", Scope: AdminScope}
 		if claims.ForClient() { // a client's own token never passes for a user
-
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="insufficient_scope", scope="admin"`)
-			return echo.NewHTTPError(http.StatusForbidden, "admin access requires an admin user's token, not a client's")
+			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token, not a client's")
 		}
 		u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
 		if err != nil || !u.Admin || !claims.HasScope(AdminScope) {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate-admin", error="insufficient_scope", scope="admin"`)
-			return echo.NewHTTPError(http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
+			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
 		return next(c)
 	}
 }
 
 // KeyView is one key as the admin API shows it.
-type KeyView struct {
-	KID        string     `json:"kid"`
-	State      string     `json:"state"`
-	Algorithm  string     `json:"alg"`
-	Bits       int        `json:"bits"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ActivateAt time.Time  `json:"activate_at"`
-	RetireAt   time.Time  `json:"retire_at"`
-	RemoveAt   time.Time  `json:"remove_at"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	Published  bool       `json:"published"`
-	Signing    bool       `json:"signing"`
-}
-
-// ViewKeys converts a snapshot's keys for display.
-func ViewKeys(keys []rotation.Key) []KeyView {
-	out := make([]KeyView, 0, len(keys))
-	for _, k := range keys {
-		v := KeyView{KID: k.KID, State: string(k.State), Algorithm: k.Algorithm,
-			CreatedAt: k.CreatedAt.UTC(), ActivateAt: k.ActivateAt.UTC(), RetireAt: k.RetireAt.UTC(), RemoveAt: k.RemoveAt.UTC(),
-			Published: k.State != store.KeyRevoked, Signing: k.State == store.KeyActive}
-		if k.Public != nil {
-			v.Bits = k.Public.N.BitLen()
-		}
-		if !k.RevokedAt.IsZero() {
-			t := k.RevokedAt.UTC()
-			v.RevokedAt = &t
-		}
-		out = append(out, v)
-	}
-	return out
-}
+type KeyView = rotation.KeyView
 
 func (s *Server) adminListKeys(c echo.Context) error {
 	snap := s.cfg.Keys.Current()
 	if snap == nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "key set not loaded yet")
 	}
-	return c.JSON(http.StatusOK, map[string]any{"keys": ViewKeys(snap.Keys), "version": snap.Version})
+	return c.JSON(http.StatusOK, map[string]any{"keys": rotation.ViewKeys(snap.Keys), "version": snap.Version})
 }
 
 // adminRotate rotates now, or schedules the rotation if the next key is younger

@@ -69,8 +69,8 @@ func newBrowserUI(issuer string) (*browserUI, error) {
 	return ui, nil
 }
 
-// registerBrowser adds the browser routes.
-func (s *Server) registerBrowser(e *echo.Echo) error {
+// registerBrowser adds the browser routes; their errors are pages.
+func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) error {
 	ui, err := newBrowserUI(s.cfg.Issuer)
 	if err != nil {
 		return err
@@ -78,14 +78,15 @@ func (s *Server) registerBrowser(e *echo.Echo) error {
 	s.ui = ui
 	ui.csrf = s.csrfMiddleware()
 	csrf := ui.csrf
-	e.GET("/authorize", s.authorize, csrf)
-	e.POST("/authorize", s.authorizePost)
-	e.GET("/login", s.loginPage, csrf)
-	// POST /login is registered in New: it also serves the script login.
-	e.GET("/signup", s.signupPage, csrf)
-	e.POST("/signup", s.signupSubmit, s.signupLimiter(), csrf)
-	e.GET("/account", s.account, csrf)
-	e.POST("/logout", s.logout, csrf)
+	s.shapeErrors(pageErrors,
+		e.GET("/authorize", s.authorize, csrf),
+		e.POST("/authorize", s.authorizePost),
+		e.GET("/login", s.loginPage, csrf),
+		// POST /login is registered in New: it also serves the script login.
+		e.GET("/signup", s.signupPage, csrf),
+		e.POST("/signup", s.signupSubmit, signupLimit, csrf),
+		e.GET("/account", s.account, csrf),
+		e.POST("/logout", s.logout, csrf))
 	e.GET("/static/style.css", s.stylesheet)
 	return nil
 }
@@ -183,19 +184,6 @@ func (s *Server) render(c echo.Context, status int, page string, d pageData) err
 	}
 	setPageHeaders(c.Response().Header())
 	return c.HTMLBlob(status, buf.Bytes())
-}
-
-// errorPage shows a problem to a person; it never redirects.
-func (s *Server) errorPage(c echo.Context, status int, title, message, hint string) error {
-	return s.render(c, status, "error", pageData{Title: title, Error: message, Notice: hint})
-}
-
-// internalError logs err and shows a generic page.
-func (s *Server) internalError(c echo.Context, err error) error {
-	s.cfg.Logger.Error("request failed", "err", err, "path", c.Request().URL.Path,
-		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	return s.errorPage(c, http.StatusInternalServerError, "Something went wrong",
-		"Keygate could not complete this request.", "Please try again in a moment.")
 }
 
 func (s *Server) stylesheet(c echo.Context) error {
@@ -417,15 +405,11 @@ func (s *Server) loginPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "login", d)
 }
 
-// formLogin serves POST /login from the HTML form, CSRF token first.
-func (s *Server) formLogin(c echo.Context) error {
-	return s.ui.csrf(s.formLoginChecked)(c)
-}
-
 // invalidLogin is the one message for a wrong username or password.
 const invalidLogin = "Invalid username or password."
 
-func (s *Server) formLoginChecked(c echo.Context) error {
+// formLogin serves POST /login from the HTML form (CSRF-checked first).
+func (s *Server) formLogin(c echo.Context) error {
 	r := c.Request()
 	if err := r.ParseForm(); err != nil {
 		return s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
@@ -532,19 +516,6 @@ func (s *Server) signupSubmit(c echo.Context) error {
 		return s.internalError(c, err)
 	}
 	return s.afterLogin(c, ar, sess, returnTo)
-}
-
-// signupLimiter bounds form signups per client IP, as for POST /users: each
-// costs a password hash.
-func (s *Server) signupLimiter() echo.MiddlewareFunc {
-	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: 1, Burst: 10, ExpiresIn: 10 * time.Minute}),
-		DenyHandler: func(c echo.Context, _ string, _ error) error {
-			c.Response().Header().Set("Retry-After", "1")
-			return s.errorPage(c, http.StatusTooManyRequests, "Slow down",
-				"Too many signups from this address.", "Wait a moment and try again.")
-		},
-	})
 }
 
 // --- account and logout ---

@@ -12,9 +12,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"html"
-	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -107,68 +106,26 @@ func (e *brEnv) browser(t *testing.T) *brBrowser {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-type brResp struct {
-	status int
-	hdr    http.Header
-	body   string
-}
-
-func (r brResp) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
-
-// location is the parsed Location header ("" if none).
-func (r brResp) location(t *testing.T) *url.URL {
+func (b *brBrowser) do(t *testing.T, method, target string, form url.Values, hdr map[string]string) reply {
 	t.Helper()
-	loc := r.hdr.Get("Location")
-	if loc == "" {
-		t.Fatalf("no Location in %s", r)
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-func (b *brBrowser) do(t *testing.T, method, target string, form url.Values, hdr map[string]string) brResp {
-	t.Helper()
+	base := ""
 	if strings.HasPrefix(target, "/") {
-		target = b.e.URL + target
+		base = b.e.URL
 	}
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	all := maps.Clone(b.hdr)
+	if all == nil {
+		all = map[string]string{}
 	}
-	req, err := http.NewRequest(method, target, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	for k, v := range b.hdr {
-		req.Header.Set(k, v)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	res, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return brResp{status: res.StatusCode, hdr: res.Header, body: string(raw)}
+	maps.Copy(all, hdr)
+	return sendWith(t, b.c, base, request{method: method, path: target, form: form, hdr: all})
 }
 
-func (b *brBrowser) get(t *testing.T, target string) brResp {
+func (b *brBrowser) get(t *testing.T, target string) reply {
 	t.Helper()
 	return b.do(t, http.MethodGet, target, nil, nil)
 }
 
-func (b *brBrowser) post(t *testing.T, path string, form url.Values) brResp {
+func (b *brBrowser) post(t *testing.T, path string, form url.Values) reply {
 	t.Helper()
 	return b.do(t, http.MethodPost, path, form, nil)
 }
@@ -192,10 +149,10 @@ func (b *brBrowser) setCookie(name, value string) {
 var brHidden = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
 
 // hidden returns a page's hidden form fields.
-func brHiddenFields(t *testing.T, r brResp) url.Values {
+func brHiddenFields(t *testing.T, r reply) url.Values {
 	t.Helper()
 	v := url.Values{}
-	for _, m := range brHidden.FindAllStringSubmatch(r.body, -1) {
+	for _, m := range brHidden.FindAllStringSubmatch(string(r.body), -1) {
 		v.Set(m[1], html.UnescapeString(m[2]))
 	}
 	if v.Get("csrf") == "" {
@@ -205,16 +162,16 @@ func brHiddenFields(t *testing.T, r brResp) url.Values {
 }
 
 // brLoginPage checks r is the login form and returns its hidden fields.
-func brLoginPage(t *testing.T, r brResp) url.Values {
+func brLoginPage(t *testing.T, r reply) url.Values {
 	t.Helper()
-	if r.status != http.StatusOK || !strings.Contains(r.body, `name="password"`) {
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `name="password"`) {
 		t.Fatalf("want the login form, got %s", r)
 	}
 	return brHiddenFields(t, r)
 }
 
 // submit posts the form's hidden fields plus kv to path.
-func (b *brBrowser) submit(t *testing.T, path string, hidden url.Values, kv ...string) brResp {
+func (b *brBrowser) submit(t *testing.T, path string, hidden url.Values, kv ...string) reply {
 	t.Helper()
 	f := url.Values{}
 	for k, v := range hidden {
@@ -254,7 +211,7 @@ func brAuthParams(client, redirect, challenge string, kv ...string) url.Values {
 
 // wantCodeRedirect checks r redirects to redirect with a code and the state,
 // and returns the code.
-func (e *brEnv) wantCodeRedirect(t *testing.T, r brResp, redirect, state string) string {
+func (e *brEnv) wantCodeRedirect(t *testing.T, r reply, redirect, state string) string {
 	t.Helper()
 	if r.status != http.StatusFound && r.status != http.StatusSeeOther {
 		t.Fatalf("want a redirect with a code, got %s", r)
@@ -283,7 +240,7 @@ func (e *brEnv) wantCodeRedirect(t *testing.T, r brResp, redirect, state string)
 }
 
 // wantErrorRedirect checks r sends the client an RFC 6749 §4.1.2.1 error.
-func brWantErrorRedirect(t *testing.T, r brResp, redirect, code, state string) {
+func brWantErrorRedirect(t *testing.T, r reply, redirect, code, state string) {
 	t.Helper()
 	if r.status != http.StatusFound {
 		t.Fatalf("want a redirect with error=%s, got %s", code, r)
@@ -308,7 +265,7 @@ func brWantErrorRedirect(t *testing.T, r brResp, redirect, code, state string) {
 }
 
 // brWantPage checks r is an HTML error page that redirects nowhere.
-func brWantPage(t *testing.T, r brResp, status int, mention string) {
+func brWantPage(t *testing.T, r reply, status int, mention string) {
 	t.Helper()
 	if r.status != status || r.hdr.Get("Location") != "" {
 		t.Fatalf("want a %d page and no Location, got %d Location %q: %s", status, r.status, r.hdr.Get("Location"), r.body)
@@ -316,7 +273,7 @@ func brWantPage(t *testing.T, r brResp, status int, mention string) {
 	if ct := r.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		t.Errorf("Content-Type %q, want HTML", ct)
 	}
-	if !strings.Contains(html.UnescapeString(r.body), mention) {
+	if !strings.Contains(html.UnescapeString(string(r.body)), mention) {
 		t.Errorf("page does not mention %q: %s", mention, r.body)
 	}
 }
@@ -330,28 +287,18 @@ func (b *brBrowser) login(t *testing.T, params url.Values, user, pw string) stri
 }
 
 // token POSTs to /token; client authenticates with its secret when it has one.
-func (e *brEnv) token(t *testing.T, client string, kv ...string) brResp {
+func (e *brEnv) token(t *testing.T, client string, kv ...string) reply {
 	t.Helper()
-	f := url.Values{}
+	r := request{path: "/token", form: url.Values{}}
 	for i := 0; i+1 < len(kv); i += 2 {
-		f.Set(kv[i], kv[i+1])
+		r.form.Set(kv[i], kv[i+1])
 	}
-	secret := e.secret[client]
-	if secret == "" && client != "" {
-		f.Set("client_id", client) // a public client: client_id alone
+	if secret := e.secret[client]; secret != "" {
+		r.basic = []string{client, secret}
+	} else if client != "" {
+		r.form.Set("client_id", client) // a public client: client_id alone
 	}
-	req, _ := http.NewRequest(http.MethodPost, e.URL+"/token", strings.NewReader(f.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if secret != "" {
-		req.SetBasicAuth(client, secret)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return brResp{status: res.StatusCode, hdr: res.Header, body: string(raw)}
+	return send(t, e.URL, r)
 }
 
 type brTokens struct {
@@ -373,7 +320,7 @@ func (e *brEnv) exchange(t *testing.T, client, code, redirect, verifier string) 
 		t.Errorf("token response Cache-Control %q", cc)
 	}
 	var tr brTokens
-	if err := json.Unmarshal([]byte(r.body), &tr); err != nil {
+	if err := json.Unmarshal(r.body, &tr); err != nil {
 		t.Fatal(err)
 	}
 	if tr.AccessToken == "" || tr.IDToken == "" || tr.TokenType != "Bearer" || tr.ExpiresIn <= 0 {
@@ -382,45 +329,32 @@ func (e *brEnv) exchange(t *testing.T, client, code, redirect, verifier string) 
 	return tr
 }
 
-func brWantOAuthError(t *testing.T, r brResp, status int, code, mention string) {
+// brWantOAuthError is wantOAuthError, also matching the mention's case,
+// and stopping the test on a mismatch.
+func brWantOAuthError(t *testing.T, r reply, status int, code, mention string) {
 	t.Helper()
-	var m map[string]string
-	_ = json.Unmarshal([]byte(r.body), &m)
-	if r.status != status || m["error"] != code || !strings.Contains(m["error_description"], mention) {
+	ok := wantOAuthError(t, r, status, code, mention)
+	if desc, _ := r.object(t)["error_description"].(string); !ok || !strings.Contains(desc, mention) {
 		t.Fatalf("got %s, want %d %s mentioning %q", r, status, code, mention)
 	}
 }
 
-// introspect answers whether a token is active, asked by a confidential client.
+// active answers whether a token is active, asked by a confidential client.
 func (e *brEnv) active(t *testing.T, tok string) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.URL+"/introspect", strings.NewReader(url.Values{"token": {tok}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("conf", e.secret["conf"])
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	r := send(t, e.URL, request{path: "/introspect", form: formOf("token", tok), basic: []string{"conf", e.secret["conf"]}})
+	if r.status != http.StatusOK {
+		t.Fatalf("introspect: %s", r)
 	}
-	defer res.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&m); err != nil || res.StatusCode != 200 {
-		t.Fatalf("introspect: %d %v", res.StatusCode, err)
-	}
-	return m["active"] == true
+	return r.object(t)["active"] == true
 }
 
 func (e *brEnv) userinfo(t *testing.T, at string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.URL+"/userinfo", nil)
-	req.Header.Set("Authorization", "Bearer "+at)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	r := send(t, e.URL, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + at}})
 	var m map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&m)
-	return res.StatusCode, m
+	_ = json.Unmarshal(r.body, &m)
+	return r.status, m
 }
 
 // verifyIDToken checks an ID token with go-oidc against the live discovery
@@ -568,7 +502,7 @@ func TestAuthorizePrompts(t *testing.T) {
 		e.clock.Advance(2 * time.Second)
 		r := b.get(t, "/authorize?"+brAuthParams("webapp", brAppCB, challenge, kv...).Encode())
 		hidden := brLoginPage(t, r)
-		if !strings.Contains(r.body, `value="alice"`) {
+		if !strings.Contains(string(r.body), `value="alice"`) {
 			t.Errorf("%v: the form does not offer the session's username", kv)
 		}
 		e.wantCodeRedirect(t, b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW), brAppCB, "st-webapp")
@@ -581,7 +515,7 @@ func TestAuthorizePrompts(t *testing.T) {
 	// login_hint fills in the username.
 	r := anon.get(t, "/authorize?"+brAuthParams("webapp", brAppCB, challenge, "login_hint", "bob").Encode())
 	brLoginPage(t, r)
-	if !strings.Contains(r.body, `value="bob"`) {
+	if !strings.Contains(string(r.body), `value="bob"`) {
 		t.Error("login_hint is not filled in")
 	}
 }
@@ -593,7 +527,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 	e := newBrEnv(t, kgtest.Options{})
 	b := e.browser(t)
 	_, challenge := brPKCE("r")
-	get := func(v url.Values) brResp { return b.get(t, "/authorize?"+v.Encode()) }
+	get := func(v url.Values) reply { return b.get(t, "/authorize?"+v.Encode()) }
 
 	for name, tc := range map[string]struct {
 		v       url.Values
@@ -684,7 +618,7 @@ func TestCodeExchangeRefusals(t *testing.T) {
 		t.Helper()
 		return e.browser(t).login(t, brAuthParams(client, redirect, challenge), "alice", brAlicePW)
 	}
-	ex := func(client, code, redirect, verifier string) brResp {
+	ex := func(client, code, redirect, verifier string) reply {
 		return e.token(t, client, "grant_type", "authorization_code", "code", code, "redirect_uri", redirect, "code_verifier", verifier)
 	}
 
@@ -725,7 +659,7 @@ func TestCodeExchangeRefusals(t *testing.T) {
 	t.Run("concurrent redemptions: one wins, and its tokens are revoked by the others", func(t *testing.T) {
 		code := codeFor(t, "webapp", brAppCB, challenge)
 		const n = 6
-		res := make([]brResp, n)
+		res := make([]reply, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() { res[i] = ex("webapp", code, brAppCB, verifier) })
@@ -736,7 +670,7 @@ func TestCodeExchangeRefusals(t *testing.T) {
 			switch r.status {
 			case 200:
 				var tr brTokens
-				_ = json.Unmarshal([]byte(r.body), &tr)
+				_ = json.Unmarshal(r.body, &tr)
 				won = append(won, tr)
 			case 400:
 				brWantOAuthError(t, r, 400, "invalid_grant", "")
@@ -818,11 +752,11 @@ func TestLoginForm(t *testing.T) {
 		for _, want := range []string{`<label for="username">`, `<label for="password">`, `id="username" name="username"`,
 			`autocomplete="username"`, `autocomplete="current-password"`, `type="password"`, `href="/signup"`,
 			`<meta name="viewport"`, `/static/style.css`} {
-			if !strings.Contains(r.body, want) {
+			if !strings.Contains(string(r.body), want) {
 				t.Errorf("login page lacks %s", want)
 			}
 		}
-		if strings.Contains(strings.ToLower(r.body), "<script") {
+		if strings.Contains(strings.ToLower(string(r.body)), "<script") {
 			t.Error("login page has a script")
 		}
 		for h, want := range map[string]string{"Cache-Control": "no-store", "X-Frame-Options": "DENY",
@@ -882,13 +816,13 @@ func TestLoginForm(t *testing.T) {
 		for _, creds := range [][2]string{{"bob", "not bob's password"}, {"nobody-here", "whatever it is"}} {
 			r := b.submit(t, "/login", hidden, "username", creds[0], "password", creds[1])
 			brLoginPage(t, r)
-			if !strings.Contains(r.body, "Invalid username or password.") {
+			if !strings.Contains(string(r.body), "Invalid username or password.") {
 				t.Errorf("%s: no error message: %s", creds[0], r.body)
 			}
-			if !strings.Contains(r.body, `value="`+creds[0]+`"`) {
+			if !strings.Contains(string(r.body), `value="`+creds[0]+`"`) {
 				t.Errorf("%s: the username is not kept", creds[0])
 			}
-			if strings.Contains(r.body, creds[1]) {
+			if strings.Contains(string(r.body), creds[1]) {
 				t.Errorf("%s: the password is echoed", creds[0])
 			}
 			if b.cookie("keygate_session") != "" {
@@ -900,14 +834,14 @@ func TestLoginForm(t *testing.T) {
 	t.Run("throttling: 429 with Retry-After, even for the right password", func(t *testing.T) {
 		b := e.browser(t)
 		hidden := loginForm(t, b, "/login")
-		var r brResp
+		var r reply
 		for range 4 {
 			r = b.submit(t, "/login", hidden, "username", "carol-target", "password", "wrong password")
 		}
-		if r.status != http.StatusTooManyRequests || r.hdr.Get("Retry-After") == "" || !strings.Contains(r.body, "Too many failed attempts") {
+		if r.status != http.StatusTooManyRequests || r.hdr.Get("Retry-After") == "" || !strings.Contains(string(r.body), "Too many failed attempts") {
 			t.Fatalf("after 4 failures: %d Retry-After %q", r.status, r.hdr.Get("Retry-After"))
 		}
-		brLoginPage(t, brResp{status: 200, body: r.body})
+		brLoginPage(t, reply{status: 200, body: r.body})
 	})
 
 	t.Run("cookies: session HttpOnly SameSite=Lax, CSRF SameSite=Strict, not Secure over http", func(t *testing.T) {
@@ -959,7 +893,7 @@ func TestLoginForm(t *testing.T) {
 		if got := victim.cookie("keygate_session"); got == bobs || got == "" {
 			t.Fatalf("the victim's session id after login is the planted one")
 		}
-		if acc := attacker.get(t, "/account"); strings.Contains(acc.body, "alice@example.com") || acc.status != http.StatusSeeOther {
+		if acc := attacker.get(t, "/account"); strings.Contains(string(acc.body), "alice@example.com") || acc.status != http.StatusSeeOther {
 			t.Errorf("the planted session id now opens the victim's account: %s", acc)
 		}
 	})
@@ -976,7 +910,7 @@ func TestLoginForm(t *testing.T) {
 		}
 		acc := b.get(t, "/account")
 		for _, want := range []string{"alice", "Alice Liddell", "alice@example.com", `action="/logout"`, `name="csrf"`} {
-			if !strings.Contains(acc.body, want) {
+			if !strings.Contains(string(acc.body), want) {
 				t.Errorf("account page lacks %s", want)
 			}
 		}
@@ -1027,7 +961,7 @@ func TestLoginForm(t *testing.T) {
 		if r := replay.get(t, "/account"); r.status != http.StatusSeeOther {
 			t.Errorf("the logged-out session id still opens /account: %s", r)
 		}
-		if !strings.Contains(b.get(t, "/login?logged_out=1").body, "logged out") {
+		if !strings.Contains(string(b.get(t, "/login?logged_out=1").body), "logged out") {
 			t.Error("no logout notice")
 		}
 	})
@@ -1107,24 +1041,24 @@ func TestSignupForm(t *testing.T) {
 	r := b.get(t, "/signup")
 	hidden := brHiddenFields(t, r)
 	for _, want := range []string{`autocomplete="new-password"`, `autocomplete="email"`, `autocomplete="username"`, `<label for="email">`} {
-		if !strings.Contains(r.body, want) {
+		if !strings.Contains(string(r.body), want) {
 			t.Errorf("signup page lacks %s", want)
 		}
 	}
 	r = b.submit(t, "/signup", hidden, "username", "dave", "password", "short", "email", "dave@example.com", "name", "Dave")
-	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "Password must be at least 8 characters") ||
-		!strings.Contains(r.body, `value="dave@example.com"`) || !strings.Contains(r.body, `value="Dave"`) {
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "Password must be at least 8 characters") ||
+		!strings.Contains(string(r.body), `value="dave@example.com"`) || !strings.Contains(string(r.body), `value="Dave"`) {
 		t.Fatalf("short password: %s", r)
 	}
 	r = b.submit(t, "/signup", hidden, "username", "alice", "password", "a long passphrase")
-	if r.status != http.StatusConflict || !strings.Contains(r.body, "already registered") {
+	if r.status != http.StatusConflict || !strings.Contains(string(r.body), "already registered") {
 		t.Fatalf("taken username: %s", r)
 	}
 	r = b.submit(t, "/signup", hidden, "username", "dave", "password", "dave's long passphrase", "email", "dave@example.com", "name", "Dave")
 	if r.status != http.StatusSeeOther || r.hdr.Get("Location") != "/account" {
 		t.Fatalf("signup: %s %v", r, r.hdr)
 	}
-	if acc := b.get(t, "/account"); !strings.Contains(acc.body, "dave@example.com") {
+	if acc := b.get(t, "/account"); !strings.Contains(string(acc.body), "dave@example.com") {
 		t.Errorf("not logged in after signup: %s", acc)
 	}
 
@@ -1132,12 +1066,12 @@ func TestSignupForm(t *testing.T) {
 		bb := e.browser(t)
 		verifier, ch := brPKCE("z")
 		page := bb.get(t, "/authorize?"+brAuthParams("webapp", brAppCB, ch).Encode())
-		m := regexp.MustCompile(`href="(/signup\?[^"]+)"`).FindStringSubmatch(page.body)
+		m := regexp.MustCompile(`href="(/signup\?[^"]+)"`).FindStringSubmatch(string(page.body))
 		if m == nil {
 			t.Fatal("no signup link on the login page")
 		}
 		form := bb.get(t, html.UnescapeString(m[1]))
-		if !strings.Contains(form.body, "Web App") {
+		if !strings.Contains(string(form.body), "Web App") {
 			t.Error("the signup page does not name the client")
 		}
 		r := bb.submit(t, "/signup", brHiddenFields(t, form), "username", "erin", "password", "erin's long passphrase")
@@ -1153,7 +1087,7 @@ func TestSignupForm(t *testing.T) {
 		e2 := newBrEnv(t, kgtest.Options{Signup: &off})
 		b2 := e2.browser(t)
 		brWantPage(t, b2.get(t, "/signup"), http.StatusNotFound, "closed")
-		if strings.Contains(b2.get(t, "/login").body, "/signup") {
+		if strings.Contains(string(b2.get(t, "/login").body), "/signup") {
 			t.Error("the login page links to a closed signup")
 		}
 	})
@@ -1181,7 +1115,7 @@ func TestSecureCookiesOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	sc := brSetCookie(t, brResp{status: res.StatusCode, hdr: res.Header}, "__Host-keygate_session")
+	sc := brSetCookie(t, reply{status: res.StatusCode, hdr: res.Header}, "__Host-keygate_session")
 	if !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" {
 		t.Errorf("session cookie %+v", sc)
 	}
@@ -1193,7 +1127,7 @@ func TestBrowserDiscovery(t *testing.T) {
 	e := newBrEnv(t, kgtest.Options{})
 	r := e.browser(t).get(t, "/.well-known/openid-configuration")
 	var d map[string]any
-	if err := json.Unmarshal([]byte(r.body), &d); err != nil {
+	if err := json.Unmarshal(r.body, &d); err != nil {
 		t.Fatal(err)
 	}
 	if d["authorization_endpoint"] != e.URL+"/authorize" {
@@ -1220,7 +1154,7 @@ func TestBrowserDiscovery(t *testing.T) {
 	}
 }
 
-func brSetCookie(t *testing.T, r brResp, name string) *http.Cookie {
+func brSetCookie(t *testing.T, r reply, name string) *http.Cookie {
 	t.Helper()
 	for _, c := range (&http.Response{Header: r.hdr}).Cookies() {
 		if c.Name == name {

@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -17,27 +16,6 @@ import (
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/store"
 )
-
-// oauthError writes an RFC 6749 §5.2 error.
-func oauthError(c echo.Context, err error) error {
-	var oe *idp.Error
-	if !errors.As(err, &oe) {
-		return err // a 500 through the common handler
-	}
-	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	if oe.Status == http.StatusUnauthorized {
-		h.Set(echo.HeaderWWWAuthenticate, `Basic realm="keygate"`)
-	}
-	if oe.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(oe.RetryAfter.Seconds())))
-	}
-	if oe.Status >= 500 {
-		return err
-	}
-	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": idp.ErrorDescription(oe.Description)})
-}
 
 // formRequest reads an application/x-www-form-urlencoded POST body (never the
 // query string: RFC 6749 §3.2 keeps credentials out of URLs) and HTTP Basic
@@ -74,11 +52,11 @@ func (s *Server) formRequest(c echo.Context, endpoint string) (*idp.Request, err
 func (s *Server) token(c echo.Context) error {
 	req, err := s.formRequest(c, "/token")
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	res, err := s.cfg.IDP.Token(c.Request().Context(), req)
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
@@ -89,14 +67,14 @@ func (s *Server) token(c echo.Context) error {
 func (s *Server) revoke(c echo.Context) error {
 	req, err := s.formRequest(c, "/revoke")
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	cl, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, true)
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	if err := s.cfg.IDP.Revoke(c.Request().Context(), cl, req.Form.Get("token"), req.Form.Get("token_type_hint")); err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	return c.NoContent(http.StatusOK)
 }
@@ -104,14 +82,14 @@ func (s *Server) revoke(c echo.Context) error {
 func (s *Server) introspect(c echo.Context) error {
 	req, err := s.formRequest(c, "/introspect")
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	if _, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, false); err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	res, err := s.cfg.IDP.Introspect(c.Request().Context(), req.Form.Get("token"))
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, res)
@@ -123,23 +101,21 @@ func (s *Server) introspect(c echo.Context) error {
 func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
 	r := c.Request()
 	tok := ""
-	// "JWT" is seed 002's scheme (Flask-JWT); it carries the same token.
+	// "JWT" is the scheme Flask-JWT clients send; it carries the same token.
 	if scheme, rest, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT")) {
 		tok = strings.TrimSpace(rest)
 	} else if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
 		tok = c.FormValue("access_token")
 	}
 	if tok == "" {
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate"`)
-		return nil, echo.NewHTTPError(http.StatusUnauthorized, "a bearer access token is required")
+		return nil, challenge{Scheme: "Bearer", Realm: realm}.deny(c, http.StatusUnauthorized, "a bearer access token is required")
 	}
 	claims, err := s.cfg.IDP.ValidateAccessToken(r.Context(), tok)
 	if err != nil {
 		var te *idp.TokenError
 		if errors.As(err, &te) {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-				fmt.Sprintf(`Bearer realm="keygate", error="invalid_token", error_description="%s"`, idp.ErrorDescription(te.Reason)))
-			return nil, echo.NewHTTPError(http.StatusUnauthorized, te.Reason)
+			return nil, challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: te.Reason}.
+				deny(c, http.StatusUnauthorized, te.Reason)
 		}
 		return nil, err
 	}
@@ -155,8 +131,9 @@ func (s *Server) userBearer(c echo.Context) (*idp.AccessClaims, error) {
 		return nil, err
 	}
 	if claims.ForClient() {
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token", error_description="a client's token does not represent a user"`)
-		return nil, echo.NewHTTPError(http.StatusUnauthorized, "a client's token does not represent a user")
+		const msg = "a client's token does not represent a user"
+		return nil, challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: msg}.
+			deny(c, http.StatusUnauthorized, msg)
 	}
 	return claims, nil
 }
@@ -168,13 +145,13 @@ func (s *Server) userinfo(c echo.Context) error {
 		return err
 	}
 	if !claims.HasScope("openid") {
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="insufficient_scope", scope="openid"`)
-		return echo.NewHTTPError(http.StatusForbidden, "the token lacks the openid scope")
+		return challenge{Scheme: "Bearer", Realm: realm, Error: "insufficient_scope", Scope: "openid"}.
+			deny(c, http.StatusForbidden, "the token lacks the openid scope")
 	}
 	u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="keygate", error="invalid_token", error_description="no such user"`)
-		return echo.NewHTTPError(http.StatusUnauthorized, "the token's subject is not a user")
+		return challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: "no such user"}.
+			deny(c, http.StatusUnauthorized, "the token's subject is not a user")
 	}
 	if err != nil {
 		return err
@@ -254,47 +231,48 @@ func (s *Server) me(c echo.Context) error {
 
 // login serves POST /login, routed by Content-Type: an HTML form post
 // (application/x-www-form-urlencoded, or multipart/form-data) is the browser
-// login, CSRF-checked; anything else is the seed 000 script login.
+// login, CSRF-checked, answering errors as pages; anything else is the script
+// login of POST /login/assertion, kept here for the scripts that post to
+// /login.
 func (s *Server) login(c echo.Context) error {
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if mt == echo.MIMEApplicationForm || mt == echo.MIMEMultipartForm {
-		return s.formLogin(c)
+		return errorsAs(pageErrors, s.ui.csrf(s.formLogin))(c)
 	}
 	return s.scriptLogin(c)
 }
 
-// scriptLogin is the seed 000 POST /login: the body is an assertion the client
-// signed; the answer is the bare access token as application/jwt.
+// scriptLogin serves POST /login/assertion, the script login: a client signs
+// an assertion with its registered key and posts it as the body
+// (Content-Type: application/jwt); the answer is the bare access token, as
+// application/jwt.
 func (s *Server) scriptLogin(c echo.Context) error {
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	switch mt {
 	case "application/jwt", "text/plain", "":
 	default:
-		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "POST /login takes a client-signed JWT with Content-Type: application/jwt")
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the script login takes a client-signed JWT with Content-Type: application/jwt")
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
 	}
 	tok, err := s.cfg.IDP.ScriptLogin(c.Request().Context(), strings.TrimSpace(string(body)))
+	var oe *idp.Error
+	if errors.As(err, &oe) && oe.Status == http.StatusUnauthorized {
+		// RFC 9110 §15.5.2: a 401 carries a challenge. The credential here is
+		// the client-signed JWT in the body.
+		challenge{Scheme: "JWT", Realm: realm, Error: oe.Code, Description: oe.Description}.set(c)
+	}
 	if err != nil {
-		var oe *idp.Error
-		if errors.As(err, &oe) && oe.Status < 500 {
-			if oe.Status == http.StatusUnauthorized {
-				// RFC 9110 §15.5.2: a 401 carries a challenge. The credential
-				// here is the client-signed JWT in the body.
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-					fmt.Sprintf(`JWT realm="keygate", error="%s", error_description="%s"`, oe.Code, idp.ErrorDescription(oe.Description)))
-			}
-			return c.JSON(oe.Status, map[string]string{"error": oe.Description})
-		}
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Blob(http.StatusOK, "application/jwt", []byte(tok))
 }
 
-// getKey is the seed 001 key server: a client's public key as PEM.
+// getKey is the key server: a client's registered public keys as PEM, for
+// services that verify requests the client signed.
 func (s *Server) getKey(c echo.Context) error {
 	id := c.QueryParam("identity")
 	if id == "" {

@@ -1,12 +1,16 @@
-// Package web is Keygate's HTTP face: Echo routes for the key set, discovery,
-// operations and administration. Handlers are thin; the key lifecycle lives in
-// rotation and publication in jwks.
+// Package web is Keygate's HTTP face, one Echo application serving the
+// published key set and discovery; the OAuth 2.0 / OpenID Connect endpoints
+// (token, revocation, introspection, userinfo, authorization); the browser
+// pages (login, signup, account, logout); the users API; the script login and
+// the client key server; the admin API; and health, readiness and metrics.
+// Handlers are thin: tokens, clients, users and sessions live in idp, the key
+// lifecycle in rotation, publication in jwks. Every route has one error shape
+// (errors.go).
 package web
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -55,6 +59,7 @@ type Server struct {
 	discovery []byte
 	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
 	ui        *browserUI
+	shapes    map[string]errorShape // "METHOD /path" → how the route writes errors
 }
 
 // New builds the routes. The result is an http.Handler; the caller owns the
@@ -69,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, echo: echo.New()}
+	s := &Server{cfg: cfg, echo: echo.New(), shapes: map[string]errorShape{}}
 	s.adminKey = digest(cfg.AdminToken)
 	doc, err := discoveryDocument(cfg.Issuer, cfg.IDP)
 	if err != nil {
@@ -98,25 +103,20 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 
-	e.POST("/token", s.token)
-	e.POST("/revoke", s.revoke)
-	e.POST("/introspect", s.introspect)
+	s.shapeErrors(oauthErrors,
+		e.POST("/token", s.token),
+		e.POST("/revoke", s.revoke),
+		e.POST("/introspect", s.introspect))
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
-	// Signup is rate limited per client IP (Echo's limiter) on top of the
-	// argon2 concurrency bound: each signup costs a password hash.
-	e.POST("/users", s.signup, middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: 1, Burst: 10, ExpiresIn: 10 * time.Minute}),
-		DenyHandler: func(c echo.Context, _ string, _ error) error {
-			c.Response().Header().Set("Retry-After", "1")
-			return echo.NewHTTPError(http.StatusTooManyRequests, "too many signups from this address; slow down")
-		},
-	}))
+	signupLimit := s.signupLimiter()
+	e.POST("/users", s.signup, signupLimit)
 	e.GET("/users/me", s.me)
-	e.POST("/login", s.login) // the HTML form or the script login, by Content-Type
+	e.POST("/login/assertion", s.scriptLogin)
+	e.POST("/login", s.login) // the HTML form, or the script login for scripts that post here
 	e.GET("/getkey", s.getKey)
 
-	if err := s.registerBrowser(e); err != nil {
+	if err := s.registerBrowser(e, signupLimit); err != nil {
 		return nil, err
 	}
 
@@ -171,29 +171,17 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 	})
 }
 
-// handleError answers every error as JSON {"error": "..."}: 4xx with the
-// handler's message, 5xx with a generic one (the detail goes to the log).
-func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	code, msg := http.StatusInternalServerError, "internal server error"
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		code = he.Code
-		if code < 500 {
-			msg = fmt.Sprint(he.Message)
-		}
-	}
-	if code >= 500 {
-		s.cfg.Logger.Error("request failed", "err", err, "path", c.Request().URL.Path,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(code)
-		return
-	}
-	_ = c.JSON(code, map[string]string{"error": msg})
+// signupLimiter bounds signups per client IP, JSON (POST /users) and form
+// (POST /signup) alike, on top of the argon2 concurrency bound: each signup
+// costs a password hash. Both routes share its budget.
+func (s *Server) signupLimiter() echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: 1, Burst: 10, ExpiresIn: 10 * time.Minute}),
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return s.writeError(c, &problem{Status: http.StatusTooManyRequests, RetryAfter: time.Second,
+				Title: "Slow down", Message: "Too many signups from this address; slow down.", Hint: "Wait a moment and try again."})
+		},
+	})
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -1,32 +1,25 @@
 package web_test
 
 // Tests of the token endpoint and its companions (/revoke, /introspect,
-// /userinfo, /users, /login, /getkey) through the real HTTP server: a real
-// SQLite file, real key rotation, real RSA keys. Issued tokens are checked with
-// an independent consumer — github.com/golang-jwt/jwt/v5 and a JWKS parsed here
-// by hand — never with Keygate's own signer or verifier. Time is an injected
-// clock: lifetimes and throttling windows are crossed by advancing it, never by
-// sleeping.
+// /userinfo, /users, the script login, /getkey) through the real HTTP server:
+// a real SQLite file, real key rotation, real RSA keys. Issued tokens are
+// checked with an independent consumer (helpers_test.go: the key set parsed by
+// jwx, tokens verified by golang-jwt), never with Keygate's own signer or
+// verifier. Time is an injected clock: lifetimes and throttling windows are
+// crossed by advancing it, never by sleeping.
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"math/big"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,35 +31,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// Fixtures: keys, clients, users.
-
-var (
-	tkKeysOnce              sync.Once
-	tkClientKey, tkOtherKey *rsa.PrivateKey // the clients' own key, and an attacker's
-)
-
-// tkKeys generates the RSA-2048 client keys once per test binary.
-func tkKeys() (client, other *rsa.PrivateKey) {
-	tkKeysOnce.Do(func() {
-		var err error
-		if tkClientKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-		if tkOtherKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-	})
-	return tkClientKey, tkOtherKey
-}
-
-func tkPublicPEM(t testing.TB, k *rsa.PrivateKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
+// Fixtures: clients and users, and the requests the tests repeat.
 
 const (
 	// A static client whose id and secret need RFC 6749 §2.3.1 form encoding
@@ -95,31 +60,33 @@ const (
 //	script  secret; password, refresh_token; openid profile email read
 //	other   secret; password, refresh_token, client_credentials; same scopes
 //	pub     public; password, refresh_token; openid profile email
-//	keyed   secret and tkClientKey; client_credentials, jwt-bearer; read
-//	nojwt   tkClientKey; client_credentials only
+//	keyed   secret and clientKey; client_credentials, jwt-bearer; read
+//	nojwt   clientKey; client_credentials only
 //	nokeys  secret only; client_credentials, jwt-bearer
-//	client  tkClientKey; jwt-bearer; 30 s tokens valid from +10 s; bare assertions (seed 000)
-//	strict  tkClientKey; jwt-bearer; 30 s tokens valid from +10 s; full assertions only
+//	client  clientKey; jwt-bearer; 30 s tokens valid from +10 s; bare assertions (the script login)
+//	strict  clientKey; jwt-bearer; 30 s tokens valid from +10 s; full assertions only
 //	app:1+é/x  static; secret with special characters; client_credentials
 type tkEnv struct {
 	*kgtest.Server
-	clock  *kgtest.Clock
-	secret map[string]string // client id → secret
-	userID map[string]string // username → user id
+	resourceServer // the independent consumer of its tokens
+	clock          *kgtest.Clock
+	secret         map[string]string // client id → secret
+	userID         map[string]string // username → user id
 }
 
 func newTkEnv(t *testing.T, o kgtest.Options) *tkEnv {
 	t.Helper()
-	ck, _ := tkKeys()
+	ck, _ := clientKeys()
 	if o.Clock == nil {
 		o.Clock = kgtest.NewClock(time.Now().UTC().Truncate(time.Second))
 	}
 	o.Clients = append(o.Clients, idp.Client{ID: tkWeirdID, Name: "form-encoded credentials",
 		SecretHash: idp.HashSecret(tkWeirdSecret), GrantTypes: []string{tkCC}, Scopes: []string{"read"}})
-	e := &tkEnv{Server: kgtest.Start(t, o), clock: o.Clock,
+	srv := kgtest.Start(t, o)
+	e := &tkEnv{Server: srv, resourceServer: resourceServer{issuer: srv.URL}, clock: o.Clock,
 		secret: map[string]string{tkWeirdID: tkWeirdSecret}, userID: map[string]string{}}
 	withKeys := func(c idp.Client) idp.Client {
-		set, err := idp.ParsePublicKeys(tkPublicPEM(t, ck))
+		set, err := idp.ParsePublicKeys(publicPEM(t, ck))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,134 +135,33 @@ func newTkEnv(t *testing.T, o kgtest.Options) *tkEnv {
 	return e
 }
 
-// ---------------------------------------------------------------------------
-// HTTP.
-
-type tkReq struct {
-	method string // POST unless set
-	path   string
-	form   url.Values // sent as application/x-www-form-urlencoded
-	body   string     // or this, raw
-	ctype  string     // overrides the form's Content-Type
-	basic  []string   // client id and secret, form-encoded before base64 (RFC 6749 §2.3.1)
-	hdr    map[string]string
-}
-
-type tkResp struct {
-	status int
-	hdr    http.Header
-	body   []byte
-}
-
-func (r tkResp) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
-
-func (r tkResp) object(t *testing.T) map[string]any {
+// do sends r to the server.
+func (e *tkEnv) do(t *testing.T, r request) reply {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, r.body)
-	}
-	return m
-}
-
-func (e *tkEnv) do(t *testing.T, r tkReq) tkResp {
-	t.Helper()
-	method := r.method
-	if method == "" {
-		method = http.MethodPost
-	}
-	var body io.Reader
-	ctype := r.ctype
-	switch {
-	case r.form != nil:
-		body = strings.NewReader(r.form.Encode())
-		if ctype == "" {
-			ctype = "application/x-www-form-urlencoded"
-		}
-	case r.body != "":
-		body = strings.NewReader(r.body)
-	}
-	hr, err := http.NewRequest(method, e.URL+r.path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
-		hr.Header.Set("Content-Type", ctype)
-	}
-	if r.basic != nil {
-		hr.SetBasicAuth(url.QueryEscape(r.basic[0]), url.QueryEscape(r.basic[1]))
-	}
-	for k, v := range r.hdr {
-		hr.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tkResp{status: res.StatusCode, hdr: res.Header, body: b}
+	return send(t, e.URL, r)
 }
 
 // basic is a client's Basic credentials.
 func (e *tkEnv) basic(id string) []string { return []string{id, e.secret[id]} }
 
-func tkForm(kv ...string) url.Values {
-	v := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Add(kv[i], kv[i+1])
-	}
-	return v
-}
-
-// tkTokenResp is the RFC 6749 §5.1 answer.
-type tkTokenResp struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-	Scope        string `json:"scope"`
-}
-
 // mustToken POSTs to /token and checks a §5.1 success answer.
-func (e *tkEnv) mustToken(t *testing.T, r tkReq) tkTokenResp {
+func (e *tkEnv) mustToken(t *testing.T, r request) tokenResponse {
 	t.Helper()
 	r.path = "/token"
 	res := e.do(t, r)
 	if res.status != http.StatusOK {
 		t.Fatalf("token request: %s", res)
 	}
-	return tkCheckTokenResponse(t, res)
+	return checkTokenResponse(t, res)
 }
 
-func tkCheckTokenResponse(t *testing.T, res tkResp) tkTokenResp {
+func (e *tkEnv) password(t *testing.T, client, user, pw, scope string) tokenResponse {
 	t.Helper()
-	if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("token response Content-Type %q", ct)
-	}
-	if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-		t.Errorf("token response Cache-Control %q, want no-store", cc)
-	}
-	var tr tkTokenResp
-	if err := json.Unmarshal(res.body, &tr); err != nil {
-		t.Fatalf("token response: %v: %s", err, res.body)
-	}
-	if tr.AccessToken == "" || !strings.EqualFold(tr.TokenType, "Bearer") || tr.ExpiresIn <= 0 {
-		t.Errorf("token response lacks access_token, token_type Bearer or expires_in: %s", res.body)
-	}
-	return tr
-}
-
-func (e *tkEnv) password(t *testing.T, client, user, pw, scope string) tkTokenResp {
-	t.Helper()
-	f := tkForm("grant_type", tkPW, "username", user, "password", pw)
+	f := formOf("grant_type", tkPW, "username", user, "password", pw)
 	if scope != "" {
 		f.Set("scope", scope)
 	}
-	r := tkReq{form: f}
+	r := request{form: f}
 	if e.secret[client] != "" {
 		r.basic = e.basic(client)
 	} else {
@@ -304,13 +170,13 @@ func (e *tkEnv) password(t *testing.T, client, user, pw, scope string) tkTokenRe
 	return e.mustToken(t, r)
 }
 
-func (e *tkEnv) refresh(t *testing.T, client, rt, scope string) tkResp {
+func (e *tkEnv) refresh(t *testing.T, client, rt, scope string) reply {
 	t.Helper()
-	f := tkForm("grant_type", tkRefresh, "refresh_token", rt)
+	f := formOf("grant_type", tkRefresh, "refresh_token", rt)
 	if scope != "" {
 		f.Set("scope", scope)
 	}
-	r := tkReq{path: "/token", form: f}
+	r := request{path: "/token", form: f}
 	if e.secret[client] != "" {
 		r.basic = e.basic(client)
 	} else {
@@ -322,7 +188,7 @@ func (e *tkEnv) refresh(t *testing.T, client, rt, scope string) tkResp {
 // introspect asks /introspect, as client svc, and checks the RFC 7662 shape.
 func (e *tkEnv) introspect(t *testing.T, token string) map[string]any {
 	t.Helper()
-	res := e.do(t, tkReq{path: "/introspect", form: tkForm("token", token), basic: e.basic("svc")})
+	res := e.do(t, request{path: "/introspect", form: formOf("token", token), basic: e.basic("svc")})
 	if res.status != http.StatusOK {
 		t.Fatalf("introspect: %s", res)
 	}
@@ -344,201 +210,14 @@ func (e *tkEnv) active(t *testing.T, token string) bool {
 	return e.introspect(t, token)["active"] == true
 }
 
-// tkDescOK is RFC 6749 §5.2's character set for error_description (and RFC 6750
-// §3's for the Bearer challenge): printable ASCII without '"' and '\'.
-var tkDescOK = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]+$`)
-
-// tkWantOAuthError checks an RFC 6749 §5.2 error answer.
-func tkWantOAuthError(t *testing.T, res tkResp, status int, code, descContains string) {
-	t.Helper()
-	if res.status != status {
-		t.Errorf("status %d, want %d (%s): %s", res.status, status, code, res.body)
-		return
-	}
-	if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("error Content-Type %q, want application/json", ct)
-	}
-	if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-		t.Errorf("error Cache-Control %q, want no-store", cc)
-	}
-	if status == http.StatusUnauthorized && res.hdr.Get("WWW-Authenticate") == "" {
-		t.Errorf("401 without WWW-Authenticate")
-	}
-	m := res.object(t)
-	if m["error"] != code {
-		t.Errorf("error %v, want %s: %s", m["error"], code, res.body)
-	}
-	desc, _ := m["error_description"].(string)
-	switch {
-	case desc == "":
-		t.Errorf("no error_description: %s", res.body)
-	case !tkDescOK.MatchString(desc):
-		t.Errorf("error_description %q has characters RFC 6749 §5.2 forbids", desc)
-	case descContains != "" && !strings.Contains(strings.ToLower(desc), strings.ToLower(descContains)):
-		t.Errorf("error_description %q does not mention %q", desc, descContains)
-	}
-	for k := range m {
-		if k != "error" && k != "error_description" && k != "error_uri" {
-			t.Errorf("unexpected member %q in an error: %s", k, res.body)
-		}
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Client-signed JWTs (private_key_jwt and jwt-bearer assertions), signed with
-// golang-jwt rather than with anything of Keygate's.
-
-func tkJTI() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // assertionClaims are RFC 7523 claims for client id, valid for a minute.
 func (e *tkEnv) assertionClaims(id, aud string) jwt.MapClaims {
 	now := e.clock.Now()
-	return jwt.MapClaims{"iss": id, "sub": id, "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": tkJTI()}
+	return jwt.MapClaims{"iss": id, "sub": id, "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": newJTI()}
 }
 
-func tkSign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.Claims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func tkRS256(t *testing.T, key *rsa.PrivateKey, claims jwt.MapClaims) string {
-	t.Helper()
-	return tkSign(t, jwt.SigningMethodRS256, key, claims)
-}
-
-// edit returns claims with changes: a nil value deletes the claim.
-func tkEdit(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(c, kv[i].(string))
-		} else {
-			c[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return c
-}
-
-// tkWithAssertion adds private_key_jwt parameters to f.
-func tkWithAssertion(f url.Values, assertion string) url.Values {
-	f.Set("client_assertion_type", idp.ClientAssertionType)
-	f.Set("client_assertion", assertion)
-	return f
-}
-
-// ---------------------------------------------------------------------------
-// The independent consumer: JWKS parsed by hand, golang-jwt verifying.
-
-// fetchJWKS reads the published key set into RSA public keys by kid.
-func (e *tkEnv) fetchJWKS(t *testing.T) map[string]*rsa.PublicKey {
-	t.Helper()
-	res := e.do(t, tkReq{method: http.MethodGet, path: "/jwks"})
-	if res.status != http.StatusOK {
-		t.Fatalf("jwks: %s", res)
-	}
-	var set struct {
-		Keys []struct{ Kty, Kid, Use, Alg, N, E string }
-	}
-	if err := json.Unmarshal(res.body, &set); err != nil {
-		t.Fatalf("jwks: %v", err)
-	}
-	out := map[string]*rsa.PublicKey{}
-	for _, k := range set.Keys {
-		if k.Kty != "RSA" || k.Use != "sig" || k.Alg != "RS256" || k.Kid == "" {
-			t.Fatalf("jwks entry %+v", k)
-		}
-		n, err1 := base64.RawURLEncoding.DecodeString(k.N)
-		ex, err2 := base64.RawURLEncoding.DecodeString(k.E)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("jwks entry %s: bad n or e", k.Kid)
-		}
-		out[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(ex).Int64())}
-	}
-	return out
-}
-
-// claims is an access token as the independent consumer reads it.
-type tkClaims struct {
-	Iss, Sub, Jti, ClientID, Scope, Username string
-	Aud                                      []string
-	Exp, Iat, Nbf                            int64
-}
-
-var tkUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-
-// parseAt verifies tok as a resource server would at instant at: RS256 only,
-// a kid from /jwks, our issuer, exp required, nbf and iat honoured, no leeway;
-// then checks the RFC 9068 shape.
-func (e *tkEnv) parseAt(t *testing.T, tok string, at time.Time) (tkClaims, error) {
-	t.Helper()
-	keys := e.fetchJWKS(t)
-	p := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(e.URL), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithTimeFunc(func() time.Time { return at }))
-	mc := jwt.MapClaims{}
-	tk, err := p.ParseWithClaims(tok, mc, func(tk *jwt.Token) (any, error) {
-		kid, _ := tk.Header["kid"].(string)
-		if k, ok := keys[kid]; ok {
-			return k, nil
-		}
-		return nil, fmt.Errorf("kid %q is not in the JWKS", kid)
-	})
-	if err != nil {
-		return tkClaims{}, err
-	}
-	if tk.Header["typ"] != "at+jwt" || tk.Header["alg"] != "RS256" {
-		t.Errorf("header %v, want typ at+jwt and alg RS256", tk.Header)
-	}
-	for _, h := range []string{"jku", "x5u", "jwk", "x5c"} {
-		if _, ok := tk.Header[h]; ok {
-			t.Errorf("header carries %s", h)
-		}
-	}
-	str := func(k string) string {
-		s, ok := mc[k].(string)
-		if !ok && k != "scope" && k != "preferred_username" {
-			t.Errorf("claim %s missing or not a string: %v", k, mc)
-		}
-		return s
-	}
-	num := func(k string) int64 {
-		f, ok := mc[k].(float64)
-		if !ok {
-			t.Errorf("claim %s missing or not a number: %v", k, mc)
-		}
-		return int64(f)
-	}
-	aud, err := mc.GetAudience()
-	if err != nil || len(aud) == 0 {
-		t.Errorf("aud missing: %v", mc)
-	}
-	c := tkClaims{Iss: str("iss"), Sub: str("sub"), Jti: str("jti"), ClientID: str("client_id"), Scope: str("scope"),
-		Username: str("preferred_username"), Aud: aud, Exp: num("exp"), Iat: num("iat"), Nbf: num("nbf")}
-	if !tkUUID.MatchString(c.Jti) {
-		t.Errorf("jti %q is not a uuid", c.Jti)
-	}
-	if c.Iat > c.Nbf || c.Nbf >= c.Exp {
-		t.Errorf("iat %d, nbf %d, exp %d out of order", c.Iat, c.Nbf, c.Exp)
-	}
-	return c, nil
-}
-
-func (e *tkEnv) verifyAt(t *testing.T, tok string, at time.Time) tkClaims {
-	t.Helper()
-	c, err := e.parseAt(t, tok, at)
-	if err != nil {
-		t.Fatalf("the independent consumer rejects the token: %v", err)
-	}
-	return c
-}
-
-func (e *tkEnv) verify(t *testing.T, tok string) tkClaims {
+// verify checks tok as the independent consumer, now.
+func (e *tkEnv) verify(t *testing.T, tok string) accessClaims {
 	t.Helper()
 	return e.verifyAt(t, tok, e.clock.Now())
 }
@@ -549,13 +228,13 @@ func (e *tkEnv) verify(t *testing.T, tok string) tkClaims {
 func TestTokenEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := tkKeys()
+	ck, _ := clientKeys()
 	tokenURL, now := e.URL+"/token", e.clock.Now().Unix()
 
-	type check func(t *testing.T, tr tkTokenResp, c tkClaims)
+	type check func(t *testing.T, tr tokenResponse, c accessClaims)
 	cases := []struct {
 		name   string
-		mk     func(t *testing.T) tkReq
+		mk     func(t *testing.T) request
 		status int    // 200 or the error's
 		code   string // RFC 6749 §5.2 error
 		desc   string // in error_description
@@ -563,8 +242,8 @@ func TestTokenEndpoint(t *testing.T) {
 	}{
 		// Successes.
 		{name: "client_credentials, client_secret_basic", status: 200,
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("svc")} },
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkCC), basic: e.basic("svc")} },
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if tr.ExpiresIn != 300 || tr.RefreshToken != "" || tr.Scope != "read write" {
 					t.Errorf("response: %+v", tr)
 				}
@@ -574,410 +253,418 @@ func TestTokenEndpoint(t *testing.T) {
 				}
 			}},
 		{name: "client_credentials, client_secret_post, narrower scope", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"], "scope", "write")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"], "scope", "write")}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if tr.Scope != "write" || c.Scope != "write" || c.Sub != "svc" {
 					t.Errorf("scope: %+v %+v", tr, c)
 				}
 			}},
 		{name: "client_secret_basic with form-encoded special characters (RFC 6749 §2.3.1)", status: 200,
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkCC), basic: e.basic(tkWeirdID)} },
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), basic: e.basic(tkWeirdID)}
+			},
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != tkWeirdID || c.ClientID != tkWeirdID || c.Scope != "read" {
 					t.Errorf("claims: %+v", c)
 				}
 			}},
 		{name: "client_secret_post with special characters", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_id", tkWeirdID, "client_secret", tkWeirdSecret)}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_id", tkWeirdID, "client_secret", tkWeirdSecret)}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != tkWeirdID {
 					t.Errorf("claims: %+v", c)
 				}
 			}},
 		{name: "Content-Type with a charset parameter", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("svc"), ctype: "application/x-www-form-urlencoded; charset=UTF-8"}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), basic: e.basic("svc"), ctype: "application/x-www-form-urlencoded; charset=UTF-8"}
 			}},
 		{name: "client_credentials, private_key_jwt, aud = token endpoint", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != "keyed" || c.ClientID != "keyed" || !slices.Equal(c.Aud, []string{"keyed"}) ||
 					c.Exp-c.Iat != int64((15*time.Minute).Seconds()) || tr.RefreshToken != "" {
 					t.Errorf("claims: %+v (default audience: the client; default lifetime 15m)", c)
 				}
 			}},
 		{name: "private_key_jwt, aud = issuer", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, e.assertionClaims("keyed", e.URL)))}
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", e.URL)))}
 			}},
 		{name: "private_key_jwt, aud an array, with client_id", status: 200,
-			mk: func(t *testing.T) tkReq {
-				a := tkRS256(t, ck, tkEdit(e.assertionClaims("keyed", ""), "aud", []string{"https://elsewhere", tokenURL}))
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC, "client_id", "keyed"), a)}
+			mk: func(t *testing.T) request {
+				a := signRS256(t, ck, editClaims(e.assertionClaims("keyed", ""), "aud", []string{"https://elsewhere", tokenURL}))
+				return request{form: withClientAssertion(formOf("grant_type", tkCC, "client_id", "keyed"), a)}
 			}},
 		{name: "password, client_secret_basic", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("script")}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if tr.RefreshToken == "" || c.Sub != e.userID["alice"] || c.ClientID != "script" ||
 					c.Scope != "openid profile email read" || c.Username != "alice" {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
 		{name: "password by email, client_secret_post", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "alice@example.com", "password", tkAlicePW,
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "alice@example.com", "password", tkAlicePW,
 					"client_id", "script", "client_secret", e.secret["script"], "scope", "read")}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != e.userID["alice"] || c.Scope != "read" {
 					t.Errorf("claims %+v", c)
 				}
 			}},
 		{name: "password, public client (none)", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "bob", "password", tkBobPW, "client_id", "pub", "scope", "openid profile")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "bob", "password", tkBobPW, "client_id", "pub", "scope", "openid profile")}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if tr.RefreshToken == "" || c.Sub != e.userID["bob"] || c.ClientID != "pub" || c.Scope != "openid profile" {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
 		{name: "refresh_token, public client (none)", status: 200,
-			mk: func(t *testing.T) tkReq {
+			mk: func(t *testing.T) request {
 				rt := e.password(t, "pub", "bob", tkBobPW, "").RefreshToken
-				return tkReq{form: tkForm("grant_type", tkRefresh, "refresh_token", rt, "client_id", "pub")}
+				return request{form: formOf("grant_type", tkRefresh, "refresh_token", rt, "client_id", "pub")}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if tr.RefreshToken == "" || c.Sub != e.userID["bob"] || c.ClientID != "pub" {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
 		{name: "refresh_token, client_secret_basic", status: 200,
-			mk: func(t *testing.T) tkReq {
+			mk: func(t *testing.T) request {
 				rt := e.password(t, "script", "alice", tkAlicePW, "openid read").RefreshToken
-				return tkReq{form: tkForm("grant_type", tkRefresh, "refresh_token", rt), basic: e.basic("script")}
+				return request{form: formOf("grant_type", tkRefresh, "refresh_token", rt), basic: e.basic("script")}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if tr.RefreshToken == "" || c.Sub != e.userID["alice"] || c.Scope != "openid read" || tr.Scope != "openid read" {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
 		{name: "jwt-bearer, the assertion alone", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			},
-			check: func(t *testing.T, tr tkTokenResp, c tkClaims) {
+			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != "keyed" || c.ClientID != "keyed" || tr.RefreshToken != "" {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
 		{name: "jwt-bearer with private_key_jwt", status: 200,
-			mk: func(t *testing.T) tkReq {
-				f := tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
-				return tkReq{form: tkWithAssertion(f, tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				f := formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
+				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "jwt-bearer with client_secret_basic", status: 200,
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("keyed", e.URL))),
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", e.URL))),
 					basic: e.basic("keyed")}
 			}},
 
 		// Malformed requests.
 		{name: "missing grant_type", status: 400, code: "invalid_request", desc: "grant_type",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("scope", "read"), basic: e.basic("svc")} }},
+			mk: func(t *testing.T) request { return request{form: formOf("scope", "read"), basic: e.basic("svc")} }},
 		{name: "empty body without Content-Type", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq { return tkReq{basic: e.basic("svc")} }},
+			mk: func(t *testing.T) request { return request{basic: e.basic("svc")} }},
 		{name: "unsupported grant_type", status: 400, code: "unsupported_grant_type",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", "implicit"), basic: e.basic("svc")} }},
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", "implicit"), basic: e.basic("svc")}
+			}},
 		{name: "made-up grant_type", status: 400, code: "unsupported_grant_type",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", "urn:example:grant\"\\\x01é"), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", "urn:example:grant\"\\\x01é"), basic: e.basic("svc")}
 			}},
 		{name: "repeated grant_type", status: 400, code: "invalid_request", desc: "repeated",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "grant_type", tkCC), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "grant_type", tkCC), basic: e.basic("svc")}
 			}},
 		{name: "repeated scope", status: 400, code: "invalid_request", desc: "scope",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "scope", "read", "scope", "write"), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "scope", "read", "scope", "write"), basic: e.basic("svc")}
 			}},
 		{name: "repeated client_secret", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"], "client_secret", "x")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"], "client_secret", "x")}
 			}},
 		{name: "JSON body", status: 400, code: "invalid_request", desc: "x-www-form-urlencoded",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{body: `{"grant_type":"client_credentials"}`, ctype: "application/json", basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{body: `{"grant_type":"client_credentials"}`, ctype: "application/json", basic: e.basic("svc")}
 			}},
 		{name: "text/plain body", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{body: "grant_type=client_credentials", ctype: "text/plain", basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{body: "grant_type=client_credentials", ctype: "text/plain", basic: e.basic("svc")}
 			}},
 		{name: "parameters in the query string are ignored", status: 400, code: "invalid_request", desc: "grant_type",
-			mk: func(t *testing.T) tkReq {
-				q := tkForm("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
-				return tkReq{path: "/token?" + q, form: url.Values{}}
+			mk: func(t *testing.T) request {
+				q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
+				return request{path: "/token?" + q, form: url.Values{}}
 			}},
 
 		// Client authentication.
 		{name: "wrong secret, client_secret_basic", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC), basic: []string{"svc", e.secret["svc"] + "x"}}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), basic: []string{"svc", e.secret["svc"] + "x"}}
 			}},
 		{name: "wrong secret, client_secret_post", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["other"])}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["other"])}
 			}},
 		{name: "unknown client, client_secret_basic", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC), basic: []string{"nobody", e.secret["svc"]}}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), basic: []string{"nobody", e.secret["svc"]}}
 			}},
 		{name: "unknown client, client_secret_post", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_id", "nobody", "client_secret", "x")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_id", "nobody", "client_secret", "x")}
 			}},
 		{name: "empty Basic password", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkCC), basic: []string{"svc", ""}} }},
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), basic: []string{"svc", ""}}
+			}},
 		{name: "special characters not form-encoded", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
+			mk: func(t *testing.T) request {
 				raw := base64.StdEncoding.EncodeToString([]byte(tkWeirdID + ":" + tkWeirdSecret))
-				return tkReq{form: tkForm("grant_type", tkCC), hdr: map[string]string{"Authorization": "Basic " + raw}}
+				return request{form: formOf("grant_type", tkCC), hdr: map[string]string{"Authorization": "Basic " + raw}}
 			}},
 		{name: "malformed Basic header", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC), hdr: map[string]string{"Authorization": "Basic !!!"}}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), hdr: map[string]string{"Authorization": "Basic !!!"}}
 			}},
 		{name: "Digest scheme", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC), hdr: map[string]string{"Authorization": `Digest username="svc"`}}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC), hdr: map[string]string{"Authorization": `Digest username="svc"`}}
 			}},
 		{name: "no client authentication", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkCC)} }},
+			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkCC)} }},
 		{name: "confidential client sends only client_id", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "alice", "password", tkAlicePW, "client_id", "script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW, "client_id", "script")}
 			}},
 		{name: "public client on client_credentials", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkCC, "client_id", "pub")} }},
+			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkCC, "client_id", "pub")} }},
 		{name: "public client with a secret", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "bob", "password", tkBobPW), basic: []string{"pub", "anything"}}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "bob", "password", tkBobPW), basic: []string{"pub", "anything"}}
 			}},
 		{name: "two methods: Basic and client_secret", status: 400, code: "invalid_request", desc: "one client authentication",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_secret", e.secret["svc"]), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_secret", e.secret["svc"]), basic: e.basic("svc")}
 			}},
 		{name: "two methods: Basic and client_assertion", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, e.assertionClaims("keyed", tokenURL))),
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL))),
 					basic: e.basic("keyed")}
 			}},
 		{name: "two methods: client_secret and client_assertion", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq {
-				f := tkForm("grant_type", tkCC, "client_id", "keyed", "client_secret", e.secret["keyed"])
-				return tkReq{form: tkWithAssertion(f, tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				f := formOf("grant_type", tkCC, "client_id", "keyed", "client_secret", e.secret["keyed"])
+				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "client_id differs from the Basic user", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_id", "other"), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_id", "other"), basic: e.basic("svc")}
 			}},
 
 		// private_key_jwt (RFC 7523 §2.2, §3).
 		{name: "private_key_jwt signed by another key", status: 401, code: "invalid_client", desc: "signature",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, tkOtherKey, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "private_key_jwt expired", status: 401, code: "invalid_client", desc: "expired",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(-5*time.Minute).Unix(),
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(-5*time.Minute).Unix(),
 					"iat", e.clock.Now().Add(-6*time.Minute).Unix())
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt without exp", status: 401, code: "invalid_client", desc: "exp",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "exp", nil)
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", nil)
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt exp too far ahead", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(30*24*time.Hour).Unix())
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(30*24*time.Hour).Unix())
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt without jti", status: 401, code: "invalid_client", desc: "jti",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "jti", nil)
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "jti", nil)
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt for another audience", status: 401, code: "invalid_client", desc: "aud",
-			mk: func(t *testing.T) tkReq {
+			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com/token")
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt without aud", status: 401, code: "invalid_client", desc: "aud",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "aud", nil)
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "aud", nil)
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt with sub != iss", status: 401, code: "invalid_client", desc: "sub",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "sub", "nojwt")
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "sub", "nojwt")
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt without sub", status: 401, code: "invalid_client", desc: "sub",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "sub", nil)
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "sub", nil)
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt HS256 keyed with the public key PEM", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				a := tkSign(t, jwt.SigningMethodHS256, tkPublicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), a)}
+			mk: func(t *testing.T) request {
+				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), a)}
 			}},
 		{name: "private_key_jwt alg none", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				a := tkSign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, e.assertionClaims("keyed", tokenURL))
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), a)}
+			mk: func(t *testing.T) request {
+				a := signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, e.assertionClaims("keyed", tokenURL))
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), a)}
 			}},
 		{name: "private_key_jwt from a client without keys", status: 401, code: "invalid_client", desc: "key",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
 			}},
 		{name: "private_key_jwt from an unknown client", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
 			}},
 		{name: "private_key_jwt iss differs from client_id", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq {
-				f := tkForm("grant_type", tkCC, "client_id", "nojwt")
-				return tkReq{form: tkWithAssertion(f, tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				f := formOf("grant_type", tkCC, "client_id", "nojwt")
+				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "private_key_jwt not a JWT", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), "not.a.jwt")} }},
+			mk: func(t *testing.T) request {
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), "not.a.jwt")}
+			}},
 		{name: "wrong client_assertion_type", status: 400, code: "invalid_request", desc: "client_assertion_type",
-			mk: func(t *testing.T) tkReq {
-				f := tkWithAssertion(tkForm("grant_type", tkCC), tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
+			mk: func(t *testing.T) request {
+				f := withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
 				f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer")
-				return tkReq{form: f}
+				return request{form: f}
 			}},
 		{name: "client_assertion without its type", status: 400, code: "invalid_request",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "client_assertion", tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "client_assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			}},
 
 		// Grants and scopes.
 		{name: "grant not allowed for the client", status: 400, code: "unauthorized_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("svc")}
 			}},
 		{name: "client_credentials not allowed for the client", status: 400, code: "unauthorized_client",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("script")} }},
+			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkCC), basic: e.basic("script")} }},
 		{name: "client_credentials scope not allowed", status: 400, code: "invalid_scope",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkCC, "scope", "read admin"), basic: e.basic("svc")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkCC, "scope", "read admin"), basic: e.basic("svc")}
 			}},
 		{name: "password scope not allowed", status: 400, code: "invalid_scope",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "bob", "password", tkBobPW, "client_id", "pub", "scope", "openid read")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "bob", "password", tkBobPW, "client_id", "pub", "scope", "openid read")}
 			}},
 
 		// The password grant.
 		{name: "password without username", status: 400, code: "invalid_request", desc: "username",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "password", tkAlicePW), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "password", tkAlicePW), basic: e.basic("script")}
 			}},
 		{name: "password without password", status: 400, code: "invalid_request", desc: "password",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "alice"), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "alice"), basic: e.basic("script")}
 			}},
 		{name: "wrong password", status: 400, code: "invalid_grant", desc: "invalid username or password",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "alice", "password", tkAlicePW+"!"), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW+"!"), basic: e.basic("script")}
 			}},
 		{name: "unknown user", status: 400, code: "invalid_grant", desc: "invalid username or password",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkPW, "username", "mallory", "password", tkAlicePW), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkPW, "username", "mallory", "password", tkAlicePW), basic: e.basic("script")}
 			}},
 
 		// The refresh_token grant (more in TestRefreshTokens).
 		{name: "refresh_token missing", status: 400, code: "invalid_request", desc: "refresh_token",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkRefresh), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkRefresh), basic: e.basic("script")}
 			}},
 		{name: "refresh_token unknown", status: 400, code: "invalid_grant",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkRefresh, "refresh_token", "kgr_made-up"), basic: e.basic("script")}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkRefresh, "refresh_token", "kgr_made-up"), basic: e.basic("script")}
 			}},
 		{name: "refresh_token for a client without the grant", status: 400, code: "unauthorized_client",
-			mk: func(t *testing.T) tkReq {
+			mk: func(t *testing.T) request {
 				rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-				return tkReq{form: tkForm("grant_type", tkRefresh, "refresh_token", rt), basic: e.basic("svc")}
+				return request{form: formOf("grant_type", tkRefresh, "refresh_token", rt), basic: e.basic("svc")}
 			}},
 
 		// The jwt-bearer grant (RFC 7523 §2.1, §3.1: a bad assertion is invalid_grant).
 		{name: "jwt-bearer without assertion", status: 400, code: "invalid_request", desc: "assertion",
-			mk: func(t *testing.T) tkReq { return tkReq{form: tkForm("grant_type", tkJWT)} }},
+			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkJWT)} }},
 		{name: "jwt-bearer signed by another key", status: 400, code: "invalid_grant", desc: "signature",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, tkOtherKey, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "jwt-bearer from an unknown issuer", status: 400, code: "invalid_grant",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
 			}},
 		{name: "jwt-bearer expired", status: 400, code: "invalid_grant", desc: "expired",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
 			}},
 		{name: "jwt-bearer without exp", status: 400, code: "invalid_grant", desc: "exp",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "exp", nil)
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", nil)
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
 			}},
 		{name: "jwt-bearer without jti", status: 400, code: "invalid_grant", desc: "jti",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "jti", nil)
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "jti", nil)
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
 			}},
 		{name: "jwt-bearer for another audience", status: 400, code: "invalid_grant", desc: "aud",
-			mk: func(t *testing.T) tkReq {
+			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com")
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, c))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
 			}},
 		{name: "jwt-bearer with sub != iss", status: 400, code: "invalid_grant", desc: "sub",
-			mk: func(t *testing.T) tkReq {
-				c := tkEdit(e.assertionClaims("keyed", tokenURL), "sub", "alice")
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, c))}
+			mk: func(t *testing.T) request {
+				c := editClaims(e.assertionClaims("keyed", tokenURL), "sub", "alice")
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
 			}},
 		{name: "jwt-bearer HS256 keyed with the public key PEM", status: 400, code: "invalid_grant",
-			mk: func(t *testing.T) tkReq {
-				a := tkSign(t, jwt.SigningMethodHS256, tkPublicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", a)}
+			mk: func(t *testing.T) request {
+				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
+				return request{form: formOf("grant_type", tkJWT, "assertion", a)}
 			}},
 		{name: "jwt-bearer from a client without keys", status: 400, code: "invalid_grant", desc: "key",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
 			}},
 		{name: "jwt-bearer not allowed for the client", status: 400, code: "unauthorized_client",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("nojwt", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("nojwt", tokenURL)))}
 			}},
 		{name: "jwt-bearer assertion of another client than the authenticated one", status: 400, code: "invalid_grant",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, e.assertionClaims("strict", tokenURL))),
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("strict", tokenURL))),
 					basic: e.basic("keyed")}
 			}},
 		{name: "jwt-bearer scope not allowed", status: 400, code: "invalid_scope",
-			mk: func(t *testing.T) tkReq {
-				return tkReq{form: tkForm("grant_type", tkJWT, "scope", "write", "assertion", tkRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+			mk: func(t *testing.T) request {
+				return request{form: formOf("grant_type", tkJWT, "scope", "write", "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
 			}},
 	}
 	for _, tc := range cases {
@@ -988,13 +675,13 @@ func TestTokenEndpoint(t *testing.T) {
 			}
 			res := e.do(t, r)
 			if tc.status != http.StatusOK {
-				tkWantOAuthError(t, res, tc.status, tc.code, tc.desc)
+				wantOAuthError(t, res, tc.status, tc.code, tc.desc)
 				return
 			}
 			if res.status != http.StatusOK {
 				t.Fatalf("%s", res)
 			}
-			tr := tkCheckTokenResponse(t, res)
+			tr := checkTokenResponse(t, res)
 			c := e.verify(t, tr.AccessToken)
 			if c.Iss != e.URL || c.Exp-e.clock.Now().Unix() != tr.ExpiresIn {
 				t.Errorf("iss %q, exp %d, expires_in %d", c.Iss, c.Exp, tr.ExpiresIn)
@@ -1006,30 +693,30 @@ func TestTokenEndpoint(t *testing.T) {
 	}
 
 	t.Run("GET is not allowed", func(t *testing.T) {
-		q := tkForm("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
-		res := e.do(t, tkReq{method: http.MethodGet, path: "/token?" + q})
+		q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
+		res := e.do(t, request{method: http.MethodGet, path: "/token?" + q})
 		if res.status != http.StatusMethodNotAllowed || res.object(t)["error"] == nil {
 			t.Errorf("GET /token: %s, want 405 with a JSON error", res)
 		}
 	})
 
 	t.Run("unknown client and wrong secret answer alike", func(t *testing.T) {
-		a := e.do(t, tkReq{path: "/token", form: tkForm("grant_type", tkCC), basic: []string{"svc", "wrong"}})
-		b := e.do(t, tkReq{path: "/token", form: tkForm("grant_type", tkCC), basic: []string{"nobody", "wrong"}})
+		a := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"svc", "wrong"}})
+		b := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"nobody", "wrong"}})
 		if a.status != b.status || string(a.body) != string(b.body) {
 			t.Errorf("wrong secret %s, unknown client %s", a, b)
 		}
 	})
 
 	t.Run("private_key_jwt replay", func(t *testing.T) {
-		a := tkRS256(t, ck, e.assertionClaims("keyed", tokenURL))
-		e.mustToken(t, tkReq{form: tkWithAssertion(tkForm("grant_type", tkCC), a)})
-		res := e.do(t, tkReq{path: "/token", form: tkWithAssertion(tkForm("grant_type", tkCC), a)})
-		tkWantOAuthError(t, res, 401, "invalid_client", "already used")
+		a := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
+		e.mustToken(t, request{form: withClientAssertion(formOf("grant_type", tkCC), a)})
+		res := e.do(t, request{path: "/token", form: withClientAssertion(formOf("grant_type", tkCC), a)})
+		wantOAuthError(t, res, 401, "invalid_client", "already used")
 		// The same jti in a jwt-bearer grant assertion is a replay too.
-		g := tkRS256(t, ck, e.assertionClaims("keyed", tokenURL))
-		e.mustToken(t, tkReq{form: tkForm("grant_type", tkJWT, "assertion", g)})
-		tkWantOAuthError(t, e.do(t, tkReq{path: "/token", form: tkForm("grant_type", tkJWT, "assertion", g)}), 400, "invalid_grant", "already used")
+		g := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
+		e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", g)})
+		wantOAuthError(t, e.do(t, request{path: "/token", form: formOf("grant_type", tkJWT, "assertion", g)}), 400, "invalid_grant", "already used")
 	})
 }
 
@@ -1039,11 +726,11 @@ func TestTokenEndpoint(t *testing.T) {
 func TestAccessTokenPolicy(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := tkKeys()
+	ck, _ := clientKeys()
 	t0 := e.clock.Now()
 
-	svc := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("svc")})
-	future := e.mustToken(t, tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, jwt.MapClaims{"iss": "client"}))})
+	svc := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("svc")})
+	future := e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, jwt.MapClaims{"iss": "client"}))})
 	cases := []struct {
 		name            string
 		tok             string
@@ -1082,7 +769,7 @@ func TestAccessTokenPolicy(t *testing.T) {
 	}
 
 	// Two tokens have different jti.
-	other := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("svc")})
+	other := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("svc")})
 	if e.verify(t, other.AccessToken).Jti == e.verify(t, svc.AccessToken).Jti {
 		t.Error("two tokens share a jti")
 	}
@@ -1105,7 +792,7 @@ func TestRefreshTokens(t *testing.T) {
 		if res.status != 200 {
 			t.Fatalf("first refresh: %s", res)
 		}
-		second := tkCheckTokenResponse(t, res)
+		second := checkTokenResponse(t, res)
 		rt1 := second.RefreshToken
 		if rt1 == "" || rt1 == rt0 || second.AccessToken == first.AccessToken {
 			t.Fatalf("not rotated: %q → %q", rt0, rt1)
@@ -1121,8 +808,8 @@ func TestRefreshTokens(t *testing.T) {
 		}
 
 		// The spent one again: refused, and the whole family with it.
-		tkWantOAuthError(t, e.refresh(t, "script", rt0, ""), 400, "invalid_grant", "already used")
-		tkWantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "")
+		wantOAuthError(t, e.refresh(t, "script", rt0, ""), 400, "invalid_grant", "already used")
+		wantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "")
 		if e.active(t, rt1) {
 			t.Error("after reuse of its ancestor, the newest refresh token is still active")
 		}
@@ -1130,8 +817,8 @@ func TestRefreshTokens(t *testing.T) {
 
 	t.Run("another client cannot use it", func(t *testing.T) {
 		rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-		tkWantOAuthError(t, e.refresh(t, "other", rt, ""), 400, "invalid_grant", "another client")
-		tkWantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
+		wantOAuthError(t, e.refresh(t, "other", rt, ""), 400, "invalid_grant", "another client")
+		wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
 		// The attempt neither spent nor revoked it.
 		if res := e.refresh(t, "script", rt, ""); res.status != 200 {
 			t.Errorf("the owner's refresh after a foreign attempt: %s", res)
@@ -1140,14 +827,14 @@ func TestRefreshTokens(t *testing.T) {
 
 	t.Run("scope may narrow, never widen", func(t *testing.T) {
 		rt := e.password(t, "script", "alice", tkAlicePW, "openid profile").RefreshToken
-		tkWantOAuthError(t, e.refresh(t, "script", rt, "openid email"), 400, "invalid_scope", "email")
-		tkWantOAuthError(t, e.refresh(t, "script", rt, "read"), 400, "invalid_scope", "")
+		wantOAuthError(t, e.refresh(t, "script", rt, "openid email"), 400, "invalid_scope", "email")
+		wantOAuthError(t, e.refresh(t, "script", rt, "read"), 400, "invalid_scope", "")
 		// A refused widening does not burn the token.
 		res := e.refresh(t, "script", rt, "openid")
 		if res.status != 200 {
 			t.Fatalf("narrowing after a refused widening: %s", res)
 		}
-		narrow := tkCheckTokenResponse(t, res)
+		narrow := checkTokenResponse(t, res)
 		if c := e.verify(t, narrow.AccessToken); narrow.Scope != "openid" || c.Scope != "openid" {
 			t.Errorf("narrowed: response scope %q, claims %+v", narrow.Scope, c)
 		}
@@ -1156,11 +843,11 @@ func TestRefreshTokens(t *testing.T) {
 		if res.status != 200 {
 			t.Fatalf("refresh after narrowing: %s", res)
 		}
-		if again := tkCheckTokenResponse(t, res); e.verify(t, again.AccessToken).Scope != "openid profile" {
+		if again := checkTokenResponse(t, res); e.verify(t, again.AccessToken).Scope != "openid profile" {
 			t.Errorf("scope after narrowing and omitting: %q", again.Scope)
 		}
 		// But never wider than the original.
-		tkWantOAuthError(t, e.refresh(t, "script", narrow.RefreshToken, "openid profile email"), 400, "invalid_scope", "")
+		wantOAuthError(t, e.refresh(t, "script", narrow.RefreshToken, "openid profile email"), 400, "invalid_scope", "")
 	})
 
 	t.Run("public client", func(t *testing.T) {
@@ -1169,16 +856,16 @@ func TestRefreshTokens(t *testing.T) {
 		if res.status != 200 {
 			t.Fatalf("%s", res)
 		}
-		next := tkCheckTokenResponse(t, res)
+		next := checkTokenResponse(t, res)
 		if next.RefreshToken == "" || next.RefreshToken == rt {
 			t.Error("not rotated")
 		}
-		tkWantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
-		tkWantOAuthError(t, e.refresh(t, "pub", next.RefreshToken, ""), 400, "invalid_grant", "")
+		wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
+		wantOAuthError(t, e.refresh(t, "pub", next.RefreshToken, ""), 400, "invalid_grant", "")
 	})
 
 	t.Run("client_credentials and jwt-bearer give none", func(t *testing.T) {
-		if tr := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("other")}); tr.RefreshToken != "" {
+		if tr := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}); tr.RefreshToken != "" {
 			t.Error("client_credentials returned a refresh token")
 		}
 	})
@@ -1189,7 +876,7 @@ func TestRefreshTokens(t *testing.T) {
 		if e.active(t, rt) {
 			t.Error("an expired refresh token introspects active")
 		}
-		tkWantOAuthError(t, e.refresh(t, "script", rt, ""), 400, "invalid_grant", "expired")
+		wantOAuthError(t, e.refresh(t, "script", rt, ""), 400, "invalid_grant", "expired")
 	})
 }
 
@@ -1199,13 +886,13 @@ func TestRefreshTokens(t *testing.T) {
 func TestRevoke(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := tkKeys()
-	revoke := func(t *testing.T, r tkReq) tkResp {
+	ck, _ := clientKeys()
+	revoke := func(t *testing.T, r request) reply {
 		t.Helper()
 		r.path = "/revoke"
 		return e.do(t, r)
 	}
-	wantOK := func(t *testing.T, res tkResp) {
+	wantOK := func(t *testing.T, res reply) {
 		t.Helper()
 		if res.status != 200 {
 			t.Errorf("revoke: %s, want 200", res)
@@ -1215,51 +902,51 @@ func TestRevoke(t *testing.T) {
 	t.Run("a refresh token revokes its family", func(t *testing.T) {
 		rt0 := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
 		res := e.refresh(t, "script", rt0, "")
-		rt1 := tkCheckTokenResponse(t, res).RefreshToken
-		wantOK(t, revoke(t, tkReq{form: tkForm("token", rt1, "token_type_hint", "refresh_token"), basic: e.basic("script")}))
-		tkWantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "revoked")
+		rt1 := checkTokenResponse(t, res).RefreshToken
+		wantOK(t, revoke(t, request{form: formOf("token", rt1, "token_type_hint", "refresh_token"), basic: e.basic("script")}))
+		wantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "revoked")
 		if e.active(t, rt1) {
 			t.Error("revoked refresh token introspects active")
 		}
 		// Revoking the spent ancestor also reaches the newest link.
 		rtA := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-		rtB := tkCheckTokenResponse(t, e.refresh(t, "script", rtA, "")).RefreshToken
-		wantOK(t, revoke(t, tkReq{form: tkForm("token", rtA), basic: e.basic("script")}))
-		tkWantOAuthError(t, e.refresh(t, "script", rtB, ""), 400, "invalid_grant", "")
+		rtB := checkTokenResponse(t, e.refresh(t, "script", rtA, "")).RefreshToken
+		wantOK(t, revoke(t, request{form: formOf("token", rtA), basic: e.basic("script")}))
+		wantOAuthError(t, e.refresh(t, "script", rtB, ""), 400, "invalid_grant", "")
 		// Revoking twice is fine.
-		wantOK(t, revoke(t, tkReq{form: tkForm("token", rtA), basic: e.basic("script")}))
+		wantOK(t, revoke(t, request{form: formOf("token", rtA), basic: e.basic("script")}))
 	})
 
 	t.Run("an access token goes on the deny list", func(t *testing.T) {
 		at := e.password(t, "script", "alice", tkAlicePW, "openid profile").AccessToken
-		if res := e.do(t, tkReq{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + at}}); res.status != 200 {
+		if res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + at}}); res.status != 200 {
 			t.Fatalf("userinfo before revocation: %s", res)
 		}
-		wantOK(t, revoke(t, tkReq{form: tkForm("token", at, "token_type_hint", "access_token"), basic: e.basic("script")}))
+		wantOK(t, revoke(t, request{form: formOf("token", at, "token_type_hint", "access_token"), basic: e.basic("script")}))
 		if e.active(t, at) {
 			t.Error("revoked access token introspects active")
 		}
-		res := e.do(t, tkReq{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + at}})
+		res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + at}})
 		if res.status != 401 || !strings.Contains(res.hdr.Get("WWW-Authenticate"), `error="invalid_token"`) {
 			t.Errorf("userinfo with a revoked token: %s %q", res, res.hdr.Get("WWW-Authenticate"))
 		}
-		if res := e.do(t, tkReq{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + at}}); res.status != 401 {
+		if res := e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + at}}); res.status != 401 {
 			t.Errorf("/users/me with a revoked token: %s", res)
 		}
 	})
 
 	t.Run("private_key_jwt with aud = revocation endpoint", func(t *testing.T) {
-		at := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("keyed")}).AccessToken
-		f := tkWithAssertion(tkForm("token", at), tkRS256(t, ck, e.assertionClaims("keyed", e.URL+"/revoke")))
-		wantOK(t, revoke(t, tkReq{form: f}))
+		at := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("keyed")}).AccessToken
+		f := withClientAssertion(formOf("token", at), signRS256(t, ck, e.assertionClaims("keyed", e.URL+"/revoke")))
+		wantOK(t, revoke(t, request{form: f}))
 		if e.active(t, at) {
 			t.Error("still active")
 		}
 	})
 
 	t.Run("unknown tokens are fine", func(t *testing.T) {
-		for _, tok := range []string{"garbage", "kgr_unknown", tkRS256(t, ck, jwt.MapClaims{"iss": e.URL, "jti": "x"})} {
-			res := revoke(t, tkReq{form: tkForm("token", tok), basic: e.basic("script")})
+		for _, tok := range []string{"garbage", "kgr_unknown", signRS256(t, ck, jwt.MapClaims{"iss": e.URL, "jti": "x"})} {
+			res := revoke(t, request{form: formOf("token", tok), basic: e.basic("script")})
 			if res.status != 200 || len(res.body) != 0 {
 				t.Errorf("revoke %q: %s, want an empty 200", tok, res)
 			}
@@ -1269,8 +956,8 @@ func TestRevoke(t *testing.T) {
 	t.Run("another client's token is refused", func(t *testing.T) {
 		tr := e.password(t, "script", "alice", tkAlicePW, "")
 		for _, tok := range []string{tr.AccessToken, tr.RefreshToken} {
-			tkWantOAuthError(t, revoke(t, tkReq{form: tkForm("token", tok), basic: e.basic("other")}), 400, "unauthorized_client", "")
-			tkWantOAuthError(t, revoke(t, tkReq{form: tkForm("token", tok, "client_id", "pub")}), 400, "unauthorized_client", "")
+			wantOAuthError(t, revoke(t, request{form: formOf("token", tok), basic: e.basic("other")}), 400, "unauthorized_client", "")
+			wantOAuthError(t, revoke(t, request{form: formOf("token", tok, "client_id", "pub")}), 400, "unauthorized_client", "")
 			if !e.active(t, tok) {
 				t.Error("a refused revocation revoked the token")
 			}
@@ -1279,9 +966,9 @@ func TestRevoke(t *testing.T) {
 
 	t.Run("a public client revokes with client_id", func(t *testing.T) {
 		tr := e.password(t, "pub", "bob", tkBobPW, "")
-		wantOK(t, revoke(t, tkReq{form: tkForm("token", tr.RefreshToken, "client_id", "pub")}))
-		tkWantOAuthError(t, e.refresh(t, "pub", tr.RefreshToken, ""), 400, "invalid_grant", "")
-		wantOK(t, revoke(t, tkReq{form: tkForm("token", tr.AccessToken, "client_id", "pub")}))
+		wantOK(t, revoke(t, request{form: formOf("token", tr.RefreshToken, "client_id", "pub")}))
+		wantOAuthError(t, e.refresh(t, "pub", tr.RefreshToken, ""), 400, "invalid_grant", "")
+		wantOK(t, revoke(t, request{form: formOf("token", tr.AccessToken, "client_id", "pub")}))
 		if e.active(t, tr.AccessToken) {
 			t.Error("access token still active")
 		}
@@ -1290,21 +977,21 @@ func TestRevoke(t *testing.T) {
 	t.Run("refusals", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
-			r      tkReq
+			r      request
 			status int
 			code   string
 		}{
-			{"no token", tkReq{form: tkForm("token_type_hint", "access_token"), basic: e.basic("script")}, 400, "invalid_request"},
-			{"no client authentication", tkReq{form: tkForm("token", "x")}, 401, "invalid_client"},
-			{"wrong secret", tkReq{form: tkForm("token", "x"), basic: []string{"script", "nope"}}, 401, "invalid_client"},
-			{"confidential client with only client_id", tkReq{form: tkForm("token", "x", "client_id", "script")}, 401, "invalid_client"},
-			{"unsupported token_type_hint", tkReq{form: tkForm("token", "x", "token_type_hint", "id_token"), basic: e.basic("script")}, 400, "unsupported_token_type"},
-			{"repeated token", tkReq{form: tkForm("token", "x", "token", "y"), basic: e.basic("script")}, 400, "invalid_request"},
-			{"JSON body", tkReq{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("script")}, 400, "invalid_request"},
+			{"no token", request{form: formOf("token_type_hint", "access_token"), basic: e.basic("script")}, 400, "invalid_request"},
+			{"no client authentication", request{form: formOf("token", "x")}, 401, "invalid_client"},
+			{"wrong secret", request{form: formOf("token", "x"), basic: []string{"script", "nope"}}, 401, "invalid_client"},
+			{"confidential client with only client_id", request{form: formOf("token", "x", "client_id", "script")}, 401, "invalid_client"},
+			{"unsupported token_type_hint", request{form: formOf("token", "x", "token_type_hint", "id_token"), basic: e.basic("script")}, 400, "unsupported_token_type"},
+			{"repeated token", request{form: formOf("token", "x", "token", "y"), basic: e.basic("script")}, 400, "invalid_request"},
+			{"JSON body", request{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("script")}, 400, "invalid_request"},
 		} {
-			t.Run(tc.name, func(t *testing.T) { tkWantOAuthError(t, revoke(t, tc.r), tc.status, tc.code, "") })
+			t.Run(tc.name, func(t *testing.T) { wantOAuthError(t, revoke(t, tc.r), tc.status, tc.code, "") })
 		}
-		if res := e.do(t, tkReq{method: http.MethodGet, path: "/revoke?token=x"}); res.status != 405 {
+		if res := e.do(t, request{method: http.MethodGet, path: "/revoke?token=x"}); res.status != 405 {
 			t.Errorf("GET /revoke: %s", res)
 		}
 	})
@@ -1316,33 +1003,33 @@ func TestRevoke(t *testing.T) {
 func TestIntrospect(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := tkKeys()
-	svc := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC, "scope", "read"), basic: e.basic("svc")})
+	ck, _ := clientKeys()
+	svc := e.mustToken(t, request{form: formOf("grant_type", tkCC, "scope", "read"), basic: e.basic("svc")})
 	pw := e.password(t, "script", "alice", tkAlicePW, "openid read")
 
 	t.Run("requires client authentication", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
-			r      tkReq
+			r      request
 			status int
 			code   string
 		}{
-			{"none", tkReq{form: tkForm("token", svc.AccessToken)}, 401, "invalid_client"},
-			{"public client", tkReq{form: tkForm("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
-			{"wrong secret", tkReq{form: tkForm("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},
-			{"no token", tkReq{form: tkForm(), basic: e.basic("svc")}, 400, "invalid_request"},
-			{"JSON body", tkReq{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("svc")}, 400, "invalid_request"},
+			{"none", request{form: formOf("token", svc.AccessToken)}, 401, "invalid_client"},
+			{"public client", request{form: formOf("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
+			{"wrong secret", request{form: formOf("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},
+			{"no token", request{form: formOf(), basic: e.basic("svc")}, 400, "invalid_request"},
+			{"JSON body", request{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("svc")}, 400, "invalid_request"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				tc.r.path = "/introspect"
 				res := e.do(t, tc.r)
-				tkWantOAuthError(t, res, tc.status, tc.code, "")
+				wantOAuthError(t, res, tc.status, tc.code, "")
 				if strings.Contains(string(res.body), `"active"`) {
 					t.Errorf("refused introspection reveals activity: %s", res.body)
 				}
 			})
 		}
-		if res := e.do(t, tkReq{method: http.MethodGet, path: "/introspect"}); res.status != 405 {
+		if res := e.do(t, request{method: http.MethodGet, path: "/introspect"}); res.status != 405 {
 			t.Errorf("GET /introspect: %s", res)
 		}
 	})
@@ -1367,8 +1054,8 @@ func TestIntrospect(t *testing.T) {
 	})
 
 	t.Run("private_key_jwt with aud = introspection endpoint", func(t *testing.T) {
-		f := tkWithAssertion(tkForm("token", svc.AccessToken), tkRS256(t, ck, e.assertionClaims("keyed", e.URL+"/introspect")))
-		res := e.do(t, tkReq{path: "/introspect", form: f})
+		f := withClientAssertion(formOf("token", svc.AccessToken), signRS256(t, ck, e.assertionClaims("keyed", e.URL+"/introspect")))
+		res := e.do(t, request{path: "/introspect", form: f})
 		if res.status != 200 || res.object(t)["active"] != true {
 			t.Errorf("%s", res)
 		}
@@ -1383,11 +1070,11 @@ func TestIntrospect(t *testing.T) {
 	})
 
 	t.Run("revoked is inactive", func(t *testing.T) {
-		at := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("other")}).AccessToken
+		at := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}).AccessToken
 		if !e.active(t, at) {
 			t.Fatal("fresh token inactive")
 		}
-		if res := e.do(t, tkReq{path: "/revoke", form: tkForm("token", at), basic: e.basic("other")}); res.status != 200 {
+		if res := e.do(t, request{path: "/revoke", form: formOf("token", at), basic: e.basic("other")}); res.status != 200 {
 			t.Fatal(res)
 		}
 		if e.active(t, at) {
@@ -1404,12 +1091,12 @@ func TestIntrospect(t *testing.T) {
 		if e.active(t, svc.AccessToken) {
 			t.Error("active at exp")
 		}
-		res := e.do(t, tkReq{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
+		res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
 		if res.status != 200 {
 			t.Errorf("a 15-minute token at +5 min: %s", res)
 		}
 		e.clock.Advance(10 * time.Minute)
-		res = e.do(t, tkReq{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
+		res = e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
 		if res.status != 401 || !strings.Contains(res.hdr.Get("WWW-Authenticate"), "expired") {
 			t.Errorf("userinfo with an expired token: %s %q", res, res.hdr.Get("WWW-Authenticate"))
 		}
@@ -1417,19 +1104,20 @@ func TestIntrospect(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// 6. Seed 000: future tokens, on an injected clock.
+// 6. The script login's future tokens (valid from 10 s after issue), on an
+// injected clock.
 
-func TestSeed000FutureTokens(t *testing.T) {
+func TestScriptLoginFutureTokens(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := tkKeys()
+	ck, _ := clientKeys()
 
-	// Exactly the seed's script: jwt.encode({'iss': "client"}, key, algorithm="RS256").
-	seedAssertion := func(t *testing.T) string { return tkRS256(t, ck, jwt.MapClaims{"iss": "client"}) }
+	// Exactly what the example script sends: jwt.encode({'iss': "client"}, key, algorithm="RS256").
+	scriptAssertion := func(t *testing.T) string { return signRS256(t, ck, jwt.MapClaims{"iss": "client"}) }
 
-	login := func(t *testing.T, body, ctype string) tkResp {
+	login := func(t *testing.T, body, ctype string) reply {
 		t.Helper()
-		return e.do(t, tkReq{path: "/login", body: body, ctype: ctype})
+		return e.do(t, request{path: "/login", body: body, ctype: ctype})
 	}
 
 	for _, tc := range []struct {
@@ -1437,7 +1125,7 @@ func TestSeed000FutureTokens(t *testing.T) {
 		issue func(t *testing.T) string
 	}{
 		{"POST /login application/jwt", func(t *testing.T) string {
-			res := login(t, seedAssertion(t), "application/jwt")
+			res := login(t, scriptAssertion(t), "application/jwt")
 			if res.status != 200 {
 				t.Fatalf("login: %s", res)
 			}
@@ -1453,15 +1141,22 @@ func TestSeed000FutureTokens(t *testing.T) {
 			}
 			return tok
 		}},
+		{"POST /login/assertion application/jwt", func(t *testing.T) string {
+			res := e.do(t, request{path: "/login/assertion", body: scriptAssertion(t), ctype: "application/jwt"})
+			if res.status != 200 || !strings.HasPrefix(res.hdr.Get("Content-Type"), "application/jwt") {
+				t.Fatalf("login: %s %q", res, res.hdr.Get("Content-Type"))
+			}
+			return string(res.body)
+		}},
 		{"POST /login without Content-Type (Python requests' data=)", func(t *testing.T) string {
-			res := login(t, seedAssertion(t), "")
+			res := login(t, scriptAssertion(t), "")
 			if res.status != 200 {
 				t.Fatalf("login: %s", res)
 			}
 			return string(res.body)
 		}},
 		{"POST /token jwt-bearer", func(t *testing.T) string {
-			tr := e.mustToken(t, tkReq{form: tkForm("grant_type", tkJWT, "assertion", seedAssertion(t))})
+			tr := e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", scriptAssertion(t))})
 			if tr.ExpiresIn != 30 || tr.RefreshToken != "" {
 				t.Errorf("response %+v", tr)
 			}
@@ -1490,9 +1185,9 @@ func TestSeed000FutureTokens(t *testing.T) {
 	t.Run("refusals", func(t *testing.T) {
 		now := func() int64 { return e.clock.Now().Unix() }
 		strict := func() jwt.MapClaims {
-			return jwt.MapClaims{"iss": "strict", "aud": e.URL, "exp": now() + 60, "jti": tkJTI()}
+			return jwt.MapClaims{"iss": "strict", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}
 		}
-		replayed := tkRS256(t, ck, strict())
+		replayed := signRS256(t, ck, strict())
 		if res := login(t, replayed, "application/jwt"); res.status != 200 {
 			t.Fatalf("strict client with exp, jti, aud: %s", res)
 		}
@@ -1503,22 +1198,22 @@ func TestSeed000FutureTokens(t *testing.T) {
 			status int
 			reason string
 		}{
-			{"unknown client", tkRS256(t, ck, jwt.MapClaims{"iss": "nobody"}), "application/jwt", 401, "unknown client"},
-			{"bad signature", tkRS256(t, tkOtherKey, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "signature"},
-			{"tampered payload", tkTamper(t, seedAssertion(t)), "application/jwt", 401, "signature"},
-			{"HS256 with the public key as secret", tkSign(t, jwt.SigningMethodHS256, tkPublicPEM(t, ck), jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
-			{"alg none", tkSign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
-			{"no iss", tkRS256(t, ck, jwt.MapClaims{"sub": "client"}), "application/jwt", 401, "iss"},
+			{"unknown client", signRS256(t, ck, jwt.MapClaims{"iss": "nobody"}), "application/jwt", 401, "unknown client"},
+			{"bad signature", signRS256(t, otherKey, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "signature"},
+			{"tampered payload", tkTamper(t, scriptAssertion(t)), "application/jwt", 401, "signature"},
+			{"HS256 with the public key as secret", signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
+			{"alg none", signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
+			{"no iss", signRS256(t, ck, jwt.MapClaims{"sub": "client"}), "application/jwt", 401, "iss"},
 			{"not a JWT", "hello", "application/jwt", 401, "JWT"},
 			{"empty body", "", "application/jwt", 401, ""},
-			{"bare assertion with a wrong aud", tkRS256(t, ck, jwt.MapClaims{"iss": "client", "aud": "https://elsewhere"}), "application/jwt", 401, "aud"},
-			{"bare assertion, expired", tkRS256(t, ck, jwt.MapClaims{"iss": "client", "exp": now() - 3600}), "application/jwt", 401, "expired"},
-			{"strict client, bare", tkRS256(t, ck, jwt.MapClaims{"iss": "strict"}), "application/jwt", 401, "exp"},
-			{"strict client without aud", tkRS256(t, ck, tkEdit(strict(), "aud", nil)), "application/jwt", 401, "aud"},
-			{"strict client without jti", tkRS256(t, ck, tkEdit(strict(), "jti", nil)), "application/jwt", 401, "jti"},
-			{"strict client without exp", tkRS256(t, ck, tkEdit(strict(), "exp", nil)), "application/jwt", 401, "exp"},
+			{"bare assertion with a wrong aud", signRS256(t, ck, jwt.MapClaims{"iss": "client", "aud": "https://elsewhere"}), "application/jwt", 401, "aud"},
+			{"bare assertion, expired", signRS256(t, ck, jwt.MapClaims{"iss": "client", "exp": now() - 3600}), "application/jwt", 401, "expired"},
+			{"strict client, bare", signRS256(t, ck, jwt.MapClaims{"iss": "strict"}), "application/jwt", 401, "exp"},
+			{"strict client without aud", signRS256(t, ck, editClaims(strict(), "aud", nil)), "application/jwt", 401, "aud"},
+			{"strict client without jti", signRS256(t, ck, editClaims(strict(), "jti", nil)), "application/jwt", 401, "jti"},
+			{"strict client without exp", signRS256(t, ck, editClaims(strict(), "exp", nil)), "application/jwt", 401, "exp"},
 			{"strict client replay", replayed, "application/jwt", 401, "already used"},
-			{"client without the jwt-bearer grant", tkRS256(t, ck, jwt.MapClaims{"iss": "nojwt", "aud": e.URL, "exp": now() + 60, "jti": tkJTI()}), "application/jwt", 403, "jwt-bearer"},
+			{"client without the jwt-bearer grant", signRS256(t, ck, jwt.MapClaims{"iss": "nojwt", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}), "application/jwt", 403, "jwt-bearer"},
 			{"JSON", `{"iss":"client"}`, "application/json", 415, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -1556,14 +1251,14 @@ func tkTamper(t *testing.T, tok string) string {
 }
 
 // ---------------------------------------------------------------------------
-// 7. The seed 001 key server.
+// 7. The key server (GET /getkey): a client's registered public keys.
 
 func TestGetKey(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := tkKeys()
+	ck, _ := clientKeys()
 	for _, id := range []string{"keyed", "client"} {
-		res := e.do(t, tkReq{method: http.MethodGet, path: "/getkey?identity=" + url.QueryEscape(id)})
+		res := e.do(t, request{method: http.MethodGet, path: "/getkey?identity=" + url.QueryEscape(id)})
 		if res.status != 200 {
 			t.Fatalf("getkey %s: %s", id, res)
 		}
@@ -1591,7 +1286,7 @@ func TestGetKey(t *testing.T) {
 		{"empty parameter", "?identity=", 400, "identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := e.do(t, tkReq{method: http.MethodGet, path: "/getkey" + tc.query})
+			res := e.do(t, request{method: http.MethodGet, path: "/getkey" + tc.query})
 			if res.status != tc.status {
 				t.Fatalf("%s, want %d", res, tc.status)
 			}
@@ -1611,9 +1306,9 @@ func TestGetKey(t *testing.T) {
 func TestUsersAPI(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	signup := func(t *testing.T, body, ctype string) tkResp {
+	signup := func(t *testing.T, body, ctype string) reply {
 		t.Helper()
-		return e.do(t, tkReq{path: "/users", body: body, ctype: ctype})
+		return e.do(t, request{path: "/users", body: body, ctype: ctype})
 	}
 	const davePW = "dave's very long password"
 
@@ -1623,7 +1318,7 @@ func TestUsersAPI(t *testing.T) {
 		t.Fatalf("signup: %s (Location %q)", res, res.hdr.Get("Location"))
 	}
 	created := res.object(t)
-	if !tkUUID.MatchString(fmt.Sprint(created["id"])) || created["username"] != "dave" || created["email"] != "dave@example.com" || created["admin"] != nil {
+	if !uuidPattern.MatchString(fmt.Sprint(created["id"])) || created["username"] != "dave" || created["email"] != "dave@example.com" || created["admin"] != nil {
 		t.Errorf("created: %v", created)
 	}
 	tkNoSecrets(t, res.body, davePW)
@@ -1654,7 +1349,7 @@ func TestUsersAPI(t *testing.T) {
 
 	// The new user logs in and reads their profile.
 	tr := e.password(t, "pub", "dave", davePW, "openid profile email")
-	res = e.do(t, tkReq{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + tr.AccessToken}})
+	res = e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + tr.AccessToken}})
 	if res.status != 200 {
 		t.Fatalf("/users/me: %s", res)
 	}
@@ -1675,14 +1370,14 @@ func TestUsersAPI(t *testing.T) {
 		{"garbage", "Bearer x.y.z", 401},
 		{"Basic", "Basic " + base64.StdEncoding.EncodeToString([]byte("dave:"+davePW)), 401},
 	} {
-		res := e.do(t, tkReq{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": tc.auth}})
+		res := e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": tc.auth}})
 		if res.status != tc.status || !strings.HasPrefix(res.hdr.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("/users/me %s: %s %q", tc.name, res, res.hdr.Get("WWW-Authenticate"))
 		}
 	}
 	// A client's token has no user behind it.
-	cc := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("svc")})
-	if res := e.do(t, tkReq{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + cc.AccessToken}}); res.status != 401 {
+	cc := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("svc")})
+	if res := e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + cc.AccessToken}}); res.status != 401 {
 		t.Errorf("/users/me with a client_credentials token: %s", res)
 	}
 }
@@ -1701,7 +1396,7 @@ func TestSignupDisabled(t *testing.T) {
 	t.Parallel()
 	off := false
 	e := newTkEnv(t, kgtest.Options{Signup: &off})
-	res := e.do(t, tkReq{path: "/users", body: `{"username":"zed","password":"a long password"}`, ctype: "application/json"})
+	res := e.do(t, request{path: "/users", body: `{"username":"zed","password":"a long password"}`, ctype: "application/json"})
 	if res.status != 403 {
 		t.Fatalf("signup while disabled: %s", res)
 	}
@@ -1717,9 +1412,9 @@ func TestSignupDisabled(t *testing.T) {
 func TestUserinfo(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	get := func(t *testing.T, tok string) tkResp {
+	get := func(t *testing.T, tok string) reply {
 		t.Helper()
-		return e.do(t, tkReq{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + tok}})
+		return e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + tok}})
 	}
 	alice := e.userID["alice"]
 	for _, tc := range []struct {
@@ -1746,7 +1441,7 @@ func TestUserinfo(t *testing.T) {
 			}
 			tkNoSecrets(t, res.body, tkAlicePW)
 			// POST with the token in the form (RFC 6750 §2.2) answers the same.
-			post := e.do(t, tkReq{path: "/userinfo", form: tkForm("access_token", tok)})
+			post := e.do(t, request{path: "/userinfo", form: formOf("access_token", tok)})
 			if post.status != 200 || string(post.body) != string(res.body) {
 				t.Errorf("POST /userinfo: %s", post)
 			}
@@ -1759,21 +1454,21 @@ func TestUserinfo(t *testing.T) {
 		}
 	})
 	t.Run("without a token", func(t *testing.T) {
-		res := e.do(t, tkReq{method: http.MethodGet, path: "/userinfo"})
+		res := e.do(t, request{method: http.MethodGet, path: "/userinfo"})
 		if res.status != 401 || !strings.HasPrefix(res.hdr.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("%s %q", res, res.hdr.Get("WWW-Authenticate"))
 		}
 	})
 	t.Run("a bad token", func(t *testing.T) {
 		tok := e.password(t, "script", "alice", tkAlicePW, "openid").AccessToken
-		for _, bad := range []string{tok[:len(tok)-2], "x", tkRS256(t, tkOtherKey, jwt.MapClaims{"iss": e.URL, "sub": alice})} {
+		for _, bad := range []string{tok[:len(tok)-2], "x", signRS256(t, otherKey, jwt.MapClaims{"iss": e.URL, "sub": alice})} {
 			res := get(t, bad)
 			ch := res.hdr.Get("WWW-Authenticate")
 			if res.status != 401 || !strings.Contains(ch, `error="invalid_token"`) {
 				t.Errorf("%s %q", res, ch)
 			}
 			if _, desc, ok := strings.Cut(ch, `error_description="`); ok {
-				if d := strings.TrimSuffix(desc, `"`); !tkDescOK.MatchString(d) {
+				if d := strings.TrimSuffix(desc, `"`); !descriptionChars.MatchString(d) {
 					t.Errorf("error_description %q has characters RFC 6750 §3 forbids", d)
 				}
 			}
@@ -1787,32 +1482,32 @@ func TestUserinfo(t *testing.T) {
 func TestPasswordThrottling(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{UserLimits: throttle.Limits{Burst: 3, Every: time.Minute}})
-	attempt := func(t *testing.T, user, pw string) tkResp {
+	attempt := func(t *testing.T, user, pw string) reply {
 		t.Helper()
-		return e.do(t, tkReq{path: "/token", form: tkForm("grant_type", tkPW, "username", user, "password", pw, "client_id", "pub")})
+		return e.do(t, request{path: "/token", form: formOf("grant_type", tkPW, "username", user, "password", pw, "client_id", "pub")})
 	}
 
 	for _, user := range []string{"bob", "nobody-at-all"} { // an unknown user locks out the same way
 		t.Run(user, func(t *testing.T) {
 			pw := tkBobPW
 			for i := range 3 {
-				tkWantOAuthError(t, attempt(t, user, "wrong"+strconv.Itoa(i)), 400, "invalid_grant", "")
+				wantOAuthError(t, attempt(t, user, "wrong"+strconv.Itoa(i)), 400, "invalid_grant", "")
 			}
 			res := attempt(t, user, pw) // the right password, for bob
-			tkWantOAuthError(t, res, 429, "too_many_requests", "")
+			wantOAuthError(t, res, 429, "too_many_requests", "")
 			ra, err := strconv.Atoi(res.hdr.Get("Retry-After"))
 			if err != nil || ra < 1 || ra > 60 {
 				t.Fatalf("Retry-After %q, want whole seconds in [1, 60]", res.hdr.Get("Retry-After"))
 			}
 			e.clock.Advance(time.Duration(ra-1) * time.Second)
-			tkWantOAuthError(t, attempt(t, user, pw), 429, "too_many_requests", "")
+			wantOAuthError(t, attempt(t, user, pw), 429, "too_many_requests", "")
 			e.clock.Advance(time.Second)
 			res = attempt(t, user, pw)
 			if user == "bob" && res.status != 200 {
 				t.Errorf("after Retry-After, the right password: %s", res)
 			}
 			if user != "bob" {
-				tkWantOAuthError(t, res, 400, "invalid_grant", "")
+				wantOAuthError(t, res, 400, "invalid_grant", "")
 			}
 		})
 	}
@@ -1839,7 +1534,7 @@ func TestPasswordThrottling(t *testing.T) {
 func TestDiscoveryTokenEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	res := e.do(t, tkReq{method: http.MethodGet, path: "/.well-known/openid-configuration"})
+	res := e.do(t, request{method: http.MethodGet, path: "/.well-known/openid-configuration"})
 	if res.status != 200 {
 		t.Fatal(res)
 	}
@@ -1907,7 +1602,7 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 			continue
 		}
 		for _, m := range []string{http.MethodGet, http.MethodPost} {
-			r := tkReq{method: m, path: strings.TrimPrefix(s, e.URL)}
+			r := request{method: m, path: strings.TrimPrefix(s, e.URL)}
 			if m == http.MethodPost {
 				r.form = url.Values{}
 			}

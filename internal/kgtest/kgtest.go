@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/keyset"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/rotation"
@@ -122,7 +123,7 @@ func Start(t testing.TB, o Options) *Server {
 	metrics := web.NewMetrics(s.Registry, func() *rotation.Snapshot { return s.Keys.Current() }, now)
 	pub := jwks.NewPublisher(o.JWKSMaxAge, jwks.WithObserver(metrics.JWKSServed))
 	s.Keys, err = rotation.New(rotation.Config{Policy: o.Policy, Store: st, Sealer: sealer, Now: now, Logger: log,
-		OnChange: web.Republish(pub, log), OnRotate: metrics.Rotated})
+		OnChange: keyset.Republish(pub, log), OnRotate: metrics.Rotated})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package web
+// Package keyset is the glue between key rotation and key-set publication:
+// it turns a rotation snapshot into the served JWKS document whenever the
+// key set changes. The server wiring (and test servers) install Republish as
+// rotation's OnChange callback.
+package keyset
 
 import (
 	"log/slog"
@@ -7,9 +11,9 @@ import (
 	"github.com/keygate/keygate/rotation"
 )
 
-// JWKSDocument serializes a snapshot's published keys (every key but revoked
+// Document serializes a snapshot's published keys (every key but revoked
 // ones, in the snapshot's deterministic order).
-func JWKSDocument(s *rotation.Snapshot) (*jwks.Document, error) {
+func Document(s *rotation.Snapshot) (*jwks.Document, error) {
 	pub := s.Published()
 	keys := make([]jwks.PublicKey, 0, len(pub))
 	for _, k := range pub {
@@ -22,7 +26,7 @@ func JWKSDocument(s *rotation.Snapshot) (*jwks.Document, error) {
 // key set into p whenever it changes — the only time serialization happens.
 func Republish(p *jwks.Publisher, log *slog.Logger) func(*rotation.Snapshot) {
 	return func(s *rotation.Snapshot) {
-		doc, err := JWKSDocument(s)
+		doc, err := Document(s)
 		if err != nil {
 			log.Error("key set not republished; serving the previous one", "err", err)
 			return
