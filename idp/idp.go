@@ -5,13 +5,13 @@
 package idp
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/store"
 )
@@ -23,10 +23,11 @@ type Signer interface {
 	// Sign returns payload as a compact JWS signed with the active key, with
 	// the key's kid and the given typ in its header.
 	Sign(payload []byte, typ string) (string, error)
-	// PublicKey returns the published key with kid. An unknown or revoked
-	// kid is an error wrapping store.ErrNotFound; any other error means no
-	// key set is available.
-	PublicKey(kid string) (crypto.PublicKey, error)
+	// KeySet returns the published keys as a serialized JWKS, the same
+	// pointer until the key set changes; nil while none is loaded. idp
+	// verifies its own access tokens against it with the jwks package's
+	// verifier, so the issuer and its resource servers apply the same checks.
+	KeySet() *jwks.Document
 }
 
 // noSigner is the Signer of a Provider configured without one: every
@@ -36,9 +37,7 @@ type noSigner struct{}
 func (noSigner) Sign([]byte, string) (string, error) {
 	return "", errors.New("no signing key loaded")
 }
-func (noSigner) PublicKey(string) (crypto.PublicKey, error) {
-	return nil, errors.New("no key set loaded")
-}
+func (noSigner) KeySet() *jwks.Document { return nil }
 
 // Config holds the provider's settings and dependencies.
 type Config struct {
@@ -74,6 +73,11 @@ type Provider struct {
 	static map[string]*Client
 	remote *remoteKeys
 
+	// access verifies the access tokens this provider issued; revocable
+	// accepts them whatever their time window (see newVerifiers).
+	access, revocable *jwks.Verifier
+	sealed            *jwks.Verifier // the login form's sealed authorization requests
+
 	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
 }
 
@@ -104,6 +108,9 @@ func New(cfg Config) (*Provider, error) {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
 	p.remote = newRemoteKeys(hc)
+	if err := p.newVerifiers(); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Clients {
 		c := cfg.Clients[i]
 		c.Static = true

@@ -29,7 +29,7 @@ func (p *Provider) Revoke(ctx context.Context, c *Client, token, hint string) er
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return serverError(err)
 	}
-	claims, err := p.verifyAccessSignature(token)
+	claims, err := p.verifyAccess(ctx, p.revocable, token)
 	if err != nil {
 		var te *TokenError
 		if errors.As(err, &te) {

@@ -9,14 +9,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/store"
 )
-
-// AccessTokenType is the JOSE "typ" of access tokens (RFC 9068 §2.1).
-const AccessTokenType = "at+jwt"
 
 // maxTokenBytes bounds what we parse; real tokens are well under 2 KiB.
 const maxTokenBytes = 8 << 10
@@ -127,7 +123,7 @@ func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err 
 	if err != nil {
 		return "", claims, fmt.Errorf("encode claims: %w", err)
 	}
-	token, err = p.sign(payload, AccessTokenType)
+	token, err = p.sign(payload, jwks.AccessTokenType)
 	return token, claims, err
 }
 
@@ -142,22 +138,42 @@ func (e *TokenError) Error() string { return e.Reason }
 
 func badToken(f string, a ...any) error { return &TokenError{Reason: fmt.Sprintf(f, a...)} }
 
-// ValidateAccessToken checks a token Keygate issued: RS256 only (the header's
-// alg is checked, never obeyed; jku, x5u and embedded jwk headers are never
-// read), a kid among the currently published keys (so a revoked key's tokens
-// fail at once), typ at+jwt, our issuer, the time window on our own clock
-// (no leeway: the issuer's clock is the reference), and the jti deny list.
+// newVerifiers builds the provider's verifiers on the jwks package's
+// verifier over the published key set, so that Keygate checks its own tokens
+// exactly as its resource servers do: RS256 only (the header's alg is
+// checked, never obeyed; jku, x5u and embedded jwk headers are never read), a
+// kid among the currently published keys (so a revoked key's tokens fail at
+// once), the expected typ, our issuer, and the time window on our own clock
+// (no leeway: the issuer's clock is the reference).
+//
+// revocable differs only in its time window: revocation must reach a token
+// that is not valid yet (a client's not_before_delay) as well as one that just
+// expired, so it tolerates MaxAccessTTL either way, longer than any window
+// this provider issues.
+func (p *Provider) newVerifiers() error {
+	keys := p.cfg.Signer.KeySet
+	var err error
+	cfg := jwks.Config{Issuer: p.cfg.Issuer, ExpectedType: jwks.AccessTokenType, NoLeeway: true, Now: p.now, Logger: p.log}
+	if p.access, err = jwks.NewLocalVerifier(keys, cfg); err != nil {
+		return fmt.Errorf("idp: access-token verifier: %w", err)
+	}
+	cfg.NoLeeway, cfg.Leeway = false, p.cfg.MaxAccessTTL
+	if p.revocable, err = jwks.NewLocalVerifier(keys, cfg); err != nil {
+		return fmt.Errorf("idp: revocation verifier: %w", err)
+	}
+	cfg.ExpectedType, cfg.Leeway, cfg.NoLeeway = authRequestType, 0, true
+	if p.sealed, err = jwks.NewLocalVerifier(keys, cfg); err != nil {
+		return fmt.Errorf("idp: sealed-request verifier: %w", err)
+	}
+	return nil
+}
+
+// ValidateAccessToken checks a token Keygate issued (see newVerifiers for
+// what is checked), then that it carries a jti and is not on the deny list.
 func (p *Provider) ValidateAccessToken(ctx context.Context, raw string) (*AccessClaims, error) {
-	claims, err := p.verifyAccessSignature(raw)
+	claims, err := p.verifyAccess(ctx, p.access, raw)
 	if err != nil {
 		return nil, err
-	}
-	now := p.now().Unix()
-	if now < claims.NotBefore {
-		return nil, badToken("token is not yet valid (nbf)")
-	}
-	if now >= claims.Expiry {
-		return nil, badToken("token has expired")
 	}
 	revoked, err := p.cfg.Store.IsAccessTokenRevoked(ctx, claims.ID)
 	if err != nil {
@@ -169,59 +185,44 @@ func (p *Provider) ValidateAccessToken(ctx context.Context, raw string) (*Access
 	return claims, nil
 }
 
-// verifyAccessSignature checks everything but time and revocation.
-func (p *Provider) verifyAccessSignature(raw string) (*AccessClaims, error) {
-	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
-		return nil, badToken("malformed token")
-	}
-	// One parse: jwx hands the parsed header to this provider, which checks
-	// it and supplies the published key (or refuses), then verifies.
-	var refused error
-	checked := false
-	provider := jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
-		checked = true
-		h := sig.ProtectedHeaders()
-		switch {
-		case h.Algorithm() != jwa.RS256:
-			refused = badToken("algorithm %q is not accepted", h.Algorithm())
-		case !strings.EqualFold(h.Type(), AccessTokenType) && !strings.EqualFold(h.Type(), "application/"+AccessTokenType):
-			refused = badToken("not an access token (typ %q)", h.Type())
+// tokenReasons are the jwks verification failures, in the order a reason is
+// looked for; their texts are short, fixed and safe to show the holder.
+var tokenReasons = [...]error{jwks.ErrExpired, jwks.ErrNotYetValid, jwks.ErrBadSignature, jwks.ErrUnknownKey,
+	jwks.ErrWrongIssuer, jwks.ErrWrongType, jwks.ErrAlgorithm, jwks.ErrMalformed}
+
+// verifyAccess verifies raw with v and converts its claims; a refusal is a
+// *TokenError whose reason is the verifier's holder-safe sentinel text.
+func (p *Provider) verifyAccess(ctx context.Context, v *jwks.Verifier, raw string) (*AccessClaims, error) {
+	c, err := v.Verify(ctx, raw)
+	if err != nil {
+		for _, r := range tokenReasons {
+			if errors.Is(err, r) {
+				return nil, badToken("%s", r.Error())
+			}
 		}
-		if refused != nil {
-			return refused
+		return nil, badToken("invalid token")
+	}
+	if c.ID == "" {
+		return nil, badToken("token lacks jti")
+	}
+	ac := &AccessClaims{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expiry: c.Expiry.Unix(),
+		IssuedAt: c.IssuedAt.Unix(), NotBefore: c.NotBefore.Unix(), ID: c.ID, ClientID: c.ClientID,
+		Scope: strings.Join(c.Scope, " ")}
+	if c.IssuedAt.IsZero() {
+		ac.IssuedAt = 0
+	}
+	if c.NotBefore.IsZero() {
+		ac.NotBefore = 0
+	}
+	if v, ok := c.Claim("auth_time"); ok {
+		if f, ok := v.(float64); ok {
+			ac.AuthTime = int64(f)
 		}
-		key, err := p.cfg.Signer.PublicKey(h.KeyID())
-		if errors.Is(err, store.ErrNotFound) {
-			refused = badToken("unknown or revoked signing key %q", h.KeyID())
-			return refused
-		}
-		if err != nil {
-			refused = err
-			return refused
-		}
-		sink.Key(jwa.RS256, key)
-		return nil
-	})
-	payload, err := jws.Verify([]byte(raw), jws.WithCompact(), jws.WithKeyProvider(provider))
-	switch {
-	case refused != nil:
-		return nil, refused
-	case err != nil && !checked:
-		return nil, badToken("malformed token")
-	case err != nil:
-		return nil, badToken("bad signature")
 	}
-	var c AccessClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, badToken("malformed claims")
+	if v, ok := c.Claim("preferred_username"); ok {
+		ac.Username, _ = v.(string)
 	}
-	if c.Issuer != p.cfg.Issuer {
-		return nil, badToken("wrong issuer %q", c.Issuer)
-	}
-	if c.ID == "" || c.Expiry == 0 {
-		return nil, badToken("token lacks jti or exp")
-	}
-	return &c, nil
+	return ac, nil
 }
 
 // respond builds the token response, with a refresh token when the client may

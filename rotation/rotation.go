@@ -118,6 +118,8 @@ type Snapshot struct {
 	Keys     []Key      // publication order (active, next, retired newest first), then revoked
 	Signing  SigningKey // the active key
 	LoadedAt time.Time
+
+	doc *lazyDocument // the published keys serialized, on first use (Document)
 }
 
 // Published returns the keys a JWKS must carry: every key but the revoked ones,
@@ -421,7 +423,7 @@ func (m *Manager) rotated(reason Reason, c store.KeyChange) {
 func (m *Manager) load(version int64, keys []store.Key, now time.Time) (*Snapshot, error) {
 	views := describe(keys, m.pub, m.cfg.Policy)
 	active := find(keys, store.KeyActive)
-	snap := &Snapshot{Version: version, Keys: views, LoadedAt: now,
+	snap := &Snapshot{Version: version, Keys: views, LoadedAt: now, doc: &lazyDocument{},
 		Signing: SigningKey{KID: active.KID, Algorithm: active.Algorithm, Private: m.priv[active.KID]}}
 	for kid := range m.priv { // forget keys that were removed
 		if _, ok := snap.Find(kid); !ok {

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/keygate/keygate/jwks"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -83,4 +84,20 @@ func (s *Signer) PublicKeys() []Key {
 		return nil
 	}
 	return snap.Published()
+}
+
+// KeySet returns the published keys as a serialized JWKS (see
+// Snapshot.Document), the same pointer until the key set changes; nil before
+// the first key set is loaded. The issuer verifies its own tokens against it
+// with jwks.NewLocalVerifier.
+func (s *Signer) KeySet() *jwks.Document {
+	snap := s.m.snap.Load()
+	if snap == nil {
+		return nil
+	}
+	doc, err := snap.Document()
+	if err != nil {
+		return nil
+	}
+	return doc
 }

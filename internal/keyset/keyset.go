@@ -11,22 +11,11 @@ import (
 	"github.com/keygate/keygate/rotation"
 )
 
-// Document serializes a snapshot's published keys (every key but revoked
-// ones, in the snapshot's deterministic order).
-func Document(s *rotation.Snapshot) (*jwks.Document, error) {
-	pub := s.Published()
-	keys := make([]jwks.PublicKey, 0, len(pub))
-	for _, k := range pub {
-		keys = append(keys, jwks.PublicKey{KID: k.KID, Algorithm: k.Algorithm, Key: k.Public})
-	}
-	return jwks.NewDocument(keys)
-}
-
 // Republish returns a rotation.Config.OnChange callback that re-serializes the
 // key set into p whenever it changes — the only time serialization happens.
 func Republish(p *jwks.Publisher, log *slog.Logger) func(*rotation.Snapshot) {
 	return func(s *rotation.Snapshot) {
-		doc, err := Document(s)
+		doc, err := s.Document()
 		if err != nil {
 			log.Error("key set not republished; serving the previous one", "err", err)
 			return
