@@ -17,10 +17,16 @@ const (
 	// maxIdentityBytes bounds the unverified "iss" a client token may use to
 	// name its key; it is sent to the key server and used as a cache key.
 	maxIdentityBytes = 256
-	// maxClientEntries bounds the client-key cache. Identities come from
-	// unverified tokens, so without a bound made-up ones would grow it
-	// forever (each costs a 404 first, which is also cached).
+	// maxClientEntries bounds the client-key cache, positive and negative
+	// entries together. Identities come from unverified tokens, so without
+	// a bound made-up ones would grow it forever. When it is full, negative
+	// entries (404s, failures) go first; a client whose key is cached is
+	// evicted only when every entry is a cached key.
 	maxClientEntries = 10000
+	// newClientBurst is how many lookups of identities without a cached key
+	// may run at once before the global limit of one per
+	// Config.UnknownKIDInterval applies.
+	newClientBurst = 5
 )
 
 // ClientKeyVerifier verifies client-signed requests: JWTs that registered
@@ -36,6 +42,22 @@ const (
 // the cache must stay bounded. A map with expiries and a per-identity
 // single flight does that in a few lines.
 //
+// Abuse: since "iss" is read before anything is verified, anyone can send
+// tokens naming made-up clients. Lookups of identities without a cached key
+// (never seen, or answered 404 or a failure) are therefore limited globally
+// to a burst of 5, then one per Config.UnknownKIDInterval; a token refused
+// by that limit fails with ErrUnknownKey and leaves no cache entry, so a
+// flood of random identities costs the key server at most burst + 1 requests
+// per interval. A new client whose lookup is refused is served once a lookup
+// is free again (at the latest one interval after the flood stops; while it
+// lasts, new clients compete with it). Clients whose keys are cached are not
+// affected: their refreshes are not counted against the limit. A 404 is
+// cached for the interval. Concurrent tokens naming one identity share one
+// lookup. An identity longer than 256 bytes is refused before any lookup.
+// The cache holds at most 10,000 identities; when full it evicts negative
+// entries first, so flushing a cached client takes 10,000 cached clients
+// and then costs the attacker one interval per eviction.
+//
 // A ClientKeyVerifier is safe for concurrent use.
 type ClientKeyVerifier struct {
 	cfg       *verifierConfig
@@ -44,6 +66,11 @@ type ClientKeyVerifier struct {
 	mu       sync.Mutex
 	entries  map[string]*clientEntry
 	inflight map[string]*clientFetch
+	// The global limit on lookups of identities without a cached key: a
+	// token bucket of newClientBurst, refilled one per unknownKIDInterval.
+	newTokens    int
+	newRefilled  time.Time // when newTokens was last brought up to date
+	limitedSince time.Time // when refusals were last logged
 
 	stats counters
 }
@@ -51,7 +78,7 @@ type ClientKeyVerifier struct {
 // clientEntry is what is known of one identity's keys.
 type clientEntry struct {
 	keys    []*rsa.PublicKey // nil when the identity is unknown or its keys never came
-	err     error            // why keys is nil
+	err     error            // why keys is nil; nil for a 404 (see failure)
 	fetched time.Time        // when the last fetch for it started
 	expires time.Time        // when to ask the key server again
 }
@@ -70,8 +97,9 @@ type clientFetch struct {
 // tokens are sent to; without it aud is not checked), Leeway or NoLeeway,
 // Now, HTTPClient, KeyTTL (how long a key is cached), UnknownKIDInterval
 // (least time between two fetches for one identity after a 404, a failure or
-// a signature that does not verify), MaxAgeWithoutExpiry and Logger. Setting
-// any other field is an error.
+// a signature that does not verify, and the refill period of the global
+// limit on lookups of uncached identities), MaxAgeWithoutExpiry and Logger.
+// Setting any other field is an error.
 func NewClientKeyVerifier(keyServerURL string, c Config) (*ClientKeyVerifier, error) {
 	cfg, err := c.validate("NewClientKeyVerifier", forClient)
 	if err != nil {
@@ -86,6 +114,7 @@ func NewClientKeyVerifier(keyServerURL string, c Config) (*ClientKeyVerifier, er
 		keyServer: u,
 		entries:   make(map[string]*clientEntry),
 		inflight:  make(map[string]*clientFetch),
+		newTokens: newClientBurst,
 	}, nil
 }
 
@@ -147,7 +176,7 @@ func (cv *ClientKeyVerifier) verify(ctx context.Context, token string) (*Claims,
 		}
 		if !cv.verifiesWithAny(t, e) {
 			if e.keys == nil {
-				return nil, e.err
+				return nil, e.failure(iss)
 			}
 			return nil, errorf(ErrBadSignature, "does not verify with the registered key of client %q", iss)
 		}
@@ -205,6 +234,11 @@ func (cv *ClientKeyVerifier) keysFor(ctx context.Context, iss string, refetch bo
 	}
 	call := cv.inflight[iss]
 	if call == nil {
+		if (prev == nil || prev.keys == nil) && !cv.allowNewClient(now) {
+			cv.mu.Unlock()
+			return nil, errorf(ErrUnknownKey, "the key of client %q is not cached, and key-server lookups for uncached clients are rate-limited (a burst of %d, then one per %s); retry later",
+				iss, newClientBurst, cv.cfg.unknownKIDInterval)
+		}
 		call = &clientFetch{done: make(chan struct{})}
 		cv.inflight[iss] = call
 		if refetch {
@@ -231,7 +265,9 @@ func (cv *ClientKeyVerifier) fetch(iss string, prev *clientEntry, call *clientFe
 		e.keys, e.expires = keys, now.Add(cv.cfg.keyTTL)
 	case errors.Is(err, ErrUnknownClient):
 		// Authoritative: a client that was deleted loses its key at once.
-		e.err, e.expires = err, now.Add(cv.cfg.unknownKIDInterval)
+		// No err is kept (failure rebuilds it), so that a negative entry
+		// costs little more than its key.
+		e.expires = now.Add(cv.cfg.unknownKIDInterval)
 	default:
 		cv.stats.refreshFailures.Add(1)
 		e.expires = now.Add(cv.cfg.unknownKIDInterval)
@@ -247,16 +283,72 @@ func (cv *ClientKeyVerifier) fetch(iss string, prev *clientEntry, call *clientFe
 
 	cv.mu.Lock()
 	if _, ok := cv.entries[iss]; !ok && len(cv.entries) >= maxClientEntries {
-		for k := range cv.entries { // evict an arbitrary entry
-			delete(cv.entries, k)
-			break
-		}
+		cv.evictOne(cv.cfg.now())
 	}
 	cv.entries[iss] = e
 	delete(cv.inflight, iss)
 	cv.mu.Unlock()
 	call.entry = e
 	close(call.done)
+}
+
+// failure is why e, which holds no key, cannot verify iss's tokens.
+func (e *clientEntry) failure(iss string) error {
+	if e.err != nil {
+		return e.err
+	}
+	return errorf(ErrUnknownClient, "the key server does not know client %q", iss)
+}
+
+// allowNewClient takes a token from the global bucket that limits lookups of
+// identities without a cached key (cv.mu held). The bucket holds
+// newClientBurst tokens and gains one per unknownKIDInterval, so in any
+// interval at most newClientBurst+1 such lookups start.
+func (cv *ClientKeyVerifier) allowNewClient(now time.Time) bool {
+	iv := cv.cfg.unknownKIDInterval
+	switch {
+	case cv.newTokens >= newClientBurst || cv.newRefilled.IsZero():
+		cv.newRefilled = now // full: the next token is earned from now on
+	case now.After(cv.newRefilled):
+		if n := now.Sub(cv.newRefilled) / iv; n > 0 {
+			cv.newTokens = int(min(int64(newClientBurst), int64(cv.newTokens)+int64(n)))
+			cv.newRefilled = cv.newRefilled.Add(n * iv)
+		}
+	}
+	if cv.newTokens > 0 {
+		cv.newTokens--
+		return true
+	}
+	if now.Sub(cv.limitedSince) >= iv || now.Before(cv.limitedSince) {
+		cv.limitedSince = now
+		cv.cfg.logger.Warn("jwks: lookups of uncached client keys are being rate-limited (a flood of unknown identities?)",
+			"burst", newClientBurst, "interval", iv)
+	}
+	return false
+}
+
+// evictOne makes room in the full cache (cv.mu held). Preference: an
+// expired negative entry, any negative entry, an expired key, any key; so
+// identities an attacker makes up (all negative) never push out a cached
+// client while there is a negative entry to drop.
+func (cv *ClientKeyVerifier) evictOne(now time.Time) {
+	victim, best := "", 4
+	for k, e := range cv.entries {
+		rank := 0
+		if e.keys != nil {
+			rank += 2
+		}
+		if now.Before(e.expires) {
+			rank++
+		}
+		if rank < best {
+			victim, best = k, rank
+			if rank == 0 {
+				break
+			}
+		}
+	}
+	delete(cv.entries, victim)
 }
 
 // fetchKeys asks the key server for iss's public keys: one or more PEM

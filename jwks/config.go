@@ -89,7 +89,11 @@ type Config struct {
 	// UnknownKIDInterval is the least time between two fetches caused by an
 	// unknown kid (for client-signed tokens: by a 404, a failure or a
 	// signature not verifying, per client), so made-up kids cannot turn the
-	// verifier into a request amplifier. Default: DefaultUnknownKIDInterval.
+	// verifier into a request amplifier. For client-signed tokens it is also
+	// the refill period of the global limit on key lookups for clients
+	// without a cached key (a burst of 5, then one per interval), so
+	// made-up client identities cannot either. Default:
+	// DefaultUnknownKIDInterval.
 	UnknownKIDInterval time.Duration
 	// KeyTTL, for client-signed tokens only, is how long a client's key is
 	// cached, which bounds how long a replaced or deleted key keeps
