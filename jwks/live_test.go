@@ -56,6 +56,7 @@ import (
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/jwtforge"
 	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/internal/poll"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
@@ -282,19 +283,6 @@ func (l liveTagged) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("X-Live-Consumer", l.name)
 	return l.rt.RoundTrip(r)
-}
-
-// livePoll waits, in real time, for cond: only for what jwk.Cache's
-// background refresh does. It asserts no duration, only a deadline.
-func livePoll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 10s waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // ---------------------------------------------------------------------------
@@ -815,7 +803,7 @@ func TestLiveRotationWhileVerifying(t *testing.T) {
 	// the fetch that dropped kid was stamped with the current instant).
 	revokedGone := func(c *liveConsumer, kid string, tok liveTok) {
 		t.Helper()
-		livePoll(t, c.name+" to drop revoked kid "+kid, func() bool { return !slices.Contains(c.v.KeyIDs(), kid) })
+		poll.Until(t, 10*time.Second, c.name+" to drop revoked kid "+kid, func() bool { return !slices.Contains(c.v.KeyIDs(), kid) })
 		before := c.v.Stats().Fetches
 		if _, err := c.v.Verify(ctx, tok.raw); !errors.Is(err, jwks.ErrUnknownKey) {
 			t.Errorf("%s: token of revoked kid %s after the refresh: %v, want ErrUnknownKey", c.name, kid, err)
@@ -1028,7 +1016,7 @@ func TestLiveIssuerDown(t *testing.T) {
 			}
 			// The background refresh fails too, and is counted; the cached
 			// set keeps verifying.
-			livePoll(t, "a failed background refresh", func() bool { return bg.Stats().RefreshFailures >= 1 })
+			poll.Until(t, 10*time.Second, "a failed background refresh", func() bool { return bg.Stats().RefreshFailures >= 1 })
 			mustVerify(bg, "issuer down, background refresh failing", tok0, tok1)
 
 			tc.up(front)

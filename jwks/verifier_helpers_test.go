@@ -235,16 +235,3 @@ func accessToken(t testing.TB, ti *testIssuer, i int, now time.Time) string {
 	return signJWT(t, jwa.RS256, vkeys(t)[i], header(kidOf(i)), claims(ti, now))
 }
 
-// waitFor polls cond every few milliseconds until it holds or timeout
-// passes. Tests that depend on jwk.Cache's real-time background refresh
-// use it instead of sleeping a fixed time.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -29,6 +29,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/keygate/keygate/internal/poll"
 	"github.com/keygate/keygate/jwks"
 )
 
@@ -657,10 +658,10 @@ func TestBackgroundRefresh(t *testing.T) {
 
 	// Failures first: the set must survive them.
 	ti.mode.Store(modeGarbage)
-	waitFor(t, 10*time.Second, "a failed background refresh", func() bool { return v.Stats().RefreshFailures >= 1 })
+	poll.Until(t, 10*time.Second, "a failed background refresh", func() bool { return v.Stats().RefreshFailures >= 1 })
 	ti.mode.Store(mode500)
 	failures := v.Stats().RefreshFailures
-	waitFor(t, 10*time.Second, "another failed background refresh", func() bool { return v.Stats().RefreshFailures > failures })
+	poll.Until(t, 10*time.Second, "another failed background refresh", func() bool { return v.Stats().RefreshFailures > failures })
 	if _, err := v.Verify(ctx, tok0); err != nil {
 		t.Fatalf("cached kid after failed background refreshes: %v", err)
 	}
@@ -669,7 +670,7 @@ func TestBackgroundRefresh(t *testing.T) {
 	// 3600, comes within the 1 s bound and drops it.
 	ti.publish(t, 1)
 	ti.mode.Store(modeOK)
-	waitFor(t, 10*time.Second, "the revoked kid to disappear", func() bool {
+	poll.Until(t, 10*time.Second, "the revoked kid to disappear", func() bool {
 		return slices.Equal(v.KeyIDs(), []string{kidOf(1)})
 	})
 	if _, err := v.Verify(ctx, tok0); !errors.Is(err, jwks.ErrUnknownKey) {
