@@ -234,4 +234,3 @@ func accessToken(t testing.TB, ti *testIssuer, i int, now time.Time) string {
 	t.Helper()
 	return signJWT(t, jwa.RS256, vkeys(t)[i], header(kidOf(i)), claims(ti, now))
 }
-
