@@ -231,32 +231,16 @@ func (p *fastParser) number() (float64, bool) {
 	case j < len(s) && s[j] == '0':
 		j++
 	case j < len(s) && '1' <= s[j] && s[j] <= '9':
-		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
-			j++
-		}
+		j = digits(s, j)
 	default:
 		return 0, false
 	}
-	if j < len(s) && s[j] == '.' {
-		j++
-		if j >= len(s) || s[j] < '0' || s[j] > '9' {
-			return 0, false
-		}
-		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
-			j++
-		}
+	j, ok := fraction(s, j)
+	if !ok {
+		return 0, false
 	}
-	if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
-		j++
-		if j < len(s) && (s[j] == '+' || s[j] == '-') {
-			j++
-		}
-		if j >= len(s) || s[j] < '0' || s[j] > '9' {
-			return 0, false
-		}
-		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
-			j++
-		}
+	if j, ok = exponent(s, j); !ok {
+		return 0, false
 	}
 	f, err := strconv.ParseFloat(s[start:j], 64)
 	if err != nil { // out of range: encoding/json reports that, let it
@@ -264,6 +248,43 @@ func (p *fastParser) number() (float64, bool) {
 	}
 	p.i = j
 	return f, true
+}
+
+// digits returns the index after the run of decimal digits at s[j:].
+func digits(s string, j int) int {
+	for j < len(s) && '0' <= s[j] && s[j] <= '9' {
+		j++
+	}
+	return j
+}
+
+// fraction consumes an optional ".digits" at s[j:]: false if the dot has no
+// digit after it.
+func fraction(s string, j int) (int, bool) {
+	if j >= len(s) || s[j] != '.' {
+		return j, true
+	}
+	j++
+	if j >= len(s) || s[j] < '0' || s[j] > '9' {
+		return 0, false
+	}
+	return digits(s, j), true
+}
+
+// exponent consumes an optional "e[+-]digits" at s[j:]: false if the
+// exponent has no digit.
+func exponent(s string, j int) (int, bool) {
+	if j >= len(s) || (s[j] != 'e' && s[j] != 'E') {
+		return j, true
+	}
+	j++
+	if j < len(s) && (s[j] == '+' || s[j] == '-') {
+		j++
+	}
+	if j >= len(s) || s[j] < '0' || s[j] > '9' {
+		return 0, false
+	}
+	return digits(s, j), true
 }
 
 // fastClaims decodes the registered claims of the payload s straight into

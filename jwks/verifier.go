@@ -365,56 +365,64 @@ func (v *Verifier) index(set jwk.Set) *keyIndex {
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
 		kid := k.KeyID()
-		skip := func(why string) {
-			v.cfg.logger.Warn("jwks: ignoring a key of the set", "jwks_uri", v.jwksURL, "kid", kid, "reason", why)
+		vk, why := usableKey(k)
+		if vk != nil {
+			if _, dup := idx.byKID[kid]; dup {
+				vk, why = nil, "duplicate kid; the first key with it is used"
+			}
 		}
-		switch {
-		case kid == "":
-			skip("no kid")
-			continue
-		case k.KeyType() != jwa.RSA:
-			if k.KeyUsage() != "enc" {
-				skip("kty " + k.KeyType().String() + " is not supported (RSA only)")
+		if vk == nil {
+			if why != "" {
+				v.cfg.logger.Warn("jwks: ignoring a key of the set", "jwks_uri", v.jwksURL, "kid", kid, "reason", why)
 			}
 			continue
-		case k.KeyUsage() != "" && k.KeyUsage() != string(jwk.ForSignature):
-			continue // an encryption key: not for us, not worth a warning
-		case len(k.KeyOps()) > 0 && !slices.Contains(k.KeyOps(), jwk.KeyOpVerify):
-			continue
 		}
-		alg := k.Algorithm().String()
-		if alg != "" && !isRSASignatureAlg(alg) {
-			continue // e.g. RSA-OAEP: an encryption key
-		}
-		pk, err := k.PublicKey()
-		if err != nil {
-			skip(err.Error())
-			continue
-		}
-		var pub rsa.PublicKey
-		if err := pk.Raw(&pub); err != nil {
-			skip(err.Error())
-			continue
-		}
-		if pub.N == nil || pub.N.BitLen() < minRSABits || pub.E < 3 {
-			bits := 0
-			if pub.N != nil {
-				bits = pub.N.BitLen()
-			}
-			skip(fmt.Sprintf("RSA key of %d bits (at least %d needed) or bad exponent", bits, minRSABits))
-			continue
-		}
-		if _, dup := idx.byKID[kid]; dup {
-			skip("duplicate kid; the first key with it is used")
-			continue
-		}
-		idx.byKID[kid] = &verifyKey{alg: alg, pub: &pub}
+		idx.byKID[kid] = vk
 		idx.kids = append(idx.kids, kid)
 	}
 	if len(idx.kids) == 0 && (v.local == nil || set.Len() > 0) {
 		v.cfg.logger.Warn("jwks: the key set has no usable key; every token will be refused", "jwks_uri", v.jwksURL)
 	}
 	return idx
+}
+
+// usableKey returns k as a key to verify signatures with, or nil and why
+// not ("" when the key is simply not meant for signatures, which deserves
+// no warning).
+func usableKey(k jwk.Key) (*verifyKey, string) {
+	switch {
+	case k.KeyID() == "":
+		return nil, "no kid"
+	case k.KeyType() != jwa.RSA:
+		if k.KeyUsage() != "enc" {
+			return nil, "kty " + k.KeyType().String() + " is not supported (RSA only)"
+		}
+		return nil, ""
+	case k.KeyUsage() != "" && k.KeyUsage() != string(jwk.ForSignature):
+		return nil, "" // an encryption key: not for us, not worth a warning
+	case len(k.KeyOps()) > 0 && !slices.Contains(k.KeyOps(), jwk.KeyOpVerify):
+		return nil, ""
+	}
+	alg := k.Algorithm().String()
+	if alg != "" && !isRSASignatureAlg(alg) {
+		return nil, "" // e.g. RSA-OAEP: an encryption key
+	}
+	pk, err := k.PublicKey()
+	if err != nil {
+		return nil, err.Error()
+	}
+	var pub rsa.PublicKey
+	if err := pk.Raw(&pub); err != nil {
+		return nil, err.Error()
+	}
+	if pub.N == nil || pub.N.BitLen() < minRSABits || pub.E < 3 {
+		bits := 0
+		if pub.N != nil {
+			bits = pub.N.BitLen()
+		}
+		return nil, fmt.Sprintf("RSA key of %d bits (at least %d needed) or bad exponent", bits, minRSABits)
+	}
+	return &verifyKey{alg: alg, pub: &pub}, ""
 }
 
 // Issuer returns the issuer whose tokens are accepted ("iss").
@@ -472,26 +480,37 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := v.checkSignature(ctx, &t); err != nil {
+		return nil, err
+	}
+	return v.checkClaims(&t)
+}
+
+// checkSignature parses t's header (or finds it cached), chooses the key
+// its kid names, refetching once if it is unknown, and verifies the
+// signature with that key under the key's algorithm.
+func (v *Verifier) checkSignature(ctx context.Context, t *compactToken) error {
 	idx := v.current()
+	var err error
 	hdrCached := false
 	if t.tokenHeader, hdrCached = idx.header(t.headerSeg); !hdrCached {
 		if t.tokenHeader, err = parseHeader(t.headerSeg); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if !v.algs[t.alg] {
-		return nil, errorf(ErrAlgorithm, "alg %q is not accepted (accepted: %q)", t.alg, v.cfg.algorithms)
+		return errorf(ErrAlgorithm, "alg %q is not accepted (accepted: %q)", t.alg, v.cfg.algorithms)
 	}
 	if t.kid == "" {
-		return nil, errorf(ErrMalformed, `header has no "kid"; the key cannot be chosen`)
+		return errorf(ErrMalformed, `header has no "kid"; the key cannot be chosen`)
 	}
 	key := idx.byKID[t.kid]
 	if key == nil {
 		if v.local != nil {
-			return nil, errorf(ErrUnknownKey, "kid %q is not in the local key set", t.kid)
+			return errorf(ErrUnknownKey, "kid %q is not in the local key set", t.kid)
 		}
 		if key, err = v.refetchFor(ctx, t.kid); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// The key decides the algorithm: a token cannot ask for a key published
@@ -499,15 +518,20 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	// only be an RSA signing key (install checked), and t.alg is an accepted
 	// RSA algorithm, so no confusion is possible there either.
 	if key.alg != "" && key.alg != t.alg {
-		return nil, errorf(ErrAlgorithm, "header alg %q differs from alg %q of key %q", t.alg, key.alg, t.kid)
+		return errorf(ErrAlgorithm, "header alg %q differs from alg %q of key %q", t.alg, key.alg, t.kid)
 	}
 	if err := t.verifySignature(t.alg, key.pub); err != nil {
-		return nil, errorf(ErrBadSignature, "does not verify with key %q", t.kid)
+		return errorf(ErrBadSignature, "does not verify with key %q", t.kid)
 	}
 	if !hdrCached {
 		v.keys.Load().rememberHeader(t.headerSeg, t.tokenHeader)
 	}
+	return nil
+}
 
+// checkClaims checks the typ of a token whose signature verified, then
+// decodes its claims and checks issuer, audience, times and scopes.
+func (v *Verifier) checkClaims(t *compactToken) (*Claims, error) {
 	if v.cfg.expectedType != "" && !typeMatches(t.typ, v.cfg.expectedType) {
 		if t.typ == "" {
 			return nil, errorf(ErrWrongType, "no typ header, want %q", v.cfg.expectedType)
