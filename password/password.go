@@ -273,25 +273,9 @@ func decode(encoded string) (p Params, salt, key []byte, err error) {
 	if n, err := parseUint(v); err != nil || n != argon2.Version {
 		return bad("version %q, want %d", v, argon2.Version)
 	}
-	ps := strings.Split(f[3], ",")
-	if len(ps) != 3 {
-		return bad("parameters %q, want m=…,t=…,p=…", f[3])
+	if p, err = decodeParams(f[3]); err != nil {
+		return bad("%v", err)
 	}
-	var n [3]uint64
-	for i, name := range []string{"m=", "t=", "p="} {
-		s, ok := strings.CutPrefix(ps[i], name)
-		if !ok {
-			return bad("parameters %q, want m=…,t=…,p=…", f[3])
-		}
-		if n[i], err = parseUint(s); err != nil {
-			return bad("parameter %s%q: %v", name, s, err)
-		}
-	}
-	// Range-check before narrowing so that e.g. p=257 is not read as p=1.
-	if n[0] > MaxMemory || n[1] > MaxIterations || n[2] > MaxParallelism {
-		return bad("parameters %q exceed m=%d,t=%d,p=%d", f[3], MaxMemory, MaxIterations, MaxParallelism)
-	}
-	p = Params{Memory: uint32(n[0]), Iterations: uint32(n[1]), Parallelism: uint8(n[2])}
 	// Length-check the base64 before decoding it, then the decoded bytes.
 	if len(f[4]) > b64().EncodedLen(MaxSaltLen) || len(f[5]) > b64().EncodedLen(MaxKeyLen) {
 		return bad("salt or hash longer than %d or %d bytes", MaxSaltLen, MaxKeyLen)
@@ -312,6 +296,31 @@ func decode(encoded string) (p Params, salt, key []byte, err error) {
 		return bad("%v", err)
 	}
 	return p, salt, key, nil
+}
+
+// decodeParams parses "m=…,t=…,p=…" with canonical numbers within the
+// package bounds.
+func decodeParams(field string) (Params, error) {
+	ps := strings.Split(field, ",")
+	if len(ps) != 3 {
+		return Params{}, fmt.Errorf("parameters %q, want m=…,t=…,p=…", field)
+	}
+	var n [3]uint64
+	for i, name := range []string{"m=", "t=", "p="} {
+		s, ok := strings.CutPrefix(ps[i], name)
+		if !ok {
+			return Params{}, fmt.Errorf("parameters %q, want m=…,t=…,p=…", field)
+		}
+		var err error
+		if n[i], err = parseUint(s); err != nil {
+			return Params{}, fmt.Errorf("parameter %s%q: %v", name, s, err)
+		}
+	}
+	// Range-check before narrowing so that e.g. p=257 is not read as p=1.
+	if n[0] > MaxMemory || n[1] > MaxIterations || n[2] > MaxParallelism {
+		return Params{}, fmt.Errorf("parameters %q exceed m=%d,t=%d,p=%d", field, MaxMemory, MaxIterations, MaxParallelism)
+	}
+	return Params{Memory: uint32(n[0]), Iterations: uint32(n[1]), Parallelism: uint8(n[2])}, nil
 }
 
 // parseUint parses a canonical unsigned decimal: digits only, no sign, no
