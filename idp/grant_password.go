@@ -8,7 +8,7 @@ import (
 )
 
 // passwordGrant is the resource owner password credentials grant (RFC 6749
-// §4.3), throttled per username and per client IP by CheckPassword.
+// §4.3), throttled per account and per client IP by CheckPassword.
 func (p *Provider) passwordGrant(ctx context.Context, r *Request, c *Client) (*TokenResponse, error) {
 	username, pw := r.get("username"), r.get("password")
 	if username == "" || pw == "" {

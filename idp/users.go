@@ -2,6 +2,8 @@ package idp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -26,59 +28,112 @@ func (e *ThrottledError) Error() string {
 // Unwrap makes errors.Is(err, ErrThrottled) true.
 func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 
-// CheckPassword authenticates a user by username or email. Throttling is
-// checked first, so a locked-out username is refused even with the right
-// password; an unknown user costs the same argon2id work as a wrong password,
-// and both answer ErrInvalidCredentials: no user enumeration by answer or time.
+// CheckPassword authenticates a user by username or email.
+//
+// Before any password is verified, the attempt reserves a token from the
+// account's bucket and from the client address's bucket (see store.Throttle);
+// if either is empty the attempt is refused with a ThrottledError without
+// running argon2, even with the right password. Reserving rather than
+// checking is what bounds guessing under concurrency: N simultaneous guesses
+// at one account are verified at most user_burst times. A failure keeps both
+// tokens; a success resets the account's bucket and gives the address its
+// token back.
+//
+// The account's bucket is keyed by the user's id when login names a user, so
+// a username and an email of one user share one budget; other logins are
+// keyed by their normalized form (trimmed, lower-cased). Keys are SHA-256
+// digests, so attacker-sized logins cost fixed-size state. An unknown user
+// costs the same lookup, reservation and argon2id work as a wrong password,
+// and both answer ErrInvalidCredentials: no user enumeration by answer or
+// time.
 func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (store.User, error) {
 	now := p.now()
-	userKey, ipKey := "user:"+strings.ToLower(login), "ip:"+ip
-	for _, c := range []struct {
-		t   store.Throttle
-		key string
-	}{{p.cfg.UserThrottle, userKey}, {p.cfg.IPThrottle, ipKey}} {
-		wait, ok, err := c.t.Check(ctx, c.key, now)
-		if err != nil {
-			return store.User{}, fmt.Errorf("check login throttle: %w", err)
-		}
-		if !ok {
-			return store.User{}, &ThrottledError{RetryAfter: wait}
-		}
-	}
 	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
+	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, fmt.Errorf("look up user: %w", err)
 	}
+	userKey, ipKey := accountThrottleKey(u, known, login), throttleKey("ip", ip)
+	if err := p.reserveLogin(ctx, userKey, ipKey, now); err != nil {
+		return store.User{}, err
+	}
 	ok := false
-	if err == nil {
+	if known {
 		if ok, err = p.cfg.Hasher.Verify(ctx, pw, u.PasswordHash); err != nil {
+			// Both tokens stay taken: fail closed.
 			return store.User{}, fmt.Errorf("verify password of %s: %w", u.ID, err)
 		}
 	} else {
 		p.cfg.Hasher.VerifyDummy(ctx, pw)
 	}
 	if !ok {
-		if err := p.cfg.UserThrottle.Fail(ctx, userKey, now); err != nil {
-			return store.User{}, fmt.Errorf("count failed login: %w", err)
-		}
-		if err := p.cfg.IPThrottle.Fail(ctx, ipKey, now); err != nil {
-			return store.User{}, fmt.Errorf("count failed login: %w", err)
-		}
-		return store.User{}, ErrInvalidCredentials
+		return store.User{}, ErrInvalidCredentials // the reserved tokens pay for the failure
 	}
 	if err := p.cfg.UserThrottle.Reset(ctx, userKey); err != nil {
 		p.log.Warn("login throttle reset failed", "err", err)
 	}
-	if p.cfg.Hasher.NeedsRehash(u.PasswordHash) {
-		// The argon2id parameters changed since this hash was made: upgrade it
-		// now, while the password is at hand. A failure only delays the upgrade.
-		if hash, err := p.cfg.Hasher.Hash(ctx, pw); err == nil {
-			if err := p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, now.UTC()); err != nil {
-				p.log.Warn("password hash upgrade failed", "user_id", u.ID, "err", err)
-			}
+	if err := p.cfg.IPThrottle.Release(ctx, ipKey, now); err != nil {
+		p.log.Warn("login throttle release failed", "err", err)
+	}
+	p.upgradeHash(ctx, u, pw, now)
+	return u, nil
+}
+
+// reserveLogin reserves one attempt for the account and one for the address,
+// or neither: a refusal by the address gives the account its token back.
+func (p *Provider) reserveLogin(ctx context.Context, userKey, ipKey string, now time.Time) error {
+	wait, ok, err := p.cfg.UserThrottle.Reserve(ctx, userKey, now)
+	if err != nil {
+		return fmt.Errorf("reserve login attempt: %w", err)
+	}
+	if !ok {
+		return &ThrottledError{RetryAfter: wait}
+	}
+	wait, ok, err = p.cfg.IPThrottle.Reserve(ctx, ipKey, now)
+	if err == nil && ok {
+		return nil
+	}
+	if rerr := p.cfg.UserThrottle.Release(ctx, userKey, now); rerr != nil {
+		p.log.Warn("login throttle release failed", "err", rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("reserve login attempt: %w", err)
+	}
+	return &ThrottledError{RetryAfter: wait}
+}
+
+// upgradeHash stores a fresh hash of pw when u's was made with other argon2id
+// parameters, while the password is at hand. A failure only delays it.
+func (p *Provider) upgradeHash(ctx context.Context, u store.User, pw string, now time.Time) {
+	if !p.cfg.Hasher.NeedsRehash(u.PasswordHash) {
+		return
+	}
+	if hash, err := p.cfg.Hasher.Hash(ctx, pw); err == nil {
+		if err := p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, now.UTC()); err != nil {
+			p.log.Warn("password hash upgrade failed", "user_id", u.ID, "err", err)
 		}
 	}
-	return u, nil
+}
+
+// accountThrottleKey is the per-account throttle key: one per user whatever
+// login names them (username or email, any case), and for a login that names
+// nobody, one per normalized login, so case and space variants share it.
+func accountThrottleKey(u store.User, known bool, login string) string {
+	if known {
+		return throttleKey("user", "id:"+u.ID)
+	}
+	return throttleKey("user", "login:"+normalizeLogin(login))
+}
+
+// normalizeLogin is the form of a login that throttling keys on: trimmed and
+// lower-cased.
+func normalizeLogin(login string) string { return strings.ToLower(strings.TrimSpace(login)) }
+
+// throttleKey is kind + ":" + the hex SHA-256 of s: fixed-size whatever the
+// client sent.
+func throttleKey(kind, s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return kind + ":" + hex.EncodeToString(sum[:])
 }
 
 // NewUser is what signup and the CLI provide.

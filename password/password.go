@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -122,7 +123,13 @@ type Hasher struct {
 	params Params
 	sem    chan struct{} // one token per running argon2 computation
 	dummy  string        // encoded hash with params, for VerifyDummy
+	runs   atomic.Uint64 // argon2 computations started, for Computations
 }
+
+// Computations returns how many argon2 computations the Hasher has run (Hash,
+// Verify and VerifyDummy alike), so that tests and metrics can see how much
+// password work a flood of login attempts actually caused.
+func (h *Hasher) Computations() uint64 { return h.runs.Load() }
 
 // NewHasher returns a Hasher that makes hashes with p and runs at most
 // maxConcurrent argon2 computations at a time. Choose maxConcurrent from the
@@ -215,6 +222,7 @@ func (h *Hasher) derive(ctx context.Context, plain string, salt []byte, p Params
 		return nil, fmt.Errorf("wait for a hashing slot: %w", err)
 	}
 	defer h.release()
+	h.runs.Add(1)
 	return argon2.IDKey([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen), nil
 }
 

@@ -210,15 +210,26 @@ type ThrottleLimits struct {
 	Every time.Duration
 }
 
-// Throttle counts failed password attempts per key in token buckets, so that
-// guessing slows to the refill rate. Check does not consume; Fail consumes
-// one token; Reset refills (after a successful login).
+// Throttle counts password attempts per key in token buckets, so that
+// guessing slows to the refill rate whatever the concurrency. An attempt
+// first Reserves a token, atomically (across replicas too, for a shared
+// backend), and the password is verified only if it got one; a failed
+// attempt keeps the token, a successful one gives it back (Reset for the
+// account key, Release for the address key). N concurrent attempts at one key
+// therefore reach verification at most Burst times. A refused Reserve takes
+// nothing: an empty bucket accrues no debt, so a lockout never outlasts
+// Burst×Every.
+//
+// Keys should be fixed-size digests, never raw client input; the login code
+// passes SHA-256 hex digests.
 type Throttle interface {
-	// Check reports whether an attempt for key may proceed at now, and if
-	// not, how long until one may.
-	Check(ctx context.Context, key string, now time.Time) (retryAfter time.Duration, ok bool, err error)
-	// Fail records a failed attempt for key at now.
-	Fail(ctx context.Context, key string, now time.Time) error
+	// Reserve takes one token from key's bucket at now if it holds one (ok),
+	// and otherwise takes nothing and reports how long until one is back,
+	// in whole seconds, at least 1 s.
+	Reserve(ctx context.Context, key string, now time.Time) (retryAfter time.Duration, ok bool, err error)
+	// Release gives back one token taken by Reserve, never filling the
+	// bucket beyond Burst.
+	Release(ctx context.Context, key string, now time.Time) error
 	// Reset forgets key's failures.
 	Reset(ctx context.Context, key string) error
 	// PruneFull deletes buckets that have refilled by now, which carry no

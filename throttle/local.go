@@ -15,13 +15,13 @@ func Local(t *Throttle) store.Throttle { return local{t} }
 
 type local struct{ t *Throttle }
 
-func (l local) Check(_ context.Context, key string, now time.Time) (time.Duration, bool, error) {
-	d, ok := l.t.Check(key, now)
+func (l local) Reserve(_ context.Context, key string, now time.Time) (time.Duration, bool, error) {
+	d, ok := l.t.Reserve(key, now)
 	return d, ok, nil
 }
 
-func (l local) Fail(_ context.Context, key string, now time.Time) error {
-	l.t.Fail(key, now)
+func (l local) Release(_ context.Context, key string, now time.Time) error {
+	l.t.Release(key, now)
 	return nil
 }
 

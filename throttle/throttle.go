@@ -1,38 +1,42 @@
 // Package throttle slows down password guessing with one token bucket per key:
-// each failed login takes a token, tokens come back at a fixed rate, and a key
-// with no token left is refused until one returns.
+// each login attempt reserves a token before the password is verified, a
+// failed attempt keeps it, tokens come back at a fixed rate, and a key with
+// no token left is refused — without verifying anything — until one returns.
 //
-// A login handler typically keeps two Throttles, one keyed by account
-// ("user:alice") and one by client address ("ip:192.0.2.7"), because they need
-// different limits (many users can share one NAT address) and because separate
-// capacities mean a flood of addresses cannot push account lockouts out:
+// Reserving before verifying is what makes the limit hold under concurrency:
+// N simultaneous guesses against one key can take at most Burst tokens, so at
+// most Burst of them reach the expensive (and answer-revealing) verification;
+// the rest are refused. A refused attempt takes nothing, so there is no debt:
+// however many attempts arrive while a key is empty, it is full again
+// Burst×Every after its last reserved attempt, and one attempt is allowed
+// again after Every.
+//
+// A login handler typically keeps two Throttles, one keyed by account and one
+// by client address, because they need different limits (many users can share
+// one NAT address) and because separate capacities mean a flood of addresses
+// cannot crowd out account buckets:
 //
 //	now := clock.Now()
-//	if wait, ok := users.Check("user:"+name, now); !ok { return tooMany(wait) }
-//	if wait, ok := ips.Check("ip:"+addr, now); !ok { return tooMany(wait) }
+//	if wait, ok := users.Reserve(accountKey, now); !ok { return tooMany(wait) }
+//	if wait, ok := ips.Reserve(ipKey, now); !ok { users.Release(accountKey, now); return tooMany(wait) }
 //	if !verified { // wrong password or unknown user alike, so lockouts do not reveal which accounts exist
-//		users.Fail("user:"+name, now)
-//		ips.Fail("ip:"+addr, now)
-//		return invalidCredentials()
+//		return invalidCredentials() // both tokens stay taken
 //	}
-//	users.Reset("user:" + name) // not ips: see Reset
+//	users.Reset(accountKey)  // the owner starts afresh
+//	ips.Release(ipKey, now)  // a success costs the address nothing; see Reset
 //
-// The buckets are golang.org/x/time/rate Limiters rather than hand-written
-// arithmetic: rate handles fractional refill, clocks that step backwards and
-// overflow on long durations, is widely used and tested, and takes the time
-// as an argument (TokensAt, ReserveN), so callers inject their clock and
-// tests need no sleeps.
+// Keys are stored as their SHA-256 digest, so a key's length (an attacker's
+// 60 KB user name) does not change what a bucket costs.
 package throttle
 
 import (
 	"container/heap"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Limits says how many failures a key may have: Burst failures at once, and
@@ -64,43 +68,41 @@ func (l Limits) Validate() error {
 // flood of distinct keys (random user names, a block of IPv6 addresses) costs
 // bounded memory. It is safe for concurrent use.
 //
-// Which bucket makes room for a new key matters: evicting a locked-out key
-// would reset its lockout, so an attacker could unlock an account by sending
-// failures for maxKeys made-up names. Throttle therefore evicts in this order:
-//
-//  1. Buckets that are full again. A full bucket behaves exactly like no
-//     bucket at all, so it carries no information; these are dropped on every
-//     Fail, not only at capacity.
-//  2. Otherwise the unlocked bucket closest to full (least information lost).
-//  3. Only when every bucket is locked out, the one whose lockout ends
-//     soonest: normally the oldest lockout, unless a later one owes less
-//     (see Fail), and in any case the one nearest to expiring anyway.
-//
-// All three are "the bucket that will be full first", since a locked bucket
-// is always further from full than an unlocked one; a heap ordered by that
-// instant makes each eviction O(log maxKeys). Flooding new keys thus only
-// churns through the flood's own one-failure buckets, and a locked key stays
-// locked unless the attacker locks maxKeys other keys (Burst verified
-// failures each) whose lockouts all outlast it.
+// Making room for a new key must never reset a key that is (partly) locked
+// out: otherwise an attacker could unlock an account by sending attempts for
+// maxKeys made-up names, or alternate a few guesses at the victim with a
+// flood. Throttle therefore only ever drops buckets that are full again —
+// a full bucket behaves exactly like no bucket, so dropping it loses nothing —
+// and drops them as soon as they are full, on every Reserve. When the map is
+// at maxKeys and no bucket is full, a new key is refused (treated as
+// throttled, with the wait until the first bucket is full again) rather than
+// admitted at the expense of another key. This is the conservative choice: a
+// flood of maxKeys distinct keys within a refill period can delay the first
+// attempt of keys not yet seen, but can never buy the attacker an extra guess
+// at a key that is. Keys already present are never affected by the cap.
 type Throttle struct {
 	limits  Limits
 	maxKeys int
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[digest]*bucket
 	byFull  fullHeap // the same buckets, the one full soonest first
 }
 
+// digest is the fixed-size form of a key.
+type digest [sha256.Size]byte
+
 type bucket struct {
-	key    string
-	lim    *rate.Limiter
-	fullAt time.Time // when lim is full again if no further failure; changes only in Fail
+	key    digest
+	tokens float64   // available at at, in [0, Burst]
+	at     time.Time // when tokens was computed; never moves backwards
+	fullAt time.Time // when tokens reaches Burst without further reservations
 	index  int       // position in Throttle.byFull
 }
 
 // New returns a Throttle that applies l to every key and keeps at most
-// maxKeys buckets. Each bucket costs on the order of 200 bytes plus its key,
-// so even a million keys stay within a few hundred megabytes.
+// maxKeys buckets. Each bucket costs on the order of 150 bytes whatever the
+// key, so even a million keys stay within a few hundred megabytes.
 //
 // New panics if l is invalid (see Limits.Validate) or maxKeys is less than 1:
 // a server without working login throttling must not start.
@@ -114,72 +116,97 @@ func New(l Limits, maxKeys int) *Throttle {
 	return &Throttle{
 		limits:  l,
 		maxKeys: maxKeys,
-		buckets: make(map[string]*bucket),
+		buckets: make(map[digest]*bucket),
 	}
 }
 
-// Check reports whether key may attempt a login at now: ok is false while its
-// bucket holds less than one token. retryAfter is then the time until one
-// token is back, rounded up to whole seconds and at least 1 s, ready for a
-// Retry-After header; it is 0 when ok. Check never consumes a token, so
-// checking before verifying a password costs the key nothing; only Fail does.
-func (t *Throttle) Check(key string, now time.Time) (retryAfter time.Duration, ok bool) {
-	t.mu.Lock()
-	b := t.buckets[key]
-	var tokens float64
-	if b != nil {
-		tokens = b.lim.TokensAt(now)
-	}
-	t.mu.Unlock()
-	if b == nil || tokens >= 1-tolerance {
-		return 0, true
-	}
-	return t.wait(1-tolerance-tokens, time.Second), false
-}
-
-// tolerance is how many tokens short of one still count as one. The limiter
-// refills in floating point, so a key that waits exactly the Retry-After it
-// was given could otherwise find itself a rounding error (~1e-16 tokens) short
-// and be refused again. A billionth of a token is far above that error and far
-// below anything an attacker could use: Every/1e9 of extra time.
+// tolerance is how many tokens short of one still count as one. The refill
+// is computed in floating point, so a key that waits exactly the Retry-After
+// it was given could otherwise find itself a rounding error (~1e-16 tokens)
+// short and be refused again. A billionth of a token is far above that error
+// and far below anything an attacker could use: Every/1e9 of extra time.
 const tolerance = 1e-9
 
-// Fail records a failed attempt for key at now by taking one token from its
-// bucket. The token is taken even when the bucket is already empty, leaving it
-// in debt: guesses that passed Check together, before any of them failed, are
-// each paid for with a later lockout, instead of being free. Call Fail only
-// for attempts that were actually verified (Check returned ok), so that the
-// debt stays bounded by the attempts in flight at once.
-func (t *Throttle) Fail(key string, now time.Time) {
+// Reserve takes one token from key's bucket at now, atomically, if it has
+// one: call it before verifying a password, and verify only when ok. A
+// failed attempt keeps the token; a successful one gives it back with Release
+// or Reset. When the bucket is empty nothing is taken (no debt) and
+// retryAfter is the time until one token is back, rounded up to whole
+// seconds and at least 1 s, ready for a Retry-After header; it is 0 when ok.
+func (t *Throttle) Reserve(key string, now time.Time) (retryAfter time.Duration, ok bool) {
+	k := sha256.Sum256([]byte(key))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pruneFull(now)
-	b := t.buckets[key]
+	b := t.buckets[k]
 	if b == nil {
 		if len(t.buckets) >= t.maxKeys {
-			t.remove(t.byFull[0])
+			// Every bucket still holds information (pruneFull dropped the
+			// full ones): refuse rather than evict; see Throttle.
+			return roundUp(t.byFull[0].fullAt.Sub(now)), false
 		}
-		b = &bucket{key: key, lim: rate.NewLimiter(rate.Every(t.limits.Every), t.limits.Burst)}
-		t.buckets[key] = b
+		b = &bucket{key: k, tokens: float64(t.limits.Burst), at: now}
+		t.buckets[k] = b
 		heap.Push(&t.byFull, b)
 	}
-	b.lim.ReserveN(now, 1) // Burst >= 1, so the reservation always succeeds
-	b.fullAt = now.Add(t.wait(float64(t.limits.Burst)-b.lim.TokensAt(now), 0))
-	heap.Fix(&t.byFull, b.index)
+	t.refill(b, now)
+	if b.tokens < 1-tolerance {
+		return roundUp(t.wait(1 - tolerance - b.tokens)), false
+	}
+	b.tokens = max(0, b.tokens-1)
+	t.update(b)
+	return 0, true
+}
+
+// Release gives back one token reserved for key, for an attempt that turned
+// out not to be a failure (or never reached verification). The bucket never
+// holds more than Burst. A key without a bucket is already full: nothing to do.
+func (t *Throttle) Release(key string, now time.Time) {
+	k := sha256.Sum256([]byte(key))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buckets[k]
+	if b == nil {
+		return
+	}
+	t.refill(b, now)
+	b.tokens = min(float64(t.limits.Burst), b.tokens+1)
+	t.update(b)
+	if !b.fullAt.After(b.at) {
+		t.remove(b)
+	}
 }
 
 // Reset forgets key's failures, as if it had none. Call it after a successful
 // login for the per-account key: the legitimate user should not carry the
 // failures of earlier typos (or of an attacker) into their next session, and
 // only someone who knows the password can trigger it. Do not call it for a
-// per-address key: an attacker could then log into an account of their own
-// between guesses at other accounts and never run out of tokens.
+// per-address key (use Release): an attacker could then log into an account
+// of their own between guesses at other accounts and never run out of tokens.
 func (t *Throttle) Reset(key string) {
+	k := sha256.Sum256([]byte(key))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if b := t.buckets[key]; b != nil {
+	if b := t.buckets[k]; b != nil {
 		t.remove(b)
 	}
+}
+
+// refill brings b's tokens forward to now. A clock that stepped backwards
+// adds nothing and does not move b.at back.
+func (t *Throttle) refill(b *bucket, now time.Time) {
+	if !now.After(b.at) {
+		return
+	}
+	gained := float64(now.Sub(b.at)) / float64(t.limits.Every)
+	b.tokens = min(float64(t.limits.Burst), b.tokens+gained)
+	b.at = now
+}
+
+// update recomputes b.fullAt after its tokens changed.
+func (t *Throttle) update(b *bucket) {
+	b.fullAt = b.at.Add(t.wait(float64(t.limits.Burst) - b.tokens))
+	heap.Fix(&t.byFull, b.index)
 }
 
 // pruneFull drops the buckets that are full again at now.
@@ -194,24 +221,28 @@ func (t *Throttle) remove(b *bucket) {
 	delete(t.buckets, b.key)
 }
 
+// ceiling is "practically never" (~146 years), the largest wait reported.
+const ceiling = time.Duration(math.MaxInt64 / 2)
+
 // wait converts a number of tokens into the time it takes to regain them,
-// rounded up to the nanosecond and, unless unit is 0, to a multiple of unit
-// that is at least unit.
-func (t *Throttle) wait(tokens float64, unit time.Duration) time.Duration {
-	const ceiling = time.Duration(math.MaxInt64 / 2) // ~146 years: "practically never"
+// rounded up to the nanosecond.
+func (t *Throttle) wait(tokens float64) time.Duration {
 	ns := math.Ceil(tokens * float64(t.limits.Every))
 	if ns >= float64(ceiling) {
 		return ceiling
 	}
-	d := time.Duration(ns)
-	if unit > 0 {
-		d = max((d+unit-1)/unit*unit, unit)
-	}
-	return d
+	return time.Duration(max(0, ns))
 }
 
-// fullHeap orders buckets by fullAt, earliest first; see Throttle on why this
-// is also the eviction order.
+// roundUp rounds d up to whole seconds, at least one.
+func roundUp(d time.Duration) time.Duration {
+	if d >= ceiling {
+		return ceiling
+	}
+	return max((d+time.Second-1)/time.Second*time.Second, time.Second)
+}
+
+// fullHeap orders buckets by fullAt, earliest first.
 type fullHeap []*bucket
 
 func (h fullHeap) Len() int           { return len(h) }

@@ -1,8 +1,10 @@
 package throttle
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,19 +13,24 @@ import (
 )
 
 // t0 is an arbitrary instant with a sub-second part, so that nothing depends
-// on failures falling on whole seconds.
+// on attempts falling on whole seconds.
 func t0() time.Time { return time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC) }
 
 func perMinute(burst int) Limits { return Limits{Burst: burst, Every: time.Minute} }
 
-// failAt records one failure for key at each offset from t0.
-func failAt(th *Throttle, key string, offsets ...time.Duration) {
+// reserveAt reserves for key at each offset from t0 and returns how many
+// reservations succeeded.
+func reserveAt(th *Throttle, key string, offsets ...time.Duration) int {
+	n := 0
 	for _, off := range offsets {
-		th.Fail(key, t0().Add(off))
+		if _, ok := th.Reserve(key, t0().Add(off)); ok {
+			n++
+		}
 	}
+	return n
 }
 
-// times returns n copies of off: n failures at the same instant.
+// times returns n copies of off: n attempts at the same instant.
 func times(n int, off time.Duration) []time.Duration {
 	out := make([]time.Duration, n)
 	for i := range out {
@@ -32,8 +39,14 @@ func times(n int, off time.Duration) []time.Duration {
 	return out
 }
 
-// checkInvariants verifies the map and the heap describe the same buckets and
-// the capacity bound holds.
+func has(th *Throttle, key string) bool {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	return th.buckets[sha256.Sum256([]byte(key))] != nil
+}
+
+// checkInvariants verifies the map and the heap describe the same buckets,
+// the capacity bound holds and no bucket is in debt or overfull.
 func checkInvariants(t *testing.T, th *Throttle) {
 	t.Helper()
 	th.mu.Lock()
@@ -46,21 +59,27 @@ func checkInvariants(t *testing.T, th *Throttle) {
 	}
 	for i, b := range th.byFull {
 		if b.index != i || th.buckets[b.key] != b {
-			t.Fatalf("heap slot %d holds %q with index %d, map has %p, heap has %p", i, b.key, b.index, th.buckets[b.key], b)
+			t.Fatalf("heap slot %d holds %x with index %d", i, b.key, b.index)
 		}
 		if i > 0 && th.byFull[(i-1)/2].fullAt.After(b.fullAt) {
 			t.Fatalf("heap order broken at slot %d", i)
 		}
+		if b.tokens < 0 || b.tokens > float64(th.limits.Burst) {
+			t.Fatalf("bucket %x holds %v tokens, outside [0, %d]", b.key, b.tokens, th.limits.Burst)
+		}
 	}
 }
 
-func TestCheck(t *testing.T) {
+// TestReserve: the table of Reserve's answers after earlier reservations.
+// The "no debt" rows fail on the old Check/Fail throttle, which kept every
+// failure taken while empty as debt (attack 4: cheap, long lockouts).
+func TestReserve(t *testing.T) {
 	s := time.Second
 	tests := []struct {
 		name      string
 		limits    Limits
-		fails     []time.Duration // offsets from t0
-		at        time.Duration   // Check at t0+at
+		before    []time.Duration // earlier Reserves, offsets from t0
+		at        time.Duration   // Reserve at t0+at
 		wantOK    bool
 		wantRetry time.Duration
 	}{
@@ -73,10 +92,11 @@ func TestCheck(t *testing.T) {
 		{"last microsecond", perMinute(3), times(3, 0), time.Minute - time.Microsecond, false, 1 * s},
 		{"within float tolerance", perMinute(3), times(3, 0), time.Minute - 50*time.Nanosecond, true, 0},
 		{"token back", perMinute(3), times(3, 0), time.Minute, true, 0},
-		{"spread failures", perMinute(3), []time.Duration{0, 20 * s, 40 * s}, 40 * s, false, 20 * s},
+		{"spread attempts", perMinute(3), []time.Duration{0, 20 * s, 40 * s}, 40 * s, false, 20 * s},
 		{"regained token spent", perMinute(3), append(times(3, 0), time.Minute), time.Minute, false, 60 * s},
-		{"debt from raced failures", perMinute(3), times(5, 0), 0, false, 180 * s},
-		{"debt being repaid", perMinute(3), times(5, 0), 150 * s, false, 30 * s},
+		{"no debt: refused attempts take nothing", perMinute(3), times(120, 0), 0, false, 60 * s},
+		{"no debt: one token back after Every", perMinute(3), times(120, 0), time.Minute, true, 0},
+		{"no debt: refusals while empty do not push the refill out", perMinute(3), append(times(3, 0), times(50, 30*s)...), time.Minute, true, 0},
 		{"burst 1", perMinute(1), times(1, 0), time.Millisecond, false, 60 * s},
 		{"odd interval", Limits{Burst: 2, Every: 90 * s}, times(2, 0), time.Millisecond, false, 90 * s},
 		{"sub-second interval", Limits{Burst: 2, Every: 300 * time.Millisecond}, times(2, 0), 0, false, 1 * s},
@@ -86,44 +106,90 @@ func TestCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			th := New(tt.limits, 10)
-			failAt(th, "user:alice", tt.fails...)
-			retry, ok := th.Check("user:alice", t0().Add(tt.at))
+			reserveAt(th, "user:alice", tt.before...)
+			retry, ok := th.Reserve("user:alice", t0().Add(tt.at))
 			if ok != tt.wantOK || retry != tt.wantRetry {
-				t.Fatalf("Check = %v, %v; want %v, %v", retry, ok, tt.wantRetry, tt.wantOK)
+				t.Fatalf("Reserve = %v, %v; want %v, %v", retry, ok, tt.wantRetry, tt.wantOK)
 			}
 			checkInvariants(t, th)
 		})
 	}
 }
 
-// TestRegain: after a lockout, one more failure is allowed per Every, and a
-// full burst once the key has been quiet for Burst×Every.
-func TestRegain(t *testing.T) {
-	th := New(perMinute(3), 10)
-	failAt(th, "k", times(3, 0)...)
-	steps := []struct {
-		at     time.Duration
-		wantOK bool
-		fails  int // failures recorded after the check
-	}{
-		{0, false, 0},
-		{59 * time.Second, false, 0},
-		{time.Minute, true, 1},
-		{time.Minute, false, 0},
-		{2 * time.Minute, true, 1},
-		{2*time.Minute + time.Second, false, 0},
-		{5 * time.Minute, true, 3}, // quiet for three minutes: full again
-		{5 * time.Minute, false, 0},
+// TestReserveUnderConcurrencyAtMostBurst (attack 1: concurrent guesses beat
+// a check-then-fail throttle): 40 goroutines reserving one key at one instant
+// get exactly Burst tokens.
+func TestReserveUnderConcurrencyAtMostBurst(t *testing.T) {
+	th := New(perMinute(5), 100)
+	var got atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 40 {
+		wg.Go(func() {
+			<-start
+			if _, ok := th.Reserve("user:alice", t0()); ok {
+				got.Add(1)
+			}
+		})
 	}
-	for _, st := range steps {
-		if _, ok := th.Check("k", t0().Add(st.at)); ok != st.wantOK {
-			t.Fatalf("Check at +%v: ok = %v, want %v", st.at, ok, st.wantOK)
-		}
-		failAt(th, "k", times(st.fails, st.at)...)
+	close(start)
+	wg.Wait()
+	if n := got.Load(); n != 5 {
+		t.Fatalf("%d of 40 concurrent reservations succeeded, want exactly Burst 5", n)
+	}
+	checkInvariants(t, th)
+}
+
+// TestLockoutBoundedAfterBurst (attack 4): after 120 attempts in one burst,
+// the key regains one attempt after Every and all of them after Burst×Every.
+func TestLockoutBoundedAfterBurst(t *testing.T) {
+	l := perMinute(5)
+	th := New(l, 100)
+	if n := reserveAt(th, "k", times(120, 0)...); n != 5 {
+		t.Fatalf("%d of 120 reservations succeeded, want 5", n)
+	}
+	if retry, ok := th.Reserve("k", t0()); ok || retry != l.Every {
+		t.Fatalf("locked key: Reserve = %v, %v; want %v, false", retry, ok, l.Every)
+	}
+	if n := reserveAt(th, "k", times(5, time.Duration(l.Burst)*l.Every)...); n != 5 {
+		t.Fatalf("after Burst×Every, %d of 5 reservations succeeded, want all", n)
 	}
 }
 
-// TestRetryAfterContract: for many failure patterns, a client that waits
+// TestRelease: a released token comes back, never beyond Burst.
+func TestRelease(t *testing.T) {
+	tests := []struct {
+		name     string
+		reserve  int // reservations at t0
+		release  int // releases at t0
+		wantOK   int // of 10 further reservations at t0
+		wantGone bool
+	}{
+		{"release one of three", 3, 1, 1, false},
+		{"release all", 3, 3, 3, true},
+		{"release more than reserved", 1, 5, 3, true},
+		{"release unknown key", 0, 1, 3, true},
+		{"release refused ones does not mint tokens", 10, 3, 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			th := New(perMinute(3), 10)
+			reserveAt(th, "k", times(tt.reserve, 0)...)
+			for range tt.release {
+				th.Release("k", t0())
+			}
+			if gone := !has(th, "k"); gone != tt.wantGone {
+				t.Errorf("bucket dropped = %v, want %v (a full bucket is dropped)", gone, tt.wantGone)
+			}
+			checkInvariants(t, th)
+			if n := reserveAt(th, "k", times(10, 0)...); n != tt.wantOK {
+				t.Fatalf("%d further reservations succeeded, want %d", n, tt.wantOK)
+			}
+		})
+	}
+}
+
+// TestRetryAfterContract: for many attempt patterns, a client that waits
 // exactly retryAfter is let in, and one that retries a second earlier is not.
 func TestRetryAfterContract(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -137,214 +203,131 @@ func TestRetryAfterContract(t *testing.T) {
 		now := t0()
 		for range 1 + rng.IntN(12) {
 			now = now.Add(time.Duration(rng.Int64N(int64(l.Every))))
-			if _, ok := th.Check("k", now); ok {
-				th.Fail("k", now)
-			}
+			th.Reserve("k", now)
 		}
-		retry, ok := th.Check("k", now)
+		retry, ok := th.Reserve("k", now)
 		if ok {
 			continue
 		}
 		if retry < time.Second || retry%time.Second != 0 {
 			t.Fatalf("case %d %+v: retryAfter %v is not a positive whole number of seconds", i, l, retry)
 		}
-		if _, ok := th.Check("k", now.Add(retry)); !ok {
-			t.Fatalf("case %d %+v: refused after waiting retryAfter %v", i, l, retry)
-		}
 		if retry > time.Second {
-			if _, ok := th.Check("k", now.Add(retry-time.Second)); ok {
+			if _, ok := th.Reserve("k", now.Add(retry-time.Second)); ok {
 				t.Fatalf("case %d %+v: allowed a second before retryAfter %v: not the smallest whole second", i, l, retry)
 			}
 		}
-	}
-}
-
-func TestCheckDoesNotConsume(t *testing.T) {
-	th := New(perMinute(3), 10)
-	for i := range 1000 {
-		if _, ok := th.Check("k", t0().Add(time.Duration(i)*time.Millisecond)); !ok {
-			t.Fatalf("Check %d refused a key that never failed", i)
+		if _, ok := th.Reserve("k", now.Add(retry)); !ok {
+			t.Fatalf("case %d %+v: refused after waiting retryAfter %v", i, l, retry)
 		}
-	}
-	if n := len(th.buckets); n != 0 {
-		t.Fatalf("Check created %d buckets", n)
-	}
-	failAt(th, "k", 0, 0)
-	for range 1000 {
-		if _, ok := th.Check("k", t0()); !ok {
-			t.Fatal("Check refused after Burst-1 failures")
-		}
-	}
-	failAt(th, "k", 0)
-	if _, ok := th.Check("k", t0()); ok {
-		t.Fatal("Check allowed after Burst failures: earlier Checks must not have changed the bucket")
 	}
 }
 
 func TestKeysIndependent(t *testing.T) {
 	th := New(perMinute(2), 10)
-	failAt(th, "user:alice", times(2, 0)...)
-	failAt(th, "user:bob", 0)
+	reserveAt(th, "user:alice", times(2, 0)...)
+	reserveAt(th, "user:bob", 0)
 	tests := []struct {
 		key    string
 		wantOK bool
 	}{
 		{"user:alice", false},
-		{"user:bob", true},
+		{"user:bob", true}, // takes bob's second token
+		{"user:bob", false},
 		{"user:Alice", true},
 		{"ip:192.0.2.7", true},
-		{"user:alice ", true},
 	}
 	for _, tt := range tests {
-		if _, ok := th.Check(tt.key, t0()); ok != tt.wantOK {
-			t.Errorf("Check(%q) ok = %v, want %v", tt.key, ok, tt.wantOK)
+		if _, ok := th.Reserve(tt.key, t0()); ok != tt.wantOK {
+			t.Errorf("Reserve(%q) ok = %v, want %v", tt.key, ok, tt.wantOK)
 		}
-	}
-	// bob's one failure still counts.
-	failAt(th, "user:bob", 0)
-	if _, ok := th.Check("user:bob", t0()); ok {
-		t.Error("bob allowed after two failures")
 	}
 }
 
 func TestReset(t *testing.T) {
 	th := New(perMinute(2), 10)
-	failAt(th, "user:alice", times(5, 0)...)
-	failAt(th, "ip:192.0.2.7", times(2, 0)...)
+	reserveAt(th, "user:alice", times(5, 0)...)
+	reserveAt(th, "ip:192.0.2.7", times(2, 0)...)
 	th.Reset("user:alice")
 	th.Reset("user:nobody") // unknown keys are fine
-	if _, ok := th.Check("user:alice", t0()); !ok {
-		t.Fatal("alice refused after Reset")
+	if n := reserveAt(th, "user:alice", times(3, 0)...); n != 2 {
+		t.Fatalf("alice got %d reservations after Reset, want a full burst of 2", n)
 	}
-	if _, ok := th.Check("ip:192.0.2.7", t0()); ok {
+	if _, ok := th.Reserve("ip:192.0.2.7", t0()); ok {
 		t.Fatal("Reset of one key unlocked another")
-	}
-	// A reset key starts again from a full burst, debt included.
-	failAt(th, "user:alice", 0)
-	if _, ok := th.Check("user:alice", t0()); !ok {
-		t.Fatal("alice refused after one failure following Reset")
 	}
 	checkInvariants(t, th)
 }
 
-func TestEviction(t *testing.T) {
-	s := time.Second
-	type fail struct {
-		key string
-		at  time.Duration
-		n   int
+// TestFullBucketsDropped: a bucket that is full again carries no information
+// and is dropped on the next Reserve, whatever the key.
+func TestFullBucketsDropped(t *testing.T) {
+	th := New(perMinute(3), 100)
+	reserveAt(th, "a", 0)
+	reserveAt(th, "b", 3*time.Minute) // a refilled at t0+1m
+	if has(th, "a") || !has(th, "b") {
+		t.Fatalf("a kept = %v, b kept = %v; want a dropped, b kept", has(th, "a"), has(th, "b"))
 	}
-	tests := []struct {
-		name    string
-		maxKeys int
-		fails   []fail
-		at      time.Duration // when to inspect
-		kept    []string
-		gone    []string
-		locked  []string
-	}{
-		{
-			name:    "full buckets dropped below capacity",
-			maxKeys: 100,
-			fails:   []fail{{"a", 0, 1}, {"b", 61 * s, 1}},
-			at:      61 * s,
-			kept:    []string{"b"},
-			gone:    []string{"a"},
-		},
-		{
-			name:    "full bucket goes before an older partial one",
-			maxKeys: 2,
-			// a: 2 failures at 0 (full at 120s); b: 1 failure at 10s (full at 70s).
-			fails: []fail{{"a", 0, 2}, {"b", 10 * s, 1}, {"c", 80 * s, 1}},
-			at:    80 * s,
-			kept:  []string{"a", "c"},
-			gone:  []string{"b"},
-		},
-		{
-			name:    "unlocked bucket goes before an older locked one",
-			maxKeys: 2,
-			fails:   []fail{{"a", 0, 3}, {"b", 50 * s, 1}, {"c", 51 * s, 1}},
-			at:      51 * s,
-			kept:    []string{"a", "c"},
-			gone:    []string{"b"},
-			locked:  []string{"a"},
-		},
-		{
-			name:    "all locked: the oldest lockout goes",
-			maxKeys: 2,
-			fails:   []fail{{"a", 0, 3}, {"b", 10 * s, 3}, {"c", 20 * s, 1}},
-			at:      20 * s,
-			kept:    []string{"b", "c"},
-			gone:    []string{"a"},
-			locked:  []string{"b"},
-		},
-		{
-			name:    "all locked: the lockout ending soonest goes, not the first made",
-			maxKeys: 2,
-			// a is locked first but owes 6 minutes; b ends at 3m10s.
-			fails:  []fail{{"a", 0, 6}, {"b", 10 * s, 3}, {"c", 20 * s, 1}},
-			at:     20 * s,
-			kept:   []string{"a", "c"},
-			gone:   []string{"b"},
-			locked: []string{"a"},
-		},
-		{
-			name:    "capacity 1",
-			maxKeys: 1,
-			fails:   []fail{{"a", 0, 3}, {"b", 0, 1}},
-			kept:    []string{"b"},
-			gone:    []string{"a"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			th := New(perMinute(3), tt.maxKeys)
-			for _, f := range tt.fails {
-				failAt(th, f.key, times(f.n, f.at)...)
-			}
-			checkInvariants(t, th)
-			for _, k := range tt.kept {
-				if th.buckets[k] == nil {
-					t.Errorf("%q evicted, want kept", k)
-				}
-			}
-			for _, k := range tt.gone {
-				if th.buckets[k] != nil {
-					t.Errorf("%q kept, want evicted", k)
-				}
-			}
-			for _, k := range tt.locked {
-				if _, ok := th.Check(k, t0().Add(tt.at)); ok {
-					t.Errorf("%q allowed, want still locked", k)
-				}
-			}
-		})
-	}
+	checkInvariants(t, th)
 }
 
-// TestFloodOfKeys: 10k made-up keys cannot grow the Throttle past maxKeys nor
-// push out a key that is locked.
-func TestFloodOfKeys(t *testing.T) {
+// TestFloodCannotFlushLockout (attack: evicting a victim's bucket to reset
+// its lockout): when the map is full of buckets that are not full, new keys
+// are refused instead of evicting anyone, so the victim stays locked, and
+// keys already present keep working.
+func TestFloodCannotFlushLockout(t *testing.T) {
 	const maxKeys = 100
 	th := New(perMinute(3), maxKeys)
-	failAt(th, "user:alice", times(3, 0)...)
+	reserveAt(th, "user:alice", times(3, 0)...) // locked out
+	reserveAt(th, "user:bob", times(2, 0)...)   // partly used
+	reserveAt(th, "user:carol", times(1, 0)...) // nearly full
 	for i := range 10_000 {
-		now := t0().Add(time.Duration(i) * time.Millisecond)
-		key := fmt.Sprintf("user:flood-%d", i)
-		if _, ok := th.Check(key, now); ok {
-			th.Fail(key, now)
-		}
-		if i%1000 == 0 {
-			checkInvariants(t, th)
-		}
+		now := t0().Add(time.Duration(i) * time.Millisecond) // 10 s: nothing refills
+		th.Reserve(fmt.Sprintf("user:flood-%d", i), now)
 	}
 	checkInvariants(t, th)
 	if n := len(th.buckets); n != maxKeys {
 		t.Fatalf("%d buckets, want exactly maxKeys %d", n, maxKeys)
 	}
-	retry, ok := th.Check("user:alice", t0().Add(10*time.Second))
-	if ok || retry != 50*time.Second {
-		t.Fatalf("alice after the flood: Check = %v, %v; want 50s, false", retry, ok)
+	at := t0().Add(10 * time.Second)
+	if retry, ok := th.Reserve("user:alice", at); ok || retry != 50*time.Second {
+		t.Fatalf("alice after the flood: Reserve = %v, %v; want 50s, false", retry, ok)
+	}
+	if n := reserveAt(th, "user:bob", times(2, 10*time.Second)...); n != 1 {
+		t.Fatalf("bob got %d reservations after the flood, want the 1 he had left", n)
+	}
+	if n := reserveAt(th, "user:carol", times(3, 10*time.Second)...); n != 2 {
+		t.Fatalf("carol got %d reservations after the flood, want the 2 she had left", n)
+	}
+	// A new key is refused until the first bucket is full again (carol's
+	// was at 0 with one token short: full at +1m).
+	if retry, ok := th.Reserve("user:dave", at); ok || retry <= 0 {
+		t.Fatalf("new key with the map full: Reserve = %v, %v; want refused", retry, ok)
+	}
+	if _, ok := th.Reserve("user:dave", t0().Add(4*time.Minute)); !ok {
+		t.Fatal("new key still refused once every bucket had refilled")
+	}
+	checkInvariants(t, th)
+}
+
+// TestHugeKeysCostFixedMemory (attack 3: 60 KB user names as throttle keys):
+// buckets keep a digest, not the key.
+func TestHugeKeysCostFixedMemory(t *testing.T) {
+	th := New(perMinute(3), 10_000)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 1000 {
+		th.Reserve(fmt.Sprintf("%d:%s", i, strings.Repeat("x", 60<<10)), t0())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := len(th.buckets); n != 1000 {
+		t.Fatalf("%d buckets, want 1000", n)
+	}
+	// 1000 retained 60 KB keys would be 60 MB; digests are a few hundred KB.
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 10<<20 {
+		t.Fatalf("heap grew by %d bytes for 1000 buckets: keys are retained", grown)
 	}
 }
 
@@ -362,10 +345,10 @@ func TestConcurrentUse(t *testing.T) {
 				switch rng.IntN(10) {
 				case 0:
 					th.Reset(key)
-				case 1, 2, 3, 4:
-					th.Fail(key, now)
+				case 1, 2:
+					th.Release(key, now)
 				default:
-					th.Check(key, now)
+					th.Reserve(key, now)
 				}
 			}
 		})

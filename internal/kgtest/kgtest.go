@@ -73,6 +73,7 @@ type Server struct {
 	IDP      *idp.Provider
 	Registry *prometheus.Registry
 	Now      func() time.Time
+	Hasher   *password.Hasher // counts argon2 runs (Computations)
 }
 
 // Start runs a Keygate for the test; it stops at the end of the test.
@@ -139,6 +140,7 @@ func Start(t testing.TB, o Options) *Server {
 	// Small argon2 parameters keep the tests fast; the production ones are
 	// password.DefaultParams.
 	hasher := password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 4)
+	s.Hasher = hasher
 	s.IDP, err = idp.New(idp.Config{Issuer: issuer, AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
 		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Clients: o.Clients, Store: st, Signer: s.Keys.Signer(),
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,

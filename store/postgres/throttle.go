@@ -17,7 +17,8 @@ import (
 // by every replica. name separates independent throttles ("user", "ip"); l is
 // the bucket: Burst failures at once, one more regained every Every. The
 // arithmetic is the same token bucket as package throttle's, done in one
-// atomic statement per failure so concurrent replicas never lose a count.
+// atomic statement per reservation so that concurrent replicas can never
+// together take more tokens than the bucket holds.
 func (s *Store) Throttle(name string, l store.ThrottleLimits) store.Throttle {
 	return &sharedThrottle{s: s, prefix: name + ":", l: l}
 }
@@ -34,27 +35,52 @@ func (t *sharedThrottle) available(tokens float64, updated, now int64) float64 {
 	return math.Min(float64(t.l.Burst), tokens+float64(elapsed)/float64(t.l.Every.Nanoseconds()))
 }
 
-// Check reports whether an attempt may proceed; it consumes nothing.
-func (t *sharedThrottle) Check(ctx context.Context, key string, now time.Time) (time.Duration, bool, error) {
+// refilled is the SQL for the bucket's tokens at $3 (Unix nanoseconds), given
+// burst $2 and the refill period $4 in nanoseconds: the same arithmetic as
+// available, done by the database on the locked row.
+const refilled = `LEAST($2::float8, login_throttle.tokens + GREATEST(0, $3 - login_throttle.updated_at)::float8 / $4::float8)`
+
+// reserveSQL takes one token in one atomic statement: a new key starts full
+// and loses one; an existing row is refilled and loses one only if it then
+// holds at least one (the tolerance forgives float error). The conflicting
+// row is locked by ON CONFLICT, so concurrent reservations at any number of
+// replicas are serialised and at most Burst succeed per refill. A row that
+// fails the WHERE is left untouched (no debt) and RETURNING yields nothing.
+const reserveSQL = `INSERT INTO login_throttle (key, tokens, updated_at) VALUES ($1, $2::float8 - 1, $3)
+	ON CONFLICT (key) DO UPDATE SET
+	  tokens = GREATEST(0, ` + refilled + ` - 1),
+	  updated_at = GREATEST(login_throttle.updated_at, $3)
+	WHERE ` + refilled + ` >= 1 - 1e-9
+	RETURNING tokens`
+
+// Reserve takes one token if the bucket holds one, atomically across
+// replicas; see reserveSQL. When refused, a second, read-only query finds the
+// wait for Retry-After; it decides nothing.
+func (t *sharedThrottle) Reserve(ctx context.Context, key string, now time.Time) (time.Duration, bool, error) {
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
-		return 0, false, fmt.Errorf("store/postgres: throttle check: %w", err)
+		return 0, false, fmt.Errorf("store/postgres: throttle reserve: %w", err)
 	}
 	ctx, cancel := t.s.callContext(ctx)
 	defer cancel()
+	var left float64
+	err = t.s.pool.QueryRow(ctx, reserveSQL, t.prefix+key, t.l.Burst, at, t.l.Every.Nanoseconds()).Scan(&left)
+	if err == nil {
+		return 0, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("store/postgres: throttle reserve %q: %w", key, err)
+	}
 	var tokens float64
 	var updated int64
 	err = t.s.pool.QueryRow(ctx, `SELECT tokens, updated_at FROM login_throttle WHERE key = $1`, t.prefix+key).Scan(&tokens, &updated)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, true, nil
+	if errors.Is(err, pgx.ErrNoRows) { // reset in between: still refused this time, retry soon
+		return time.Second, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("store/postgres: throttle check %q: %w", key, err)
+		return 0, false, fmt.Errorf("store/postgres: throttle reserve %q: %w", key, err)
 	}
-	avail := t.available(tokens, updated, at)
-	if avail >= 1-1e-9 {
-		return 0, true, nil
-	}
+	avail := min(t.available(tokens, updated, at), 1)
 	// Whole seconds for Retry-After, rounded up; the microsecond forgives
 	// float error (a wait of 1.00000002 s is 1 s).
 	wait := time.Duration((1 - avail) * float64(t.l.Every.Nanoseconds()))
@@ -62,22 +88,22 @@ func (t *sharedThrottle) Check(ctx context.Context, key string, now time.Time) (
 	return max(time.Second, secs), false, nil
 }
 
-// Fail consumes one token (a failed attempt), refilling first for the time
-// elapsed, in one statement.
-func (t *sharedThrottle) Fail(ctx context.Context, key string, now time.Time) error {
+// Release gives back one token (an attempt that was not a failure), refilling
+// first for the time elapsed and never beyond Burst, in one statement.
+func (t *sharedThrottle) Release(ctx context.Context, key string, now time.Time) error {
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
-		return fmt.Errorf("store/postgres: throttle fail: %w", err)
+		return fmt.Errorf("store/postgres: throttle release: %w", err)
 	}
 	ctx, cancel := t.s.callContext(ctx)
 	defer cancel()
-	_, err = t.s.pool.Exec(ctx, `INSERT INTO login_throttle (key, tokens, updated_at) VALUES ($1, $2::float8 - 1, $3)
-		ON CONFLICT (key) DO UPDATE SET
-		  tokens = LEAST($2::float8, login_throttle.tokens + GREATEST(0, $3 - login_throttle.updated_at)::float8 / $4::float8) - 1,
-		  updated_at = GREATEST(login_throttle.updated_at, $3)`,
+	_, err = t.s.pool.Exec(ctx, `UPDATE login_throttle SET
+		  tokens = LEAST($2::float8, `+refilled+` + 1),
+		  updated_at = GREATEST(login_throttle.updated_at, $3)
+		WHERE key = $1`,
 		t.prefix+key, t.l.Burst, at, t.l.Every.Nanoseconds())
 	if err != nil {
-		return fmt.Errorf("store/postgres: throttle fail %q: %w", key, err)
+		return fmt.Errorf("store/postgres: throttle release %q: %w", key, err)
 	}
 	return nil
 }
