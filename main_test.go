@@ -222,13 +222,17 @@ func TestCLIWhileServerRuns(t *testing.T) {
 		t.Fatalf("after rotation: %+v", keys)
 	}
 
-	if _, errOut, err := in.run(t, nil, "keys", "revoke", s.kid); err != nil {
+	// A kid may begin with '-' (base64url): -- keeps it from being read as a flag.
+	if _, errOut, err := in.run(t, nil, "keys", "revoke", "--", s.kid); err != nil {
 		t.Fatalf("keys revoke: %v\n%s", err, errOut)
 	}
 	waitFor(t, func() bool { b, _ := s.jwks(t); return !bytes.Contains(b, []byte(s.kid)) }, "the revoked kid to leave the JWKS")
 
 	if _, errOut, err := in.run(t, nil, "keys", "revoke", "no-such-kid"); err == nil || !strings.Contains(errOut, "unknown kid") {
 		t.Errorf("revoking an unknown kid: %v %s", err, errOut)
+	}
+	if _, errOut, err := in.run(t, nil, "keys", "revoke", "--", "-no-such-kid"); err == nil || !strings.Contains(errOut, "unknown kid") {
+		t.Errorf("revoking an unknown kid that begins with '-': %v %s", err, errOut)
 	}
 }
 

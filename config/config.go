@@ -252,15 +252,6 @@ var envVars = []envVar{
 	{"KEYGATE_LOG_FORMAT", stringVar(func(c *Config) *string { return &c.Log.Format })},
 }
 
-// EnvNames returns the names of the environment variables Load honours.
-func EnvNames() []string {
-	out := make([]string, len(envVars))
-	for i, e := range envVars {
-		out[i] = e.name
-	}
-	return out
-}
-
 func (c *Config) applyEnv(getenv func(string) string) error {
 	for _, e := range envVars {
 		v := getenv(e.name)

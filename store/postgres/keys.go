@@ -110,87 +110,123 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 		return nil
 	}
 	// Validate and convert everything before starting the transaction.
-	updates := make([]columns.KeyRow, len(c.Updates))
-	for i, u := range c.Updates {
-		if !u.From.Valid() {
-			return fmt.Errorf("store/postgres: update key %q: invalid from state %q", u.Key.KID, u.From)
-		}
-		var err error
-		if updates[i], err = toRow(u.Key); err != nil {
-			return fmt.Errorf("store/postgres: update key %q: %w", u.Key.KID, err)
-		}
-	}
-	for _, d := range c.Deletes {
-		if d.KID == "" || !d.From.Valid() {
-			return fmt.Errorf("store/postgres: delete key %q from state %q: invalid kid or state", d.KID, d.From)
-		}
-		if err := checkText("kid", d.KID); err != nil {
-			return fmt.Errorf("store/postgres: delete key: %w", err)
-		}
-	}
-	inserts := make([]columns.KeyRow, len(c.Inserts))
-	for i, k := range c.Inserts {
-		var err error
-		if inserts[i], err = toRow(k); err != nil {
-			return fmt.Errorf("store/postgres: insert key %q: %w", k.KID, err)
-		}
-		if len(k.PublicDER) == 0 {
-			return fmt.Errorf("store/postgres: insert key %q: empty public key", k.KID)
-		}
-		if err := checkText("algorithm", k.Algorithm); err != nil {
-			return fmt.Errorf("store/postgres: insert key %q: %w", k.KID, err)
-		}
+	updates, inserts, err := keyChangeRows(c)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	return s.inTx(ctx, "apply key change", func(tx pgx.Tx) error {
-		for i, u := range c.Updates {
-			r := updates[i]
-			tag, err := tx.Exec(ctx, `UPDATE signing_keys
-				SET state = $1, sealed = $2, activate_at = $3, retired_at = $4, remove_after = $5, revoked_at = $6
-				WHERE kid = $7 AND state = $8`,
-				r.State, r.Sealed, r.Activate, r.Retired, r.Remove, r.Revoked, r.KID, string(u.From))
-			if err != nil {
-				return writeError(fmt.Sprintf("update key %q from state %q to %q", r.KID, u.From, r.State), err)
-			}
-			if err := checkOneRow(ctx, tx, tag.RowsAffected(), "update", r.KID, u.From); err != nil {
-				return err
-			}
+		if err := updateKeys(ctx, tx, c.Updates, updates); err != nil {
+			return err
 		}
-		for _, d := range c.Deletes {
-			tag, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1 AND state = $2`, d.KID, string(d.From))
-			if err != nil {
-				return writeError(fmt.Sprintf("delete key %q in state %q", d.KID, d.From), err)
-			}
-			if err := checkOneRow(ctx, tx, tag.RowsAffected(), "delete", d.KID, d.From); err != nil {
-				return err
-			}
+		if err := deleteKeys(ctx, tx, c.Deletes); err != nil {
+			return err
 		}
-		for _, r := range inserts {
-			_, err := tx.Exec(ctx, `INSERT INTO signing_keys
-				(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				r.KID, r.Algorithm, r.State, r.PublicDER, r.Sealed,
-				r.Created, r.Activate, r.Retired, r.Remove, r.Revoked)
-			if err != nil {
-				return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
-			}
+		if err := insertKeys(ctx, tx, inserts); err != nil {
+			return err
 		}
-
-		var version int64
-		err := tx.QueryRow(ctx, `UPDATE key_set_meta SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return errors.New("store/postgres: apply key change: bump version: no key_set_meta row: the schema is damaged")
-		case err != nil:
-			return fmt.Errorf("store/postgres: apply key change: bump version: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, KeySetChannel, strconv.FormatInt(version, 10)); err != nil {
-			return fmt.Errorf("store/postgres: apply key change: notify: %w", err)
-		}
-		return nil
+		return bumpKeySetVersion(ctx, tx)
 	}, func() { faults.Inject(FaultBeforeCommit) })
+}
+
+// keyChangeRows validates c and converts its updates and inserts for binding.
+func keyChangeRows(c store.KeyChange) (updates, inserts []columns.KeyRow, err error) {
+	updates = make([]columns.KeyRow, len(c.Updates))
+	for i, u := range c.Updates {
+		if !u.From.Valid() {
+			return nil, nil, fmt.Errorf("store/postgres: update key %q: invalid from state %q", u.Key.KID, u.From)
+		}
+		if updates[i], err = toRow(u.Key); err != nil {
+			return nil, nil, fmt.Errorf("store/postgres: update key %q: %w", u.Key.KID, err)
+		}
+	}
+	for _, d := range c.Deletes {
+		if d.KID == "" || !d.From.Valid() {
+			return nil, nil, fmt.Errorf("store/postgres: delete key %q from state %q: invalid kid or state", d.KID, d.From)
+		}
+		if err := checkText("kid", d.KID); err != nil {
+			return nil, nil, fmt.Errorf("store/postgres: delete key: %w", err)
+		}
+	}
+	inserts = make([]columns.KeyRow, len(c.Inserts))
+	for i, k := range c.Inserts {
+		if inserts[i], err = toRow(k); err != nil {
+			return nil, nil, fmt.Errorf("store/postgres: insert key %q: %w", k.KID, err)
+		}
+		if len(k.PublicDER) == 0 {
+			return nil, nil, fmt.Errorf("store/postgres: insert key %q: empty public key", k.KID)
+		}
+		if err := checkText("algorithm", k.Algorithm); err != nil {
+			return nil, nil, fmt.Errorf("store/postgres: insert key %q: %w", k.KID, err)
+		}
+	}
+	return updates, inserts, nil
+}
+
+// updateKeys applies the guarded updates; rows[i] is ups[i].Key converted.
+func updateKeys(ctx context.Context, tx pgx.Tx, ups []store.KeyUpdate, rows []columns.KeyRow) error {
+	for i, u := range ups {
+		r := rows[i]
+		tag, err := tx.Exec(ctx, `UPDATE signing_keys
+			SET state = $1, sealed = $2, activate_at = $3, retired_at = $4, remove_after = $5, revoked_at = $6
+			WHERE kid = $7 AND state = $8`,
+			r.State, r.Sealed, r.Activate, r.Retired, r.Remove, r.Revoked, r.KID, string(u.From))
+		if err != nil {
+			return writeError(fmt.Sprintf("update key %q from state %q to %q", r.KID, u.From, r.State), err)
+		}
+		if err := checkOneRow(ctx, tx, tag.RowsAffected(), "update", r.KID, u.From); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteKeys applies the guarded deletes.
+func deleteKeys(ctx context.Context, tx pgx.Tx, dels []store.KeyDelete) error {
+	for _, d := range dels {
+		tag, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1 AND state = $2`, d.KID, string(d.From))
+		if err != nil {
+			return writeError(fmt.Sprintf("delete key %q in state %q", d.KID, d.From), err)
+		}
+		if err := checkOneRow(ctx, tx, tag.RowsAffected(), "delete", d.KID, d.From); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertKeys inserts the new keys.
+func insertKeys(ctx context.Context, tx pgx.Tx, rows []columns.KeyRow) error {
+	for _, r := range rows {
+		_, err := tx.Exec(ctx, `INSERT INTO signing_keys
+			(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			r.KID, r.Algorithm, r.State, r.PublicDER, r.Sealed,
+			r.Created, r.Activate, r.Retired, r.Remove, r.Revoked)
+		if err != nil {
+			return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
+		}
+	}
+	return nil
+}
+
+// bumpKeySetVersion increments the key-set version and announces it on
+// KeySetChannel; the notification is delivered when the transaction commits.
+func bumpKeySetVersion(ctx context.Context, tx pgx.Tx) error {
+	var version int64
+	err := tx.QueryRow(ctx, `UPDATE key_set_meta SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return errors.New("store/postgres: apply key change: bump version: no key_set_meta row: the schema is damaged")
+	case err != nil:
+		return fmt.Errorf("store/postgres: apply key change: bump version: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, KeySetChannel, strconv.FormatInt(version, 10)); err != nil {
+		return fmt.Errorf("store/postgres: apply key change: notify: %w", err)
+	}
+	return nil
 }
 
 // checkOneRow turns a guarded UPDATE or DELETE that matched no row into

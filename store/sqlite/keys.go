@@ -89,28 +89,9 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 		return nil
 	}
 	// Validate and convert everything before taking the write lock.
-	updates := make([]columns.KeyRow, len(c.Updates))
-	for i, u := range c.Updates {
-		if !u.From.Valid() {
-			return fmt.Errorf("store/sqlite: update key %q: invalid from state %q", u.Key.KID, u.From)
-		}
-		if updates[i], err = columns.KeyToRow(u.Key); err != nil {
-			return fmt.Errorf("store/sqlite: update key %q: %w", u.Key.KID, err)
-		}
-	}
-	for _, d := range c.Deletes {
-		if d.KID == "" || !d.From.Valid() {
-			return fmt.Errorf("store/sqlite: delete key %q from state %q: invalid kid or state", d.KID, d.From)
-		}
-	}
-	inserts := make([]columns.KeyRow, len(c.Inserts))
-	for i, k := range c.Inserts {
-		if inserts[i], err = columns.KeyToRow(k); err != nil {
-			return fmt.Errorf("store/sqlite: insert key %q: %w", k.KID, err)
-		}
-		if len(k.PublicDER) == 0 {
-			return fmt.Errorf("store/sqlite: insert key %q: empty public key", k.KID)
-		}
+	updates, inserts, err := keyChangeRows(c)
+	if err != nil {
+		return err
 	}
 
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
@@ -123,8 +104,58 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 		}
 	}()
 
+	if err := updateKeys(ctx, tx, c.Updates, updates); err != nil {
+		return err
+	}
+	if err := deleteKeys(ctx, tx, c.Deletes); err != nil {
+		return err
+	}
+	if err := insertKeys(ctx, tx, inserts); err != nil {
+		return err
+	}
+	if err := bumpKeySetVersion(ctx, tx); err != nil {
+		return err
+	}
+
+	faults.Inject(FaultBeforeCommit)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: apply key change: commit: %w", err)
+	}
+	return nil
+}
+
+// keyChangeRows validates c and converts its updates and inserts for binding.
+func keyChangeRows(c store.KeyChange) (updates, inserts []columns.KeyRow, err error) {
+	updates = make([]columns.KeyRow, len(c.Updates))
 	for i, u := range c.Updates {
-		r := updates[i]
+		if !u.From.Valid() {
+			return nil, nil, fmt.Errorf("store/sqlite: update key %q: invalid from state %q", u.Key.KID, u.From)
+		}
+		if updates[i], err = columns.KeyToRow(u.Key); err != nil {
+			return nil, nil, fmt.Errorf("store/sqlite: update key %q: %w", u.Key.KID, err)
+		}
+	}
+	for _, d := range c.Deletes {
+		if d.KID == "" || !d.From.Valid() {
+			return nil, nil, fmt.Errorf("store/sqlite: delete key %q from state %q: invalid kid or state", d.KID, d.From)
+		}
+	}
+	inserts = make([]columns.KeyRow, len(c.Inserts))
+	for i, k := range c.Inserts {
+		if inserts[i], err = columns.KeyToRow(k); err != nil {
+			return nil, nil, fmt.Errorf("store/sqlite: insert key %q: %w", k.KID, err)
+		}
+		if len(k.PublicDER) == 0 {
+			return nil, nil, fmt.Errorf("store/sqlite: insert key %q: empty public key", k.KID)
+		}
+	}
+	return updates, inserts, nil
+}
+
+// updateKeys applies the guarded updates; rows[i] is ups[i].Key converted.
+func updateKeys(ctx context.Context, tx *sql.Tx, ups []store.KeyUpdate, rows []columns.KeyRow) error {
+	for i, u := range ups {
+		r := rows[i]
 		res, err := tx.ExecContext(ctx, `UPDATE signing_keys
 			SET state = ?, sealed = ?, activate_at = ?, retired_at = ?, remove_after = ?, revoked_at = ?
 			WHERE kid = ? AND state = ?`,
@@ -136,7 +167,12 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 			return err
 		}
 	}
-	for _, d := range c.Deletes {
+	return nil
+}
+
+// deleteKeys applies the guarded deletes.
+func deleteKeys(ctx context.Context, tx *sql.Tx, dels []store.KeyDelete) error {
+	for _, d := range dels {
 		res, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE kid = ? AND state = ?`,
 			d.KID, string(d.From))
 		if err != nil {
@@ -146,7 +182,12 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 			return err
 		}
 	}
-	for _, r := range inserts {
+	return nil
+}
+
+// insertKeys inserts the new keys.
+func insertKeys(ctx context.Context, tx *sql.Tx, rows []columns.KeyRow) error {
+	for _, r := range rows {
 		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys
 			(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -156,18 +197,17 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 			return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
 		}
 	}
+	return nil
+}
 
+// bumpKeySetVersion increments the key-set version inside the change's transaction.
+func bumpKeySetVersion(ctx context.Context, tx *sql.Tx) error {
 	res, err := tx.ExecContext(ctx, `UPDATE key_set_meta SET version = version + 1 WHERE id = 1`)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: apply key change: bump version: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("store/sqlite: apply key change: bump version: %d rows affected (err %v), want 1: key_set_meta is damaged", n, err)
-	}
-
-	faults.Inject(FaultBeforeCommit)
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: apply key change: commit: %w", err)
 	}
 	return nil
 }

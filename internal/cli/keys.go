@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keygate/keygate/internal/app"
 	"github.com/keygate/keygate/rotation"
 )
 
@@ -26,8 +27,8 @@ func newKeysCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer d.store.Close()
-			keys, err := rotation.List(cmd.Context(), d.store, d.policy())
+			defer d.Close()
+			keys, err := rotation.List(cmd.Context(), d.Store(), d.Policy())
 			if err != nil {
 				return err
 			}
@@ -44,7 +45,7 @@ func newKeysCmd(o *options) *cobra.Command {
 		RunE: withManager(o, func(cmd *cobra.Command, m *rotation.Manager, _ []string) error {
 			res, err := m.Rotate(cmd.Context(), force)
 			if err != nil {
-				return explain(err)
+				return app.Explain(err)
 			}
 			if res.Scheduled {
 				fmt.Fprintf(o.stdout, "scheduled: %s starts signing at %s (published less than publish_ahead ago; --force to rotate now)\n",
@@ -58,13 +59,16 @@ func newKeysCmd(o *options) *cobra.Command {
 	rotate.Flags().BoolVar(&force, "force", false, "rotate now even if consumers may not have fetched the next key yet")
 
 	revoke := &cobra.Command{
-		Use:   "revoke KID",
+		Use:   "revoke [--] KID",
 		Short: "Withdraw a key at once: it leaves the JWKS and tokens it signed stop verifying",
-		Args:  cobra.ExactArgs(1),
+		Long: "Withdraw a key at once: it leaves the JWKS and tokens it signed stop verifying.\n" +
+			"A kid may begin with '-' (kids are base64url): put -- before it so that it is not read as a flag.",
+		Example: "  keygate keys revoke -- -Xb3kQ9...",
+		Args:    cobra.ExactArgs(1),
 		RunE: withManager(o, func(cmd *cobra.Command, m *rotation.Manager, args []string) error {
 			res, err := m.Revoke(cmd.Context(), args[0])
 			if err != nil {
-				return explain(err)
+				return app.Explain(err)
 			}
 			fmt.Fprintf(o.stdout, "revoked: %s (was %s)\n", res.KID, res.WasState)
 			if res.Activated != "" {
@@ -73,6 +77,9 @@ func newKeysCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
+	revoke.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w (a KID that begins with '-' goes after --: keygate keys revoke -- KID)", err)
+	})
 	cmd.AddCommand(list, rotate, revoke)
 	return cmd
 }
@@ -84,10 +91,10 @@ func withManager(o *options, run func(*cobra.Command, *rotation.Manager, []strin
 		if err != nil {
 			return err
 		}
-		defer d.store.Close()
-		m, err := d.manager(nil, nil)
+		defer d.Close()
+		m, err := d.Manager(nil, nil)
 		if err != nil {
-			return explain(err)
+			return app.Explain(err)
 		}
 		return run(cmd, m, args)
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -13,55 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/idp"
-	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/store"
-	"github.com/keygate/keygate/throttle"
 )
-
-// staticClients converts the clients declared in the configuration file,
-// reading their key files; config.Load has validated them with
-// idp.ValidateClient, and idp.New checks them again.
-func staticClients(cfg config.Config) ([]idp.Client, error) {
-	out := make([]idp.Client, 0, len(cfg.Clients))
-	for _, cc := range cfg.Clients {
-		c, err := cc.IDPClient()
-		if err != nil {
-			return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-// provider builds the identity provider over the deps' store; signer is nil
-// for commands that manage users and clients and sign nothing.
-func (d *deps) provider(signer idp.Signer) (*idp.Provider, error) {
-	clients, err := staticClients(d.cfg)
-	if err != nil {
-		return nil, err
-	}
-	l := d.cfg.Login
-	return idp.New(idp.Config{
-		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
-		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
-		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Signer: signer,
-		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
-		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
-		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
-		IPThrottle:   d.throttle("ip", throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}),
-		Logger:       d.log,
-	})
-}
-
-// throttle returns the store's login throttle called name (shared by every
-// replica where the backend has replicas) and registers its housekeeping.
-func (d *deps) throttle(name string, l throttle.Limits) store.Throttle {
-	t := d.store.Throttle(name, store.ThrottleLimits(l))
-	d.pruners = append(d.pruners, t.PruneFull)
-	return t
-}
 
 // withProvider opens the store and the provider around a command.
 func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
@@ -70,8 +23,8 @@ func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) 
 		if err != nil {
 			return err
 		}
-		defer d.store.Close()
-		p, err := d.provider(nil)
+		defer d.Close()
+		p, err := d.Provider(nil)
 		if err != nil {
 			return err
 		}
@@ -134,8 +87,8 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.BoolVar(&c.Public, "public", false, "public client: no secret, no key")
 	f.BoolVar(&noSecret, "no-secret", false, "no secret (a key-only client)")
 	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (default tokens.access_ttl)")
-	f.DurationVar(&nbfDelay, "not-before-delay", 0, "tokens become valid this long after issue (seed 000: 10s)")
-	f.BoolVar(&c.AllowBareAssertion, "allow-bare-assertion", false, "accept assertions with only iss (seed 000; replayable, so off by default)")
+	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue (nbf = iat + this), e.g. 10s")
+	f.BoolVar(&c.AllowBareAssertion, "allow-bare-assertion", false, "accept a bare client-signed login assertion (iss only, no exp/jti; replayable, so off by default)")
 
 	list := &cobra.Command{
 		Use:   "list",

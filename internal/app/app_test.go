@@ -1,0 +1,91 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/app"
+)
+
+// TestServeInProcess starts the server on a free port over a fresh SQLite
+// file, reads /jwks and /readyz, and shuts it down.
+func TestServeInProcess(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	body := "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nkeys:\n  rsa_bits: 2048\nstorage:\n  dsn: keygate.db\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	res, err := http.Get(base + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&set)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || len(set.Keys) == 0 {
+		t.Fatalf("GET /jwks: %d %v %+v", res.StatusCode, err, set)
+	}
+	signing := a.Manager.Current().Signing.KID
+	found := false
+	for _, k := range set.Keys {
+		found = found || k.KID == signing
+	}
+	if !found {
+		t.Errorf("the signing kid %s is not in /jwks: %+v", signing, set.Keys)
+	}
+
+	res, err = http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz: %d", res.StatusCode)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if _, err := http.Get(base + "/readyz"); err == nil {
+		t.Error("still serving after shutdown")
+	}
+}

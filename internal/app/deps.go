@@ -1,0 +1,144 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/postgres"
+	"github.com/keygate/keygate/store/sqlite"
+	"github.com/keygate/keygate/throttle"
+)
+
+// backend is a storage driver built into the binary.
+type backend struct {
+	open func(ctx context.Context, dsn string) (store.Store, error)
+	// replicas says whether several servers may share one database, which
+	// makes scheduled key rotation wait for the store's lease (one writer
+	// at a time). A SQLite file serves one server, whose writes nobody
+	// needs to wait for.
+	replicas bool
+}
+
+// backends maps storage.driver to its backend.
+var backends = map[string]backend{
+	"sqlite": {open: func(ctx context.Context, dsn string) (store.Store, error) { return sqlite.Open(ctx, dsn) }},
+	"postgres": {open: func(ctx context.Context, dsn string) (store.Store, error) { return postgres.Open(ctx, dsn) },
+		replicas: true},
+}
+
+// Deps are the parts every command builds from the configuration: the open
+// store, and from it the key manager and the identity provider on demand.
+type Deps struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   store.Store
+	shared  bool                                                      // several replicas may use store (backend.replicas)
+	pruners []func(ctx context.Context, now time.Time) (int64, error) // shared throttles' housekeeping
+}
+
+// OpenDeps opens the configured store. Close it when done.
+func OpenDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*Deps, error) {
+	b, ok := backends[cfg.Storage.Driver]
+	if !ok {
+		return nil, fmt.Errorf("storage.driver %q is not built into this binary", cfg.Storage.Driver)
+	}
+	st, err := b.open(ctx, cfg.Storage.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", cfg.Storage.Driver, err)
+	}
+	return &Deps{cfg: cfg, log: log, store: st, shared: b.replicas}, nil
+}
+
+// Store is the open store.
+func (d *Deps) Store() store.Store { return d.store }
+
+// Close closes the store.
+func (d *Deps) Close() error { return d.store.Close() }
+
+// Policy is the configured key rotation policy.
+func (d *Deps) Policy() rotation.Policy {
+	return rotation.Policy{RotationPeriod: d.cfg.Keys.RotationPeriod, PublishAhead: d.cfg.Keys.PublishAhead,
+		Retention: d.cfg.Retention(), RSABits: d.cfg.Keys.RSABits}
+}
+
+// Manager builds the key lifecycle manager, loading the key-encryption key.
+func (d *Deps) Manager(onChange func(*rotation.Snapshot), onRotate func(rotation.Reason)) (*rotation.Manager, error) {
+	kek, err := rotation.LoadKEK(rotation.KEKSource{Value: d.cfg.KeyEncryptionKey, File: d.cfg.Keys.EncryptionKeyFile,
+		DevDefault: d.cfg.DevKEKPath()}, d.log)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := rotation.NewSealer(kek)
+	clear(kek)
+	if err != nil {
+		return nil, err
+	}
+	rc := rotation.Config{Policy: d.Policy(), Store: d.store, Sealer: sealer, Logger: d.log,
+		OnChange: onChange, OnRotate: onRotate}
+	if d.shared {
+		// Several replicas share this database: one at a time makes key-set writes.
+		host, _ := os.Hostname()
+		rc.Holder, rc.LeaseTTL = fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), d.cfg.Keys.LeaseTTL
+	}
+	return rotation.New(rc)
+}
+
+// staticClients converts the clients declared in the configuration file,
+// reading their key files; config.Load has validated them with
+// idp.ValidateClient, and idp.New checks them again.
+func staticClients(cfg config.Config) ([]idp.Client, error) {
+	out := make([]idp.Client, 0, len(cfg.Clients))
+	for _, cc := range cfg.Clients {
+		c, err := cc.IDPClient()
+		if err != nil {
+			return nil, fmt.Errorf("clients %q: %w", cc.ID, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Provider builds the identity provider over the deps' store; signer is nil
+// for commands that manage users and clients and sign nothing.
+func (d *Deps) Provider(signer idp.Signer) (*idp.Provider, error) {
+	clients, err := staticClients(d.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := d.cfg.Login
+	return idp.New(idp.Config{
+		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
+		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
+		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Signer: signer,
+		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
+		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
+		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
+		IPThrottle:   d.throttle("ip", throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}),
+		Logger:       d.log,
+	})
+}
+
+// throttle returns the store's login throttle called name (shared by every
+// replica where the backend has replicas) and registers its housekeeping.
+func (d *Deps) throttle(name string, l throttle.Limits) store.Throttle {
+	t := d.store.Throttle(name, store.ThrottleLimits(l))
+	d.pruners = append(d.pruners, t.PruneFull)
+	return t
+}
+
+// Explain turns a start-up error into advice where we know what went wrong.
+func Explain(err error) error {
+	if errors.Is(err, rotation.ErrWrongKEK) {
+		return fmt.Errorf("%w\nThe stored keys were not changed. Start keygate with the key-encryption key they were sealed with", err)
+	}
+	return err
+}

@@ -1,0 +1,187 @@
+// Package app assembles a Keygate server from its configuration: the store,
+// the key rotation manager, the identity provider, the JWKS publisher, the
+// metrics and the web handler, plus the background work (key-set polling and
+// notifications, pruning). The keygate command's serve runs it; tests can
+// start it in-process on any listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/keyset"
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/web"
+)
+
+// App is an assembled server whose keys are loaded, not yet serving.
+type App struct {
+	d        *Deps
+	reg      *prometheus.Registry
+	snap     *rotation.Snapshot // the key set loaded at start
+	Manager  *rotation.Manager
+	Provider *idp.Provider
+	Handler  http.Handler
+}
+
+// Open opens the store, loads (or creates) the signing keys and builds the
+// provider and the web handler. Close the App when done.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	d, err := OpenDeps(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	a := &App{d: d, reg: prometheus.NewRegistry()}
+	metrics := web.NewMetrics(a.reg, func() *rotation.Snapshot {
+		if a.Manager == nil {
+			return nil
+		}
+		return a.Manager.Current()
+	}, time.Now)
+	publisher := jwks.NewPublisher(cfg.JWKS.MaxAge, jwks.WithObserver(metrics.JWKSServed))
+	mgr, err := d.Manager(keyset.Republish(publisher, log), metrics.Rotated)
+	if err != nil {
+		return nil, Explain(err)
+	}
+	a.Manager = mgr
+	if a.snap, err = firstReconcile(ctx, mgr, log); err != nil {
+		return nil, Explain(fmt.Errorf("load signing keys: %w", err))
+	}
+
+	if a.Provider, err = d.Provider(mgr.Signer()); err != nil {
+		return nil, err
+	}
+	a.Handler, err = web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Keys: mgr, IDP: a.Provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: a.reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close closes the store; call it after Serve or Run has returned.
+func (a *App) Close() error { return a.d.Close() }
+
+// Run listens on the configured address (listen) and serves until ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.d.cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: in-flight
+// requests finish (up to server.shutdown_timeout) and the background work
+// (key refresh, key-set notifications, pruning) stops before Serve returns.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	cfg, log, d, mgr := a.d.cfg, a.d.log, a.d, a.Manager
+	hs := &http.Server{Handler: a.Handler, ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout, MaxHeaderBytes: 32 << 10}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { mgr.Run(ctx, cfg.Keys.PollInterval) })
+	// Learn of other replicas' and the CLI's key-set changes at once where
+	// the backend can tell; the poll above remains the fallback.
+	wg.Go(func() {
+		err := d.store.WatchKeySet(ctx, func() {
+			if err := mgr.Tick(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("key set refresh on notification failed", "err", err)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("key-set notifications stopped; polling only", "err", err)
+		}
+	})
+	wg.Go(func() { prune(ctx, d, a.Provider, time.Hour) })
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("keygate started", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "active_kid", a.snap.Signing.KID,
+		"database", cfg.Storage.DSN, "config", cfg.Path)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancelShutdown := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancelShutdown()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// prune deletes expired deny-list entries, replay records, refresh-token
+// families, browser sessions and authorization codes every interval, so those
+// tables stay the size of what is live.
+func prune(ctx context.Context, d *Deps, provider *idp.Provider, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := d.store.PruneExpired(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("pruning expired tokens failed", "err", err)
+			continue
+		}
+		for _, p := range d.pruners {
+			m, err := p(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn("pruning login throttle failed", "err", err)
+			}
+			n += m
+		}
+		if n > 0 {
+			d.log.Info("pruned expired token records", "rows", n)
+		}
+		if n, err := provider.PruneBrowser(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("pruning expired sessions and codes failed", "err", err)
+		} else if n > 0 {
+			d.log.Info("pruned expired sessions and authorization codes", "rows", n)
+		}
+	}
+}
+
+// firstReconcile loads the key set at start. A replica starting beside others
+// on an empty database waits for the lease holder to create the first key.
+func firstReconcile(ctx context.Context, mgr *rotation.Manager, log *slog.Logger) (*rotation.Snapshot, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		snap, err := mgr.Reconcile(ctx)
+		if !errors.Is(err, rotation.ErrAwaitingLeaseHolder) || time.Now().After(deadline) {
+			return snap, err
+		}
+		log.Info("waiting for the replica holding the rotation lease to create the first key")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,94 @@
+// Package cli is the keygate command line: the cobra root, serve (the
+// default command), keys, clients and users, and their helpers (tables,
+// password prompts). main calls Main; the server itself is internal/app.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/app"
+)
+
+// Main runs the keygate command with args (without the program name) and
+// returns its exit status: 0, or 1 after printing the error to stderr.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "keygate:", err)
+		return 1
+	}
+	return 0
+}
+
+// options are the flags every command shares.
+type options struct {
+	configPath string
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := &options{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "keygate",
+		Short:         "Keygate: a self-hosted identity provider with rotating signing keys",
+		Long:          "Keygate signs tokens with rotating RSA keys and publishes them as a JWKS.\nWith no command it runs the server (same as `keygate serve`).",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&o.configPath, "config", "", "configuration file (default: $KEYGATE_CONFIG, else ./config.yaml if present)")
+	root.AddCommand(&cobra.Command{
+		Use:   "serve",
+		Short: "Run the server (the default command)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
+	})
+	root.AddCommand(newKeysCmd(o), newClientsCmd(o), newUsersCmd(o))
+	return root
+}
+
+// loadConfig finds and loads the configuration.
+func (o *options) loadConfig() (config.Config, error) {
+	path := o.configPath
+	if path == "" {
+		path = os.Getenv("KEYGATE_CONFIG")
+	}
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			path = "config.yaml"
+		}
+	}
+	return config.Load(path, os.Getenv)
+}
+
+func newLogger(c config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToLower(c.Log.Level))) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// open loads the configuration and opens its store.
+func (o *options) open(ctx context.Context) (*app.Deps, error) {
+	cfg, err := o.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return app.OpenDeps(ctx, cfg, newLogger(cfg, o.stderr))
+}
