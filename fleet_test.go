@@ -138,10 +138,22 @@ func TestFleetOnPostgres(t *testing.T) {
 	}, "another replica to generate the next key after the lease holder died")
 
 	// Wait for at least three scheduled rotations in all (two more periods),
-	// polling the replicas' logs rather than sleeping a fixed time.
+	// polling the replicas' logs rather than sleeping a fixed time, and for the
+	// lease holder to have generated the next key after the last of them
+	// (a rotation promotes the next key first and generates its successor
+	// after, so the set is briefly without one).
 	waitFor(t, func() bool {
-		return len(scheduledActivations(a.stderr.String(), b.stderr.String(), c.stderr.String())) >= 3
-	}, "three scheduled rotations across the replicas")
+		if len(scheduledActivations(a.stderr.String(), b.stderr.String(), c.stderr.String())) < 3 {
+			return false
+		}
+		next := 0
+		for _, k := range in.keys(t) {
+			if k.State == "next" {
+				next++
+			}
+		}
+		return next == 1
+	}, "three scheduled rotations across the replicas, and a next key after them")
 
 	// Every replica serves the same bytes, within the poll bound.
 	waitFor(t, func() bool {
