@@ -60,10 +60,22 @@ func runServe(parent context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		Keys: mgr, IDP: provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log})
+	proxies, err := cfg.Server.TrustedProxyNets() // validated by config.Load
 	if err != nil {
 		return err
+	}
+	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Keys: mgr, IDP: provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: reg, Logger: log,
+		TrustedProxies: proxies, MetricsElsewhere: cfg.Server.MetricsListen != ""})
+	if err != nil {
+		return err
+	}
+	if addr := cfg.Server.MetricsListen; addr != "" { // /metrics on its own listener, not the main one
+		stopMetrics, err := serveMetrics(addr, srv.MetricsHandler(), cfg.Server.ReadHeaderTimeout, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -104,6 +116,25 @@ func runServe(parent context.Context, o *options) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves h at /metrics on addr (server.metrics_listen) until the
+// returned stop is called.
+func serveMetrics(addr string, h http.Handler, readHeaderTimeout time.Duration, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.metrics_listen: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: 32 << 10}
+	go func() {
+		if err := ms.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listener started", "listen", ln.Addr().String())
+	return func() { ms.Close() }, nil
 }
 
 // prune deletes expired deny-list entries, replay records, refresh-token
