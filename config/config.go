@@ -456,10 +456,11 @@ func (c Config) validateServer() error {
 		return err
 	}
 	if s.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+		_, port, err := net.SplitHostPort(s.MetricsListen)
+		if err != nil {
 			return fmt.Errorf("server.metrics_listen: must be host:port or empty, got %q: %v", s.MetricsListen, err)
 		}
-		if s.MetricsListen == c.Listen {
+		if s.MetricsListen == c.Listen && port != "0" {
 			return fmt.Errorf("server.metrics_listen: must differ from listen (%q)", c.Listen)
 		}
 	}

@@ -32,6 +32,11 @@ func TestTrustedProxiesAndMetricsListen(t *testing.T) {
 		t.Errorf("environment: %q %q %v", e.Server.TrustedProxies, e.Server.MetricsListen, err)
 	}
 
+	// Two ephemeral ports are two listeners.
+	if _, err := config.Load("", env(map[string]string{"KEYGATE_LISTEN": "127.0.0.1:0", "KEYGATE_METRICS_LISTEN": "127.0.0.1:0"})); err != nil {
+		t.Errorf("listen and metrics_listen both on port 0: %v", err)
+	}
+
 	for _, bad := range []struct {
 		env  map[string]string
 		want string
