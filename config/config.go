@@ -126,7 +126,8 @@ type Client struct {
 
 // Admin guards the admin HTTP API.
 type Admin struct {
-	// Token is the bearer secret for /admin/...; empty disables the admin API.
+	// Token is the bootstrap bearer secret for /admin/...; empty: only an
+	// admin user's access token with the admin scope opens the admin API.
 	Token string `yaml:"token"`
 }
 
@@ -138,6 +139,40 @@ type Server struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+
+	// TrustedProxies are the addresses (CIDRs, or single IPs) of the reverse
+	// proxies in front of Keygate. Only when the TCP peer is one of them is
+	// X-Forwarded-For read, and then the client is its rightmost hop that is
+	// not itself a trusted proxy. Empty (the default): the client is the TCP
+	// peer and forwarding headers are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsListen, when set (host:port), serves /metrics on its own
+	// listener there and no longer on the main one. Empty: /metrics is
+	// served on the main listener.
+	MetricsListen string `yaml:"metrics_listen"`
+}
+
+// TrustedProxyNets parses TrustedProxies: each entry a CIDR or a single IP (a
+// /32 or /128). The error names the setting and the bad entry.
+func (s Server) TrustedProxyNets() ([]*net.IPNet, error) {
+	nets := make([]*net.IPNet, 0, len(s.TrustedProxies))
+	for i, v := range s.TrustedProxies {
+		v = strings.TrimSpace(v)
+		if ip := net.ParseIP(v); ip != nil {
+			bits := 128
+			if ip4 := ip.To4(); ip4 != nil {
+				ip, bits = ip4, 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(v)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies[%d]: must be a CIDR like 10.0.0.0/8 or an IP address, got %q", i, v)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 // Log configures log/slog output on stderr.
@@ -248,6 +283,16 @@ var envVars = []envVar{
 		c.Signup.Enabled = b
 		return nil
 	}},
+	{"KEYGATE_TRUSTED_PROXIES", func(c *Config, v string) error {
+		c.Server.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Server.TrustedProxies = append(c.Server.TrustedProxies, p)
+			}
+		}
+		return nil
+	}},
+	{"KEYGATE_METRICS_LISTEN", stringVar(func(c *Config) *string { return &c.Server.MetricsListen })},
 	{"KEYGATE_LOG_LEVEL", stringVar(func(c *Config) *string { return &c.Log.Level })},
 	{"KEYGATE_LOG_FORMAT", stringVar(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -367,6 +412,23 @@ func (c Config) Validate() error {
 	if c.Admin.Token != "" && len(c.Admin.Token) < 32 {
 		return fmt.Errorf("admin.token: must be at least 32 characters (generate one with: openssl rand -base64 32), got %d", len(c.Admin.Token))
 	}
+	if err := c.validateServer(); err != nil {
+		return err
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: must be text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+// validateServer checks the server section: timeouts, the body limit, the
+// trusted proxies and the metrics listener.
+func (c Config) validateServer() error {
 	s := c.Server
 	timeouts := []struct {
 		name string
@@ -381,13 +443,17 @@ func (c Config) Validate() error {
 	if s.MaxBodyBytes <= 0 {
 		return fmt.Errorf("server.max_body_bytes: must be positive, got %d", s.MaxBodyBytes)
 	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level)
+	if _, err := s.TrustedProxyNets(); err != nil {
+		return err
 	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return fmt.Errorf("log.format: must be text or json, got %q", c.Log.Format)
+	if s.MetricsListen != "" {
+		_, port, err := net.SplitHostPort(s.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("server.metrics_listen: must be host:port or empty, got %q: %v", s.MetricsListen, err)
+		}
+		if s.MetricsListen == c.Listen && port != "0" {
+			return fmt.Errorf("server.metrics_listen: must differ from listen (%q)", c.Listen)
+		}
 	}
 	return nil
 }

@@ -9,17 +9,21 @@
 package web
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
@@ -40,7 +44,7 @@ type Pinger interface {
 // Config holds the server's dependencies.
 type Config struct {
 	Issuer       string
-	AdminToken   string // bearer secret for /admin; empty disables the admin API
+	AdminToken   string // bootstrap bearer secret for /admin; empty: only admin users' tokens (see requireAdmin)
 	MaxBodyBytes int64
 	Keys         Keys
 	IDP          *idp.Provider // tokens, clients, users
@@ -50,6 +54,14 @@ type Config struct {
 	Registry     *prometheus.Registry // gathered by /metrics
 	Logger       *slog.Logger
 	Now          func() time.Time
+
+	// TrustedProxies are the reverse proxies (server.trusted_proxies) whose
+	// X-Forwarded-For is believed; see clientIP. Empty: the client is the TCP
+	// peer and forwarding headers are ignored.
+	TrustedProxies []*net.IPNet
+	// MetricsElsewhere keeps /metrics off this handler: the caller serves
+	// MetricsHandler on its own listener (server.metrics_listen).
+	MetricsElsewhere bool
 }
 
 // Server is the configured Echo application.
@@ -60,6 +72,7 @@ type Server struct {
 	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
 	ui        *browserUI
 	shapes    map[string]errorShape // "METHOD /path" → how the route writes errors
+	signups   *rateStore            // the signup limiter's buckets
 }
 
 // New builds the routes. The result is an http.Handler; the caller owns the
@@ -84,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = clientIP(cfg.TrustedProxies)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -101,7 +115,9 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/.well-known/oauth-authorization-server", s.serveDiscovery)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	if !cfg.MetricsElsewhere {
+		e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
+	}
 
 	s.shapeErrors(oauthErrors,
 		e.POST("/token", s.token),
@@ -125,6 +141,42 @@ func New(cfg Config) (*Server, error) {
 	admin.POST("/keys/rotate", s.adminRotate)
 	admin.POST("/keys/:kid/revoke", s.adminRevoke)
 	return s, nil
+}
+
+// MetricsHandler serves the Prometheus metrics: on the main listener at
+// /metrics unless Config.MetricsElsewhere, and on server.metrics_listen.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+}
+
+// clientIP is the one rule for the client's address. Echo's c.RealIP() asks
+// it, and so do everything that uses c.RealIP(): the request log, the admin
+// audit lines, the login throttle's per-IP key (web/browser.go, web/oauth.go)
+// and the signup limiter. Without trusted proxies it is the TCP peer and
+// X-Forwarded-For and X-Real-IP are ignored (Echo's default would believe
+// either header from anyone). With them, X-Forwarded-For is read only when
+// the TCP peer is a trusted proxy, from the right: the first hop that is not a
+// trusted proxy is the client, so hops a client writes itself (to the left of
+// what its proxy appends) cannot choose the address. Loopback, link-local and
+// private addresses are trusted only when listed, unlike Echo's defaults. The
+// answer is a parsed IP's canonical text, so never longer than an IPv6
+// address: the limiters' keys have a fixed bound.
+func clientIP(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	xff := echo.ExtractIPFromXFFHeader(opts...)
+	return func(r *http.Request) string {
+		ip := xff(r)
+		if p := net.ParseIP(ip); p != nil {
+			return p.String()
+		}
+		return ip
+	}
 }
 
 // ServeHTTP makes Server an http.Handler. The two key-set routes go straight to
@@ -171,17 +223,104 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 	})
 }
 
+// Signup limiter: each address gets signupBurst signups at once and one more
+// every signupEvery; at most signupMaxAddrs addresses are tracked.
+const (
+	signupBurst    = 10
+	signupEvery    = time.Second
+	signupMaxAddrs = 10_000
+)
+
+// errSignupsBusy is the signup limiter's answer when it tracks signupMaxAddrs
+// addresses, none idle: a new address is refused rather than remembered.
+var errSignupsBusy = errors.New("signup limiter full")
+
 // signupLimiter bounds signups per client IP, JSON (POST /users) and form
 // (POST /signup) alike, on top of the argon2 concurrency bound: each signup
-// costs a password hash. Both routes share its budget.
+// costs a password hash. Both routes share its budget. The identifier is
+// c.RealIP(), i.e. clientIP's answer.
 func (s *Server) signupLimiter() echo.MiddlewareFunc {
+	s.signups = newRateStore(signupEvery, signupBurst, signupMaxAddrs, time.Now)
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: 1, Burst: 10, ExpiresIn: 10 * time.Minute}),
-		DenyHandler: func(c echo.Context, _ string, _ error) error {
+		Store: s.signups,
+		DenyHandler: func(c echo.Context, _ string, err error) error {
+			msg := "Too many signups from this address; slow down."
+			if errors.Is(err, errSignupsBusy) {
+				msg = "Too many signups right now; slow down."
+			}
 			return s.writeError(c, &problem{Status: http.StatusTooManyRequests, RetryAfter: time.Second,
-				Title: "Slow down", Message: "Too many signups from this address; slow down.", Hint: "Wait a moment and try again."})
+				Title: "Slow down", Message: msg, Hint: "Wait a moment and try again."})
 		},
 	})
+}
+
+// rateStore is a middleware.RateLimiterStore with a token bucket per
+// identifier and a hard cap on how many it keeps. It is written here because
+// Echo's RateLimiterMemoryStore has no cap, only an expiry: every distinct
+// identifier costs an entry for ExpiresIn, so a flood of distinct identifiers
+// grows it without bound (issue "Abuse-proof": ~527 MB in 15 s when the
+// identifier was an attacker's header).
+//
+// Memory: at most max entries, each a few hundred bytes plus its key (an IP
+// address from clientIP, at most 45 bytes). Buckets are kept least recently
+// used first; a bucket untouched for idle (burst × every, the time to refill
+// from empty) is full again and behaves exactly like no bucket, so dropping
+// it loses nothing: that is done from the front of the list on every call,
+// O(1) amortized. When the store is still full, a new identifier is refused
+// (errSignupsBusy) rather than evicting a bucket still in use, which would
+// hand its owner a fresh burst. So known addresses keep their exact budget,
+// and a flood of more than max addresses within idle delays only new
+// addresses' signups, for at most idle after it stops.
+type rateStore struct {
+	mu      sync.Mutex
+	every   time.Duration
+	burst   int
+	max     int
+	idle    time.Duration
+	now     func() time.Time
+	entries map[string]*list.Element // values *rateEntry
+	lru     *list.List               // least recently used first
+}
+
+type rateEntry struct {
+	key  string
+	lim  *rate.Limiter
+	last time.Time
+}
+
+func newRateStore(every time.Duration, burst, max int, now func() time.Time) *rateStore {
+	return &rateStore{every: every, burst: burst, max: max, idle: time.Duration(burst) * every, now: now,
+		entries: map[string]*list.Element{}, lru: list.New()}
+}
+
+// Allow implements middleware.RateLimiterStore.
+func (s *rateStore) Allow(id string) (bool, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for el := s.lru.Front(); el != nil && now.Sub(el.Value.(*rateEntry).last) >= s.idle; el = s.lru.Front() {
+		s.lru.Remove(el)
+		delete(s.entries, el.Value.(*rateEntry).key)
+	}
+	if el, ok := s.entries[id]; ok {
+		e := el.Value.(*rateEntry)
+		e.last = now
+		s.lru.MoveToBack(el)
+		return e.lim.AllowN(now, 1), nil
+	}
+	if s.lru.Len() >= s.max {
+		return false, errSignupsBusy
+	}
+	e := &rateEntry{key: id, lim: rate.NewLimiter(rate.Every(s.every), s.burst), last: now}
+	s.entries[id] = s.lru.PushBack(e)
+	return e.lim.AllowN(now, 1), nil
+}
+
+// Len is the number of buckets kept.
+func (s *rateStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lru.Len()
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -33,6 +33,8 @@ type App struct {
 	Manager  *rotation.Manager
 	Provider *idp.Provider
 	Handler  http.Handler
+
+	metrics http.Handler // /metrics, for server.metrics_listen
 }
 
 // Open opens the store, loads (or creates) the signing keys and builds the
@@ -68,11 +70,17 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 	if a.Provider, err = d.Provider(mgr.Signer()); err != nil {
 		return nil, err
 	}
-	a.Handler, err = web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		Keys: mgr, IDP: a.Provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: a.reg, Logger: log})
+	proxies, err := cfg.Server.TrustedProxyNets() // validated by config.Load
 	if err != nil {
 		return nil, err
 	}
+	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Keys: mgr, IDP: a.Provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: a.reg, Logger: log,
+		TrustedProxies: proxies, MetricsElsewhere: cfg.Server.MetricsListen != ""})
+	if err != nil {
+		return nil, err
+	}
+	a.Handler, a.metrics = srv, srv.MetricsHandler()
 	return a, nil
 }
 
@@ -93,6 +101,13 @@ func (a *App) Run(ctx context.Context) error {
 // (key refresh, key-set notifications, pruning) stops before Serve returns.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	cfg, log, d, mgr := a.d.cfg, a.d.log, a.d, a.Manager
+	if addr := cfg.Server.MetricsListen; addr != "" { // /metrics on its own listener, not the main one
+		stopMetrics, err := serveMetrics(addr, a.metrics, cfg.Server.ReadHeaderTimeout, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	hs := &http.Server{Handler: a.Handler, ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout,
 		WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout, MaxHeaderBytes: 32 << 10}
 
@@ -131,6 +146,25 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves h at /metrics on addr (server.metrics_listen) until the
+// returned stop is called.
+func serveMetrics(addr string, h http.Handler, readHeaderTimeout time.Duration, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.metrics_listen: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: 32 << 10}
+	go func() {
+		if err := ms.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listener started", "listen", ln.Addr().String())
+	return func() { ms.Close() }, nil
 }
 
 // prune deletes expired deny-list entries, replay records, refresh-token

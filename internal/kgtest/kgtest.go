@@ -62,6 +62,9 @@ type Options struct {
 	// Issuer replaces the server's own URL as the issuer, e.g. an https one
 	// to see Secure cookies; flows that follow the issuer's URLs then fail.
 	Issuer string
+	// Web, when set, adjusts the web server's configuration before it is
+	// built (e.g. TrustedProxies, MetricsElsewhere).
+	Web func(*web.Config)
 }
 
 // Server is a running Keygate.
@@ -149,8 +152,12 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := web.New(web.Config{Issuer: issuer, AdminToken: o.AdminToken, MaxBodyBytes: 64 << 10, Keys: s.Keys, IDP: s.IDP,
-		Store: st, JWKS: pub, Metrics: metrics, Registry: s.Registry, Logger: log, Now: now})
+	wc := web.Config{Issuer: issuer, AdminToken: o.AdminToken, MaxBodyBytes: 64 << 10, Keys: s.Keys, IDP: s.IDP,
+		Store: st, JWKS: pub, Metrics: metrics, Registry: s.Registry, Logger: log, Now: now}
+	if o.Web != nil {
+		o.Web(&wc)
+	}
+	h, err := web.New(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
