@@ -14,6 +14,7 @@ import (
 
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/internal/app"
+	"github.com/keygate/keygate/internal/poll"
 )
 
 // TestServeInProcess starts the server on a free port over a fresh SQLite
@@ -87,5 +88,58 @@ func TestServeInProcess(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/readyz"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// TestMetricsListen moves /metrics to server.metrics_listen: the main port
+// answers 404 for it, the metrics listener 200.
+func TestMetricsListen(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := free.Addr().String()
+	free.Close()
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	body := "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nstorage:\n  dsn: keygate.db\nserver:\n  metrics_listen: " + metricsAddr + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	status := func(url string) int {
+		t.Helper()
+		var res *http.Response
+		poll.Until(t, 10*time.Second, url+" to answer", func() bool {
+			res, err = http.Get(url)
+			return err == nil
+		})
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := status("http://" + ln.Addr().String() + "/metrics"); got != http.StatusNotFound {
+		t.Errorf("/metrics on the main port: %d, want 404", got)
+	}
+	if got := status("http://" + metricsAddr + "/metrics"); got != http.StatusOK {
+		t.Errorf("/metrics on server.metrics_listen: %d, want 200", got)
 	}
 }
