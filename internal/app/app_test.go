@@ -20,30 +20,7 @@ import (
 // TestServeInProcess starts the server on a free port over a fresh SQLite
 // file, reads /jwks and /readyz, and shuts it down.
 func TestServeInProcess(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
-	body := "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nkeys:\n  rsa_bits: 2048\nstorage:\n  dsn: keygate.db\n"
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	base, a, stop := startApp(t, "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nkeys:\n  rsa_bits: 2048\nstorage:\n  dsn: keygate.db\n")
 
 	res, err := http.Get(base + "/jwks")
 	if err != nil {
@@ -77,14 +54,8 @@ func TestServeInProcess(t *testing.T) {
 		t.Errorf("GET /readyz: %d", res.StatusCode)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after its context ended")
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 	if _, err := http.Get(base + "/readyz"); err == nil {
 		t.Error("still serving after shutdown")
@@ -101,30 +72,8 @@ func TestMetricsListen(t *testing.T) {
 	metricsAddr := free.Addr().String()
 	free.Close()
 
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
-	body := "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nstorage:\n  dsn: keygate.db\nserver:\n  metrics_listen: " + metricsAddr + "\n"
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	base, _, stop := startApp(t, "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nstorage:\n  dsn: keygate.db\nserver:\n  metrics_listen: "+metricsAddr+"\n")
+	defer stop()
 
 	status := func(url string) int {
 		t.Helper()
@@ -136,10 +85,50 @@ func TestMetricsListen(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	if got := status("http://" + ln.Addr().String() + "/metrics"); got != http.StatusNotFound {
+	if got := status(base + "/metrics"); got != http.StatusNotFound {
 		t.Errorf("/metrics on the main port: %d, want 404", got)
 	}
 	if got := status("http://" + metricsAddr + "/metrics"); got != http.StatusOK {
 		t.Errorf("/metrics on server.metrics_listen: %d, want 200", got)
 	}
+}
+
+// startApp opens an App over a fresh SQLite file with config body yaml and
+// serves it on a free port; it returns the base URL and a function that
+// shuts it down and returns Serve's error.
+func startApp(t *testing.T, yaml string) (base string, a *app.App, stop func() error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err = app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	stop = func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after its context ended")
+			return nil
+		}
+	}
+	return "http://" + ln.Addr().String(), a, stop
 }
