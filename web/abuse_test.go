@@ -1,0 +1,92 @@
+package web_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/keygate/keygate/internal/kgtest"
+)
+
+// The attacks of the "Abuse-proof" issue, each through HTTP against a real
+// server.
+
+// TestAttackAPIRequestReplayedAsLogin: a request the client signed for a
+// resource server ({"iss", "iat", "query"}, the client-signed-request pattern
+// of the jwks SDK's ClientKeyVerifier), replayed to POST /login or to the
+// jwt-bearer grant of a client allowed bare assertions, must not mint a
+// token: a bare assertion is a login and nothing else.
+func TestAttackAPIRequestReplayedAsLogin(t *testing.T) {
+	t.Parallel()
+	e := newTkEnv(t, kgtest.Options{})
+	ck, _ := tkKeys()
+	now := e.clock.Now().Unix()
+	apiRequest := tkRS256(t, ck, jwt.MapClaims{"iss": "client", "iat": now, "query": "SELECT * FROM orders"})
+
+	res := e.do(t, tkReq{path: "/login", body: apiRequest, ctype: "application/jwt"})
+	if res.status < 400 || res.status >= 500 {
+		t.Fatalf("POST /login with a signed API request: %s, want a 4xx", res)
+	}
+	if msg, _ := res.object(t)["error"].(string); !strings.Contains(msg, `"query"`) {
+		t.Errorf("POST /login error %q does not name the claim", msg)
+	}
+	tkWantOAuthError(t, e.do(t, tkReq{path: "/token", form: tkForm("grant_type", tkJWT, "assertion", apiRequest)}), 400, "invalid_grant", "query")
+
+	// Other claims that make it something else than a login.
+	for _, extra := range []string{"scope", "nbf", "jti", "method", "path"} {
+		c := jwt.MapClaims{"iss": "client", extra: "x"}
+		if extra == "nbf" {
+			c[extra] = now
+		}
+		res := e.do(t, tkReq{path: "/login", body: tkRS256(t, ck, c), ctype: "application/jwt"})
+		if res.status < 400 || res.status >= 500 {
+			t.Errorf("bare assertion with %q: %s, want a 4xx", extra, res)
+		}
+	}
+
+	// The bare-login shape still logs in, on both routes.
+	for _, c := range []jwt.MapClaims{
+		{"iss": "client"},
+		{"iss": "client", "sub": "client"},
+		{"iss": "client", "sub": "client", "aud": e.URL, "iat": now, "exp": now + 60},
+		{"iss": "client", "aud": e.URL + "/token", "iat": now - 60},
+	} {
+		if res := e.do(t, tkReq{path: "/login", body: tkRS256(t, ck, c), ctype: "application/jwt"}); res.status != 200 {
+			t.Errorf("bare login %v: %s", c, res)
+		}
+		e.mustToken(t, tkReq{form: tkForm("grant_type", tkJWT, "assertion", tkRS256(t, ck, c))})
+	}
+	// A standard RFC 7523 assertion may carry other claims, as before.
+	std := jwt.MapClaims{"iss": "client", "aud": e.URL, "exp": now + 600, "jti": tkJTI(), "iat": now - 3000, "scope": "read"}
+	if res := e.do(t, tkReq{path: "/login", body: tkRS256(t, ck, std), ctype: "application/jwt"}); res.status != 200 {
+		t.Errorf("standard assertion: %s", res)
+	}
+}
+
+// TestAttackStaleBareAssertion: a bare assertion captured long ago (a
+// year-old iat), or one made to live for long (a far exp), must not log in.
+func TestAttackStaleBareAssertion(t *testing.T) {
+	t.Parallel()
+	e := newTkEnv(t, kgtest.Options{})
+	ck, _ := tkKeys()
+	now := e.clock.Now()
+	for name, c := range map[string]jwt.MapClaims{
+		"iat a year ago":       {"iss": "client", "iat": now.AddDate(-1, 0, 0).Unix()},
+		"iat ten minutes ago":  {"iss": "client", "iat": now.Add(-10 * time.Minute).Unix()},
+		"exp in fifty minutes": {"iss": "client", "exp": now.Add(50 * time.Minute).Unix()},
+		"iat in the future":    {"iss": "client", "iat": now.Add(time.Hour).Unix()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := tkRS256(t, ck, c)
+			res := e.do(t, tkReq{path: "/login", body: a, ctype: "application/jwt"})
+			if res.status < 400 || res.status >= 500 {
+				t.Errorf("POST /login: %s, want a 4xx", res)
+			} else if msg, _ := res.object(t)["error"].(string); msg == "" {
+				t.Errorf("POST /login: no error message: %s", res)
+			}
+			tkWantOAuthError(t, e.do(t, tkReq{path: "/token", form: tkForm("grant_type", tkJWT, "assertion", a)}), 400, "invalid_grant", "")
+		})
+	}
+}
