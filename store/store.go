@@ -106,6 +106,7 @@ type Client struct {
 	AccessTTL          time.Duration
 	NotBeforeDelay     time.Duration // tokens become valid this long after issue
 	AllowBareAssertion bool          // accept seed-style assertions without exp/jti (replayable; opt-in)
+	Introspect         bool          // a resource server: may introspect other clients' tokens (RFC 7662 §4)
 	CreatedAt          time.Time
 }
 

@@ -90,3 +90,50 @@ func TestAttackStaleBareAssertion(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackIntrospectionScanning: a confidential client must not learn,
+// through /introspect, whether another client's tokens are active, nor read
+// their claims (RFC 7662 §4). Only the token's own client and clients
+// registered as resource servers (introspect) see active: true.
+func TestAttackIntrospectionScanning(t *testing.T) {
+	t.Parallel()
+	e := newTkEnv(t, kgtest.Options{})
+	svcTok := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC, "scope", "read"), basic: e.basic("svc")})
+	alice := e.password(t, "script", "alice", tkAlicePW, "openid read")
+	otherTok := e.mustToken(t, tkReq{form: tkForm("grant_type", tkCC), basic: e.basic("other")})
+
+	ask := func(t *testing.T, caller, token string) map[string]any {
+		t.Helper()
+		res := e.do(t, tkReq{path: "/introspect", form: tkForm("token", token), basic: e.basic(caller)})
+		if res.status != 200 {
+			t.Fatalf("introspect as %s: %s", caller, res)
+		}
+		return res.object(t)
+	}
+	// "other" is an ordinary confidential client: it scans tokens it got hold of.
+	for name, tok := range map[string]string{
+		"svc's access token":    svcTok.AccessToken,
+		"alice's access token":  alice.AccessToken,
+		"alice's refresh token": alice.RefreshToken,
+	} {
+		if m := ask(t, "other", tok); m["active"] != false || len(m) != 1 {
+			t.Errorf("other introspecting %s: %v, want only active=false", name, m)
+		}
+	}
+	// Its own token, it may.
+	if m := ask(t, "other", otherTok.AccessToken); m["active"] != true || m["client_id"] != "other" {
+		t.Errorf("other introspecting its own token: %v", m)
+	}
+	// The token's own client, and a resource server, see it active.
+	if m := ask(t, "script", alice.AccessToken); m["active"] != true {
+		t.Errorf("script introspecting its own token: %v", m)
+	}
+	if m := ask(t, "script", alice.RefreshToken); m["active"] != true {
+		t.Errorf("script introspecting its own refresh token: %v", m)
+	}
+	for _, tok := range []string{alice.AccessToken, alice.RefreshToken, otherTok.AccessToken} {
+		if m := ask(t, "svc", tok); m["active"] != true {
+			t.Errorf("resource server svc: %v", m)
+		}
+	}
+}

@@ -102,7 +102,7 @@ type ClientRow struct {
 	GrantTypes, Scopes, Audience, RedirectURIs string
 	Public                                     bool
 	AccessTTL, NotBeforeDelay                  int64
-	AllowBareAssertion                         bool
+	AllowBareAssertion, Introspect             bool
 	Created                                    int64
 }
 
@@ -114,7 +114,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 	r := ClientRow{
 		ID: c.ID, Name: c.Name, SecretHash: NilIfEmpty(c.SecretHash), JWKS: NilIfEmpty(c.JWKS), JWKSURI: c.JWKSURI,
 		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
-		AllowBareAssertion: c.AllowBareAssertion,
+		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect,
 	}
 	var err error
 	if r.Created, err = ToNanos(c.CreatedAt); err != nil {
@@ -144,7 +144,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 	c := store.Client{
 		ID: r.ID, Name: r.Name, SecretHash: NilIfEmpty(r.SecretHash), JWKS: NilIfEmpty(r.JWKS), JWKSURI: r.JWKSURI,
 		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
-		AllowBareAssertion: r.AllowBareAssertion, CreatedAt: FromNanos(r.Created),
+		AllowBareAssertion: r.AllowBareAssertion, Introspect: r.Introspect, CreatedAt: FromNanos(r.Created),
 	}
 	for _, f := range []struct {
 		name string
