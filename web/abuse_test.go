@@ -1,13 +1,21 @@
 package web_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/store"
 )
 
 // The attacks of the "Abuse-proof" issue, each through HTTP against a real
@@ -135,5 +143,70 @@ func TestAttackIntrospectionScanning(t *testing.T) {
 		if m := ask(t, "svc", tok); m["active"] != true {
 			t.Errorf("resource server svc: %v", m)
 		}
+	}
+}
+
+// TestAttackAuthCodeFlood: a logged-in browser (or a script holding its
+// session cookie) asking /authorize over and over, 200 requests at once,
+// gets its codes, but the database keeps at most idp.MaxCodesPerSession of
+// them for the session; the newest one still works.
+func TestAttackAuthCodeFlood(t *testing.T) {
+	t.Parallel()
+	e := newBrEnv(t, kgtest.Options{})
+	b := e.browser(t)
+	verifier, challenge := brPKCE("flood")
+	params := brAuthParams("webapp", brAppCB, challenge)
+	codes := []string{b.login(t, params, "alice", brAlicePW)}
+
+	const calls = 200
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []string
+	)
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := b.c.Get(e.URL + "/authorize?" + params.Encode())
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err.Error())
+				mu.Unlock()
+				return
+			}
+			res.Body.Close()
+			loc, _ := url.Parse(res.Header.Get("Location"))
+			mu.Lock()
+			defer mu.Unlock()
+			if code := loc.Query().Get("code"); res.StatusCode/100 == 3 && code != "" {
+				codes = append(codes, code)
+			} else {
+				errs = append(errs, fmt.Sprintf("%d %s", res.StatusCode, loc))
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d authorization requests failed, e.g. %s", len(errs), calls, errs[0])
+	}
+	stored := 0
+	for _, code := range codes {
+		sum := sha256.Sum256([]byte(code))
+		_, err := e.Store.GetAuthCode(t.Context(), hex.EncodeToString(sum[:]))
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, store.ErrNotFound):
+			t.Fatal(err)
+		}
+	}
+	if stored > idp.MaxCodesPerSession {
+		t.Errorf("%d codes of one session stored after %d requests, want at most %d", stored, len(codes), idp.MaxCodesPerSession)
+	}
+	// The newest code is redeemable.
+	last := e.wantCodeRedirect(t, b.get(t, "/authorize?"+params.Encode()), brAppCB, params.Get("state"))
+	if tr := e.exchange(t, "webapp", last, brAppCB, verifier); tr.AccessToken == "" {
+		t.Errorf("the newest code after a flood: %+v", tr)
 	}
 }
