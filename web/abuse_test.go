@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -159,6 +160,10 @@ func TestAttackAuthCodeFlood(t *testing.T) {
 	codes := []string{b.login(t, params, "alice", brAlicePW)}
 
 	const calls = 200
+	// The browser's cookies, without its 10 s timeout: 200 writes at once on
+	// a loaded machine queue for SQLite's write lock.
+	c := &http.Client{Jar: b.jar, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -168,7 +173,7 @@ func TestAttackAuthCodeFlood(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := b.c.Get(e.URL + "/authorize?" + params.Encode())
+			res, err := c.Get(e.URL + "/authorize?" + params.Encode())
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err.Error())
