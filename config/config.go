@@ -122,6 +122,7 @@ type Client struct {
 	AccessTTL          time.Duration `yaml:"access_ttl"`
 	NotBeforeDelay     time.Duration `yaml:"not_before_delay"`
 	AllowBareAssertion bool          `yaml:"allow_bare_assertion"`
+	Introspect         bool          `yaml:"introspect"` // a resource server: may introspect other clients' tokens
 }
 
 // Admin guards the admin HTTP API.
@@ -490,7 +491,7 @@ func (c Config) validateClients() error {
 func (cl Client) IDPClient() (idp.Client, error) {
 	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
 		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, Public: cl.Public, AccessTTL: cl.AccessTTL,
-		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Static: true}
+		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect, Static: true}
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)
 		if err != nil {

@@ -134,6 +134,7 @@ func TestStaticClientsUseTheOneValidation(t *testing.T) {
 		{"clients:\n  - id: svc\n    grant_types: [client_credentials]\n    secret_sha256: abc\n", `("svc"): secret_sha256 must be 64 hex digits`},
 		{"clients:\n  - id: svc\n    grant_types: [client_credentials]\n    public_key_file: missing.pem\n", `("svc"): public_key_file:`},
 		{entry("") + "  - id: svc\n    grant_types: [client_credentials]\n    " + secret, `clients[1]: duplicate id "svc"`},
+		{"clients:\n  - id: svc\n    grant_types: [client_credentials]\n    public: true\n    introspect: true\n", `("svc"): introspect: a public client cannot introspect`},
 	}
 	for _, c := range cases {
 		_, err := config.Load(write(t, c.file), env(nil))
@@ -143,5 +144,12 @@ func TestStaticClientsUseTheOneValidation(t *testing.T) {
 	}
 	if _, err := config.Load(write(t, entry("    access_ttl: 30s\n    not_before_delay: 10s\n")), env(nil)); err != nil {
 		t.Errorf("a consistent client refused: %v", err)
+	}
+	c, err := config.Load(write(t, entry("    introspect: true\n")), env(nil))
+	if err != nil {
+		t.Fatalf("a resource server refused: %v", err)
+	}
+	if ic, err := c.Clients[0].IDPClient(); err != nil || !ic.Introspect {
+		t.Errorf("introspect: true reads back as %v (%v)", ic.Introspect, err)
 	}
 }

@@ -25,6 +25,17 @@ import (
 // what RFC 7523 §3 intends, and it bounds the replay cache.
 const maxAssertionLifetime = time.Hour
 
+// maxBareAge bounds how far a bare assertion's iat may lie in the past and
+// its exp in the future. A bare assertion has no jti, so nothing stops its
+// replay but its dates: keeping them within minutes of now keeps an old
+// capture from logging in.
+const maxBareAge = 5 * time.Minute
+
+// bareClaims are the only claims a bare assertion may carry: it is a login
+// and nothing else. A JWT with any other claim (the "query" of a client-signed
+// API request, say) was signed for another purpose and must not pass for one.
+var bareClaims = []string{"iss", "sub", "aud", "iat", "exp"}
+
 // assertionUse says where an assertion is presented; the checks differ a little.
 type assertionUse int
 
@@ -149,14 +160,20 @@ func verifiesWithAny(raw string, keys jwk.Set, kid string, alg jwa.SignatureAlgo
 
 // checkAssertionClaims applies RFC 7523 §3 to a verified assertion: its
 // dates, its subject and audience, and its jti, recorded against replay. A
-// client allowed bare assertions may omit exp, aud and jti on a grant or a
-// login, never on client authentication.
+// client allowed bare assertions may omit exp, aud or jti on a grant or a
+// login, never on client authentication; such a bare assertion must then have
+// the bare-login shape (checkBareShape).
 func (p *Provider) checkAssertionClaims(ctx context.Context, a *assertion, use assertionUse, audiences []string) error {
-	bare := a.client.AllowBareAssertion && use != useClientAuth
+	bare := a.client.AllowBareAssertion && use != useClientAuth && !a.standard()
 	now := p.now()
 	exp, hasExp, err := p.checkAssertionDates(a, use, bare, now)
 	if err != nil {
 		return err
+	}
+	if bare {
+		if err := p.checkBareShape(a, use, now); err != nil {
+			return err
+		}
 	}
 	if err := checkAssertionParties(a, use, bare, audiences); err != nil {
 		return err
@@ -178,6 +195,35 @@ func (p *Provider) checkAssertionClaims(ctx context.Context, a *assertion, use a
 	}
 	if err != nil {
 		return serverError(err)
+	}
+	return nil
+}
+
+// standard reports whether a carries what RFC 7523 §3 requires (exp, jti and
+// aud), and so is checked as any client's assertion would be.
+func (a *assertion) standard() bool {
+	_, hasExp := a.claims["exp"]
+	_, hasAud := a.claims["aud"]
+	return hasExp && hasAud && a.str("jti") != ""
+}
+
+// checkBareShape holds a bare assertion to the bare-login shape: iss,
+// optionally sub, aud, iat and exp, and nothing else; iat, when present, no
+// older than maxBareAge, and exp no further ahead. So a JWT the client signed
+// for something else (a request to a resource server: {"iss", "iat",
+// "query"}), or one captured long ago, is not a login.
+func (p *Provider) checkBareShape(a *assertion, use assertionUse, now time.Time) error {
+	for name := range a.claims {
+		if !slices.Contains(bareClaims, name) {
+			return assertionErr(use, "a bare assertion (without exp, jti and aud) may carry only %s, not %q: it is a login and nothing else",
+				strings.Join(bareClaims, ", "), name)
+		}
+	}
+	if iat, ok, _ := numericDate(a.claims, "iat"); ok && now.Sub(iat) > maxBareAge+p.cfg.Leeway {
+		return assertionErr(use, "the bare assertion is stale: iat is more than %s old", maxBareAge)
+	}
+	if exp, ok, _ := numericDate(a.claims, "exp"); ok && exp.Sub(now) > maxBareAge+p.cfg.Leeway {
+		return assertionErr(use, "the bare assertion's exp is more than %s ahead (send jti and aud for a longer one)", maxBareAge)
 	}
 	return nil
 }

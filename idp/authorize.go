@@ -334,9 +334,20 @@ func validChallenge(s string) bool {
 	return err == nil && len(b) == sha256.Size
 }
 
+// MaxCodesPerSession caps the authorization codes a session holds unredeemed.
+// A browser needs one per login it is completing (a few tabs at most); a
+// script holding a session cookie could otherwise mint hundreds a second,
+// each a row until it is pruned. Past the cap the oldest are deleted rather
+// than the new one refused: the newest code is the one a user is about to
+// redeem, an old one is most likely abandoned, and refusing would let a
+// runaway client lock its own user out of logging in for CodeTTL.
+const MaxCodesPerSession = 20
+
 // IssueCode creates an authorization code for ar on behalf of the session's
 // user and returns the redirect that delivers it: the redirect URI with
-// code, state (when the request had one) and iss (RFC 9207).
+// code, state (when the request had one) and iss (RFC 9207). The session
+// keeps at most MaxCodesPerSession unredeemed codes (the store deletes the
+// oldest, and the session's expired ones, in the same transaction).
 func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -345,8 +356,8 @@ func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (
 	code := "kgc_" + base64.RawURLEncoding.EncodeToString(b)
 	now := p.now().UTC()
 	if err := p.browser.CreateAuthCode(ctx, store.AuthCode{ID: digest(code), ClientID: ar.ClientID,
-		RedirectURI: ar.RedirectURI, UserID: s.UserID, Scope: ar.Scope, Nonce: ar.Nonce, CodeChallenge: ar.CodeChallenge,
-		AuthTime: s.AuthTime, CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}); err != nil {
+		RedirectURI: ar.RedirectURI, UserID: s.UserID, SessionID: s.ID, Scope: ar.Scope, Nonce: ar.Nonce, CodeChallenge: ar.CodeChallenge,
+		AuthTime: s.AuthTime, CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}, MaxCodesPerSession); err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
 	v := url.Values{"code": {code}, "iss": {p.cfg.Issuer}}

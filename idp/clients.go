@@ -54,6 +54,7 @@ type Client struct {
 	AccessTTL          time.Duration
 	NotBeforeDelay     time.Duration
 	AllowBareAssertion bool
+	Introspect         bool // a resource server: may introspect other clients' tokens
 	Static             bool
 	CreatedAt          time.Time
 }
@@ -130,7 +131,8 @@ func checkClientLifetime(c *Client, l ClientLimits) error {
 }
 
 // checkClientCredentials: a public client has none, a confidential one a
-// secret or public keys, and a jwks_uri is an http(s) URL.
+// secret or public keys, and a jwks_uri is an http(s) URL. Only a
+// confidential client may introspect.
 func checkClientCredentials(c *Client, _ ClientLimits) error {
 	if c.JWKSURI != "" {
 		u, err := url.Parse(c.JWKSURI)
@@ -143,6 +145,10 @@ func checkClientCredentials(c *Client, _ ClientLimits) error {
 	}
 	if !c.Public && len(c.SecretHash) == 0 && !c.HasKeys() {
 		return badClient("public", "a confidential client needs a secret or public keys")
+	}
+	if c.Introspect && c.Public {
+		// /introspect authenticates its caller; a public client cannot be one.
+		return badClient("introspect", "a public client cannot introspect: a resource server needs a secret or public keys")
 	}
 	return nil
 }
@@ -248,7 +254,7 @@ func isPrivate(k jwk.Key) bool {
 func FromStore(sc store.Client) (*Client, error) {
 	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, Public: sc.Public,
-		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, CreatedAt: sc.CreatedAt}
+		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt}
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
 		if err != nil {
@@ -263,7 +269,7 @@ func FromStore(sc store.Client) (*Client, error) {
 func (c *Client) ToStore() (store.Client, error) {
 	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, Public: c.Public, AccessTTL: c.AccessTTL,
-		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, CreatedAt: c.CreatedAt}
+		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt}
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
 		if err != nil {

@@ -46,10 +46,25 @@ func (p *Provider) Revoke(ctx context.Context, c *Client, token, hint string) er
 	return nil
 }
 
-// Introspect serves RFC 7662: {"active": false} for anything that is not a
-// currently valid token (expired, not yet valid, revoked, signed by a revoked
-// kid, forged), the token's claims otherwise.
-func (p *Provider) Introspect(ctx context.Context, token string) (map[string]any, error) {
+// Introspect serves RFC 7662 to the authenticated client caller:
+// {"active": false} for anything that is not a currently valid token
+// (expired, not yet valid, revoked, signed by a revoked kid, forged), the
+// token's claims otherwise. Only the token's own client and clients
+// registered as resource servers (Introspect) learn that a token is active;
+// any other caller is told {"active": false}, so that a client cannot scan
+// for, or read, other clients' tokens (RFC 7662 §4).
+func (p *Provider) Introspect(ctx context.Context, caller *Client, token string) (map[string]any, error) {
+	out, err := p.introspect(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if out["active"] == true && !caller.Introspect && out["client_id"] != caller.ID {
+		return map[string]any{"active": false}, nil
+	}
+	return out, nil
+}
+
+func (p *Provider) introspect(ctx context.Context, token string) (map[string]any, error) {
 	if token == "" {
 		return nil, invalidRequest("token is required")
 	}

@@ -171,8 +171,16 @@ type BrowserStore interface {
 	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 
 	// CreateAuthCode stores a code; a taken ID is ErrConflict. ID,
-	// ClientID, RedirectURI, UserID and ExpiresAt are required.
-	CreateAuthCode(ctx context.Context, c AuthCode) error
+	// ClientID, RedirectURI, UserID and ExpiresAt are required. When
+	// c.SessionID is set it also, in the same transaction, deletes the
+	// session's codes that expired at or before c.CreatedAt and, when
+	// maxPerSession > 0, the session's oldest unredeemed codes (by CreatedAt,
+	// then ID) beyond maxPerSession, never the new one: so a session never
+	// holds more than maxPerSession unredeemed codes, however many
+	// CreateAuthCode calls run at once on however many replicas. Redeemed
+	// codes are kept until they expire (a second use must still revoke what
+	// the first one issued). maxPerSession <= 0 caps nothing.
+	CreateAuthCode(ctx context.Context, c AuthCode, maxPerSession int) error
 	// GetAuthCode returns a code by ID, redeemed or not.
 	GetAuthCode(ctx context.Context, id string) (AuthCode, error)
 	// RedeemAuthCode atomically spends the code (UsedAt = now) and records

@@ -106,6 +106,7 @@ type Client struct {
 	AccessTTL          time.Duration
 	NotBeforeDelay     time.Duration // tokens become valid this long after issue
 	AllowBareAssertion bool          // accept seed-style assertions without exp/jti (replayable; opt-in)
+	Introspect         bool          // a resource server: may introspect other clients' tokens (RFC 7662 §4)
 	CreatedAt          time.Time
 }
 
@@ -163,6 +164,7 @@ type AuthCode struct {
 	ClientID      string
 	RedirectURI   string // exactly as sent in the authorization request
 	UserID        string
+	SessionID     string // the browser session it was issued in (the cap on outstanding codes); may be empty
 	Scope         string
 	Nonce         string    // OIDC nonce, copied into the id_token; may be empty
 	CodeChallenge string    // PKCE S256 challenge; empty when the client sent none

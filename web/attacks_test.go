@@ -80,7 +80,7 @@ type atkEnv struct {
 //     jwt-bearer grant and the POST /login script login (RSA key "svc").
 func atkClients(t testing.TB) []idp.Client {
 	return []idp.Client{
-		{ID: "rs", SecretHash: idp.HashSecret(atkRSSecret), GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}},
+		{ID: "rs", SecretHash: idp.HashSecret(atkRSSecret), GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}, Introspect: true},
 		{ID: "app", SecretHash: idp.HashSecret(atkAppSecret), GrantTypes: []string{"password", "refresh_token"},
 			Scopes: []string{"openid", "profile", "email", "admin"}},
 		{ID: "svc", Keys: atkPublicSet(t, jwtforge.Key(t, "svc"), "svc-1"), GrantTypes: []string{"client_credentials", atkJWTBearer},

@@ -66,7 +66,7 @@ func newBrEnv(t *testing.T, o kgtest.Options) *brEnv {
 	code, refresh := idp.GrantAuthorizationCode, idp.GrantRefreshToken
 	for _, c := range []*idp.Client{
 		{ID: "webapp", Name: "Web App", Public: true, GrantTypes: []string{code, refresh}, Scopes: oidcScopes, RedirectURIs: []string{brAppCB, brAppCB2}},
-		{ID: "conf", GrantTypes: []string{code, refresh}, Scopes: oidcScopes, RedirectURIs: []string{brConfCB}},
+		{ID: "conf", GrantTypes: []string{code, refresh}, Scopes: oidcScopes, RedirectURIs: []string{brConfCB}, Introspect: true}, // introspects webapp's tokens
 		{ID: "other", GrantTypes: []string{code}, Scopes: []string{"openid"}, RedirectURIs: []string{brOtherCB}},
 		{ID: "pwonly", GrantTypes: []string{idp.GrantPassword}, Scopes: oidcScopes, RedirectURIs: []string{"https://pw.example/cb"}},
 		{ID: "noredirect", GrantTypes: []string{idp.GrantPassword}, Scopes: oidcScopes},
@@ -339,7 +339,8 @@ func brWantOAuthError(t *testing.T, r reply, status int, code, mention string) {
 	}
 }
 
-// active answers whether a token is active, asked by a confidential client.
+// active answers whether a token is active, asked by a confidential client
+// allowed to introspect any token.
 func (e *brEnv) active(t *testing.T, tok string) bool {
 	t.Helper()
 	r := send(t, e.URL, request{path: "/introspect", form: formOf("token", tok), basic: []string{"conf", e.secret["conf"]}})

@@ -84,10 +84,11 @@ func (s *Server) introspect(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, false); err != nil {
+	cl, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, false)
+	if err != nil {
 		return err
 	}
-	res, err := s.cfg.IDP.Introspect(c.Request().Context(), req.Form.Get("token"))
+	res, err := s.cfg.IDP.Introspect(c.Request().Context(), cl, req.Form.Get("token"))
 	if err != nil {
 		return err
 	}

@@ -56,11 +56,11 @@ const (
 
 // tkEnv is a running Keygate with the test clients and users registered:
 //
-//	svc     secret; client_credentials; read write; two audiences; 5 min tokens
+//	svc     secret; a resource server (may introspect any token); client_credentials; read write; two audiences; 5 min tokens
 //	script  secret; password, refresh_token; openid profile email read
 //	other   secret; password, refresh_token, client_credentials; same scopes
 //	pub     public; password, refresh_token; openid profile email
-//	keyed   secret and clientKey; client_credentials, jwt-bearer; read
+//	keyed   secret and clientKey; client_credentials, jwt-bearer; read; may introspect any token
 //	nojwt   clientKey; client_credentials only
 //	nokeys  secret only; client_credentials, jwt-bearer
 //	client  clientKey; jwt-bearer; 30 s tokens valid from +10 s; bare assertions (the script login)
@@ -99,11 +99,11 @@ func newTkEnv(t *testing.T, o kgtest.Options) *tkEnv {
 		withSecret bool
 	}{
 		{idp.Client{ID: "svc", GrantTypes: []string{tkCC}, Scopes: []string{"read", "write"},
-			Audience: []string{tkAPIAud, tkBillingAud}, AccessTTL: 5 * time.Minute}, true},
+			Audience: []string{tkAPIAud, tkBillingAud}, AccessTTL: 5 * time.Minute, Introspect: true}, true},
 		{idp.Client{ID: "script", GrantTypes: []string{tkPW, tkRefresh}, Scopes: oidcScopes}, true},
 		{idp.Client{ID: "other", GrantTypes: []string{tkPW, tkRefresh, tkCC}, Scopes: oidcScopes}, true},
 		{idp.Client{ID: "pub", Public: true, GrantTypes: []string{tkPW, tkRefresh}, Scopes: []string{"openid", "profile", "email"}}, false},
-		{withKeys(idp.Client{ID: "keyed", GrantTypes: []string{tkCC, tkJWT}, Scopes: []string{"read"}}), true},
+		{withKeys(idp.Client{ID: "keyed", GrantTypes: []string{tkCC, tkJWT}, Scopes: []string{"read"}, Introspect: true}), true},
 		{withKeys(idp.Client{ID: "nojwt", GrantTypes: []string{tkCC}, Scopes: []string{"read"}}), false},
 		{idp.Client{ID: "nokeys", GrantTypes: []string{tkCC, tkJWT}, Scopes: []string{"read"}}, true},
 		{withKeys(idp.Client{ID: "client", GrantTypes: []string{tkJWT}, Scopes: []string{"read"},

@@ -167,18 +167,31 @@ func serveMetrics(addr string, h http.Handler, readHeaderTimeout time.Duration, 
 	return func() { ms.Close() }, nil
 }
 
-// prune deletes expired deny-list entries, replay records, refresh-token
-// families, browser sessions and authorization codes every interval, so those
-// tables stay the size of what is live.
+// browserPruneInterval is how often expired sessions and authorization codes
+// are deleted: codes live a minute (idp.CodeTTL) and a logged-in user can
+// make many, so they are pruned within minutes rather than hours (besides
+// the per-session cap, idp.MaxCodesPerSession, applied as each is issued).
+const browserPruneInterval = time.Minute
+
+// prune deletes expired browser sessions and authorization codes every
+// browserPruneInterval, and expired deny-list entries, replay records,
+// refresh-token families and refilled throttle buckets every interval, so
+// those tables stay the size of what is live.
 func prune(ctx context.Context, d *Deps, provider *idp.Provider, every time.Duration) {
-	t := time.NewTicker(every)
+	t := time.NewTicker(min(every, browserPruneInterval))
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		pruneBrowser(ctx, d, provider)
+		if time.Since(last) < every {
+			continue
+		}
+		last = time.Now()
 		n, err := d.store.PruneExpired(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("pruning expired tokens failed", "err", err)
@@ -194,11 +207,15 @@ func prune(ctx context.Context, d *Deps, provider *idp.Provider, every time.Dura
 		if n > 0 {
 			d.log.Info("pruned expired token records", "rows", n)
 		}
-		if n, err := provider.PruneBrowser(ctx); err != nil && ctx.Err() == nil {
-			d.log.Warn("pruning expired sessions and codes failed", "err", err)
-		} else if n > 0 {
-			d.log.Info("pruned expired sessions and authorization codes", "rows", n)
-		}
+	}
+}
+
+// pruneBrowser deletes expired browser sessions and authorization codes.
+func pruneBrowser(ctx context.Context, d *Deps, provider *idp.Provider) {
+	if n, err := provider.PruneBrowser(ctx); err != nil && ctx.Err() == nil {
+		d.log.Warn("pruning expired sessions and codes failed", "err", err)
+	} else if n > 0 {
+		d.log.Info("pruned expired sessions and authorization codes", "rows", n)
 	}
 }
 

@@ -49,7 +49,8 @@ func newClientsCmd(o *options) *cobra.Command {
   keygate clients add webapp --public --grant authorization_code,refresh_token \
       --scope openid,profile,email --redirect-uri https://app.example.com/callback
   keygate clients add future-script --grant urn:ietf:params:oauth:grant-type:jwt-bearer --public-key client.pub \
-      --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion`,
+      --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion
+  keygate clients add orders-api --grant client_credentials --introspect`,
 		Args: cobra.ExactArgs(1),
 		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
 			c.ID, c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = args[0], grants, scopes, audien, redirects
@@ -89,6 +90,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (default tokens.access_ttl)")
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue (nbf = iat + this), e.g. 10s")
 	f.BoolVar(&c.AllowBareAssertion, "allow-bare-assertion", false, "accept a bare client-signed login assertion (iss only, no exp/jti; replayable, so off by default)")
+	f.BoolVar(&c.Introspect, "introspect", false, "a resource server: may introspect other clients' tokens at /introspect (others see only their own)")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -100,7 +102,7 @@ func newClientsCmd(o *options) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tREDIRECT_URIS")
+			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tREDIRECT_URIS")
 			for _, c := range cs {
 				src, auth := "store", []string{}
 				if c.Static {
@@ -115,8 +117,12 @@ func newClientsCmd(o *options) *cobra.Command {
 				if c.Public {
 					auth = append(auth, "public")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
-					strings.Join(c.Scopes, ","), strings.Join(c.Audience, ","), c.AccessTTL, c.NotBeforeDelay, strings.Join(c.RedirectURIs, " "))
+				introspect := "own"
+				if c.Introspect {
+					introspect = "any"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
+					strings.Join(c.Scopes, ","), strings.Join(c.Audience, ","), c.AccessTTL, c.NotBeforeDelay, introspect, strings.Join(c.RedirectURIs, " "))
 			}
 			return tw.Flush()
 		}),

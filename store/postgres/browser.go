@@ -134,15 +134,21 @@ func scanSession(r pgx.Row) (store.Session, error) {
 // codeColumns is the column list authorization-code queries select, in
 // scanAuthCode's order.
 const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at`
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
 // UserID and ExpiresAt are required; text must be storable (valid UTF-8
 // without NUL). UsedAt and what is issued at redemption are stored as given
 // (normally unset).
-func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
-	if err := checkText("id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID,
+//
+// With a SessionID, the insert and the trim of the session's codes (expired
+// ones, and unredeemed ones beyond maxPerSession) are one transaction that
+// first takes a transaction-scoped advisory lock on the session: concurrent
+// calls for one session, on any replica, take turns, and each sees the codes
+// the previous ones committed (READ COMMITTED), so the cap holds.
+func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSession int) error {
+	if err := checkText("id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID, "session id", ac.SessionID,
 		"scope", ac.Scope, "nonce", ac.Nonce, "code challenge", ac.CodeChallenge,
 		"family id", ac.FamilyID, "access jti", ac.AccessJTI); err != nil {
 		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
@@ -153,12 +159,37 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create authorization code %q: begin: %w", ac.ID, err)
+	}
+	defer tx.Rollback(ctx) // after Commit, a no-op
+	if r.SessionID != "" {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('keygate auth codes ' || $1, 0))`, r.SessionID); err != nil {
+			return fmt.Errorf("store/postgres: create authorization code %q: lock session %q: %w", ac.ID, r.SessionID, err)
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires)
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q for client %q", ac.ID, ac.ClientID), err)
+	}
+	if r.SessionID != "" {
+		// The session's expired codes, and its unredeemed codes other than
+		// the new one beyond the newest maxPerSession-1.
+		_, err = tx.Exec(ctx, `DELETE FROM auth_codes
+			WHERE session_id = $1 AND id <> $2 AND (expires_at <= $3 OR (used_at = 0 AND id NOT IN (
+				SELECT id FROM auth_codes WHERE session_id = $1 AND id <> $2 AND used_at = 0 AND expires_at > $3
+				ORDER BY created_at DESC, id DESC LIMIT $4)))`,
+			r.SessionID, r.ID, r.Created, columns.CodeCapLimit(maxPerSession))
+		if err != nil {
+			return fmt.Errorf("store/postgres: create authorization code %q: cap the codes of session %q: %w", ac.ID, r.SessionID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return writeError(fmt.Sprintf("create authorization code %q: commit", ac.ID), err)
 	}
 	return nil
 }
@@ -253,7 +284,7 @@ func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) er
 func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 	var row columns.AuthCodeRow
 	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID); err != nil {
 		return store.AuthCode{}, err
 	}
 	return columns.AuthCodeFromRow(row), nil

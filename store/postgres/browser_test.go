@@ -56,10 +56,10 @@ func TestBrowserUnstorableText(t *testing.T) {
 		} {
 			c := testCode(t, t0)
 			edit(&c)
-			invalid("CreateAuthCode ("+name+")", s.CreateAuthCode(ctx, c))
+			invalid("CreateAuthCode ("+name+")", s.CreateAuthCode(ctx, c, 0))
 		}
 		c := testCode(t, t0)
-		if err := s.CreateAuthCode(ctx, c); err != nil {
+		if err := s.CreateAuthCode(ctx, c, 0); err != nil {
 			t.Fatal(err)
 		}
 		now := t0.Add(time.Second)

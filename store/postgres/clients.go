@@ -13,7 +13,7 @@ import (
 
 // clientColumns is the column list client queries select, in scanClient's order.
 const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
-	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, created_at`
+	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at`
 
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
@@ -34,10 +34,10 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
 		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
-		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Created)
+		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -116,7 +116,7 @@ func scanClient(r pgx.Row) (store.Client, error) {
 	var row columns.ClientRow
 	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
 		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
-		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Created); err != nil {
+		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created); err != nil {
 		return store.Client{}, err
 	}
 	return columns.ClientFromRow(row)

@@ -105,14 +105,19 @@ func scanSession(r rowScanner) (store.Session, error) {
 // codeColumns is the column list authorization-code queries select, in
 // scanAuthCode's order.
 const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at`
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
 // UserID and ExpiresAt are required; text must be valid UTF-8. UsedAt and
 // what is issued at redemption are stored as given (normally unset).
-func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
-	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI} {
+//
+// With a SessionID, the insert and the trim of the session's codes (expired
+// ones, and unredeemed ones beyond maxPerSession) are one BEGIN IMMEDIATE
+// transaction: writers, in this process or another, take turns, so the cap
+// holds under any concurrency.
+func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSession int) (err error) {
+	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.SessionID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI} {
 		if !utf8.ValidString(v) {
 			return fmt.Errorf("store/sqlite: create authorization code %q: %q is not valid UTF-8", ac.ID, v)
 		}
@@ -121,12 +126,38 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode) error {
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create authorization code %q: %w", ac.ID, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	s.codeMu.Lock()
+	defer s.codeMu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
+	if err != nil {
+		return fmt.Errorf("store/sqlite: create authorization code %q: begin: %w", ac.ID, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	_, err = tx.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires)
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
+	}
+	if r.SessionID != "" {
+		// The session's expired codes, and its unredeemed codes other than
+		// the new one beyond the newest maxPerSession-1.
+		_, err = tx.ExecContext(ctx, `DELETE FROM auth_codes
+			WHERE session_id = ?1 AND id <> ?2 AND (expires_at <= ?3 OR (used_at = 0 AND id NOT IN (
+				SELECT id FROM auth_codes WHERE session_id = ?1 AND id <> ?2 AND used_at = 0 AND expires_at > ?3
+				ORDER BY created_at DESC, id DESC LIMIT ?4)))`,
+			r.SessionID, r.ID, r.Created, columns.CodeCapLimit(maxPerSession))
+		if err != nil {
+			return fmt.Errorf("store/sqlite: create authorization code %q: cap the codes of session %q: %w", ac.ID, r.SessionID, err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: create authorization code %q: commit: %w", ac.ID, err)
 	}
 	return nil
 }
@@ -195,7 +226,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 func scanAuthCode(r rowScanner) (store.AuthCode, error) {
 	var row columns.AuthCodeRow
 	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID); err != nil {
 		return store.AuthCode{}, err
 	}
 	return columns.AuthCodeFromRow(row), nil

@@ -12,7 +12,7 @@ import (
 
 // clientColumns is the column list client queries select, in scanClient's order.
 const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
-	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, created_at`
+	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at`
 
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
@@ -27,10 +27,10 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("store/sqlite: create client %q: %w", c.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
 		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
-		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Created)
+		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -116,7 +116,7 @@ func scanClient(r rowScanner) (store.Client, error) {
 	var row columns.ClientRow
 	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
 		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
-		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Created); err != nil {
+		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created); err != nil {
 		return store.Client{}, err
 	}
 	return columns.ClientFromRow(row)

@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/keygate/keygate/store"
 
@@ -48,6 +49,12 @@ const busyTimeoutMillis = 10000
 type Store struct {
 	db   *sql.DB
 	path string
+
+	// codeMu queues this process's CreateAuthCode transactions in Go rather
+	// than in SQLite's busy handler, which polls and is unfair: in a flood of
+	// concurrent codes some would wait past busy_timeout and fail. Other
+	// processes still take turns through the busy handler.
+	codeMu sync.Mutex
 }
 
 // Open opens (creating it if needed) the SQLite database at path and brings its

@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,8 @@ func runBrowserStore(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ConcurrentRedeem", func(t *testing.T) { testConcurrentRedeem(t, open(t)) })
 	t.Run("PruneBrowser", func(t *testing.T) { testPruneBrowser(t, open(t)) })
 	t.Run("InvalidBrowserInput", func(t *testing.T) { testInvalidBrowserInput(t, open(t)) })
+	t.Run("CodeCapPerSession", func(t *testing.T) { testCodeCapPerSession(t, open(t)) })
+	t.Run("AttackAuthCodeFlood", func(t *testing.T) { testAttackAuthCodeFlood(t, open(t)) })
 }
 
 func newSession(t *testing.T, user string, created time.Time) store.Session {
@@ -136,6 +141,7 @@ func newCode(t *testing.T, created time.Time) store.AuthCode {
 		ClientID:      "webapp",
 		RedirectURI:   "https://app.example/cb?x=1",
 		UserID:        "user-1",
+		SessionID:     "session-" + randomID(t), // its own: the cap is tested apart
 		Scope:         "openid profile email",
 		Nonce:         "n-0S6_WzA2Mj",
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
@@ -151,6 +157,7 @@ func codeDiff(got, want store.AuthCode) string {
 	d.text("ClientID", got.ClientID, want.ClientID)
 	d.text("RedirectURI", got.RedirectURI, want.RedirectURI)
 	d.text("UserID", got.UserID, want.UserID)
+	d.text("SessionID", got.SessionID, want.SessionID)
 	d.text("Scope", got.Scope, want.Scope)
 	d.text("Nonce", got.Nonce, want.Nonce)
 	d.text("CodeChallenge", got.CodeChallenge, want.CodeChallenge)
@@ -166,7 +173,7 @@ func codeDiff(got, want store.AuthCode) string {
 
 func createCode(t *testing.T, s store.Store, c store.AuthCode) {
 	t.Helper()
-	if err := s.CreateAuthCode(t.Context(), c); err != nil {
+	if err := s.CreateAuthCode(t.Context(), c, 0); err != nil {
 		t.Fatalf("CreateAuthCode(%s): %v", c.ID, err)
 	}
 }
@@ -194,7 +201,7 @@ func testCodeRoundTrip(t *testing.T, s store.Store) {
 	}
 	dup := newCode(t, base)
 	dup.ID = full.ID
-	checkErr(t, "CreateAuthCode with a taken ID", s.CreateAuthCode(t.Context(), dup), store.ErrConflict)
+	checkErr(t, "CreateAuthCode with a taken ID", s.CreateAuthCode(t.Context(), dup, 0), store.ErrConflict)
 	checkCode(t, s, full)
 	if _, err := s.GetAuthCode(t.Context(), randomID(t)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetAuthCode(unknown): %v, want ErrNotFound", err)
@@ -328,7 +335,7 @@ func testInvalidBrowserInput(t *testing.T, s store.Store) {
 	} {
 		c := newCode(t, base)
 		edit(&c)
-		checkInvalid(t, "CreateAuthCode: "+name, s.CreateAuthCode(ctx, c))
+		checkInvalid(t, "CreateAuthCode: "+name, s.CreateAuthCode(ctx, c, 0))
 		if c.ID != "" {
 			if _, err := s.GetAuthCode(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("%s: stored anyway (%v)", name, err)
@@ -345,4 +352,98 @@ func testInvalidBrowserInput(t *testing.T, s store.Store) {
 	_, err = s.RedeemAuthCode(ctx, c.ID, now, "f", "j", time.Time{})
 	checkInvalid(t, "RedeemAuthCode without the access token's expiry", err)
 	checkCode(t, s, c) // still unused
+}
+
+// storedCodes returns which of ids are still stored.
+func storedCodes(t *testing.T, s store.Store, ids []string) []string {
+	t.Helper()
+	var out []string
+	for _, id := range ids {
+		_, err := s.GetAuthCode(t.Context(), id)
+		switch {
+		case err == nil:
+			out = append(out, id)
+		case !errors.Is(err, store.ErrNotFound):
+			t.Fatalf("GetAuthCode(%s): %v", id, err)
+		}
+	}
+	return out
+}
+
+// testCodeCapPerSession: CreateAuthCode keeps at most maxPerSession
+// unredeemed codes of a session, deleting the oldest and never the new one;
+// it keeps redeemed codes until they expire, deletes the session's expired
+// codes, and leaves other sessions' codes and codes without a session alone.
+func testCodeCapPerSession(t *testing.T, s store.Store) {
+	const limit = 3
+	ctx := t.Context()
+	issue := func(session string, at time.Time) store.AuthCode {
+		c := newCode(t, at)
+		c.SessionID = session
+		if err := s.CreateAuthCode(ctx, c, limit); err != nil {
+			t.Fatalf("CreateAuthCode(%s): %v", c.ID, err)
+		}
+		return c
+	}
+	other := issue("other-session", base)
+	none := newCode(t, base)
+	none.SessionID = ""
+	createCode(t, s, none)
+	redeemed := issue("s", base)
+	if _, err := s.RedeemAuthCode(ctx, redeemed.ID, base.Add(time.Millisecond), "", "jti", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, issue("s", base.Add(time.Duration(i+1)*time.Second)).ID)
+	}
+	if got, want := storedCodes(t, s, ids), ids[2:]; !slices.Equal(got, want) {
+		t.Errorf("after 5 codes with a cap of %d: stored %v, want the newest %v", limit, got, want)
+	}
+	if got := storedCodes(t, s, []string{redeemed.ID, other.ID, none.ID}); len(got) != 3 {
+		t.Errorf("the cap deleted a redeemed code, another session's or one without a session: left %v", got)
+	}
+	// Same CreatedAt for all: the new code is never the one deleted.
+	at := base.Add(10 * time.Second)
+	for range 4 {
+		c := issue("tie", at)
+		checkCode(t, s, c)
+	}
+	// Later, the session's expired codes go, redeemed or not.
+	late := issue("s", base.Add(time.Hour))
+	if got := storedCodes(t, s, append([]string{redeemed.ID, late.ID}, ids...)); !slices.Equal(got, []string{late.ID}) {
+		t.Errorf("after the others expired: stored %v, want only %s", got, late.ID)
+	}
+	if got := storedCodes(t, s, []string{other.ID, none.ID}); len(got) != 2 {
+		t.Errorf("another session's expired codes are the prune's, not this insert's: left %v", got)
+	}
+}
+
+// testAttackAuthCodeFlood: a flood of codes for one session, 200 calls at
+// once, leaves at most the cap stored, each call succeeding.
+func testAttackAuthCodeFlood(t *testing.T, s store.Store) {
+	const limit, calls = 20, 200
+	var wg sync.WaitGroup
+	ids := make([]string, calls)
+	errs := make(chan error, calls)
+	for i := range calls {
+		c := newCode(t, base.Add(time.Duration(i)*time.Millisecond))
+		c.SessionID = "flooded"
+		ids[i] = c.ID
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.CreateAuthCode(context.Background(), c, limit); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("CreateAuthCode under a flood: %v", err)
+	}
+	if got := storedCodes(t, s, ids); len(got) != limit {
+		t.Errorf("%d codes of one session stored after %d concurrent calls, want the cap, %d", len(got), calls, limit)
+	}
 }

@@ -110,6 +110,9 @@ func clientDiff(got, want store.Client) string {
 	if got.AllowBareAssertion != want.AllowBareAssertion {
 		d.add("AllowBareAssertion %v, want %v", got.AllowBareAssertion, want.AllowBareAssertion)
 	}
+	if got.Introspect != want.Introspect {
+		d.add("Introspect %v, want %v", got.Introspect, want.Introspect)
+	}
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	return d.String()
 }
@@ -168,6 +171,7 @@ func newClient(t *testing.T, id string) store.Client {
 		AccessTTL:          15*time.Minute + 7,
 		NotBeforeDelay:     3*time.Second + 11,
 		AllowBareAssertion: true,
+		Introspect:         true,
 		CreatedAt:          base,
 	}
 }
@@ -230,6 +234,7 @@ func testClientRoundTrip(t *testing.T, s store.Store) {
 			c.AccessTTL = 1<<62 + 1
 			c.NotBeforeDelay = -time.Second
 			c.AllowBareAssertion = false
+			c.Introspect = false
 			c.CreatedAt = base.Add(time.Nanosecond).In(nyc)
 			return c
 		}},

@@ -102,7 +102,7 @@ type ClientRow struct {
 	GrantTypes, Scopes, Audience, RedirectURIs string
 	Public                                     bool
 	AccessTTL, NotBeforeDelay                  int64
-	AllowBareAssertion                         bool
+	AllowBareAssertion, Introspect             bool
 	Created                                    int64
 }
 
@@ -114,7 +114,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 	r := ClientRow{
 		ID: c.ID, Name: c.Name, SecretHash: NilIfEmpty(c.SecretHash), JWKS: NilIfEmpty(c.JWKS), JWKSURI: c.JWKSURI,
 		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
-		AllowBareAssertion: c.AllowBareAssertion,
+		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect,
 	}
 	var err error
 	if r.Created, err = ToNanos(c.CreatedAt); err != nil {
@@ -144,7 +144,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 	c := store.Client{
 		ID: r.ID, Name: r.Name, SecretHash: NilIfEmpty(r.SecretHash), JWKS: NilIfEmpty(r.JWKS), JWKSURI: r.JWKSURI,
 		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
-		AllowBareAssertion: r.AllowBareAssertion, CreatedAt: FromNanos(r.Created),
+		AllowBareAssertion: r.AllowBareAssertion, Introspect: r.Introspect, CreatedAt: FromNanos(r.Created),
 	}
 	for _, f := range []struct {
 		name string
@@ -259,6 +259,7 @@ type AuthCodeRow struct {
 	Auth, Created, Expires, Used                                   int64
 	FamilyID, AccessJTI                                            string
 	AccessExpires                                                  int64
+	SessionID                                                      string
 }
 
 // AuthCodeToRow validates ac (ID, ClientID, RedirectURI, UserID and ExpiresAt
@@ -274,7 +275,7 @@ func AuthCodeToRow(ac store.AuthCode) (AuthCodeRow, error) {
 	r := AuthCodeRow{
 		ID: ac.ID, ClientID: ac.ClientID, RedirectURI: ac.RedirectURI, UserID: ac.UserID,
 		Scope: ac.Scope, Nonce: ac.Nonce, CodeChallenge: ac.CodeChallenge,
-		FamilyID: ac.FamilyID, AccessJTI: ac.AccessJTI,
+		FamilyID: ac.FamilyID, AccessJTI: ac.AccessJTI, SessionID: ac.SessionID,
 	}
 	var err error
 	if r.Expires, err = RequiredNanos(ac.ExpiresAt); err != nil {
@@ -294,7 +295,7 @@ func AuthCodeToRow(ac store.AuthCode) (AuthCodeRow, error) {
 // AuthCodeFromRow converts a scanned auth_codes row back to a store.AuthCode.
 func AuthCodeFromRow(r AuthCodeRow) store.AuthCode {
 	return store.AuthCode{
-		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, UserID: r.UserID,
+		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, UserID: r.UserID, SessionID: r.SessionID,
 		Scope: r.Scope, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
 		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
 		UsedAt: FromNanos(r.Used), FamilyID: r.FamilyID, AccessJTI: r.AccessJTI, AccessExpiresAt: FromNanos(r.AccessExpires),
@@ -355,6 +356,17 @@ func UserFromRow(r UserRow) store.User {
 		u.Email = *r.Email
 	}
 	return u
+}
+
+// CodeCapLimit is how many of a session's other unredeemed codes a
+// CreateAuthCode capped at maxPerSession keeps beside the new one: the
+// newest maxPerSession-1, or all of them (a bound no session reaches) when
+// maxPerSession is 0 or less.
+func CodeCapLimit(maxPerSession int) int64 {
+	if maxPerSession <= 0 {
+		return 1 << 62
+	}
+	return int64(maxPerSession) - 1
 }
 
 // NotSpentReason says why a guarded spend of an existing refresh-token link
