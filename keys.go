@@ -73,7 +73,7 @@ func newKeysCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(list, rotate, revoke)
+	cmd.AddCommand(list, rotate, revoke, newRewrapCmd(o))
 	return cmd
 }
 

@@ -135,13 +135,7 @@ func (d *deps) policy() rotation.Policy {
 
 // manager builds the key lifecycle manager, loading the key-encryption key.
 func (d *deps) manager(onChange func(*rotation.Snapshot), onRotate func(rotation.Reason)) (*rotation.Manager, error) {
-	kek, err := rotation.LoadKEK(rotation.KEKSource{Value: d.cfg.KeyEncryptionKey, File: d.cfg.Keys.EncryptionKeyFile,
-		DevDefault: d.cfg.DevKEKPath()}, d.log)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := rotation.NewSealer(kek)
-	clear(kek)
+	sealer, err := d.sealer()
 	if err != nil {
 		return nil, err
 	}

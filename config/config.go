@@ -57,11 +57,17 @@ type Storage struct {
 
 // Keys is the signing-key policy.
 type Keys struct {
-	RSABits           int           `yaml:"rsa_bits"`
-	RotationPeriod    time.Duration `yaml:"rotation_period"`
-	PublishAhead      time.Duration `yaml:"publish_ahead"`
-	EncryptionKeyFile string        `yaml:"encryption_key_file"`
-	PollInterval      time.Duration `yaml:"poll_interval"`
+	RSABits        int           `yaml:"rsa_bits"`
+	RotationPeriod time.Duration `yaml:"rotation_period"`
+	PublishAhead   time.Duration `yaml:"publish_ahead"`
+	// EncryptionKeyFile holds the key-encryption keyring: one key per line, the
+	// first seals and every one opens (KEYGATE_KEY_ENCRYPTION_KEY takes a
+	// comma-separated list instead).
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// AllowDevKEKWithHTTPS lets an https issuer run on the development key file
+	// beside the database (a lab); otherwise an https issuer needs a configured KEK.
+	AllowDevKEKWithHTTPS bool          `yaml:"allow_dev_kek_with_https"`
+	PollInterval         time.Duration `yaml:"poll_interval"`
 	// LeaseTTL is how long a replica may hold the rotation lease (shared
 	// databases only) before another may take over from it.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
@@ -217,6 +223,17 @@ func stringVar(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
 }
 
+func boolVar(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not true or false: %q", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
 // EnvVars lists the environment variables Load honours, in the order applied.
 var envVars = []envVar{
 	{"KEYGATE_ISSUER", stringVar(func(c *Config) *string { return &c.Issuer })},
@@ -225,6 +242,7 @@ var envVars = []envVar{
 	{"KEYGATE_DATABASE_URL", stringVar(func(c *Config) *string { return &c.Storage.DSN })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY", stringVar(func(c *Config) *string { return &c.KeyEncryptionKey })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY_FILE", stringVar(func(c *Config) *string { return &c.Keys.EncryptionKeyFile })},
+	{"KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS", boolVar(func(c *Config) *bool { return &c.Keys.AllowDevKEKWithHTTPS })},
 	{"KEYGATE_ADMIN_TOKEN", stringVar(func(c *Config) *string { return &c.Admin.Token })},
 	{"KEYGATE_RSA_BITS", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -341,6 +359,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("keys.publish_ahead: must be at least twice jwks.max_age (%s) so every cache holds a key before it signs, got %s", 2*c.JWKS.MaxAge, k.PublishAhead)
 	case k.PublishAhead > k.RotationPeriod:
 		return fmt.Errorf("keys.publish_ahead: must not exceed keys.rotation_period (%s), got %s", k.RotationPeriod, k.PublishAhead)
+	}
+	if err := c.checkDevKEK(); err != nil {
+		return err
 	}
 	t := c.Tokens
 	switch {
@@ -460,6 +481,20 @@ func (cl Client) IDPClient() (idp.Client, error) {
 		c.Keys = set
 	}
 	return c, nil
+}
+
+// checkDevKEK refuses an https issuer (a deployment others rely on) whose signing
+// keys would be sealed under the development key file beside the database,
+// unless keys.allow_dev_kek_with_https says this is a lab.
+func (c Config) checkDevKEK() error {
+	if !strings.HasPrefix(c.Issuer, "https://") || c.KeyEncryptionKey != "" || c.Keys.EncryptionKeyFile != "" ||
+		c.Keys.AllowDevKEKWithHTTPS || c.DevKEKPath() == "" {
+		return nil
+	}
+	return fmt.Errorf("keys.encryption_key_file: the issuer is https but no key-encryption key is configured, so the signing keys would be sealed "+
+		"under the development key file beside the database (%s); set KEYGATE_KEY_ENCRYPTION_KEY, or keys.encryption_key_file "+
+		"(KEYGATE_KEY_ENCRYPTION_KEY_FILE) to a file kept apart from the database (an existing development file can be moved there), "+
+		"or, for a lab, keys.allow_dev_kek_with_https: true (KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS=true)", c.DevKEKPath())
 }
 
 // DevKEKPath is where the development key-encryption key file lives when none is
