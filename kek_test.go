@@ -189,3 +189,67 @@ func TestHTTPSIssuerDevKEKConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestKEKChangeRollsThroughReplicas follows docs/keys.md on PostgreSQL: two
+// replicas on [old] are restarted one at a time on [new, old], `keys rewrap` runs
+// while both serve, then each is restarted on [new] alone. At every step both
+// serve the same JWKS and sign with the same key, and a token from one verifies
+// at the other.
+func TestKEKChangeRollsThroughReplicas(t *testing.T) {
+	dsn := fleetDSN(t)
+	in := newInstance(t, "")
+	in.env = append(in.env, "KEYGATE_DATABASE_URL="+dsn, "KEYGATE_ISSUER=http://fleet.test", "KEYGATE_POLL_INTERVAL=200ms")
+	oldK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)
+	ring := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32) + "," + strings.Repeat("ab", 32)
+	newK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32)
+
+	a := in.serve(t, oldK)
+	b := in.serve(t, oldK)
+	_, etag := a.jwks(t)
+	kid := a.kid
+	secret := addClient(t, in, []string{oldK}, "svc")
+	check := func(step string, x, y *server) {
+		t.Helper()
+		for _, s := range []*server{x, y} {
+			if _, e := s.jwks(t); e != etag {
+				t.Errorf("%s: %s serves ETag %s, want %s", step, s.url, e, etag)
+			}
+		}
+		code, tok := x.post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, "svc", secret)
+		if code != 200 {
+			t.Fatalf("%s: token: %d %v", step, code, tok)
+		}
+		code, res := y.post(t, "/introspect", url.Values{"token": {tok["access_token"].(string)}}, "svc", secret)
+		if code != 200 || res["active"] != true {
+			t.Errorf("%s: a token from one replica is not active at the other: %v", step, res)
+		}
+	}
+	check("[old] [old]", a, b)
+
+	restart := func(s *server, env string) *server {
+		t.Helper()
+		s.stop(t)
+		n := in.serve(t, env)
+		if n.kid != kid {
+			t.Errorf("restarted replica signs with %s, want %s", n.kid, kid)
+		}
+		return n
+	}
+	a = restart(a, ring)
+	check("[new,old] [old]", a, b)
+	b = restart(b, ring)
+	check("[new,old] [new,old]", b, a)
+
+	out, errOut, err := in.run(t, []string{ring}, "keys", "rewrap")
+	if err != nil || !strings.Contains(out, "rewrapped: 2 keys re-sealed") {
+		t.Fatalf("keys rewrap: %v\n%s%s", err, out, errOut)
+	}
+	check("after rewrap", a, b)
+
+	a = restart(a, newK)
+	check("[new] [new,old]", a, b)
+	b = restart(b, newK)
+	check("[new] [new]", b, a)
+	a.stop(t)
+	b.stop(t)
+}

@@ -23,6 +23,10 @@ func (d *deps) sealer() (*rotation.Sealer, error) {
 			clear(k)
 		}
 	}()
+	if len(keys) > 1 {
+		d.log.Info("key-encryption keyring: the first key seals, the others only open; drop them once `keygate keys rewrap` has run",
+			"sealing_kek", rotation.KEKID(keys[0]), "keys", len(keys))
+	}
 	return rotation.NewKeyring(keys)
 }
 
