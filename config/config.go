@@ -343,24 +343,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("storage.driver: must be sqlite or postgres, got %q", c.Storage.Driver)
 	}
-	k := c.Keys
-	switch {
-	case k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096:
-		return fmt.Errorf("keys.rsa_bits: must be 2048, 3072 or 4096, got %d", k.RSABits)
-	case k.RotationPeriod <= 0:
-		return fmt.Errorf("keys.rotation_period: must be positive, got %s", k.RotationPeriod)
-	case k.PollInterval <= 0:
-		return fmt.Errorf("keys.poll_interval: must be positive, got %s", k.PollInterval)
-	case k.LeaseTTL < time.Second:
-		return fmt.Errorf("keys.lease_ttl: must be at least 1s (key generation must fit in it), got %s", k.LeaseTTL)
-	case c.JWKS.MaxAge <= 0:
-		return fmt.Errorf("jwks.max_age: must be positive, got %s", c.JWKS.MaxAge)
-	case k.PublishAhead < 2*c.JWKS.MaxAge:
-		return fmt.Errorf("keys.publish_ahead: must be at least twice jwks.max_age (%s) so every cache holds a key before it signs, got %s", 2*c.JWKS.MaxAge, k.PublishAhead)
-	case k.PublishAhead > k.RotationPeriod:
-		return fmt.Errorf("keys.publish_ahead: must not exceed keys.rotation_period (%s), got %s", k.RotationPeriod, k.PublishAhead)
-	}
-	if err := c.checkDevKEK(); err != nil {
+	if err := c.validateKeys(); err != nil {
 		return err
 	}
 	t := c.Tokens
@@ -481,6 +464,28 @@ func (cl Client) IDPClient() (idp.Client, error) {
 		c.Keys = set
 	}
 	return c, nil
+}
+
+// validateKeys checks the keys section (and jwks.max_age, which bounds it).
+func (c Config) validateKeys() error {
+	k := c.Keys
+	switch {
+	case k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096:
+		return fmt.Errorf("keys.rsa_bits: must be 2048, 3072 or 4096, got %d", k.RSABits)
+	case k.RotationPeriod <= 0:
+		return fmt.Errorf("keys.rotation_period: must be positive, got %s", k.RotationPeriod)
+	case k.PollInterval <= 0:
+		return fmt.Errorf("keys.poll_interval: must be positive, got %s", k.PollInterval)
+	case k.LeaseTTL < time.Second:
+		return fmt.Errorf("keys.lease_ttl: must be at least 1s (key generation must fit in it), got %s", k.LeaseTTL)
+	case c.JWKS.MaxAge <= 0:
+		return fmt.Errorf("jwks.max_age: must be positive, got %s", c.JWKS.MaxAge)
+	case k.PublishAhead < 2*c.JWKS.MaxAge:
+		return fmt.Errorf("keys.publish_ahead: must be at least twice jwks.max_age (%s) so every cache holds a key before it signs, got %s", 2*c.JWKS.MaxAge, k.PublishAhead)
+	case k.PublishAhead > k.RotationPeriod:
+		return fmt.Errorf("keys.publish_ahead: must not exceed keys.rotation_period (%s), got %s", k.RotationPeriod, k.PublishAhead)
+	}
+	return c.checkDevKEK()
 }
 
 // checkDevKEK refuses an https issuer (a deployment others rely on) whose signing

@@ -164,10 +164,9 @@ func TestLoadKEKNeverReplacesAMissingDevFile(t *testing.T) {
 }
 
 // TestKeyringOpensOlderKeys: the first key seals; every key opens; a blob names
-// its key, so a key outside the keyring is reported by id; the sealed format
-// written before keyrings (version 1, no id) still opens under any key of the ring.
+// its key, so a key outside the keyring is reported by id.
 func TestKeyringOpensOlderKeys(t *testing.T) {
-	oldK, newK, other := newKEK(t), newKEK(t), newKEK(t)
+	oldK, newK := newKEK(t), newKEK(t)
 	oldS, _ := rotation.NewSealer(oldK)
 	ring, err := rotation.NewKeyring([][]byte{newK, oldK})
 	if err != nil {
@@ -190,7 +189,19 @@ func TestKeyringOpensOlderKeys(t *testing.T) {
 	if _, err := ring.Open("kid", tampered); !errors.Is(err, rotation.ErrWrongKEK) {
 		t.Errorf("a blob with another KEK id: %v", err)
 	}
+}
 
+// TestKeyringOpensVersion1: the sealed format written before keyrings (version 1,
+// no KEK id) still opens under its key, alone or anywhere in a ring, and only
+// for its kid; Reseal moves it and blobs under older keys to the current key and
+// format, and leaves current blobs alone.
+func TestKeyringOpensVersion1(t *testing.T) {
+	oldK, newK, other := newKEK(t), newKEK(t), newKEK(t)
+	oldS, _ := rotation.NewSealer(oldK)
+	ring, _ := rotation.NewKeyring([][]byte{newK, oldK})
+	secret := []byte("pkcs8")
+	underOld, _ := oldS.Seal("kid", secret)
+	underNew, _ := ring.Seal("kid", secret)
 	legacy := sealV1(t, oldK, "kid", secret)
 	for name, s := range map[string]*rotation.Sealer{"alone": oldS, "second in a ring": ring} {
 		if got, err := s.Open("kid", legacy); err != nil || !bytes.Equal(got, secret) {
