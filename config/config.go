@@ -57,11 +57,17 @@ type Storage struct {
 
 // Keys is the signing-key policy.
 type Keys struct {
-	RSABits           int           `yaml:"rsa_bits"`
-	RotationPeriod    time.Duration `yaml:"rotation_period"`
-	PublishAhead      time.Duration `yaml:"publish_ahead"`
-	EncryptionKeyFile string        `yaml:"encryption_key_file"`
-	PollInterval      time.Duration `yaml:"poll_interval"`
+	RSABits        int           `yaml:"rsa_bits"`
+	RotationPeriod time.Duration `yaml:"rotation_period"`
+	PublishAhead   time.Duration `yaml:"publish_ahead"`
+	// EncryptionKeyFile holds the key-encryption keyring: one key per line, the
+	// first seals and every one opens (KEYGATE_KEY_ENCRYPTION_KEY takes a
+	// comma-separated list instead).
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// AllowDevKEKWithHTTPS lets an https issuer run on the development key file
+	// beside the database (a lab); otherwise an https issuer needs a configured KEK.
+	AllowDevKEKWithHTTPS bool          `yaml:"allow_dev_kek_with_https"`
+	PollInterval         time.Duration `yaml:"poll_interval"`
 	// LeaseTTL is how long a replica may hold the rotation lease (shared
 	// databases only) before another may take over from it.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
@@ -253,6 +259,17 @@ func stringVar(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
 }
 
+func boolVar(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not true or false: %q", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
 // EnvVars lists the environment variables Load honours, in the order applied.
 var envVars = []envVar{
 	{"KEYGATE_ISSUER", stringVar(func(c *Config) *string { return &c.Issuer })},
@@ -261,6 +278,7 @@ var envVars = []envVar{
 	{"KEYGATE_DATABASE_URL", stringVar(func(c *Config) *string { return &c.Storage.DSN })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY", stringVar(func(c *Config) *string { return &c.KeyEncryptionKey })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY_FILE", stringVar(func(c *Config) *string { return &c.Keys.EncryptionKeyFile })},
+	{"KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS", boolVar(func(c *Config) *bool { return &c.Keys.AllowDevKEKWithHTTPS })},
 	{"KEYGATE_ADMIN_TOKEN", stringVar(func(c *Config) *string { return &c.Admin.Token })},
 	{"KEYGATE_RSA_BITS", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -362,22 +380,8 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("storage.driver: must be sqlite or postgres, got %q", c.Storage.Driver)
 	}
-	k := c.Keys
-	switch {
-	case k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096:
-		return fmt.Errorf("keys.rsa_bits: must be 2048, 3072 or 4096, got %d", k.RSABits)
-	case k.RotationPeriod <= 0:
-		return fmt.Errorf("keys.rotation_period: must be positive, got %s", k.RotationPeriod)
-	case k.PollInterval <= 0:
-		return fmt.Errorf("keys.poll_interval: must be positive, got %s", k.PollInterval)
-	case k.LeaseTTL < time.Second:
-		return fmt.Errorf("keys.lease_ttl: must be at least 1s (key generation must fit in it), got %s", k.LeaseTTL)
-	case c.JWKS.MaxAge <= 0:
-		return fmt.Errorf("jwks.max_age: must be positive, got %s", c.JWKS.MaxAge)
-	case k.PublishAhead < 2*c.JWKS.MaxAge:
-		return fmt.Errorf("keys.publish_ahead: must be at least twice jwks.max_age (%s) so every cache holds a key before it signs, got %s", 2*c.JWKS.MaxAge, k.PublishAhead)
-	case k.PublishAhead > k.RotationPeriod:
-		return fmt.Errorf("keys.publish_ahead: must not exceed keys.rotation_period (%s), got %s", k.RotationPeriod, k.PublishAhead)
+	if err := c.validateKeys(); err != nil {
+		return err
 	}
 	t := c.Tokens
 	switch {
@@ -518,6 +522,42 @@ func (cl Client) IDPClient() (idp.Client, error) {
 		c.Keys = set
 	}
 	return c, nil
+}
+
+// validateKeys checks the keys section (and jwks.max_age, which bounds it).
+func (c Config) validateKeys() error {
+	k := c.Keys
+	switch {
+	case k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096:
+		return fmt.Errorf("keys.rsa_bits: must be 2048, 3072 or 4096, got %d", k.RSABits)
+	case k.RotationPeriod <= 0:
+		return fmt.Errorf("keys.rotation_period: must be positive, got %s", k.RotationPeriod)
+	case k.PollInterval <= 0:
+		return fmt.Errorf("keys.poll_interval: must be positive, got %s", k.PollInterval)
+	case k.LeaseTTL < time.Second:
+		return fmt.Errorf("keys.lease_ttl: must be at least 1s (key generation must fit in it), got %s", k.LeaseTTL)
+	case c.JWKS.MaxAge <= 0:
+		return fmt.Errorf("jwks.max_age: must be positive, got %s", c.JWKS.MaxAge)
+	case k.PublishAhead < 2*c.JWKS.MaxAge:
+		return fmt.Errorf("keys.publish_ahead: must be at least twice jwks.max_age (%s) so every cache holds a key before it signs, got %s", 2*c.JWKS.MaxAge, k.PublishAhead)
+	case k.PublishAhead > k.RotationPeriod:
+		return fmt.Errorf("keys.publish_ahead: must not exceed keys.rotation_period (%s), got %s", k.RotationPeriod, k.PublishAhead)
+	}
+	return c.checkDevKEK()
+}
+
+// checkDevKEK refuses an https issuer (a deployment others rely on) whose signing
+// keys would be sealed under the development key file beside the database,
+// unless keys.allow_dev_kek_with_https says this is a lab.
+func (c Config) checkDevKEK() error {
+	if !strings.HasPrefix(c.Issuer, "https://") || c.KeyEncryptionKey != "" || c.Keys.EncryptionKeyFile != "" ||
+		c.Keys.AllowDevKEKWithHTTPS || c.DevKEKPath() == "" {
+		return nil
+	}
+	return fmt.Errorf("keys.encryption_key_file: the issuer is https but no key-encryption key is configured, so the signing keys would be sealed "+
+		"under the development key file beside the database (%s); set KEYGATE_KEY_ENCRYPTION_KEY, or keys.encryption_key_file "+
+		"(KEYGATE_KEY_ENCRYPTION_KEY_FILE) to a file kept apart from the database (an existing development file can be moved there), "+
+		"or, for a lab, keys.allow_dev_kek_with_https: true (KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS=true)", c.DevKEKPath())
 }
 
 // DevKEKPath is where the development key-encryption key file lives when none is

@@ -2,13 +2,18 @@ package rotation_test
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/keygate/keygate/rotation"
@@ -76,9 +81,10 @@ func TestLoadKEK(t *testing.T) {
 	dir := t.TempDir()
 	dev := filepath.Join(dir, "data", "keygate.kek")
 
-	k1, err := rotation.LoadKEK(rotation.KEKSource{DevDefault: dev}, log)
-	if err != nil {
-		t.Fatal(err)
+	none := func() (bool, error) { return false, nil }
+	k1, err := rotation.LoadKEK(rotation.KEKSource{DevDefault: dev, SealedKeysExist: none}, log)
+	if err != nil || len(k1) != 1 {
+		t.Fatal(k1, err)
 	}
 	fi, err := os.Stat(dev)
 	if err != nil {
@@ -88,13 +94,13 @@ func TestLoadKEK(t *testing.T) {
 		t.Errorf("dev key file mode %v, want 0600", fi.Mode().Perm())
 	}
 	k2, err := rotation.LoadKEK(rotation.KEKSource{DevDefault: dev}, log)
-	if err != nil || !bytes.Equal(k1, k2) {
+	if err != nil || len(k2) != 1 || !bytes.Equal(k1[0], k2[0]) {
 		t.Fatalf("second load of the dev key differs: %v", err)
 	}
 
 	env := newKEK(t)
 	got, err := rotation.LoadKEK(rotation.KEKSource{Value: hex.EncodeToString(env), File: dev, DevDefault: dev}, log)
-	if err != nil || !bytes.Equal(got, env) {
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0], env) {
 		t.Errorf("the environment value must win: %v", err)
 	}
 	if _, err := rotation.LoadKEK(rotation.KEKSource{Value: "nope"}, log); err == nil {
@@ -103,4 +109,140 @@ func TestLoadKEK(t *testing.T) {
 	if _, err := rotation.LoadKEK(rotation.KEKSource{File: filepath.Join(dir, "missing")}, log); err == nil {
 		t.Error("a missing key file was accepted (it must not be created silently)")
 	}
+}
+
+// TestLoadKEKKeyring: the environment takes keys separated by commas, a key file
+// one per line (comments and blank lines ignored), the current key first.
+func TestLoadKEKKeyring(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, b := newKEK(t), newKEK(t)
+	got, err := rotation.LoadKEK(rotation.KEKSource{Value: base64.StdEncoding.EncodeToString(a) + ", " + hex.EncodeToString(b)}, log)
+	if err != nil || len(got) != 2 || !bytes.Equal(got[0], a) || !bytes.Equal(got[1], b) {
+		t.Fatalf("env keyring = %x, %v", got, err)
+	}
+	file := filepath.Join(t.TempDir(), "kek")
+	body := "# current\n" + base64.StdEncoding.EncodeToString(b) + "\n\n# previous, until keys rewrap ran\n" + base64.StdEncoding.EncodeToString(a) + "\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err = rotation.LoadKEK(rotation.KEKSource{File: file}, log)
+	if err != nil || len(got) != 2 || !bytes.Equal(got[0], b) || !bytes.Equal(got[1], a) {
+		t.Fatalf("file keyring = %x, %v", got, err)
+	}
+	_, err = rotation.LoadKEK(rotation.KEKSource{Value: hex.EncodeToString(a) + ",short"}, log)
+	if err == nil || !strings.Contains(err.Error(), "key 2 of 2") {
+		t.Errorf("a bad second key: %v", err)
+	}
+	if _, err := rotation.NewKeyring([][]byte{a, b, a}); err == nil {
+		t.Error("a keyring with a key listed twice was accepted")
+	}
+	if _, err := rotation.NewKeyring(nil); err == nil {
+		t.Error("an empty keyring was accepted")
+	}
+}
+
+// TestLoadKEKNeverReplacesAMissingDevFile: with keys in the store, a missing
+// development key file is an error naming the path, and nothing is created.
+func TestLoadKEKNeverReplacesAMissingDevFile(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dev := filepath.Join(t.TempDir(), "data", "keygate.kek")
+	exist := func() (bool, error) { return true, nil }
+	_, err := rotation.LoadKEK(rotation.KEKSource{DevDefault: dev, SealedKeysExist: exist}, log)
+	if err == nil || !strings.Contains(err.Error(), dev) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("err = %v, want a refusal naming %s", err, dev)
+	}
+	if _, err := os.Stat(filepath.Dir(dev)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("something was created: %v", err)
+	}
+	failing := func() (bool, error) { return false, errors.New("db down") }
+	if _, err := rotation.LoadKEK(rotation.KEKSource{DevDefault: dev, SealedKeysExist: failing}, log); err == nil {
+		t.Error("a failed check for stored keys still created a key")
+	}
+	if _, err := os.Stat(dev); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a key file was created: %v", err)
+	}
+}
+
+// TestKeyringOpensOlderKeys: the first key seals; every key opens; a blob names
+// its key, so a key outside the keyring is reported by id.
+func TestKeyringOpensOlderKeys(t *testing.T) {
+	oldK, newK := newKEK(t), newKEK(t)
+	oldS, _ := rotation.NewSealer(oldK)
+	ring, err := rotation.NewKeyring([][]byte{newK, oldK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("pkcs8")
+	underOld, _ := oldS.Seal("kid", secret)
+	if got, err := ring.Open("kid", underOld); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("the keyring does not open a key sealed under its older KEK: %v", err)
+	}
+	underNew, _ := ring.Seal("kid", secret)
+	if underNew[0] != 2 || hex.EncodeToString(underNew[1:5]) != rotation.KEKID(newK) || ring.CurrentID() != rotation.KEKID(newK) {
+		t.Errorf("sealed header %x, want version 2 and KEK id %s", underNew[:5], rotation.KEKID(newK))
+	}
+	if _, err := oldS.Open("kid", underNew); !errors.Is(err, rotation.ErrWrongKEK) || !strings.Contains(err.Error(), rotation.KEKID(newK)) {
+		t.Errorf("the old KEK alone opening a new blob: %v, want ErrWrongKEK naming %s", err, rotation.KEKID(newK))
+	}
+	tampered := bytes.Clone(underNew)
+	tampered[1] ^= 1 // claims another KEK
+	if _, err := ring.Open("kid", tampered); !errors.Is(err, rotation.ErrWrongKEK) {
+		t.Errorf("a blob with another KEK id: %v", err)
+	}
+}
+
+// TestKeyringOpensVersion1: the sealed format written before keyrings (version 1,
+// no KEK id) still opens under its key, alone or anywhere in a ring, and only
+// for its kid; Reseal moves it and blobs under older keys to the current key and
+// format, and leaves current blobs alone.
+func TestKeyringOpensVersion1(t *testing.T) {
+	oldK, newK, other := newKEK(t), newKEK(t), newKEK(t)
+	oldS, _ := rotation.NewSealer(oldK)
+	ring, _ := rotation.NewKeyring([][]byte{newK, oldK})
+	secret := []byte("pkcs8")
+	underOld, _ := oldS.Seal("kid", secret)
+	underNew, _ := ring.Seal("kid", secret)
+	legacy := sealV1(t, oldK, "kid", secret)
+	for name, s := range map[string]*rotation.Sealer{"alone": oldS, "second in a ring": ring} {
+		if got, err := s.Open("kid", legacy); err != nil || !bytes.Equal(got, secret) {
+			t.Errorf("version-1 blob, old KEK %s: %q, %v", name, got, err)
+		}
+		if _, err := s.Open("other", legacy); !errors.Is(err, rotation.ErrWrongKEK) {
+			t.Errorf("version-1 blob on another kid, %s: %v", name, err)
+		}
+	}
+	otherS, _ := rotation.NewSealer(other)
+	if _, err := otherS.Open("kid", legacy); !errors.Is(err, rotation.ErrWrongKEK) {
+		t.Errorf("version-1 blob, wrong KEK: %v", err)
+	}
+
+	for name, in := range map[string][]byte{"version 1": legacy, "old KEK": underOld} {
+		out, changed, err := ring.Reseal("kid", in)
+		if err != nil || !changed || out[0] != 2 || hex.EncodeToString(out[1:5]) != ring.CurrentID() {
+			t.Errorf("Reseal %s: changed=%v %v", name, changed, err)
+		}
+		if _, err := oldS.Open("kid", out); !errors.Is(err, rotation.ErrWrongKEK) {
+			t.Errorf("Reseal %s: still opens under the old KEK", name)
+		}
+	}
+	if out, changed, err := ring.Reseal("kid", underNew); err != nil || changed || !bytes.Equal(out, underNew) {
+		t.Errorf("Reseal of a current blob: changed=%v %v", changed, err)
+	}
+	if _, _, err := otherS.Reseal("kid", underNew); !errors.Is(err, rotation.ErrWrongKEK) {
+		t.Errorf("Reseal under a keyring that cannot open it: %v", err)
+	}
+}
+
+// sealV1 seals the way Keygate did before keyrings: 0x01 | nonce | ciphertext.
+func sealV1(t *testing.T, kek []byte, kid string, pt []byte) []byte {
+	t.Helper()
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, _ := cipher.NewGCM(block)
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	out := append([]byte{1}, nonce...)
+	return aead.Seal(out, nonce, pt, []byte("keygate signing key v1 "+kid))
 }

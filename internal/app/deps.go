@@ -72,13 +72,7 @@ func (d *Deps) Policy() rotation.Policy {
 
 // Manager builds the key lifecycle manager, loading the key-encryption key.
 func (d *Deps) Manager(onChange func(*rotation.Snapshot), onRotate func(rotation.Reason)) (*rotation.Manager, error) {
-	kek, err := rotation.LoadKEK(rotation.KEKSource{Value: d.cfg.KeyEncryptionKey, File: d.cfg.Keys.EncryptionKeyFile,
-		DevDefault: d.cfg.DevKEKPath()}, d.log)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := rotation.NewSealer(kek)
-	clear(kek)
+	sealer, err := d.Sealer()
 	if err != nil {
 		return nil, err
 	}
@@ -141,4 +135,39 @@ func Explain(err error) error {
 		return fmt.Errorf("%w\nThe stored keys were not changed. Start keygate with the key-encryption key they were sealed with", err)
 	}
 	return err
+}
+
+// Sealer loads the key-encryption keyring (current key first) the configuration
+// names. It never creates a development key file when the store already holds
+// sealed keys: they would not open under a new one.
+func (d *Deps) Sealer() (*rotation.Sealer, error) {
+	keys, err := rotation.LoadKEK(rotation.KEKSource{Value: d.cfg.KeyEncryptionKey, File: d.cfg.Keys.EncryptionKeyFile,
+		DevDefault: d.cfg.DevKEKPath(), SealedKeysExist: d.sealedKeysExist}, d.log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, k := range keys {
+			clear(k)
+		}
+	}()
+	if len(keys) > 1 {
+		d.log.Info("key-encryption keyring: the first key seals, the others only open; drop them once `keygate keys rewrap` has run",
+			"sealing_kek", rotation.KEKID(keys[0]), "keys", len(keys))
+	}
+	return rotation.NewKeyring(keys)
+}
+
+// sealedKeysExist reports whether the store holds any sealed private key.
+func (d *Deps) sealedKeysExist() (bool, error) {
+	keys, err := d.store.ListKeys(context.Background())
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		if len(k.Sealed) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }

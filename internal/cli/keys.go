@@ -80,7 +80,7 @@ func newKeysCmd(o *options) *cobra.Command {
 	revoke.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w (a KID that begins with '-' goes after --: keygate keys revoke -- KID)", err)
 	})
-	cmd.AddCommand(list, rotate, revoke)
+	cmd.AddCommand(list, rotate, revoke, newRewrapCmd(o))
 	return cmd
 }
 

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate/internal/app"
+	"github.com/keygate/keygate/rotation"
+)
+
+// newRewrapCmd is `keygate keys rewrap`: the step of a key-encryption key change
+// that seals every stored key again under the new (first) key.
+func newRewrapCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rewrap",
+		Short: "Seal every stored private key again under the first key-encryption key of the keyring (safe while servers run)",
+		Long: "Seal every stored private key again under the first key-encryption key of the keyring\n" +
+			"(KEYGATE_KEY_ENCRYPTION_KEY=new,old or a keys.encryption_key_file with the new key on the first line).\n" +
+			"Start every server with the keyring first; afterwards the old key can be dropped.\n" +
+			"Each key is rewritten on its own with a compare-and-swap write; running it again changes nothing.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := o.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return rewrap(cmd.Context(), o, d)
+		},
+	}
+}
+
+// rewrap re-seals the stored keys and reports how many it changed.
+func rewrap(ctx context.Context, o *options, d *app.Deps) error {
+	sealer, err := d.Sealer()
+	if err != nil {
+		return err
+	}
+	res, err := rotation.Rewrap(ctx, d.Store(), sealer)
+	if err != nil {
+		return app.Explain(err)
+	}
+	fmt.Fprintf(o.stdout, "rewrapped: %d keys re-sealed under key-encryption key %s; %d already were\n",
+		res.Resealed, sealer.CurrentID(), res.Current)
+	return nil
+}

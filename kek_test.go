@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keygate/keygate/config"
+)
+
+// addClient registers a client_credentials client and returns its secret.
+func addClient(t *testing.T, in *instance, env []string, id string) string {
+	t.Helper()
+	out, errOut, err := in.run(t, env, "clients", "add", id, "--grant", "client_credentials", "--scope", "read")
+	if err != nil {
+		t.Fatalf("clients add: %v %s", err, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "client_secret:" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no client_secret in %q", out)
+	return ""
+}
+
+func tokenWorks(t *testing.T, s *server, id, secret string) {
+	t.Helper()
+	code, tok := s.post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, id, secret)
+	if code != 200 || tok["access_token"] == nil {
+		t.Fatalf("POST /token: %d %v", code, tok)
+	}
+}
+
+// TestKEKChangeWithoutDowntime changes the key-encryption key the documented way
+// with the real binary: a server on [old]; restarted on [new, old]; `keys rewrap`
+// while it runs (twice: the second changes nothing); restarted on [new] alone.
+// The kids, the JWKS ETag and /token survive; [old] alone no longer starts.
+func TestKEKChangeWithoutDowntime(t *testing.T) {
+	in := newInstance(t, "")
+	oldK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)
+	ring := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32) + "," + strings.Repeat("ab", 32)
+	newK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32)
+
+	s := in.serve(t, oldK)
+	_, etag := s.jwks(t)
+	kid := s.kid
+	secret := addClient(t, in, []string{oldK}, "svc")
+	tokenWorks(t, s, "svc", secret)
+	before := in.keys(t)
+	s.stop(t)
+
+	s = in.serve(t, ring)
+	if s.kid != kid {
+		t.Errorf("signing with %s on [new, old], was %s", s.kid, kid)
+	}
+	out, errOut, err := in.run(t, []string{ring}, "keys", "rewrap")
+	if err != nil || !strings.Contains(out, "rewrapped: 2 keys re-sealed") {
+		t.Fatalf("keys rewrap: %v\n%s%s", err, out, errOut)
+	}
+	out, errOut, err = in.run(t, []string{ring}, "keys", "rewrap")
+	if err != nil || !strings.Contains(out, "rewrapped: 0 keys re-sealed") || !strings.Contains(out, "2 already were") {
+		t.Fatalf("second keys rewrap: %v\n%s%s", err, out, errOut)
+	}
+	tokenWorks(t, s, "svc", secret)
+	if _, e := s.jwks(t); e != etag {
+		t.Errorf("JWKS ETag %s after rewrap, was %s", e, etag)
+	}
+	s.stop(t)
+
+	if _, errOut, err := in.run(t, []string{oldK}, "serve"); err == nil || !strings.Contains(errOut, "does not open the stored signing keys") {
+		t.Errorf("the old KEK alone after rewrap: %v\n%s", err, errOut)
+	}
+	s = in.serve(t, newK)
+	defer s.stop(t)
+	if s.kid != kid {
+		t.Errorf("signing with %s on [new], was %s", s.kid, kid)
+	}
+	if _, e := s.jwks(t); e != etag {
+		t.Errorf("JWKS ETag %s on [new], was %s", e, etag)
+	}
+	tokenWorks(t, s, "svc", secret)
+	after := in.keys(t)
+	b1, _ := json.Marshal(before)
+	b2, _ := json.Marshal(after)
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("keys changed:\n%s\n%s", b1, b2)
+	}
+}
+
+// TestMissingDevKEKWithKeysRefused: the development key file is gone but the
+// database holds keys sealed under it: every command that needs it refuses,
+// naming the path, and no new key file is written.
+func TestMissingDevKEKWithKeysRefused(t *testing.T) {
+	in := newInstance(t, "")
+	if _, errOut, err := in.run(t, nil, "keys", "rotate"); err != nil {
+		t.Fatalf("create keys: %v\n%s", err, errOut)
+	}
+	kek := filepath.Join(in.dir, "data", "keygate.kek")
+	saved, err := os.ReadFile(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(kek); err != nil {
+		t.Fatal(err)
+	}
+	before := in.keys(t)
+	for _, args := range [][]string{{"serve"}, {"keys", "rotate", "--force"}, {"keys", "rewrap"}} {
+		_, errOut, err := in.run(t, nil, args...)
+		if err == nil || !strings.Contains(errOut, kek) || !strings.Contains(errOut, "is missing") {
+			t.Errorf("%v without the key file: %v\n%s", args, err, errOut)
+		}
+		if _, err := os.Stat(kek); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%v created %s: %v", args, kek, err)
+		}
+	}
+	b1, _ := json.Marshal(before)
+	b2, _ := json.Marshal(in.keys(t))
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("stored keys changed:\n%s\n%s", b1, b2)
+	}
+	if err := os.WriteFile(kek, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := in.run(t, nil, "keys", "rotate", "--force"); err != nil {
+		t.Errorf("the restored key file no longer works: %v\n%s", err, errOut)
+	}
+}
+
+// TestHTTPSIssuerNeedsAConfiguredKEK: an https issuer does not start on the
+// development key file (before anything is created) unless
+// keys.allow_dev_kek_with_https says so; a configured key file (here, the former
+// development file) is enough.
+func TestHTTPSIssuerNeedsAConfiguredKEK(t *testing.T) {
+	in := newInstance(t, "")
+	in.env = append(in.env, "KEYGATE_ISSUER=https://id.example.com")
+	_, errOut, err := in.run(t, nil, "serve")
+	if err == nil || !strings.Contains(errOut, "KEYGATE_KEY_ENCRYPTION_KEY") || !strings.Contains(errOut, "keys.allow_dev_kek_with_https: true") {
+		t.Fatalf("https issuer on the development KEK: %v\n%s", err, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(in.dir, "data")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused start created the data directory: %v", err)
+	}
+
+	s := in.serve(t, "KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS=true")
+	kid := s.kid
+	s.stop(t)
+
+	s = in.serve(t, "KEYGATE_KEY_ENCRYPTION_KEY_FILE="+filepath.Join(in.dir, "data", "keygate.kek"))
+	if s.kid != kid {
+		t.Errorf("signing with %s, was %s", s.kid, kid)
+	}
+	s.stop(t)
+}
+
+// TestHTTPSIssuerDevKEKConfig: the rule as configuration validation sees it.
+func TestHTTPSIssuerDevKEKConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	cases := []struct {
+		file string
+		env  map[string]string
+		ok   bool
+	}{
+		{file: "issuer: https://id.example.com\n"},
+		{file: "issuer: https://id.example.com\nkeys:\n  allow_dev_kek_with_https: true\n", ok: true},
+		{file: "issuer: https://id.example.com\n", env: map[string]string{"KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS": "true"}, ok: true},
+		{file: "issuer: https://id.example.com\nkeys:\n  encryption_key_file: /etc/keygate/kek\n", ok: true},
+		{file: "issuer: https://id.example.com\n", env: map[string]string{"KEYGATE_KEY_ENCRYPTION_KEY": "x"}, ok: true},
+		{file: "issuer: http://localhost:8080\n", ok: true},
+		{file: "issuer: https://id.example.com\nstorage:\n  dsn: postgres://db/keygate\n", ok: true}, // no development file there: the KEK is required anyway
+	}
+	for _, c := range cases {
+		if err := os.WriteFile(cfg, []byte(c.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := config.Load(cfg, func(k string) string { return c.env[k] })
+		if (err == nil) != c.ok {
+			t.Errorf("%q %v: err = %v, want ok=%v", c.file, c.env, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "keys.allow_dev_kek_with_https") {
+			t.Errorf("%q: the message does not say what to set: %v", c.file, err)
+		}
+	}
+}
+
+// TestKEKChangeRollsThroughReplicas follows docs/keys.md on PostgreSQL: two
+// replicas on [old] are restarted one at a time on [new, old], `keys rewrap` runs
+// while both serve, then each is restarted on [new] alone. At every step both
+// serve the same JWKS and sign with the same key, and a token from one verifies
+// at the other.
+func TestKEKChangeRollsThroughReplicas(t *testing.T) {
+	dsn := fleetDSN(t)
+	in := newInstance(t, "")
+	in.env = append(in.env, "KEYGATE_DATABASE_URL="+dsn, "KEYGATE_ISSUER=http://fleet.test", "KEYGATE_POLL_INTERVAL=200ms")
+	oldK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)
+	ring := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32) + "," + strings.Repeat("ab", 32)
+	newK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32)
+
+	a := in.serve(t, oldK)
+	b := in.serve(t, oldK)
+	_, etag := a.jwks(t)
+	kid := a.kid
+	secret := addClient(t, in, []string{oldK}, "svc")
+	check := func(step string, x, y *server) {
+		t.Helper()
+		for _, s := range []*server{x, y} {
+			if _, e := s.jwks(t); e != etag {
+				t.Errorf("%s: %s serves ETag %s, want %s", step, s.url, e, etag)
+			}
+		}
+		code, tok := x.post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, "svc", secret)
+		if code != 200 {
+			t.Fatalf("%s: token: %d %v", step, code, tok)
+		}
+		code, res := y.post(t, "/introspect", url.Values{"token": {tok["access_token"].(string)}}, "svc", secret)
+		if code != 200 || res["active"] != true {
+			t.Errorf("%s: a token from one replica is not active at the other: %v", step, res)
+		}
+	}
+	check("[old] [old]", a, b)
+
+	restart := func(s *server, env string) *server {
+		t.Helper()
+		s.stop(t)
+		n := in.serve(t, env)
+		if n.kid != kid {
+			t.Errorf("restarted replica signs with %s, want %s", n.kid, kid)
+		}
+		return n
+	}
+	a = restart(a, ring)
+	check("[new,old] [old]", a, b)
+	b = restart(b, ring)
+	check("[new,old] [new,old]", b, a)
+
+	out, errOut, err := in.run(t, []string{ring}, "keys", "rewrap")
+	if err != nil || !strings.Contains(out, "rewrapped: 2 keys re-sealed") {
+		t.Fatalf("keys rewrap: %v\n%s%s", err, out, errOut)
+	}
+	check("after rewrap", a, b)
+
+	a = restart(a, newK)
+	check("[new] [new,old]", a, b)
+	b = restart(b, newK)
+	check("[new] [new]", b, a)
+	a.stop(t)
+	b.stop(t)
+}
