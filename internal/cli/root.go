@@ -56,7 +56,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
 	})
-	root.AddCommand(newKeysCmd(o), newClientsCmd(o), newUsersCmd(o))
+	root.AddCommand(newKeysCmd(o), newClientsCmd(o), newUsersCmd(o), newBackupCmd(o))
 	return root
 }
 
