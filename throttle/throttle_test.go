@@ -408,3 +408,34 @@ func TestNewPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestFloodDistinctAttackerKeysHeap sends 100k distinct attacker-chosen keys
+// (unknown logins of 256 bytes) through one throttle at one instant and
+// reports the heap growth; it fails only if the map outgrows its cap or the
+// heap grows past what the cap allows, so removing either bound fails it.
+// Figures: go test -count=1 -run TestFloodDistinctAttackerKeysHeap -v ./throttle/
+func TestFloodDistinctAttackerKeysHeap(t *testing.T) {
+	const maxKeys, n = 10_000, 100_000
+	th := New(perMinute(5), maxKeys)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	suffix := strings.Repeat("x", 250)
+	refused := 0
+	for i := range n {
+		if _, ok := th.Reserve(fmt.Sprintf("%06d%s", i, suffix), t0()); !ok {
+			refused++
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d distinct keys: %d buckets kept (cap %d), %d refused, heap grew %.2f MiB",
+		n, len(th.buckets), maxKeys, refused, float64(grown)/(1<<20))
+	if len(th.buckets) > maxKeys {
+		t.Fatalf("%d buckets, cap %d", len(th.buckets), maxKeys)
+	}
+	if grown > maxKeys*1024 { // ~150 bytes a bucket; 1 KiB each is generous
+		t.Fatalf("heap grew %d bytes for at most %d buckets", grown, maxKeys)
+	}
+}
