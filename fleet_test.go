@@ -56,6 +56,23 @@ func fleetDSN(t *testing.T) string {
 	return u.String()
 }
 
+// addClient registers a confidential client with scope "read" through the
+// CLI and returns its secret.
+func (in *instance) addClient(t *testing.T, name, grants string) string {
+	t.Helper()
+	out, errOut, err := in.run(t, nil, "clients", "add", name, "--grant", grants, "--scope", "read")
+	if err != nil {
+		t.Fatalf("clients add: %v %s", err, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "client_secret:" {
+			return f[1]
+		}
+	}
+	t.Fatalf("clients add printed no client_secret:\n%s", out)
+	return ""
+}
+
 // scheduledActivations lists the kids each process logged as activated by the
 // schedule.
 func scheduledActivations(logs ...string) []string {
@@ -155,7 +172,17 @@ func TestFleetOnPostgres(t *testing.T) {
 		return next == 1
 	}, "three scheduled rotations across the replicas, and a next key after them")
 
-	// Every replica serves the same bytes, within the poll bound.
+	// The lease holder publishes each promoted set at once and generates its
+	// next key afterwards, in the background: wait for that key, then every
+	// replica serves the same bytes, within the poll bound.
+	waitFor(t, func() bool {
+		for _, k := range in.keys(t) {
+			if k.State == "next" {
+				return true
+			}
+		}
+		return false
+	}, "the lease holder to generate the next key after the last rotation")
 	waitFor(t, func() bool {
 		bb, eb := b.jwks(t)
 		bc, ec := c.jwks(t)
@@ -185,16 +212,7 @@ func TestFleetOnPostgres(t *testing.T) {
 	checkValid(t, keys, true)
 
 	// A token from one replica verifies at the other.
-	out, errOut, err := in.run(t, nil, "clients", "add", "fleet", "--grant", "client_credentials,password,refresh_token", "--scope", "read")
-	if err != nil {
-		t.Fatalf("clients add: %v %s", err, errOut)
-	}
-	secret := ""
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "client_secret:" {
-			secret = f[1]
-		}
-	}
+	secret := in.addClient(t, "fleet", "client_credentials,password,refresh_token")
 	for _, pair := range [][2]*server{{b, c}, {c, b}} {
 		code, tok := pair[0].post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, "fleet", secret)
 		if code != 200 {

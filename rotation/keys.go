@@ -41,8 +41,11 @@ type generated struct {
 	sealed    []byte
 }
 
-func generate(bits int, sealer *Sealer) (*generated, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, bits)
+// generateRSA is the default key generator (Config.Generate).
+func generateRSA(bits int) (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, bits) }
+
+func generate(gen func(int) (*rsa.PrivateKey, error), bits int, sealer *Sealer) (*generated, error) {
+	priv, err := gen(bits)
 	if err != nil {
 		return nil, fmt.Errorf("generate RSA-%d key: %w", bits, err)
 	}

@@ -31,54 +31,78 @@ type RotateResult struct {
 // may not have it yet. force activates it at once regardless — for emergencies,
 // at the price of consumers refetching the set on the unknown kid.
 func (m *Manager) Rotate(ctx context.Context, force bool) (RotateResult, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	return operate(ctx, m, "rotate", func() (RotateResult, bool, error) {
+		// A complete set first: a missing next key is generated off the lock.
+		if _, err := m.settle(ctx, true, true); err != nil {
+			return RotateResult{}, false, err
+		}
+		return m.rotateOnce(ctx, force)
+	})
+}
+
+// operate runs an operator action until it is done (the set did not change
+// under it), then completes the set: the action has already published its
+// result, so this process signs with the right key while the missing next
+// key is generated, off the lock.
+func operate[R any](ctx context.Context, m *Manager, what string, once func() (R, bool, error)) (R, error) {
+	var zero R
 	for range 8 {
-		if _, err := m.reconcile(ctx, true); err != nil {
-			return RotateResult{}, err
-		}
-		_, keys, err := m.read(ctx)
+		res, done, err := once()
 		if err != nil {
-			return RotateResult{}, err
+			return zero, err
 		}
-		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
-		if active == nil || next == nil {
-			continue // changed under us; reconcile again
-		}
-		now := m.now()
-		safe := next.CreatedAt.Add(m.cfg.Policy.PublishAhead)
-		if !force && now.Before(safe) {
-			res := RotateResult{Activated: next.KID, At: safe, Scheduled: true}
-			if !next.ActivateAt.After(safe) {
-				return res, nil
-			}
-			n := *next
-			n.ActivateAt = safe
-			err := m.apply(ctx, store.KeyChange{Updates: []store.KeyUpdate{{Key: n, From: store.KeyNext}}})
-			if errors.Is(err, store.ErrConflict) {
-				continue
-			}
-			if err != nil {
-				return RotateResult{}, err
-			}
-			m.log.Info("manual rotation scheduled", "kid", next.KID, "activates_at", safe.UTC().Format(time.RFC3339))
-			_, err = m.reconcile(ctx, true)
+		if done {
+			_, err = m.settle(ctx, true, true)
 			return res, err
 		}
-		change := store.KeyChange{Updates: m.promote(now, active, next)}
-		err = m.apply(ctx, change)
-		if errors.Is(err, store.ErrConflict) {
-			continue
+	}
+	return zero, fmt.Errorf("%s: the key set kept changing; try again", what)
+}
+
+// rotateOnce promotes (or schedules) the next key and publishes the result, so
+// this process stops signing with the retired key at once; done is false when
+// the set changed under it.
+func (m *Manager) rotateOnce(ctx context.Context, force bool) (res RotateResult, done bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, keys, err := m.read(ctx)
+	if err != nil {
+		return RotateResult{}, false, err
+	}
+	active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+	if active == nil || next == nil {
+		return RotateResult{}, false, nil
+	}
+	now := m.now()
+	safe := next.CreatedAt.Add(m.cfg.Policy.PublishAhead)
+	var change store.KeyChange
+	if !force && now.Before(safe) {
+		res = RotateResult{Activated: next.KID, At: safe, Scheduled: true}
+		if !next.ActivateAt.After(safe) {
+			return res, true, nil
 		}
-		if err != nil {
-			return RotateResult{}, err
-		}
+		n := *next
+		n.ActivateAt = safe
+		change.Updates = []store.KeyUpdate{{Key: n, From: store.KeyNext}}
+	} else {
+		res = RotateResult{Activated: next.KID, Retired: active.KID, At: now}
+		change.Updates = m.promote(now, active, next)
+	}
+	err = m.apply(ctx, change)
+	if errors.Is(err, store.ErrConflict) {
+		return RotateResult{}, false, nil
+	}
+	if err != nil {
+		return RotateResult{}, false, err
+	}
+	if res.Scheduled {
+		m.log.Info("manual rotation scheduled", "kid", next.KID, "activates_at", safe.UTC().Format(time.RFC3339))
+	} else {
 		m.rotated(ReasonManual, change)
 		faults.Inject("rotation.after-promote")
-		_, err = m.reconcile(ctx, true)
-		return RotateResult{Activated: next.KID, Retired: active.KID, At: now}, err
 	}
-	return RotateResult{}, errors.New("rotate: the key set kept changing; try again")
+	_, _, err = m.reconcile(ctx, true)
+	return res, true, err
 }
 
 // RevokeResult says what a revocation did.
@@ -93,61 +117,66 @@ type RevokeResult struct {
 // was the active key, the next key (or, failing one, a freshly generated key)
 // starts signing immediately, and a new next key is generated.
 func (m *Manager) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
+	return operate(ctx, m, "revoke", func() (RevokeResult, bool, error) { return m.revokeOnce(ctx, kid) })
+}
+
+// revokeOnce revokes kid and publishes the result, so this process stops
+// signing with it at once; done is false when the set changed under it.
+func (m *Manager) revokeOnce(ctx context.Context, kid string) (res RevokeResult, done bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for range 8 {
-		_, keys, err := m.read(ctx)
-		if err != nil {
-			return RevokeResult{}, err
-		}
-		var k *store.Key
-		for i := range keys {
-			if keys[i].KID == kid {
-				k = &keys[i]
-			}
-		}
-		if k == nil {
-			return RevokeResult{}, fmt.Errorf("revoke %q: %w", kid, ErrUnknownKID)
-		}
-		if k.State == store.KeyRevoked {
-			return RevokeResult{}, fmt.Errorf("revoke %q: %w", kid, ErrAlreadyRevoked)
-		}
-		now := m.now()
-		res := RevokeResult{KID: kid, WasState: k.State}
-		change := store.KeyChange{Updates: []store.KeyUpdate{m.revoked(now, *k)}}
-		if k.State == store.KeyActive {
-			if next := find(keys, store.KeyNext); next != nil {
-				n := *next
-				n.State, n.ActivateAt = store.KeyActive, now
-				change.Updates = append(change.Updates, store.KeyUpdate{Key: n, From: store.KeyNext})
-				res.Activated = n.KID
-			} else {
-				g, err := generate(m.cfg.Policy.RSABits, m.cfg.Sealer)
-				if err != nil {
-					return RevokeResult{}, err
-				}
-				m.priv[g.kid], m.pub[g.kid] = g.private, &g.private.PublicKey
-				change.Inserts = []store.Key{{KID: g.kid, Algorithm: Algorithm, State: store.KeyActive,
-					PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now, ActivateAt: now}}
-				res.Activated = g.kid
-			}
-		}
-		err = m.apply(ctx, change)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return RevokeResult{}, err
-		}
-		delete(m.priv, kid)
-		m.log.Warn("signing key revoked", "kid", kid, "was", string(res.WasState))
-		if res.Activated != "" {
-			m.rotated(ReasonRevocation, change)
-		}
-		_, err = m.reconcile(ctx, true)
-		return res, err
+	_, keys, err := m.read(ctx)
+	if err != nil {
+		return RevokeResult{}, false, err
 	}
-	return RevokeResult{}, errors.New("revoke: the key set kept changing; try again")
+	var k *store.Key
+	for i := range keys {
+		if keys[i].KID == kid {
+			k = &keys[i]
+		}
+	}
+	if k == nil {
+		return RevokeResult{}, false, fmt.Errorf("revoke %q: %w", kid, ErrUnknownKID)
+	}
+	if k.State == store.KeyRevoked {
+		return RevokeResult{}, false, fmt.Errorf("revoke %q: %w", kid, ErrAlreadyRevoked)
+	}
+	now := m.now()
+	res = RevokeResult{KID: kid, WasState: k.State}
+	change := store.KeyChange{Updates: []store.KeyUpdate{m.revoked(now, *k)}}
+	if k.State == store.KeyActive {
+		if next := find(keys, store.KeyNext); next != nil {
+			n := *next
+			n.State, n.ActivateAt = store.KeyActive, now
+			change.Updates = append(change.Updates, store.KeyUpdate{Key: n, From: store.KeyNext})
+			res.Activated = n.KID
+		} else {
+			// No other key may sign: the replacement is generated here, on
+			// the critical path, because there is nothing else to publish.
+			g, err := generate(m.cfg.Generate, m.cfg.Policy.RSABits, m.cfg.Sealer)
+			if err != nil {
+				return RevokeResult{}, false, err
+			}
+			m.priv[g.kid], m.pub[g.kid] = g.private, &g.private.PublicKey
+			change.Inserts = []store.Key{{KID: g.kid, Algorithm: Algorithm, State: store.KeyActive,
+				PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now, ActivateAt: now}}
+			res.Activated = g.kid
+		}
+	}
+	err = m.apply(ctx, change)
+	if errors.Is(err, store.ErrConflict) {
+		return RevokeResult{}, false, nil
+	}
+	if err != nil {
+		return RevokeResult{}, false, err
+	}
+	delete(m.priv, kid)
+	m.log.Warn("signing key revoked", "kid", kid, "was", string(res.WasState))
+	if res.Activated != "" {
+		m.rotated(ReasonRevocation, change)
+	}
+	_, _, err = m.reconcile(ctx, true)
+	return res, true, err
 }
 
 // Run keeps the key set current until ctx ends: every poll it reads the store's
@@ -169,7 +198,10 @@ func (m *Manager) Run(ctx context.Context, poll time.Duration) {
 	}
 }
 
-// Tick reconciles if the stored set changed or a transition is due.
+// Tick reconciles if the stored set changed or a transition is due. It
+// publishes the stored set and returns without waiting for a key generation
+// (which it starts in the background when this process should write a
+// missing next key), so a notification is applied within its latency.
 func (m *Manager) Tick(ctx context.Context) error {
 	s := m.snap.Load()
 	if s != nil {
@@ -181,7 +213,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 			return nil
 		}
 	}
-	_, err := m.Reconcile(ctx)
+	_, err := m.settle(ctx, false, s == nil)
 	return err
 }
 

@@ -80,6 +80,10 @@ type Config struct {
 	OnChange func(*Snapshot) // called with every newly loaded key set
 	OnRotate func(Reason)    // called when this process changed the signing key
 
+	// Generate makes a new RSA private key of the given size; it defaults to
+	// rsa.GenerateKey with crypto/rand. Tests inject a slow or blocking one.
+	Generate func(bits int) (*rsa.PrivateKey, error)
+
 	// Holder, when set, makes scheduled key-set writes the privilege of one
 	// replica at a time: this one, named Holder, while it holds the store's
 	// lease (store.KeyStore.AcquireLease) for LeaseTTL. Compare-and-swap
@@ -154,6 +158,9 @@ type Manager struct {
 	snap atomic.Pointer[Snapshot]
 	priv map[string]*rsa.PrivateKey // opened private keys, by kid; guarded by mu
 	pub  map[string]*rsa.PublicKey  // parsed public keys, by kid; guarded by mu
+
+	genMu sync.Mutex
+	gen   *generation // the key generation running, if any; guarded by genMu
 }
 
 // New checks cfg and returns a Manager. It does not touch the store: call
@@ -176,6 +183,9 @@ func New(cfg Config) (*Manager, error) {
 	if m.log == nil {
 		m.log = slog.Default()
 	}
+	if m.cfg.Generate == nil {
+		m.cfg.Generate = generateRSA
+	}
 	return m, nil
 }
 
@@ -194,63 +204,128 @@ func (m *Manager) Signing() (SigningKey, error) {
 
 // Reconcile brings the stored key set up to date with the clock — removes expired
 // retired keys, promotes a due next key, creates the active and next keys when
-// missing — and loads the result. A wrong key-encryption key is detected before
-// anything is written. Safe to call concurrently with other processes doing the
-// same: a lost race re-reads and re-decides.
+// missing — and loads the result. The stored set is loaded and published (the
+// Signer switches to its active key) before any key is generated, and the
+// generation runs without holding the Manager, so a concurrent Tick applies
+// other processes' changes meanwhile; Reconcile itself returns once the set is
+// complete. A wrong key-encryption key is detected before anything is written.
+// Safe to call concurrently with other processes doing the same: a lost race
+// re-reads and re-decides.
 func (m *Manager) Reconcile(ctx context.Context) (*Snapshot, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.reconcile(ctx, false)
+	return m.settle(ctx, false, true)
 }
 
-// reconcile brings the set up to date; operator actions (manual rotation,
-// revocation) pass operator=true and write without the lease, which keeps the
-// CLI and every replica able to act at once.
-func (m *Manager) reconcile(ctx context.Context, operator bool) (*Snapshot, error) {
+// settle reconciles and, when a key is missing and this process may write
+// it, has it generated off the lock (one generation at a time). With wait it
+// returns once the set is complete; without, it returns the published set as
+// soon as there is one and leaves the generation running.
+func (m *Manager) settle(ctx context.Context, operator, wait bool) (*Snapshot, error) {
+	const attempts = 8
+	for range attempts {
+		m.mu.Lock()
+		snap, missing, err := m.reconcile(ctx, operator)
+		m.mu.Unlock()
+		if err != nil || !missing {
+			return snap, err
+		}
+		g := m.startGeneration(ctx, operator)
+		if !wait && snap != nil {
+			return snap, nil
+		}
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+			return snap, ctx.Err()
+		}
+		if g.err != nil {
+			return snap, g.err
+		}
+	}
+	return nil, fmt.Errorf("reconcile key set: still incomplete after %d attempts", attempts)
+}
+
+// reconcile applies the writes the clock calls for and publishes the stored
+// set; missing reports that a key (the active one when snap is nil, else the
+// next one) must be generated and that this process may write it. Operator
+// actions (manual rotation, revocation) pass operator=true and write without
+// the lease, which keeps the CLI and every replica able to act at once.
+// Callers hold m.mu.
+func (m *Manager) reconcile(ctx context.Context, operator bool) (snap *Snapshot, missing bool, err error) {
 	const attempts = 8
 	for range attempts {
 		version, keys, err := m.read(ctx)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		now := m.now()
 		change, reason := m.plan(now, keys)
 		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
-		if change.Empty() && active != nil && next != nil {
-			return m.load(version, keys, now)
+		if change.Empty() && active != nil {
+			// Publish what is stored first, so that a missing next key —
+			// generated afterwards, off the lock — never delays applying a
+			// change nor keeps a retired key signing.
+			if snap, err = m.load(version, keys, now); err != nil || next != nil {
+				return snap, false, err
+			}
 		}
 		// A write is due. With a lease (several replicas on one database) only
 		// its holder writes; the others keep serving what is stored and pick up
 		// the holder's change through the key-set version.
 		if held, err := m.holdLease(ctx, now, operator); err != nil {
-			return nil, err
+			return snap, false, err
 		} else if !held {
 			if active == nil {
-				return nil, ErrAwaitingLeaseHolder
+				return nil, false, ErrAwaitingLeaseHolder
 			}
-			return m.load(version, keys, now)
+			if snap == nil {
+				snap, err = m.load(version, keys, now)
+			}
+			return snap, false, err
 		}
-		if !change.Empty() {
-			if err := m.apply(ctx, change); err != nil {
-				if errors.Is(err, store.ErrConflict) {
-					continue
-				}
-				return nil, err
-			}
-			if reason != "" {
-				m.rotated(reason, change)
-				faults.Inject("rotation.after-promote")
-			}
-			continue
+		if change.Empty() {
+			return snap, true, nil
 		}
-		if err := m.create(ctx, now, active, next); err != nil {
+		if err := m.apply(ctx, change); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				continue
 			}
-			return nil, err
+			return snap, false, err
+		}
+		if reason != "" {
+			m.rotated(reason, change)
+			faults.Inject("rotation.after-promote")
 		}
 	}
-	return nil, fmt.Errorf("reconcile key set: still conflicting after %d attempts", attempts)
+	return nil, false, fmt.Errorf("reconcile key set: still conflicting after %d attempts", attempts)
+}
+
+// generation is one key generation running in the background.
+type generation struct {
+	done chan struct{} // closed when it has finished
+	err  error         // why it failed; read after done
+}
+
+// startGeneration generates the missing key in the background, or returns the
+// generation already running: at most one at a time per process.
+func (m *Manager) startGeneration(ctx context.Context, operator bool) *generation {
+	m.genMu.Lock()
+	defer m.genMu.Unlock()
+	if m.gen != nil {
+		return m.gen
+	}
+	g := &generation{done: make(chan struct{})}
+	m.gen = g
+	go func() {
+		g.err = m.create(ctx, operator)
+		if g.err != nil && ctx.Err() == nil {
+			m.log.Error("generating a signing key failed; serving the loaded set", "err", g.err)
+		}
+		m.genMu.Lock()
+		m.gen = nil
+		m.genMu.Unlock()
+		close(g.done)
+	}()
+	return g
 }
 
 // ErrAwaitingLeaseHolder reports an empty key set that another replica holds
@@ -355,33 +430,65 @@ func (m *Manager) revoked(now time.Time, k store.Key) store.KeyUpdate {
 	return store.KeyUpdate{Key: k, From: from}
 }
 
-// create generates the missing active or next key. Generation (slow for big RSA
-// keys) happens outside any transaction and never while a request waits: signing
-// reads the last loaded snapshot.
-func (m *Manager) create(ctx context.Context, now time.Time, active, next *store.Key) error {
-	g, err := generate(m.cfg.Policy.RSABits, m.cfg.Sealer)
+// create generates a key (slow for big RSA keys) without holding m.mu, then
+// stores it as the missing active or next key and publishes the result. When
+// another process filled the gap meanwhile, or this one lost the lease, the
+// key is discarded. Signing reads the last loaded snapshot and never waits.
+func (m *Manager) create(ctx context.Context, operator bool) error {
+	g, err := generate(m.cfg.Generate, m.cfg.Policy.RSABits, m.cfg.Sealer)
 	if err != nil {
 		return err
 	}
 	faults.Inject("rotation.after-generate")
-	k := store.Key{KID: g.kid, Algorithm: Algorithm, PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now}
-	if active == nil {
-		k.State, k.ActivateAt = store.KeyActive, now
-	} else {
-		k.State = store.KeyNext
-		k.ActivateAt = laterOf(active.ActivateAt.Add(m.cfg.Policy.RotationPeriod), now.Add(m.cfg.Policy.PublishAhead))
-	}
-	if err := m.apply(ctx, store.KeyChange{Inserts: []store.Key{k}}); err != nil {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	const attempts = 8
+	for range attempts {
+		version, keys, err := m.read(ctx)
+		if err != nil {
+			return err
+		}
+		now := m.now()
+		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+		if active != nil && next != nil {
+			_, err := m.load(version, keys, now) // filled by another process
+			return err
+		}
+		if held, err := m.holdLease(ctx, now, operator); err != nil || !held {
+			if err == nil && active != nil {
+				_, err = m.load(version, keys, now)
+			}
+			return err
+		}
+		k := store.Key{KID: g.kid, Algorithm: Algorithm, PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now}
+		if active == nil {
+			k.State, k.ActivateAt = store.KeyActive, now
+		} else {
+			k.State = store.KeyNext
+			k.ActivateAt = laterOf(active.ActivateAt.Add(m.cfg.Policy.RotationPeriod), now.Add(m.cfg.Policy.PublishAhead))
+		}
+		if err := m.apply(ctx, store.KeyChange{Inserts: []store.Key{k}}); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		m.priv[g.kid] = g.private
+		m.pub[g.kid] = &g.private.PublicKey
+		if k.State == store.KeyActive {
+			m.rotated(ReasonInitial, store.KeyChange{Inserts: []store.Key{k}})
+		} else {
+			m.log.Info("generated next signing key", "kid", k.KID, "activates_at", k.ActivateAt.UTC().Format(time.RFC3339))
+		}
+		if version, keys, err = m.read(ctx); err != nil {
+			return err
+		}
+		if find(keys, store.KeyActive) == nil {
+			return nil // emptied under us; the next reconcile starts over
+		}
+		_, err = m.load(version, keys, m.now())
 		return err
 	}
-	m.priv[g.kid] = g.private
-	m.pub[g.kid] = &g.private.PublicKey
-	if k.State == store.KeyActive {
-		m.rotated(ReasonInitial, store.KeyChange{Inserts: []store.Key{k}})
-	} else {
-		m.log.Info("generated next signing key", "kid", k.KID, "activates_at", k.ActivateAt.UTC().Format(time.RFC3339))
-	}
-	return nil
+	return fmt.Errorf("store generated key: still conflicting after %d attempts", attempts)
 }
 
 func laterOf(a, b time.Time) time.Time {

@@ -20,7 +20,9 @@ var ErrNoKeySet = errors.New("no key set loaded")
 // keys. It is what token issuance needs, and all it gets: the private keys
 // never leave package rotation, so code that issues and checks tokens cannot
 // leak or misuse them. Every method reads the last loaded snapshot and never
-// touches the store, so signing never waits on rotation.
+// touches the store, so signing never waits on rotation. The Manager swaps
+// the snapshot as soon as it reads a changed key set, before it generates any
+// key, so a Signer never signs with a key its Manager knows is retired.
 type Signer struct{ m *Manager }
 
 // Signer returns the Manager's Signer.
