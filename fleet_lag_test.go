@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,22 +39,6 @@ func mintToken(s *server, client, secret string) (string, error) {
 		return "", fmt.Errorf("token at %s: %d %s", s.url, resp.StatusCode, b)
 	}
 	return tok.AccessToken, nil
-}
-
-// tokenKID returns the kid in a compact JWS's header.
-func tokenKID(t *testing.T, tok string) string {
-	t.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hdr struct {
-		KID string `json:"kid"`
-	}
-	if err := json.Unmarshal(raw, &hdr); err != nil {
-		t.Fatal(err)
-	}
-	return hdr.KID
 }
 
 // newKID returns a kid that s publishes and known lacks, or "".
