@@ -165,6 +165,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// CheckWritable updates the heartbeat row (migration 0006) in a
+// transaction of its own: it fails when the server cannot commit a write
+// (a read-only replica or transaction mode, a full disk, a lost connection).
+func (s *Store) CheckWritable(ctx context.Context) error {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE heartbeat SET beats = beats + 1 WHERE id = 1`)
+	if err != nil {
+		return fmt.Errorf("store/postgres: write check %s: %w", s.desc, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("store/postgres: write check %s: heartbeat row missing", s.desc)
+	}
+	return nil
+}
+
 // Close closes every connection of the Store and stops its WatchKeySet
 // listeners. Calls after the first do nothing and return nil.
 func (s *Store) Close() error {
