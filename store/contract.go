@@ -29,6 +29,13 @@ type Store interface {
 
 	// Ping reports whether the store can serve requests (readiness probes).
 	Ping(ctx context.Context) error
+	// CheckWritable reports whether the store can commit a write now: it
+	// updates a one-row heartbeat table in a transaction of its own and
+	// returns the error that stopped it (a full disk, a read-only file,
+	// mount, replica or connection). It touches nothing else, so it is safe
+	// to call at any time, from any number of processes; readiness probes
+	// call it (rate-limited by the caller: it is a real write).
+	CheckWritable(ctx context.Context) error
 	// PruneExpired deletes deny-list entries and assertion records expiring
 	// at or before now, and refresh-token families whose every link expires
 	// at or before now, and returns how many rows it deleted. It exists so

@@ -428,6 +428,7 @@ func (s *Server) formLogin(c echo.Context) error {
 		d.SignupURL = withParams("/signup", "request", sealed, "return_to", returnTo)
 	}
 	if username == "" || pw == "" {
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusOK, Message: "username or password missing"}, username, "")
 		d.Error = invalidLogin
 		return s.render(c, http.StatusOK, "login", d)
 	}
@@ -436,19 +437,24 @@ func (s *Server) formLogin(c echo.Context) error {
 	switch {
 	case errors.As(err, &te):
 		secs := max(1, int((te.RetryAfter+time.Second-1)/time.Second))
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusTooManyRequests, Message: "throttled"}, username, "")
 		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 		d.Error = fmt.Sprintf("Too many failed attempts. Try again in %d seconds.", secs)
 		return s.render(c, http.StatusTooManyRequests, "login", d)
 	case errors.Is(err, idp.ErrInvalidCredentials):
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusOK, Message: "invalid username or password"}, username, "")
 		d.Error = invalidLogin
 		return s.render(c, http.StatusOK, "login", d)
 	case err != nil:
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
 	}
 	sess, err := s.startSession(c, u)
 	if err != nil {
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
 	}
+	s.cfg.Metrics.Login(LoginForm, LoginSuccess)
 	s.cfg.Logger.Info("browser login", "user_id", u.ID)
 	return s.afterLogin(c, ar, sess, returnTo)
 }

@@ -127,9 +127,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 func (s *Server) writeError(c echo.Context, err error) error {
 	p := *describe(err)
 	shape := s.shapeOf(c)
-	if p.Status >= 500 {
+	if p.Status >= 500 && c.Get(failureLoggedKey) == nil {
 		s.cfg.Logger.Error("request failed", "err", p.cause, "path", c.Request().URL.Path,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if p.Status >= 500 {
 		p.Code, p.Message, p.Title, p.Hint = "server_error", internalMessage, internalTitle, internalHint
 		if shape == pageErrors {
 			p.Message = internalText

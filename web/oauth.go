@@ -49,12 +49,15 @@ func (s *Server) formRequest(c echo.Context, endpoint string) (*idp.Request, err
 	return req, nil
 }
 
+// token serves POST /token; every answer is counted and every failure
+// logged (observeToken).
 func (s *Server) token(c echo.Context) error {
 	req, err := s.formRequest(c, "/token")
-	if err != nil {
-		return err
+	var res *idp.TokenResponse
+	if err == nil {
+		res, err = s.cfg.IDP.Token(c.Request().Context(), req)
 	}
-	res, err := s.cfg.IDP.Token(c.Request().Context(), req)
+	s.observeToken(c, req, err)
 	if err != nil {
 		return err
 	}
@@ -66,14 +69,14 @@ func (s *Server) token(c echo.Context) error {
 
 func (s *Server) revoke(c echo.Context) error {
 	req, err := s.formRequest(c, "/revoke")
-	if err != nil {
-		return err
+	if err == nil {
+		var cl *idp.Client
+		if cl, err = s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, true); err == nil {
+			err = s.cfg.IDP.Revoke(c.Request().Context(), cl, req.Form.Get("token"), req.Form.Get("token_type_hint"))
+		}
 	}
-	cl, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, true)
 	if err != nil {
-		return err
-	}
-	if err := s.cfg.IDP.Revoke(c.Request().Context(), cl, req.Form.Get("token"), req.Form.Get("token_type_hint")); err != nil {
+		s.oauthFailed(c, "/revoke", req, err)
 		return err
 	}
 	return c.NoContent(http.StatusOK)
@@ -81,15 +84,15 @@ func (s *Server) revoke(c echo.Context) error {
 
 func (s *Server) introspect(c echo.Context) error {
 	req, err := s.formRequest(c, "/introspect")
-	if err != nil {
-		return err
+	var res map[string]any
+	if err == nil {
+		var cl *idp.Client
+		if cl, err = s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, false); err == nil {
+			res, err = s.cfg.IDP.Introspect(c.Request().Context(), cl, req.Form.Get("token"))
+		}
 	}
-	cl, err := s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, false)
 	if err != nil {
-		return err
-	}
-	res, err := s.cfg.IDP.Introspect(c.Request().Context(), cl, req.Form.Get("token"))
-	if err != nil {
+		s.oauthFailed(c, "/introspect", req, err)
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -258,7 +261,13 @@ func (s *Server) scriptLogin(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
 	}
-	tok, err := s.cfg.IDP.ScriptLogin(c.Request().Context(), strings.TrimSpace(string(body)))
+	assertion := strings.TrimSpace(string(body))
+	tok, err := s.cfg.IDP.ScriptLogin(c.Request().Context(), assertion)
+	if err != nil {
+		s.loginFailed(c, LoginScript, describe(err), "", unverifiedIssuer(assertion))
+	} else {
+		s.cfg.Metrics.Login(LoginScript, LoginSuccess)
+	}
 	var oe *idp.Error
 	if errors.As(err, &oe) && oe.Status == http.StatusUnauthorized {
 		// RFC 9110 §15.5.2: a 401 carries a challenge. The credential here is

@@ -36,9 +36,12 @@ type Keys interface {
 	Revoke(ctx context.Context, kid string) (rotation.RevokeResult, error)
 }
 
-// Pinger reports whether the store answers; /readyz calls it.
+// Pinger is what /readyz asks of the store: whether it answers (Ping) and
+// whether it can commit a write (CheckWritable, a real write: /readyz runs it
+// at most once per writeProbeEvery).
 type Pinger interface {
 	Ping(ctx context.Context) error
+	CheckWritable(ctx context.Context) error
 }
 
 // Config holds the server's dependencies.
@@ -73,6 +76,7 @@ type Server struct {
 	ui        *browserUI
 	shapes    map[string]errorShape // "METHOD /path" → how the route writes errors
 	signups   *rateStore            // the signup limiter's buckets
+	writes    writeProbe            // /readyz's cached store write check
 }
 
 // New builds the routes. The result is an http.Handler; the caller owns the
@@ -327,17 +331,22 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is ready when the store answers within two seconds and an active key is
-// loaded: a replica that cannot sign or cannot see the key set should get no
-// traffic.
+// readyz is ready when the store answers within two seconds, can commit a
+// write, and an active key is loaded: a replica that cannot sign, cannot see
+// the key set or cannot record what it issues (refresh tokens, sessions,
+// revocations) should get no traffic. The write check is a real write (the
+// store's heartbeat row), so it runs at most once per writeProbeEvery and
+// its answer is shared meanwhile: polling /readyz cannot hammer the database.
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"store": "ok", "signing_key": "ok"}
+	checks := map[string]string{"store": "ok", "store_writes": "ok", "signing_key": "ok"}
 	ready := true
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		checks["store"], ready = "unreachable", false
+		checks["store"], checks["store_writes"], ready = "unreachable", "unknown", false
 		s.cfg.Logger.Warn("readiness: store unreachable", "err", err)
+	} else if err := s.writes.check(ctx, s.cfg.Store, s.cfg.Logger); err != nil {
+		checks["store_writes"], ready = "failing: the store cannot commit a write", false
 	}
 	if snap := s.cfg.Keys.Current(); snap == nil || snap.Signing.Private == nil {
 		checks["signing_key"], ready = "not loaded", false
@@ -346,4 +355,28 @@ func (s *Server) readyz(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}
+
+// writeProbeEvery is how often /readyz may write to the store.
+const writeProbeEvery = time.Second
+
+// writeProbe runs the store's write check at most once per writeProbeEvery
+// and remembers the answer; concurrent callers wait for one check.
+type writeProbe struct {
+	mu  sync.Mutex
+	at  time.Time // when the last check ran (monotonic); zero: never
+	err error
+}
+
+func (p *writeProbe) check(ctx context.Context, st Pinger, log *slog.Logger) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < writeProbeEvery {
+		return p.err
+	}
+	p.err, p.at = st.CheckWritable(ctx), time.Now()
+	if p.err != nil {
+		log.Warn("readiness: the store cannot commit a write", "err", p.err)
+	}
+	return p.err
 }

@@ -58,7 +58,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 		return a.Manager.Current()
 	}, time.Now)
 	publisher := jwks.NewPublisher(cfg.JWKS.MaxAge, jwks.WithObserver(metrics.JWKSServed))
-	mgr, err := d.Manager(keyset.Republish(publisher, log), metrics.Rotated)
+	republish := keyset.Republish(publisher, log)
+	// The rotations metric counts what this process does (OnRotate) and what
+	// it sees others do (OnChange: web.Metrics.KeySetLoaded).
+	mgr, err := d.Manager(func(s *rotation.Snapshot) { republish(s); metrics.KeySetLoaded(s) }, metrics.Rotated)
 	if err != nil {
 		return nil, Explain(err)
 	}

@@ -21,8 +21,10 @@ import (
 const FaultBeforeCommit = "store.before-commit"
 
 // KeySetChannel is the channel on which ApplyKeyChange announces every applied
-// change (NOTIFY), with the new key-set version as the payload; WatchKeySet
-// listens on it.
+// change (NOTIFY), with "<schema>:<new key-set version>" as the payload;
+// WatchKeySet listens on it. Channels are per database, not per schema, so
+// the payload names the schema: deployments (or tests) that share a database
+// in separate schemas do not wake each other.
 const KeySetChannel = "keygate_keys"
 
 // keyColumns is the column list ListKeys selects, in scanKey's order.
@@ -223,7 +225,7 @@ func bumpKeySetVersion(ctx context.Context, tx pgx.Tx) error {
 	case err != nil:
 		return fmt.Errorf("store/postgres: apply key change: bump version: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, KeySetChannel, strconv.FormatInt(version, 10)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, current_schema() || ':' || $2)`, KeySetChannel, strconv.FormatInt(version, 10)); err != nil {
 		return fmt.Errorf("store/postgres: apply key change: notify: %w", err)
 	}
 	return nil

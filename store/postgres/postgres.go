@@ -66,6 +66,7 @@ const maxTxAttempts = 3
 type Store struct {
 	pool    *pgxpool.Pool
 	desc    string        // database and schema, for messages; never the password
+	schema  string        // the schema the tables live in (key-set notifications name it)
 	timeout time.Duration // per-call default deadline; DefaultTimeout but in tests
 
 	closeOnce sync.Once
@@ -120,7 +121,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store/postgres: open %s: %w", desc, err)
 	}
-	return &Store{pool: pool, desc: desc, timeout: DefaultTimeout, closed: make(chan struct{})}, nil
+	return &Store{pool: pool, desc: desc, schema: schema, timeout: DefaultTimeout, closed: make(chan struct{})}, nil
 }
 
 // checkConnection connects (so that a bad host, password or database fails
@@ -161,6 +162,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	var v int64
 	if err := s.pool.QueryRow(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
 		return fmt.Errorf("store/postgres: ping %s: %w", s.desc, err)
+	}
+	return nil
+}
+
+// CheckWritable updates the heartbeat row (migration 0006) in a
+// transaction of its own: it fails when the server cannot commit a write
+// (a read-only replica or transaction mode, a full disk, a lost connection).
+func (s *Store) CheckWritable(ctx context.Context) error {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE heartbeat SET beats = beats + 1 WHERE id = 1`)
+	if err != nil {
+		return fmt.Errorf("store/postgres: write check %s: %w", s.desc, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("store/postgres: write check %s: heartbeat row missing", s.desc)
 	}
 	return nil
 }

@@ -216,7 +216,7 @@ func TestMigrationsWellFormed(t *testing.T) {
 	for _, m := range ms {
 		names = append(names, m.Name)
 	}
-	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql", "0006_client_introspect.sql", "0007_auth_code_session.sql"}
+	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql", "0006_client_introspect.sql", "0007_auth_code_session.sql", "0008_heartbeat.sql"}
 	if !slices.Equal(names, want) {
 		t.Errorf("migrations %q, want %q", names, want)
 	}
@@ -661,7 +661,7 @@ func TestWatchKeySet(t *testing.T) {
 }
 
 func TestWatchKeySetPayload(t *testing.T) {
-	dsn, _ := freshSchema(t)
+	dsn, schema := freshSchema(t)
 	s := openStore(t, dsn)
 	admin := adminConn(t, testDSN(t))
 	if _, err := admin.Exec(t.Context(), "LISTEN "+KeySetChannel); err != nil {
@@ -680,11 +680,29 @@ func TestWatchKeySetPayload(t *testing.T) {
 		if n.Channel != KeySetChannel {
 			t.Errorf("notification on %q, want %q", n.Channel, KeySetChannel)
 		}
-		got = append(got, n.Payload)
+		if strings.HasPrefix(n.Payload, schema+":") { // other tests' schemas share the channel
+			got = append(got, n.Payload)
+		}
 	}
-	if !slices.Equal(got, []string{"1", "2"}) {
-		t.Errorf("payloads %q, want the new versions [1 2]", got)
+	if want := []string{schema + ":1", schema + ":2"}; !slices.Equal(got, want) {
+		t.Errorf("payloads %q, want the schema and the new versions %q", got, want)
 	}
+}
+
+// TestWatchKeySetIgnoresOtherSchemas: deployments sharing one database in
+// separate schemas share the notification channel, but a change in one does
+// not wake the other's watchers.
+func TestWatchKeySetIgnoresOtherSchemas(t *testing.T) {
+	dsnA, _ := freshSchema(t)
+	dsnB, _ := freshSchema(t)
+	a, b := openStore(t, dsnA), openStore(t, dsnB)
+	calls, _, cancel := watch(t, a)
+	defer cancel()
+	waitCall(t, calls, "once listening")
+	mustApply(t, b, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	noCall(t, calls, "after a change in another schema")
+	mustApply(t, a, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	waitCall(t, calls, "after a change in its own schema")
 }
 
 func TestWatchKeySetIdle(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -113,7 +114,7 @@ func (s *Store) listen(ctx context.Context, fn, connected func()) error {
 		wctx, cancel := context.WithTimeout(ctx, watchIdle)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
-		if n != nil {
+		if n != nil && s.ownsNotification(n.Payload) {
 			fn()
 		}
 		switch {
@@ -132,4 +133,12 @@ func (s *Store) listen(ctx context.Context, fn, connected func()) error {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 	}
+}
+
+// ownsNotification reports whether a KeySetChannel payload announces a change
+// to this Store's schema ("<schema>:<version>"; the schema may itself contain
+// a colon, the version never does).
+func (s *Store) ownsNotification(payload string) bool {
+	i := strings.LastIndexByte(payload, ':')
+	return i >= 0 && payload[:i] == s.schema
 }

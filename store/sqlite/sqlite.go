@@ -70,7 +70,11 @@ type Store struct {
 // this one, Open fails with an error wrapping ErrSchemaTooNew and leaves the
 // file unchanged, rather than running old code against a schema it does not
 // understand.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if path == "" {
 		return nil, errors.New("store/sqlite: open: empty database path")
 	}
@@ -95,7 +99,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
 	}
 
-	db, err := sql.Open("sqlite", dsn(abs))
+	src := dsn(abs)
+	if o.queryOnly {
+		src += "&_pragma=query_only(1)"
+	}
+	db, err := sql.Open("sqlite", src)
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
@@ -111,6 +119,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return &Store{db: db, path: abs}, nil
 }
+
+// Option adjusts how Open opens the database.
+type Option func(*options)
+
+type options struct {
+	queryOnly bool
+}
+
+// QueryOnly opens the database with every connection refusing writes
+// (SQLite's PRAGMA query_only), even where the file could be written and
+// even for root: reads work, every write fails. The database must already
+// be migrated (Open fails otherwise). It exists to inspect a database without
+// changing it, and for tests of what a server does when its database cannot
+// be written (CheckWritable fails).
+func QueryOnly() Option { return func(o *options) { o.queryOnly = true } }
 
 // dsn is the modernc.org/sqlite data source name for the database file at the
 // absolute path abs. Every pooled connection runs these pragmas when it opens:
@@ -139,6 +162,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	var v int64
 	if err := s.db.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
 		return fmt.Errorf("store/sqlite: ping %q: %w", s.path, err)
+	}
+	return nil
+}
+
+// CheckWritable updates the heartbeat row (migration 0005), which takes
+// SQLite's write lock and commits to the write-ahead log: it fails when the
+// file, its directory or the disk cannot take a write (read-only, full,
+// query_only), or when another connection holds the write lock for longer
+// than ctx allows.
+func (s *Store) CheckWritable(ctx context.Context) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE heartbeat SET beats = beats + 1 WHERE id = 1`)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: write check %q: %w", s.path, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("store/sqlite: write check %q: heartbeat row missing (%d rows, %v)", s.path, n, err)
 	}
 	return nil
 }

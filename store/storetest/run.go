@@ -38,6 +38,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RotateAcrossStores", func(t *testing.T) { testRotateAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("RedeemAcrossStores", func(t *testing.T) { testRedeemAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("TouchAcrossStores", func(t *testing.T) { testTouchAcrossStores(t, pair(b.OpenPair(t))) })
+	t.Run("CheckWritable", func(t *testing.T) { testCheckWritable(t, pair(b.OpenPair(t))) })
 }
 
 func pair(a, b store.Store) []store.Store { return []store.Store{a, b} }
