@@ -11,6 +11,7 @@ import (
 func TestClientsAddIntrospect(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t, "")
+	in.init(t)
 	if _, errOut, err := in.run(t, nil, "clients", "add", "orders", "--grant", "client_credentials", "--introspect"); err != nil {
 		t.Fatalf("clients add --introspect: %v\n%s", err, errOut)
 	}

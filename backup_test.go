@@ -23,6 +23,7 @@ import (
 func TestBackupAndRestore(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t, "")
+	in.init(t)
 	out, errOut, err := in.run(t, nil, "clients", "add", "svc", "--grant", "client_credentials")
 	if err != nil {
 		t.Fatalf("clients add: %v\n%s", err, errOut)

@@ -24,6 +24,7 @@ import (
 func TestBrowserLoginFromTheCommandLine(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t, "sessions:\n  idle_timeout: 10m\n  absolute_timeout: 1h\ntokens:\n  id_token_ttl: 5m\n")
+	in.init(t)
 	const redirect = "http://127.0.0.1:9/callback"
 	if _, errOut, err := in.run(t, nil, "clients", "add", "webapp", "--public", "--grant", "authorization_code,refresh_token",
 		"--scope", "openid,profile,email", "--redirect-uri", redirect); err != nil {

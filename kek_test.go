@@ -99,6 +99,7 @@ func TestKEKChangeWithoutDowntime(t *testing.T) {
 // naming the path, and no new key file is written.
 func TestMissingDevKEKWithKeysRefused(t *testing.T) {
 	in := newInstance(t, "")
+	in.init(t)
 	if _, errOut, err := in.run(t, nil, "keys", "rotate"); err != nil {
 		t.Fatalf("create keys: %v\n%s", err, errOut)
 	}

@@ -70,6 +70,15 @@ func (in *instance) run(t *testing.T, env []string, args ...string) (stdout, std
 	return o.String(), e.String(), err
 }
 
+// init creates the instance's database and first keys (`keygate init`): the
+// other commands refuse to run without one.
+func (in *instance) init(t *testing.T) {
+	t.Helper()
+	if out, errOut, err := in.run(t, nil, "init"); err != nil || !strings.Contains(out, "created a Keygate database") {
+		t.Fatalf("init: %v\n%s%s", err, out, errOut)
+	}
+}
+
 func (in *instance) keys(t *testing.T) []web.KeyView {
 	t.Helper()
 	out, errOut, err := in.run(t, nil, "keys", "list", "--json")
@@ -248,6 +257,7 @@ func TestCrashDuringRotation(t *testing.T) {
 	for _, point := range []string{"store.before-commit", "rotation.after-promote", "rotation.after-generate"} {
 		t.Run(point, func(t *testing.T) {
 			in := newInstance(t, "")
+			in.init(t)
 			if _, errOut, err := in.run(t, nil, "keys", "rotate", "--force"); err != nil {
 				t.Fatalf("first rotate: %v\n%s", err, errOut)
 			}
@@ -333,9 +343,7 @@ func TestWrongKEKRefusesToStart(t *testing.T) {
 	good := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)
 	bad := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("cd", 32)
 	in.env = append(in.env, good)
-	if _, errOut, err := in.run(t, nil, "keys", "rotate"); err != nil {
-		t.Fatalf("create keys: %v\n%s", err, errOut)
-	}
+	in.init(t)
 	before := in.keys(t)
 	for _, args := range [][]string{{"serve"}, {"keys", "rotate", "--force"}} {
 		_, errOut, err := in.run(t, []string{bad}, args...)

@@ -47,12 +47,16 @@ type Config struct {
 	// KeyEncryptionKey is KEYGATE_KEY_ENCRYPTION_KEY; it is only ever read from the
 	// environment, never from the file, so the key is not stored beside the data.
 	KeyEncryptionKey string `yaml:"-"`
+
+	dsnFromEnv bool // Storage.DSN came from KEYGATE_DATABASE_URL (for messages)
 }
 
 // Storage selects the database.
 type Storage struct {
-	Driver string `yaml:"driver"` // "sqlite"
-	DSN    string `yaml:"dsn"`    // for sqlite: the database file path
+	Driver string `yaml:"driver"` // "sqlite" or "postgres"
+	// DSN is a SQLite file path (or file: URL) or a postgres:// URL; any
+	// other scheme is refused. Log it only through RedactDSN.
+	DSN string `yaml:"dsn"`
 }
 
 // Keys is the signing-key policy.
@@ -228,6 +232,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if err := c.applyEnv(getenv); err != nil {
 		return c, err
 	}
+	if err := c.fileURL(); err != nil {
+		return c, err
+	}
 	c.resolvePaths()
 	if err := c.Validate(); err != nil {
 		if path != "" {
@@ -248,7 +255,7 @@ func durationVar(field func(*Config) *time.Duration) func(*Config, string) error
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return fmt.Errorf("not a duration like 90s or 720h: %q", v)
+			return fmt.Errorf("%q is not a duration; %s", v, durationHelp)
 		}
 		*field(c) = d
 		return nil
@@ -326,10 +333,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("environment variable %s: %w", e.name, err)
 		}
 	}
-	if strings.HasPrefix(c.Storage.DSN, "postgres://") || strings.HasPrefix(c.Storage.DSN, "postgresql://") {
-		if getenv("KEYGATE_STORAGE_DRIVER") == "" {
-			c.Storage.Driver = "postgres"
-		}
+	c.dsnFromEnv = getenv("KEYGATE_DATABASE_URL") != ""
+	if isPostgresURL(c.Storage.DSN) && getenv("KEYGATE_STORAGE_DRIVER") == "" {
+		c.Storage.Driver = "postgres"
 	}
 	return nil
 }
@@ -345,7 +351,7 @@ func (c *Config) resolvePaths() {
 		}
 		return filepath.Join(base, p)
 	}
-	if c.Storage.Driver == "sqlite" {
+	if c.Storage.Driver == "sqlite" && dsnScheme(c.Storage.DSN) == "" { // a URL is refused by Validate, not made a path
 		c.Storage.DSN = abs(c.Storage.DSN)
 	}
 	c.Keys.EncryptionKeyFile = abs(c.Keys.EncryptionKeyFile)
@@ -368,17 +374,8 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: must be host:port, got %q: %v", c.Listen, err)
 	}
-	switch c.Storage.Driver {
-	case "sqlite":
-		if c.Storage.DSN == "" {
-			return errors.New("storage.dsn: the SQLite database path is empty")
-		}
-	case "postgres":
-		if u, err := url.Parse(c.Storage.DSN); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return errors.New("storage.dsn: a postgres:// URL is required for the postgres driver (or KEYGATE_DATABASE_URL)")
-		}
-	default:
-		return fmt.Errorf("storage.driver: must be sqlite or postgres, got %q", c.Storage.Driver)
+	if err := c.validateStorage(); err != nil {
+		return err
 	}
 	if err := c.validateKeys(); err != nil {
 		return err
@@ -567,54 +564,4 @@ func (c Config) DevKEKPath() string {
 		return ""
 	}
 	return filepath.Join(filepath.Dir(c.Storage.DSN), "keygate.kek")
-}
-
-// nameKeys rewrites yaml.v3's "line N: cannot unmarshal ..." messages so they
-// start with the dotted setting name at that line, e.g. "keys.rotation_period".
-func nameKeys(raw []byte, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	var root yaml.Node
-	if yaml.Unmarshal(raw, &root) != nil {
-		return err
-	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, m := range te.Errors {
-		var line int
-		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
-			if key := keyAtLine(&root, line, ""); key != "" {
-				m = key + ": " + strings.TrimSpace(strings.SplitN(m, ":", 2)[1]) + fmt.Sprintf(" (line %d)", line)
-			}
-		}
-		msgs = append(msgs, m)
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-func keyAtLine(n *yaml.Node, line int, prefix string) string {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if k := keyAtLine(c, line, prefix); k != "" {
-				return k
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			path := key.Value
-			if prefix != "" {
-				path = prefix + "." + key.Value
-			}
-			if key.Line == line && val.Kind == yaml.ScalarNode {
-				return path
-			}
-			if k := keyAtLine(val, line, path); k != "" {
-				return k
-			}
-		}
-	}
-	return ""
 }

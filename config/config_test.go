@@ -87,7 +87,7 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{file: "admin:\n  token: short\n", want: "admin.token"},
 		{file: "server:\n  max_body_bytes: 0\n", want: "server.max_body_bytes"},
 		{file: "log:\n  level: loud\n", want: "log.level"},
-		{file: "colour: blue\n", want: "field colour not found"},
+		{file: "colour: blue\n", want: "colour: unknown setting"},
 		{file: "issuer: [unclosed\n", want: "config.yaml"},
 		{env: map[string]string{"KEYGATE_ROTATION_PERIOD": "monthly"}, want: "KEYGATE_ROTATION_PERIOD"},
 		{env: map[string]string{"KEYGATE_RSA_BITS": "big"}, want: "KEYGATE_RSA_BITS"},

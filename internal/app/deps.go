@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/keygate/keygate/config"
@@ -20,7 +21,10 @@ import (
 
 // backend is a storage driver built into the binary.
 type backend struct {
-	open func(ctx context.Context, dsn string) (store.Store, error)
+	// open opens the database at dsn; with create, it creates the database
+	// and its schema if missing, else it fails with an error that
+	// noDatabase recognises and creates nothing.
+	open func(ctx context.Context, dsn string, create bool) (store.Store, error)
 	// replicas says whether several servers may share one database, which
 	// makes scheduled key rotation wait for the store's lease (one writer
 	// at a time). A SQLite file serves one server, whose writes nobody
@@ -30,9 +34,27 @@ type backend struct {
 
 // backends maps storage.driver to its backend.
 var backends = map[string]backend{
-	"sqlite": {open: func(ctx context.Context, dsn string) (store.Store, error) { return sqlite.Open(ctx, dsn) }},
-	"postgres": {open: func(ctx context.Context, dsn string) (store.Store, error) { return postgres.Open(ctx, dsn) },
-		replicas: true},
+	"sqlite": {open: func(ctx context.Context, dsn string, create bool) (store.Store, error) {
+		if create {
+			return sqlite.Open(ctx, dsn)
+		}
+		return sqlite.OpenExisting(ctx, dsn)
+	}},
+	"postgres": {open: func(ctx context.Context, dsn string, create bool) (store.Store, error) {
+		if create {
+			return postgres.Open(ctx, dsn)
+		}
+		return postgres.OpenExisting(ctx, dsn)
+	}, replicas: true},
+}
+
+// ErrNoDatabase reports that OpenDeps found no Keygate database where the
+// configuration points; nothing was created.
+var ErrNoDatabase = errors.New("no Keygate database")
+
+// noDatabase reports whether a backend's open failed for want of a database.
+func noDatabase(err error) bool {
+	return errors.Is(err, sqlite.ErrNoDatabase) || errors.Is(err, postgres.ErrNoDatabase)
 }
 
 // Deps are the parts every command builds from the configuration: the open
@@ -45,17 +67,46 @@ type Deps struct {
 	pruners []func(ctx context.Context, now time.Time) (int64, error) // shared throttles' housekeeping
 }
 
-// OpenDeps opens the configured store. Close it when done.
+// OpenDeps opens the configured store, which must exist: a SQLite file with
+// Keygate's schema, or a PostgreSQL schema with Keygate's tables. Otherwise it
+// fails with an error wrapping ErrNoDatabase that says where it looked, and
+// creates nothing, so that a command run in the wrong directory (or with the
+// wrong DSN) does not start a new installation. Close it when done.
 func OpenDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*Deps, error) {
+	return openDeps(ctx, cfg, log, false)
+}
+
+// CreateDeps opens the configured store as OpenDeps does, creating the
+// database and its schema if missing: for serve and init only.
+func CreateDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*Deps, error) {
+	return openDeps(ctx, cfg, log, true)
+}
+
+func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger, create bool) (*Deps, error) {
 	b, ok := backends[cfg.Storage.Driver]
 	if !ok {
 		return nil, fmt.Errorf("storage.driver %q is not built into this binary", cfg.Storage.Driver)
 	}
-	st, err := b.open(ctx, cfg.Storage.DSN)
+	st, err := b.open(ctx, cfg.Storage.DSN, create)
+	if noDatabase(err) {
+		return nil, fmt.Errorf("%w at %s (run where config.yaml is, or pass --config / KEYGATE_CONFIG); "+
+			"to start a new installation there, run `keygate init`", ErrNoDatabase, describeDatabase(cfg))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", cfg.Storage.Driver, err)
+		return nil, fmt.Errorf("open %s database: %w", cfg.Storage.Driver, config.RedactError(err, cfg.Storage.DSN))
 	}
 	return &Deps{cfg: cfg, log: log, store: st, shared: b.replicas}, nil
+}
+
+// describeDatabase says where the configured database is, for messages: the
+// absolute path of a SQLite file, or the DSN without its password.
+func describeDatabase(cfg config.Config) string {
+	if cfg.Storage.Driver == "sqlite" {
+		if abs, err := filepath.Abs(cfg.Storage.DSN); err == nil {
+			return abs
+		}
+	}
+	return config.RedactDSN(cfg.Storage.DSN)
 }
 
 // Store is the open store.

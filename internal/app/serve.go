@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/keyset"
+	"github.com/keygate/keygate/internal/version"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/web"
@@ -37,10 +39,12 @@ type App struct {
 	metrics http.Handler // /metrics, for server.metrics_listen
 }
 
-// Open opens the store, loads (or creates) the signing keys and builds the
-// provider and the web handler. Close the App when done.
+// Open opens the store (creating it if missing), loads (or creates) the
+// signing keys and builds the provider and the web handler. Close the App
+// when done. Bind the listeners first (Listen), so that a port in use fails
+// before anything is created.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
-	d, err := OpenDeps(ctx, cfg, log)
+	d, err := CreateDeps(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +55,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 	}()
 
 	a := &App{d: d, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(buildInfo())
 	metrics := web.NewMetrics(a.reg, func() *rotation.Snapshot {
 		if a.Manager == nil {
 			return nil
@@ -90,25 +95,91 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 // Close closes the store; call it after Serve or Run has returned.
 func (a *App) Close() error { return a.d.Close() }
 
-// Run listens on the configured address (listen) and serves until ctx ends.
-func (a *App) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.d.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.d.cfg.Listen, err)
-	}
-	return a.Serve(ctx, ln)
+// buildInfo is the keygate_build_info gauge: always 1, its labels say which
+// build is running.
+func buildInfo() prometheus.Collector {
+	in := version.Get()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "keygate_build_info",
+		Help:        "Always 1; the labels are the Keygate version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": in.Version, "go_version": in.GoVersion}})
+	g.Set(1)
+	return g
 }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully: in-flight
-// requests finish (up to server.shutdown_timeout) and the background work
-// (key refresh, key-set notifications, pruning) stops before Serve returns.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	cfg, log, d, mgr := a.d.cfg, a.d.log, a.d, a.Manager
-	if addr := cfg.Server.MetricsListen; addr != "" { // /metrics on its own listener, not the main one
-		stopMetrics, err := serveMetrics(addr, a.metrics, cfg.Server.ReadHeaderTimeout, log)
-		if err != nil {
-			return err
+// Listeners are the server's bound sockets: Main for listen, Metrics for
+// server.metrics_listen (nil when that is empty).
+type Listeners struct {
+	Main, Metrics net.Listener
+}
+
+// Close closes both listeners.
+func (l Listeners) Close() {
+	if l.Main != nil {
+		l.Main.Close()
+	}
+	if l.Metrics != nil {
+		l.Metrics.Close()
+	}
+}
+
+// Listen binds listen and server.metrics_listen. serve calls it before Open,
+// so that a port in use fails at once and nothing (database, keys, KEK file)
+// is created.
+func Listen(cfg config.Config) (Listeners, error) {
+	var ls Listeners
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return ls, listenError("listen", err)
+	}
+	ls.Main = ln
+	if addr := cfg.Server.MetricsListen; addr != "" {
+		if ls.Metrics, err = net.Listen("tcp", addr); err != nil {
+			ls.Close()
+			return Listeners{}, listenError("server.metrics_listen", err)
 		}
+	}
+	return ls, nil
+}
+
+// listenError names the setting whose address could not be bound.
+func listenError(setting string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s: %w (another process has the port: stop it, or change %s); nothing was created", setting, err, setting)
+	}
+	return fmt.Errorf("%s: %w", setting, err)
+}
+
+// Run listens on the configured addresses and serves until ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	ls, err := Listen(a.d.cfg)
+	if err != nil {
+		return err
+	}
+	return a.ServeListeners(ctx, ls)
+}
+
+// Serve serves on ln (and on server.metrics_listen, which it binds, if set)
+// until ctx ends; see ServeListeners.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	ls := Listeners{Main: ln}
+	if addr := a.d.cfg.Server.MetricsListen; addr != "" {
+		m, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("server.metrics_listen: %w", err)
+		}
+		ls.Metrics = m
+	}
+	return a.ServeListeners(ctx, ls)
+}
+
+// ServeListeners serves on ls until ctx ends, then shuts down gracefully:
+// in-flight requests finish (up to server.shutdown_timeout) and the
+// background work (key refresh, key-set notifications, pruning) stops before
+// it returns.
+func (a *App) ServeListeners(ctx context.Context, ls Listeners) error {
+	cfg, log, d, mgr, ln := a.d.cfg, a.d.log, a.d, a.Manager, ls.Main
+	if ls.Metrics != nil { // /metrics on its own listener, not the main one
+		stopMetrics := serveMetrics(ls.Metrics, a.metrics, cfg.Server.ReadHeaderTimeout, log)
 		defer stopMetrics()
 	}
 	hs := &http.Server{Handler: a.Handler, ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout,
@@ -134,7 +205,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("keygate started", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "active_kid", a.snap.Signing.KID,
-		"database", cfg.Storage.DSN, "config", cfg.Path)
+		"database", config.RedactDSN(cfg.Storage.DSN), "config", cfg.Path, "version", version.Get().Version)
 
 	select {
 	case err := <-errc:
@@ -151,13 +222,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// serveMetrics serves h at /metrics on addr (server.metrics_listen) until the
+// serveMetrics serves h at /metrics on ln (server.metrics_listen) until the
 // returned stop is called.
-func serveMetrics(addr string, h http.Handler, readHeaderTimeout time.Duration, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server.metrics_listen: listen on %s: %w", addr, err)
-	}
+func serveMetrics(ln net.Listener, h http.Handler, readHeaderTimeout time.Duration, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	ms := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: 32 << 10}
@@ -167,7 +234,7 @@ func serveMetrics(addr string, h http.Handler, readHeaderTimeout time.Duration, 
 		}
 	}()
 	log.Info("metrics listener started", "listen", ln.Addr().String())
-	return func() { ms.Close() }, nil
+	return func() { ms.Close() }
 }
 
 // browserPruneInterval is how often expired sessions and authorization codes

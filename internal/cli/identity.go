@@ -139,20 +139,7 @@ func newClientsCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	hash := &cobra.Command{
-		Use:   "hash-secret",
-		Short: "Read a secret on stdin and print the secret_sha256 for a client in config.yaml",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := readSecret(cmd.InOrStdin(), o.stderr, "Secret: ")
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(o.stdout, "%x\n", idp.HashSecret(s))
-			return nil
-		},
-	}
-	cmd.AddCommand(add, list, del, hash)
+	cmd.AddCommand(add, list, del, newHashSecretCmd(o))
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -56,11 +57,14 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
 	})
-	root.AddCommand(newKeysCmd(o), newClientsCmd(o), newUsersCmd(o), newBackupCmd(o))
+	root.AddCommand(newInitCmd(o), newKeysCmd(o), newClientsCmd(o), newUsersCmd(o), newBackupCmd(o))
+	addVersion(root, o)
 	return root
 }
 
-// loadConfig finds and loads the configuration.
+// loadConfig finds and loads the configuration: --config, else
+// $KEYGATE_CONFIG, else ./config.yaml if present, else the built-in defaults
+// (config.Default) and the environment.
 func (o *options) loadConfig() (config.Config, error) {
 	path := o.configPath
 	if path == "" {
@@ -84,7 +88,32 @@ func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// open loads the configuration and opens its store.
+// logConfig says which configuration is in use: the file, or the built-in
+// defaults when there is none, and the names (never the values) of the
+// KEYGATE_* variables that override it.
+func logConfig(log *slog.Logger, cfg config.Config) {
+	var vars []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "KEYGATE_") {
+			vars = append(vars, name)
+		}
+	}
+	env := strings.Join(vars, ",")
+	if cfg.Path != "" {
+		abs, err := filepath.Abs(cfg.Path)
+		if err != nil {
+			abs = cfg.Path
+		}
+		log.Info("configuration", "file", abs, "environment", env, "database", config.RedactDSN(cfg.Storage.DSN))
+		return
+	}
+	wd, _ := os.Getwd()
+	log.Warn("no configuration file (no --config, no KEYGATE_CONFIG, no config.yaml in the working directory): "+
+		"using the built-in defaults", "dir", wd, "environment", env, "database", config.RedactDSN(cfg.Storage.DSN))
+}
+
+// open loads the configuration and opens its store, which must exist (see
+// app.OpenDeps): only serve and init create one.
 func (o *options) open(ctx context.Context) (*app.Deps, error) {
 	cfg, err := o.loadConfig()
 	if err != nil {

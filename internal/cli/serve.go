@@ -9,7 +9,8 @@ import (
 	"github.com/keygate/keygate/internal/app"
 )
 
-// runServe runs the server until SIGINT or SIGTERM, then shuts down gracefully:
+// runServe binds the listeners, opens (or creates) the database and keys, and
+// runs the server until SIGINT or SIGTERM, then shuts down gracefully:
 // in-flight requests finish (up to server.shutdown_timeout), the key refresher
 // stops, and the database is closed.
 func runServe(parent context.Context, o *options) error {
@@ -23,10 +24,19 @@ func runServe(parent context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, cfg, newLogger(cfg, o.stderr))
+	log := newLogger(cfg, o.stderr)
+	logConfig(log, cfg)
+	// Bind first: a port in use fails here, before a database, keys or a
+	// key-encryption key file are created.
+	ls, err := app.Listen(cfg)
 	if err != nil {
 		return err
 	}
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		ls.Close()
+		return err
+	}
 	defer a.Close()
-	return a.Run(ctx)
+	return a.ServeListeners(ctx, ls)
 }

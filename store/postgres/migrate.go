@@ -50,8 +50,10 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // migration in one transaction that first takes an advisory lock and then
 // re-reads the applied version: replicas that start at once queue on the lock,
 // and each after the first finds the work done. PostgreSQL's DDL is
-// transactional, so a crash or an error leaves the schema as it was.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+// transactional, so a crash or an error leaves the schema as it was. Unless
+// create, a schema without any migration is refused with ErrNoDatabase,
+// unchanged.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, create bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -67,6 +69,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	}
 	if applied == latest {
 		return nil
+	}
+	if applied == 0 && !create {
+		return fmt.Errorf("schema %q has no Keygate tables: %w", schema, ErrNoDatabase)
 	}
 
 	// READ COMMITTED (the default) matters: each statement after the lock

@@ -91,6 +91,25 @@ type Store struct {
 //
 // If ctx has no deadline, Open gives up after a minute.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, true)
+}
+
+// ErrNoDatabase reports that OpenExisting found no Keygate schema: the
+// first schema of the search_path has no applied migrations. Nothing was
+// created.
+var ErrNoDatabase = errors.New("no Keygate database")
+
+// OpenExisting opens the database as Open does, but creates no schema: if no
+// migration was ever applied to the schema, it fails with an error wrapping
+// ErrNoDatabase and writes nothing. A schema from an older Keygate is brought
+// up to date. The commands that manage a database (everything but serve and
+// init) open it this way, so that a wrong DSN does not start a new
+// installation.
+func OpenExisting(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, false)
+}
+
+func open(ctx context.Context, dsn string, create bool) (*Store, error) {
 	if dsn == "" {
 		return nil, errors.New("store/postgres: open: empty DSN")
 	}
@@ -117,7 +136,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("store/postgres: open %s: %w", desc, err)
 	}
 	desc = fmt.Sprintf("%s, schema %q", desc, schema)
-	if err := migrate(ctx, pool, schema); err != nil {
+	if err := migrate(ctx, pool, schema, create); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store/postgres: open %s: %w", desc, err)
 	}

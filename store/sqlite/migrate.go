@@ -39,8 +39,9 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // its own transaction together with its schema_migrations row, so a crash leaves
 // the schema at some whole version. Because transactions begin IMMEDIATE and the
 // applied version is re-read inside each one, two processes migrating at once
-// queue on the write lock and the second finds the work done.
-func migrate(ctx context.Context, db *sql.DB) error {
+// queue on the write lock and the second finds the work done. Unless create, a
+// database without any migration is refused with ErrNoDatabase, unchanged.
+func migrate(ctx context.Context, db *sql.DB, create bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -55,6 +56,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if applied > latest {
 		return fmt.Errorf("schema version %d, this binary knows up to %d: %w", applied, latest, ErrSchemaTooNew)
+	}
+	if applied == 0 && !create {
+		return fmt.Errorf("no Keygate schema in the file: %w", ErrNoDatabase)
 	}
 	for _, m := range ms {
 		if m.Version <= applied {

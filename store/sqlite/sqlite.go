@@ -57,6 +57,10 @@ type Store struct {
 	codeMu sync.Mutex
 }
 
+// ErrNoDatabase reports that OpenExisting found no Keygate database: no file
+// at the path, or a file without Keygate's schema. Nothing was created.
+var ErrNoDatabase = errors.New("no Keygate database")
+
 // Open opens (creating it if needed) the SQLite database at path and brings its
 // schema up to date, so that a Store returned without error is ready to use.
 //
@@ -71,6 +75,20 @@ type Store struct {
 // file unchanged, rather than running old code against a schema it does not
 // understand.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	return open(ctx, path, true, opts)
+}
+
+// OpenExisting opens the Keygate database at path as Open does, but creates
+// nothing: if there is no file at path, or the file has no Keygate schema, it
+// fails with an error wrapping ErrNoDatabase and leaves the file system as it
+// was. A database from an older Keygate is brought up to date. The commands
+// that manage a database (everything but serve and init) open it this way, so
+// that running one in the wrong directory does not start a new installation.
+func OpenExisting(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	return open(ctx, path, false, opts)
+}
+
+func open(ctx context.Context, path string, create bool, opts []Option) (*Store, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -82,24 +100,15 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("store/sqlite: open %q: create directory: %w", abs, err)
-	}
-	// Create the file ourselves so it gets 0600: SQLite would create it with
-	// 0644 (less the umask). An empty file is a valid empty database. O_EXCL
-	// makes a concurrent creator harmless: whoever loses sees ErrExist.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case err == nil:
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
+	if create {
+		if err := createFile(abs); err != nil {
+			return nil, err
 		}
-	case errors.Is(err, fs.ErrExist):
-	default:
-		return nil, fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
+	} else if err := probe(ctx, abs); err != nil {
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
 
-	src := dsn(abs)
+	src := dsn(abs, create)
 	if o.queryOnly {
 		src += "&_pragma=query_only(1)"
 	}
@@ -113,7 +122,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := migrate(ctx, db, create); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
@@ -135,6 +144,50 @@ type options struct {
 // be written (CheckWritable fails).
 func QueryOnly() Option { return func(o *options) { o.queryOnly = true } }
 
+// probe checks, read-only and without the pragmas of dsn (journal_mode(WAL)
+// would write), that abs is a database with Keygate's schema; if not, the
+// error wraps ErrNoDatabase.
+func probe(ctx context.Context, abs string) error {
+	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		return ErrNoDatabase
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "mode=ro"}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := appliedVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		return fmt.Errorf("no Keygate schema in the file: %w", ErrNoDatabase)
+	}
+	return nil
+}
+
+// createFile creates the database file abs and its directory if missing.
+func createFile(abs string) error {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return fmt.Errorf("store/sqlite: open %q: create directory: %w", abs, err)
+	}
+	// Create the file ourselves so it gets 0600: SQLite would create it with
+	// 0644 (less the umask). An empty file is a valid empty database. O_EXCL
+	// makes a concurrent creator harmless: whoever loses sees ErrExist.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
+		}
+	case errors.Is(err, fs.ErrExist):
+	default:
+		return fmt.Errorf("store/sqlite: open %q: create file: %w", abs, err)
+	}
+	return nil
+}
+
 // dsn is the modernc.org/sqlite data source name for the database file at the
 // absolute path abs. Every pooled connection runs these pragmas when it opens:
 // busy_timeout first (the driver orders it first) so the others can wait for
@@ -143,12 +196,17 @@ func QueryOnly() Option { return func(o *options) { o.queryOnly = true } }
 // BeginTx issue BEGIN IMMEDIATE, taking the write lock up front.
 //
 // The path goes in a file: URI, percent-escaped, so that a '?', '#' or '%' in a
-// directory name cannot be mistaken for the start of the query.
-func dsn(abs string) string {
+// directory name cannot be mistaken for the start of the query. Unless create,
+// mode=rw keeps SQLite from creating a file that vanished since it was checked.
+func dsn(abs string, create bool) string {
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	mode := ""
+	if !create {
+		mode = "&mode=rw"
+	}
 	return u.String() + fmt.Sprintf(
-		"?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate",
-		busyTimeoutMillis)
+		"?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate%s",
+		busyTimeoutMillis, mode)
 }
 
 // Path returns the absolute path of the database file, for messages and
