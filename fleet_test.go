@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/web"
 )
 
 // fleetDSN creates a fresh schema on the test PostgreSQL and returns a DSN
@@ -88,6 +91,17 @@ func scheduledActivations(logs ...string) []string {
 	return kids
 }
 
+// countStates counts the keys that are in one of states.
+func countStates(keys []web.KeyView, states ...string) int {
+	n := 0
+	for _, k := range keys {
+		if slices.Contains(states, string(k.State)) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *server) post(t *testing.T, path string, form url.Values, user, pass string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(form.Encode()))
@@ -145,13 +159,7 @@ func TestFleetOnPostgres(t *testing.T) {
 	}
 	// B or C takes the lease over once A's expires and restores a next key.
 	waitFor(t, func() bool {
-		n := 0
-		for _, k := range in.keys(t) {
-			if k.State == "next" {
-				n++
-			}
-		}
-		return n == 1
+		return countStates(in.keys(t), "next") == 1
 	}, "another replica to generate the next key after the lease holder died")
 
 	// Wait for at least three scheduled rotations in all (two more periods),
@@ -163,13 +171,7 @@ func TestFleetOnPostgres(t *testing.T) {
 		if len(scheduledActivations(a.stderr.String(), b.stderr.String(), c.stderr.String())) < 3 {
 			return false
 		}
-		next := 0
-		for _, k := range in.keys(t) {
-			if k.State == "next" {
-				next++
-			}
-		}
-		return next == 1
+		return countStates(in.keys(t), "next") == 1
 	}, "three scheduled rotations across the replicas, and a next key after them")
 
 	// The lease holder publishes each promoted set at once and generates its
@@ -200,12 +202,7 @@ func TestFleetOnPostgres(t *testing.T) {
 		seen[k] = true
 	}
 	keys := in.keys(t)
-	signed := 0
-	for _, k := range keys {
-		if k.State == "active" || k.State == "retired" {
-			signed++
-		}
-	}
+	signed := countStates(keys, "active", "retired")
 	if len(acts) < 3 || len(acts) != signed-1 {
 		t.Errorf("%d scheduled activations logged, %d keys have signed (1 initial): %v", len(acts), signed, acts)
 	}

@@ -13,11 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/kgtest"
 	"github.com/keygate/keygate/internal/poll"
 	"github.com/keygate/keygate/web"
 )
@@ -97,22 +97,9 @@ type server struct {
 	cmd    *exec.Cmd
 	url    string
 	kid    string
-	stderr *lockedBuffer
+	stderr *kgtest.LogBuffer // the process's log, readable while it runs
 	done   chan error
 }
-
-// lockedBuffer collects a process's log while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // serve starts the server and waits for its "keygate started" log line.
 func (in *instance) serve(t *testing.T, extraEnv ...string) *server {
@@ -120,7 +107,7 @@ func (in *instance) serve(t *testing.T, extraEnv ...string) *server {
 	cmd := exec.Command(binary, "--config", in.config)
 	cmd.Env = append(append(os.Environ(), in.env...), extraEnv...)
 	pr, pw := io.Pipe()
-	s := &server{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: &kgtest.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = io.MultiWriter(pw, s.stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

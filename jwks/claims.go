@@ -85,17 +85,13 @@ func (c *Claims) missingScopes(required []string) []string {
 func claimsFromMap(m map[string]any, kid string) (*Claims, error) {
 	c := &Claims{KeyID: kid, raw: m}
 	var err error
-	if c.Issuer, err = stringClaim(m, "iss"); err != nil {
-		return nil, err
-	}
-	if c.Subject, err = stringClaim(m, "sub"); err != nil {
-		return nil, err
-	}
-	if c.ID, err = stringClaim(m, "jti"); err != nil {
-		return nil, err
-	}
-	if c.ClientID, err = stringClaim(m, "client_id"); err != nil {
-		return nil, err
+	for _, f := range [...]struct {
+		dst  *string
+		name string
+	}{{&c.Issuer, "iss"}, {&c.Subject, "sub"}, {&c.ID, "jti"}, {&c.ClientID, "client_id"}} {
+		if *f.dst, err = stringClaim(m, f.name); err != nil {
+			return nil, err
+		}
 	}
 	scope, err := stringClaim(m, "scope")
 	if err != nil {
@@ -120,14 +116,13 @@ func claimsFromMap(m map[string]any, kid string) (*Claims, error) {
 	default:
 		return nil, errorf(ErrMalformed, `claim "aud" is neither a string nor an array`)
 	}
-	if c.Expiry, err = dateClaim(m, "exp"); err != nil {
-		return nil, err
-	}
-	if c.IssuedAt, err = dateClaim(m, "iat"); err != nil {
-		return nil, err
-	}
-	if c.NotBefore, err = dateClaim(m, "nbf"); err != nil {
-		return nil, err
+	for _, f := range [...]struct {
+		dst  *time.Time
+		name string
+	}{{&c.Expiry, "exp"}, {&c.IssuedAt, "iat"}, {&c.NotBefore, "nbf"}} {
+		if *f.dst, err = dateClaim(m, f.name); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }

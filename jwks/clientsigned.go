@@ -132,13 +132,7 @@ func (cv *ClientKeyVerifier) Stats() Stats { return cv.stats.snapshot() }
 // verify with the cached key causes one refetch (the client may have
 // replaced its key), at most once per Config.UnknownKIDInterval per identity.
 func (cv *ClientKeyVerifier) Verify(ctx context.Context, token string) (*Claims, error) {
-	c, err := cv.verify(ctx, token)
-	if err != nil {
-		cv.stats.failures.Add(1)
-		return nil, err
-	}
-	cv.stats.verifications.Add(1)
-	return c, nil
+	return cv.stats.counted(cv.verify(ctx, token))
 }
 
 func (cv *ClientKeyVerifier) verify(ctx context.Context, token string) (*Claims, error) {

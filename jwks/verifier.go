@@ -116,6 +116,17 @@ type counters struct {
 	fetches, refreshFailures, unknownKIDRefetches, verifications, failures atomic.Uint64
 }
 
+// counted counts the outcome of one Verify, a failure if err is set and a
+// verification otherwise, and passes it on.
+func (s *counters) counted(c *Claims, err error) (*Claims, error) {
+	if err != nil {
+		s.failures.Add(1)
+		return nil, err
+	}
+	s.verifications.Add(1)
+	return c, nil
+}
+
 // Stats are a verifier's counters since it was created. They exist for
 // metrics (wrap them in Prometheus CounterFuncs, say) and for tests that
 // must prove how many requests reached the issuer.
@@ -464,13 +475,7 @@ func (v *Verifier) Close() error {
 // ctx only matters when the kid is unknown and a refetch is made or waited
 // for; in the steady state Verify does no I/O.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
-	c, err := v.verify(ctx, token)
-	if err != nil {
-		v.stats.failures.Add(1)
-		return nil, err
-	}
-	v.stats.verifications.Add(1)
-	return c, nil
+	return v.stats.counted(v.verify(ctx, token))
 }
 
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {

@@ -29,7 +29,7 @@ import (
 // large, so only the per-IP limit can answer 429.
 const abuseIPBurst = 5
 
-func newAbuseEnv(t *testing.T, logs *atkLogBuffer, trusted ...string) *atkEnv {
+func newAbuseEnv(t *testing.T, logs *kgtest.LogBuffer, trusted ...string) *atkEnv {
 	t.Helper()
 	var nets []*net.IPNet
 	for _, c := range trusted {
@@ -108,7 +108,7 @@ func TestAttackForwardedForRotation(t *testing.T) {
 	const minThrottled = n - abuseIPBurst - workers
 
 	t.Run("no trusted proxies: the TCP peer", func(t *testing.T) {
-		var logs atkLogBuffer
+		var logs kgtest.LogBuffer
 		e := newAbuseEnv(t, &logs)
 		got := e.flood(t, n, workers, func(i int) map[string]string {
 			return map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i),
@@ -139,7 +139,7 @@ func TestAttackForwardedForRotation(t *testing.T) {
 	})
 
 	t.Run("behind a trusted proxy: the rightmost untrusted hop", func(t *testing.T) {
-		var logs atkLogBuffer
+		var logs kgtest.LogBuffer
 		// The test client is the proxy; 10.0.0.0/8 is a second proxy tier.
 		e := newAbuseEnv(t, &logs, "127.0.0.0/8", "::1/128", "10.0.0.0/8")
 		// The client writes its own X-Forwarded-For; the proxies append the
@@ -165,7 +165,7 @@ func TestAttackForwardedForRotation(t *testing.T) {
 	})
 
 	t.Run("trusted proxies configured, peer not one of them", func(t *testing.T) {
-		var logs atkLogBuffer
+		var logs kgtest.LogBuffer
 		e := newAbuseEnv(t, &logs, "192.0.2.0/24")
 		got := e.flood(t, n, workers, func(i int) map[string]string {
 			return map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d, 192.0.2.1", i)}

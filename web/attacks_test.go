@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -125,22 +124,7 @@ func (r atkReply) object(t testing.TB) map[string]any {
 
 func (e *atkEnv) do(t testing.TB, method, path string, hdr map[string]string, body io.Reader) atkReply {
 	t.Helper()
-	req, err := http.NewRequest(method, e.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := kgtest.Send(t, nil, method, e.URL+path, hdr, body)
 	return atkReply{resp.StatusCode, resp.Header, b}
 }
 
@@ -877,21 +861,8 @@ func TestClientExistenceNotRevealedWithoutCredentials(t *testing.T) {
 	atkSameReply(t, "client_id only: unknown vs confidential client", only("no-such-client"), only("rs"))
 }
 
-// syncBuffer is a log sink the server's goroutines may share.
-type atkLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *atkLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *atkLogBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func TestSecretsNeverLogged(t *testing.T) {
-	var logs atkLogBuffer
+	var logs kgtest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := newAtkEnv(t, func(o *kgtest.Options) { o.Logger = logger })
 	ctx := context.Background()

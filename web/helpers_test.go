@@ -28,6 +28,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/kgtest"
 )
 
 // ---------------------------------------------------------------------------
@@ -114,15 +115,7 @@ func sendWith(t *testing.T, c *http.Client, base string, r request) reply {
 	for k, v := range r.hdr {
 		hr.Header.Set(k, v)
 	}
-	res, err := c.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, b := kgtest.Do(t, c, hr)
 	return reply{status: res.StatusCode, hdr: res.Header, body: b}
 }
 

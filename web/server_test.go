@@ -36,20 +36,7 @@ func start(t *testing.T, admin string) *harness {
 
 func (h *harness) do(t *testing.T, method, path string, hdr map[string]string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, h.srv.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return kgtest.Send(t, nil, method, h.srv.URL+path, hdr, body)
 }
 
 var admin = map[string]string{"Authorization": "Bearer " + adminToken}

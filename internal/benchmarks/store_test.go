@@ -100,19 +100,28 @@ func providerOn(b *testing.B, st backend) *idp.Provider {
 
 const benchSecret = "kgs_benchmark-secret-0123456789abcdefghijklmnopqr"
 
+// benchProvider opens a fresh store with open (closed when the benchmark
+// ends), builds the provider on it with providerOn, and registers on it the
+// confidential client "bench", secret benchSecret, with the given grant types.
+func benchProvider(b *testing.B, open func(*testing.B) backend, grants ...string) *idp.Provider {
+	b.Helper()
+	st := open(b)
+	b.Cleanup(func() { st.Close() })
+	p := providerOn(b, st)
+	if _, err := p.RegisterClient(context.Background(), &idp.Client{ID: "bench", SecretHash: idp.HashSecret(benchSecret),
+		GrantTypes: grants}, false); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
 // BenchmarkStoreIssue: client_credentials issuance (stored client, secret
 // check, one RS256 signature) on each backend.
 func BenchmarkStoreIssue(b *testing.B) {
 	for name, open := range backends(b) {
 		b.Run(name, func(b *testing.B) {
-			st := open(b)
-			defer st.Close()
-			p := providerOn(b, st)
+			p := benchProvider(b, open, idp.GrantClientCredentials)
 			ctx := context.Background()
-			if _, err := p.RegisterClient(ctx, &idp.Client{ID: "bench", SecretHash: idp.HashSecret(benchSecret),
-				GrantTypes: []string{idp.GrantClientCredentials}}, false); err != nil {
-				b.Fatal(err)
-			}
 			req := &idp.Request{Form: url.Values{"grant_type": {"client_credentials"}, "client_id": {"bench"}, "client_secret": {benchSecret}}}
 			for b.Loop() {
 				if _, err := p.Token(ctx, req); err != nil {
@@ -128,14 +137,8 @@ func BenchmarkStoreIssue(b *testing.B) {
 func BenchmarkStoreRefresh(b *testing.B) {
 	for name, open := range backends(b) {
 		b.Run(name, func(b *testing.B) {
-			st := open(b)
-			defer st.Close()
-			p := providerOn(b, st)
+			p := benchProvider(b, open, idp.GrantPassword, idp.GrantRefreshToken)
 			ctx := context.Background()
-			if _, err := p.RegisterClient(ctx, &idp.Client{ID: "bench", SecretHash: idp.HashSecret(benchSecret),
-				GrantTypes: []string{idp.GrantPassword, idp.GrantRefreshToken}}, false); err != nil {
-				b.Fatal(err)
-			}
 			if _, err := p.CreateUser(ctx, idp.NewUser{Username: "bench", Password: "bench password"}); err != nil {
 				b.Fatal(err)
 			}

@@ -8,12 +8,12 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/throttle"
 )
 
@@ -73,18 +73,7 @@ func (e *env) passwordGrant(t *testing.T, user, pw string) int {
 
 // burstOf sends n attempts at once and returns their statuses.
 func burstOf(n int, attempt func(i int) int) []int {
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			statuses[i] = attempt(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return statuses
+	return stampede.Run(n, attempt)
 }
 
 func count(statuses []int, status int) int {

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -23,19 +22,7 @@ func testCode(t *testing.T, created time.Time) store.AuthCode {
 func TestBrowserUnstorableText(t *testing.T) {
 	s := openFresh(t)
 	ctx := t.Context()
-	for _, bad := range []string{"nul\x00byte", "bad\xffutf8"} {
-		invalid := func(what string, err error) {
-			t.Helper()
-			if err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				t.Errorf("%s with %q: %v, want an invalid-input error", what, bad, err)
-			}
-		}
-		notFound := func(what string, err error) {
-			t.Helper()
-			if !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("%s with %q: %v, want ErrNotFound", what, bad, err)
-			}
-		}
+	forEachUnstorableText(t, func(bad string, invalid, notFound func(what string, err error)) {
 		ss := store.Session{ID: randomHex(t, 32), UserID: "user", ExpiresAt: t0}
 		bs := ss
 		bs.ID = bad
@@ -82,5 +69,5 @@ func TestBrowserUnstorableText(t *testing.T) {
 		if n, err := s.DeleteUserSessions(ctx, bad); n != 0 || err != nil {
 			t.Errorf("DeleteUserSessions(%q) = %d, %v; want 0, nil", bad, n, err)
 		}
-	}
+	})
 }

@@ -10,13 +10,14 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/migrations"
 	"github.com/keygate/keygate/store/storetest"
 )
 
@@ -191,15 +192,22 @@ func appliedVersions(t *testing.T, s *Store) []int64 {
 	return vs
 }
 
-// wantVersions is 1..N for the N embedded migrations.
-func wantVersions(t *testing.T) []int64 {
+// embeddedMigrations returns the embedded migrations, failing the test if
+// they do not load.
+func embeddedMigrations(t *testing.T) []migrations.Migration {
 	t.Helper()
 	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ms
+}
+
+// wantVersions is 1..N for the N embedded migrations.
+func wantVersions(t *testing.T) []int64 {
+	t.Helper()
 	var vs []int64
-	for _, m := range ms {
+	for _, m := range embeddedMigrations(t) {
 		vs = append(vs, m.Version)
 	}
 	return vs
@@ -208,12 +216,8 @@ func wantVersions(t *testing.T) []int64 {
 // --- migrations ---
 
 func TestMigrationsWellFormed(t *testing.T) {
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, m := range ms {
+	for _, m := range embeddedMigrations(t) {
 		names = append(names, m.Name)
 	}
 	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql", "0006_client_introspect.sql", "0007_auth_code_session.sql", "0008_heartbeat.sql"}
@@ -272,17 +276,10 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Run(fmt.Sprint("round ", round), func(t *testing.T) {
 			dsn, _ := freshSchema(t)
 			stores := make([]*Store, openers)
-			errs := make([]error, openers)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range openers {
-				wg.Go(func() {
-					<-start
-					stores[i], errs[i] = Open(t.Context(), dsn)
-				})
-			}
-			close(start)
-			wg.Wait()
+			errs := stampede.Run(openers, func(i int) (err error) {
+				stores[i], err = Open(t.Context(), dsn)
+				return err
+			})
 			for i, err := range errs {
 				if err != nil {
 					t.Errorf("Open %d: %v", i, err)
@@ -335,6 +332,19 @@ func fingerprint(t *testing.T, conn *pgx.Conn, schema string) string {
 	return fmt.Sprintf("tables %s; migrations %s; key set %d", tables, versions, keySet)
 }
 
+// openRefused opens a Store on dsn expecting a refusal, and returns Open's
+// error; if Open succeeds, it closes the store and fails the test with
+// succeeded.
+func openRefused(t *testing.T, dsn, succeeded string) error {
+	t.Helper()
+	s, err := Open(t.Context(), dsn)
+	if err == nil {
+		s.Close()
+		t.Fatal(succeeded)
+	}
+	return err
+}
+
 func TestSchemaTooNew(t *testing.T) {
 	dsn, schema := freshSchema(t)
 	s, err := Open(t.Context(), dsn)
@@ -355,11 +365,7 @@ func TestSchemaTooNew(t *testing.T) {
 
 	admin := adminConn(t, testDSN(t))
 	before := fingerprint(t, admin, schema)
-	s, err = Open(t.Context(), dsn)
-	if err == nil {
-		s.Close()
-		t.Fatal("Open of a schema from a newer binary succeeded, want an error")
-	}
+	err = openRefused(t, dsn, "Open of a schema from a newer binary succeeded, want an error")
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Errorf("Open: %v, want ErrSchemaTooNew", err)
 	}
@@ -379,11 +385,7 @@ func TestInconsistentMigrations(t *testing.T) {
 	if _, err := s.pool.Exec(t.Context(), `DELETE FROM schema_migrations WHERE version = 1`); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(t.Context(), dsn)
-	if err == nil {
-		s2.Close()
-		t.Fatal("Open with a gap in schema_migrations succeeded")
-	}
+	err := openRefused(t, dsn, "Open with a gap in schema_migrations succeeded")
 	if !strings.Contains(err.Error(), "inconsistent") {
 		t.Errorf("Open: %v, want an error about schema_migrations being inconsistent", err)
 	}
@@ -391,11 +393,7 @@ func TestInconsistentMigrations(t *testing.T) {
 
 func TestMissingSchema(t *testing.T) {
 	dsn := withParam(t, testDSN(t), "search_path", "kgtest_missing_"+randomHex(t, 4))
-	s, err := Open(t.Context(), dsn)
-	if err == nil {
-		s.Close()
-		t.Fatal("Open with a search_path naming no existing schema succeeded")
-	}
+	err := openRefused(t, dsn, "Open with a search_path naming no existing schema succeeded")
 	if !strings.Contains(err.Error(), "search_path") {
 		t.Errorf("Open: %v, want an error naming the search_path", err)
 	}
@@ -417,11 +415,13 @@ func TestBadDSN(t *testing.T) {
 
 // --- behaviour specific to this backend ---
 
-// TestUnstorableText checks that text PostgreSQL cannot hold is refused as
-// invalid input, and that lookups by it find nothing rather than fail.
-func TestUnstorableText(t *testing.T) {
-	s := openFresh(t)
-	ctx := t.Context()
+// forEachUnstorableText calls check once for each kind of text PostgreSQL
+// cannot hold (a NUL byte; bytes that are not UTF-8), passing two checks that
+// name bad in their failures: invalid fails the test unless err is an
+// invalid-input error (not nil, not a conflict, not ErrNotFound), notFound
+// unless err is ErrNotFound.
+func forEachUnstorableText(t *testing.T, check func(bad string, invalid, notFound func(what string, err error))) {
+	t.Helper()
 	for _, bad := range []string{"nul\x00byte", "bad\xffutf8"} {
 		invalid := func(what string, err error) {
 			t.Helper()
@@ -435,6 +435,16 @@ func TestUnstorableText(t *testing.T) {
 				t.Errorf("%s with %q: %v, want ErrNotFound", what, bad, err)
 			}
 		}
+		check(bad, invalid, notFound)
+	}
+}
+
+// TestUnstorableText checks that text PostgreSQL cannot hold is refused as
+// invalid input, and that lookups by it find nothing rather than fail.
+func TestUnstorableText(t *testing.T) {
+	s := openFresh(t)
+	ctx := t.Context()
+	forEachUnstorableText(t, func(bad string, invalid, notFound func(what string, err error)) {
 		invalid("CreateClient", s.CreateClient(ctx, store.Client{ID: "c", Name: bad}))
 		invalid("CreateUser", s.CreateUser(ctx, store.User{ID: "u", Username: "bob", Name: bad}))
 		invalid("CreateRefreshToken", s.CreateRefreshToken(ctx, store.RefreshToken{ID: bad, FamilyID: "f", ExpiresAt: t0}))
@@ -470,7 +480,7 @@ func TestUnstorableText(t *testing.T) {
 		if err := s.ReleaseLease(ctx, bad, "h"); err != nil {
 			t.Errorf("ReleaseLease(%q): %v", bad, err)
 		}
-	}
+	})
 	// A NUL inside a list is escaped by JSON, so it is stored faithfully.
 	c := store.Client{ID: "nul-in-list", Scopes: []string{"a\x00b"}}
 	if err := s.CreateClient(ctx, c); err != nil {
@@ -534,24 +544,16 @@ func TestOppositeOrderUpdates(t *testing.T) {
 	a, b := testKey(t, store.KeyRetired, t0), testKey(t, store.KeyRetired, t0.Add(time.Second))
 	mustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
 	const racers = 6
-	errs := make([]error, racers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			ka, kb := a, b
-			ka.RemoveAfter = t0.Add(time.Duration(i+1) * time.Hour)
-			kb.RemoveAfter = t0.Add(time.Duration(i+1) * time.Hour)
-			ups := []store.KeyUpdate{{Key: ka, From: store.KeyRetired}, {Key: kb, From: store.KeyRetired}}
-			if i%2 == 1 {
-				ups[0], ups[1] = ups[1], ups[0]
-			}
-			errs[i] = s.ApplyKeyChange(t.Context(), store.KeyChange{Updates: ups})
-		})
-	}
-	close(start)
-	wg.Wait()
+	errs := stampede.Run(racers, func(i int) error {
+		ka, kb := a, b
+		ka.RemoveAfter = t0.Add(time.Duration(i+1) * time.Hour)
+		kb.RemoveAfter = t0.Add(time.Duration(i+1) * time.Hour)
+		ups := []store.KeyUpdate{{Key: ka, From: store.KeyRetired}, {Key: kb, From: store.KeyRetired}}
+		if i%2 == 1 {
+			ups[0], ups[1] = ups[1], ups[0]
+		}
+		return s.ApplyKeyChange(t.Context(), store.KeyChange{Updates: ups})
+	})
 	applied := int64(0)
 	for i, err := range errs {
 		switch {

@@ -22,24 +22,9 @@ func TestUpgradeFrom0001(t *testing.T) {
 
 	// Turn it into what 0001 alone leaves: drop every table a later
 	// migration created and forget those migrations.
-	rows, err := s.db.QueryContext(t.Context(), `SELECT name FROM sqlite_schema
+	later := queryColumn[string](t, s, `SELECT name FROM sqlite_schema
 		WHERE type = 'table' AND name NOT IN ('signing_keys', 'key_set_meta', 'schema_migrations')
 		AND name NOT LIKE 'sqlite_%'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var later []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		later = append(later, name)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
 	if len(later) == 0 {
 		t.Fatal("no tables beyond 0001's: is 0002 applied?")
 	}

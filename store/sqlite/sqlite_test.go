@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/internal/columns"
 	"github.com/keygate/keygate/store/storetest"
@@ -111,14 +111,22 @@ func mustVersion(t *testing.T, s *Store) int64 {
 // appliedVersions returns the versions recorded in schema_migrations.
 func appliedVersions(t *testing.T, s *Store) []int64 {
 	t.Helper()
-	rows, err := s.db.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	return queryColumn[int64](t, s, `SELECT version FROM schema_migrations ORDER BY version`)
+}
+
+// queryColumn runs query, which selects one column, on s and returns the
+// column's values in row order; a query, scan or iteration error fails the
+// test.
+func queryColumn[T any](t *testing.T, s *Store, query string) []T {
+	t.Helper()
+	rows, err := s.db.QueryContext(t.Context(), query)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var vs []int64
+	var vs []T
 	for rows.Next() {
-		var v int64
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
@@ -213,17 +221,10 @@ func TestConcurrentOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "keygate.db")
 	const n = 8
 	stores := make([]*Store, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			stores[i], errs[i] = Open(t.Context(), path)
-		})
-	}
-	close(start)
-	wg.Wait()
+	errs := stampede.Run(n, func(i int) (err error) {
+		stores[i], err = Open(t.Context(), path)
+		return err
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("Open %d: %v", i, err)
