@@ -20,9 +20,9 @@ import (
 	"github.com/keygate/keygate/web"
 )
 
-// logBuffer collects a server's log output (atkLogBuffer, safe for its
+// logBuffer collects a server's log output (kgtest.LogBuffer, safe for its
 // concurrent writers) and reads it back as JSON records.
-type logBuffer struct{ atkLogBuffer }
+type logBuffer struct{ kgtest.LogBuffer }
 
 // lines are the JSON log records whose msg is msg.
 func (l *logBuffer) lines(t *testing.T, msg string) []map[string]any {
