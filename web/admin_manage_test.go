@@ -48,7 +48,7 @@ func (e *atkEnv) clientCredentials(t *testing.T, id, secret string) atkReply {
 func TestAdminManageClients(t *testing.T) {
 	e := newAtkEnv(t)
 	admin := e.password(t, "root", atkRootPW, "admin").AccessToken
-	old, err := e.IDP.RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"},
+	_, err := e.IDP.RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"read", "write"}}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -94,34 +94,6 @@ func TestAdminManageClients(t *testing.T) {
 	}
 	wantAdminStatus(t, "rotate a static client", e.adminCall(t, admin, "POST", "/admin/clients/app/rotate-secret", ""), 409)
 	wantAdminStatus(t, "PATCH unknown client", e.adminCall(t, admin, "PATCH", "/admin/clients/nobody", `{"name":"x"}`), 404)
-
-	// Rotation with a day's grace: both secrets work, then only the new one.
-	r = wantAdminStatus(t, "rotate-secret", e.adminCall(t, admin, "POST", "/admin/clients/billing/rotate-secret", `{"grace":"24h"}`), 200)
-	secret, _ := r.object(t)["client_secret"].(string)
-	if secret == "" || secret == old || r.header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("rotate-secret: %s (Cache-Control %q)", r.body, r.header.Get("Cache-Control"))
-	}
-	for _, s := range []string{old, secret} {
-		if r := e.clientCredentials(t, "billing", s); r.status != 200 {
-			t.Errorf("during the grace period: %d %s", r.status, r.body)
-		}
-	}
-	e.clock.Advance(24*time.Hour + time.Second)
-	if r := e.clientCredentials(t, "billing", old); r.status != 401 {
-		t.Errorf("old secret after the grace: %d %s, want 401", r.status, r.body)
-	}
-	if r := e.clientCredentials(t, "billing", secret); r.status != 200 {
-		t.Errorf("new secret after the grace: %d %s", r.status, r.body)
-	}
-
-	// Only admins: no token 401, a plain user's 403.
-	if r := e.do(t, "GET", "/admin/clients", nil, nil); r.status != 401 {
-		t.Errorf("no token: %d", r.status)
-	}
-	alice := e.password(t, "alice", atkAlicePW, "admin").AccessToken
-	if r := e.adminCall(t, alice, "PATCH", "/admin/clients/billing", `{"name":"pwned"}`); r.status != 403 {
-		t.Errorf("a plain user's token: %d %s, want 403", r.status, r.body)
-	}
 }
 
 // TestAdminManageUsers: list users without password hashes, PATCH them
@@ -171,5 +143,43 @@ func TestAdminManageUsers(t *testing.T) {
 	wantAdminStatus(t, "disable bob", e.adminCall(t, admin, "PATCH", "/admin/users/bob", `{"disabled":true}`), 200)
 	if r := e.adminCall(t, bobAdmin, "GET", "/admin/users", ""); r.status != 403 {
 		t.Errorf("a disabled admin's token: %d %s, want 403", r.status, r.body)
+	}
+}
+
+// TestAdminRotateSecret: POST /admin/clients/{id}/rotate-secret with a day's
+// grace: both secrets work, then only the new one; only admins may.
+func TestAdminRotateSecret(t *testing.T) {
+	e := newAtkEnv(t)
+	admin := e.password(t, "root", atkRootPW, "admin").AccessToken
+	old, err := e.IDP.RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rotation with a day's grace: both secrets work, then only the new one.
+	r := wantAdminStatus(t, "rotate-secret", e.adminCall(t, admin, "POST", "/admin/clients/billing/rotate-secret", `{"grace":"24h"}`), 200)
+	secret, _ := r.object(t)["client_secret"].(string)
+	if secret == "" || secret == old || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("rotate-secret: %s (Cache-Control %q)", r.body, r.header.Get("Cache-Control"))
+	}
+	for _, s := range []string{old, secret} {
+		if r := e.clientCredentials(t, "billing", s); r.status != 200 {
+			t.Errorf("during the grace period: %d %s", r.status, r.body)
+		}
+	}
+	e.clock.Advance(24*time.Hour + time.Second)
+	if r := e.clientCredentials(t, "billing", old); r.status != 401 {
+		t.Errorf("old secret after the grace: %d %s, want 401", r.status, r.body)
+	}
+	if r := e.clientCredentials(t, "billing", secret); r.status != 200 {
+		t.Errorf("new secret after the grace: %d %s", r.status, r.body)
+	}
+
+	// Only admins: no token 401, a plain user's 403.
+	if r := e.do(t, "GET", "/admin/clients", nil, nil); r.status != 401 {
+		t.Errorf("no token: %d", r.status)
+	}
+	alice := e.password(t, "alice", atkAlicePW, "admin").AccessToken
+	if r := e.adminCall(t, alice, "PATCH", "/admin/clients/billing", `{"name":"pwned"}`); r.status != 403 {
+		t.Errorf("a plain user's token: %d %s, want 403", r.status, r.body)
 	}
 }
