@@ -57,6 +57,11 @@ type Client struct {
 	Introspect         bool // a resource server: may introspect other clients' tokens
 	Static             bool
 	CreatedAt          time.Time
+
+	// PreviousSecretHash is the SHA-256 of the secret RotateClientSecret
+	// replaced, accepted beside the current one until PreviousSecretExpiresAt.
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt time.Time
 }
 
 // HasGrant reports whether c may use grant.
@@ -254,7 +259,8 @@ func isPrivate(k jwk.Key) bool {
 func FromStore(sc store.Client) (*Client, error) {
 	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, Public: sc.Public,
-		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt}
+		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
+		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt}
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
 		if err != nil {
@@ -269,7 +275,8 @@ func FromStore(sc store.Client) (*Client, error) {
 func (c *Client) ToStore() (store.Client, error) {
 	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, Public: c.Public, AccessTTL: c.AccessTTL,
-		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt}
+		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
+		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt}
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
 		if err != nil {
@@ -353,12 +360,25 @@ func (p *Provider) DeleteClient(ctx context.Context, id string) error {
 	return p.cfg.Store.DeleteClient(ctx, id)
 }
 
-// checkSecret compares in constant time over fixed-length digests.
-func checkSecret(c *Client, secret string) bool {
-	if len(c.SecretHash) != sha256.Size {
-		return false
+// checkSecret compares secret with c's current secret and, until it expires
+// at now, with the one a rotation replaced: both in constant time over
+// fixed-length digests, and both always, so the answer's timing tells
+// neither which matched nor whether there is a previous secret.
+func checkSecret(c *Client, secret string, now time.Time) bool {
+	h := HashSecret(secret)
+	cur, prev := 0, 0
+	if len(c.SecretHash) == sha256.Size {
+		cur = subtle.ConstantTimeCompare(h, c.SecretHash)
 	}
-	return subtle.ConstantTimeCompare(HashSecret(secret), c.SecretHash) == 1
+	if len(c.PreviousSecretHash) == sha256.Size {
+		prev = subtle.ConstantTimeCompare(h, c.PreviousSecretHash)
+	} else {
+		subtle.ConstantTimeCompare(h, h) // the same work
+	}
+	if !now.Before(c.PreviousSecretExpiresAt) {
+		prev = 0
+	}
+	return cur|prev == 1
 }
 
 // clientKeys returns the keys that may verify c's assertions.
@@ -420,4 +440,148 @@ func checkRedirectURIs(c *Client, _ ClientLimits) error {
 		return badClient("redirect_uris", "a client with the authorization_code grant needs at least one redirect URI")
 	}
 	return nil
+}
+
+// ErrStaticClient refuses to change a client declared in the configuration
+// file: the file is its one source, and the store never holds it.
+var ErrStaticClient = errors.New("defined in config.yaml; edit it there")
+
+// Bounds of the grace period during which a rotated-out client secret still
+// works.
+const (
+	DefaultSecretGrace = time.Hour
+	MaxSecretGrace     = 30 * 24 * time.Hour
+)
+
+// ClientPatch changes some settings of a stored client; nil fields stay as
+// they are. The result must pass ValidateClient like a new client.
+type ClientPatch struct {
+	Name           *string
+	GrantTypes     *[]string
+	Scopes         *[]string
+	Audience       *[]string
+	RedirectURIs   *[]string
+	AccessTTL      *time.Duration
+	NotBeforeDelay *time.Duration
+	Introspect     *bool
+}
+
+func (pt ClientPatch) apply(c *Client) {
+	setIf(&c.Name, pt.Name)
+	setIf(&c.GrantTypes, pt.GrantTypes)
+	setIf(&c.Scopes, pt.Scopes)
+	setIf(&c.Audience, pt.Audience)
+	setIf(&c.RedirectURIs, pt.RedirectURIs)
+	setIf(&c.AccessTTL, pt.AccessTTL)
+	setIf(&c.NotBeforeDelay, pt.NotBeforeDelay)
+	setIf(&c.Introspect, pt.Introspect)
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// storedClient reads client id for a change: a static client is
+// ErrStaticClient, an unknown one store.ErrNotFound.
+func (p *Provider) storedClient(ctx context.Context, id string) (*Client, error) {
+	if _, ok := p.static[id]; ok {
+		return nil, fmt.Errorf("client %q is %w", id, ErrStaticClient)
+	}
+	sc, err := p.cfg.Store.GetClient(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("client %q: %w", id, err)
+	}
+	return FromStore(sc)
+}
+
+// UpdateClient applies pt to the stored client id, checks the result with
+// ValidateClient, and stores it. Concurrent updates of one client are last
+// writer wins (store.ClientStore.UpdateClient): each reads, changes and
+// writes back the whole client.
+func (p *Provider) UpdateClient(ctx context.Context, id string, pt ClientPatch) (*Client, error) {
+	c, err := p.storedClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	pt.apply(c)
+	if err := ValidateClient(c, p.clientLimits()); err != nil {
+		return nil, err
+	}
+	if err := p.saveClient(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *Provider) saveClient(ctx context.Context, c *Client) error {
+	sc, err := c.ToStore()
+	if err != nil {
+		return err
+	}
+	if err := p.cfg.Store.UpdateClient(ctx, sc); err != nil {
+		return fmt.Errorf("update client %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// RotateClientSecret gives the stored client id a new secret and returns it
+// (shown once). The secret it replaces keeps working for grace (0: not at
+// all), so that the client can be redeployed with the new one; after that
+// only the new one does. Only the latest replaced secret is kept: rotating
+// again within the grace period ends the older one at once. A client without
+// a secret (public or key-only) has none to rotate.
+func (p *Provider) RotateClientSecret(ctx context.Context, id string, grace time.Duration) (string, *Client, error) {
+	if grace < 0 || grace > MaxSecretGrace {
+		return "", nil, badClient("grace", "must be between 0 (revoke the old secret at once) and %s, got %s", MaxSecretGrace, grace)
+	}
+	c, err := p.storedClient(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(c.SecretHash) == 0 {
+		return "", nil, badClient("secret", "client %q has no secret to rotate (it is public or key-only)", id)
+	}
+	secret, err := NewClientSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	c.PreviousSecretHash, c.PreviousSecretExpiresAt = nil, time.Time{}
+	if grace > 0 {
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, p.now().UTC().Add(grace)
+	}
+	c.SecretHash = HashSecret(secret)
+	if err := p.saveClient(ctx, c); err != nil {
+		return "", nil, err
+	}
+	p.log.Info("client secret rotated", "client_id", id, "grace", grace)
+	return secret, c, nil
+}
+
+// EffectiveAccessTTL is the lifetime of c's access tokens: its own, or the
+// provider's default when it has none; def reports the latter.
+func (p *Provider) EffectiveAccessTTL(c *Client) (ttl time.Duration, def bool) {
+	if c.AccessTTL > 0 {
+		return c.AccessTTL, false
+	}
+	return p.cfg.AccessTTL, true
+}
+
+// SecretGraceActive reports whether c's previous secret still works at the
+// provider's now, and until when.
+func (p *Provider) SecretGraceActive(c *Client) (time.Time, bool) {
+	if len(c.PreviousSecretHash) == 0 || !p.now().Before(c.PreviousSecretExpiresAt) {
+		return time.Time{}, false
+	}
+	return c.PreviousSecretExpiresAt, true
+}
+
+// EffectiveAudience is the "aud" of c's access tokens when a grant names
+// none: its audience, or its own id when it has none.
+func (c *Client) EffectiveAudience() (aud []string, def bool) {
+	if len(c.Audience) > 0 {
+		return c.Audience, false
+	}
+	return []string{c.ID}, true
 }

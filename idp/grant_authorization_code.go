@@ -38,6 +38,9 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err != nil {
 		return nil, serverError(err)
 	}
+	if u.Disabled() {
+		return nil, invalidGrant("the user of this authorization code is disabled")
+	}
 	res, family, claims, err := p.codeTokens(ctx, ac, c, u, now)
 	if err != nil {
 		return nil, err

@@ -45,7 +45,15 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 		if err != nil {
 			return nil, serverError(err)
 		}
+		if u.Disabled() {
+			return nil, invalidGrant("the user of this refresh token is disabled")
+		}
 		username = u.Username
+	}
+	for _, s := range strings.Fields(scope) {
+		if !slices.Contains(c.Scopes, s) { // the client's scopes were narrowed since
+			return nil, invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
+		}
 	}
 	now := p.now().UTC()
 	token, id, err := newRefreshToken()

@@ -118,10 +118,10 @@ func (p *Provider) secretClient(ctx context.Context, id, secret string) (*Client
 		return nil, serverError(err)
 	}
 	if c == nil {
-		checkSecret(&Client{SecretHash: make([]byte, 32)}, secret) // same work as a wrong secret
+		checkSecret(&Client{SecretHash: make([]byte, 32)}, secret, p.now()) // same work as a wrong secret
 		return nil, invalidClient("client authentication failed")
 	}
-	if !checkSecret(c, secret) {
+	if !checkSecret(c, secret, p.now()) {
 		return nil, invalidClient("client authentication failed")
 	}
 	return c, nil

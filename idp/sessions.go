@@ -24,7 +24,7 @@ const (
 const touchEvery = time.Minute
 
 // ErrNoSession means the cookie names no live session: none, unknown,
-// expired, idle too long, or its user is gone.
+// expired, idle too long, or its user is gone or disabled.
 var ErrNoSession = errors.New("no live session")
 
 func (p *Provider) initBrowser() {
@@ -74,7 +74,7 @@ func (p *Provider) StartSession(ctx context.Context, u store.User) (token string
 
 // Session returns the live session the cookie value names, or ErrNoSession.
 // A session past its absolute or idle timeout, or whose user no longer
-// exists, is deleted on the way.
+// exists or is disabled, is deleted on the way.
 func (p *Provider) Session(ctx context.Context, token string) (*Session, error) {
 	if token == "" || len(token) > maxSessionToken {
 		return nil, ErrNoSession
@@ -107,6 +107,9 @@ func (p *Provider) Session(ctx context.Context, token string) (*Session, error) 
 	}
 	if err != nil {
 		return nil, err
+	}
+	if u.Disabled() {
+		return end("user disabled")
 	}
 	if now.Sub(ss.LastSeen) >= touchEvery {
 		if err := p.browser.TouchSession(ctx, id, now.UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {

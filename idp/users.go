@@ -33,7 +33,9 @@ func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 // Before any password is verified, the attempt reserves a token from the
 // account's bucket and from the client address's bucket (see store.Throttle);
 // if either is empty the attempt is refused with a ThrottledError without
-// running argon2, even with the right password. Reserving rather than
+// running argon2, even with the right password. A disabled user is refused
+// with ErrUserDisabled, which is an ErrInvalidCredentials, after the password
+// was checked. Reserving rather than
 // checking is what bounds guessing under concurrency: N simultaneous guesses
 // at one account are verified at most user_burst times. A failure keeps both
 // tokens; a success resets the account's bucket and gives the address its
@@ -74,6 +76,12 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 	}
 	if err := p.cfg.IPThrottle.Release(ctx, ipKey, now); err != nil {
 		p.log.Warn("login throttle release failed", "err", err)
+	}
+	if u.Disabled() {
+		// Checked after the password, so that the answer reveals the state
+		// only to someone who knows it, and then no more than "invalid".
+		p.log.Info("login refused: user disabled", "user_id", u.ID)
+		return store.User{}, ErrUserDisabled
 	}
 	p.upgradeHash(ctx, u, pw, now)
 	return u, nil
@@ -180,19 +188,27 @@ func ValidatePassword(pw, username string) error {
 	return nil
 }
 
+// validateProfile checks an email (optional) and a display name, trimmed.
+func validateProfile(email, name string) error {
+	if email != "" {
+		if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+			return &ValidationError{"email", "is not an email address"}
+		}
+	}
+	if len(name) > 200 {
+		return &ValidationError{"name", "must be at most 200 characters"}
+	}
+	return nil
+}
+
 // CreateUser validates and stores a user with an argon2id hash.
 func (p *Provider) CreateUser(ctx context.Context, nu NewUser) (store.User, error) {
 	nu.Username, nu.Email, nu.Name = strings.TrimSpace(nu.Username), strings.TrimSpace(nu.Email), strings.TrimSpace(nu.Name)
 	if err := validateUsername(nu.Username); err != nil {
 		return store.User{}, err
 	}
-	if nu.Email != "" {
-		if a, err := mail.ParseAddress(nu.Email); err != nil || a.Address != nu.Email {
-			return store.User{}, &ValidationError{"email", "is not an email address"}
-		}
-	}
-	if len(nu.Name) > 200 {
-		return store.User{}, &ValidationError{"name", "must be at most 200 characters"}
+	if err := validateProfile(nu.Email, nu.Name); err != nil {
+		return store.User{}, err
 	}
 	if err := ValidatePassword(nu.Password, nu.Username); err != nil {
 		return store.User{}, err
@@ -263,4 +279,62 @@ func (p *Provider) DeleteUser(ctx context.Context, login string) error {
 		return err
 	}
 	return p.endUserSessions(ctx, u.ID)
+}
+
+// ErrUserDisabled refuses a login by a disabled user. It is an
+// ErrInvalidCredentials, so every login path answers it as a wrong password.
+var ErrUserDisabled = fmt.Errorf("user disabled: %w", ErrInvalidCredentials)
+
+// UserPatch changes some of a user's settings; nil fields stay as they are.
+type UserPatch struct {
+	Email    *string
+	Name     *string
+	Admin    *bool
+	Disabled *bool
+}
+
+// UpdateUser applies pt to the user login names (username or email). A taken
+// email is ErrUserExists. Disabling a user stamps DisabledAt (kept if already
+// disabled), revokes their refresh tokens and ends their browser sessions;
+// from then on no grant or form logs them in. An access token issued before
+// stays valid until it expires (at most the access-token lifetime): it is a
+// self-contained JWT, and resource servers do not ask Keygate about the user.
+// Concurrent updates of one user are last writer wins.
+func (p *Provider) UpdateUser(ctx context.Context, login string, pt UserPatch) (store.User, error) {
+	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
+	if err != nil {
+		return store.User{}, fmt.Errorf("user %q: %w", login, err)
+	}
+	setIf(&u.Email, pt.Email)
+	setIf(&u.Name, pt.Name)
+	setIf(&u.Admin, pt.Admin)
+	u.Email, u.Name = strings.TrimSpace(u.Email), strings.TrimSpace(u.Name)
+	if err := validateProfile(u.Email, u.Name); err != nil {
+		return store.User{}, err
+	}
+	now := p.now().UTC()
+	disabling := pt.Disabled != nil && *pt.Disabled && !u.Disabled()
+	switch {
+	case disabling:
+		u.DisabledAt = now
+	case pt.Disabled != nil && !*pt.Disabled:
+		u.DisabledAt = time.Time{}
+	}
+	u.UpdatedAt = now
+	if err := p.cfg.Store.UpdateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.User{}, ErrUserExists
+		}
+		return store.User{}, err
+	}
+	if disabling {
+		if _, err := p.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, now); err != nil {
+			return store.User{}, fmt.Errorf("revoke refresh tokens of %s: %w", u.ID, err)
+		}
+		if err := p.endUserSessions(ctx, u.ID); err != nil {
+			return store.User{}, err
+		}
+		p.log.Info("user disabled", "user_id", u.ID)
+	}
+	return u, nil
 }

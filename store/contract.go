@@ -97,6 +97,11 @@ type ClientStore interface {
 	ListClients(ctx context.Context) ([]Client, error)
 	// DeleteClient deletes a client and the refresh tokens issued to it.
 	DeleteClient(ctx context.Context, id string) error
+	// UpdateClient replaces every field of the stored client c.ID but
+	// CreatedAt with c's (ErrNotFound if there is none). It is last writer
+	// wins: callers read, change and write back, so of two concurrent
+	// updates of one client the later write is what stays, whole.
+	UpdateClient(ctx context.Context, c Client) error
 }
 
 // UserStore is the part of a Store that holds users and their password
@@ -122,6 +127,12 @@ type UserStore interface {
 	DeleteUser(ctx context.Context, id string) error
 	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
 	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
+	// UpdateUser replaces the Email, Name, Admin, DisabledAt and UpdatedAt of
+	// the stored user u.ID (ErrNotFound if there is none); ID, Username,
+	// PasswordHash and CreatedAt are kept, so a concurrent password change is
+	// never undone. An email equal to another user's without regard to case
+	// is ErrConflict. It is last writer wins, as UpdateClient is.
+	UpdateUser(ctx context.Context, u User) error
 }
 
 // TokenStore is the part of a Store that holds what token issuance must

@@ -108,6 +108,12 @@ type Client struct {
 	AllowBareAssertion bool          // accept seed-style assertions without exp/jti (replayable; opt-in)
 	Introspect         bool          // a resource server: may introspect other clients' tokens (RFC 7662 §4)
 	CreatedAt          time.Time
+
+	// PreviousSecretHash is the SHA-256 of the secret a rotation replaced,
+	// still accepted until PreviousSecretExpiresAt (a grace period for
+	// deploying the new one); nil and zero when there is none.
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt time.Time
 }
 
 // User is a person (or script) with a password. Username is unique without
@@ -121,7 +127,11 @@ type User struct {
 	Admin        bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	DisabledAt   time.Time // when an operator disabled the user; zero while enabled
 }
+
+// Disabled reports whether the user may not log in.
+func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
 
 // RefreshToken is one link of a refresh-token family. The token itself is
 // never stored: ID is the hex SHA-256 of it. Each use spends the link and adds

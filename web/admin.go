@@ -3,14 +3,19 @@ package web
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/store"
 )
 
 // digest hashes a secret so comparisons run in constant time over a fixed
@@ -48,7 +53,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token, not a client's")
 		}
 		u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
-		if err != nil || !u.Admin || !claims.HasScope(AdminScope) {
+		if err != nil || !u.Admin || u.Disabled() || !claims.HasScope(AdminScope) {
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
 		return next(c)
@@ -99,4 +104,251 @@ func (s *Server) adminRevoke(c echo.Context) error {
 	}
 	s.cfg.Logger.Warn("admin API: key revoked", "kid", kid, "remote_ip", c.RealIP())
 	return c.JSON(http.StatusOK, map[string]any{"revoked": res.KID, "was": string(res.WasState), "activated": res.Activated})
+}
+
+// adminManageRoutes adds the client and user management API to the /admin
+// group (requireAdmin). Answers are JSON; errors are {"error": ...} with 400
+// (bad input), 404 (unknown id) or 409 (a static client, a taken email).
+// Secret hashes are never shown.
+func (s *Server) adminManageRoutes(admin *echo.Group) {
+	admin.GET("/clients", s.adminListClients)
+	admin.GET("/clients/:id", s.adminGetClient)
+	admin.PATCH("/clients/:id", s.adminPatchClient)
+	admin.POST("/clients/:id/rotate-secret", s.adminRotateSecret)
+	admin.GET("/users", s.adminListUsers)
+	admin.PATCH("/users/:login", s.adminPatchUser)
+}
+
+// AdminClientView is a client as the admin API shows it: effective values, and
+// whether it has a secret, never the secret's hash.
+type AdminClientView struct {
+	ID                      string     `json:"id"`
+	Name                    string     `json:"name"`
+	Source                  string     `json:"source"` // "config" or "store"
+	Public                  bool       `json:"public"`
+	HasSecret               bool       `json:"has_secret"`
+	HasKeys                 bool       `json:"has_keys"`
+	JWKSURI                 string     `json:"jwks_uri,omitempty"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"` // while a rotated-out secret still works
+	GrantTypes              []string   `json:"grant_types"`
+	Scopes                  []string   `json:"scopes"`
+	Audience                []string   `json:"audience"`
+	AudienceDefault         bool       `json:"audience_default"`
+	RedirectURIs            []string   `json:"redirect_uris"`
+	AccessTTL               string     `json:"access_ttl"`
+	AccessTTLDefault        bool       `json:"access_ttl_default"`
+	NotBeforeDelay          string     `json:"not_before_delay"`
+	Introspect              bool       `json:"introspect"`
+	AllowBareAssertion      bool       `json:"allow_bare_assertion"`
+	CreatedAt               *time.Time `json:"created_at,omitempty"`
+}
+
+func (s *Server) clientView(c *idp.Client) AdminClientView {
+	ttl, ttlDef := s.cfg.IDP.EffectiveAccessTTL(c)
+	aud, audDef := c.EffectiveAudience()
+	v := AdminClientView{ID: c.ID, Name: c.Name, Source: "store", Public: c.Public, HasSecret: len(c.SecretHash) > 0,
+		HasKeys: c.HasKeys(), JWKSURI: c.JWKSURI, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
+		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs), AccessTTL: ttl.String(),
+		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
+		AllowBareAssertion: c.AllowBareAssertion}
+	if c.Static {
+		v.Source = "config"
+	}
+	if until, ok := s.cfg.IDP.SecretGraceActive(c); ok {
+		v.PreviousSecretExpiresAt = &until
+	}
+	if !c.CreatedAt.IsZero() {
+		at := c.CreatedAt.UTC()
+		v.CreatedAt = &at
+	}
+	return v
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
+
+// AdminUserView is a user as the admin API shows it, without the password hash.
+type AdminUserView struct {
+	ID         string     `json:"id"`
+	Username   string     `json:"username"`
+	Email      string     `json:"email"`
+	Name       string     `json:"name"`
+	Admin      bool       `json:"admin"`
+	Disabled   bool       `json:"disabled"`
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+}
+
+func userView(u store.User) AdminUserView {
+	v := AdminUserView{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Admin: u.Admin, Disabled: u.Disabled(),
+		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
+	if u.Disabled() {
+		at := u.DisabledAt.UTC()
+		v.DisabledAt = &at
+	}
+	return v
+}
+
+// manageError maps the management operations' errors to answers.
+func manageError(err error) error {
+	var ve *idp.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return echo.NewHTTPError(http.StatusBadRequest, ve.Error())
+	case errors.Is(err, store.ErrNotFound):
+		return echo.NewHTTPError(http.StatusNotFound, "not found")
+	case errors.Is(err, idp.ErrStaticClient), errors.Is(err, idp.ErrUserExists):
+		return echo.NewHTTPError(http.StatusConflict, err.Error())
+	}
+	return err
+}
+
+// decodeJSON reads a JSON object into v, refusing unknown fields and
+// trailing data.
+func decodeJSON(c echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "invalid JSON body: "+err.Error())
+	}
+	if dec.More() {
+		return echo.NewHTTPError(http.StatusBadRequest, "invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+func (s *Server) adminListClients(c echo.Context) error {
+	cs, err := s.cfg.IDP.Clients(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]AdminClientView, 0, len(cs))
+	for _, cl := range cs {
+		out = append(out, s.clientView(cl))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"clients": out})
+}
+
+func (s *Server) adminGetClient(c echo.Context) error {
+	cl, err := s.cfg.IDP.Client(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return manageError(err)
+	}
+	return c.JSON(http.StatusOK, s.clientView(cl))
+}
+
+// clientPatchBody is PATCH /admin/clients/{id}: fields left out stay as they
+// are; durations are Go durations ("15m", "0s" for the default).
+type clientPatchBody struct {
+	Name           *string   `json:"name"`
+	GrantTypes     *[]string `json:"grant_types"`
+	Scopes         *[]string `json:"scopes"`
+	Audience       *[]string `json:"audience"`
+	RedirectURIs   *[]string `json:"redirect_uris"`
+	AccessTTL      *string   `json:"access_ttl"`
+	NotBeforeDelay *string   `json:"not_before_delay"`
+	Introspect     *bool     `json:"introspect"`
+}
+
+func parseDurationField(name string, v *string) (*time.Duration, error) {
+	if v == nil {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(*v)
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s: %q is not a duration such as \"15m\"", name, *v))
+	}
+	return &d, nil
+}
+
+func (s *Server) adminPatchClient(c echo.Context) error {
+	var b clientPatchBody
+	if err := decodeJSON(c, &b); err != nil {
+		return err
+	}
+	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
+		RedirectURIs: b.RedirectURIs, Introspect: b.Introspect}
+	var err error
+	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
+		return err
+	}
+	if pt.NotBeforeDelay, err = parseDurationField("not_before_delay", b.NotBeforeDelay); err != nil {
+		return err
+	}
+	cl, err := s.cfg.IDP.UpdateClient(c.Request().Context(), c.Param("id"), pt)
+	if err != nil {
+		return manageError(err)
+	}
+	s.cfg.Logger.Info("admin API: client updated", "client_id", cl.ID, "remote_ip", c.RealIP())
+	return c.JSON(http.StatusOK, s.clientView(cl))
+}
+
+// adminRotateSecret is POST /admin/clients/{id}/rotate-secret with an
+// optional {"grace": "24h"} (default idp.DefaultSecretGrace; "0s" revokes the
+// old secret at once). The new secret is in this answer only.
+func (s *Server) adminRotateSecret(c echo.Context) error {
+	var b struct {
+		Grace *string `json:"grace"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &b); err != nil {
+			return err
+		}
+	}
+	grace := idp.DefaultSecretGrace
+	if d, err := parseDurationField("grace", b.Grace); err != nil {
+		return err
+	} else if d != nil {
+		grace = *d
+	}
+	secret, cl, err := s.cfg.IDP.RotateClientSecret(c.Request().Context(), c.Param("id"), grace)
+	if err != nil {
+		return manageError(err)
+	}
+	s.cfg.Logger.Warn("admin API: client secret rotated", "client_id", cl.ID, "grace", grace, "remote_ip", c.RealIP())
+	c.Response().Header().Set("Cache-Control", "no-store")
+	out := map[string]any{"client_id": cl.ID, "client_secret": secret}
+	if until, ok := s.cfg.IDP.SecretGraceActive(cl); ok {
+		out["previous_secret_expires_at"] = until
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) adminListUsers(c echo.Context) error {
+	us, err := s.cfg.IDP.Users(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]AdminUserView, 0, len(us))
+	for _, u := range us {
+		out = append(out, userView(u))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"users": out})
+}
+
+// adminPatchUser is PATCH /admin/users/{login} (username or email) with any
+// of email, name, admin and disabled. Disabling revokes the user's refresh
+// tokens and ends their sessions; see idp.Provider.UpdateUser.
+func (s *Server) adminPatchUser(c echo.Context) error {
+	var b struct {
+		Email    *string `json:"email"`
+		Name     *string `json:"name"`
+		Admin    *bool   `json:"admin"`
+		Disabled *bool   `json:"disabled"`
+	}
+	if err := decodeJSON(c, &b); err != nil {
+		return err
+	}
+	u, err := s.cfg.IDP.UpdateUser(c.Request().Context(), c.Param("login"),
+		idp.UserPatch{Email: b.Email, Name: b.Name, Admin: b.Admin, Disabled: b.Disabled})
+	if err != nil {
+		return manageError(err)
+	}
+	s.cfg.Logger.Info("admin API: user updated", "user_id", u.ID, "disabled", u.Disabled(), "admin", u.Admin, "remote_ip", c.RealIP())
+	return c.JSON(http.StatusOK, userView(u))
 }

@@ -144,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 	admin.GET("/keys", s.adminListKeys)
 	admin.POST("/keys/rotate", s.adminRotate)
 	admin.POST("/keys/:kid/revoke", s.adminRevoke)
+	s.adminManageRoutes(admin)
 	return s, nil
 }
 

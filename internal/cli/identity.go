@@ -33,7 +33,7 @@ func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) 
 }
 
 func newClientsCmd(o *options) *cobra.Command {
-	cmd := &cobra.Command{Use: "clients", Short: "Register, list and delete OAuth clients"}
+	cmd := &cobra.Command{Use: "clients", Short: "Register, list, update and delete OAuth clients; rotate their secrets"}
 	var (
 		c                      idp.Client
 		keyFile                string
@@ -117,12 +117,18 @@ func newClientsCmd(o *options) *cobra.Command {
 				if c.Public {
 					auth = append(auth, "public")
 				}
+				if until, ok := p.SecretGraceActive(c); ok {
+					auth = append(auth, "old-secret-until-"+until.Format(time.RFC3339))
+				}
 				introspect := "own"
 				if c.Introspect {
 					introspect = "any"
 				}
+				ttl, ttlDefault := p.EffectiveAccessTTL(c)
+				aud, audDefault := c.EffectiveAudience()
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
-					strings.Join(c.Scopes, ","), strings.Join(c.Audience, ","), c.AccessTTL, c.NotBeforeDelay, introspect, strings.Join(c.RedirectURIs, " "))
+					orNone(strings.Join(c.Scopes, ",")), withDefault(strings.Join(aud, ","), audDefault), withDefault(ttl.String(), ttlDefault),
+					c.NotBeforeDelay, introspect, orNone(strings.Join(c.RedirectURIs, " ")))
 			}
 			return tw.Flush()
 		}),
@@ -139,12 +145,128 @@ func newClientsCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, del, newHashSecretCmd(o))
+	cmd.AddCommand(add, list, newClientUpdateCmd(o), newRotateSecretCmd(o), del, newHashSecretCmd(o))
+	return cmd
+}
+
+// withDefault marks a value that is the provider's default, not the client's own.
+func withDefault(v string, def bool) string {
+	if def {
+		return v + " (default)"
+	}
+	return v
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "-"
+	}
+	return v
+}
+
+func newClientUpdateCmd(o *options) *cobra.Command {
+	var (
+		name                   string
+		grants, scopes, audien []string
+		redirects              []string
+		accessTTL, nbfDelay    time.Duration
+		introspect, noIntro    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change a stored client's settings; only the flags given change",
+		Example: `  keygate clients update billing --scope read,write --access-ttl 5m
+  keygate clients update webapp --redirect-uri https://app.example.com/callback,https://app.example.com/cb2
+  keygate clients update orders-api --no-introspect`,
+		Args: cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			f := cmd.Flags()
+			var pt idp.ClientPatch
+			if f.Changed("name") {
+				pt.Name = &name
+			}
+			for _, l := range []struct {
+				flag string
+				src  []string
+				dst  **[]string
+			}{{"grant", grants, &pt.GrantTypes}, {"scope", scopes, &pt.Scopes}, {"audience", audien, &pt.Audience}, {"redirect-uri", redirects, &pt.RedirectURIs}} {
+				if f.Changed(l.flag) {
+					*l.dst = emptyMeansNone(l.src)
+				}
+			}
+			if f.Changed("access-ttl") {
+				pt.AccessTTL = &accessTTL
+			}
+			if f.Changed("not-before-delay") {
+				pt.NotBeforeDelay = &nbfDelay
+			}
+			var err error
+			if pt.Introspect, err = flagPair(f.Changed, "introspect", introspect, "no-introspect", noIntro); err != nil {
+				return err
+			}
+			c, err := p.UpdateClient(cmd.Context(), args[0], pt)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "updated client %s\n", c.ID)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "display name")
+	f.StringSliceVar(&grants, "grant", nil, "allowed grant types, replacing the current ones: "+strings.Join(idp.GrantTypes, ", "))
+	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for, replacing the current ones (\"\" for none)")
+	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens, replacing the current ones (\"\" for the default: the client id)")
+	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs, replacing the current ones (\"\" for none)")
+	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (0 for tokens.access_ttl)")
+	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue")
+	f.BoolVar(&introspect, "introspect", false, "may introspect other clients' tokens")
+	f.BoolVar(&noIntro, "no-introspect", false, "may introspect only its own tokens")
+	return cmd
+}
+
+// emptyMeansNone turns --flag "" (a list of one empty string) into no values.
+func emptyMeansNone(v []string) *[]string {
+	out := []string{}
+	for _, s := range v {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return &out
+}
+
+func newRotateSecretCmd(o *options) *cobra.Command {
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-secret ID",
+		Short: "Give a stored client a new secret; prints it once",
+		Long: `Give a stored client a new secret and print it once. The old secret keeps
+working for --grace (default 1h, at most 720h), time to deploy the new one;
+--grace 0 revokes it at once. Only the latest old secret is kept: rotating
+again within the grace period ends the older one.`,
+		Example: "  keygate clients rotate-secret billing --grace 24h",
+		Args:    cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			secret, c, err := p.RotateClientSecret(cmd.Context(), args[0], grace)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "client_id:     %s\nclient_secret: %s\n(shown once: only its SHA-256 is stored)\n", c.ID, secret)
+			if until, ok := p.SecretGraceActive(c); ok {
+				fmt.Fprintf(o.stdout, "the old secret works until %s\n", until.Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(o.stdout, "the old secret no longer works")
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().DurationVar(&grace, "grace", idp.DefaultSecretGrace, "how long the old secret keeps working (0: revoke at once)")
 	return cmd
 }
 
 func newUsersCmd(o *options) *cobra.Command {
-	cmd := &cobra.Command{Use: "users", Short: "Add, list and delete users; set passwords"}
+	cmd := &cobra.Command{Use: "users", Short: "Add, list, update (disable) and delete users; set passwords"}
 	var nu idp.NewUser
 	add := &cobra.Command{
 		Use:     "add USERNAME",
@@ -176,9 +298,14 @@ func newUsersCmd(o *options) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tADMIN\tCREATED")
+			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tADMIN\tDISABLED\tCREATED")
 			for _, u := range us {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, u.Email, u.Name, u.Admin, u.CreatedAt.UTC().Format(time.RFC3339))
+				disabled := "no"
+				if u.Disabled() {
+					disabled = u.DisabledAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", u.ID, u.Username, orNone(u.Email), orNone(u.Name), u.Admin, disabled,
+					u.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return tw.Flush()
 		}),
@@ -207,8 +334,78 @@ func newUsersCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, del, passwd)
+	cmd.AddCommand(add, list, newUserUpdateCmd(o), del, passwd)
 	return cmd
+}
+
+func newUserUpdateCmd(o *options) *cobra.Command {
+	var (
+		email, name                     string
+		admin, noAdmin, disable, enable bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update LOGIN",
+		Short: "Change a user's email, name, admin flag, or disable/enable them; only the flags given change",
+		Long: `Change a user (named by username or email); only the flags given change.
+
+--disable stops every login (password grant, login form, refresh tokens),
+revokes the user's refresh tokens and ends their browser sessions. An access
+token issued before stays valid until it expires (tokens.access_ttl or the
+client's access_ttl): it is a self-contained JWT. --enable lets them log in
+again.`,
+		Example: `  keygate users update alice --name "Alice Liddell" --email alice@example.org
+  keygate users update alice --disable`,
+		Args: cobra.ExactArgs(1),
+		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+			f := cmd.Flags()
+			var pt idp.UserPatch
+			if f.Changed("email") {
+				pt.Email = &email
+			}
+			if f.Changed("name") {
+				pt.Name = &name
+			}
+			var err error
+			if pt.Admin, err = flagPair(f.Changed, "admin", admin, "no-admin", noAdmin); err != nil {
+				return err
+			}
+			if pt.Disabled, err = flagPair(f.Changed, "disable", disable, "enable", enable); err != nil {
+				return err
+			}
+			u, err := p.UpdateUser(cmd.Context(), args[0], pt)
+			if err != nil {
+				return err
+			}
+			state := "enabled"
+			if u.Disabled() {
+				state = "disabled since " + u.DisabledAt.UTC().Format(time.RFC3339) + "; refresh tokens revoked, sessions ended"
+			}
+			fmt.Fprintf(o.stdout, "updated user %s (%s)\n", u.Username, state)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&email, "email", "", "email address (unique; \"\" for none)")
+	f.StringVar(&name, "name", "", "display name")
+	f.BoolVar(&admin, "admin", false, "may use /admin with a token carrying the admin scope")
+	f.BoolVar(&noAdmin, "no-admin", false, "may not use /admin")
+	f.BoolVar(&disable, "disable", false, "refuse every login, revoke refresh tokens, end sessions")
+	f.BoolVar(&enable, "enable", false, "allow logins again")
+	return cmd
+}
+
+// flagPair turns a --x/--no-x pair into nil (neither given), true or false.
+func flagPair(changed func(string) bool, yes string, yesV bool, no string, noV bool) (*bool, error) {
+	switch {
+	case changed(yes) && changed(no):
+		return nil, fmt.Errorf("--%s and --%s contradict each other", yes, no)
+	case changed(yes):
+		return &yesV, nil
+	case changed(no):
+		v := !noV
+		return &v, nil
+	}
+	return nil, nil
 }
 
 // readSecret reads one line without echo from a terminal, or plainly from a pipe.

@@ -13,7 +13,7 @@ import (
 )
 
 // userColumns is the column list user queries select, in scanUser's order.
-const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at`
+const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at, disabled_at`
 
 // CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
 // ID is taken, if another user has the same username regardless of case, or if
@@ -36,9 +36,9 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO users
-		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated)
+		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at, disabled_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated, r.Disabled)
 	if err != nil {
 		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
 	}
@@ -169,10 +169,38 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 	return nil
 }
 
+// UpdateUser replaces the email, name, admin flag, disabled_at and updated_at
+// of the stored user u.ID, or fails with an error wrapping store.ErrNotFound;
+// the username, password hash and created_at are kept. An email another user
+// has, regardless of case, is an error wrapping store.ErrConflict (the unique
+// index decides, so it holds against concurrent writers). It is last writer
+// wins. Text PostgreSQL cannot hold is refused.
+func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
+	if err := checkText("id", u.ID, "username", u.Username, "email", u.Email, "name", u.Name); err != nil {
+		return fmt.Errorf("store/postgres: update user %q: %w", u.ID, err)
+	}
+	r, err := columns.UserToRow(u)
+	if err != nil {
+		return fmt.Errorf("store/postgres: update user %q: %w", u.ID, err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, name = $4, admin = $5,
+		updated_at = $6, disabled_at = $7 WHERE id = $1`,
+		r.ID, r.Email, r.EmailLower, r.Name, r.Admin, r.Updated, r.Disabled)
+	if err != nil {
+		return writeError(fmt.Sprintf("update user %q (email %q)", u.ID, u.Email), err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: update user %q: %w", u.ID, store.ErrNotFound)
+	}
+	return nil
+}
+
 // scanUser reads one users row selected with userColumns.
 func scanUser(r pgx.Row) (store.User, error) {
 	var row columns.UserRow
-	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated); err != nil {
+	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated, &row.Disabled); err != nil {
 		return store.User{}, err
 	}
 	return columns.UserFromRow(row), nil

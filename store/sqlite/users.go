@@ -13,7 +13,7 @@ import (
 )
 
 // userColumns is the column list user queries select, in scanUser's order.
-const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at`
+const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at, disabled_at`
 
 // CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
 // ID is taken, if another user has the same username regardless of case, or if
@@ -29,9 +29,9 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		return fmt.Errorf("store/sqlite: create user %q: %w", u.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO users
-		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated)
+		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at, disabled_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated, r.Disabled)
 	if err != nil {
 		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
 	}
@@ -155,10 +155,35 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 	return nil
 }
 
+// UpdateUser replaces the email, name, admin flag, disabled_at and updated_at
+// of the stored user u.ID, or fails with an error wrapping store.ErrNotFound;
+// the username, password hash and created_at are kept. An email another user
+// has, regardless of case, is an error wrapping store.ErrConflict (the unique
+// index decides, so it holds against concurrent writers). It is last writer
+// wins.
+func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
+	r, err := columns.UserToRow(u)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET email = ?, email_lower = ?, name = ?, admin = ?,
+		updated_at = ?, disabled_at = ? WHERE id = ?`,
+		r.Email, r.EmailLower, r.Name, r.Admin, r.Updated, r.Disabled, r.ID)
+	if err != nil {
+		return writeError(fmt.Sprintf("update user %q (email %q)", u.ID, u.Email), err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, store.ErrNotFound)
+	}
+	return nil
+}
+
 // scanUser reads one users row selected with userColumns.
 func scanUser(r rowScanner) (store.User, error) {
 	var row columns.UserRow
-	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated); err != nil {
+	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated, &row.Disabled); err != nil {
 		return store.User{}, err
 	}
 	return columns.UserFromRow(row), nil

@@ -27,6 +27,9 @@ func runIdentityStore(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("UserOrder", func(t *testing.T) { testUserOrder(t, open(t)) })
 	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open(t)) })
 	t.Run("UpdateUserPassword", func(t *testing.T) { testUpdateUserPassword(t, open(t)) })
+	t.Run("UpdateClient", func(t *testing.T) { testUpdateClient(t, open(t)) })
+	t.Run("UpdateUser", func(t *testing.T) { testUpdateUser(t, open(t)) })
+	t.Run("UpdateUserEmailConflict", func(t *testing.T) { testUpdateUserEmailConflict(t, open(t)) })
 	t.Run("RefreshRoundTrip", func(t *testing.T) { testRefreshRoundTrip(t, open(t)) })
 	t.Run("Rotate", func(t *testing.T) { testRotate(t, open(t)) })
 	t.Run("RotateFailures", func(t *testing.T) { testRotateFailures(t, open) })
@@ -114,6 +117,8 @@ func clientDiff(got, want store.Client) string {
 		d.add("Introspect %v, want %v", got.Introspect, want.Introspect)
 	}
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
+	d.blob("PreviousSecretHash", got.PreviousSecretHash, want.PreviousSecretHash)
+	d.instant("PreviousSecretExpiresAt", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt)
 	return d.String()
 }
 
@@ -129,6 +134,7 @@ func userDiff(got, want store.User) string {
 	}
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.instant("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	d.instant("DisabledAt", got.DisabledAt, want.DisabledAt)
 	return d.String()
 }
 

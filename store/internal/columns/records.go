@@ -104,6 +104,8 @@ type ClientRow struct {
 	AccessTTL, NotBeforeDelay                  int64
 	AllowBareAssertion, Introspect             bool
 	Created                                    int64
+	PreviousSecretHash                         []byte // nil for none
+	PreviousSecretExpires                      int64
 }
 
 // ClientToRow validates c (an ID is required) and converts it for binding.
@@ -116,9 +118,13 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
 		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect,
 	}
+	r.PreviousSecretHash = NilIfEmpty(c.PreviousSecretHash)
 	var err error
-	if r.Created, err = ToNanos(c.CreatedAt); err != nil {
-		return ClientRow{}, fmt.Errorf("created_at: %w", err)
+	if err = toNanosAll(
+		timeField{"created_at", c.CreatedAt, &r.Created},
+		timeField{"previous_secret_expires_at", c.PreviousSecretExpiresAt, &r.PreviousSecretExpires},
+	); err != nil {
+		return ClientRow{}, err
 	}
 	for _, f := range []struct {
 		name string
@@ -145,6 +151,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 		ID: r.ID, Name: r.Name, SecretHash: NilIfEmpty(r.SecretHash), JWKS: NilIfEmpty(r.JWKS), JWKSURI: r.JWKSURI,
 		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
 		AllowBareAssertion: r.AllowBareAssertion, Introspect: r.Introspect, CreatedAt: FromNanos(r.Created),
+		PreviousSecretHash: NilIfEmpty(r.PreviousSecretHash), PreviousSecretExpiresAt: FromNanos(r.PreviousSecretExpires),
 	}
 	for _, f := range []struct {
 		name string
@@ -311,7 +318,7 @@ type UserRow struct {
 	Email, EmailLower           *string
 	Name, PasswordHash          string
 	Admin                       bool
-	Created, Updated            int64
+	Created, Updated, Disabled  int64
 }
 
 // UserToRow validates u and converts it for binding. ID and Username are
@@ -339,6 +346,7 @@ func UserToRow(u store.User) (UserRow, error) {
 	if err := toNanosAll(
 		timeField{"created_at", u.CreatedAt, &r.Created},
 		timeField{"updated_at", u.UpdatedAt, &r.Updated},
+		timeField{"disabled_at", u.DisabledAt, &r.Disabled},
 	); err != nil {
 		return UserRow{}, err
 	}
@@ -350,7 +358,7 @@ func UserToRow(u store.User) (UserRow, error) {
 func UserFromRow(r UserRow) store.User {
 	u := store.User{
 		ID: r.ID, Username: r.Username, Name: r.Name, PasswordHash: r.PasswordHash, Admin: r.Admin,
-		CreatedAt: FromNanos(r.Created), UpdatedAt: FromNanos(r.Updated),
+		CreatedAt: FromNanos(r.Created), UpdatedAt: FromNanos(r.Updated), DisabledAt: FromNanos(r.Disabled),
 	}
 	if r.Email != nil {
 		u.Email = *r.Email

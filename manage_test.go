@@ -1,0 +1,149 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// secretOf is the client secret a command printed (see clientSecret).
+func secretOf(t *testing.T, out string) string {
+	t.Helper()
+	s := clientSecret(out)
+	if s == "" {
+		t.Fatalf("no client_secret in:\n%s", out)
+	}
+	return s
+}
+
+func (in *instance) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := in.run(t, nil, args...)
+	if err != nil {
+		t.Fatalf("keygate %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func tokenStatus(t *testing.T, s *server, form url.Values, id, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.url+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestCLIManageClients: clients update changes only the flags given and is
+// re-validated, static clients are refused, and clients list shows effective
+// values.
+func TestCLIManageClients(t *testing.T) {
+	in := newInstance(t, "clients:\n  - id: static\n    secret_sha256: "+strings.Repeat("ab", 32)+"\n    grant_types: [client_credentials]\n")
+	in.init(t)
+	in.must(t, "clients", "add", "billing", "--grant", "client_credentials", "--scope", "read,write")
+
+	in.must(t, "clients", "update", "billing", "--name", "Billing", "--access-ttl", "5m", "--introspect")
+	out := in.must(t, "clients", "list")
+	if !strings.Contains(out, "15m0s (default)") {
+		t.Errorf("clients list shows 0s or no effective default:\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "billing ") && (!strings.Contains(l, "5m0s") || !strings.Contains(l, "read,write") || !strings.Contains(l, " any ")) {
+			t.Errorf("billing after update: %q", l)
+		}
+		if strings.HasPrefix(l, "static ") && !strings.Contains(l, "(default)") {
+			t.Errorf("static client without effective defaults: %q", l)
+		}
+	}
+	if _, errOut, err := in.run(t, nil, "clients", "update", "billing", "--grant", "authorization_code"); err == nil || !strings.Contains(errOut, "redirect_uris") {
+		t.Errorf("update to an invalid client: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := in.run(t, nil, "clients", "update", "static", "--name", "x"); err == nil || !strings.Contains(errOut, "defined in config.yaml; edit it there") {
+		t.Errorf("update of a static client: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := in.run(t, nil, "clients", "rotate-secret", "static"); err == nil || !strings.Contains(errOut, "defined in config.yaml; edit it there") {
+		t.Errorf("rotate-secret of a static client: %v\n%s", err, errOut)
+	}
+
+}
+
+// TestCLIRotateSecret: rotate-secret keeps the old secret for the grace
+// period (here 1h, then 0) against the running server.
+func TestCLIRotateSecret(t *testing.T) {
+	in := newInstance(t, "")
+	in.init(t)
+	old := secretOf(t, in.must(t, "clients", "add", "billing", "--grant", "client_credentials"))
+	s := in.serve(t)
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	if st := tokenStatus(t, s, cc, "billing", old); st != 200 {
+		t.Fatalf("first secret: %d", st)
+	}
+	out := in.must(t, "clients", "rotate-secret", "billing", "--grace", "1h")
+	cur := secretOf(t, out)
+	if !strings.Contains(out, "old secret works until") {
+		t.Errorf("rotate-secret --grace 1h:\n%s", out)
+	}
+	for _, sec := range []string{old, cur} {
+		if st := tokenStatus(t, s, cc, "billing", sec); st != 200 {
+			t.Errorf("during the grace period: %d", st)
+		}
+	}
+	next := secretOf(t, in.must(t, "clients", "rotate-secret", "billing", "--grace", "0"))
+	if st := tokenStatus(t, s, cc, "billing", cur); st != 401 {
+		t.Errorf("secret rotated out with --grace 0: %d, want 401", st)
+	}
+	if st := tokenStatus(t, s, cc, "billing", old); st != 401 {
+		t.Errorf("the older secret after a second rotation: %d, want 401", st)
+	}
+	if st := tokenStatus(t, s, cc, "billing", next); st != 200 {
+		t.Errorf("newest secret: %d", st)
+	}
+}
+
+// TestCLIManageUsers: users update changes the profile, and --disable
+// refuses the password grant of the running server at once and revokes
+// refresh tokens; --enable lets the user in again.
+func TestCLIManageUsers(t *testing.T) {
+	in := newInstance(t, "")
+	in.init(t)
+	secret := secretOf(t, in.must(t, "clients", "add", "app", "--grant", "password,refresh_token", "--scope", "openid"))
+	cmd := func(args ...string) (string, string, error) { return in.run(t, nil, args...) }
+	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")
+	add.Env = append(os.Environ(), in.env...)
+	add.Stdin = strings.NewReader("correct horse battery staple\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("users add: %v\n%s", err, out)
+	}
+	in.must(t, "users", "update", "alice", "--email", "alice@example.com", "--name", "Alice", "--admin")
+	out := in.must(t, "users", "list")
+	if !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "DISABLED") || !strings.Contains(out, "true") {
+		t.Errorf("users list after update:\n%s", out)
+	}
+	if _, errOut, err := cmd("users", "update", "alice", "--admin", "--no-admin"); err == nil || !strings.Contains(errOut, "contradict") {
+		t.Errorf("--admin --no-admin: %v\n%s", err, errOut)
+	}
+
+	s := in.serve(t)
+	pw := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"correct horse battery staple"}}
+	if st := tokenStatus(t, s, pw, "app", secret); st != 200 {
+		t.Fatalf("password grant: %d", st)
+	}
+	out = in.must(t, "users", "update", "alice@example.com", "--disable")
+	if !strings.Contains(out, "disabled since") {
+		t.Errorf("users update --disable:\n%s", out)
+	}
+	if st := tokenStatus(t, s, pw, "app", secret); st != 400 {
+		t.Errorf("password grant of a disabled user: %d, want 400", st)
+	}
+	in.must(t, "users", "update", "alice", "--enable")
+	if st := tokenStatus(t, s, pw, "app", secret); st != 200 {
+		t.Errorf("password grant after --enable: %d", st)
+	}
+}
