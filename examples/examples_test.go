@@ -209,10 +209,10 @@ func TestVerifyNode(t *testing.T) {
 	}
 }
 
-// TestFutureTokensSeed000 runs the seed 000 client: its use token is valid from
+// TestFutureTokensScriptLogin runs the script-login client (future_tokens.py): its use token is valid from
 // +4 s to +12 s here (the seed's +10 s / +30 s scaled so the test takes 16 s),
 // polled every 2 s: two 403 "not yet valid", then 200s, then 403 "expired".
-func TestFutureTokensSeed000(t *testing.T) {
+func TestFutureTokensScriptLogin(t *testing.T) {
 	py := python(t)
 	e := start(t, 4*time.Second)
 	out, err := run(t, "scripts", py, "future_tokens.py", e.kg.URL, e.resource+"/", "client", keyPEM, "2", "8")
@@ -232,8 +232,8 @@ func TestFutureTokensSeed000(t *testing.T) {
 	}
 }
 
-// TestResourceServerRoutes: seed 004's protected route and seed 001's
-// client-signed query.
+// TestResourceServerRoutes: the API-key protected route and the client-signed
+// query route.
 func TestResourceServerRoutes(t *testing.T) {
 	e := start(t, time.Second)
 	get := func(auth string) (*http.Response, string) {
@@ -277,7 +277,7 @@ func TestResourceServerRoutes(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	if code, b := query("client", rsaKey); code != 200 || strings.TrimSpace(b) != `{"meaning of life":42}` {
-		t.Errorf("seed 001 query: %d %s", code, b)
+		t.Errorf("client-signed query: %d %s", code, b)
 	}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	if code, b := query("client", other); code != 403 {

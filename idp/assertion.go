@@ -42,7 +42,7 @@ type assertionUse int
 const (
 	useClientAuth assertionUse = iota // private_key_jwt (RFC 7523 §2.2)
 	useGrant                          // jwt-bearer grant (RFC 7523 §2.1)
-	useLogin                          // POST /login application/jwt (seed 000)
+	useLogin                          // POST /login application/jwt (script login)
 )
 
 // keyTypeFor is the key type each accepted algorithm needs. HMAC and "none"
@@ -297,7 +297,7 @@ func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
 }
 
-// ScriptLogin is the seed 000 flow: the body of POST /login is an assertion a
+// ScriptLogin is the script login: the body of POST /login is an assertion a
 // client signed with its own key; the answer is an access token under that
 // client's policy (e.g. valid from +10 s to +30 s). The client must be allowed
 // the jwt-bearer grant.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # usage: future_tokens.py KEYGATE_URL RESOURCE_URL CLIENT_ID PRIVATE_KEY_PEM [INTERVAL_S=5] [COUNT=8]
-# The seed 000 "future tokens" client (PyJWT + requests), adapted only to send its
+# The script-login "future tokens" client (PyJWT + requests), adapted only to send its
 # request token to Keygate's /login and its use token to the resource server.
 import sys
 from time import sleep
