@@ -67,25 +67,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 // ListClients returns every stored client ordered by ID (byte order, so the
 // order does not depend on a collation), never nil.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("store/postgres: list clients: %w", err)
-	}
-	defer rows.Close()
-	clients := []store.Client{}
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/postgres: list clients: %w", err)
-		}
-		clients = append(clients, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: list clients: %w", err)
-	}
-	return clients, nil
+	return listRows(ctx, s, "list clients", `SELECT `+clientColumns+` FROM clients ORDER BY id COLLATE "C"`, scanClient)
 }
 
 // DeleteClient deletes the client with the given ID, or fails with an error

@@ -95,25 +95,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 // (the order does not depend on a collation, and is total because lowercased
 // usernames are unique), never nil.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY username_lower COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("store/postgres: list users: %w", err)
-	}
-	defer rows.Close()
-	users := []store.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/postgres: list users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: list users: %w", err)
-	}
-	return users, nil
+	return listRows(ctx, s, "list users", `SELECT `+userColumns+` FROM users ORDER BY username_lower COLLATE "C"`, scanUser)
 }
 
 // DeleteUser deletes the user with the given ID and, in the same transaction,

@@ -251,3 +251,25 @@ func (s *Store) Close() error {
 
 // Store implements the whole storage contract.
 var _ store.Store = (*Store)(nil)
+
+// listRows runs query and scans every row it returns with scan, in order,
+// into a slice that is never nil; what names the listing in errors.
+func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	return out, nil
+}
