@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // runKeyStore runs the signing-key contract against the stores open returns.
@@ -88,33 +89,13 @@ func newKey(t *testing.T, state store.KeyState, created time.Time) store.Key {
 	return k
 }
 
-// apply applies c and fails the test on error.
-func apply(t *testing.T, s store.Store, c store.KeyChange) {
-	t.Helper()
-	if err := s.ApplyKeyChange(t.Context(), c); err != nil {
-		t.Fatalf("ApplyKeyChange: %v", err)
-	}
-}
-
-// list returns the stored keys and fails the test on error.
-func list(t *testing.T, s store.Store) []store.Key {
-	t.Helper()
-	keys, err := s.ListKeys(t.Context())
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	return keys
-}
-
-// version returns the key-set version and fails the test on error.
-func version(t *testing.T, s store.Store) int64 {
-	t.Helper()
-	v, err := s.KeySetVersion(t.Context())
-	if err != nil {
-		t.Fatalf("KeySetVersion: %v", err)
-	}
-	return v
-}
+// apply, list and version apply a key change, list the keys and read the
+// key-set version, failing the test on error.
+var (
+	apply   = backendtest.MustApply
+	list    = backendtest.MustList
+	version = backendtest.MustVersion
+)
 
 // sortKeys orders keys as ListKeys must: by CreatedAt, then KID.
 func sortKeys(keys []store.Key) []store.Key {
