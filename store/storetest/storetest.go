@@ -372,6 +372,20 @@ func (f fixture) promoteNext() store.KeyUpdate {
 	})}
 }
 
+// insertNew is the change that inserts a new key in state st.
+func insertNew(st store.KeyState) func(t *testing.T, f fixture) store.KeyChange {
+	return func(t *testing.T, f fixture) store.KeyChange {
+		return store.KeyChange{Inserts: []store.Key{newKey(t, st, base)}}
+	}
+}
+
+// retiredTo is the change that moves the fixture's retired key to state st.
+func retiredTo(st store.KeyState) func(t *testing.T, f fixture) store.KeyChange {
+	return func(t *testing.T, f fixture) store.KeyChange {
+		return store.KeyChange{Updates: []store.KeyUpdate{{Key: with(f.retired, st, nil), From: store.KeyRetired}}}
+	}
+}
+
 func testChanges(t *testing.T, open func(t *testing.T) store.Store) {
 	cases := []struct {
 		name   string
@@ -516,30 +530,10 @@ func testChanges(t *testing.T, open func(t *testing.T) store.Store) {
 				return store.KeyChange{Deletes: []store.KeyDelete{d, d}}
 			},
 		},
-		{
-			name: "insert a second active key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Inserts: []store.Key{newKey(t, store.KeyActive, base)}}
-			},
-		},
-		{
-			name: "update a retired key to a second active key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Updates: []store.KeyUpdate{{Key: with(f.retired, store.KeyActive, nil), From: store.KeyRetired}}}
-			},
-		},
-		{
-			name: "insert a second next key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Inserts: []store.Key{newKey(t, store.KeyNext, base)}}
-			},
-		},
-		{
-			name: "update a retired key to a second next key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Updates: []store.KeyUpdate{{Key: with(f.retired, store.KeyNext, nil), From: store.KeyRetired}}}
-			},
-		},
+		{name: "insert a second active key", change: insertNew(store.KeyActive)},
+		{name: "update a retired key to a second active key", change: retiredTo(store.KeyActive)},
+		{name: "insert a second next key", change: insertNew(store.KeyNext)},
+		{name: "update a retired key to a second next key", change: retiredTo(store.KeyNext)},
 		{
 			name: "insert a duplicate kid",
 			change: func(t *testing.T, f fixture) store.KeyChange {
