@@ -366,3 +366,24 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 	}
 	return out, nil
 }
+
+// getRow runs query, which selects at most one row by key ($1), and scans the
+// row with scan (under the Store's default deadline). No such row, or a key
+// that cannot be stored so no row can have it, is an error wrapping
+// store.ErrNotFound; what names the read in errors.
+func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(pgx.Row) (T, error)) (T, error) {
+	var zero T
+	if !storable(key) {
+		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	v, err := scan(s.pool.QueryRow(ctx, query, key))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, store.ErrNotFound)
+	case err != nil:
+		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, err)
+	}
+	return v, nil
+}

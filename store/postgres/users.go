@@ -48,19 +48,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 // GetUser returns the user with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	if !storable(id) {
-		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, err)
-	}
-	return u, nil
+	return getRow(ctx, s, "get user", id, `SELECT `+userColumns+` FROM users WHERE id = $1`, scanUser)
 }
 
 // GetUserByLogin returns the user whose username or email is login, both

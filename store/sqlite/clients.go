@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/keygate/keygate/store"
@@ -42,15 +40,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 // GetClient returns the client with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	c, err := scanClient(s.db.QueryRowContext(ctx,
-		`SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.Client{}, fmt.Errorf("store/sqlite: get client %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.Client{}, fmt.Errorf("store/sqlite: get client %q: %w", id, err)
-	}
-	return c, nil
+	return getRow(ctx, s, "get client", id, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, scanClient)
 }
 
 // ListClients returns every stored client ordered by ID (byte order, so the

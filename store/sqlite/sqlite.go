@@ -273,3 +273,18 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 	}
 	return out, nil
 }
+
+// getRow runs query, which selects at most one row by key (its one
+// parameter), and scans the row with scan; no such row is an error wrapping
+// store.ErrNotFound. what names the read in errors.
+func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
+	var zero T
+	v, err := scan(s.db.QueryRowContext(ctx, query, key))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, store.ErrNotFound)
+	case err != nil:
+		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, err)
+	}
+	return v, nil
+}

@@ -41,14 +41,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 // GetUser returns the user with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.User{}, fmt.Errorf("store/sqlite: get user %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.User{}, fmt.Errorf("store/sqlite: get user %q: %w", id, err)
-	}
-	return u, nil
+	return getRow(ctx, s, "get user", id, `SELECT `+userColumns+` FROM users WHERE id = ?`, scanUser)
 }
 
 // GetUserByLogin returns the user whose username or email is login, both
