@@ -10,14 +10,9 @@ import (
 // is refused the flag by the one client validation.
 func TestClientsAddIntrospect(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t, "")
-	in.init(t)
-	if _, errOut, err := in.run(t, nil, "clients", "add", "orders", "--grant", "client_credentials", "--introspect"); err != nil {
-		t.Fatalf("clients add --introspect: %v\n%s", err, errOut)
-	}
-	if _, errOut, err := in.run(t, nil, "clients", "add", "billing", "--grant", "client_credentials"); err != nil {
-		t.Fatalf("clients add: %v\n%s", err, errOut)
-	}
+	in := newInitialized(t, "")
+	in.must(t, "clients", "add", "orders", "--grant", "client_credentials", "--introspect")
+	in.must(t, "clients", "add", "billing", "--grant", "client_credentials")
 	if _, errOut, err := in.run(t, nil, "clients", "add", "spa", "--public", "--grant", "password", "--introspect"); err == nil ||
 		!strings.Contains(errOut, "introspect") {
 		t.Errorf("a public client with --introspect: %v\n%s", err, errOut)

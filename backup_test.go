@@ -22,20 +22,15 @@ import (
 // the key-encryption key the restored database does not start.
 func TestBackupAndRestore(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t, "")
-	in.init(t)
-	out, errOut, err := in.run(t, nil, "clients", "add", "svc", "--grant", "client_credentials")
-	if err != nil {
-		t.Fatalf("clients add: %v\n%s", err, errOut)
-	}
-	secret := clientSecret(out)
+	in := newInitialized(t, "")
+	secret := clientSecret(in.must(t, "clients", "add", "svc", "--grant", "client_credentials"))
 	s := in.serve(t)
 	_, etag := s.jwks(t)
 
 	// Requests in flight throughout the backup.
 	finish := requestTokens(t, s.url, secret)
 	dest := filepath.Join(t.TempDir(), "keygate-backup.db")
-	out, errOut, err = in.run(t, nil, "backup", dest)
+	out, errOut, err := in.run(t, nil, "backup", dest)
 	if failed := finish(); failed != 0 {
 		t.Errorf("%d token requests failed during the backup", failed)
 	}

@@ -23,13 +23,10 @@ import (
 // in the cookie and the token.
 func TestBrowserLoginFromTheCommandLine(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t, "sessions:\n  idle_timeout: 10m\n  absolute_timeout: 1h\ntokens:\n  id_token_ttl: 5m\n")
-	in.init(t)
+	in := newInitialized(t, "sessions:\n  idle_timeout: 10m\n  absolute_timeout: 1h\ntokens:\n  id_token_ttl: 5m\n")
 	const redirect = "http://127.0.0.1:9/callback"
-	if _, errOut, err := in.run(t, nil, "clients", "add", "webapp", "--public", "--grant", "authorization_code,refresh_token",
-		"--scope", "openid,profile,email", "--redirect-uri", redirect); err != nil {
-		t.Fatalf("clients add: %v\n%s", err, errOut)
-	}
+	in.must(t, "clients", "add", "webapp", "--public", "--grant", "authorization_code,refresh_token",
+		"--scope", "openid,profile,email", "--redirect-uri", redirect)
 	out, _, err := in.run(t, nil, "clients", "list")
 	if err != nil || !strings.Contains(out, redirect) {
 		t.Fatalf("clients list does not show the redirect URI: %v\n%s", err, out)

@@ -170,7 +170,7 @@ func TestFleetConsumerDoesNotLag(t *testing.T) {
 	a := in.serve(t, "KEYGATE_LEASE_TTL=10m", "KEYGATE_RSA_BITS=4096")
 	b, c := in.serve(t), in.serve(t)
 
-	secret := in.addClient(t, "lag", "client_credentials")
+	secret := in.addClient(t, nil, "lag", "client_credentials")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	v, err := jwks.NewVerifier(ctx, a.url+"/jwks", jwks.Config{Issuer: "http://fleet.test",

@@ -59,21 +59,16 @@ func fleetDSN(t *testing.T) string {
 	return u.String()
 }
 
-// addClient registers a confidential client with scope "read" through the
-// CLI and returns its secret.
-func (in *instance) addClient(t *testing.T, name, grants string) string {
+// addClient registers a confidential client with the given grants and scope
+// "read" through the CLI, with env added to the instance's environment, and
+// returns its secret.
+func (in *instance) addClient(t *testing.T, env []string, name, grants string) string {
 	t.Helper()
-	out, errOut, err := in.run(t, nil, "clients", "add", name, "--grant", grants, "--scope", "read")
+	out, errOut, err := in.run(t, env, "clients", "add", name, "--grant", grants, "--scope", "read")
 	if err != nil {
 		t.Fatalf("clients add: %v %s", err, errOut)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "client_secret:" {
-			return f[1]
-		}
-	}
-	t.Fatalf("clients add printed no client_secret:\n%s", out)
-	return ""
+	return secretOf(t, out)
 }
 
 // scheduledActivations lists the kids each process logged as activated by the
@@ -209,7 +204,7 @@ func TestFleetOnPostgres(t *testing.T) {
 	checkValid(t, keys, true)
 
 	// A token from one replica verifies at the other.
-	secret := in.addClient(t, "fleet", "client_credentials,password,refresh_token")
+	secret := in.addClient(t, nil, "fleet", "client_credentials,password,refresh_token")
 	for _, pair := range [][2]*server{{b, c}, {c, b}} {
 		code, tok := pair[0].post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, "fleet", secret)
 		if code != 200 {

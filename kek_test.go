@@ -14,22 +14,6 @@ import (
 	"github.com/keygate/keygate/config"
 )
 
-// addClient registers a client_credentials client and returns its secret.
-func addClient(t *testing.T, in *instance, env []string, id string) string {
-	t.Helper()
-	out, errOut, err := in.run(t, env, "clients", "add", id, "--grant", "client_credentials", "--scope", "read")
-	if err != nil {
-		t.Fatalf("clients add: %v %s", err, errOut)
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "client_secret:" {
-			return f[1]
-		}
-	}
-	t.Fatalf("no client_secret in %q", out)
-	return ""
-}
-
 func tokenWorks(t *testing.T, s *server, id, secret string) {
 	t.Helper()
 	code, tok := s.post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, id, secret)
@@ -51,7 +35,7 @@ func TestKEKChangeWithoutDowntime(t *testing.T) {
 	s := in.serve(t, oldK)
 	_, etag := s.jwks(t)
 	kid := s.kid
-	secret := addClient(t, in, []string{oldK}, "svc")
+	secret := in.addClient(t, []string{oldK}, "svc", "client_credentials")
 	tokenWorks(t, s, "svc", secret)
 	before := in.keys(t)
 	s.stop(t)
@@ -98,8 +82,7 @@ func TestKEKChangeWithoutDowntime(t *testing.T) {
 // database holds keys sealed under it: every command that needs it refuses,
 // naming the path, and no new key file is written.
 func TestMissingDevKEKWithKeysRefused(t *testing.T) {
-	in := newInstance(t, "")
-	in.init(t)
+	in := newInitialized(t, "")
 	if _, errOut, err := in.run(t, nil, "keys", "rotate"); err != nil {
 		t.Fatalf("create keys: %v\n%s", err, errOut)
 	}
@@ -208,7 +191,7 @@ func TestKEKChangeRollsThroughReplicas(t *testing.T) {
 	b := in.serve(t, oldK)
 	_, etag := a.jwks(t)
 	kid := a.kid
-	secret := addClient(t, in, []string{oldK}, "svc")
+	secret := in.addClient(t, []string{oldK}, "svc", "client_credentials")
 	check := func(step string, x, y *server) {
 		t.Helper()
 		for _, s := range []*server{x, y} {

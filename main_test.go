@@ -70,6 +70,15 @@ func (in *instance) run(t *testing.T, env []string, args ...string) (stdout, std
 	return o.String(), e.String(), err
 }
 
+// newInitialized is newInstance with its database and first keys created
+// (init).
+func newInitialized(t *testing.T, extra string) *instance {
+	t.Helper()
+	in := newInstance(t, extra)
+	in.init(t)
+	return in
+}
+
 // init creates the instance's database and first keys (`keygate init`): the
 // other commands refuse to run without one.
 func (in *instance) init(t *testing.T) {
@@ -243,8 +252,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestCrashDuringRotation(t *testing.T) {
 	for _, point := range []string{"store.before-commit", "rotation.after-promote", "rotation.after-generate"} {
 		t.Run(point, func(t *testing.T) {
-			in := newInstance(t, "")
-			in.init(t)
+			in := newInitialized(t, "")
 			if _, errOut, err := in.run(t, nil, "keys", "rotate", "--force"); err != nil {
 				t.Fatalf("first rotate: %v\n%s", err, errOut)
 			}

@@ -45,8 +45,7 @@ func tokenStatus(t *testing.T, s *server, form url.Values, id, secret string) in
 // re-validated, static clients are refused, and clients list shows effective
 // values.
 func TestCLIManageClients(t *testing.T) {
-	in := newInstance(t, "clients:\n  - id: static\n    secret_sha256: "+strings.Repeat("ab", 32)+"\n    grant_types: [client_credentials]\n")
-	in.init(t)
+	in := newInitialized(t, "clients:\n  - id: static\n    secret_sha256: "+strings.Repeat("ab", 32)+"\n    grant_types: [client_credentials]\n")
 	in.must(t, "clients", "add", "billing", "--grant", "client_credentials", "--scope", "read,write")
 
 	in.must(t, "clients", "update", "billing", "--name", "Billing", "--access-ttl", "5m", "--introspect")
@@ -77,8 +76,7 @@ func TestCLIManageClients(t *testing.T) {
 // TestCLIRotateSecret: rotate-secret keeps the old secret for the grace
 // period (here 1h, then 0) against the running server.
 func TestCLIRotateSecret(t *testing.T) {
-	in := newInstance(t, "")
-	in.init(t)
+	in := newInitialized(t, "")
 	old := secretOf(t, in.must(t, "clients", "add", "billing", "--grant", "client_credentials"))
 	s := in.serve(t)
 	cc := url.Values{"grant_type": {"client_credentials"}}
@@ -111,8 +109,7 @@ func TestCLIRotateSecret(t *testing.T) {
 // refuses the password grant of the running server at once and revokes
 // refresh tokens; --enable lets the user in again.
 func TestCLIManageUsers(t *testing.T) {
-	in := newInstance(t, "")
-	in.init(t)
+	in := newInitialized(t, "")
 	secret := secretOf(t, in.must(t, "clients", "add", "app", "--grant", "password,refresh_token", "--scope", "openid"))
 	cmd := func(args ...string) (string, string, error) { return in.run(t, nil, args...) }
 	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")

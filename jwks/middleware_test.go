@@ -172,9 +172,7 @@ func TestMiddlewareVerifierScopes(t *testing.T) {
 
 func TestMiddlewareOnRefusal(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0)
 	var gotStatus int
 	var gotErr error
 	mw := jwks.Middleware(v, jwks.MiddlewareConfig{OnRefusal: func(w http.ResponseWriter, _ *http.Request, status int, err error) {

@@ -171,6 +171,16 @@ func testConfig(c []jwks.Config, now func() time.Time, log *slog.Logger, aud ...
 
 // newTestVerifier builds a verifier on ti with a fake clock; the fields set
 // in cfg override the defaults.
+// newVerified starts a test issuer publishing kids with the given max-age, a
+// fake clock, and a verifier of that issuer on that clock with the default
+// test configuration.
+func newVerified(t testing.TB, maxAge time.Duration, kids ...int) (*testIssuer, *fakeClock, *jwks.Verifier) {
+	t.Helper()
+	ti := newTestIssuer(t, maxAge, kids...)
+	clk := newFakeClock()
+	return ti, clk, newTestVerifier(t, ti, clk)
+}
+
 func newTestVerifier(t testing.TB, ti *testIssuer, clk *fakeClock, cfg ...jwks.Config) *jwks.Verifier {
 	t.Helper()
 	all := testConfig(cfg, clk.Now, discardLogger, "api")

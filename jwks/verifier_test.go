@@ -217,9 +217,7 @@ func swapSignature(tok, sigFrom string) string {
 
 func TestVerifyClaims(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0)
 	now := clk.Now()
 	cl := claims(ti, now)
 	cl["aud"] = []string{"api", "other"}
@@ -437,9 +435,7 @@ func TestNewVerifierConfiguration(t *testing.T) {
 // is cached.
 func TestSteadyStateNoFetch(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0, 1)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0, 1)
 	tok0, tok1 := accessToken(t, ti, 0, clk.Now()), accessToken(t, ti, 1, clk.Now())
 	hits := ti.jwksHits.Load()
 	for i := 0; i < 200; i++ {
@@ -459,9 +455,7 @@ func TestSteadyStateNoFetch(t *testing.T) {
 // refetch.
 func TestRotation(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0)
 	ctx := context.Background()
 
 	for _, step := range []struct{ publish, use int }{{1, 1}, {2, 2}} {
@@ -506,9 +500,7 @@ func TestRotation(t *testing.T) {
 // share a single fetch.
 func TestConcurrentUnknownKID(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0)
 	clk.Advance(time.Minute)
 	ti.publish(t, 0, 1)
 	tok := accessToken(t, ti, 1, clk.Now())
@@ -540,9 +532,7 @@ func TestConcurrentUnknownKID(t *testing.T) {
 // per interval, and do not disturb genuine tokens.
 func TestUnknownKIDFlood(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0)
 	genuine := accessToken(t, ti, 0, clk.Now())
 	// One forged token, re-headed with a different kid each time: signing
 	// 2000 tokens would only slow the test down, and the kid lookup comes
@@ -605,9 +595,7 @@ func TestIssuerDown(t *testing.T) {
 	}{{"500", mode500}, {"garbage", modeGarbage}, {"connection reset", modeReset}} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ti := newTestIssuer(t, 5*time.Minute, 0)
-			clk := newFakeClock()
-			v := newTestVerifier(t, ti, clk)
+			ti, clk, v := newVerified(t, 5*time.Minute, 0)
 			ctx := context.Background()
 			tok0 := accessToken(t, ti, 0, clk.Now())
 			tok1 := accessToken(t, ti, 1, clk.Now())
@@ -685,9 +673,7 @@ func TestBackgroundRefresh(t *testing.T) {
 // cached keys still verify.
 func TestCloseStopsRefresh(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, time.Hour, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, time.Hour, 0)
 	_ = v.Close()
 	_ = v.Close()
 	clk.Advance(time.Hour)
@@ -711,9 +697,7 @@ func TestCloseStopsRefresh(t *testing.T) {
 // context's error.
 func TestRefetchRespectsContext(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, time.Hour, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, time.Hour, 0)
 	clk.Advance(time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -797,9 +781,7 @@ func TestKeySetFiltering(t *testing.T) {
 // decode through encoding/json, with the same result.
 func TestClaimsOutsideTheFastPath(t *testing.T) {
 	t.Parallel()
-	ti := newTestIssuer(t, 5*time.Minute, 0)
-	clk := newFakeClock()
-	v := newTestVerifier(t, ti, clk)
+	ti, clk, v := newVerified(t, 5*time.Minute, 0)
 	cl := claims(ti, clk.Now())
 	cl["sub"] = "Zoë \"the\" admin\n"
 	cl["scope"] = "read\twrite"

@@ -79,31 +79,32 @@ func errorLabel(code string) string {
 	return "other"
 }
 
+// counterVec is a counter vector with the given name, help text and label
+// names, not yet registered.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
 // NewMetrics registers the collectors on reg. keys supplies the current snapshot
 // for the key gauges; now is the clock.
 func NewMetrics(reg *prometheus.Registry, keys func() *rotation.Snapshot, now func() time.Time) *Metrics {
 	m := &Metrics{
-		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keygate_key_rotations_total",
-			Help: "Changes of the signing key seen by this process, made by it or by another replica or the CLI, by reason (initial, scheduled, manual, revocation, observed).",
-		}, []string{"reason"}),
-		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keygate_jwks_requests_total",
-			Help: "Requests for the JWKS, by status code (304 means a cache revalidated).",
-		}, []string{"code"}),
+		rotations: counterVec("keygate_key_rotations_total",
+			"Changes of the signing key seen by this process, made by it or by another replica or the CLI, by reason (initial, scheduled, manual, revocation, observed).",
+			"reason"),
+		jwks: counterVec("keygate_jwks_requests_total",
+			"Requests for the JWKS, by status code (304 means a cache revalidated).",
+			"code"),
 		jwksCodes: map[int]prometheus.Counter{},
-		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keygate_tokens_issued_total",
-			Help: "Successful token endpoint responses, by grant (client_credentials, password, refresh_token, jwt_bearer, authorization_code, other).",
-		}, []string{"grant"}),
-		tokenErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keygate_token_errors_total",
-			Help: "Failed token endpoint requests, by grant and RFC 6749 error code (other for anything else).",
-		}, []string{"grant", "error"}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keygate_logins_total",
-			Help: "Password and script logins, by method (password_grant, form, script) and outcome (success, invalid, throttled, error).",
-		}, []string{"method", "outcome"}),
+		tokensIssued: counterVec("keygate_tokens_issued_total",
+			"Successful token endpoint responses, by grant (client_credentials, password, refresh_token, jwt_bearer, authorization_code, other).",
+			"grant"),
+		tokenErrors: counterVec("keygate_token_errors_total",
+			"Failed token endpoint requests, by grant and RFC 6749 error code (other for anything else).",
+			"grant", "error"),
+		logins: counterVec("keygate_logins_total",
+			"Password and script logins, by method (password_grant, form, script) and outcome (success, invalid, throttled, error).",
+			"method", "outcome"),
 	}
 	for _, g := range grantLabels {
 		m.tokensIssued.WithLabelValues(g)

@@ -232,6 +232,23 @@ func TestTokenEndpoint(t *testing.T) {
 	tokenURL, now := e.URL+"/token", e.clock.Now().Unix()
 
 	type check func(t *testing.T, tr tokenResponse, c accessClaims)
+	// keyedWith makes a private_key_jwt client_credentials request of client
+	// "keyed" whose assertion, signed with ck, has the usual claims edited by
+	// editClaims with kv.
+	keyedWith := func(kv ...any) func(t *testing.T) request {
+		return func(t *testing.T) request {
+			c := editClaims(e.assertionClaims("keyed", tokenURL), kv...)
+			return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
+		}
+	}
+	// bearerAs makes a jwt-bearer grant request whose assertion, signed with
+	// ck, has client id's usual claims edited by editClaims with kv.
+	bearerAs := func(id string, kv ...any) func(t *testing.T) request {
+		return func(t *testing.T) request {
+			c := editClaims(e.assertionClaims(id, tokenURL), kv...)
+			return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
+		}
+	}
 	cases := []struct {
 		name   string
 		mk     func(t *testing.T) request
@@ -481,46 +498,25 @@ func TestTokenEndpoint(t *testing.T) {
 				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "private_key_jwt expired", status: 401, code: "invalid_client", desc: "expired",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(-5*time.Minute).Unix(),
-					"iat", e.clock.Now().Add(-6*time.Minute).Unix())
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("exp", e.clock.Now().Add(-5*time.Minute).Unix(),
+				"iat", e.clock.Now().Add(-6*time.Minute).Unix())},
 		{name: "private_key_jwt without exp", status: 401, code: "invalid_client", desc: "exp",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", nil)
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("exp", nil)},
 		{name: "private_key_jwt exp too far ahead", status: 401, code: "invalid_client",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(30*24*time.Hour).Unix())
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("exp", e.clock.Now().Add(30*24*time.Hour).Unix())},
 		{name: "private_key_jwt without jti", status: 401, code: "invalid_client", desc: "jti",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "jti", nil)
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("jti", nil)},
 		{name: "private_key_jwt for another audience", status: 401, code: "invalid_client", desc: "aud",
 			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com/token")
 				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
 			}},
 		{name: "private_key_jwt without aud", status: 401, code: "invalid_client", desc: "aud",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "aud", nil)
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("aud", nil)},
 		{name: "private_key_jwt with sub != iss", status: 401, code: "invalid_client", desc: "sub",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "sub", "nojwt")
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("sub", "nojwt")},
 		{name: "private_key_jwt without sub", status: 401, code: "invalid_client", desc: "sub",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "sub", nil)
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
-			}},
+			mk: keyedWith("sub", nil)},
 		{name: "private_key_jwt HS256 keyed with the public key PEM", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
 				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
@@ -616,47 +612,29 @@ func TestTokenEndpoint(t *testing.T) {
 				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
 			}},
 		{name: "jwt-bearer from an unknown issuer", status: 400, code: "invalid_grant",
-			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
-			}},
+			mk: bearerAs("nobody")},
 		{name: "jwt-bearer expired", status: 400, code: "invalid_grant", desc: "expired",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
-			}},
+			mk: bearerAs("keyed", "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)},
 		{name: "jwt-bearer without exp", status: 400, code: "invalid_grant", desc: "exp",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "exp", nil)
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
-			}},
+			mk: bearerAs("keyed", "exp", nil)},
 		{name: "jwt-bearer without jti", status: 400, code: "invalid_grant", desc: "jti",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "jti", nil)
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
-			}},
+			mk: bearerAs("keyed", "jti", nil)},
 		{name: "jwt-bearer for another audience", status: 400, code: "invalid_grant", desc: "aud",
 			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com")
 				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
 			}},
 		{name: "jwt-bearer with sub != iss", status: 400, code: "invalid_grant", desc: "sub",
-			mk: func(t *testing.T) request {
-				c := editClaims(e.assertionClaims("keyed", tokenURL), "sub", "alice")
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
-			}},
+			mk: bearerAs("keyed", "sub", "alice")},
 		{name: "jwt-bearer HS256 keyed with the public key PEM", status: 400, code: "invalid_grant",
 			mk: func(t *testing.T) request {
 				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
 				return request{form: formOf("grant_type", tkJWT, "assertion", a)}
 			}},
 		{name: "jwt-bearer from a client without keys", status: 400, code: "invalid_grant", desc: "key",
-			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
-			}},
+			mk: bearerAs("nokeys")},
 		{name: "jwt-bearer not allowed for the client", status: 400, code: "unauthorized_client",
-			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("nojwt", tokenURL)))}
-			}},
+			mk: bearerAs("nojwt")},
 		{name: "jwt-bearer assertion of another client than the authenticated one", status: 400, code: "invalid_grant",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("strict", tokenURL))),
@@ -883,6 +861,15 @@ func TestRefreshTokens(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 4. /revoke (RFC 7009).
 
+// refusal is a request an endpoint must refuse with status and OAuth error
+// code.
+type refusal struct {
+	name   string
+	r      request
+	status int
+	code   string
+}
+
 func TestRevoke(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
@@ -975,12 +962,7 @@ func TestRevoke(t *testing.T) {
 	})
 
 	t.Run("refusals", func(t *testing.T) {
-		for _, tc := range []struct {
-			name   string
-			r      request
-			status int
-			code   string
-		}{
+		for _, tc := range []refusal{
 			{"no token", request{form: formOf("token_type_hint", "access_token"), basic: e.basic("script")}, 400, "invalid_request"},
 			{"no client authentication", request{form: formOf("token", "x")}, 401, "invalid_client"},
 			{"wrong secret", request{form: formOf("token", "x"), basic: []string{"script", "nope"}}, 401, "invalid_client"},
@@ -1008,12 +990,7 @@ func TestIntrospect(t *testing.T) {
 	pw := e.password(t, "script", "alice", tkAlicePW, "openid read")
 
 	t.Run("requires client authentication", func(t *testing.T) {
-		for _, tc := range []struct {
-			name   string
-			r      request
-			status int
-			code   string
-		}{
+		for _, tc := range []refusal{
 			{"none", request{form: formOf("token", svc.AccessToken)}, 401, "invalid_client"},
 			{"public client", request{form: formOf("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
 			{"wrong secret", request{form: formOf("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},

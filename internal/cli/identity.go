@@ -14,22 +14,31 @@ import (
 	"golang.org/x/term"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/app"
 )
 
-// withProvider opens the store and the provider around a command.
-func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
+// withDeps makes a command's RunE that opens the configured database (which
+// must exist), hands its Deps to run, and closes them when run returns.
+func withDeps(o *options, run func(*cobra.Command, *app.Deps, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		d, err := o.open(cmd.Context())
 		if err != nil {
 			return err
 		}
 		defer d.Close()
+		return run(cmd, d, args)
+	}
+}
+
+// withProvider opens the store and the provider around a command.
+func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
+	return withDeps(o, func(cmd *cobra.Command, d *app.Deps, args []string) error {
 		p, err := d.Provider(nil)
 		if err != nil {
 			return err
 		}
 		return run(cmd, p, args)
-	}
+	})
 }
 
 func newClientsCmd(o *options) *cobra.Command {

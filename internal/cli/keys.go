@@ -22,18 +22,13 @@ func newKeysCmd(o *options) *cobra.Command {
 		Use:   "list",
 		Short: "Print each key's kid, state, and when it was or will be activated, retired and removed",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := o.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer d.Close()
+		RunE: withDeps(o, func(cmd *cobra.Command, d *app.Deps, _ []string) error {
 			keys, err := rotation.List(cmd.Context(), d.Store(), d.Policy())
 			if err != nil {
 				return err
 			}
 			return printKeys(o, keys, asJSON, time.Now())
-		},
+		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 
@@ -86,18 +81,13 @@ func newKeysCmd(o *options) *cobra.Command {
 
 // withManager opens the configured store and key manager around a command.
 func withManager(o *options, run func(*cobra.Command, *rotation.Manager, []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		d, err := o.open(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer d.Close()
+	return withDeps(o, func(cmd *cobra.Command, d *app.Deps, args []string) error {
 		m, err := d.Manager(nil, nil)
 		if err != nil {
 			return app.Explain(err)
 		}
 		return run(cmd, m, args)
-	}
+	})
 }
 
 func printKeys(o *options, keys []rotation.Key, asJSON bool, now time.Time) error {

@@ -21,14 +21,9 @@ func newRewrapCmd(o *options) *cobra.Command {
 			"Start every server with the keyring first; afterwards the old key can be dropped.\n" +
 			"Each key is rewritten on its own with a compare-and-swap write; running it again changes nothing.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := o.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer d.Close()
+		RunE: withDeps(o, func(cmd *cobra.Command, d *app.Deps, _ []string) error {
 			return rewrap(cmd.Context(), o, d)
-		},
+		}),
 	}
 }
 

@@ -47,19 +47,7 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 // GetSession returns the session with the given ID, expired or not (the
 // caller applies its timeouts), or an error wrapping store.ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	if !storable(id) { // no such session can exist
-		return store.Session{}, fmt.Errorf("store/postgres: get session %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	ss, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.Session{}, fmt.Errorf("store/postgres: get session %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.Session{}, fmt.Errorf("store/postgres: get session %q: %w", id, err)
-	}
-	return ss, nil
+	return getRow(ctx, s, "get session", id, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, scanSession)
 }
 
 // TouchSession sets the session's LastSeen to now, never moving it back: the
@@ -198,19 +186,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 // caller whose redemption failed can tell reuse from expiry), or an error
 // wrapping store.ErrNotFound.
 func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, error) {
-	if !storable(id) { // no such code can exist
-		return store.AuthCode{}, fmt.Errorf("store/postgres: get authorization code %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	ac, err := scanAuthCode(s.pool.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE id = $1`, id))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.AuthCode{}, fmt.Errorf("store/postgres: get authorization code %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.AuthCode{}, fmt.Errorf("store/postgres: get authorization code %q: %w", id, err)
-	}
-	return ac, nil
+	return getRow(ctx, s, "get authorization code", id, `SELECT `+codeColumns+` FROM auth_codes WHERE id = $1`, scanAuthCode)
 }
 
 // RedeemAuthCode spends the code id at now and records, in the same single

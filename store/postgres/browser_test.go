@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // testCode returns an unused authorization code created at created.
@@ -23,7 +24,7 @@ func TestBrowserUnstorableText(t *testing.T) {
 	s := openFresh(t)
 	ctx := t.Context()
 	forEachUnstorableText(t, func(bad string, invalid, notFound func(what string, err error)) {
-		ss := store.Session{ID: randomHex(t, 32), UserID: "user", ExpiresAt: t0}
+		ss := store.Session{ID: randomHex(t, 32), UserID: "user", ExpiresAt: backendtest.T0}
 		bs := ss
 		bs.ID = bad
 		invalid("CreateSession (id)", s.CreateSession(ctx, bs))
@@ -41,15 +42,15 @@ func TestBrowserUnstorableText(t *testing.T) {
 			"family id":      func(c *store.AuthCode) { c.FamilyID = bad },
 			"access jti":     func(c *store.AuthCode) { c.AccessJTI = bad },
 		} {
-			c := testCode(t, t0)
+			c := testCode(t, backendtest.T0)
 			edit(&c)
 			invalid("CreateAuthCode ("+name+")", s.CreateAuthCode(ctx, c, 0))
 		}
-		c := testCode(t, t0)
+		c := testCode(t, backendtest.T0)
 		if err := s.CreateAuthCode(ctx, c, 0); err != nil {
 			t.Fatal(err)
 		}
-		now := t0.Add(time.Second)
+		now := backendtest.T0.Add(time.Second)
 		_, err := s.RedeemAuthCode(ctx, c.ID, now, bad, "jti", now.Add(time.Hour))
 		invalid("RedeemAuthCode (family id)", err)
 		_, err = s.RedeemAuthCode(ctx, c.ID, now, "family", bad, now.Add(time.Hour))

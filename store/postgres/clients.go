@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -49,43 +48,13 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 // GetClient returns the client with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	if !storable(id) { // could never have been stored
-		return store.Client{}, fmt.Errorf("store/postgres: get client %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.Client{}, fmt.Errorf("store/postgres: get client %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.Client{}, fmt.Errorf("store/postgres: get client %q: %w", id, err)
-	}
-	return c, nil
+	return getRow(ctx, s, "get client", id, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, scanClient)
 }
 
 // ListClients returns every stored client ordered by ID (byte order, so the
 // order does not depend on a collation), never nil.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("store/postgres: list clients: %w", err)
-	}
-	defer rows.Close()
-	clients := []store.Client{}
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/postgres: list clients: %w", err)
-		}
-		clients = append(clients, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: list clients: %w", err)
-	}
-	return clients, nil
+	return listRows(ctx, s, "list clients", `SELECT `+clientColumns+` FROM clients ORDER BY id COLLATE "C"`, scanClient)
 }
 
 // DeleteClient deletes the client with the given ID, or fails with an error

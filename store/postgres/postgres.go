@@ -341,3 +341,49 @@ func checkText(fields ...string) error {
 
 // Store implements the whole storage contract.
 var _ store.Store = (*Store)(nil)
+
+// listRows runs query (under the Store's default deadline) and scans every row
+// it returns with scan, in order, into a slice that is never nil; what names
+// the listing in errors.
+func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(pgx.Row) (T, error)) ([]T, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// getRow runs query, which selects at most one row by key ($1), and scans the
+// row with scan (under the Store's default deadline). No such row, or a key
+// that cannot be stored so no row can have it, is an error wrapping
+// store.ErrNotFound; what names the read in errors.
+func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(pgx.Row) (T, error)) (T, error) {
+	var zero T
+	if !storable(key) {
+		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	v, err := scan(s.pool.QueryRow(ctx, query, key))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, store.ErrNotFound)
+	case err != nil:
+		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, err)
+	}
+	return v, nil
+}

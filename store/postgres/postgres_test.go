@@ -17,6 +17,7 @@ import (
 
 	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 	"github.com/keygate/keygate/store/internal/migrations"
 	"github.com/keygate/keygate/store/storetest"
 )
@@ -108,16 +109,7 @@ func freshSchema(t *testing.T) (dsn, schema string) {
 // openStore opens a Store on dsn and closes it when the test ends.
 func openStore(t *testing.T, dsn string) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return backendtest.Open(t, func() (*Store, error) { return Open(t.Context(), dsn) })
 }
 
 // TestContract runs the shared storage contract; OpenPair plays two replicas
@@ -151,33 +143,6 @@ func testKey(t *testing.T, state store.KeyState, created time.Time) store.Key {
 	}
 }
 
-var t0 = time.Date(2030, time.January, 2, 3, 4, 5, 6, time.UTC)
-
-func mustApply(t *testing.T, s *Store, c store.KeyChange) {
-	t.Helper()
-	if err := s.ApplyKeyChange(t.Context(), c); err != nil {
-		t.Fatalf("ApplyKeyChange: %v", err)
-	}
-}
-
-func mustVersion(t *testing.T, s *Store) int64 {
-	t.Helper()
-	v, err := s.KeySetVersion(t.Context())
-	if err != nil {
-		t.Fatalf("KeySetVersion: %v", err)
-	}
-	return v
-}
-
-func mustList(t *testing.T, s *Store) []store.Key {
-	t.Helper()
-	keys, err := s.ListKeys(t.Context())
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	return keys
-}
-
 // appliedVersions returns the versions recorded in schema_migrations.
 func appliedVersions(t *testing.T, s *Store) []int64 {
 	t.Helper()
@@ -206,11 +171,7 @@ func embeddedMigrations(t *testing.T) []migrations.Migration {
 // wantVersions is 1..N for the N embedded migrations.
 func wantVersions(t *testing.T) []int64 {
 	t.Helper()
-	var vs []int64
-	for _, m := range embeddedMigrations(t) {
-		vs = append(vs, m.Version)
-	}
-	return vs
+	return backendtest.Versions(embeddedMigrations(t))
 }
 
 // --- migrations ---
@@ -232,8 +193,8 @@ func TestReopenIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := testKey(t, store.KeyActive, t0)
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{k}})
+	k := testKey(t, store.KeyActive, backendtest.T0)
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{k}})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -245,10 +206,10 @@ func TestReopenIsIdempotent(t *testing.T) {
 		if got, want := appliedVersions(t, s), wantVersions(t); !slices.Equal(got, want) {
 			t.Errorf("applied migrations %v, want %v", got, want)
 		}
-		if keys := mustList(t, s); len(keys) != 1 || keys[0].KID != k.KID {
+		if keys := backendtest.MustList(t, s); len(keys) != 1 || keys[0].KID != k.KID {
 			t.Errorf("after reopening: keys %v, want the one inserted", keys)
 		}
-		if v := mustVersion(t, s); v != 1 {
+		if v := backendtest.MustVersion(t, s); v != 1 {
 			t.Errorf("after reopening: version %d, want 1", v)
 		}
 	}
@@ -263,7 +224,7 @@ func TestOpenUpToDateReadOnly(t *testing.T) {
 	if err := ro.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	err := ro.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	err := ro.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	if err == nil {
 		t.Fatal("a write succeeded on a read-only connection; the test proves nothing")
 	}
@@ -299,9 +260,9 @@ func TestConcurrentOpen(t *testing.T) {
 				t.Errorf("applied migrations %v, want %v", got, want)
 			}
 			// One key_set_meta row, usable by all.
-			mustApply(t, stores[1], store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+			backendtest.MustApply(t, stores[1], store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 			for i, s := range stores {
-				if v := mustVersion(t, s); v != 1 {
+				if v := backendtest.MustVersion(t, s); v != 1 {
 					t.Errorf("store %d: version %d, want 1", i, v)
 				}
 			}
@@ -351,7 +312,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	latest := wantVersions(t)[len(wantVersions(t))-1]
 	// What a newer binary would leave: one more migration, with a table this
 	// binary knows nothing about.
@@ -447,15 +408,15 @@ func TestUnstorableText(t *testing.T) {
 	forEachUnstorableText(t, func(bad string, invalid, notFound func(what string, err error)) {
 		invalid("CreateClient", s.CreateClient(ctx, store.Client{ID: "c", Name: bad}))
 		invalid("CreateUser", s.CreateUser(ctx, store.User{ID: "u", Username: "bob", Name: bad}))
-		invalid("CreateRefreshToken", s.CreateRefreshToken(ctx, store.RefreshToken{ID: bad, FamilyID: "f", ExpiresAt: t0}))
-		invalid("RevokeAccessToken", s.RevokeAccessToken(ctx, bad, t0))
-		invalid("RecordAssertion", s.RecordAssertion(ctx, "c", bad, t0.Add(time.Minute), t0))
+		invalid("CreateRefreshToken", s.CreateRefreshToken(ctx, store.RefreshToken{ID: bad, FamilyID: "f", ExpiresAt: backendtest.T0}))
+		invalid("RevokeAccessToken", s.RevokeAccessToken(ctx, bad, backendtest.T0))
+		invalid("RecordAssertion", s.RecordAssertion(ctx, "c", bad, backendtest.T0.Add(time.Minute), backendtest.T0))
 		invalid("ApplyKeyChange", s.ApplyKeyChange(ctx, store.KeyChange{Inserts: []store.Key{func() store.Key {
-			k := testKey(t, store.KeyActive, t0)
+			k := testKey(t, store.KeyActive, backendtest.T0)
 			k.KID = bad
 			return k
 		}()}}))
-		_, err := s.AcquireLease(ctx, bad, "h", time.Minute, t0)
+		_, err := s.AcquireLease(ctx, bad, "h", time.Minute, backendtest.T0)
 		invalid("AcquireLease", err)
 
 		_, err = s.GetClient(ctx, bad)
@@ -468,13 +429,13 @@ func TestUnstorableText(t *testing.T) {
 		notFound("GetRefreshToken", err)
 		notFound("DeleteClient", s.DeleteClient(ctx, bad))
 		notFound("DeleteUser", s.DeleteUser(ctx, bad))
-		notFound("UpdateUserPassword", s.UpdateUserPassword(ctx, bad, "h", t0))
-		rt := store.RefreshToken{ID: randomHex(t, 8), FamilyID: "f", ExpiresAt: t0.Add(time.Hour)}
-		notFound("RotateRefreshToken", s.RotateRefreshToken(ctx, bad, t0, rt))
+		notFound("UpdateUserPassword", s.UpdateUserPassword(ctx, bad, "h", backendtest.T0))
+		rt := store.RefreshToken{ID: randomHex(t, 8), FamilyID: "f", ExpiresAt: backendtest.T0.Add(time.Hour)}
+		notFound("RotateRefreshToken", s.RotateRefreshToken(ctx, bad, backendtest.T0, rt))
 		if revoked, err := s.IsAccessTokenRevoked(ctx, bad); revoked || err != nil {
 			t.Errorf("IsAccessTokenRevoked(%q) = %v, %v; want false, nil", bad, revoked, err)
 		}
-		if n, err := s.RevokeRefreshFamily(ctx, bad, t0); n != 0 || err != nil {
+		if n, err := s.RevokeRefreshFamily(ctx, bad, backendtest.T0); n != 0 || err != nil {
 			t.Errorf("RevokeRefreshFamily(%q) = %d, %v; want 0, nil", bad, n, err)
 		}
 		if err := s.ReleaseLease(ctx, bad, "h"); err != nil {
@@ -530,7 +491,7 @@ func TestDefaultDeadline(t *testing.T) {
 	// Once the lock is gone the Store works again: the timed-out
 	// connections were replaced.
 	tx.Rollback(t.Context())
-	if v := mustVersion(t, s); v != 0 {
+	if v := backendtest.MustVersion(t, s); v != 0 {
 		t.Errorf("version %d, want 0", v)
 	}
 }
@@ -541,13 +502,13 @@ func TestDefaultDeadline(t *testing.T) {
 // version must count the applied ones.
 func TestOppositeOrderUpdates(t *testing.T) {
 	s := openFresh(t)
-	a, b := testKey(t, store.KeyRetired, t0), testKey(t, store.KeyRetired, t0.Add(time.Second))
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
+	a, b := testKey(t, store.KeyRetired, backendtest.T0), testKey(t, store.KeyRetired, backendtest.T0.Add(time.Second))
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
 	const racers = 6
 	errs := stampede.Run(racers, func(i int) error {
 		ka, kb := a, b
-		ka.RemoveAfter = t0.Add(time.Duration(i+1) * time.Hour)
-		kb.RemoveAfter = t0.Add(time.Duration(i+1) * time.Hour)
+		ka.RemoveAfter = backendtest.T0.Add(time.Duration(i+1) * time.Hour)
+		kb.RemoveAfter = backendtest.T0.Add(time.Duration(i+1) * time.Hour)
 		ups := []store.KeyUpdate{{Key: ka, From: store.KeyRetired}, {Key: kb, From: store.KeyRetired}}
 		if i%2 == 1 {
 			ups[0], ups[1] = ups[1], ups[0]
@@ -563,11 +524,11 @@ func TestOppositeOrderUpdates(t *testing.T) {
 			t.Errorf("change %d: %v, want success or ErrConflict", i, err)
 		}
 	}
-	if v := mustVersion(t, s); v != 1+applied {
+	if v := backendtest.MustVersion(t, s); v != 1+applied {
 		t.Errorf("version %d after %d applied changes, want %d", v, applied, 1+applied)
 	}
 	// Both keys carry the same change's times: changes are atomic.
-	keys := mustList(t, s)
+	keys := backendtest.MustList(t, s)
 	if len(keys) != 2 || !keys[0].RemoveAfter.Equal(keys[1].RemoveAfter) {
 		t.Errorf("keys updated by different changes: %v", keys)
 	}
@@ -619,17 +580,17 @@ func TestWatchKeySet(t *testing.T) {
 	calls, done, cancel := watch(t, watcher)
 	waitCall(t, calls, "once listening")
 
-	f := store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}}
-	mustApply(t, writer, f)
+	f := store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}}
+	backendtest.MustApply(t, writer, f)
 	waitCall(t, calls, "after a change by another Store")
-	if v := mustVersion(t, watcher); v != 1 {
+	if v := backendtest.MustVersion(t, watcher); v != 1 {
 		t.Errorf("version %d when notified, want 1", v)
 	}
 	noCall(t, calls, "without a change")
 
 	// A change that fails sends nothing: the notification is part of the
 	// transaction.
-	err := writer.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	err := writer.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second active key: %v, want ErrConflict", err)
 	}
@@ -647,7 +608,7 @@ func TestWatchKeySet(t *testing.T) {
 		t.Fatal("found no connection of the watching Store to terminate")
 	}
 	waitCall(t, calls, "after reconnecting")
-	mustApply(t, writer, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, t0)}})
+	backendtest.MustApply(t, writer, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, backendtest.T0)}})
 	waitCall(t, calls, "after a change following a reconnection")
 
 	cancel()
@@ -669,8 +630,8 @@ func TestWatchKeySetPayload(t *testing.T) {
 	if _, err := admin.Exec(t.Context(), "LISTEN "+KeySetChannel); err != nil {
 		t.Fatal(err)
 	}
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, backendtest.T0)}})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var got []string
@@ -701,9 +662,9 @@ func TestWatchKeySetIgnoresOtherSchemas(t *testing.T) {
 	calls, _, cancel := watch(t, a)
 	defer cancel()
 	waitCall(t, calls, "once listening")
-	mustApply(t, b, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, b, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	noCall(t, calls, "after a change in another schema")
-	mustApply(t, a, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, a, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	waitCall(t, calls, "after a change in its own schema")
 }
 
@@ -721,7 +682,7 @@ func TestWatchKeySetIdle(t *testing.T) {
 	// Several idle periods pass, each ending in a liveness check; none may
 	// look like a reconnection.
 	noCall(t, calls, "while idle")
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	waitCall(t, calls, "after a change")
 	noCall(t, calls, "after the change was reported")
 }
@@ -766,8 +727,8 @@ func TestWatchKeySetClose(t *testing.T) {
 func TestDeadlockRetried(t *testing.T) {
 	dsn, schema := freshSchema(t)
 	s := openStore(t, withParam(t, dsn, "options", "-c deadlock_timeout=2s"))
-	a, b := testKey(t, store.KeyRetired, t0), testKey(t, store.KeyRetired, t0.Add(time.Second))
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
+	a, b := testKey(t, store.KeyRetired, backendtest.T0), testKey(t, store.KeyRetired, backendtest.T0.Add(time.Second))
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{a, b}})
 	table := pgx.Identifier{schema, "signing_keys"}.Sanitize()
 
 	watcher := adminConn(t, testDSN(t))
@@ -796,7 +757,7 @@ func TestDeadlockRetried(t *testing.T) {
 	}
 
 	ka, kb := a, b
-	ka.RemoveAfter, kb.RemoveAfter = t0.Add(time.Hour), t0.Add(time.Hour)
+	ka.RemoveAfter, kb.RemoveAfter = backendtest.T0.Add(time.Hour), backendtest.T0.Add(time.Hour)
 	done := make(chan error, 1)
 	go func() {
 		done <- s.ApplyKeyChange(t.Context(), store.KeyChange{Updates: []store.KeyUpdate{
@@ -830,13 +791,13 @@ func TestDeadlockRetried(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("ApplyKeyChange after a deadlock: %v, want success on retry", err)
 	}
-	keys := mustList(t, s)
+	keys := backendtest.MustList(t, s)
 	for _, k := range keys {
 		if !k.RemoveAfter.Equal(ka.RemoveAfter) {
 			t.Errorf("key %s: RemoveAfter %v, want the retried change's %v", k.KID, k.RemoveAfter, ka.RemoveAfter)
 		}
 	}
-	if v := mustVersion(t, s); v != 2 {
+	if v := backendtest.MustVersion(t, s); v != 2 {
 		t.Errorf("version %d, want 2", v)
 	}
 	// Statistics arrive with a delay.
@@ -853,7 +814,7 @@ func TestDeadlockRetried(t *testing.T) {
 func TestSearchPathViaOptions(t *testing.T) {
 	_, schema := freshSchema(t)
 	s := openStore(t, withParam(t, testDSN(t), "options", "-c search_path="+schema))
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	if !strings.Contains(s.String(), schema) {
 		t.Errorf("String() = %q, want it to name schema %q", s.String(), schema)
 	}

@@ -66,20 +66,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 // revokes the family, from mere expiry), or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error) {
-	if !storable(id) {
-		return store.RefreshToken{}, fmt.Errorf("store/postgres: get refresh token %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	rt, err := scanRefreshToken(s.pool.QueryRow(ctx,
-		`SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = $1`, id))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.RefreshToken{}, fmt.Errorf("store/postgres: get refresh token %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.RefreshToken{}, fmt.Errorf("store/postgres: get refresh token %q: %w", id, err)
-	}
-	return rt, nil
+	return getRow(ctx, s, "get refresh token", id, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = $1`, scanRefreshToken)
 }
 
 // RotateRefreshToken spends the link oldID at now and stores next in its

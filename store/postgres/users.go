@@ -48,19 +48,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 // GetUser returns the user with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	if !storable(id) {
-		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.User{}, fmt.Errorf("store/postgres: get user %q: %w", id, err)
-	}
-	return u, nil
+	return getRow(ctx, s, "get user", id, `SELECT `+userColumns+` FROM users WHERE id = $1`, scanUser)
 }
 
 // GetUserByLogin returns the user whose username or email is login, both
@@ -95,25 +83,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 // (the order does not depend on a collation, and is total because lowercased
 // usernames are unique), never nil.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY username_lower COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("store/postgres: list users: %w", err)
-	}
-	defer rows.Close()
-	users := []store.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/postgres: list users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: list users: %w", err)
-	}
-	return users, nil
+	return listRows(ctx, s, "list users", `SELECT `+userColumns+` FROM users ORDER BY username_lower COLLATE "C"`, scanUser)
 }
 
 // DeleteUser deletes the user with the given ID and, in the same transaction,

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // TestBackupWhileWriting: a backup taken while another connection keeps
@@ -20,8 +21,8 @@ func TestBackupWhileWriting(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keygate.db")
 	s := openTemp(t, path)
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, t0.Add(1))}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, backendtest.T0.Add(1))}})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
@@ -30,7 +31,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
 			if err := s.CreateClient(ctx, store.Client{ID: fmt.Sprintf("c%05d", i), GrantTypes: []string{"client_credentials"},
-				CreatedAt: t0}); err != nil && ctx.Err() == nil {
+				CreatedAt: backendtest.T0}); err != nil && ctx.Err() == nil {
 				t.Errorf("CreateClient: %v", err)
 				return
 			}
@@ -80,7 +81,7 @@ func TestBackupRefuses(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keygate.db")
 	s := openTemp(t, path)
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 
 	dest := filepath.Join(dir, "existing")
 	if err := os.WriteFile(dest, []byte("keep me"), 0o600); err != nil {

@@ -35,14 +35,7 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 // GetSession returns the session with the given ID, expired or not (the
 // caller applies its timeouts), or an error wrapping store.ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	ss, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.Session{}, fmt.Errorf("store/sqlite: get session %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.Session{}, fmt.Errorf("store/sqlite: get session %q: %w", id, err)
-	}
-	return ss, nil
+	return getRow(ctx, s, "get session", id, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, scanSession)
 }
 
 // TouchSession sets the session's LastSeen to now, never moving it back (a
@@ -166,14 +159,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 // caller whose redemption failed can tell reuse from expiry), or an error
 // wrapping store.ErrNotFound.
 func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, error) {
-	ac, err := scanAuthCode(s.db.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE id = ?`, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.AuthCode{}, fmt.Errorf("store/sqlite: get authorization code %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.AuthCode{}, fmt.Errorf("store/sqlite: get authorization code %q: %w", id, err)
-	}
-	return ac, nil
+	return getRow(ctx, s, "get authorization code", id, `SELECT `+codeColumns+` FROM auth_codes WHERE id = ?`, scanAuthCode)
 }
 
 // RedeemAuthCode spends the code id at now and records, in the same single

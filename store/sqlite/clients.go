@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/keygate/keygate/store"
@@ -42,37 +40,13 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 // GetClient returns the client with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	c, err := scanClient(s.db.QueryRowContext(ctx,
-		`SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.Client{}, fmt.Errorf("store/sqlite: get client %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.Client{}, fmt.Errorf("store/sqlite: get client %q: %w", id, err)
-	}
-	return c, nil
+	return getRow(ctx, s, "get client", id, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, scanClient)
 }
 
 // ListClients returns every stored client ordered by ID (byte order, so the
 // order does not depend on a collation), never nil.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list clients: %w", err)
-	}
-	defer rows.Close()
-	clients := []store.Client{}
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: list clients: %w", err)
-		}
-		clients = append(clients, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/sqlite: list clients: %w", err)
-	}
-	return clients, nil
+	return listRows(ctx, s, "list clients", `SELECT `+clientColumns+` FROM clients ORDER BY id`, scanClient)
 }
 
 // DeleteClient deletes the client with the given ID, or fails with an error

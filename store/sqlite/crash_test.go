@@ -13,6 +13,7 @@ import (
 
 	"github.com/keygate/keygate/internal/faults"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // crashChildEnv names the database a re-executed test binary works on.
@@ -23,17 +24,17 @@ const crashChildEnv = "KEYGATE_SQLITE_CRASH_DB"
 func crashRotation(t *testing.T, s *Store) store.KeyChange {
 	t.Helper()
 	var c store.KeyChange
-	for _, k := range mustList(t, s) {
+	for _, k := range backendtest.MustList(t, s) {
 		switch k.State {
 		case store.KeyActive:
-			k.State, k.RetiredAt, k.RemoveAfter = store.KeyRetired, t0.Add(time.Hour), t0.Add(2*time.Hour)
+			k.State, k.RetiredAt, k.RemoveAfter = store.KeyRetired, backendtest.T0.Add(time.Hour), backendtest.T0.Add(2*time.Hour)
 			c.Updates = append([]store.KeyUpdate{{Key: k, From: store.KeyActive}}, c.Updates...)
 		case store.KeyNext:
 			k.State = store.KeyActive
 			c.Updates = append(c.Updates, store.KeyUpdate{Key: k, From: store.KeyNext})
 		}
 	}
-	c.Inserts = []store.Key{testKey(t, store.KeyNext, t0.Add(time.Minute))}
+	c.Inserts = []store.Key{testKey(t, store.KeyNext, backendtest.T0.Add(time.Minute))}
 	return c
 }
 
@@ -46,7 +47,7 @@ func TestCrashBeforeCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustApply(t, s, crashRotation(t, s))
+		backendtest.MustApply(t, s, crashRotation(t, s))
 		return // reached only when no fault is set
 	}
 
@@ -55,10 +56,10 @@ func TestCrashBeforeCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{
-		testKey(t, store.KeyActive, t0), testKey(t, store.KeyNext, t0.Add(time.Second)),
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{
+		testKey(t, store.KeyActive, backendtest.T0), testKey(t, store.KeyNext, backendtest.T0.Add(time.Second)),
 	}})
-	before := mustList(t, s)
+	before := backendtest.MustList(t, s)
 	// Keep this Store open, as a server would, while the CLI dies.
 
 	child := func(fault string) error {
@@ -81,8 +82,8 @@ func TestCrashBeforeCommit(t *testing.T) {
 	}
 
 	// The surviving Store sees nothing of the change and can still write.
-	sameKeys(t, mustList(t, s), before)
-	if v := mustVersion(t, s); v != 1 {
+	sameKeys(t, backendtest.MustList(t, s), before)
+	if v := backendtest.MustVersion(t, s); v != 1 {
 		t.Errorf("version %d after a crashed change, want 1", v)
 	}
 	if err := s.Close(); err != nil {
@@ -90,15 +91,15 @@ func TestCrashBeforeCommit(t *testing.T) {
 	}
 	// A fresh Open (recovery from the dead process's WAL) agrees.
 	s = openTemp(t, path)
-	sameKeys(t, mustList(t, s), before)
+	sameKeys(t, backendtest.MustList(t, s), before)
 
 	if err := child(""); err != nil {
 		t.Fatalf("child without fault: %v", err)
 	}
-	if v := mustVersion(t, s); v != 2 {
+	if v := backendtest.MustVersion(t, s); v != 2 {
 		t.Errorf("version %d after the change, want 2", v)
 	}
-	keys := mustList(t, s)
+	keys := backendtest.MustList(t, s)
 	states := map[store.KeyState]int{}
 	for _, k := range keys {
 		states[k.State]++

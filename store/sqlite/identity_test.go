@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // TestUpgradeFrom0001 checks that a database created by a binary that only
@@ -17,8 +18,8 @@ func TestUpgradeFrom0001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []store.Key{testKey(t, store.KeyActive, t0), testKey(t, store.KeyNext, t0.Add(time.Second))}
-	mustApply(t, s, store.KeyChange{Inserts: keys})
+	keys := []store.Key{testKey(t, store.KeyActive, backendtest.T0), testKey(t, store.KeyNext, backendtest.T0.Add(time.Second))}
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: keys})
 
 	// Turn it into what 0001 alone leaves: drop every table a later
 	// migration created and forget those migrations.
@@ -44,11 +45,11 @@ func TestUpgradeFrom0001(t *testing.T) {
 	if got, want := appliedVersions(t, s), wantVersions(t); !equalInts(got, want) {
 		t.Errorf("schema_migrations after upgrade %v, want %v", got, want)
 	}
-	sameKeys(t, mustList(t, s), keys)
-	if v := mustVersion(t, s); v != 1 {
+	sameKeys(t, backendtest.MustList(t, s), keys)
+	if v := backendtest.MustVersion(t, s); v != 1 {
 		t.Errorf("version %d after upgrade, want 1", v)
 	}
-	u := store.User{ID: "u1", Username: "alice", CreatedAt: t0, UpdatedAt: t0}
+	u := store.User{ID: "u1", Username: "alice", CreatedAt: backendtest.T0, UpdatedAt: backendtest.T0}
 	if err := s.CreateUser(t.Context(), u); err != nil {
 		t.Fatalf("CreateUser after upgrade: %v", err)
 	}

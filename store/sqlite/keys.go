@@ -28,28 +28,11 @@ const keyColumns = `kid, algorithm, state, public_der, sealed,
 // creation time and then kid, so that callers building the JWKS or deciding a
 // rotation see the whole key set as of one moment.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid`)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list keys: %w", err)
-	}
-	defer rows.Close()
-	keys := []store.Key{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: list keys: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/sqlite: list keys: %w", err)
-	}
-	return keys, nil
+	return listRows(ctx, s, "list keys", `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid`, scanKey)
 }
 
 // scanKey reads one signing_keys row selected with keyColumns.
-func scanKey(rows *sql.Rows) (store.Key, error) {
+func scanKey(rows rowScanner) (store.Key, error) {
 	var row columns.KeyRow
 	if err := rows.Scan(&row.KID, &row.Algorithm, &row.State, &row.PublicDER, &row.Sealed,
 		&row.Created, &row.Activate, &row.Retired, &row.Remove, &row.Revoked); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // multiChildEnv names the database a re-executed test binary works on.
@@ -76,10 +77,10 @@ func TestMultiProcess(t *testing.T) {
 	if got, want := appliedVersions(t, s), wantVersions(t); !equalInts(got, want) {
 		t.Errorf("schema_migrations %v, want %v", got, want)
 	}
-	if keys := mustList(t, s); len(keys) != 1 {
+	if keys := backendtest.MustList(t, s); len(keys) != 1 {
 		t.Errorf("%d keys stored, want 1", len(keys))
 	}
-	if v := mustVersion(t, s); v != 1 {
+	if v := backendtest.MustVersion(t, s); v != 1 {
 		t.Errorf("version %d, want 1", v)
 	}
 }
@@ -92,7 +93,7 @@ func multiChild(t *testing.T, path string) int {
 		return exitFailed
 	}
 	defer s.Close()
-	err = s.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, t0)}})
+	err = s.ApplyKeyChange(t.Context(), store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyNext, backendtest.T0)}})
 	switch {
 	case err == nil:
 		return exitInserted

@@ -251,3 +251,40 @@ func (s *Store) Close() error {
 
 // Store implements the whole storage contract.
 var _ store.Store = (*Store)(nil)
+
+// listRows runs query and scans every row it returns with scan, in order,
+// into a slice that is never nil; what names the listing in errors.
+func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// getRow runs query, which selects at most one row by key (its one
+// parameter), and scans the row with scan; no such row is an error wrapping
+// store.ErrNotFound. what names the read in errors.
+func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
+	var zero T
+	v, err := scan(s.db.QueryRowContext(ctx, query, key))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, store.ErrNotFound)
+	case err != nil:
+		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, err)
+	}
+	return v, nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 	"github.com/keygate/keygate/store/internal/columns"
 	"github.com/keygate/keygate/store/storetest"
 )
@@ -37,16 +38,7 @@ func TestContract(t *testing.T) {
 // openTemp opens the database at path and closes it when the test ends.
 func openTemp(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return backendtest.Open(t, func() (*Store, error) { return Open(t.Context(), path) })
 }
 
 // testKey returns a key with random material, created at created.
@@ -65,8 +57,6 @@ func testKey(t *testing.T, state store.KeyState, created time.Time) store.Key {
 	}
 }
 
-var t0 = time.Date(2030, time.January, 2, 3, 4, 5, 6, time.UTC)
-
 // sameKeys fails the test unless a and b hold the same kids in the same states
 // with the same key material.
 func sameKeys(t *testing.T, got, want []store.Key) {
@@ -81,31 +71,6 @@ func sameKeys(t *testing.T, got, want []store.Key) {
 			t.Errorf("key %d: got %s/%s, want %s/%s (or other fields differ)", i, g.KID, g.State, w.KID, w.State)
 		}
 	}
-}
-
-func mustApply(t *testing.T, s *Store, c store.KeyChange) {
-	t.Helper()
-	if err := s.ApplyKeyChange(t.Context(), c); err != nil {
-		t.Fatalf("ApplyKeyChange: %v", err)
-	}
-}
-
-func mustList(t *testing.T, s *Store) []store.Key {
-	t.Helper()
-	keys, err := s.ListKeys(t.Context())
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	return keys
-}
-
-func mustVersion(t *testing.T, s *Store) int64 {
-	t.Helper()
-	v, err := s.KeySetVersion(t.Context())
-	if err != nil {
-		t.Fatalf("KeySetVersion: %v", err)
-	}
-	return v
 }
 
 // appliedVersions returns the versions recorded in schema_migrations.
@@ -145,11 +110,7 @@ func wantVersions(t *testing.T) []int64 {
 	if err != nil {
 		t.Fatalf("loadMigrations: %v", err)
 	}
-	var vs []int64
-	for _, m := range ms {
-		vs = append(vs, m.Version)
-	}
-	return vs
+	return backendtest.Versions(ms)
 }
 
 func TestMigrationsWellFormed(t *testing.T) {
@@ -165,9 +126,9 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	active, next := testKey(t, store.KeyActive, t0), testKey(t, store.KeyNext, t0.Add(time.Second))
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{active}})
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{next}})
+	active, next := testKey(t, store.KeyActive, backendtest.T0), testKey(t, store.KeyNext, backendtest.T0.Add(time.Second))
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{active}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{next}})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +137,8 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 
 	s = openTemp(t, path)
-	sameKeys(t, mustList(t, s), []store.Key{active, next})
-	if v := mustVersion(t, s); v != 2 {
+	sameKeys(t, backendtest.MustList(t, s), []store.Key{active, next})
+	if v := backendtest.MustVersion(t, s); v != 2 {
 		t.Errorf("version after restart %d, want 2", v)
 	}
 	if got, want := appliedVersions(t, s), wantVersions(t); !equalInts(got, want) {
@@ -234,7 +195,7 @@ func TestConcurrentOpen(t *testing.T) {
 	if got, want := appliedVersions(t, stores[0]), wantVersions(t); !equalInts(got, want) {
 		t.Errorf("schema_migrations %v, want %v", got, want)
 	}
-	if v := mustVersion(t, stores[n-1]); v != 0 {
+	if v := backendtest.MustVersion(t, stores[n-1]); v != 0 {
 		t.Errorf("version %d, want 0 (key_set_meta seeded once)", v)
 	}
 }
@@ -254,7 +215,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	latest := wantVersions(t)[len(wantVersions(t))-1]
 	// What a newer binary would leave: one more migration, with a table this
 	// binary knows nothing about.
@@ -298,7 +259,7 @@ func TestFileModes(t *testing.T) {
 	path := filepath.Join(dir, "keygate.db")
 	s := openTemp(t, path)
 	// Write something so the WAL file exists while the store is open.
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 
 	for p, want := range map[string]os.FileMode{
 		dir:               0o700 | os.ModeDir,
@@ -326,7 +287,7 @@ func TestFileModes(t *testing.T) {
 func TestAwkwardPath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a b?c#d%20e&_txlock=deferred", "keygate.db")
 	s := openTemp(t, path)
-	mustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, t0)}})
+	backendtest.MustApply(t, s, store.KeyChange{Inserts: []store.Key{testKey(t, store.KeyActive, backendtest.T0)}})
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("database not at the given path: %v", err)
 	}

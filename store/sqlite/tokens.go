@@ -51,15 +51,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 // revokes the family, from mere expiry), or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.db.QueryRowContext(ctx,
-		`SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = ?`, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.RefreshToken{}, fmt.Errorf("store/sqlite: get refresh token %q: %w", id, store.ErrNotFound)
-	case err != nil:
-		return store.RefreshToken{}, fmt.Errorf("store/sqlite: get refresh token %q: %w", id, err)
-	}
-	return rt, nil
+	return getRow(ctx, s, "get refresh token", id, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = ?`, scanRefreshToken)
 }
 
 // RotateRefreshToken spends the link oldID at now and stores next in its

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
 // runKeyStore runs the signing-key contract against the stores open returns.
@@ -88,33 +89,13 @@ func newKey(t *testing.T, state store.KeyState, created time.Time) store.Key {
 	return k
 }
 
-// apply applies c and fails the test on error.
-func apply(t *testing.T, s store.Store, c store.KeyChange) {
-	t.Helper()
-	if err := s.ApplyKeyChange(t.Context(), c); err != nil {
-		t.Fatalf("ApplyKeyChange: %v", err)
-	}
-}
-
-// list returns the stored keys and fails the test on error.
-func list(t *testing.T, s store.Store) []store.Key {
-	t.Helper()
-	keys, err := s.ListKeys(t.Context())
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	return keys
-}
-
-// version returns the key-set version and fails the test on error.
-func version(t *testing.T, s store.Store) int64 {
-	t.Helper()
-	v, err := s.KeySetVersion(t.Context())
-	if err != nil {
-		t.Fatalf("KeySetVersion: %v", err)
-	}
-	return v
-}
+// apply, list and version apply a key change, list the keys and read the
+// key-set version, failing the test on error.
+var (
+	apply   = backendtest.MustApply
+	list    = backendtest.MustList
+	version = backendtest.MustVersion
+)
 
 // sortKeys orders keys as ListKeys must: by CreatedAt, then KID.
 func sortKeys(keys []store.Key) []store.Key {
@@ -391,6 +372,20 @@ func (f fixture) promoteNext() store.KeyUpdate {
 	})}
 }
 
+// insertNew is the change that inserts a new key in state st.
+func insertNew(st store.KeyState) func(t *testing.T, f fixture) store.KeyChange {
+	return func(t *testing.T, f fixture) store.KeyChange {
+		return store.KeyChange{Inserts: []store.Key{newKey(t, st, base)}}
+	}
+}
+
+// retiredTo is the change that moves the fixture's retired key to state st.
+func retiredTo(st store.KeyState) func(t *testing.T, f fixture) store.KeyChange {
+	return func(t *testing.T, f fixture) store.KeyChange {
+		return store.KeyChange{Updates: []store.KeyUpdate{{Key: with(f.retired, st, nil), From: store.KeyRetired}}}
+	}
+}
+
 func testChanges(t *testing.T, open func(t *testing.T) store.Store) {
 	cases := []struct {
 		name   string
@@ -535,30 +530,10 @@ func testChanges(t *testing.T, open func(t *testing.T) store.Store) {
 				return store.KeyChange{Deletes: []store.KeyDelete{d, d}}
 			},
 		},
-		{
-			name: "insert a second active key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Inserts: []store.Key{newKey(t, store.KeyActive, base)}}
-			},
-		},
-		{
-			name: "update a retired key to a second active key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Updates: []store.KeyUpdate{{Key: with(f.retired, store.KeyActive, nil), From: store.KeyRetired}}}
-			},
-		},
-		{
-			name: "insert a second next key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Inserts: []store.Key{newKey(t, store.KeyNext, base)}}
-			},
-		},
-		{
-			name: "update a retired key to a second next key",
-			change: func(t *testing.T, f fixture) store.KeyChange {
-				return store.KeyChange{Updates: []store.KeyUpdate{{Key: with(f.retired, store.KeyNext, nil), From: store.KeyRetired}}}
-			},
-		},
+		{name: "insert a second active key", change: insertNew(store.KeyActive)},
+		{name: "update a retired key to a second active key", change: retiredTo(store.KeyActive)},
+		{name: "insert a second next key", change: insertNew(store.KeyNext)},
+		{name: "update a retired key to a second next key", change: retiredTo(store.KeyNext)},
 		{
 			name: "insert a duplicate kid",
 			change: func(t *testing.T, f fixture) store.KeyChange {

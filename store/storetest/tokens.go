@@ -158,81 +158,37 @@ func testRotateFailures(t *testing.T, open func(t *testing.T) store.Store) {
 		name string
 		// old edits the link to be rotated before it is stored.
 		old func(rt *store.RefreshToken)
-		// rotate returns the arguments of the failing rotation; taken is
+		// unknown rotates an ID that is not stored instead of the old link's.
+		unknown bool
+		// next edits the link to store in the old one's place; taken is
 		// another stored link of the family, for cases that need one.
-		rotate func(t *testing.T, old, taken store.RefreshToken) (oldID string, next store.RefreshToken)
-		want   error // nil: an invalid-input error
+		next func(next *store.RefreshToken, old, taken store.RefreshToken)
+		want error // nil: an invalid-input error
 	}{
-		{
-			name: "spent",
-			old:  func(rt *store.RefreshToken) { rt.UsedAt = now.Add(-time.Minute) },
-			want: store.ErrConflict,
-		},
-		{
-			name: "spent at the same instant",
-			old:  func(rt *store.RefreshToken) { rt.UsedAt = now },
-			want: store.ErrConflict,
-		},
-		{
-			name: "revoked",
-			old:  func(rt *store.RefreshToken) { rt.RevokedAt = now.Add(-time.Minute) },
-			want: store.ErrConflict,
-		},
-		{
-			name: "revoked after now",
-			old:  func(rt *store.RefreshToken) { rt.RevokedAt = now.Add(time.Minute) },
-			want: store.ErrConflict,
-		},
-		{
-			name: "expired",
-			old:  func(rt *store.RefreshToken) { rt.ExpiresAt = now.Add(-time.Nanosecond) },
-			want: store.ErrConflict,
-		},
-		{
-			name: "expires exactly now",
-			old:  func(rt *store.RefreshToken) { rt.ExpiresAt = now },
-			want: store.ErrConflict,
-		},
-		{
-			name: "unknown",
-			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
-				return randomID(t), nextLink(t, old, now)
-			},
-			want: store.ErrNotFound,
-		},
+		{name: "spent", old: func(rt *store.RefreshToken) { rt.UsedAt = now.Add(-time.Minute) }, want: store.ErrConflict},
+		{name: "spent at the same instant", old: func(rt *store.RefreshToken) { rt.UsedAt = now }, want: store.ErrConflict},
+		{name: "revoked", old: func(rt *store.RefreshToken) { rt.RevokedAt = now.Add(-time.Minute) }, want: store.ErrConflict},
+		{name: "revoked after now", old: func(rt *store.RefreshToken) { rt.RevokedAt = now.Add(time.Minute) }, want: store.ErrConflict},
+		{name: "expired", old: func(rt *store.RefreshToken) { rt.ExpiresAt = now.Add(-time.Nanosecond) }, want: store.ErrConflict},
+		{name: "expires exactly now", old: func(rt *store.RefreshToken) { rt.ExpiresAt = now }, want: store.ErrConflict},
+		{name: "unknown", unknown: true, want: store.ErrNotFound},
 		{
 			name: "next takes another link's ID",
-			rotate: func(t *testing.T, old, taken store.RefreshToken) (string, store.RefreshToken) {
-				next := nextLink(t, old, now)
-				next.ID = taken.ID
-				return old.ID, next
-			},
+			next: func(next *store.RefreshToken, _, taken store.RefreshToken) { next.ID = taken.ID },
 			want: store.ErrConflict,
 		},
 		{
 			name: "next takes the old link's ID",
-			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
-				next := nextLink(t, old, now)
-				next.ID = old.ID
-				return old.ID, next
-			},
+			next: func(next *store.RefreshToken, old, _ store.RefreshToken) { next.ID = old.ID },
 			want: store.ErrConflict,
 		},
 		{
 			name: "next in another family",
-			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
-				next := nextLink(t, old, now)
-				next.FamilyID = "another"
-				return old.ID, next
-			},
+			next: func(next *store.RefreshToken, _, _ store.RefreshToken) { next.FamilyID = "another" },
 		},
 		{
 			name: "next without expiry",
-			rotate: func(t *testing.T, old, _ store.RefreshToken) (string, store.RefreshToken) {
-				next := nextLink(t, old, now)
-				next.ExpiresAt = time.Time{}
-				return old.ID, next
-			},
+			next: func(next *store.RefreshToken, _, _ store.RefreshToken) { next.ExpiresAt = time.Time{} },
 		},
 	}
 	for _, c := range cases {
@@ -247,8 +203,11 @@ func testRotateFailures(t *testing.T, open func(t *testing.T) store.Store) {
 			createLink(t, s, taken)
 
 			oldID, next := old.ID, nextLink(t, old, now)
-			if c.rotate != nil {
-				oldID, next = c.rotate(t, old, taken)
+			if c.unknown {
+				oldID = randomID(t)
+			}
+			if c.next != nil {
+				c.next(&next, old, taken)
 			}
 			err := s.RotateRefreshToken(t.Context(), oldID, now, next)
 			if c.want == nil {
