@@ -116,7 +116,7 @@ func (p *Provider) verifyAssertion(ctx context.Context, raw string, use assertio
 	if iss == "" {
 		return nil, assertionErr(use, "the assertion has no iss (the client id)")
 	}
-	client, err := p.Client(ctx, iss)
+	client, err := p.dir.Client(ctx, iss)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidClient("unknown client %q", iss)
 	}

@@ -182,7 +182,7 @@ func (p *Provider) authorizeClient(ctx context.Context, params url.Values) (*Cli
 	if clientID == "" {
 		return nil, "", pageError("invalid_request", "the request has no client_id")
 	}
-	c, err := p.Client(ctx, clientID)
+	c, err := p.dir.Client(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", pageError("invalid_client", "unknown client %q", clientID)
 	}

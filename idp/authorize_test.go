@@ -80,11 +80,11 @@ func TestBrowserDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	cfg := Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour,
-		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 1),
+	cfg := Config{Issuer: "https://id.example", RefreshTTL: time.Hour, Signer: StubSigner,
+		DirectoryConfig: DirectoryConfig{AccessTTL: time.Minute, Store: st,
+			Hasher: password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 1)},
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 10))}
-	cfg.Store = st
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

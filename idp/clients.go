@@ -77,9 +77,9 @@ type ClientLimits struct {
 }
 
 // ValidateClient is the one check of a client's settings, for the
-// configuration file (config.Load, and New for static clients), the CLI and
-// the API (RegisterClient) alike. Its errors are *ValidationError naming the
-// setting as the configuration file spells it.
+// configuration file (config.Load, and NewDirectory for static clients), the
+// CLI and the API (RegisterClient) alike. Its errors are *ValidationError
+// naming the setting as the configuration file spells it.
 func ValidateClient(c *Client, l ClientLimits) error {
 	for _, check := range []func(*Client, ClientLimits) error{checkClientID, checkClientGrants, checkClientLifetime,
 		checkClientCredentials, checkRedirectURIs} {
@@ -289,11 +289,11 @@ func (c *Client) ToStore() (store.Client, error) {
 
 // Client finds a client by id: the configuration file first, then the store.
 // An unknown id is store.ErrNotFound.
-func (p *Provider) Client(ctx context.Context, id string) (*Client, error) {
-	if c, ok := p.static[id]; ok {
+func (d *Directory) Client(ctx context.Context, id string) (*Client, error) {
+	if c, ok := d.static[id]; ok {
 		return c, nil
 	}
-	sc, err := p.cfg.Store.GetClient(ctx, id)
+	sc, err := d.cfg.Store.GetClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -301,14 +301,14 @@ func (p *Provider) Client(ctx context.Context, id string) (*Client, error) {
 }
 
 // Clients lists static then stored clients.
-func (p *Provider) Clients(ctx context.Context) ([]*Client, error) {
+func (d *Directory) Clients(ctx context.Context) ([]*Client, error) {
 	var out []*Client
-	for _, c := range p.cfg.Clients {
-		if sc, ok := p.static[c.ID]; ok {
+	for _, c := range d.cfg.Clients {
+		if sc, ok := d.static[c.ID]; ok {
 			out = append(out, sc)
 		}
 	}
-	stored, err := p.cfg.Store.ListClients(ctx)
+	stored, err := d.cfg.Store.ListClients(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -324,8 +324,8 @@ func (p *Provider) Clients(ctx context.Context) ([]*Client, error) {
 
 // RegisterClient validates c, gives it a secret unless it is public or
 // key-only (withSecret=false), stores it, and returns the secret (shown once).
-func (p *Provider) RegisterClient(ctx context.Context, c *Client, withSecret bool) (secret string, err error) {
-	if _, ok := p.static[c.ID]; ok {
+func (d *Directory) RegisterClient(ctx context.Context, c *Client, withSecret bool) (secret string, err error) {
+	if _, ok := d.static[c.ID]; ok {
 		return "", fmt.Errorf("client %q is declared in the configuration file: %w", c.ID, store.ErrConflict)
 	}
 	if withSecret && !c.Public {
@@ -334,30 +334,30 @@ func (p *Provider) RegisterClient(ctx context.Context, c *Client, withSecret boo
 		}
 		c.SecretHash = HashSecret(secret)
 	}
-	if err := ValidateClient(c, p.clientLimits()); err != nil {
+	if err := ValidateClient(c, d.clientLimits()); err != nil {
 		return "", err
 	}
-	c.CreatedAt = p.now().UTC()
+	c.CreatedAt = d.now().UTC()
 	sc, err := c.ToStore()
 	if err != nil {
 		return "", err
 	}
-	if err := p.cfg.Store.CreateClient(ctx, sc); err != nil {
+	if err := d.cfg.Store.CreateClient(ctx, sc); err != nil {
 		return "", fmt.Errorf("register client %q: %w", c.ID, err)
 	}
 	return secret, nil
 }
 
-func (p *Provider) clientLimits() ClientLimits {
-	return ClientLimits{AccessTTL: p.cfg.AccessTTL, MaxAccessTTL: p.cfg.MaxAccessTTL}
+func (d *Directory) clientLimits() ClientLimits {
+	return ClientLimits{AccessTTL: d.cfg.AccessTTL, MaxAccessTTL: d.cfg.MaxAccessTTL}
 }
 
 // DeleteClient removes a stored client; static ones live in the configuration file.
-func (p *Provider) DeleteClient(ctx context.Context, id string) error {
-	if _, ok := p.static[id]; ok {
+func (d *Directory) DeleteClient(ctx context.Context, id string) error {
+	if _, ok := d.static[id]; ok {
 		return fmt.Errorf("client %q is declared in the configuration file; remove it there", id)
 	}
-	return p.cfg.Store.DeleteClient(ctx, id)
+	return d.cfg.Store.DeleteClient(ctx, id)
 }
 
 // checkSecret compares secret with c's current secret and, until it expires
@@ -485,11 +485,11 @@ func setIf[T any](dst *T, v *T) {
 
 // storedClient reads client id for a change: a static client is
 // ErrStaticClient, an unknown one store.ErrNotFound.
-func (p *Provider) storedClient(ctx context.Context, id string) (*Client, error) {
-	if _, ok := p.static[id]; ok {
+func (d *Directory) storedClient(ctx context.Context, id string) (*Client, error) {
+	if _, ok := d.static[id]; ok {
 		return nil, fmt.Errorf("client %q is %w", id, ErrStaticClient)
 	}
-	sc, err := p.cfg.Store.GetClient(ctx, id)
+	sc, err := d.cfg.Store.GetClient(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("client %q: %w", id, err)
 	}
@@ -500,27 +500,27 @@ func (p *Provider) storedClient(ctx context.Context, id string) (*Client, error)
 // ValidateClient, and stores it. Concurrent updates of one client are last
 // writer wins (store.ClientStore.UpdateClient): each reads, changes and
 // writes back the whole client.
-func (p *Provider) UpdateClient(ctx context.Context, id string, pt ClientPatch) (*Client, error) {
-	c, err := p.storedClient(ctx, id)
+func (d *Directory) UpdateClient(ctx context.Context, id string, pt ClientPatch) (*Client, error) {
+	c, err := d.storedClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	pt.apply(c)
-	if err := ValidateClient(c, p.clientLimits()); err != nil {
+	if err := ValidateClient(c, d.clientLimits()); err != nil {
 		return nil, err
 	}
-	if err := p.saveClient(ctx, c); err != nil {
+	if err := d.saveClient(ctx, c); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (p *Provider) saveClient(ctx context.Context, c *Client) error {
+func (d *Directory) saveClient(ctx context.Context, c *Client) error {
 	sc, err := c.ToStore()
 	if err != nil {
 		return err
 	}
-	if err := p.cfg.Store.UpdateClient(ctx, sc); err != nil {
+	if err := d.cfg.Store.UpdateClient(ctx, sc); err != nil {
 		return fmt.Errorf("update client %q: %w", c.ID, err)
 	}
 	return nil
@@ -532,11 +532,11 @@ func (p *Provider) saveClient(ctx context.Context, c *Client) error {
 // only the new one does. Only the latest replaced secret is kept: rotating
 // again within the grace period ends the older one at once. A client without
 // a secret (public or key-only) has none to rotate.
-func (p *Provider) RotateClientSecret(ctx context.Context, id string, grace time.Duration) (string, *Client, error) {
+func (d *Directory) RotateClientSecret(ctx context.Context, id string, grace time.Duration) (string, *Client, error) {
 	if grace < 0 || grace > MaxSecretGrace {
 		return "", nil, badClient("grace", "must be between 0 (revoke the old secret at once) and %s, got %s", MaxSecretGrace, grace)
 	}
-	c, err := p.storedClient(ctx, id)
+	c, err := d.storedClient(ctx, id)
 	if err != nil {
 		return "", nil, err
 	}
@@ -549,29 +549,29 @@ func (p *Provider) RotateClientSecret(ctx context.Context, id string, grace time
 	}
 	c.PreviousSecretHash, c.PreviousSecretExpiresAt = nil, time.Time{}
 	if grace > 0 {
-		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, p.now().UTC().Add(grace)
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, d.now().UTC().Add(grace)
 	}
 	c.SecretHash = HashSecret(secret)
-	if err := p.saveClient(ctx, c); err != nil {
+	if err := d.saveClient(ctx, c); err != nil {
 		return "", nil, err
 	}
-	p.log.Info("client secret rotated", "client_id", id, "grace", grace)
+	d.log.Info("client secret rotated", "client_id", id, "grace", grace)
 	return secret, c, nil
 }
 
 // EffectiveAccessTTL is the lifetime of c's access tokens: its own, or the
-// provider's default when it has none; def reports the latter.
-func (p *Provider) EffectiveAccessTTL(c *Client) (ttl time.Duration, def bool) {
+// configured default (AccessTTL) when it has none; def reports the latter.
+func (d *Directory) EffectiveAccessTTL(c *Client) (ttl time.Duration, def bool) {
 	if c.AccessTTL > 0 {
 		return c.AccessTTL, false
 	}
-	return p.cfg.AccessTTL, true
+	return d.cfg.AccessTTL, true
 }
 
 // SecretGraceActive reports whether c's previous secret still works at the
-// provider's now, and until when.
-func (p *Provider) SecretGraceActive(c *Client) (time.Time, bool) {
-	if len(c.PreviousSecretHash) == 0 || !p.now().Before(c.PreviousSecretExpiresAt) {
+// directory's clock, and until when.
+func (d *Directory) SecretGraceActive(c *Client) (time.Time, bool) {
+	if len(c.PreviousSecretHash) == 0 || !d.now().Before(c.PreviousSecretExpiresAt) {
 		return time.Time{}, false
 	}
 	return c.PreviousSecretExpiresAt, true

@@ -109,15 +109,15 @@ func TestClientValidationIsShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := bad
-	if _, err := p.RegisterClient(ctx, &c, false); err == nil || !strings.Contains(err.Error(), "not_before_delay:") {
+	if _, err := p.Directory().RegisterClient(ctx, &c, false); err == nil || !strings.Contains(err.Error(), "not_before_delay:") {
 		t.Errorf("RegisterClient: %v", err)
 	}
-	if _, err := p.Client(ctx, "never"); err == nil {
+	if _, err := p.Directory().Client(ctx, "never"); err == nil {
 		t.Error("the refused client was stored")
 	}
 	c = bad
 	c.NotBeforeDelay = 10 * time.Second
-	if secret, err := p.RegisterClient(ctx, &c, true); err != nil || !strings.HasPrefix(secret, "kgs_") {
+	if secret, err := p.Directory().RegisterClient(ctx, &c, true); err != nil || !strings.HasPrefix(secret, "kgs_") {
 		t.Errorf("RegisterClient of the consistent client: %q, %v", secret, err)
 	}
 }

@@ -96,7 +96,7 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 				AccessTTL: 30 * time.Second, NotBeforeDelay: 10 * time.Second},
 		},
 	})
-	if _, err := s.IDP.CreateUser(context.Background(), idp.NewUser{Username: "alice", Password: fuzzPassword}); err != nil {
+	if _, err := s.IDP.Directory().CreateUser(context.Background(), idp.NewUser{Username: "alice", Password: fuzzPassword}); err != nil {
 		f.Fatal(err)
 	}
 	return &fuzzServer{Server: s, h: s.Handler(), key: key, issuer: s.URL}

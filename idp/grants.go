@@ -95,7 +95,7 @@ func (p *Provider) assertionClient(ctx context.Context, r *Request, formID, asse
 
 // publicClient identifies a public client by its bare client_id.
 func (p *Provider) publicClient(ctx context.Context, id string, allowPublic bool) (*Client, error) {
-	c, err := p.Client(ctx, id)
+	c, err := p.dir.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidClient("client authentication failed")
 	}
@@ -113,7 +113,7 @@ func (p *Provider) secretClient(ctx context.Context, id, secret string) (*Client
 	if id == "" || secret == "" {
 		return nil, invalidClient("client authentication failed")
 	}
-	c, err := p.Client(ctx, id)
+	c, err := p.dir.Client(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, serverError(err)
 	}

@@ -49,6 +49,7 @@ func (c *gtClock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c
 
 type grantEnv struct {
 	p     *idp.Provider
+	dir   *idp.Directory // p's
 	st    *sqlite.Store
 	clock *gtClock
 	alice store.User
@@ -105,12 +106,12 @@ func grantConfig(t *testing.T) (idp.Config, *gtClock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return idp.Config{Issuer: gtIssuer, AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour,
-		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Clients: gtClients(t), Store: st, Signer: keys.Signer(),
-		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2),
+	return idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour,
+		Clients: gtClients(t), Store: st, Now: clock.Now, Logger: log,
+		Hasher: password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2)},
+		Issuer: gtIssuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signer: keys.Signer(),
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 3, Every: time.Minute}, 100)),
-		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 1000, Every: time.Millisecond}, 100)),
-		Now:          clock.Now, Logger: log}, clock
+		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 1000, Every: time.Millisecond}, 100))}, clock
 }
 
 func newGrantEnv(t *testing.T) *grantEnv {
@@ -120,11 +121,11 @@ func newGrantEnv(t *testing.T) *grantEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, err := p.CreateUser(context.Background(), idp.NewUser{Username: "alice", Password: gtPassword})
+	alice, err := p.Directory().CreateUser(context.Background(), idp.NewUser{Username: "alice", Password: gtPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &grantEnv{p: p, st: cfg.Store.(*sqlite.Store), clock: clock, alice: alice}
+	return &grantEnv{p: p, dir: p.Directory(), st: cfg.Store.(*sqlite.Store), clock: clock, alice: alice}
 }
 
 // token calls the token endpoint, authenticating with HTTP Basic when id is set.
@@ -252,7 +253,7 @@ func TestClientCredentialsTokenWindow(t *testing.T) {
 func TestPasswordGrant(t *testing.T) {
 	e := newGrantEnv(t)
 	ctx := context.Background()
-	if _, err := e.p.CreateUser(ctx, idp.NewUser{Username: "bob", Password: gtPassword}); err != nil {
+	if _, err := e.dir.CreateUser(ctx, idp.NewUser{Username: "bob", Password: gtPassword}); err != nil {
 		t.Fatal(err)
 	}
 	form := func(user, pw string) url.Values {

@@ -1,7 +1,9 @@
-// Package idp is Keygate's identity domain: clients, users, grants, token
-// issuance and validation. It knows nothing of HTTP routing (package web calls
-// it), reaches storage through the store package's Store contract and signs
-// through a small Signer interface it declares.
+// Package idp is Keygate's identity domain, in two parts: a Directory
+// manages clients and users (registration, settings, secrets, passwords),
+// and a Provider, over a Directory, runs the grants, sessions, and token
+// issuance and validation. It knows nothing of HTTP routing (package web
+// calls it), reaches storage through the store package's Store contract and
+// signs through a small Signer interface it declares.
 package idp
 
 import (
@@ -12,7 +14,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/jwks"
-	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/store"
 )
 
@@ -30,47 +31,36 @@ type Signer interface {
 	KeySet() *jwks.Document
 }
 
-// noSigner is the Signer of a Provider configured without one: every
-// signature and verification fails.
-type noSigner struct{}
-
-func (noSigner) Sign([]byte, string) (string, error) {
-	return "", errors.New("no signing key loaded")
-}
-func (noSigner) KeySet() *jwks.Document { return nil }
-
-// Config holds the provider's settings and dependencies.
+// Config holds the provider's settings and dependencies. The embedded
+// DirectoryConfig builds the provider's Directory, whose store, hasher,
+// clock and logger the provider uses too.
 type Config struct {
-	Issuer       string
-	AccessTTL    time.Duration // default access-token lifetime
-	MaxAccessTTL time.Duration // ceiling for per-client lifetimes
-	RefreshTTL   time.Duration
-	IDTokenTTL   time.Duration // default 1h
-	Leeway       time.Duration // clock skew allowed on assertions clients sign
-	Signup       bool
-	Clients      []Client // static clients from the configuration file
+	DirectoryConfig
+
+	Issuer     string
+	RefreshTTL time.Duration
+	IDTokenTTL time.Duration // default 1h
+	Leeway     time.Duration // clock skew allowed on assertions clients sign
+	Signup     bool
 
 	// Browser sessions end after SessionIdleTimeout without a request (default
 	// 1h) and SessionAbsoluteTimeout after login in any case (default 24h).
 	SessionIdleTimeout     time.Duration
 	SessionAbsoluteTimeout time.Duration
 
-	Store        store.Store
-	Signer       Signer // nil for a Provider that signs nothing (the CLI managing users and clients)
-	Hasher       *password.Hasher
+	Signer       Signer         // required: signs with the active key
 	UserThrottle store.Throttle // failed password attempts per username
 	IPThrottle   store.Throttle // ... and per client IP
 	HTTPClient   *http.Client   // for clients' jwks_uri
-	Now          func() time.Time
-	Logger       *slog.Logger
 }
 
-// Provider implements the grants and token operations.
+// Provider implements the grants, browser sessions and token operations; its
+// Directory manages the clients and users they are for.
 type Provider struct {
 	cfg    Config
+	dir    *Directory
 	now    func() time.Time
 	log    *slog.Logger
-	static map[string]*Client
 	remote *remoteKeys
 
 	// access verifies the access tokens this provider issued; revocable
@@ -81,28 +71,22 @@ type Provider struct {
 	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
 }
 
-// New checks cfg and returns a Provider.
+// New checks cfg, builds the Directory from cfg.DirectoryConfig, and returns
+// a Provider.
 func New(cfg Config) (*Provider, error) {
-	if cfg.Store == nil || cfg.Hasher == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
-		return nil, errors.New("idp: Store, Hasher and both throttles are required")
+	if cfg.Signer == nil || cfg.UserThrottle == nil || cfg.IPThrottle == nil {
+		return nil, errors.New("idp: Signer and both throttles are required")
 	}
-	if cfg.Signer == nil {
-		cfg.Signer = noSigner{}
+	if cfg.Issuer == "" || cfg.RefreshTTL <= 0 {
+		return nil, errors.New("idp: Issuer and RefreshTTL are required")
 	}
-	if cfg.Issuer == "" || cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 {
-		return nil, errors.New("idp: Issuer, AccessTTL and RefreshTTL are required")
+	dir, err := NewDirectory(cfg.DirectoryConfig)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.MaxAccessTTL < cfg.AccessTTL {
-		cfg.MaxAccessTTL = cfg.AccessTTL
-	}
-	p := &Provider{cfg: cfg, now: cfg.Now, log: cfg.Logger, static: map[string]*Client{}}
+	cfg.DirectoryConfig = dir.cfg // with its defaults
+	p := &Provider{cfg: cfg, dir: dir, now: dir.now, log: dir.log}
 	p.initBrowser()
-	if p.now == nil {
-		p.now = time.Now
-	}
-	if p.log == nil {
-		p.log = slog.Default()
-	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
@@ -111,16 +95,11 @@ func New(cfg Config) (*Provider, error) {
 	if err := p.newVerifiers(); err != nil {
 		return nil, err
 	}
-	for i := range cfg.Clients {
-		c := cfg.Clients[i]
-		c.Static = true
-		if err := ValidateClient(&c, p.clientLimits()); err != nil {
-			return nil, fmt.Errorf("client %q: %w", c.ID, err)
-		}
-		p.static[c.ID] = &c
-	}
 	return p, nil
 }
+
+// Directory is the provider's directory of clients and users.
+func (p *Provider) Directory() *Directory { return p.dir }
 
 // Issuer is the "iss" of every token.
 func (p *Provider) Issuer() string { return p.cfg.Issuer }

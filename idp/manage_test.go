@@ -16,7 +16,7 @@ func ptr[T any](v T) *T { return &v }
 // registerStored registers a stored confidential client and returns its secret.
 func (e *grantEnv) registerStored(t *testing.T, c idp.Client) string {
 	t.Helper()
-	secret, err := e.p.RegisterClient(context.Background(), &c, true)
+	secret, err := e.dir.RegisterClient(context.Background(), &c, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRotateClientSecretGrace(t *testing.T) {
 	ctx := context.Background()
 	old := e.registerStored(t, idp.Client{ID: "rot", GrantTypes: []string{idp.GrantClientCredentials}, Scopes: []string{"read"}})
 
-	cur, c, err := e.p.RotateClientSecret(ctx, "rot", time.Hour)
+	cur, c, err := e.dir.RotateClientSecret(ctx, "rot", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestRotateClientSecretGrace(t *testing.T) {
 	}
 
 	// Grace 0: the secret it replaces stops at once.
-	next, _, err := e.p.RotateClientSecret(ctx, "rot", 0)
+	next, _, err := e.dir.RotateClientSecret(ctx, "rot", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,18 +71,18 @@ func TestRotateClientSecretGrace(t *testing.T) {
 		t.Errorf("grace 0 left a previous secret: %x until %v", sc.PreviousSecretHash, sc.PreviousSecretExpiresAt)
 	}
 
-	if _, _, err := e.p.RotateClientSecret(ctx, "svc", time.Hour); !errors.Is(err, idp.ErrStaticClient) {
+	if _, _, err := e.dir.RotateClientSecret(ctx, "svc", time.Hour); !errors.Is(err, idp.ErrStaticClient) {
 		t.Errorf("static client: %v, want ErrStaticClient", err)
 	}
 	e.registerStored(t, idp.Client{ID: "pub", Public: true, GrantTypes: []string{idp.GrantAuthorizationCode}, RedirectURIs: []string{gtRedirect}})
 	var ve *idp.ValidationError
-	if _, _, err := e.p.RotateClientSecret(ctx, "pub", time.Hour); !errors.As(err, &ve) {
+	if _, _, err := e.dir.RotateClientSecret(ctx, "pub", time.Hour); !errors.As(err, &ve) {
 		t.Errorf("public client: %v, want a ValidationError", err)
 	}
-	if _, _, err := e.p.RotateClientSecret(ctx, "rot", -time.Second); !errors.As(err, &ve) {
+	if _, _, err := e.dir.RotateClientSecret(ctx, "rot", -time.Second); !errors.As(err, &ve) {
 		t.Errorf("negative grace: %v, want a ValidationError", err)
 	}
-	if _, _, err := e.p.RotateClientSecret(ctx, "nobody", time.Hour); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.dir.RotateClientSecret(ctx, "nobody", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown client: %v, want ErrNotFound", err)
 	}
 }
@@ -96,7 +96,7 @@ func TestUpdateClientRevalidates(t *testing.T) {
 	secret := e.registerStored(t, idp.Client{ID: "web", Name: "Web", GrantTypes: []string{idp.GrantPassword, idp.GrantRefreshToken},
 		Scopes: []string{"openid", "read"}, Audience: []string{"api"}})
 
-	c, err := e.p.UpdateClient(ctx, "web", idp.ClientPatch{Name: ptr("Web app"), AccessTTL: ptr(5 * time.Minute)})
+	c, err := e.dir.UpdateClient(ctx, "web", idp.ClientPatch{Name: ptr("Web app"), AccessTTL: ptr(5 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,18 +112,18 @@ func TestUpdateClientRevalidates(t *testing.T) {
 		"unknown grant":                  {GrantTypes: ptr([]string{"implicit"})},
 		"fragment in a redirect URI":     {RedirectURIs: ptr([]string{"https://app.example/cb#x"})},
 	} {
-		if _, err := e.p.UpdateClient(ctx, "web", pt); !errors.As(err, &ve) {
+		if _, err := e.dir.UpdateClient(ctx, "web", pt); !errors.As(err, &ve) {
 			t.Errorf("%s: %v, want a ValidationError", name, err)
 		}
 	}
 	if sc, _ := e.st.GetClient(ctx, "web"); sc.Name != "Web app" || sc.AccessTTL != 5*time.Minute || len(sc.RedirectURIs) != 0 {
 		t.Errorf("a refused update was stored: %+v", sc)
 	}
-	if _, err := e.p.UpdateClient(ctx, "app", idp.ClientPatch{Name: ptr("x")}); !errors.Is(err, idp.ErrStaticClient) ||
+	if _, err := e.dir.UpdateClient(ctx, "app", idp.ClientPatch{Name: ptr("x")}); !errors.Is(err, idp.ErrStaticClient) ||
 		err.Error() != `client "app" is defined in config.yaml; edit it there` {
 		t.Errorf("static client: %v", err)
 	}
-	if _, err := e.p.UpdateClient(ctx, "nobody", idp.ClientPatch{}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.dir.UpdateClient(ctx, "nobody", idp.ClientPatch{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown client: %v, want ErrNotFound", err)
 	}
 
@@ -133,7 +133,7 @@ func TestUpdateClientRevalidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.p.UpdateClient(ctx, "web", idp.ClientPatch{Scopes: ptr([]string{"openid"})}); err != nil {
+	if _, err := e.dir.UpdateClient(ctx, "web", idp.ClientPatch{Scopes: ptr([]string{"openid"})}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.token("web", secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {res.RefreshToken}})
@@ -154,7 +154,7 @@ func TestDisabledUserRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	u, err := e.p.UpdateUser(ctx, "alice", idp.UserPatch{Disabled: ptr(true), Name: ptr("Alice")})
+	u, err := e.dir.UpdateUser(ctx, "alice", idp.UserPatch{Disabled: ptr(true), Name: ptr("Alice")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestDisabledUserRefused(t *testing.T) {
 	}
 	stamp := u.DisabledAt
 	e.clock.Advance(time.Second)
-	if u, _ = e.p.UpdateUser(ctx, "alice", idp.UserPatch{Disabled: ptr(true)}); !u.DisabledAt.Equal(stamp) {
+	if u, _ = e.dir.UpdateUser(ctx, "alice", idp.UserPatch{Disabled: ptr(true)}); !u.DisabledAt.Equal(stamp) {
 		t.Errorf("disabling again moved DisabledAt from %v to %v", stamp, u.DisabledAt)
 	}
 
@@ -183,7 +183,7 @@ func TestDisabledUserRefused(t *testing.T) {
 		t.Errorf("access token issued before disabling: %v; documented to stay valid until it expires", err)
 	}
 
-	if u, err = e.p.UpdateUser(ctx, "alice", idp.UserPatch{Disabled: ptr(false)}); err != nil || u.Disabled() {
+	if u, err = e.dir.UpdateUser(ctx, "alice", idp.UserPatch{Disabled: ptr(false)}); err != nil || u.Disabled() {
 		t.Fatalf("enable: %+v, %v", u, err)
 	}
 	e.passwordGrant(t, "app")
@@ -194,24 +194,24 @@ func TestDisabledUserRefused(t *testing.T) {
 func TestUpdateUserValidates(t *testing.T) {
 	e := newGrantEnv(t)
 	ctx := context.Background()
-	if _, err := e.p.CreateUser(ctx, idp.NewUser{Username: "bob", Password: gtPassword, Email: "bob@example.com"}); err != nil {
+	if _, err := e.dir.CreateUser(ctx, idp.NewUser{Username: "bob", Password: gtPassword, Email: "bob@example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.p.UpdateUser(ctx, "alice", idp.UserPatch{Email: ptr(" alice@example.com "), Admin: ptr(true)})
+	u, err := e.dir.UpdateUser(ctx, "alice", idp.UserPatch{Email: ptr(" alice@example.com "), Admin: ptr(true)})
 	if err != nil || u.Email != "alice@example.com" || !u.Admin || u.Disabled() {
 		t.Fatalf("update: %+v, %v", u, err)
 	}
-	if got, err := e.p.UserByLogin(ctx, "alice@example.com"); err != nil || got.ID != e.alice.ID || !got.Admin {
+	if got, err := e.dir.UserByLogin(ctx, "alice@example.com"); err != nil || got.ID != e.alice.ID || !got.Admin {
 		t.Errorf("by new email: %+v, %v", got, err)
 	}
 	var ve *idp.ValidationError
-	if _, err := e.p.UpdateUser(ctx, "alice", idp.UserPatch{Email: ptr("not an address")}); !errors.As(err, &ve) {
+	if _, err := e.dir.UpdateUser(ctx, "alice", idp.UserPatch{Email: ptr("not an address")}); !errors.As(err, &ve) {
 		t.Errorf("bad email: %v, want a ValidationError", err)
 	}
-	if _, err := e.p.UpdateUser(ctx, "alice", idp.UserPatch{Email: ptr("BOB@example.com")}); !errors.Is(err, idp.ErrUserExists) {
+	if _, err := e.dir.UpdateUser(ctx, "alice", idp.UserPatch{Email: ptr("BOB@example.com")}); !errors.Is(err, idp.ErrUserExists) {
 		t.Errorf("taken email: %v, want ErrUserExists", err)
 	}
-	if _, err := e.p.UpdateUser(ctx, "nobody", idp.UserPatch{}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.dir.UpdateUser(ctx, "nobody", idp.UserPatch{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown user: %v, want ErrNotFound", err)
 	}
 }

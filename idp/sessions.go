@@ -132,12 +132,6 @@ func (p *Provider) EndSession(ctx context.Context, token string) error {
 	return nil
 }
 
-// endUserSessions logs a user out everywhere (password change, deletion).
-func (p *Provider) endUserSessions(ctx context.Context, userID string) error {
-	_, err := p.browser.DeleteUserSessions(ctx, userID)
-	return err
-}
-
 // PruneBrowser deletes expired sessions and authorization codes.
 func (p *Provider) PruneBrowser(ctx context.Context) (int64, error) {
 	return p.browser.PruneBrowser(ctx, p.now().UTC())

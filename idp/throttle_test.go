@@ -69,12 +69,13 @@ func newThEnv(t *testing.T) *thEnv {
 		users:  &keyLog{Throttle: throttle.Local(throttle.New(throttle.Limits{Burst: thBurst, Every: thEvery}, 1000))},
 		ips:    &keyLog{Throttle: throttle.Local(throttle.New(throttle.Limits{Burst: 100_000, Every: time.Millisecond}, 1000))},
 	}
-	e.p, err = idp.New(idp.Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Store: st,
-		Hasher: e.hasher, UserThrottle: e.users, IPThrottle: e.ips, Now: e.clock})
+	e.p, err = idp.New(idp.Config{Issuer: "https://id.example", RefreshTTL: time.Hour, Signer: idp.StubSigner,
+		UserThrottle: e.users, IPThrottle: e.ips,
+		DirectoryConfig: idp.DirectoryConfig{AccessTTL: time.Minute, Store: st, Hasher: e.hasher, Now: e.clock}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.p.CreateUser(t.Context(), idp.NewUser{Username: "alice", Email: "alice@example.com", Password: thPW}); err != nil {
+	if _, err := e.p.Directory().CreateUser(t.Context(), idp.NewUser{Username: "alice", Email: "alice@example.com", Password: thPW}); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -202,7 +202,7 @@ func validateProfile(email, name string) error {
 }
 
 // CreateUser validates and stores a user with an argon2id hash.
-func (p *Provider) CreateUser(ctx context.Context, nu NewUser) (store.User, error) {
+func (d *Directory) CreateUser(ctx context.Context, nu NewUser) (store.User, error) {
 	nu.Username, nu.Email, nu.Name = strings.TrimSpace(nu.Username), strings.TrimSpace(nu.Email), strings.TrimSpace(nu.Name)
 	if err := validateUsername(nu.Username); err != nil {
 		return store.User{}, err
@@ -213,14 +213,14 @@ func (p *Provider) CreateUser(ctx context.Context, nu NewUser) (store.User, erro
 	if err := ValidatePassword(nu.Password, nu.Username); err != nil {
 		return store.User{}, err
 	}
-	hash, err := p.cfg.Hasher.Hash(ctx, nu.Password)
+	hash, err := d.cfg.Hasher.Hash(ctx, nu.Password)
 	if err != nil {
 		return store.User{}, err
 	}
-	now := p.now().UTC()
+	now := d.now().UTC()
 	u := store.User{ID: uuid.NewString(), Username: nu.Username, Email: nu.Email, Name: nu.Name, PasswordHash: hash,
 		Admin: nu.Admin, CreatedAt: now, UpdatedAt: now}
-	if err := p.cfg.Store.CreateUser(ctx, u); err != nil {
+	if err := d.cfg.Store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return store.User{}, ErrUserExists
 		}
@@ -230,55 +230,55 @@ func (p *Provider) CreateUser(ctx context.Context, nu NewUser) (store.User, erro
 }
 
 // SetPassword replaces a user's password.
-func (p *Provider) SetPassword(ctx context.Context, login, pw string) error {
-	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
+func (d *Directory) SetPassword(ctx context.Context, login, pw string) error {
+	u, err := d.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", login, err)
 	}
 	if err := ValidatePassword(pw, u.Username); err != nil {
 		return err
 	}
-	hash, err := p.cfg.Hasher.Hash(ctx, pw)
+	hash, err := d.cfg.Hasher.Hash(ctx, pw)
 	if err != nil {
 		return err
 	}
-	if err := p.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, p.now().UTC()); err != nil {
+	if err := d.cfg.Store.UpdateUserPassword(ctx, u.ID, hash, d.now().UTC()); err != nil {
 		return err
 	}
 	// A new password ends what the old one granted: refresh tokens (a leaked
 	// one must not outlive the password change) and browser sessions.
-	if _, err := p.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, p.now().UTC()); err != nil {
+	if _, err := d.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, d.now().UTC()); err != nil {
 		return fmt.Errorf("revoke refresh tokens of %s: %w", u.ID, err)
 	}
-	return p.endUserSessions(ctx, u.ID)
+	return d.endUserSessions(ctx, u.ID)
 }
 
 // User returns a user by id.
-func (p *Provider) User(ctx context.Context, id string) (store.User, error) {
-	return p.cfg.Store.GetUser(ctx, id)
+func (d *Directory) User(ctx context.Context, id string) (store.User, error) {
+	return d.cfg.Store.GetUser(ctx, id)
 }
 
 // UserByLogin returns a user by username or email.
-func (p *Provider) UserByLogin(ctx context.Context, login string) (store.User, error) {
-	return p.cfg.Store.GetUserByLogin(ctx, login)
+func (d *Directory) UserByLogin(ctx context.Context, login string) (store.User, error) {
+	return d.cfg.Store.GetUserByLogin(ctx, login)
 }
 
 // Users lists users.
-func (p *Provider) Users(ctx context.Context) ([]store.User, error) {
-	return p.cfg.Store.ListUsers(ctx)
+func (d *Directory) Users(ctx context.Context) ([]store.User, error) {
+	return d.cfg.Store.ListUsers(ctx)
 }
 
 // DeleteUser removes a user (and, in the store, their refresh tokens) and
 // ends their browser sessions.
-func (p *Provider) DeleteUser(ctx context.Context, login string) error {
-	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
+func (d *Directory) DeleteUser(ctx context.Context, login string) error {
+	u, err := d.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", login, err)
 	}
-	if err := p.cfg.Store.DeleteUser(ctx, u.ID); err != nil {
+	if err := d.cfg.Store.DeleteUser(ctx, u.ID); err != nil {
 		return err
 	}
-	return p.endUserSessions(ctx, u.ID)
+	return d.endUserSessions(ctx, u.ID)
 }
 
 // ErrUserDisabled refuses a login by a disabled user. It is an
@@ -300,8 +300,8 @@ type UserPatch struct {
 // stays valid until it expires (at most the access-token lifetime): it is a
 // self-contained JWT, and resource servers do not ask Keygate about the user.
 // Concurrent updates of one user are last writer wins.
-func (p *Provider) UpdateUser(ctx context.Context, login string, pt UserPatch) (store.User, error) {
-	u, err := p.cfg.Store.GetUserByLogin(ctx, login)
+func (d *Directory) UpdateUser(ctx context.Context, login string, pt UserPatch) (store.User, error) {
+	u, err := d.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %q: %w", login, err)
 	}
@@ -312,7 +312,7 @@ func (p *Provider) UpdateUser(ctx context.Context, login string, pt UserPatch) (
 	if err := validateProfile(u.Email, u.Name); err != nil {
 		return store.User{}, err
 	}
-	now := p.now().UTC()
+	now := d.now().UTC()
 	disabling := pt.Disabled != nil && *pt.Disabled && !u.Disabled()
 	switch {
 	case disabling:
@@ -321,20 +321,20 @@ func (p *Provider) UpdateUser(ctx context.Context, login string, pt UserPatch) (
 		u.DisabledAt = time.Time{}
 	}
 	u.UpdatedAt = now
-	if err := p.cfg.Store.UpdateUser(ctx, u); err != nil {
+	if err := d.cfg.Store.UpdateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return store.User{}, ErrUserExists
 		}
 		return store.User{}, err
 	}
 	if disabling {
-		if _, err := p.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, now); err != nil {
+		if _, err := d.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, now); err != nil {
 			return store.User{}, fmt.Errorf("revoke refresh tokens of %s: %w", u.ID, err)
 		}
-		if err := p.endUserSessions(ctx, u.ID); err != nil {
+		if err := d.endUserSessions(ctx, u.ID); err != nil {
 			return store.User{}, err
 		}
-		p.log.Info("user disabled", "user_id", u.ID)
+		d.log.Info("user disabled", "user_id", u.ID)
 	}
 	return u, nil
 }

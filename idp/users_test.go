@@ -15,8 +15,8 @@ import (
 
 func provider(t *testing.T, st *sqlite.Store, p password.Params) *idp.Provider {
 	t.Helper()
-	pr, err := idp.New(idp.Config{Issuer: "https://id.example", AccessTTL: time.Minute, RefreshTTL: time.Hour, Store: st,
-		Hasher:       password.NewHasher(p, 2),
+	pr, err := idp.New(idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: time.Minute, Store: st, Hasher: password.NewHasher(p, 2)},
+		Issuer: "https://id.example", RefreshTTL: time.Hour, Signer: idp.StubSigner,
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
 	if err != nil {
@@ -37,7 +37,7 @@ func TestLoginUpgradesOldHashes(t *testing.T) {
 	defer st.Close()
 	old := password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 	cur := password.Params{Memory: 128, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}
-	if _, err := provider(t, st, old).CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
+	if _, err := provider(t, st, old).Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
 		t.Fatal(err)
 	}
 	p := provider(t, st, cur)
@@ -71,16 +71,16 @@ func TestPasswordChangeRevokesRefreshTokens(t *testing.T) {
 	}
 	defer st.Close()
 	p := provider(t, st, password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
-	if _, err := p.CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
+	if _, err := p.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := p.UserByLogin(ctx, "alice")
+	u, _ := p.Directory().UserByLogin(ctx, "alice")
 	now := time.Now().UTC()
 	rt := store.RefreshToken{ID: "old-link", FamilyID: "fam", ClientID: "app", Subject: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	if err := st.CreateRefreshToken(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.SetPassword(ctx, "alice", "a brand new password"); err != nil {
+	if err := p.Directory().SetPassword(ctx, "alice", "a brand new password"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.GetRefreshToken(ctx, "old-link")

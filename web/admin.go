@@ -52,7 +52,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if claims.ForClient() { // a client's own token never passes for a user
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token, not a client's")
 		}
-		u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
+		u, err := s.dir.User(c.Request().Context(), claims.Subject)
 		if err != nil || !u.Admin || u.Disabled() || !claims.HasScope(AdminScope) {
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
@@ -144,7 +144,7 @@ type AdminClientView struct {
 }
 
 func (s *Server) clientView(c *idp.Client) AdminClientView {
-	ttl, ttlDef := s.cfg.IDP.EffectiveAccessTTL(c)
+	ttl, ttlDef := s.dir.EffectiveAccessTTL(c)
 	aud, audDef := c.EffectiveAudience()
 	v := AdminClientView{ID: c.ID, Name: c.Name, Source: "store", Public: c.Public, HasSecret: len(c.SecretHash) > 0,
 		HasKeys: c.HasKeys(), JWKSURI: c.JWKSURI, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
@@ -154,7 +154,7 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 	if c.Static {
 		v.Source = "config"
 	}
-	if until, ok := s.cfg.IDP.SecretGraceActive(c); ok {
+	if until, ok := s.dir.SecretGraceActive(c); ok {
 		v.PreviousSecretExpiresAt = &until
 	}
 	if !c.CreatedAt.IsZero() {
@@ -223,7 +223,7 @@ func decodeJSON(c echo.Context, v any) error {
 }
 
 func (s *Server) adminListClients(c echo.Context) error {
-	cs, err := s.cfg.IDP.Clients(c.Request().Context())
+	cs, err := s.dir.Clients(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (s *Server) adminListClients(c echo.Context) error {
 }
 
 func (s *Server) adminGetClient(c echo.Context) error {
-	cl, err := s.cfg.IDP.Client(c.Request().Context(), c.Param("id"))
+	cl, err := s.dir.Client(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return manageError(err)
 	}
@@ -280,7 +280,7 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	if pt.NotBeforeDelay, err = parseDurationField("not_before_delay", b.NotBeforeDelay); err != nil {
 		return err
 	}
-	cl, err := s.cfg.IDP.UpdateClient(c.Request().Context(), c.Param("id"), pt)
+	cl, err := s.dir.UpdateClient(c.Request().Context(), c.Param("id"), pt)
 	if err != nil {
 		return manageError(err)
 	}
@@ -306,21 +306,21 @@ func (s *Server) adminRotateSecret(c echo.Context) error {
 	} else if d != nil {
 		grace = *d
 	}
-	secret, cl, err := s.cfg.IDP.RotateClientSecret(c.Request().Context(), c.Param("id"), grace)
+	secret, cl, err := s.dir.RotateClientSecret(c.Request().Context(), c.Param("id"), grace)
 	if err != nil {
 		return manageError(err)
 	}
 	s.cfg.Logger.Warn("admin API: client secret rotated", "client_id", cl.ID, "grace", grace, "remote_ip", c.RealIP())
 	c.Response().Header().Set("Cache-Control", "no-store")
 	out := map[string]any{"client_id": cl.ID, "client_secret": secret}
-	if until, ok := s.cfg.IDP.SecretGraceActive(cl); ok {
+	if until, ok := s.dir.SecretGraceActive(cl); ok {
 		out["previous_secret_expires_at"] = until
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) adminListUsers(c echo.Context) error {
-	us, err := s.cfg.IDP.Users(c.Request().Context())
+	us, err := s.dir.Users(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func (s *Server) adminListUsers(c echo.Context) error {
 
 // adminPatchUser is PATCH /admin/users/{login} (username or email) with any
 // of email, name, admin and disabled. Disabling revokes the user's refresh
-// tokens and ends their sessions; see idp.Provider.UpdateUser.
+// tokens and ends their sessions; see idp.Directory.UpdateUser.
 func (s *Server) adminPatchUser(c echo.Context) error {
 	var b struct {
 		Email    *string `json:"email"`
@@ -344,7 +344,7 @@ func (s *Server) adminPatchUser(c echo.Context) error {
 	if err := decodeJSON(c, &b); err != nil {
 		return err
 	}
-	u, err := s.cfg.IDP.UpdateUser(c.Request().Context(), c.Param("login"),
+	u, err := s.dir.UpdateUser(c.Request().Context(), c.Param("login"),
 		idp.UserPatch{Email: b.Email, Name: b.Name, Admin: b.Admin, Disabled: b.Disabled})
 	if err != nil {
 		return manageError(err)

@@ -48,7 +48,7 @@ func (e *atkEnv) clientCredentials(t *testing.T, id, secret string) atkReply {
 func TestAdminManageClients(t *testing.T) {
 	e := newAtkEnv(t)
 	admin := e.password(t, "root", atkRootPW, "admin").AccessToken
-	_, err := e.IDP.RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"},
+	_, err := e.IDP.Directory().RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"read", "write"}}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestAdminManageUsers(t *testing.T) {
 	e := newAtkEnv(t)
 	ctx := context.Background()
 	admin := e.password(t, "root", atkRootPW, "admin").AccessToken
-	if _, err := e.IDP.CreateUser(ctx, idp.NewUser{Username: "bob", Password: atkAlicePW, Email: "bob@example.com"}); err != nil {
+	if _, err := e.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "bob", Password: atkAlicePW, Email: "bob@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	aliceRefresh := e.password(t, "alice", atkAlicePW, "openid").RefreshToken
@@ -151,7 +151,7 @@ func TestAdminManageUsers(t *testing.T) {
 func TestAdminRotateSecret(t *testing.T) {
 	e := newAtkEnv(t)
 	admin := e.password(t, "root", atkRootPW, "admin").AccessToken
-	old, err := e.IDP.RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"}}, true)
+	old, err := e.IDP.Directory().RegisterClient(context.Background(), &idp.Client{ID: "billing", GrantTypes: []string{"client_credentials"}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

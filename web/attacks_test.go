@@ -97,11 +97,11 @@ func newAtkEnv(t testing.TB, opts ...func(*kgtest.Options)) *atkEnv {
 	e := &atkEnv{Server: kgtest.Start(t, o), clock: clock}
 	ctx := context.Background()
 	var err error
-	if e.alice, err = e.IDP.CreateUser(ctx, idp.NewUser{Username: "alice", Password: atkAlicePW,
+	if e.alice, err = e.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: atkAlicePW,
 		Email: "alice@example.com", Name: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if e.root, err = e.IDP.CreateUser(ctx, idp.NewUser{Username: "root", Password: atkRootPW, Admin: true}); err != nil {
+	if e.root, err = e.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "root", Password: atkRootPW, Admin: true}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -685,7 +685,7 @@ func TestAdminAccessByToken(t *testing.T) {
 	// A client may not take the admin user's id: its client_credentials tokens
 	// would have sub = the admin's id. (web/admin.go also refuses any token
 	// whose subject is its own client.)
-	if _, err := e.IDP.RegisterClient(ctx, &idp.Client{ID: e.root.ID, GrantTypes: []string{"client_credentials"},
+	if _, err := e.IDP.Directory().RegisterClient(ctx, &idp.Client{ID: e.root.ID, GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"admin", "openid"}}, true); err == nil {
 		t.Fatal("a client was registered under the admin user's id")
 	}
@@ -775,7 +775,7 @@ func TestAdminAccessByToken(t *testing.T) {
 	})
 	t.Run("deleted admin user", func(t *testing.T) {
 		tok := e.password(t, "root", atkRootPW, "admin").AccessToken
-		if err := e.IDP.DeleteUser(ctx, "root"); err != nil {
+		if err := e.IDP.Directory().DeleteUser(ctx, "root"); err != nil {
 			t.Fatal(err)
 		}
 		if r := e.do(t, "GET", "/admin/keys", map[string]string{"Authorization": "Bearer " + tok}, nil); r.status != 403 {
@@ -789,11 +789,11 @@ func TestAdminAccessByToken(t *testing.T) {
 func TestUserinfoSubjectConfusion(t *testing.T) {
 	e := newAtkEnv(t)
 	ctx := context.Background()
-	if _, err := e.IDP.RegisterClient(ctx, &idp.Client{ID: e.alice.ID, GrantTypes: []string{"client_credentials"},
+	if _, err := e.IDP.Directory().RegisterClient(ctx, &idp.Client{ID: e.alice.ID, GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"openid", "profile", "email"}}, true); err == nil {
 		t.Fatal("a client was registered under a user's id")
 	}
-	secret, err := e.IDP.RegisterClient(ctx, &idp.Client{ID: "svc-openid", GrantTypes: []string{"client_credentials"},
+	secret, err := e.IDP.Directory().RegisterClient(ctx, &idp.Client{ID: "svc-openid", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"openid", "profile", "email"}}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -869,7 +869,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 
 	var secrets []string // what must never appear in the log
 	keep := func(s ...string) { secrets = append(secrets, s...) }
-	dynSecret, err := e.IDP.RegisterClient(ctx, &idp.Client{ID: "dyn", GrantTypes: []string{"client_credentials"}}, true)
+	dynSecret, err := e.IDP.Directory().RegisterClient(ctx, &idp.Client{ID: "dyn", GrantTypes: []string{"client_credentials"}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

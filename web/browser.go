@@ -503,7 +503,7 @@ func (s *Server) signupSubmit(c echo.Context) error {
 	if ar != nil {
 		d.ClientName = ar.ClientName
 	}
-	u, err := s.cfg.IDP.CreateUser(r.Context(), nu)
+	u, err := s.dir.CreateUser(r.Context(), nu)
 	var ve *idp.ValidationError
 	switch {
 	case errors.As(err, &ve):

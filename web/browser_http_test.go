@@ -71,7 +71,7 @@ func newBrEnv(t *testing.T, o kgtest.Options) *brEnv {
 		{ID: "pwonly", GrantTypes: []string{idp.GrantPassword}, Scopes: oidcScopes, RedirectURIs: []string{"https://pw.example/cb"}},
 		{ID: "noredirect", GrantTypes: []string{idp.GrantPassword}, Scopes: oidcScopes},
 	} {
-		secret, err := e.IDP.RegisterClient(ctx, c, !c.Public)
+		secret, err := e.IDP.Directory().RegisterClient(ctx, c, !c.Public)
 		if err != nil {
 			t.Fatalf("register %s: %v", c.ID, err)
 		}
@@ -81,7 +81,7 @@ func newBrEnv(t *testing.T, o kgtest.Options) *brEnv {
 		{Username: "alice", Password: brAlicePW, Email: "alice@example.com", Name: "Alice Liddell"},
 		{Username: "bob", Password: brBobPW},
 	} {
-		if _, err := e.IDP.CreateUser(ctx, u); err != nil {
+		if _, err := e.IDP.Directory().CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -398,7 +398,7 @@ func (e *brEnv) verifyIDToken(t *testing.T, client, raw, accessToken string) (*o
 func TestCodeFlowHTTP(t *testing.T) {
 	t.Parallel()
 	e := newBrEnv(t, kgtest.Options{})
-	aliceID := func() string { u, _ := e.IDP.UserByLogin(t.Context(), "alice"); return u.ID }()
+	aliceID := func() string { u, _ := e.IDP.Directory().UserByLogin(t.Context(), "alice"); return u.ID }()
 
 	t.Run("public client, PKCE", func(t *testing.T) {
 		b := e.browser(t)
@@ -1026,7 +1026,7 @@ func TestSessionTimeouts(t *testing.T) {
 
 	// A password change logs every browser out.
 	b = login()
-	if err := e.IDP.SetPassword(t.Context(), "alice", "a brand new passphrase"); err != nil {
+	if err := e.IDP.Directory().SetPassword(t.Context(), "alice", "a brand new passphrase"); err != nil {
 		t.Fatal(err)
 	}
 	if alive(b) {

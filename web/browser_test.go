@@ -269,19 +269,19 @@ func TestBrowserLogin(t *testing.T) {
 	newTab := startChromium(t)
 	kg := kgtest.Start(t, kgtest.Options{})
 	ctx := t.Context()
-	if _, err := kg.IDP.CreateUser(ctx, idp.NewUser{Username: "alice", Password: brAlicePW, Email: "alice@example.com", Name: "Alice Liddell"}); err != nil {
+	if _, err := kg.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: brAlicePW, Email: "alice@example.com", Name: "Alice Liddell"}); err != nil {
 		t.Fatal(err)
 	}
 	// A public client, as a single-page or native app would be: PKCE, no secret.
 	rp := newRelyingParty(t, kg.URL, func(redirectURI string) string {
 		c := &idp.Client{ID: "webapp", Name: "Example App", Public: true, RedirectURIs: []string{redirectURI},
 			GrantTypes: []string{idp.GrantAuthorizationCode, idp.GrantRefreshToken}, Scopes: []string{"openid", "profile", "email"}}
-		if _, err := kg.IDP.RegisterClient(ctx, c, false); err != nil {
+		if _, err := kg.IDP.Directory().RegisterClient(ctx, c, false); err != nil {
 			t.Fatal(err)
 		}
 		return c.ID
 	})
-	alice, err := kg.IDP.UserByLogin(ctx, "alice")
+	alice, err := kg.IDP.Directory().UserByLogin(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,7 +176,7 @@ func (s *Server) clientAttrs(ctx context.Context, req *idp.Request, endpoint, co
 	if len(id) > maxLoggedID {
 		return []slog.Attr{slog.Bool("client_known", false)}
 	}
-	_, err := s.cfg.IDP.Client(ctx, id)
+	_, err := s.dir.Client(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return []slog.Attr{slog.Bool("client_known", false)}
@@ -232,7 +232,7 @@ func (s *Server) loginAttrs(ctx context.Context, login string) []slog.Attr {
 	if login == "" || len(login) > maxLoggedID {
 		return []slog.Attr{slog.Bool("login_known", false)}
 	}
-	u, err := s.cfg.IDP.UserByLogin(ctx, login)
+	u, err := s.dir.UserByLogin(ctx, login)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return []slog.Attr{slog.Bool("login_known", false)}

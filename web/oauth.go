@@ -152,7 +152,7 @@ func (s *Server) userinfo(c echo.Context) error {
 		return challenge{Scheme: "Bearer", Realm: realm, Error: "insufficient_scope", Scope: "openid"}.
 			deny(c, http.StatusForbidden, "the token lacks the openid scope")
 	}
-	u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
+	u, err := s.dir.User(c.Request().Context(), claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
 		return challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: "no such user"}.
 			deny(c, http.StatusUnauthorized, "the token's subject is not a user")
@@ -202,7 +202,7 @@ func (s *Server) signup(c echo.Context) error {
 	if err := c.Bind(&nu); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object with username, password, email, name")
 	}
-	u, err := s.cfg.IDP.CreateUser(c.Request().Context(), nu)
+	u, err := s.dir.CreateUser(c.Request().Context(), nu)
 	var ve *idp.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -222,7 +222,7 @@ func (s *Server) me(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.cfg.IDP.User(c.Request().Context(), claims.Subject)
+	u, err := s.dir.User(c.Request().Context(), claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
 		return echo.NewHTTPError(http.StatusNotFound, "the token's subject is not a user")
 	}
@@ -288,7 +288,7 @@ func (s *Server) getKey(c echo.Context) error {
 	if id == "" {
 		return echo.NewHTTPError(http.StatusBadRequest, "give ?identity=<client id>")
 	}
-	cl, err := s.cfg.IDP.Client(c.Request().Context(), id)
+	cl, err := s.dir.Client(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return echo.NewHTTPError(http.StatusNotFound, "unknown identity "+strconv.Quote(id))
 	}

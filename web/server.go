@@ -50,7 +50,7 @@ type Config struct {
 	AdminToken   string // bootstrap bearer secret for /admin; empty: only admin users' tokens (see requireAdmin)
 	MaxBodyBytes int64
 	Keys         Keys
-	IDP          *idp.Provider // tokens, clients, users
+	IDP          *idp.Provider // tokens and sessions; its Directory: clients, users
 	Store        Pinger
 	JWKS         http.Handler // the pre-serialized key set (a *jwks.Publisher)
 	Metrics      *Metrics
@@ -70,6 +70,7 @@ type Config struct {
 // Server is the configured Echo application.
 type Server struct {
 	cfg       Config
+	dir       *idp.Directory // cfg.IDP's: clients and users
 	echo      *echo.Echo
 	discovery []byte
 	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
@@ -91,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, echo: echo.New(), shapes: map[string]errorShape{}}
+	s := &Server{cfg: cfg, dir: cfg.IDP.Directory(), echo: echo.New(), shapes: map[string]errorShape{}}
 	s.adminKey = digest(cfg.AdminToken)
 	doc, err := discoveryDocument(cfg.Issuer, cfg.IDP)
 	if err != nil {

@@ -112,7 +112,7 @@ func newTkEnv(t *testing.T, o kgtest.Options) *tkEnv {
 			AccessTTL: 30 * time.Second, NotBeforeDelay: 10 * time.Second}), false},
 	} {
 		c := r.c
-		secret, err := e.IDP.RegisterClient(t.Context(), &c, r.withSecret)
+		secret, err := e.IDP.Directory().RegisterClient(t.Context(), &c, r.withSecret)
 		if err != nil {
 			t.Fatalf("register %s: %v", c.ID, err)
 		}
@@ -126,7 +126,7 @@ func newTkEnv(t *testing.T, o kgtest.Options) *tkEnv {
 		{Username: "bob", Password: tkBobPW},
 		{Username: "carol", Password: tkCarolPW, Email: "carol@example.com"},
 	} {
-		su, err := e.IDP.CreateUser(t.Context(), u)
+		su, err := e.IDP.Directory().CreateUser(t.Context(), u)
 		if err != nil {
 			t.Fatalf("create user %s: %v", u.Username, err)
 		}
@@ -1335,7 +1335,7 @@ func TestUsersAPI(t *testing.T) {
 		t.Errorf("/users/me: %v", me)
 	}
 	tkNoSecrets(t, res.body, davePW)
-	if u, err := e.IDP.UserByLogin(t.Context(), "dave"); err != nil || u.Admin {
+	if u, err := e.IDP.Directory().UserByLogin(t.Context(), "dave"); err != nil || u.Admin {
 		t.Errorf("signup could set admin: %+v %v", u, err)
 	}
 
@@ -1380,7 +1380,7 @@ func TestSignupDisabled(t *testing.T) {
 	if msg, _ := res.object(t)["error"].(string); !strings.Contains(msg, "disabled") {
 		t.Errorf("error %q", msg)
 	}
-	if _, err := e.IDP.UserByLogin(t.Context(), "zed"); err == nil {
+	if _, err := e.IDP.Directory().UserByLogin(t.Context(), "zed"); err == nil {
 		t.Error("the user was created")
 	}
 	e.password(t, "pub", "bob", tkBobPW, "") // existing users still log in

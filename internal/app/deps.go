@@ -139,7 +139,7 @@ func (d *Deps) Manager(onChange func(*rotation.Snapshot), onRotate func(rotation
 
 // staticClients converts the clients declared in the configuration file,
 // reading their key files; config.Load has validated them with
-// idp.ValidateClient, and idp.New checks them again.
+// idp.ValidateClient, and idp.NewDirectory checks them again.
 func staticClients(cfg config.Config) ([]idp.Client, error) {
 	out := make([]idp.Client, 0, len(cfg.Clients))
 	for _, cc := range cfg.Clients {
@@ -152,23 +152,42 @@ func staticClients(cfg config.Config) ([]idp.Client, error) {
 	return out, nil
 }
 
-// Provider builds the identity provider over the deps' store; signer is nil
-// for commands that manage users and clients and sign nothing.
-func (d *Deps) Provider(signer idp.Signer) (*idp.Provider, error) {
+// directoryConfig is the directory's part of the configuration: token
+// lifetimes, static clients, the store and the password hasher.
+func (d *Deps) directoryConfig() (idp.DirectoryConfig, error) {
 	clients, err := staticClients(d.cfg)
+	if err != nil {
+		return idp.DirectoryConfig{}, err
+	}
+	return idp.DirectoryConfig{AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
+		Clients: clients, Store: d.store, Logger: d.log,
+		Hasher: password.NewHasher(password.DefaultParams(), d.cfg.Login.MaxConcurrent)}, nil
+}
+
+// Directory builds the directory of clients and users over the deps' store,
+// for the commands that manage them and sign nothing.
+func (d *Deps) Directory() (*idp.Directory, error) {
+	dc, err := d.directoryConfig()
+	if err != nil {
+		return nil, err
+	}
+	return idp.NewDirectory(dc)
+}
+
+// Provider builds the identity provider, and its directory, over the deps'
+// store, signing with signer.
+func (d *Deps) Provider(signer idp.Signer) (*idp.Provider, error) {
+	dc, err := d.directoryConfig()
 	if err != nil {
 		return nil, err
 	}
 	l := d.cfg.Login
-	return idp.New(idp.Config{
-		Issuer: d.cfg.Issuer, AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
-		RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
-		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Clients: clients, Store: d.store, Signer: signer,
+	return idp.New(idp.Config{DirectoryConfig: dc,
+		Issuer: d.cfg.Issuer, RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
+		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Signer: signer,
 		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
-		Hasher:       password.NewHasher(password.DefaultParams(), l.MaxConcurrent),
 		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
 		IPThrottle:   d.throttle("ip", throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}),
-		Logger:       d.log,
 	})
 }
 

@@ -42,7 +42,7 @@ func issueBench(b *testing.B, static bool) {
 	if !static {
 		c := &idp.Client{ID: "bench", GrantTypes: []string{idp.GrantClientCredentials}, Scopes: []string{"read"}, Audience: []string{"orders"},
 			SecretHash: idp.HashSecret(secret)}
-		if _, err := s.IDP.RegisterClient(context.Background(), c, false); err != nil {
+		if _, err := s.IDP.Directory().RegisterClient(context.Background(), c, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,7 +99,7 @@ func BenchmarkIssueVsRawInterleaved(b *testing.B) {
 	s := kgtest.Start(b, kgtest.Options{})
 	c := &idp.Client{ID: "bench", GrantTypes: []string{idp.GrantClientCredentials}, Scopes: []string{"read"},
 		Audience: []string{"orders"}, SecretHash: idp.HashSecret(secret)}
-	if _, err := s.IDP.RegisterClient(context.Background(), c, false); err != nil {
+	if _, err := s.IDP.Directory().RegisterClient(context.Background(), c, false); err != nil {
 		b.Fatal(err)
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -87,9 +87,9 @@ func providerOn(b *testing.B, st backend) *idp.Provider {
 	if _, err := mgr.Reconcile(ctx); err != nil {
 		b.Fatal(err)
 	}
-	p, err := idp.New(idp.Config{Issuer: "https://bench.example", AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour,
-		Store: st, Signer: mgr.Signer(), Logger: log,
-		Hasher:       password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2),
+	p, err := idp.New(idp.Config{Issuer: "https://bench.example", RefreshTTL: 24 * time.Hour, Signer: mgr.Signer(),
+		DirectoryConfig: idp.DirectoryConfig{AccessTTL: 15 * time.Minute, Store: st, Logger: log,
+			Hasher: password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2)},
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 5, Every: time.Minute}, 100))})
 	if err != nil {
@@ -108,7 +108,7 @@ func benchProvider(b *testing.B, open func(*testing.B) backend, grants ...string
 	st := open(b)
 	b.Cleanup(func() { st.Close() })
 	p := providerOn(b, st)
-	if _, err := p.RegisterClient(context.Background(), &idp.Client{ID: "bench", SecretHash: idp.HashSecret(benchSecret),
+	if _, err := p.Directory().RegisterClient(context.Background(), &idp.Client{ID: "bench", SecretHash: idp.HashSecret(benchSecret),
 		GrantTypes: grants}, false); err != nil {
 		b.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func BenchmarkStoreRefresh(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			p := benchProvider(b, open, idp.GrantPassword, idp.GrantRefreshToken)
 			ctx := context.Background()
-			if _, err := p.CreateUser(ctx, idp.NewUser{Username: "bench", Password: "bench password"}); err != nil {
+			if _, err := p.Directory().CreateUser(ctx, idp.NewUser{Username: "bench", Password: "bench password"}); err != nil {
 				b.Fatal(err)
 			}
 			auth := url.Values{"client_id": {"bench"}, "client_secret": {benchSecret}}

@@ -30,14 +30,15 @@ func withDeps(o *options, run func(*cobra.Command, *app.Deps, []string) error) f
 	}
 }
 
-// withProvider opens the store and the provider around a command.
-func withProvider(o *options, run func(*cobra.Command, *idp.Provider, []string) error) func(*cobra.Command, []string) error {
+// withDirectory opens the store and the directory of clients and users
+// around a command.
+func withDirectory(o *options, run func(*cobra.Command, *idp.Directory, []string) error) func(*cobra.Command, []string) error {
 	return withDeps(o, func(cmd *cobra.Command, d *app.Deps, args []string) error {
-		p, err := d.Provider(nil)
+		dir, err := d.Directory()
 		if err != nil {
 			return err
 		}
-		return run(cmd, p, args)
+		return run(cmd, dir, args)
 	})
 }
 
@@ -61,7 +62,7 @@ func newClientsCmd(o *options) *cobra.Command {
       --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion
   keygate clients add orders-api --grant client_credentials --introspect`,
 		Args: cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			c.ID, c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = args[0], grants, scopes, audien, redirects
 			c.AccessTTL, c.NotBeforeDelay = accessTTL, nbfDelay
 			if keyFile != "" {
@@ -75,7 +76,7 @@ func newClientsCmd(o *options) *cobra.Command {
 				}
 				c.Keys = set
 			}
-			secret, err := p.RegisterClient(cmd.Context(), &c, !noSecret)
+			secret, err := dir.RegisterClient(cmd.Context(), &c, !noSecret)
 			if err != nil {
 				return err
 			}
@@ -105,8 +106,8 @@ func newClientsCmd(o *options) *cobra.Command {
 		Use:   "list",
 		Short: "List clients (configuration file and store)",
 		Args:  cobra.NoArgs,
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, _ []string) error {
-			cs, err := p.Clients(cmd.Context())
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, _ []string) error {
+			cs, err := dir.Clients(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -126,14 +127,14 @@ func newClientsCmd(o *options) *cobra.Command {
 				if c.Public {
 					auth = append(auth, "public")
 				}
-				if until, ok := p.SecretGraceActive(c); ok {
+				if until, ok := dir.SecretGraceActive(c); ok {
 					auth = append(auth, "old-secret-until-"+until.Format(time.RFC3339))
 				}
 				introspect := "own"
 				if c.Introspect {
 					introspect = "any"
 				}
-				ttl, ttlDefault := p.EffectiveAccessTTL(c)
+				ttl, ttlDefault := dir.EffectiveAccessTTL(c)
 				aud, audDefault := c.EffectiveAudience()
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
 					orNone(strings.Join(c.Scopes, ",")), withDefault(strings.Join(aud, ","), audDefault), withDefault(ttl.String(), ttlDefault),
@@ -146,8 +147,8 @@ func newClientsCmd(o *options) *cobra.Command {
 		Use:   "delete ID",
 		Short: "Delete a stored client",
 		Args:  cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
-			if err := p.DeleteClient(cmd.Context(), args[0]); err != nil {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
+			if err := dir.DeleteClient(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.stdout, "deleted client %s\n", args[0])
@@ -188,7 +189,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
   keygate clients update webapp --redirect-uri https://app.example.com/callback,https://app.example.com/cb2
   keygate clients update orders-api --no-introspect`,
 		Args: cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
 			var pt idp.ClientPatch
 			if f.Changed("name") {
@@ -213,7 +214,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			if pt.Introspect, err = flagPair(f.Changed, "introspect", introspect, "no-introspect", noIntro); err != nil {
 				return err
 			}
-			c, err := p.UpdateClient(cmd.Context(), args[0], pt)
+			c, err := dir.UpdateClient(cmd.Context(), args[0], pt)
 			if err != nil {
 				return err
 			}
@@ -256,13 +257,13 @@ working for --grace (default 1h, at most 720h), time to deploy the new one;
 again within the grace period ends the older one.`,
 		Example: "  keygate clients rotate-secret billing --grace 24h",
 		Args:    cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
-			secret, c, err := p.RotateClientSecret(cmd.Context(), args[0], grace)
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
+			secret, c, err := dir.RotateClientSecret(cmd.Context(), args[0], grace)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(o.stdout, "client_id:     %s\nclient_secret: %s\n(shown once: only its SHA-256 is stored)\n", c.ID, secret)
-			if until, ok := p.SecretGraceActive(c); ok {
+			if until, ok := dir.SecretGraceActive(c); ok {
 				fmt.Fprintf(o.stdout, "the old secret works until %s\n", until.Format(time.RFC3339))
 			} else {
 				fmt.Fprintln(o.stdout, "the old secret no longer works")
@@ -282,13 +283,13 @@ func newUsersCmd(o *options) *cobra.Command {
 		Short:   "Add a user; the password is read from the terminal or stdin",
 		Example: "  printf '%s\\n' 'correct horse battery staple' | keygate users add alice --email alice@example.com",
 		Args:    cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			pw, err := readSecret(cmd.InOrStdin(), o.stderr, "Password: ")
 			if err != nil {
 				return err
 			}
 			nu.Username, nu.Password = args[0], pw
-			u, err := p.CreateUser(cmd.Context(), nu)
+			u, err := dir.CreateUser(cmd.Context(), nu)
 			if err != nil {
 				return err
 			}
@@ -301,8 +302,8 @@ func newUsersCmd(o *options) *cobra.Command {
 	add.Flags().BoolVar(&nu.Admin, "admin", false, "may use /admin with a token carrying the admin scope")
 	list := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, _ []string) error {
-			us, err := p.Users(cmd.Context())
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, _ []string) error {
+			us, err := dir.Users(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -321,8 +322,8 @@ func newUsersCmd(o *options) *cobra.Command {
 	}
 	del := &cobra.Command{
 		Use: "delete USERNAME", Short: "Delete a user and their refresh tokens", Args: cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
-			if err := p.DeleteUser(cmd.Context(), args[0]); err != nil {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
+			if err := dir.DeleteUser(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.stdout, "deleted user %s\n", args[0])
@@ -331,12 +332,12 @@ func newUsersCmd(o *options) *cobra.Command {
 	}
 	passwd := &cobra.Command{
 		Use: "passwd USERNAME", Short: "Set a user's password (read from the terminal or stdin)", Args: cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			pw, err := readSecret(cmd.InOrStdin(), o.stderr, "New password: ")
 			if err != nil {
 				return err
 			}
-			if err := p.SetPassword(cmd.Context(), args[0], pw); err != nil {
+			if err := dir.SetPassword(cmd.Context(), args[0], pw); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.stdout, "password of %s changed\n", args[0])
@@ -365,7 +366,7 @@ again.`,
 		Example: `  keygate users update alice --name "Alice Liddell" --email alice@example.org
   keygate users update alice --disable`,
 		Args: cobra.ExactArgs(1),
-		RunE: withProvider(o, func(cmd *cobra.Command, p *idp.Provider, args []string) error {
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
 			var pt idp.UserPatch
 			if f.Changed("email") {
@@ -381,7 +382,7 @@ again.`,
 			if pt.Disabled, err = flagPair(f.Changed, "disable", disable, "enable", enable); err != nil {
 				return err
 			}
-			u, err := p.UpdateUser(cmd.Context(), args[0], pt)
+			u, err := dir.UpdateUser(cmd.Context(), args[0], pt)
 			if err != nil {
 				return err
 			}

@@ -144,11 +144,11 @@ func Start(t testing.TB, o Options) *Server {
 	// password.DefaultParams.
 	hasher := password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 4)
 	s.Hasher = hasher
-	s.IDP, err = idp.New(idp.Config{Issuer: issuer, AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
-		RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Clients: o.Clients, Store: st, Signer: s.Keys.Signer(),
+	s.IDP, err = idp.New(idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
+		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log},
+		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(),
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
-		Hasher: hasher, UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000)),
-		Now: now, Logger: log})
+		UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,12 +37,12 @@ func start(t *testing.T) *env {
 	s := kgtest.Start(t, kgtest.Options{Clock: clock,
 		UserLimits: throttle.Limits{Burst: burst, Every: time.Minute},
 		IPLimits:   throttle.Limits{Burst: 100_000, Every: time.Millisecond}})
-	secret, err := s.IDP.RegisterClient(t.Context(), &idp.Client{ID: "pw", GrantTypes: []string{idp.GrantPassword},
+	secret, err := s.IDP.Directory().RegisterClient(t.Context(), &idp.Client{ID: "pw", GrantTypes: []string{idp.GrantPassword},
 		Scopes: []string{"openid"}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.IDP.CreateUser(t.Context(), idp.NewUser{Username: "alice", Email: "alice@example.com", Password: alicePW}); err != nil {
+	if _, err := s.IDP.Directory().CreateUser(t.Context(), idp.NewUser{Username: "alice", Email: "alice@example.com", Password: alicePW}); err != nil {
 		t.Fatal(err)
 	}
 	return &env{Server: s, clock: clock, secret: secret}

@@ -1,0 +1,72 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/store"
+)
+
+// DirectoryConfig holds the directory's settings and dependencies: what
+// managing clients and users needs, and no more.
+type DirectoryConfig struct {
+	AccessTTL    time.Duration // default access-token lifetime
+	MaxAccessTTL time.Duration // ceiling for per-client lifetimes
+	Clients      []Client      // static clients from the configuration file
+
+	Store  store.Store
+	Hasher *password.Hasher
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Directory manages the registered clients (static and stored) and the
+// users: their registration, settings, secrets and passwords. It signs and
+// authenticates nothing; a Provider uses one to find clients, and the CLI
+// builds one alone to manage them.
+type Directory struct {
+	cfg    DirectoryConfig
+	now    func() time.Time
+	log    *slog.Logger
+	static map[string]*Client
+}
+
+// NewDirectory checks cfg, and the static clients in it with ValidateClient,
+// and returns a Directory. A MaxAccessTTL below AccessTTL is raised to it.
+func NewDirectory(cfg DirectoryConfig) (*Directory, error) {
+	if cfg.Store == nil || cfg.Hasher == nil {
+		return nil, errors.New("idp: Store and Hasher are required")
+	}
+	if cfg.AccessTTL <= 0 {
+		return nil, errors.New("idp: AccessTTL is required")
+	}
+	if cfg.MaxAccessTTL < cfg.AccessTTL {
+		cfg.MaxAccessTTL = cfg.AccessTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &Directory{cfg: cfg, now: cfg.Now, log: cfg.Logger, static: map[string]*Client{}}
+	for i := range cfg.Clients {
+		c := cfg.Clients[i]
+		c.Static = true
+		if err := ValidateClient(&c, d.clientLimits()); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		d.static[c.ID] = &c
+	}
+	return d, nil
+}
+
+// endUserSessions logs a user out everywhere (password change, deletion).
+func (d *Directory) endUserSessions(ctx context.Context, userID string) error {
+	_, err := d.cfg.Store.DeleteUserSessions(ctx, userID)
+	return err
+}
