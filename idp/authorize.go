@@ -30,7 +30,8 @@ var ResponseTypes = []string{"code"}
 
 // AuthRequest is a validated authorization request (RFC 6749 §4.1.1, OIDC
 // Core §3.1.2.1): its client exists and may use the code flow, and its
-// redirect URI is one the client registered, character for character.
+// redirect URI is one the client registered, character for character, or a
+// public client's loopback IP redirect URI on another port (RFC 8252 §7.3).
 type AuthRequest struct {
 	ClientID      string `json:"client_id"`
 	RedirectURI   string `json:"redirect_uri"`
@@ -195,7 +196,7 @@ func (p *Provider) authorizeClient(ctx context.Context, params url.Values) (*Cli
 	if redirectURI == "" {
 		return nil, "", pageError("invalid_request", "the request has no redirect_uri")
 	}
-	if !slices.Contains(c.RedirectURIs, redirectURI) {
+	if !c.RedirectAllowed(redirectURI) {
 		return nil, "", pageError("invalid_request", "redirect_uri %q is not registered for client %q", redirectURI, clientID)
 	}
 	return c, redirectURI, nil

@@ -56,18 +56,81 @@ func TestWithQueryKeepsTheRegisteredQuery(t *testing.T) {
 }
 
 func TestCheckRedirectURIs(t *testing.T) {
-	for _, bad := range []string{"/relative/cb", "app.example/cb", "https://app.example/cb#frag", "https:///cb", "https://app.example/c b"} {
-		if err := checkRedirectURIs(&Client{RedirectURIs: []string{bad}}, ClientLimits{}); err == nil {
+	for _, bad := range []string{"/relative/cb", "app.example/cb", "https://app.example/cb#frag", "https:///cb", "https://app.example/c b",
+		"myapp:/cb", "javascript:alert(1)", "data:text/html,x", "file:///etc/passwd"} {
+		if err := checkRedirectURIs(&Client{RedirectURIs: []string{bad}, Public: true}, ClientLimits{}); err == nil {
 			t.Errorf("redirect URI %q accepted", bad)
 		}
 	}
-	for _, good := range []string{"https://app.example/cb", "http://127.0.0.1:8080/cb?x=1", "com.example.app:/oauth2redirect"} {
-		if err := checkRedirectURIs(&Client{RedirectURIs: []string{good}, GrantTypes: []string{GrantAuthorizationCode}}, ClientLimits{}); err != nil {
-			t.Errorf("redirect URI %q refused: %v", good, err)
+	for _, good := range []string{"https://app.example/cb", "http://127.0.0.1:8080/cb?x=1", "http://[::1]/cb", "http://localhost:8080/cb"} {
+		for _, public := range []bool{false, true} {
+			if err := checkRedirectURIs(&Client{RedirectURIs: []string{good}, Public: public, GrantTypes: []string{GrantAuthorizationCode}}, ClientLimits{}); err != nil {
+				t.Errorf("redirect URI %q (public %v) refused: %v", good, public, err)
+			}
 		}
+	}
+	// RFC 8252 §7.1: a private-use scheme is a native app's, and native apps are public clients.
+	const private = "com.example.app:/oauth2redirect"
+	if err := checkRedirectURIs(&Client{RedirectURIs: []string{private}, Public: true}, ClientLimits{}); err != nil {
+		t.Errorf("public client: %q refused: %v", private, err)
+	}
+	if err := checkRedirectURIs(&Client{RedirectURIs: []string{private}}, ClientLimits{}); err == nil {
+		t.Errorf("confidential client: %q accepted", private)
 	}
 	if err := checkRedirectURIs(&Client{GrantTypes: []string{GrantAuthorizationCode}}, ClientLimits{}); err == nil {
 		t.Error("an authorization_code client without a redirect URI accepted")
+	}
+}
+
+// TestRedirectAllowed: exact matching, except the port of a public client's
+// loopback IP redirect URI (RFC 8252 §7.3).
+func TestRedirectAllowed(t *testing.T) {
+	registered := []string{"http://127.0.0.1:1234/callback", "http://[::1]/cb?x=1", "http://localhost:8080/cb",
+		"https://app.example:8443/cb", "com.example.app:/oauth2redirect"}
+	cases := []struct {
+		uri                  string
+		public, confidential bool
+	}{
+		{"http://127.0.0.1:1234/callback", true, true},
+		{"http://127.0.0.1:50123/callback", true, false},
+		{"http://127.0.0.1/callback", true, false},
+		{"http://127.0.0.1:65535/callback", true, false},
+		{"http://[::1]:50123/cb?x=1", true, false},
+		{"http://[::1]/cb?x=1", true, true},
+		{"com.example.app:/oauth2redirect", true, true},
+		{"https://app.example:8443/cb", true, true},
+
+		{"http://127.0.0.1:0/callback", false, false},
+		{"http://127.0.0.1:65536/callback", false, false},
+		{"http://127.0.0.1:/callback", false, false},
+		{"http://127.0.0.1:x/callback", false, false},
+		{"http://127.0.0.1:50123/callback/", false, false},
+		{"http://127.0.0.1:50123/Callback", false, false},
+		{"http://127.0.0.1:50123/callback?x=1", false, false},
+		{"http://127.0.0.1:50123/callback#f", false, false},
+		{"http://127.0.0.2:50123/callback", false, false},
+		{"http://[::1]:50123/callback", false, false}, // another host than registered
+		{"http://127.0.0.1.evil.example:1234/callback", false, false},
+		{"http://127.0.0.1@evil.example/callback", false, false},
+		{"https://127.0.0.1:50123/callback", false, false},
+		{"HTTP://127.0.0.1:50123/callback", false, false},
+		{"http://[::1]:50123/cb?x=2", false, false},
+		{"http://localhost:9090/cb", false, false}, // localhost is matched exactly
+		{"http://localhost/cb", false, false},
+		{"https://app.example:9443/cb", false, false}, // so is any other host
+		{"com.example.app:/oauth2redirect/x", false, false},
+	}
+	for _, c := range cases {
+		for _, public := range []bool{true, false} {
+			cl := &Client{ID: "native", Public: public, RedirectURIs: registered}
+			want := c.public
+			if !public {
+				want = c.confidential
+			}
+			if got := cl.RedirectAllowed(c.uri); got != want {
+				t.Errorf("public %v: RedirectAllowed(%q) = %v, want %v", public, c.uri, got, want)
+			}
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -421,7 +422,10 @@ func (r *remoteKeys) get(ctx context.Context, u string) (jwk.Set, error) {
 }
 
 // checkRedirectURIs: absolute URIs without a fragment (RFC 6749 §3.1.2), and
-// at least one for a client allowed the authorization code flow.
+// at least one for a client allowed the authorization code flow. A scheme
+// other than http(s) must be a private-use one (RFC 8252 §7.1: a reverse
+// domain name, with a dot, such as com.example.app), and only a public
+// client (a native app) may register one.
 func checkRedirectURIs(c *Client, _ ClientLimits) error {
 	for _, ru := range c.RedirectURIs {
 		u, err := url.Parse(ru)
@@ -434,12 +438,72 @@ func checkRedirectURIs(c *Client, _ ClientLimits) error {
 			return badClient("redirect_uris", "%q has no host", ru)
 		case strings.ContainsAny(ru, " \t\r\n"):
 			return badClient("redirect_uris", "%q contains whitespace", ru)
+		case u.Scheme == "http" || u.Scheme == "https":
+		case !strings.Contains(u.Scheme, "."):
+			return badClient("redirect_uris", "%q: a scheme other than http(s) must be a private-use one, a reverse domain name such as com.example.app:/callback (RFC 8252 §7.1)", ru)
+		case !c.Public:
+			return badClient("redirect_uris", "%q: a private-use URI scheme is for native apps, which are public clients (RFC 8252 §8.4)", ru)
 		}
 	}
 	if c.HasGrant(GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return badClient("redirect_uris", "a client with the authorization_code grant needs at least one redirect URI")
 	}
 	return nil
+}
+
+// RedirectAllowed reports whether uri may be the redirect URI of c's
+// authorization request: one it registered, character for character, or,
+// for a public client only, one of its loopback IP redirect URIs on another
+// port (RFC 8252 §7.3: a native app listens on a port the system gives it).
+// Scheme, host, path and query still match exactly, and only the IP
+// literals 127.0.0.1 and [::1] count as loopback: "localhost" may resolve
+// elsewhere (RFC 8252 §8.3), so it is matched exactly like any host.
+func (c *Client) RedirectAllowed(uri string) bool {
+	if slices.Contains(c.RedirectURIs, uri) {
+		return true
+	}
+	if !c.Public {
+		return false
+	}
+	host, rest, ok := splitLoopback(uri)
+	if !ok {
+		return false
+	}
+	for _, reg := range c.RedirectURIs {
+		if h, r, ok := splitLoopback(reg); ok && h == host && r == rest {
+			return true
+		}
+	}
+	return false
+}
+
+// splitLoopback splits an http redirect URI to a loopback IP literal into
+// its host without the port and the rest (path and query), as written; ok is
+// false for any other URI, or a port that is not 1 to 65535.
+func splitLoopback(uri string) (host, rest string, ok bool) {
+	after, found := strings.CutPrefix(uri, "http://")
+	if !found {
+		return "", "", false
+	}
+	end := strings.IndexAny(after, "/?#")
+	if end < 0 {
+		end = len(after)
+	}
+	authority, rest := after[:end], after[end:]
+	for _, h := range []string{"127.0.0.1", "[::1]"} {
+		port, found := strings.CutPrefix(authority, h)
+		if !found {
+			continue
+		}
+		if port == "" {
+			return h, rest, true
+		}
+		n, err := strconv.ParseUint(strings.TrimPrefix(port, ":"), 10, 16)
+		if port[0] == ':' && err == nil && n > 0 {
+			return h, rest, true
+		}
+	}
+	return "", "", false
 }
 
 // ErrStaticClient refuses to change a client declared in the configuration

@@ -73,6 +73,10 @@ func TestValidateClient(t *testing.T) {
 			field: "redirect_uris", want: "absolute"},
 		{name: "redirect URI with a fragment", client: idp.Client{ID: "c", SecretHash: secret, GrantTypes: cc,
 			RedirectURIs: []string{"https://c.example/cb#x"}}, field: "redirect_uris", want: "fragment"},
+		{name: "private-use scheme for a confidential client", client: idp.Client{ID: "c", SecretHash: secret, GrantTypes: cc,
+			RedirectURIs: []string{"com.example.app:/cb"}}, field: "redirect_uris", want: "public clients"},
+		{name: "scheme that is not private-use", client: idp.Client{ID: "p", Public: true, GrantTypes: cc,
+			RedirectURIs: []string{"javascript:alert(1)"}}, field: "redirect_uris", want: "private-use"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -36,7 +36,7 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 		}
 		scope = strings.Join(strings.Fields(req), " ")
 	}
-	var username string
+	var user *store.User
 	if old.Subject != c.ID {
 		u, err := p.cfg.Store.GetUser(ctx, old.Subject)
 		if errors.Is(err, store.ErrNotFound) {
@@ -48,7 +48,7 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 		if u.Disabled() {
 			return nil, invalidGrant("the user of this refresh token is disabled")
 		}
-		username = u.Username
+		user = &u
 	}
 	for _, s := range strings.Fields(scope) {
 		if !slices.Contains(c.Scopes, s) { // the client's scopes were narrowed since
@@ -68,13 +68,31 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 		}
 		return nil, p.refreshRefused(ctx, old.ID)
 	}
-	res, err := p.respond(ctx, grant{client: c, subject: old.Subject, username: username, scope: scope,
-		audience: old.Audience, authTime: old.AuthTime}, false, old.FamilyID)
+	g := grant{client: c, subject: old.Subject, scope: scope, audience: old.Audience, authTime: old.AuthTime}
+	if user != nil {
+		g.username = user.Username
+	}
+	res, err := p.respond(ctx, g, false, old.FamilyID)
 	if err != nil {
 		return nil, err
 	}
 	res.RefreshToken = token
+	if res.IDToken, err = p.refreshIDToken(c, user, old, scope, res.AccessToken); err != nil {
+		return nil, serverError(err)
+	}
 	return res, nil
+}
+
+// refreshIDToken is the ID token of a refresh response (OIDC Core §12.2):
+// when the grant had the openid scope and is a user's, a new one with the
+// original auth_time, the same sub, the client as aud, no nonce, and the
+// at_hash of the new access token; "" otherwise (and for a token stored
+// without auth_time). Its user claims follow the scope of this response.
+func (p *Provider) refreshIDToken(c *Client, u *store.User, old store.RefreshToken, scope, accessToken string) (string, error) {
+	if u == nil || old.AuthTime.IsZero() || !slices.Contains(strings.Fields(old.Scope), "openid") {
+		return "", nil
+	}
+	return p.issueIDToken(c, *u, scope, "", old.AuthTime, accessToken)
 }
 
 // refreshRefused explains a failed rotation; a spent token presented again

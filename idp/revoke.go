@@ -74,7 +74,10 @@ func (p *Provider) introspect(ctx context.Context, token string) (map[string]any
 		if !rt.UsedAt.IsZero() || !rt.RevokedAt.IsZero() || !now.Before(rt.ExpiresAt) {
 			return inactive, nil
 		}
-		return map[string]any{"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": rt.Subject,
+		// No token_type: RFC 7662 §2.2 takes it from RFC 6749 §5.1, where
+		// it is an access token's type ("Bearer"); a refresh token has none
+		// ("refresh_token" is an RFC 7009 token_type_hint, not a type).
+		return map[string]any{"active": true, "client_id": rt.ClientID, "sub": rt.Subject,
 			"scope": rt.Scope, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "iss": p.cfg.Issuer}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, serverError(err)

@@ -609,7 +609,7 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	if a == "" {
 		t.Fatal("no refresh token")
 	}
-	if m := e.introspect(t, a); m["active"] != true || m["token_type"] != "refresh_token" {
+	if m := e.introspect(t, a); m["active"] != true || m["token_type"] != nil {
 		t.Fatalf("A: %v", m)
 	}
 	e.clock.Advance(time.Minute)

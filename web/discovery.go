@@ -36,6 +36,14 @@ type Discovery struct {
 	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ClaimsSupported                            []string `json:"claims_supported"`
+
+	// RFC 8414 §2: the algorithms are a MUST while revocation lists
+	// private_key_jwt. OIDC Discovery §3: request_uri_parameter_supported
+	// defaults to true, so its false is published, as is the request
+	// parameter's; /authorize refuses both.
+	RevocationEndpointAuthSigningAlgValues []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	RequestParameterSupported              bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported           bool     `json:"request_uri_parameter_supported"`
 }
 
 func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
@@ -68,6 +76,10 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		ScopesSupported: []string{"openid", "profile", "email"},
 		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
 			"preferred_username", "name", "email", "email_verified"},
+
+		RevocationEndpointAuthSigningAlgValues: algs,
+		RequestParameterSupported:              false,
+		RequestURIParameterSupported:           false,
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

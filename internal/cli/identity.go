@@ -92,7 +92,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&grants, "grant", []string{idp.GrantClientCredentials}, "allowed grant types (repeat or comma-separate): "+strings.Join(idp.GrantTypes, ", "))
 	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for")
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens (default: the client id)")
-	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (browser flow), matched exactly")
+	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (browser flow), matched exactly (a public client's http://127.0.0.1 or [::1] one on any port)")
 	f.StringVar(&keyFile, "public-key", "", "PEM public key or JWK Set file for private_key_jwt and jwt-bearer")
 	f.StringVar(&c.JWKSURI, "jwks-uri", "", "URL of the client's JWK Set instead of --public-key")
 	f.BoolVar(&c.Public, "public", false, "public client: no secret, no key")
