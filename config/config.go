@@ -128,6 +128,7 @@ type Client struct {
 	Scopes             []string      `yaml:"scopes"`
 	Audience           []string      `yaml:"audience"`
 	RedirectURIs       []string      `yaml:"redirect_uris"`
+	AllowedOrigins     []string      `yaml:"allowed_origins"` // CORS; none: the origins of redirect_uris
 	Public             bool          `yaml:"public"`
 	AccessTTL          time.Duration `yaml:"access_ttl"`
 	NotBeforeDelay     time.Duration `yaml:"not_before_delay"`
@@ -491,7 +492,7 @@ func (c Config) validateClients() error {
 // file. It does not validate: idp.ValidateClient does, in Load.
 func (cl Client) IDPClient() (idp.Client, error) {
 	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
-		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, Public: cl.Public, AccessTTL: cl.AccessTTL,
+		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, AllowedOrigins: cl.AllowedOrigins, Public: cl.Public, AccessTTL: cl.AccessTTL,
 		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect, Static: true}
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)

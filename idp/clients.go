@@ -51,6 +51,7 @@ type Client struct {
 	Scopes             []string
 	Audience           []string
 	RedirectURIs       []string
+	AllowedOrigins     []string // CORS; none: the origins of RedirectURIs (see Origins)
 	Public             bool
 	AccessTTL          time.Duration
 	NotBeforeDelay     time.Duration
@@ -83,7 +84,7 @@ type ClientLimits struct {
 // naming the setting as the configuration file spells it.
 func ValidateClient(c *Client, l ClientLimits) error {
 	for _, check := range []func(*Client, ClientLimits) error{checkClientID, checkClientGrants, checkClientLifetime,
-		checkClientCredentials, checkRedirectURIs} {
+		checkClientCredentials, checkRedirectURIs, checkAllowedOrigins} {
 		if err := check(c, l); err != nil {
 			return err
 		}
@@ -259,7 +260,7 @@ func isPrivate(k jwk.Key) bool {
 // FromStore converts a stored client.
 func FromStore(sc store.Client) (*Client, error) {
 	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
-		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, Public: sc.Public,
+		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, AllowedOrigins: sc.AllowedOrigins, Public: sc.Public,
 		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
 		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt}
 	if len(sc.JWKS) > 0 {
@@ -275,7 +276,7 @@ func FromStore(sc store.Client) (*Client, error) {
 // ToStore converts for storage.
 func (c *Client) ToStore() (store.Client, error) {
 	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
-		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, Public: c.Public, AccessTTL: c.AccessTTL,
+		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, AllowedOrigins: c.AllowedOrigins, Public: c.Public, AccessTTL: c.AccessTTL,
 		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
 		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt}
 	if c.Keys != nil && c.Keys.Len() > 0 {
@@ -525,6 +526,7 @@ type ClientPatch struct {
 	Scopes         *[]string
 	Audience       *[]string
 	RedirectURIs   *[]string
+	AllowedOrigins *[]string
 	AccessTTL      *time.Duration
 	NotBeforeDelay *time.Duration
 	Introspect     *bool
@@ -536,6 +538,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.Scopes, pt.Scopes)
 	setIf(&c.Audience, pt.Audience)
 	setIf(&c.RedirectURIs, pt.RedirectURIs)
+	setIf(&c.AllowedOrigins, pt.AllowedOrigins)
 	setIf(&c.AccessTTL, pt.AccessTTL)
 	setIf(&c.NotBeforeDelay, pt.NotBeforeDelay)
 	setIf(&c.Introspect, pt.Introspect)

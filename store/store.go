@@ -102,6 +102,7 @@ type Client struct {
 	Scopes             []string // scopes it may ask for
 	Audience           []string // "aud" of its access tokens
 	RedirectURIs       []string // exact-match redirect URIs (browser flow)
+	AllowedOrigins     []string // web origins (scheme://host[:port]) whose scripts may read its answers (CORS)
 	Public             bool     // no secret, no key: may only use flows that need none
 	AccessTTL          time.Duration
 	NotBeforeDelay     time.Duration // tokens become valid this long after issue

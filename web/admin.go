@@ -135,6 +135,8 @@ type AdminClientView struct {
 	Audience                []string   `json:"audience"`
 	AudienceDefault         bool       `json:"audience_default"`
 	RedirectURIs            []string   `json:"redirect_uris"`
+	AllowedOrigins          []string   `json:"allowed_origins"` // as registered; none: the redirect URIs' origins
+	Origins                 []string   `json:"origins"`         // the effective CORS origins
 	AccessTTL               string     `json:"access_ttl"`
 	AccessTTLDefault        bool       `json:"access_ttl_default"`
 	NotBeforeDelay          string     `json:"not_before_delay"`
@@ -148,7 +150,8 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 	aud, audDef := c.EffectiveAudience()
 	v := AdminClientView{ID: c.ID, Name: c.Name, Source: "store", Public: c.Public, HasSecret: len(c.SecretHash) > 0,
 		HasKeys: c.HasKeys(), JWKSURI: c.JWKSURI, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs), AccessTTL: ttl.String(),
+		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
+		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
 		AllowBareAssertion: c.AllowBareAssertion}
 	if c.Static {
@@ -250,6 +253,7 @@ type clientPatchBody struct {
 	Scopes         *[]string `json:"scopes"`
 	Audience       *[]string `json:"audience"`
 	RedirectURIs   *[]string `json:"redirect_uris"`
+	AllowedOrigins *[]string `json:"allowed_origins"`
 	AccessTTL      *string   `json:"access_ttl"`
 	NotBeforeDelay *string   `json:"not_before_delay"`
 	Introspect     *bool     `json:"introspect"`
@@ -272,7 +276,7 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 		return err
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
-		RedirectURIs: b.RedirectURIs, Introspect: b.Introspect}
+		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err

@@ -53,6 +53,7 @@ func (s *Server) formRequest(c echo.Context, endpoint string) (*idp.Request, err
 // logged (observeToken).
 func (s *Server) token(c echo.Context) error {
 	req, err := s.formRequest(c, "/token")
+	s.corsForClient(c, requestClientID(req))
 	var res *idp.TokenResponse
 	if err == nil {
 		res, err = s.cfg.IDP.Token(c.Request().Context(), req)
@@ -69,6 +70,7 @@ func (s *Server) token(c echo.Context) error {
 
 func (s *Server) revoke(c echo.Context) error {
 	req, err := s.formRequest(c, "/revoke")
+	s.corsForClient(c, requestClientID(req))
 	if err == nil {
 		var cl *idp.Client
 		if cl, err = s.cfg.IDP.AuthenticateClient(c.Request().Context(), req, true); err == nil {
@@ -146,8 +148,10 @@ func (s *Server) userBearer(c echo.Context) (*idp.AccessClaims, error) {
 func (s *Server) userinfo(c echo.Context) error {
 	claims, err := s.userBearer(c)
 	if err != nil {
+		s.corsForAnyClient(c) // no client to ask: see cors.go
 		return err
 	}
+	s.corsForClient(c, claims.ClientID)
 	if !claims.HasScope("openid") {
 		return challenge{Scheme: "Bearer", Realm: realm, Error: "insufficient_scope", Scope: "openid"}.
 			deny(c, http.StatusForbidden, "the token lacks the openid scope")

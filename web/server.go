@@ -78,6 +78,7 @@ type Server struct {
 	shapes    map[string]errorShape // "METHOD /path" → how the route writes errors
 	signups   *rateStore            // the signup limiter's buckets
 	writes    writeProbe            // /readyz's cached store write check
+	origins   originIndex           // every client's CORS origins (cors.go)
 }
 
 // New builds the routes. The result is an http.Handler; the caller owns the
@@ -125,11 +126,14 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s.shapeErrors(oauthErrors,
-		e.POST("/token", s.token),
-		e.POST("/revoke", s.revoke),
+		e.POST("/token", s.token, corsVary),
+		e.POST("/revoke", s.revoke, corsVary),
 		e.POST("/introspect", s.introspect))
-	e.GET("/userinfo", s.userinfo)
-	e.POST("/userinfo", s.userinfo)
+	e.GET("/userinfo", s.userinfo, corsVary)
+	e.POST("/userinfo", s.userinfo, corsVary)
+	e.OPTIONS("/token", s.corsPreflight(corsTokenMethod))
+	e.OPTIONS("/revoke", s.corsPreflight(corsTokenMethod))
+	e.OPTIONS("/userinfo", s.corsPreflight(corsUserMethods))
 	signupLimit := s.signupLimiter()
 	e.POST("/users", s.signup, signupLimit)
 	e.GET("/users/me", s.me)

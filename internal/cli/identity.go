@@ -50,7 +50,7 @@ func newClientsCmd(o *options) *cobra.Command {
 		noSecret               bool
 		accessTTL, nbfDelay    time.Duration
 		grants, scopes, audien []string
-		redirects              []string
+		redirects, origins     []string
 	)
 	add := &cobra.Command{
 		Use:   "add ID",
@@ -58,12 +58,15 @@ func newClientsCmd(o *options) *cobra.Command {
 		Example: `  keygate clients add billing --grant client_credentials --scope read --audience orders
   keygate clients add webapp --public --grant authorization_code,refresh_token \
       --scope openid,profile,email --redirect-uri https://app.example.com/callback
+  keygate clients add spa --public --grant authorization_code,refresh_token --scope openid \
+      --redirect-uri https://spa.example.com/callback --allowed-origin https://spa.example.com
   keygate clients add future-script --grant urn:ietf:params:oauth:grant-type:jwt-bearer --public-key client.pub \
       --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion
   keygate clients add orders-api --grant client_credentials --introspect`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			c.ID, c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = args[0], grants, scopes, audien, redirects
+			c.AllowedOrigins = origins
 			c.AccessTTL, c.NotBeforeDelay = accessTTL, nbfDelay
 			if keyFile != "" {
 				b, err := os.ReadFile(keyFile)
@@ -93,6 +96,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for")
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens (default: the client id)")
 	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (browser flow), matched exactly (a public client's http://127.0.0.1 or [::1] one on any port)")
+	f.StringSliceVar(&origins, "allowed-origin", nil, "web origins (https://host[:port]) whose scripts may call /token, /revoke and /userinfo (CORS; default: the redirect URIs' origins)")
 	f.StringVar(&keyFile, "public-key", "", "PEM public key or JWK Set file for private_key_jwt and jwt-bearer")
 	f.StringVar(&c.JWKSURI, "jwks-uri", "", "URL of the client's JWK Set instead of --public-key")
 	f.BoolVar(&c.Public, "public", false, "public client: no secret, no key")
@@ -178,7 +182,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	var (
 		name                   string
 		grants, scopes, audien []string
-		redirects              []string
+		redirects, origins     []string
 		accessTTL, nbfDelay    time.Duration
 		introspect, noIntro    bool
 	)
@@ -187,7 +191,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		Short: "Change a stored client's settings; only the flags given change",
 		Example: `  keygate clients update billing --scope read,write --access-ttl 5m
   keygate clients update webapp --redirect-uri https://app.example.com/callback,https://app.example.com/cb2
-  keygate clients update orders-api --no-introspect`,
+  keygate clients update orders-api --no-introspect
+  keygate clients update spa --allowed-origin https://spa.example.com,http://localhost:5173`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
@@ -199,7 +204,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 				flag string
 				src  []string
 				dst  **[]string
-			}{{"grant", grants, &pt.GrantTypes}, {"scope", scopes, &pt.Scopes}, {"audience", audien, &pt.Audience}, {"redirect-uri", redirects, &pt.RedirectURIs}} {
+			}{{"grant", grants, &pt.GrantTypes}, {"scope", scopes, &pt.Scopes}, {"audience", audien, &pt.Audience}, {"redirect-uri", redirects, &pt.RedirectURIs},
+				{"allowed-origin", origins, &pt.AllowedOrigins}} {
 				if f.Changed(l.flag) {
 					*l.dst = emptyMeansNone(l.src)
 				}
@@ -228,6 +234,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for, replacing the current ones (\"\" for none)")
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens, replacing the current ones (\"\" for the default: the client id)")
 	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs, replacing the current ones (\"\" for none)")
+	f.StringSliceVar(&origins, "allowed-origin", nil, "CORS origins, replacing the current ones (\"\" for none: the redirect URIs' origins)")
 	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (0 for tokens.access_ttl)")
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue")
 	f.BoolVar(&introspect, "introspect", false, "may introspect other clients' tokens")

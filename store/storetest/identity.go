@@ -101,6 +101,7 @@ func clientDiff(got, want store.Client) string {
 	d.list("Scopes", got.Scopes, want.Scopes)
 	d.list("Audience", got.Audience, want.Audience)
 	d.list("RedirectURIs", got.RedirectURIs, want.RedirectURIs)
+	d.list("AllowedOrigins", got.AllowedOrigins, want.AllowedOrigins)
 	if got.Public != want.Public {
 		d.add("Public %v, want %v", got.Public, want.Public)
 	}
@@ -174,6 +175,7 @@ func newClient(t *testing.T, id string) store.Client {
 		Scopes:             []string{"openid", "read:all"},
 		Audience:           []string{"https://api.example", "urn:other"},
 		RedirectURIs:       []string{"https://app.example/cb"},
+		AllowedOrigins:     []string{"https://spa.example", "http://localhost:5173"},
 		AccessTTL:          15*time.Minute + 7,
 		NotBeforeDelay:     3*time.Second + 11,
 		AllowBareAssertion: true,
@@ -227,6 +229,7 @@ func testClientRoundTrip(t *testing.T, s store.Store) {
 			c := newClient(t, "c3-empty")
 			c.SecretHash, c.JWKS = []byte{}, []byte{}
 			c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = []string{}, []string{}, []string{}, []string{}
+			c.AllowedOrigins = []string{}
 			return c
 		}},
 		{"awkward strings in slices", func(t *testing.T) store.Client {

@@ -24,7 +24,8 @@ func testUpdateClient(t *testing.T, s store.Store) {
 	up := store.Client{
 		ID: c.ID, Name: "Billing v2", SecretHash: randomBytes(t, 32), GrantTypes: []string{"authorization_code"},
 		Scopes: []string{"openid"}, RedirectURIs: []string{"https://app.example/cb2", "https://app.example/cb3"},
-		AccessTTL: 5 * time.Minute, PreviousSecretHash: c.SecretHash, PreviousSecretExpiresAt: base.Add(time.Hour + 3),
+		AllowedOrigins: []string{"https://spa2.example:8443"},
+		AccessTTL:      5 * time.Minute, PreviousSecretHash: c.SecretHash, PreviousSecretExpiresAt: base.Add(time.Hour + 3),
 		CreatedAt: base.Add(24 * time.Hour), // ignored: creation time is kept
 	}
 	if err := s.UpdateClient(ctx, up); err != nil {
@@ -39,12 +40,13 @@ func testUpdateClient(t *testing.T, s store.Store) {
 		t.Errorf("another client changed: %s", d)
 	}
 
-	// The grace period ends: the previous secret is cleared.
-	up.PreviousSecretHash, up.PreviousSecretExpiresAt = nil, time.Time{}
+	// The grace period ends: the previous secret is cleared; so are the
+	// allowed origins.
+	up.PreviousSecretHash, up.PreviousSecretExpiresAt, up.AllowedOrigins = nil, time.Time{}, nil
 	if err := s.UpdateClient(ctx, up); err != nil {
 		t.Fatalf("UpdateClient (clear previous secret): %v", err)
 	}
-	want.PreviousSecretHash, want.PreviousSecretExpiresAt = nil, time.Time{}
+	want.PreviousSecretHash, want.PreviousSecretExpiresAt, want.AllowedOrigins = nil, time.Time{}, nil
 	checkClients(t, listClients(t, s), []store.Client{want, other})
 
 	err := s.UpdateClient(ctx, newClient(t, "nobody"))

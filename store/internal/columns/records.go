@@ -106,6 +106,7 @@ type ClientRow struct {
 	Created                                    int64
 	PreviousSecretHash                         []byte // nil for none
 	PreviousSecretExpires                      int64
+	AllowedOrigins                             string
 }
 
 // ClientToRow validates c (an ID is required) and converts it for binding.
@@ -135,6 +136,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 		{"scopes", c.Scopes, &r.Scopes},
 		{"audience", c.Audience, &r.Audience},
 		{"redirect_uris", c.RedirectURIs, &r.RedirectURIs},
+		{"allowed_origins", c.AllowedOrigins, &r.AllowedOrigins},
 	} {
 		if *f.dst, err = EncodeList(f.v); err != nil {
 			return ClientRow{}, fmt.Errorf("%s: %w", f.name, err)
@@ -162,6 +164,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 		{"scopes", r.Scopes, &c.Scopes},
 		{"audience", r.Audience, &c.Audience},
 		{"redirect_uris", r.RedirectURIs, &c.RedirectURIs},
+		{"allowed_origins", r.AllowedOrigins, &c.AllowedOrigins},
 	} {
 		v, err := DecodeList(f.text)
 		if err != nil {
