@@ -58,14 +58,22 @@ const maxSessionToken = 128
 // is stored. Every login gets a new id, whatever cookie the browser sent, so
 // a value planted before login is never the session after it (no fixation).
 func (p *Provider) StartSession(ctx context.Context, u store.User) (token string, s *Session, err error) {
+	now := p.now().UTC()
+	return p.createSession(ctx, u, now, now.Add(p.cfg.SessionAbsoluteTimeout))
+}
+
+// createSession stores a new session of u with a fresh random id,
+// authenticated at authTime and ending at expires, and returns its cookie
+// value.
+func (p *Provider) createSession(ctx context.Context, u store.User, authTime, expires time.Time) (token string, s *Session, err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", nil, fmt.Errorf("generate session id: %w", err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(b)
 	now := p.now().UTC()
-	ss := store.Session{ID: digest(token), UserID: u.ID, AuthTime: now, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(p.cfg.SessionAbsoluteTimeout)}
+	ss := store.Session{ID: digest(token), UserID: u.ID, AuthTime: authTime.UTC(), CreatedAt: now, LastSeen: now,
+		ExpiresAt: expires.UTC()}
 	if err := p.browser.CreateSession(ctx, ss); err != nil {
 		return "", nil, fmt.Errorf("create session: %w", err)
 	}

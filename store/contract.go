@@ -187,6 +187,12 @@ type BrowserStore interface {
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions deletes every session of a user and returns how many.
 	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	// ListUserSessions returns a user's sessions, expired or not (the caller
+	// applies its timeouts), most recently seen first (then by CreatedAt and
+	// ID, both descending), at most MaxUserSessions of them: a user with more
+	// gets the most recently seen ones. A user with none, or an unknown user,
+	// has an empty list.
+	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
 
 	// CreateAuthCode stores a code; a taken ID is ErrConflict. ID,
 	// ClientID, RedirectURI, UserID and ExpiresAt are required. When

@@ -165,6 +165,10 @@ type Session struct {
 	ExpiresAt time.Time // absolute expiry
 }
 
+// MaxUserSessions bounds what ListUserSessions returns, so that a user with
+// very many sessions costs one bounded read.
+const MaxUserSessions = 100
+
 // AuthCode is an OAuth 2.0 authorization code (RFC 6749 §4.1). The code
 // itself is never stored: ID is the hex SHA-256 of it. It is single use and
 // bound to its client, redirect URI, PKCE challenge and nonce. Redeeming it

@@ -87,6 +87,7 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 		e.POST("/signup", s.signupSubmit, signupLimit, csrf),
 		e.GET("/account", s.account, csrf),
 		e.POST("/logout", s.logout, csrf))
+	s.registerAccount(e, csrf)
 	e.GET("/static/style.css", s.stylesheet)
 	return nil
 }
@@ -154,6 +155,7 @@ type pageData struct {
 	Name       string
 	Field      map[string]string // signup: problem per field
 	User       store.User
+	Account    *accountView // the account page: sessions
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF
@@ -534,7 +536,7 @@ func (s *Server) account(c echo.Context) error {
 	if sess == nil {
 		return c.Redirect(http.StatusSeeOther, withParams("/login", "return_to", "/account"))
 	}
-	return s.render(c, http.StatusOK, "account", pageData{Title: "Your account", User: sess.User})
+	return s.renderAccount(c, http.StatusOK, sess, pageData{Notice: accountNotices[c.QueryParam("done")]})
 }
 
 // logout ends the session (POST only, CSRF-protected: a link or an image

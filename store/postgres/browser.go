@@ -95,6 +95,17 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return nil
 }
 
+// ListUserSessions returns the user's sessions, expired or not, most
+// recently seen first, at most store.MaxUserSessions (the sessions_user
+// index finds them).
+func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]store.Session, error) {
+	if !storable(userID) { // no such user can have sessions
+		return []store.Session{}, nil
+	}
+	return listRows(ctx, s, fmt.Sprintf("list sessions of user %q", userID), `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $1 ORDER BY last_seen DESC, created_at DESC, id DESC LIMIT $2`, scanSession, userID, store.MaxUserSessions)
+}
+
 // DeleteUserSessions deletes every session of the user and returns how many
 // (0 for a user with none, or an unknown user).
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, error) {

@@ -342,13 +342,13 @@ func checkText(fields ...string) error {
 // Store implements the whole storage contract.
 var _ store.Store = (*Store)(nil)
 
-// listRows runs query (under the Store's default deadline) and scans every row
+// listRows runs query with args (under the Store's default deadline) and scans every row
 // it returns with scan, in order, into a slice that is never nil; what names
 // the listing in errors.
-func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(pgx.Row) (T, error)) ([]T, error) {
+func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(pgx.Row) (T, error), args ...any) ([]T, error) {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, query)
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
 	}

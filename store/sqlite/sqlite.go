@@ -252,10 +252,10 @@ func (s *Store) Close() error {
 // Store implements the whole storage contract.
 var _ store.Store = (*Store)(nil)
 
-// listRows runs query and scans every row it returns with scan, in order,
+// listRows runs query with args and scans every row it returns with scan, in order,
 // into a slice that is never nil; what names the listing in errors.
-func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(rowScanner) (T, error)) ([]T, error) {
-	rows, err := s.db.QueryContext(ctx, query)
+func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(rowScanner) (T, error), args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}

@@ -18,6 +18,7 @@ func runBrowserStore(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, open(t)) })
 	t.Run("TouchSession", func(t *testing.T) { testTouchSession(t, open(t)) })
 	t.Run("DeleteSessions", func(t *testing.T) { testDeleteSessions(t, open(t)) })
+	t.Run("ListUserSessions", func(t *testing.T) { testListUserSessions(t, open(t)) })
 	t.Run("CodeRoundTrip", func(t *testing.T) { testCodeRoundTrip(t, open(t)) })
 	t.Run("RedeemCode", func(t *testing.T) { testRedeemCode(t, open(t)) })
 	t.Run("ConcurrentRedeem", func(t *testing.T) { testConcurrentRedeem(t, open(t)) })

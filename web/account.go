@@ -1,0 +1,158 @@
+package web
+
+// The account page's own actions: the user's browser sessions (listed, one
+// or all others ended) and a password change. Every action is a
+// CSRF-protected POST that needs the user's live session, answers a success
+// with a redirect to /account and a fixed notice (post/redirect/get), and a
+// failure with the account page and its error.
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keygate/keygate/idp"
+)
+
+// accountView is what the account page's sessions section shows.
+type accountView struct {
+	Sessions []sessionRow
+	Others   int // sessions other than this browser's
+}
+
+// sessionRow is one listed session, its times formatted for people.
+type sessionRow struct {
+	Handle   string
+	Created  string
+	LastSeen string
+	Current  bool
+}
+
+// accountNotices are the confirmations /account shows after a redirect,
+// by the "done" parameter: fixed texts, never anything the request carries.
+var accountNotices = map[string]string{
+	"password":       "Your password has been changed. Every other session has ended, and applications must sign in again.",
+	"session-ended":  "The session has ended.",
+	"others-ended":   "Every other session has ended.",
+	"nothing-to-end": "There were no other sessions.",
+}
+
+func (s *Server) registerAccount(e *echo.Echo, csrf echo.MiddlewareFunc) {
+	s.shapeErrors(pageErrors,
+		e.POST("/account/password", s.changePassword, csrf),
+		e.POST("/account/sessions/end", s.endSession, csrf),
+		e.POST("/account/sessions/end-others", s.endOtherSessions, csrf))
+}
+
+// renderAccount renders the account page of sess's user with d's notice or
+// error, listing the user's live sessions.
+func (s *Server) renderAccount(c echo.Context, status int, sess *idp.Session, d pageData) error {
+	infos, err := s.cfg.IDP.UserSessions(c.Request().Context(), sess)
+	if err != nil {
+		return s.internalError(c, err)
+	}
+	v := &accountView{}
+	for _, in := range infos {
+		v.Sessions = append(v.Sessions, sessionRow{Handle: in.Handle, Created: showTime(in.CreatedAt),
+			LastSeen: showTime(in.LastSeen), Current: in.Current})
+		if !in.Current {
+			v.Others++
+		}
+	}
+	d.Title, d.User, d.Account = "Your account", sess.User, v
+	return s.render(c, status, "account", d)
+}
+
+func showTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// accountSession returns the request's live session; with none it has
+// answered with a redirect to the login page (ok false).
+func (s *Server) accountSession(c echo.Context) (sess *idp.Session, ok bool, err error) {
+	sess, err = s.session(c)
+	if err != nil {
+		return nil, false, s.internalError(c, err)
+	}
+	if sess == nil {
+		return nil, false, c.Redirect(http.StatusSeeOther, withParams("/login", "return_to", "/account"))
+	}
+	return sess, true, nil
+}
+
+func accountDone(c echo.Context, done string) error {
+	return c.Redirect(http.StatusSeeOther, withParams("/account", "done", done))
+}
+
+// endSession serves POST /account/sessions/end: it ends the one session of
+// the user whose handle the form names. A handle that names none of the
+// user's other live sessions ends nothing and is refused.
+func (s *Server) endSession(c echo.Context) error {
+	sess, ok, err := s.accountSession(c)
+	if !ok {
+		return err
+	}
+	err = s.cfg.IDP.EndUserSession(c.Request().Context(), sess, c.FormValue("session"))
+	switch {
+	case errors.Is(err, idp.ErrUnknownSessionHandle):
+		return s.renderAccount(c, http.StatusNotFound, sess, pageData{Error: "That session is not one of yours, or it has already ended."})
+	case err != nil:
+		return s.internalError(c, err)
+	}
+	return accountDone(c, "session-ended")
+}
+
+// endOtherSessions serves POST /account/sessions/end-others: every session
+// of the user ends, and this browser continues in a fresh one.
+func (s *Server) endOtherSessions(c echo.Context) error {
+	sess, ok, err := s.accountSession(c)
+	if !ok {
+		return err
+	}
+	token, _, err := s.cfg.IDP.EndOtherSessions(c.Request().Context(), sess)
+	if err != nil {
+		return s.internalError(c, err)
+	}
+	s.setSessionCookie(c, token)
+	return accountDone(c, "others-ended")
+}
+
+// changePassword serves POST /account/password: the current password (a
+// throttled login attempt), and the new one twice.
+func (s *Server) changePassword(c echo.Context) error {
+	sess, ok, err := s.accountSession(c)
+	if !ok {
+		return err
+	}
+	current, pw, again := c.FormValue("current_password"), c.FormValue("new_password"), c.FormValue("new_password2")
+	fail := func(status int, msg string) error {
+		return s.renderAccount(c, status, sess, pageData{Error: msg})
+	}
+	if current == "" || pw == "" {
+		return fail(http.StatusBadRequest, "Enter your current password and the new one.")
+	}
+	if pw != again {
+		return fail(http.StatusBadRequest, "The two new passwords differ.")
+	}
+	token, _, err := s.cfg.IDP.ChangePassword(c.Request().Context(), sess, current, pw, c.RealIP())
+	var te *idp.ThrottledError
+	var ve *idp.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return fail(http.StatusBadRequest, "The new password "+ve.Problem+".")
+	case errors.As(err, &te):
+		secs := max(1, int((te.RetryAfter+time.Second-1)/time.Second))
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusTooManyRequests, Message: "throttled"}, sess.User.Username, "")
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %d seconds.", secs))
+	case errors.Is(err, idp.ErrInvalidCredentials):
+		s.loginFailed(c, LoginForm, &problem{Status: http.StatusBadRequest, Message: "wrong current password"}, sess.User.Username, "")
+		return fail(http.StatusBadRequest, "Your current password is not right.")
+	case err != nil:
+		return s.internalError(c, err)
+	}
+	s.setSessionCookie(c, token)
+	return accountDone(c, "password")
+}
