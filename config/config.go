@@ -134,6 +134,9 @@ type Client struct {
 	NotBeforeDelay     time.Duration `yaml:"not_before_delay"`
 	AllowBareAssertion bool          `yaml:"allow_bare_assertion"`
 	Introspect         bool          `yaml:"introspect"` // a resource server: may introspect other clients' tokens
+	// ThirdParty: an app run by someone else; users see a consent page
+	// before its first code.
+	ThirdParty bool `yaml:"third_party"`
 }
 
 // Admin guards the admin HTTP API.
@@ -493,7 +496,8 @@ func (c Config) validateClients() error {
 func (cl Client) IDPClient() (idp.Client, error) {
 	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
 		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, AllowedOrigins: cl.AllowedOrigins, Public: cl.Public, AccessTTL: cl.AccessTTL,
-		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect, Static: true}
+		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect,
+		ThirdParty: cl.ThirdParty, Static: true}
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)
 		if err != nil {

@@ -57,6 +57,7 @@ type Client struct {
 	NotBeforeDelay     time.Duration
 	AllowBareAssertion bool
 	Introspect         bool // a resource server: may introspect other clients' tokens
+	ThirdParty         bool // its users consent before its first code (consent.go)
 	Static             bool
 	CreatedAt          time.Time
 
@@ -262,7 +263,7 @@ func FromStore(sc store.Client) (*Client, error) {
 	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, AllowedOrigins: sc.AllowedOrigins, Public: sc.Public,
 		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
-		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt}
+		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt, ThirdParty: sc.ThirdParty}
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
 		if err != nil {
@@ -278,7 +279,7 @@ func (c *Client) ToStore() (store.Client, error) {
 	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, AllowedOrigins: c.AllowedOrigins, Public: c.Public, AccessTTL: c.AccessTTL,
 		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
-		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt}
+		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt, ThirdParty: c.ThirdParty}
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
 		if err != nil {
@@ -530,6 +531,7 @@ type ClientPatch struct {
 	AccessTTL      *time.Duration
 	NotBeforeDelay *time.Duration
 	Introspect     *bool
+	ThirdParty     *bool
 }
 
 func (pt ClientPatch) apply(c *Client) {
@@ -542,6 +544,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.AccessTTL, pt.AccessTTL)
 	setIf(&c.NotBeforeDelay, pt.NotBeforeDelay)
 	setIf(&c.Introspect, pt.Introspect)
+	setIf(&c.ThirdParty, pt.ThirdParty)
 }
 
 func setIf[T any](dst *T, v *T) {

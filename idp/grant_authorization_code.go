@@ -41,6 +41,9 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if u.Disabled() {
 		return nil, invalidGrant("the user of this authorization code is disabled")
 	}
+	if err := p.checkCodeConsent(ctx, ac, c); err != nil {
+		return nil, err
+	}
 	res, family, claims, err := p.codeTokens(ctx, ac, c, u, now)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ type Store interface {
 	TokenStore
 	BrowserStore
 	ThrottleStore
+	ConsentStore
 
 	// Ping reports whether the store can serve requests (readiness probes).
 	Ping(ctx context.Context) error
@@ -95,7 +96,9 @@ type ClientStore interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns every client, ordered by ID in byte order.
 	ListClients(ctx context.Context) ([]Client, error)
-	// DeleteClient deletes a client and the refresh tokens issued to it.
+	// DeleteClient deletes a client, the refresh tokens issued to it and
+	// the consents users gave it (a client registered later with the same
+	// ID must ask again).
 	DeleteClient(ctx context.Context, id string) error
 	// UpdateClient replaces every field of the stored client c.ID but
 	// CreatedAt with c's (ErrNotFound if there is none). It is last writer
@@ -122,8 +125,8 @@ type UserStore interface {
 	// ListUsers returns every user, ordered by lowercased username in byte
 	// order.
 	ListUsers(ctx context.Context) ([]User, error)
-	// DeleteUser deletes a user and every refresh token whose Subject is the
-	// user's ID.
+	// DeleteUser deletes a user, every refresh token whose Subject is the
+	// user's ID, and the user's consents.
 	DeleteUser(ctx context.Context, id string) error
 	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
 	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
@@ -158,6 +161,11 @@ type TokenStore interface {
 	// link of every family whose subject is subject (a password change ends
 	// every grant the old password made); it returns how many links changed.
 	RevokeSubjectRefreshTokens(ctx context.Context, subject string, now time.Time) (int, error)
+	// RevokeUserClientRefreshTokens sets RevokedAt = now on every not yet
+	// revoked link of every family of subject issued to clientID (a user
+	// revoking a client's access), and returns how many links changed.
+	// Both are required.
+	RevokeUserClientRefreshTokens(ctx context.Context, subject, clientID string, now time.Time) (int, error)
 
 	// RevokeAccessToken puts a jti on the deny list until expiresAt;
 	// revoking again is no error and never shortens the entry's life.

@@ -108,6 +108,7 @@ type Client struct {
 	NotBeforeDelay     time.Duration // tokens become valid this long after issue
 	AllowBareAssertion bool          // accept seed-style assertions without exp/jti (replayable; opt-in)
 	Introspect         bool          // a resource server: may introspect other clients' tokens (RFC 7662 §4)
+	ThirdParty         bool          // users must consent before its first code (the consent page)
 	CreatedAt          time.Time
 
 	// PreviousSecretHash is the SHA-256 of the secret a rotation replaced,

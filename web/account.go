@@ -64,6 +64,9 @@ func (s *Server) renderAccount(c echo.Context, status int, sess *idp.Session, d 
 		}
 	}
 	d.Title, d.User, d.Account = "Your account", sess.User, v
+	if err := s.accountApps(c, sess, &d); err != nil {
+		return s.internalError(c, err)
+	}
 	return s.render(c, status, "account", d)
 }
 

@@ -141,6 +141,7 @@ type AdminClientView struct {
 	AccessTTLDefault        bool       `json:"access_ttl_default"`
 	NotBeforeDelay          string     `json:"not_before_delay"`
 	Introspect              bool       `json:"introspect"`
+	ThirdParty              bool       `json:"third_party"`
 	AllowBareAssertion      bool       `json:"allow_bare_assertion"`
 	CreatedAt               *time.Time `json:"created_at,omitempty"`
 }
@@ -153,7 +154,7 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
 		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
-		AllowBareAssertion: c.AllowBareAssertion}
+		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty}
 	if c.Static {
 		v.Source = "config"
 	}
@@ -257,6 +258,7 @@ type clientPatchBody struct {
 	AccessTTL      *string   `json:"access_ttl"`
 	NotBeforeDelay *string   `json:"not_before_delay"`
 	Introspect     *bool     `json:"introspect"`
+	ThirdParty     *bool     `json:"third_party"`
 }
 
 func parseDurationField(name string, v *string) (*time.Duration, error) {
@@ -276,7 +278,7 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 		return err
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
-		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect}
+		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err

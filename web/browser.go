@@ -59,7 +59,7 @@ func newBrowserUI(issuer string) (*browserUI, error) {
 	}
 	sum := sha256.Sum256(styleCSS)
 	ui.cssVersion = hex.EncodeToString(sum[:6])
-	for _, page := range []string{"login", "signup", "account", "error"} {
+	for _, page := range []string{"login", "signup", "account", "error", "consent"} {
 		t, err := template.New(page).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", page, err)
@@ -88,6 +88,7 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 		e.GET("/account", s.account, csrf),
 		e.POST("/logout", s.logout, csrf))
 	s.registerAccount(e, csrf)
+	s.registerConsent(e)
 	e.GET("/static/style.css", s.stylesheet)
 	return nil
 }
@@ -155,7 +156,10 @@ type pageData struct {
 	Name       string
 	Field      map[string]string // signup: problem per field
 	User       store.User
-	Account    *accountView // the account page: sessions
+	Account    *accountView    // the account page: sessions
+	Scopes     []idp.ScopeInfo // consent: what the app asks for
+	Apps       []idp.AppAccess // account: apps with access
+	AppsNotice string          // account: an app's access was revoked
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF
@@ -324,7 +328,17 @@ func (s *Server) continueAuthorization(c echo.Context, ar *idp.AuthRequest, sess
 	return s.render(c, http.StatusOK, "login", d)
 }
 
+// issueCode issues ar's code, unless the user must consent first
+// (consent.go).
 func (s *Server) issueCode(c echo.Context, ar *idp.AuthRequest, sess *idp.Session, status int) error {
+	if asked, err := s.askConsent(c, ar, sess); asked {
+		return err
+	}
+	return s.deliverCode(c, ar, sess, status)
+}
+
+// deliverCode issues ar's code and redirects to the client with it.
+func (s *Server) deliverCode(c echo.Context, ar *idp.AuthRequest, sess *idp.Session, status int) error {
 	to, err := s.cfg.IDP.IssueCode(c.Request().Context(), ar, sess)
 	if err != nil {
 		return s.internalError(c, err)

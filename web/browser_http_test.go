@@ -164,8 +164,15 @@ func brHiddenFields(t *testing.T, r reply) url.Values {
 // brLoginPage checks r is the login form and returns its hidden fields.
 func brLoginPage(t *testing.T, r reply) url.Values {
 	t.Helper()
-	if r.status != http.StatusOK || !strings.Contains(string(r.body), `name="password"`) {
-		t.Fatalf("want the login form, got %s", r)
+	return brFormPage(t, r, "the login form", `name="password"`)
+}
+
+// brFormPage checks r is the page called what, recognized by mark, and
+// returns its hidden fields.
+func brFormPage(t *testing.T, r reply, what, mark string) url.Values {
+	t.Helper()
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), mark) {
+		t.Fatalf("want %s, got %s", what, r)
 	}
 	return brHiddenFields(t, r)
 }

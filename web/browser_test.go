@@ -112,6 +112,7 @@ type rpResult struct {
 	Subject, Audience, Nonce string
 	IDClaims, UserInfo       map[string]any
 	HasRefresh               bool
+	RefreshToken             string
 }
 
 func randomString(t *testing.T) string {
@@ -193,7 +194,7 @@ func (rp *relyingParty) callback(r *http.Request) (*rpResult, error) {
 	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
 		return nil, fmt.Errorf("at_hash: %w", err)
 	}
-	res := &rpResult{Subject: idt.Subject, Nonce: idt.Nonce, HasRefresh: tok.RefreshToken != ""}
+	res := &rpResult{Subject: idt.Subject, Nonce: idt.Nonce, HasRefresh: tok.RefreshToken != "", RefreshToken: tok.RefreshToken}
 	if len(idt.Audience) == 1 {
 		res.Audience = idt.Audience[0]
 	}
@@ -264,23 +265,38 @@ func fillLogin(t *testing.T, ctx context.Context, user, pw string) {
 	do(t, ctx, "log in as "+user, steps...)
 }
 
-func TestBrowserLogin(t *testing.T) {
-	t.Parallel()
+// startWithAlice starts Chromium, and Keygate with one user, alice (Alice
+// Liddell, alice@example.com).
+func startWithAlice(t *testing.T) (*kgtest.Server, func(t *testing.T) context.Context) {
+	t.Helper()
 	newTab := startChromium(t)
 	kg := kgtest.Start(t, kgtest.Options{})
-	ctx := t.Context()
-	if _, err := kg.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: brAlicePW, Email: "alice@example.com", Name: "Alice Liddell"}); err != nil {
+	if _, err := kg.IDP.Directory().CreateUser(t.Context(), idp.NewUser{Username: "alice", Password: brAlicePW, Email: "alice@example.com", Name: "Alice Liddell"}); err != nil {
 		t.Fatal(err)
 	}
-	// A public client, as a single-page or native app would be: PKCE, no secret.
-	rp := newRelyingParty(t, kg.URL, func(redirectURI string) string {
-		c := &idp.Client{ID: "webapp", Name: "Example App", Public: true, RedirectURIs: []string{redirectURI},
-			GrantTypes: []string{idp.GrantAuthorizationCode, idp.GrantRefreshToken}, Scopes: []string{"openid", "profile", "email"}}
-		if _, err := kg.IDP.Directory().RegisterClient(ctx, c, false); err != nil {
+	return kg, newTab
+}
+
+// newPublicApp starts a relying party registered with kg as c, a public
+// client (PKCE, no secret) with its redirect URI filled in.
+func newPublicApp(t *testing.T, kg *kgtest.Server, c *idp.Client) *relyingParty {
+	t.Helper()
+	return newRelyingParty(t, kg.URL, func(redirectURI string) string {
+		c.Public, c.RedirectURIs = true, []string{redirectURI}
+		if _, err := kg.IDP.Directory().RegisterClient(t.Context(), c, false); err != nil {
 			t.Fatal(err)
 		}
 		return c.ID
 	})
+}
+
+func TestBrowserLogin(t *testing.T) {
+	t.Parallel()
+	kg, newTab := startWithAlice(t)
+	ctx := t.Context()
+	// A public client, as a single-page or native app would be: PKCE, no secret.
+	rp := newPublicApp(t, kg, &idp.Client{ID: "webapp", Name: "Example App",
+		GrantTypes: []string{idp.GrantAuthorizationCode, idp.GrantRefreshToken}, Scopes: []string{"openid", "profile", "email"}})
 	alice, err := kg.IDP.Directory().UserByLogin(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,9 @@ func newClientsCmd(o *options) *cobra.Command {
       --redirect-uri https://spa.example.com/callback --allowed-origin https://spa.example.com
   keygate clients add future-script --grant urn:ietf:params:oauth:grant-type:jwt-bearer --public-key client.pub \
       --no-secret --access-ttl 30s --not-before-delay 10s --allow-bare-assertion
-  keygate clients add orders-api --grant client_credentials --introspect`,
+  keygate clients add orders-api --grant client_credentials --introspect
+  keygate clients add photo-printer --third-party --grant authorization_code,refresh_token \
+      --scope openid,profile,offline_access --redirect-uri https://print.example/callback`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			c.ID, c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = args[0], grants, scopes, audien, redirects
@@ -105,6 +107,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue (nbf = iat + this), e.g. 10s")
 	f.BoolVar(&c.AllowBareAssertion, "allow-bare-assertion", false, "accept a bare client-signed login assertion (iss only, no exp/jti; replayable, so off by default)")
 	f.BoolVar(&c.Introspect, "introspect", false, "a resource server: may introspect other clients' tokens at /introspect (others see only their own)")
+	f.BoolVar(&c.ThirdParty, "third-party", false, "an app run by someone else: users see a consent page listing its scopes before its first code")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -185,6 +188,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		redirects, origins     []string
 		accessTTL, nbfDelay    time.Duration
 		introspect, noIntro    bool
+		thirdParty, firstParty bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -192,7 +196,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		Example: `  keygate clients update billing --scope read,write --access-ttl 5m
   keygate clients update webapp --redirect-uri https://app.example.com/callback,https://app.example.com/cb2
   keygate clients update orders-api --no-introspect
-  keygate clients update spa --allowed-origin https://spa.example.com,http://localhost:5173`,
+  keygate clients update spa --allowed-origin https://spa.example.com,http://localhost:5173
+  keygate clients update photo-printer --third-party`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
@@ -220,6 +225,9 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			if pt.Introspect, err = flagPair(f.Changed, "introspect", introspect, "no-introspect", noIntro); err != nil {
 				return err
 			}
+			if pt.ThirdParty, err = flagPair(f.Changed, "third-party", thirdParty, "first-party", firstParty); err != nil {
+				return err
+			}
 			c, err := dir.UpdateClient(cmd.Context(), args[0], pt)
 			if err != nil {
 				return err
@@ -239,6 +247,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue")
 	f.BoolVar(&introspect, "introspect", false, "may introspect other clients' tokens")
 	f.BoolVar(&noIntro, "no-introspect", false, "may introspect only its own tokens")
+	f.BoolVar(&thirdParty, "third-party", false, "users consent before its first code (a consent page)")
+	f.BoolVar(&firstParty, "first-party", false, "no consent page (the default)")
 	return cmd
 }
 

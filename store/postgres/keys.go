@@ -101,6 +101,15 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	return s.inTx(ctx, "apply key change", func(tx pgx.Tx) error {
+		// Key-set changes are rare and small: taking the version row first
+		// makes concurrent ones (replicas, the CLI) queue instead of
+		// deadlocking when they update the same keys in different orders,
+		// which PostgreSQL would only break after deadlock_timeout (1 s by
+		// default) by aborting one. The retry on a deadlock stays for locks
+		// taken by anything else.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM key_set_meta WHERE id = 1 FOR UPDATE`); err != nil {
+			return writeError("apply key change: lock the key set", err)
+		}
 		if err := updateKeys(ctx, tx, c.Updates, updates); err != nil {
 			return err
 		}

@@ -107,6 +107,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE subject = $1`, id); err != nil {
 			return fmt.Errorf("store/postgres: delete user %q: delete their refresh tokens: %w", id, err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM consents WHERE user_id = $1`, id); err != nil {
+			return fmt.Errorf("store/postgres: delete user %q: delete their consents: %w", id, err)
+		}
 		return nil
 	}, nil)
 }

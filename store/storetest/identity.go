@@ -117,6 +117,9 @@ func clientDiff(got, want store.Client) string {
 	if got.Introspect != want.Introspect {
 		d.add("Introspect %v, want %v", got.Introspect, want.Introspect)
 	}
+	if got.ThirdParty != want.ThirdParty {
+		d.add("ThirdParty %v, want %v", got.ThirdParty, want.ThirdParty)
+	}
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.blob("PreviousSecretHash", got.PreviousSecretHash, want.PreviousSecretHash)
 	d.instant("PreviousSecretExpiresAt", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt)
@@ -180,6 +183,7 @@ func newClient(t *testing.T, id string) store.Client {
 		NotBeforeDelay:     3*time.Second + 11,
 		AllowBareAssertion: true,
 		Introspect:         true,
+		ThirdParty:         true,
 		CreatedAt:          base,
 	}
 }
@@ -244,6 +248,7 @@ func testClientRoundTrip(t *testing.T, s store.Store) {
 			c.NotBeforeDelay = -time.Second
 			c.AllowBareAssertion = false
 			c.Introspect = false
+			c.ThirdParty = false
 			c.CreatedAt = base.Add(time.Nanosecond).In(nyc)
 			return c
 		}},

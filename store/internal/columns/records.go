@@ -107,6 +107,7 @@ type ClientRow struct {
 	PreviousSecretHash                         []byte // nil for none
 	PreviousSecretExpires                      int64
 	AllowedOrigins                             string
+	ThirdParty                                 bool
 }
 
 // ClientToRow validates c (an ID is required) and converts it for binding.
@@ -117,7 +118,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 	r := ClientRow{
 		ID: c.ID, Name: c.Name, SecretHash: NilIfEmpty(c.SecretHash), JWKS: NilIfEmpty(c.JWKS), JWKSURI: c.JWKSURI,
 		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
-		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect,
+		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, ThirdParty: c.ThirdParty,
 	}
 	r.PreviousSecretHash = NilIfEmpty(c.PreviousSecretHash)
 	var err error
@@ -154,6 +155,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
 		AllowBareAssertion: r.AllowBareAssertion, Introspect: r.Introspect, CreatedAt: FromNanos(r.Created),
 		PreviousSecretHash: NilIfEmpty(r.PreviousSecretHash), PreviousSecretExpiresAt: FromNanos(r.PreviousSecretExpires),
+		ThirdParty: r.ThirdParty,
 	}
 	for _, f := range []struct {
 		name string

@@ -1,0 +1,139 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
+)
+
+// consentColumns is the column list consent queries select, in scanConsent's
+// order.
+const consentColumns = `user_id, client_id, scopes, created_at, updated_at`
+
+// UpsertConsent stores c, or replaces the scopes and updated_at of the
+// consent of c.UserID to c.ClientID, keeping its created_at, in one
+// statement (atomic under concurrency: ON CONFLICT). Text PostgreSQL cannot
+// hold is refused.
+func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
+	what := fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID)
+	if err := checkText("user id", c.UserID, "client id", c.ClientID); err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	r, err := columns.ConsentToRow(c)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO consents (`+consentColumns+`) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`,
+		r.UserID, r.ClientID, r.Scopes, r.Created, r.Updated)
+	if err != nil {
+		return writeError(what, err)
+	}
+	return nil
+}
+
+// GetConsent returns the consent of userID to clientID, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.Consent, error) {
+	what := fmt.Sprintf("get consent of %q to %q", userID, clientID)
+	if !storable(userID) || !storable(clientID) {
+		return store.Consent{}, fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	c, err := scanConsent(s.pool.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents
+		WHERE user_id = $1 AND client_id = $2`, userID, clientID))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Consent{}, fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
+	case err != nil:
+		return store.Consent{}, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	return c, nil
+}
+
+// ListUserConsents returns the consents of userID ordered by client ID (byte
+// order: the "C" collation), never nil.
+func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Consent, error) {
+	out := []store.Consent{}
+	if !storable(userID) {
+		return out, nil
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+consentColumns+` FROM consents WHERE user_id = $1 ORDER BY client_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: list consents of %q: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanConsent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/postgres: list consents of %q: %w", userID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/postgres: list consents of %q: %w", userID, err)
+	}
+	return out, nil
+}
+
+// DeleteConsent deletes the consent of userID to clientID, or fails with an
+// error wrapping store.ErrNotFound.
+func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
+	what := fmt.Sprintf("delete consent of %q to %q", userID, clientID)
+	if !storable(userID) || !storable(clientID) {
+		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`, userID, clientID)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeUserClientRefreshTokens revokes every refresh-token family of
+// subject issued to clientID (every link not yet revoked) and returns how
+// many links changed.
+func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clientID string, now time.Time) (int, error) {
+	if subject == "" || clientID == "" {
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens: empty subject %q or client %q", subject, clientID)
+	}
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q for %q: now: %w", subject, clientID, err)
+	}
+	if !storable(subject) || !storable(clientID) { // no such row can exist
+		return 0, nil
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $1
+		WHERE subject = $2 AND client_id = $3 AND revoked_at = 0`, at, subject, clientID)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func scanConsent(r pgx.Row) (store.Consent, error) {
+	var row columns.ConsentRow
+	if err := r.Scan(&row.UserID, &row.ClientID, &row.Scopes, &row.Created, &row.Updated); err != nil {
+		return store.Consent{}, err
+	}
+	return columns.ConsentFromRow(row)
+}

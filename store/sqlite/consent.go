@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
+)
+
+// consentColumns is the column list consent queries select, in scanConsent's
+// order.
+const consentColumns = `user_id, client_id, scopes, created_at, updated_at`
+
+// UpsertConsent stores c, or replaces the scopes and updated_at of the
+// consent of c.UserID to c.ClientID, keeping its created_at, in one
+// statement.
+func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
+	r, err := columns.ConsentToRow(c)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: upsert consent of %q to %q: %w", c.UserID, c.ClientID, err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO consents (`+consentColumns+`) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`,
+		r.UserID, r.ClientID, r.Scopes, r.Created, r.Updated)
+	if err != nil {
+		return writeError(fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), err)
+	}
+	return nil
+}
+
+// GetConsent returns the consent of userID to clientID, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.Consent, error) {
+	c, err := scanConsent(s.db.QueryRowContext(ctx, `SELECT `+consentColumns+` FROM consents
+		WHERE user_id = ? AND client_id = ?`, userID, clientID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.Consent{}, fmt.Errorf("store/sqlite: get consent of %q to %q: %w", userID, clientID, store.ErrNotFound)
+	case err != nil:
+		return store.Consent{}, fmt.Errorf("store/sqlite: get consent of %q to %q: %w", userID, clientID, err)
+	}
+	return c, nil
+}
+
+// ListUserConsents returns the consents of userID ordered by client ID (byte
+// order), never nil.
+func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Consent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+consentColumns+` FROM consents
+		WHERE user_id = ? ORDER BY client_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
+	}
+	defer rows.Close()
+	out := []store.Consent{}
+	for rows.Next() {
+		c, err := scanConsent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
+	}
+	return out, nil
+}
+
+// DeleteConsent deletes the consent of userID to clientID, or fails with an
+// error wrapping store.ErrNotFound.
+func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, err)
+	} else if n == 0 {
+		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeUserClientRefreshTokens revokes every refresh-token family of
+// subject issued to clientID (every link not yet revoked) and returns how
+// many links changed.
+func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clientID string, now time.Time) (int, error) {
+	if subject == "" || clientID == "" {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens: empty subject %q or client %q", subject, clientID)
+	}
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: now: %w", subject, clientID, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+		WHERE subject = ? AND client_id = ? AND revoked_at = 0`, at, subject, clientID)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
+	}
+	return int(n), nil
+}
+
+func scanConsent(r rowScanner) (store.Consent, error) {
+	var row columns.ConsentRow
+	if err := r.Scan(&row.UserID, &row.ClientID, &row.Scopes, &row.Created, &row.Updated); err != nil {
+		return store.Consent{}, err
+	}
+	return columns.ConsentFromRow(row)
+}
