@@ -133,6 +133,9 @@ type Client struct {
 	NotBeforeDelay     time.Duration `yaml:"not_before_delay"`
 	AllowBareAssertion bool          `yaml:"allow_bare_assertion"`
 	Introspect         bool          `yaml:"introspect"` // a resource server: may introspect other clients' tokens
+
+	// PostLogoutRedirectURIs: where RP-initiated logout may return the browser.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 }
 
 // Admin guards the admin HTTP API.
@@ -493,6 +496,7 @@ func (cl Client) IDPClient() (idp.Client, error) {
 	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
 		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, Public: cl.Public, AccessTTL: cl.AccessTTL,
 		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect, Static: true}
+	c.PostLogoutRedirectURIs = cl.PostLogoutRedirectURIs
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)
 		if err != nil {

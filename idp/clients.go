@@ -62,6 +62,10 @@ type Client struct {
 	// replaced, accepted beside the current one until PreviousSecretExpiresAt.
 	PreviousSecretHash      []byte
 	PreviousSecretExpiresAt time.Time
+
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards, matched exactly (logout.go).
+	PostLogoutRedirectURIs []string
 }
 
 // HasGrant reports whether c may use grant.
@@ -82,7 +86,7 @@ type ClientLimits struct {
 // naming the setting as the configuration file spells it.
 func ValidateClient(c *Client, l ClientLimits) error {
 	for _, check := range []func(*Client, ClientLimits) error{checkClientID, checkClientGrants, checkClientLifetime,
-		checkClientCredentials, checkRedirectURIs} {
+		checkClientCredentials, checkRedirectURIs, checkPostLogoutRedirectURIs} {
 		if err := check(c, l); err != nil {
 			return err
 		}
@@ -261,6 +265,7 @@ func FromStore(sc store.Client) (*Client, error) {
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, Public: sc.Public,
 		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
 		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt}
+	c.PostLogoutRedirectURIs = sc.PostLogoutRedirectURIs
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
 		if err != nil {
@@ -277,6 +282,7 @@ func (c *Client) ToStore() (store.Client, error) {
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, Public: c.Public, AccessTTL: c.AccessTTL,
 		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
 		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt}
+	sc.PostLogoutRedirectURIs = c.PostLogoutRedirectURIs
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
 		if err != nil {
@@ -464,6 +470,8 @@ type ClientPatch struct {
 	AccessTTL      *time.Duration
 	NotBeforeDelay *time.Duration
 	Introspect     *bool
+
+	PostLogoutRedirectURIs *[]string
 }
 
 func (pt ClientPatch) apply(c *Client) {
@@ -475,6 +483,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.AccessTTL, pt.AccessTTL)
 	setIf(&c.NotBeforeDelay, pt.NotBeforeDelay)
 	setIf(&c.Introspect, pt.Introspect)
+	setIf(&c.PostLogoutRedirectURIs, pt.PostLogoutRedirectURIs)
 }
 
 func setIf[T any](dst *T, v *T) {

@@ -59,7 +59,7 @@ func newBrowserUI(issuer string) (*browserUI, error) {
 	}
 	sum := sha256.Sum256(styleCSS)
 	ui.cssVersion = hex.EncodeToString(sum[:6])
-	for _, page := range []string{"login", "signup", "account", "error"} {
+	for _, page := range []string{"login", "signup", "account", "error", "logout"} {
 		t, err := template.New(page).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", page, err)
@@ -87,6 +87,7 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 		e.POST("/signup", s.signupSubmit, signupLimit, csrf),
 		e.GET("/account", s.account, csrf),
 		e.POST("/logout", s.logout, csrf))
+	s.registerEndSession(e, csrf) // logout.go
 	e.GET("/static/style.css", s.stylesheet)
 	return nil
 }
@@ -154,6 +155,7 @@ type pageData struct {
 	Name       string
 	Field      map[string]string // signup: problem per field
 	User       store.User
+	Logout     *logoutPage // logout.go
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF
@@ -538,13 +540,19 @@ func (s *Server) account(c echo.Context) error {
 }
 
 // logout ends the session (POST only, CSRF-protected: a link or an image
-// elsewhere cannot log anyone out) and clears the cookie.
+// elsewhere cannot log anyone out) and clears the cookie. From the
+// end-session confirmation page, it then returns to the client that asked
+// (logout.go).
 func (s *Server) logout(c echo.Context) error {
-	if ck, err := c.Cookie(s.ui.sessionCookie); err == nil && ck.Value != "" {
-		if err := s.cfg.IDP.EndSession(c.Request().Context(), ck.Value); err != nil {
-			return s.internalError(c, err)
-		}
+	lr, ok, err := s.confirmedLogout(c)
+	if !ok {
+		return err
 	}
-	s.clearSessionCookie(c)
+	if err := s.endBrowserSession(c); err != nil {
+		return s.internalError(c, err)
+	}
+	if lr != nil {
+		return s.loggedOut(c, lr)
+	}
 	return c.Redirect(http.StatusSeeOther, "/login?logged_out=1")
 }

@@ -93,6 +93,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for")
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens (default: the client id)")
 	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (browser flow), matched exactly")
+	f.StringSliceVar(&c.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return the browser (post_logout_redirect_uri), matched exactly")
 	f.StringVar(&keyFile, "public-key", "", "PEM public key or JWK Set file for private_key_jwt and jwt-bearer")
 	f.StringVar(&c.JWKSURI, "jwks-uri", "", "URL of the client's JWK Set instead of --public-key")
 	f.BoolVar(&c.Public, "public", false, "public client: no secret, no key")
@@ -178,7 +179,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	var (
 		name                   string
 		grants, scopes, audien []string
-		redirects              []string
+		redirects, postLogout  []string
 		accessTTL, nbfDelay    time.Duration
 		introspect, noIntro    bool
 	)
@@ -199,7 +200,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 				flag string
 				src  []string
 				dst  **[]string
-			}{{"grant", grants, &pt.GrantTypes}, {"scope", scopes, &pt.Scopes}, {"audience", audien, &pt.Audience}, {"redirect-uri", redirects, &pt.RedirectURIs}} {
+			}{{"grant", grants, &pt.GrantTypes}, {"scope", scopes, &pt.Scopes}, {"audience", audien, &pt.Audience}, {"redirect-uri", redirects, &pt.RedirectURIs},
+				{"post-logout-redirect-uri", postLogout, &pt.PostLogoutRedirectURIs}} {
 				if f.Changed(l.flag) {
 					*l.dst = emptyMeansNone(l.src)
 				}
@@ -228,6 +230,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&scopes, "scope", nil, "scopes the client may ask for, replacing the current ones (\"\" for none)")
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens, replacing the current ones (\"\" for the default: the client id)")
 	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs, replacing the current ones (\"\" for none)")
+	f.StringSliceVar(&postLogout, "post-logout-redirect-uri", nil, "post-logout redirect URIs (RP-initiated logout), replacing the current ones (\"\" for none)")
 	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (0 for tokens.access_ttl)")
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue")
 	f.BoolVar(&introspect, "introspect", false, "may introspect other clients' tokens")

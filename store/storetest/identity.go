@@ -101,6 +101,7 @@ func clientDiff(got, want store.Client) string {
 	d.list("Scopes", got.Scopes, want.Scopes)
 	d.list("Audience", got.Audience, want.Audience)
 	d.list("RedirectURIs", got.RedirectURIs, want.RedirectURIs)
+	d.list("PostLogoutRedirectURIs", got.PostLogoutRedirectURIs, want.PostLogoutRedirectURIs)
 	if got.Public != want.Public {
 		d.add("Public %v, want %v", got.Public, want.Public)
 	}
@@ -179,6 +180,8 @@ func newClient(t *testing.T, id string) store.Client {
 		AllowBareAssertion: true,
 		Introspect:         true,
 		CreatedAt:          base,
+
+		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye?from=idp"},
 	}
 }
 
@@ -227,6 +230,7 @@ func testClientRoundTrip(t *testing.T, s store.Store) {
 			c := newClient(t, "c3-empty")
 			c.SecretHash, c.JWKS = []byte{}, []byte{}
 			c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = []string{}, []string{}, []string{}, []string{}
+			c.PostLogoutRedirectURIs = []string{}
 			return c
 		}},
 		{"awkward strings in slices", func(t *testing.T) store.Client {
