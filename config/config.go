@@ -137,6 +137,9 @@ type Client struct {
 	// ThirdParty: an app run by someone else; users see a consent page
 	// before its first code.
 	ThirdParty bool `yaml:"third_party"`
+
+	// PostLogoutRedirectURIs: where RP-initiated logout may return the browser.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 }
 
 // Admin guards the admin HTTP API.
@@ -498,6 +501,7 @@ func (cl Client) IDPClient() (idp.Client, error) {
 		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, AllowedOrigins: cl.AllowedOrigins, Public: cl.Public, AccessTTL: cl.AccessTTL,
 		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect,
 		ThirdParty: cl.ThirdParty, Static: true}
+	c.PostLogoutRedirectURIs = cl.PostLogoutRedirectURIs
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)
 		if err != nil {

@@ -65,6 +65,10 @@ type Client struct {
 	// replaced, accepted beside the current one until PreviousSecretExpiresAt.
 	PreviousSecretHash      []byte
 	PreviousSecretExpiresAt time.Time
+
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards, matched exactly (logout.go).
+	PostLogoutRedirectURIs []string
 }
 
 // HasGrant reports whether c may use grant.
@@ -85,7 +89,7 @@ type ClientLimits struct {
 // naming the setting as the configuration file spells it.
 func ValidateClient(c *Client, l ClientLimits) error {
 	for _, check := range []func(*Client, ClientLimits) error{checkClientID, checkClientGrants, checkClientLifetime,
-		checkClientCredentials, checkRedirectURIs, checkAllowedOrigins} {
+		checkClientCredentials, checkRedirectURIs, checkAllowedOrigins, checkPostLogoutRedirectURIs} {
 		if err := check(c, l); err != nil {
 			return err
 		}
@@ -264,6 +268,7 @@ func FromStore(sc store.Client) (*Client, error) {
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, AllowedOrigins: sc.AllowedOrigins, Public: sc.Public,
 		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
 		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt, ThirdParty: sc.ThirdParty}
+	c.PostLogoutRedirectURIs = sc.PostLogoutRedirectURIs
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
 		if err != nil {
@@ -280,6 +285,7 @@ func (c *Client) ToStore() (store.Client, error) {
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, AllowedOrigins: c.AllowedOrigins, Public: c.Public, AccessTTL: c.AccessTTL,
 		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
 		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt, ThirdParty: c.ThirdParty}
+	sc.PostLogoutRedirectURIs = c.PostLogoutRedirectURIs
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
 		if err != nil {
@@ -532,6 +538,8 @@ type ClientPatch struct {
 	NotBeforeDelay *time.Duration
 	Introspect     *bool
 	ThirdParty     *bool
+
+	PostLogoutRedirectURIs *[]string
 }
 
 func (pt ClientPatch) apply(c *Client) {
@@ -545,6 +553,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.NotBeforeDelay, pt.NotBeforeDelay)
 	setIf(&c.Introspect, pt.Introspect)
 	setIf(&c.ThirdParty, pt.ThirdParty)
+	setIf(&c.PostLogoutRedirectURIs, pt.PostLogoutRedirectURIs)
 }
 
 func setIf[T any](dst *T, v *T) {

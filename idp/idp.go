@@ -67,6 +67,7 @@ type Provider struct {
 	// accepts them whatever their time window (see newVerifiers).
 	access, revocable *jwks.Verifier
 	sealed            *jwks.Verifier // the login form's sealed authorization requests
+	hints             *jwks.Verifier // RP-initiated logout's id_token_hint (logout.go)
 
 	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
 }

@@ -165,7 +165,7 @@ func (p *Provider) newVerifiers() error {
 	if p.sealed, err = jwks.NewLocalVerifier(keys, cfg); err != nil {
 		return fmt.Errorf("idp: sealed-request verifier: %w", err)
 	}
-	return nil
+	return p.newHintVerifier()
 }
 
 // ValidateAccessToken checks a token Keygate issued (see newVerifiers for

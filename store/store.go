@@ -116,6 +116,10 @@ type Client struct {
 	// deploying the new one); nil and zero when there is none.
 	PreviousSecretHash      []byte
 	PreviousSecretExpiresAt time.Time
+
+	// PostLogoutRedirectURIs are the exact-match post_logout_redirect_uri
+	// values of RP-initiated logout.
+	PostLogoutRedirectURIs []string
 }
 
 // User is a person (or script) with a password. Username is unique without

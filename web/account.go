@@ -44,7 +44,7 @@ var accountNotices = map[string]string{
 func (s *Server) registerAccount(e *echo.Echo, csrf echo.MiddlewareFunc) {
 	s.shapeErrors(pageErrors,
 		e.POST("/account/password", s.changePassword, csrf),
-		e.POST("/account/sessions/end", s.endSession, csrf),
+		e.POST("/account/sessions/end", s.endOneSession, csrf),
 		e.POST("/account/sessions/end-others", s.endOtherSessions, csrf))
 }
 
@@ -89,10 +89,10 @@ func accountDone(c echo.Context, done string) error {
 	return c.Redirect(http.StatusSeeOther, withParams("/account", "done", done))
 }
 
-// endSession serves POST /account/sessions/end: it ends the one session of
+// endOneSession serves POST /account/sessions/end: it ends the one session of
 // the user whose handle the form names. A handle that names none of the
 // user's other live sessions ends nothing and is refused.
-func (s *Server) endSession(c echo.Context) error {
+func (s *Server) endOneSession(c echo.Context) error {
 	sess, ok, err := s.accountSession(c)
 	if !ok {
 		return err

@@ -59,7 +59,7 @@ func newBrowserUI(issuer string) (*browserUI, error) {
 	}
 	sum := sha256.Sum256(styleCSS)
 	ui.cssVersion = hex.EncodeToString(sum[:6])
-	for _, page := range []string{"login", "signup", "account", "error", "consent"} {
+	for _, page := range []string{"login", "signup", "account", "error", "consent", "logout"} {
 		t, err := template.New(page).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", page, err)
@@ -89,6 +89,7 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 		e.POST("/logout", s.logout, csrf))
 	s.registerAccount(e, csrf)
 	s.registerConsent(e)
+	s.registerEndSession(e, csrf) // logout.go
 	e.GET("/static/style.css", s.stylesheet)
 	return nil
 }
@@ -160,6 +161,7 @@ type pageData struct {
 	Scopes     []idp.ScopeInfo // consent: what the app asks for
 	Apps       []idp.AppAccess // account: apps with access
 	AppsNotice string          // account: an app's access was revoked
+	Logout     *logoutPage     // logout.go
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF
@@ -554,13 +556,19 @@ func (s *Server) account(c echo.Context) error {
 }
 
 // logout ends the session (POST only, CSRF-protected: a link or an image
-// elsewhere cannot log anyone out) and clears the cookie.
+// elsewhere cannot log anyone out) and clears the cookie. From the
+// end-session confirmation page, it then returns to the client that asked
+// (logout.go).
 func (s *Server) logout(c echo.Context) error {
-	if ck, err := c.Cookie(s.ui.sessionCookie); err == nil && ck.Value != "" {
-		if err := s.cfg.IDP.EndSession(c.Request().Context(), ck.Value); err != nil {
-			return s.internalError(c, err)
-		}
+	lr, ok, err := s.confirmedLogout(c)
+	if !ok {
+		return err
 	}
-	s.clearSessionCookie(c)
+	if err := s.endBrowserSession(c); err != nil {
+		return s.internalError(c, err)
+	}
+	if lr != nil {
+		return s.loggedOut(c, lr)
+	}
 	return c.Redirect(http.StatusSeeOther, "/login?logged_out=1")
 }

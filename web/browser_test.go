@@ -110,6 +110,7 @@ type pendingLogin struct{ verifier, nonce string }
 // rpResult is what the relying party learned at its callback.
 type rpResult struct {
 	Subject, Audience, Nonce string
+	IDToken                  string // raw, for RP-initiated logout's id_token_hint
 	IDClaims, UserInfo       map[string]any
 	HasRefresh               bool
 	RefreshToken             string
@@ -162,6 +163,11 @@ func newRelyingParty(t *testing.T, issuer string, register func(redirectURI stri
 		rp.mu.Unlock()
 		fmt.Fprintf(w, `<!doctype html><title>RP</title><p id="result">Hello, %s</p>`, html.EscapeString(fmt.Sprint(res.UserInfo["name"])))
 	})
+	// Where RP-initiated logout returns (its post_logout_redirect_uri).
+	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>RP</title><p id="bye">Logged out, state %s</p>`, html.EscapeString(r.URL.Query().Get("state")))
+	})
 	return rp
 }
 
@@ -194,7 +200,7 @@ func (rp *relyingParty) callback(r *http.Request) (*rpResult, error) {
 	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
 		return nil, fmt.Errorf("at_hash: %w", err)
 	}
-	res := &rpResult{Subject: idt.Subject, Nonce: idt.Nonce, HasRefresh: tok.RefreshToken != "", RefreshToken: tok.RefreshToken}
+	res := &rpResult{Subject: idt.Subject, Nonce: idt.Nonce, HasRefresh: tok.RefreshToken != "", RefreshToken: tok.RefreshToken, IDToken: raw}
 	if len(idt.Audience) == 1 {
 		res.Audience = idt.Audience[0]
 	}

@@ -99,6 +99,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens (default: the client id)")
 	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (browser flow), matched exactly (a public client's http://127.0.0.1 or [::1] one on any port)")
 	f.StringSliceVar(&origins, "allowed-origin", nil, "web origins (https://host[:port]) whose scripts may call /token, /revoke and /userinfo (CORS; default: the redirect URIs' origins)")
+	f.StringSliceVar(&c.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return the browser (post_logout_redirect_uri), matched exactly")
 	f.StringVar(&keyFile, "public-key", "", "PEM public key or JWK Set file for private_key_jwt and jwt-bearer")
 	f.StringVar(&c.JWKSURI, "jwks-uri", "", "URL of the client's JWK Set instead of --public-key")
 	f.BoolVar(&c.Public, "public", false, "public client: no secret, no key")
@@ -186,6 +187,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		name                   string
 		grants, scopes, audien []string
 		redirects, origins     []string
+		postLogout             []string
 		accessTTL, nbfDelay    time.Duration
 		introspect, noIntro    bool
 		thirdParty, firstParty bool
@@ -210,7 +212,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 				src  []string
 				dst  **[]string
 			}{{"grant", grants, &pt.GrantTypes}, {"scope", scopes, &pt.Scopes}, {"audience", audien, &pt.Audience}, {"redirect-uri", redirects, &pt.RedirectURIs},
-				{"allowed-origin", origins, &pt.AllowedOrigins}} {
+				{"allowed-origin", origins, &pt.AllowedOrigins},
+				{"post-logout-redirect-uri", postLogout, &pt.PostLogoutRedirectURIs}} {
 				if f.Changed(l.flag) {
 					*l.dst = emptyMeansNone(l.src)
 				}
@@ -243,6 +246,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.StringSliceVar(&audien, "audience", nil, "aud of its access tokens, replacing the current ones (\"\" for the default: the client id)")
 	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs, replacing the current ones (\"\" for none)")
 	f.StringSliceVar(&origins, "allowed-origin", nil, "CORS origins, replacing the current ones (\"\" for none: the redirect URIs' origins)")
+	f.StringSliceVar(&postLogout, "post-logout-redirect-uri", nil, "post-logout redirect URIs (RP-initiated logout), replacing the current ones (\"\" for none)")
 	f.DurationVar(&accessTTL, "access-ttl", 0, "access-token lifetime (0 for tokens.access_ttl)")
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue")
 	f.BoolVar(&introspect, "introspect", false, "may introspect other clients' tokens")

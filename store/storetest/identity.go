@@ -102,6 +102,7 @@ func clientDiff(got, want store.Client) string {
 	d.list("Audience", got.Audience, want.Audience)
 	d.list("RedirectURIs", got.RedirectURIs, want.RedirectURIs)
 	d.list("AllowedOrigins", got.AllowedOrigins, want.AllowedOrigins)
+	d.list("PostLogoutRedirectURIs", got.PostLogoutRedirectURIs, want.PostLogoutRedirectURIs)
 	if got.Public != want.Public {
 		d.add("Public %v, want %v", got.Public, want.Public)
 	}
@@ -185,6 +186,8 @@ func newClient(t *testing.T, id string) store.Client {
 		Introspect:         true,
 		ThirdParty:         true,
 		CreatedAt:          base,
+
+		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye?from=idp"},
 	}
 }
 
@@ -234,6 +237,7 @@ func testClientRoundTrip(t *testing.T, s store.Store) {
 			c.SecretHash, c.JWKS = []byte{}, []byte{}
 			c.GrantTypes, c.Scopes, c.Audience, c.RedirectURIs = []string{}, []string{}, []string{}, []string{}
 			c.AllowedOrigins = []string{}
+			c.PostLogoutRedirectURIs = []string{}
 			return c
 		}},
 		{"awkward strings in slices", func(t *testing.T) store.Client {

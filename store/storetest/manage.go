@@ -28,6 +28,7 @@ func testUpdateClient(t *testing.T, s store.Store) {
 		AccessTTL:      5 * time.Minute, PreviousSecretHash: c.SecretHash, PreviousSecretExpiresAt: base.Add(time.Hour + 3),
 		CreatedAt: base.Add(24 * time.Hour), // ignored: creation time is kept
 	}
+	up.PostLogoutRedirectURIs = []string{"https://app.example/bye2"}
 	if err := s.UpdateClient(ctx, up); err != nil {
 		t.Fatalf("UpdateClient: %v", err)
 	}

@@ -104,6 +104,7 @@ type ClientRow struct {
 	AccessTTL, NotBeforeDelay                  int64
 	AllowBareAssertion, Introspect             bool
 	Created                                    int64
+	PostLogoutRedirectURIs                     string // JSON array
 	PreviousSecretHash                         []byte // nil for none
 	PreviousSecretExpires                      int64
 	AllowedOrigins                             string
@@ -138,6 +139,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 		{"audience", c.Audience, &r.Audience},
 		{"redirect_uris", c.RedirectURIs, &r.RedirectURIs},
 		{"allowed_origins", c.AllowedOrigins, &r.AllowedOrigins},
+		{"post_logout_redirect_uris", c.PostLogoutRedirectURIs, &r.PostLogoutRedirectURIs},
 	} {
 		if *f.dst, err = EncodeList(f.v); err != nil {
 			return ClientRow{}, fmt.Errorf("%s: %w", f.name, err)
@@ -167,6 +169,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 		{"audience", r.Audience, &c.Audience},
 		{"redirect_uris", r.RedirectURIs, &c.RedirectURIs},
 		{"allowed_origins", r.AllowedOrigins, &c.AllowedOrigins},
+		{"post_logout_redirect_uris", r.PostLogoutRedirectURIs, &c.PostLogoutRedirectURIs},
 	} {
 		v, err := DecodeList(f.text)
 		if err != nil {
