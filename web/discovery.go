@@ -22,6 +22,7 @@ type Discovery struct {
 	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	DeviceAuthorizationEndpoint                string   `json:"device_authorization_endpoint"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
@@ -48,6 +49,8 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		UserinfoEndpoint:      issuer + "/userinfo",
 		RevocationEndpoint:    issuer + "/revoke",
 		IntrospectionEndpoint: issuer + "/introspect",
+		// RFC 8628: the device grant (web/device.go).
+		DeviceAuthorizationEndpoint: issuer + "/device/code",
 		// The authorization code flow with PKCE (S256 only), answered in the
 		// query, with iss in the response (RFC 9207).
 		ResponseTypesSupported:                     idp.ResponseTypes,
