@@ -37,7 +37,7 @@ const (
 )
 
 // GrantTypes lists the grants a client may be allowed, for validation and discovery.
-var GrantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantJWTBearer, GrantAuthorizationCode}
+var GrantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantJWTBearer, GrantAuthorizationCode, GrantDeviceCode}
 
 // Client is a registered OAuth client, from the configuration file (Static) or
 // the store.

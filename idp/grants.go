@@ -162,7 +162,7 @@ func (p *Provider) Token(ctx context.Context, r *Request) (*TokenResponse, error
 	if gt == GrantJWTBearer && !r.HasBasic && r.get("client_secret") == "" && r.get("client_assertion") == "" {
 		return p.jwtBearer(ctx, r, nil) // the assertion authenticates the client
 	}
-	c, err := p.AuthenticateClient(ctx, r, gt == GrantPassword || gt == GrantRefreshToken || gt == GrantAuthorizationCode)
+	c, err := p.AuthenticateClient(ctx, r, gt == GrantPassword || gt == GrantRefreshToken || gt == GrantAuthorizationCode || gt == GrantDeviceCode)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +178,8 @@ func (p *Provider) Token(ctx context.Context, r *Request) (*TokenResponse, error
 		return p.refreshGrant(ctx, r, c)
 	case GrantAuthorizationCode:
 		return p.authorizationCodeGrant(ctx, r, c)
+	case GrantDeviceCode:
+		return p.deviceCodeGrant(ctx, r, c)
 	default:
 		return p.jwtBearer(ctx, r, c)
 	}

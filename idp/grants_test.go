@@ -117,6 +117,12 @@ func grantConfig(t *testing.T) (idp.Config, *gtClock) {
 func newGrantEnv(t *testing.T) *grantEnv {
 	t.Helper()
 	cfg, clock := grantConfig(t)
+	return grantEnvFor(t, cfg, clock)
+}
+
+// grantEnvFor is the grantEnv of a provider on cfg, with the user alice.
+func grantEnvFor(t *testing.T, cfg idp.Config, clock *gtClock) *grantEnv {
+	t.Helper()
 	p, err := idp.New(cfg)
 	if err != nil {
 		t.Fatal(err)

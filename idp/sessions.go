@@ -140,7 +140,7 @@ func (p *Provider) EndSession(ctx context.Context, token string) error {
 	return nil
 }
 
-// PruneBrowser deletes expired sessions and authorization codes.
+// PruneBrowser deletes expired sessions, authorization codes and device codes.
 func (p *Provider) PruneBrowser(ctx context.Context) (int64, error) {
 	return p.browser.PruneBrowser(ctx, p.now().UTC())
 }

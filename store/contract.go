@@ -25,6 +25,7 @@ type Store interface {
 	UserStore
 	TokenStore
 	BrowserStore
+	DeviceStore
 	ThrottleStore
 	ConsentStore
 
@@ -224,8 +225,9 @@ type BrowserStore interface {
 	// many replicas, exactly one succeeds.
 	RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (AuthCode, error)
 
-	// PruneBrowser deletes sessions whose ExpiresAt and codes whose ExpiresAt
-	// is at or before now, and returns how many rows it deleted.
+	// PruneBrowser deletes sessions, authorization codes and device codes
+	// (DeviceStore) whose ExpiresAt is at or before now, and returns how many
+	// rows it deleted.
 	PruneBrowser(ctx context.Context, now time.Time) (int64, error)
 }
 

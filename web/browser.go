@@ -78,6 +78,9 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 	s.ui = ui
 	ui.csrf = s.csrfMiddleware()
 	csrf := ui.csrf
+	if err := s.registerDevice(e); err != nil {
+		return err
+	}
 	s.shapeErrors(pageErrors,
 		e.GET("/authorize", s.authorize, csrf),
 		e.POST("/authorize", s.authorizePost),
@@ -162,6 +165,7 @@ type pageData struct {
 	Apps       []idp.AppAccess // account: apps with access
 	AppsNotice string          // account: an app's access was revoked
 	Logout     *logoutPage     // logout.go
+	Device     *deviceView     // the device verification page (device.go)
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF

@@ -23,6 +23,7 @@ type Discovery struct {
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	EndSessionEndpoint                         string   `json:"end_session_endpoint"` // RP-initiated logout (logout.go)
+	DeviceAuthorizationEndpoint                string   `json:"device_authorization_endpoint"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
@@ -58,6 +59,8 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		RevocationEndpoint:    issuer + "/revoke",
 		IntrospectionEndpoint: issuer + "/introspect",
 		EndSessionEndpoint:    issuer + "/end_session",
+		// RFC 8628: the device grant (web/device.go).
+		DeviceAuthorizationEndpoint: issuer + "/device/code",
 		// The authorization code flow with PKCE (S256 only), answered in the
 		// query, with iss in the response (RFC 9207).
 		ResponseTypesSupported:                     idp.ResponseTypes,

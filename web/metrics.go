@@ -42,13 +42,16 @@ var (
 		idp.GrantRefreshToken:      "refresh_token",
 		idp.GrantJWTBearer:         "jwt_bearer",
 		idp.GrantAuthorizationCode: "authorization_code",
+		idp.GrantDeviceCode:        "device_code",
 	}
 	// The RFC 6749 §5.2 codes, server_error and temporarily_unavailable
 	// (§4.1.2.1), and too_many_requests, Keygate's code for a throttled
 	// password grant.
 	errorLabels = map[string]bool{"invalid_request": true, "invalid_client": true, "invalid_grant": true,
 		"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
-		"server_error": true, "temporarily_unavailable": true, "too_many_requests": true}
+		"server_error": true, "temporarily_unavailable": true, "too_many_requests": true,
+		// RFC 8628 §3.5: the device grant's answers while polling.
+		"authorization_pending": true, "slow_down": true, "expired_token": true, "access_denied": true}
 )
 
 // Login methods and outcomes, the values of keygate_logins_total's labels.

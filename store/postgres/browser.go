@@ -277,8 +277,8 @@ func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 	return columns.AuthCodeFromRow(row), nil
 }
 
-// PruneBrowser deletes sessions whose absolute expiry is at or before now and
-// authorization codes that expired at or before now, and returns how many
+// PruneBrowser deletes sessions whose absolute expiry is at or before now, and
+// authorization codes and device codes that expired at or before now, and returns how many
 // rows it deleted. (A session that timed out for idleness is refused when
 // used and deleted then, or here once its absolute expiry passes.) Both
 // deletes run in one transaction, so the count is of one consistent prune.
@@ -286,5 +286,6 @@ func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) 
 	return s.deleteExpired(ctx, "prune sessions and codes", now, []pruneQuery{
 		{"sessions", `DELETE FROM sessions WHERE expires_at <= $1`},
 		{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= $1`},
+		{"device codes", `DELETE FROM device_codes WHERE expires_at <= $1`},
 	})
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("IdentityStore", func(t *testing.T) { runIdentityStore(t, b.Open) })
 	t.Run("BrowserStore", func(t *testing.T) { runBrowserStore(t, b.Open) })
 	t.Run("ConsentStore", func(t *testing.T) { runConsentStore(t, b.Open) })
+	t.Run("DeviceStore", func(t *testing.T) { runDeviceStore(t, b.Open) })
 	t.Run("UnstorableKeys", func(t *testing.T) { testUnstorableKeys(t, b.Open(t)) })
 	t.Run("UnstorableIdentityInput", func(t *testing.T) { testUnstorableIdentityInput(t, b.Open(t)) })
 	t.Run("RedeemTellsExpiryFromReuse", func(t *testing.T) { testRedeemTellsExpiryFromReuse(t, b.Open(t)) })

@@ -1,0 +1,122 @@
+package columns
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/store"
+)
+
+// DeviceColumns is the column list device-code queries select, in the order
+// of DeviceRow.Dest.
+const DeviceColumns = `id, user_code, client_id, scope, status, user_id, auth_time, poll_interval,
+	created_at, expires_at, last_poll_at, decided_at, used_at`
+
+// DeviceRow is a store.DeviceCode in the column form of the device_codes
+// table: the interval and times as nanoseconds.
+type DeviceRow struct {
+	ID, UserCode, ClientID, Scope, Status, UserID string
+	Auth, Interval, Created, Expires              int64
+	LastPoll, Decided, Used                       int64
+}
+
+// Dest is what a driver scans a row selected with DeviceColumns into.
+func (r *DeviceRow) Dest() []any {
+	return []any{&r.ID, &r.UserCode, &r.ClientID, &r.Scope, &r.Status, &r.UserID, &r.Auth, &r.Interval,
+		&r.Created, &r.Expires, &r.LastPoll, &r.Decided, &r.Used}
+}
+
+// Args is the row's values in DeviceColumns order, for an INSERT.
+func (r DeviceRow) Args() []any {
+	return []any{r.ID, r.UserCode, r.ClientID, r.Scope, r.Status, r.UserID, r.Auth, r.Interval,
+		r.Created, r.Expires, r.LastPoll, r.Decided, r.Used}
+}
+
+// DeviceToRow validates d for CreateDeviceCode (ID, UserCode, ClientID, a
+// positive Interval and ExpiresAt are required, Status must be pending, text
+// must be UTF-8) and converts it for binding.
+func DeviceToRow(d store.DeviceCode) (DeviceRow, error) {
+	switch {
+	case d.ID == "" || d.UserCode == "" || d.ClientID == "":
+		return DeviceRow{}, errors.New("empty id, user code or client id")
+	case d.Status != store.DevicePending:
+		return DeviceRow{}, fmt.Errorf("status %q, want %q", d.Status, store.DevicePending)
+	case d.Interval <= 0:
+		return DeviceRow{}, fmt.Errorf("interval %s is not positive", d.Interval)
+	}
+	for _, v := range []string{d.ID, d.UserCode, d.ClientID, d.Scope, d.UserID} {
+		if !utf8.ValidString(v) {
+			return DeviceRow{}, fmt.Errorf("%q is not valid UTF-8", v)
+		}
+	}
+	r := DeviceRow{ID: d.ID, UserCode: d.UserCode, ClientID: d.ClientID, Scope: d.Scope, Status: string(d.Status),
+		UserID: d.UserID, Interval: int64(d.Interval)}
+	var err error
+	if r.Expires, err = RequiredNanos(d.ExpiresAt); err != nil {
+		return DeviceRow{}, fmt.Errorf("expires_at: %w", err)
+	}
+	if err := toNanosAll(
+		timeField{"auth_time", d.AuthTime, &r.Auth},
+		timeField{"created_at", d.CreatedAt, &r.Created},
+		timeField{"last_poll_at", d.LastPollAt, &r.LastPoll},
+		timeField{"decided_at", d.DecidedAt, &r.Decided},
+		timeField{"used_at", d.UsedAt, &r.Used},
+	); err != nil {
+		return DeviceRow{}, err
+	}
+	return r, nil
+}
+
+// DeviceFromRow converts a scanned device_codes row back to a
+// store.DeviceCode; an unknown status is an error.
+func DeviceFromRow(r DeviceRow) (store.DeviceCode, error) {
+	d := store.DeviceCode{ID: r.ID, UserCode: r.UserCode, ClientID: r.ClientID, Scope: r.Scope,
+		Status: store.DeviceStatus(r.Status), UserID: r.UserID, AuthTime: FromNanos(r.Auth),
+		Interval: time.Duration(r.Interval), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
+		LastPollAt: FromNanos(r.LastPoll), DecidedAt: FromNanos(r.Decided), UsedAt: FromNanos(r.Used)}
+	if !d.Status.Valid() {
+		return store.DeviceCode{}, fmt.Errorf("device code %q: unknown status %q", r.ID, r.Status)
+	}
+	return d, nil
+}
+
+// Decision is the status and the user a DecideDeviceCode writes, validated.
+func Decision(approve bool, userID string, authTime, now time.Time) (status string, auth, at int64, err error) {
+	if userID == "" || !utf8.ValidString(userID) {
+		return "", 0, 0, errors.New("empty or invalid user id")
+	}
+	if at, err = RequiredNanos(now); err != nil {
+		return "", 0, 0, fmt.Errorf("now: %w", err)
+	}
+	if auth, err = ToNanos(authTime); err != nil {
+		return "", 0, 0, fmt.Errorf("auth_time: %w", err)
+	}
+	status = string(store.DeviceDenied)
+	if approve {
+		status = string(store.DeviceApproved)
+	}
+	return status, auth, at, nil
+}
+
+// DeviceUnchanged explains why a guarded update of device code id matched
+// no row, given what reading the code back (cur, gerr) found: no such code
+// (store.ErrNotFound), or one in another state (store.ErrConflict). prefix
+// names the backend, what the update.
+func DeviceUnchanged(prefix, what, id string, cur store.DeviceCode, gerr error, now time.Time) error {
+	switch {
+	case errors.Is(gerr, store.ErrNotFound):
+		return fmt.Errorf("%s: %s device code %q: %w", prefix, what, id, store.ErrNotFound)
+	case gerr != nil:
+		return fmt.Errorf("%s: %s device code %q: unchanged (reading why failed: %v): %w", prefix, what, id, gerr, store.ErrConflict)
+	}
+	why := "status " + string(cur.Status)
+	switch {
+	case !cur.UsedAt.IsZero():
+		why = fmt.Sprintf("already used at %v", cur.UsedAt)
+	case !now.Before(cur.ExpiresAt):
+		why = fmt.Sprintf("expired at %v (now %v)", cur.ExpiresAt, now.UTC())
+	}
+	return fmt.Errorf("%s: %s device code %q: %s: %w", prefix, what, id, why, store.ErrConflict)
+}

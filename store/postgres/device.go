@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
+)
+
+// Device authorizations (RFC 8628): the PostgreSQL side of
+// store.DeviceStore, behaving exactly as the SQLite backend's device.go
+// does. Every write that can race another is a single guarded UPDATE: it
+// locks the row, and a concurrent one waits for the lock and re-checks its
+// guard against the committed row (READ COMMITTED), so of concurrent
+// decisions, polls or redemptions of one code, on any number of replicas,
+// exactly one succeeds.
+
+// CreateDeviceCode stores a new pending device code. A taken id or user
+// code fails with an error wrapping store.ErrConflict.
+func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
+	if err := checkText("id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID); err != nil {
+		return fmt.Errorf("store/postgres: create device code %q: %w", d.ID, err)
+	}
+	r, err := columns.DeviceToRow(d)
+	if err != nil {
+		return fmt.Errorf("store/postgres: create device code %q: %w", d.ID, err)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, r.Args()...)
+	if err != nil {
+		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
+	}
+	return nil
+}
+
+// GetDeviceCode returns the device code with the given ID, or an error
+// wrapping store.ErrNotFound.
+func (s *Store) GetDeviceCode(ctx context.Context, id string) (store.DeviceCode, error) {
+	return getRow(ctx, s, "get device code", id, `SELECT `+columns.DeviceColumns+` FROM device_codes WHERE id = $1`, scanDevice)
+}
+
+// GetDeviceCodeByUserCode returns the device code with the given user code
+// digest, or an error wrapping store.ErrNotFound.
+func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (store.DeviceCode, error) {
+	return getRow(ctx, s, "get device code by user code", userCode,
+		`SELECT `+columns.DeviceColumns+` FROM device_codes WHERE user_code = $1`, scanDevice)
+}
+
+// DecideDeviceCode approves or denies a pending, unexpired device code.
+func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime, now time.Time) (store.DeviceCode, error) {
+	status, auth, at, err := columns.Decision(approve, userID, authTime, now)
+	if err == nil {
+		err = checkText("user id", userID)
+	}
+	if err != nil {
+		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, err)
+	}
+	if !storable(id) {
+		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	d, err := scanDevice(s.pool.QueryRow(ctx, `UPDATE device_codes
+		SET status = $1, user_id = $2, auth_time = $3, decided_at = $4
+		WHERE id = $5 AND status = 'pending' AND expires_at > $4
+		RETURNING `+columns.DeviceColumns, status, userID, auth, at, id))
+	if err != nil {
+		return store.DeviceCode{}, s.deviceUnchanged(ctx, "decide", id, now, err)
+	}
+	return d, nil
+}
+
+// RecordDevicePoll records a poll if the code's last poll is still prev.
+func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error {
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/postgres: record poll of device code %q: now: %w", id, err)
+	}
+	before, err := columns.ToNanos(prev)
+	if err != nil || interval <= 0 {
+		return fmt.Errorf("store/postgres: record poll of device code %q: invalid prev (%v) or interval %s", id, err, interval)
+	}
+	if !storable(id) {
+		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var got string
+	err = s.pool.QueryRow(ctx, `UPDATE device_codes SET last_poll_at = $1, poll_interval = $2
+		WHERE id = $3 AND last_poll_at = $4 RETURNING id`, at, int64(interval), id, before).Scan(&got)
+	if err != nil {
+		return s.deviceUnchanged(ctx, "record poll of", id, now, err)
+	}
+	return nil
+}
+
+// RedeemDeviceCode spends an approved, unused, unexpired device code.
+func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) (store.DeviceCode, error) {
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: now: %w", id, err)
+	}
+	if !storable(id) {
+		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: %w", id, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	d, err := scanDevice(s.pool.QueryRow(ctx, `UPDATE device_codes SET used_at = $1
+		WHERE id = $2 AND status = 'approved' AND used_at = 0 AND expires_at > $1
+		RETURNING `+columns.DeviceColumns, at, id))
+	if err != nil {
+		return store.DeviceCode{}, s.deviceUnchanged(ctx, "redeem", id, now, err)
+	}
+	return d, nil
+}
+
+// deviceUnchanged explains why a guarded update of device code id failed
+// with err: no such code (store.ErrNotFound), or one in another state
+// (store.ErrConflict). It reads in a statement of its own, whose snapshot
+// includes the update that won a race, if one did.
+func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store/postgres: %s device code %q: %w", what, id, err)
+	}
+	cur, gerr := s.GetDeviceCode(ctx, id)
+	return columns.DeviceUnchanged("store/postgres", what, id, cur, gerr, now)
+}
+
+// scanDevice reads one device_codes row selected with columns.DeviceColumns.
+func scanDevice(r pgx.Row) (store.DeviceCode, error) {
+	var row columns.DeviceRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return store.DeviceCode{}, err
+	}
+	return columns.DeviceFromRow(row)
+}

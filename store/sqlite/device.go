@@ -1,0 +1,114 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
+)
+
+// Device authorizations (RFC 8628): the SQLite side of store.DeviceStore.
+// Every write that can race another is a single statement guarded by its
+// WHERE, so concurrent requests, in this process or another, cannot both
+// decide, record one poll or redeem one code.
+
+// CreateDeviceCode stores a new pending device code. A taken id or user
+// code fails with an error wrapping store.ErrConflict.
+func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
+	r, err := columns.DeviceToRow(d)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: create device code %q: %w", d.ID, err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
+	if err != nil {
+		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
+	}
+	return nil
+}
+
+// GetDeviceCode returns the device code with the given ID, or an error
+// wrapping store.ErrNotFound.
+func (s *Store) GetDeviceCode(ctx context.Context, id string) (store.DeviceCode, error) {
+	return getRow(ctx, s, "get device code", id, `SELECT `+columns.DeviceColumns+` FROM device_codes WHERE id = ?`, scanDevice)
+}
+
+// GetDeviceCodeByUserCode returns the device code with the given user code
+// digest, or an error wrapping store.ErrNotFound.
+func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (store.DeviceCode, error) {
+	return getRow(ctx, s, "get device code by user code", userCode,
+		`SELECT `+columns.DeviceColumns+` FROM device_codes WHERE user_code = ?`, scanDevice)
+}
+
+// DecideDeviceCode approves or denies a pending, unexpired device code.
+func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime, now time.Time) (store.DeviceCode, error) {
+	status, auth, at, err := columns.Decision(approve, userID, authTime, now)
+	if err != nil {
+		return store.DeviceCode{}, fmt.Errorf("store/sqlite: decide device code %q: %w", id, err)
+	}
+	d, err := scanDevice(s.db.QueryRowContext(ctx, `UPDATE device_codes
+		SET status = ?, user_id = ?, auth_time = ?, decided_at = ?
+		WHERE id = ? AND status = 'pending' AND expires_at > ?
+		RETURNING `+columns.DeviceColumns, status, userID, auth, at, id, at))
+	if err != nil {
+		return store.DeviceCode{}, s.deviceUnchanged(ctx, "decide", id, now, err)
+	}
+	return d, nil
+}
+
+// RecordDevicePoll records a poll if the code's last poll is still prev.
+func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error {
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: record poll of device code %q: now: %w", id, err)
+	}
+	before, err := columns.ToNanos(prev)
+	if err != nil || interval <= 0 {
+		return fmt.Errorf("store/sqlite: record poll of device code %q: invalid prev (%v) or interval %s", id, err, interval)
+	}
+	var got string
+	err = s.db.QueryRowContext(ctx, `UPDATE device_codes SET last_poll_at = ?, poll_interval = ?
+		WHERE id = ? AND last_poll_at = ? RETURNING id`, at, int64(interval), id, before).Scan(&got)
+	if err != nil {
+		return s.deviceUnchanged(ctx, "record poll of", id, now, err)
+	}
+	return nil
+}
+
+// RedeemDeviceCode spends an approved, unused, unexpired device code.
+func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) (store.DeviceCode, error) {
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return store.DeviceCode{}, fmt.Errorf("store/sqlite: redeem device code %q: now: %w", id, err)
+	}
+	d, err := scanDevice(s.db.QueryRowContext(ctx, `UPDATE device_codes SET used_at = ?
+		WHERE id = ? AND status = 'approved' AND used_at = 0 AND expires_at > ?
+		RETURNING `+columns.DeviceColumns, at, id, at))
+	if err != nil {
+		return store.DeviceCode{}, s.deviceUnchanged(ctx, "redeem", id, now, err)
+	}
+	return d, nil
+}
+
+// deviceUnchanged explains why a guarded update of device code id failed
+// with err: no such code (store.ErrNotFound), or one in another state
+// (store.ErrConflict).
+func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store/sqlite: %s device code %q: %w", what, id, err)
+	}
+	cur, gerr := s.GetDeviceCode(ctx, id)
+	return columns.DeviceUnchanged("store/sqlite", what, id, cur, gerr, now)
+}
+
+func scanDevice(r rowScanner) (store.DeviceCode, error) {
+	var row columns.DeviceRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return store.DeviceCode{}, err
+	}
+	return columns.DeviceFromRow(row)
+}
