@@ -64,6 +64,11 @@ func (s *Server) logFailure(c echo.Context, msg string, p *problem, attrs []slog
 		slog.String("remote_ip", c.RealIP()),
 		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 	level := slog.LevelInfo
+	if code := oauthCode(p); code == "authorization_pending" || code == "slow_down" {
+		// A device polling while its user decides (RFC 8628 §3.5): the
+		// expected answer every few seconds, not a failure worth a line.
+		level = slog.LevelDebug
+	}
 	if p.Status >= 500 {
 		level = slog.LevelError
 		if p.cause != nil {

@@ -283,9 +283,9 @@ func prune(ctx context.Context, d *Deps, provider *idp.Provider, every time.Dura
 // pruneBrowser deletes expired browser sessions and authorization codes.
 func pruneBrowser(ctx context.Context, d *Deps, provider *idp.Provider) {
 	if n, err := provider.PruneBrowser(ctx); err != nil && ctx.Err() == nil {
-		d.log.Warn("pruning expired sessions and codes failed", "err", err)
+		d.log.Warn("pruning expired sessions, authorization codes and device codes failed", "err", err)
 	} else if n > 0 {
-		d.log.Info("pruned expired sessions and authorization codes", "rows", n)
+		d.log.Info("pruned expired sessions, authorization codes and device codes", "rows", n)
 	}
 }
 
