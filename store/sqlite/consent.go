@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,36 +36,14 @@ func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.Consent, error) {
 	c, err := scanConsent(s.db.QueryRowContext(ctx, `SELECT `+consentColumns+` FROM consents
 		WHERE user_id = ? AND client_id = ?`, userID, clientID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.Consent{}, fmt.Errorf("store/sqlite: get consent of %q to %q: %w", userID, clientID, store.ErrNotFound)
-	case err != nil:
-		return store.Consent{}, fmt.Errorf("store/sqlite: get consent of %q to %q: %w", userID, clientID, err)
-	}
-	return c, nil
+	return columns.OneRow("store/sqlite", fmt.Sprintf("get consent of %q to %q", userID, clientID), c, err, sql.ErrNoRows)
 }
 
 // ListUserConsents returns the consents of userID ordered by client ID (byte
 // order), never nil.
 func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Consent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+consentColumns+` FROM consents
-		WHERE user_id = ? ORDER BY client_id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	out := []store.Consent{}
-	for rows.Next() {
-		c, err := scanConsent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
-	}
-	return out, nil
+	return listRows(ctx, s, fmt.Sprintf("list consents of %q", userID), `SELECT `+consentColumns+` FROM consents
+		WHERE user_id = ? ORDER BY client_id`, scanConsent, userID)
 }
 
 // DeleteConsent deletes the consent of userID to clientID, or fails with an

@@ -34,6 +34,7 @@ import (
 	"sync"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -260,31 +261,13 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
-	}
-	return out, nil
+	return columns.Collect("store/sqlite", what, rows, func(r *sql.Rows) (T, error) { return scan(r) })
 }
 
 // getRow runs query, which selects at most one row by key (its one
 // parameter), and scans the row with scan; no such row is an error wrapping
 // store.ErrNotFound. what names the read in errors.
 func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
-	var zero T
 	v, err := scan(s.db.QueryRowContext(ctx, query, key))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, store.ErrNotFound)
-	case err != nil:
-		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, err)
-	}
-	return v, nil
+	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
