@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -79,13 +78,9 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.
 func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error {
-	at, err := columns.RequiredNanos(now)
+	at, before, err := columns.PollArgs(prev, now, interval)
 	if err != nil {
-		return fmt.Errorf("store/postgres: record poll of device code %q: now: %w", id, err)
-	}
-	before, err := columns.ToNanos(prev)
-	if err != nil || interval <= 0 {
-		return fmt.Errorf("store/postgres: record poll of device code %q: invalid prev (%v) or interval %s", id, err, interval)
+		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, err)
 	}
 	if !storable(id) {
 		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, store.ErrNotFound)
@@ -121,16 +116,11 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) 
 	return d, nil
 }
 
-// deviceUnchanged explains why a guarded update of device code id failed
-// with err: no such code (store.ErrNotFound), or one in another state
-// (store.ErrConflict). It reads in a statement of its own, whose snapshot
-// includes the update that won a race, if one did.
+// deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
+// update of device code id failed with err.
 func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("store/postgres: %s device code %q: %w", what, id, err)
-	}
-	cur, gerr := s.GetDeviceCode(ctx, id)
-	return columns.DeviceUnchanged("store/postgres", what, id, cur, gerr, now)
+	get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
+	return columns.DeviceUnchanged("store/postgres", what, id, err, pgx.ErrNoRows, get, now)
 }
 
 // scanDevice reads one device_codes row selected with columns.DeviceColumns.

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -62,13 +61,9 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.
 func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error {
-	at, err := columns.RequiredNanos(now)
+	at, before, err := columns.PollArgs(prev, now, interval)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: record poll of device code %q: now: %w", id, err)
-	}
-	before, err := columns.ToNanos(prev)
-	if err != nil || interval <= 0 {
-		return fmt.Errorf("store/sqlite: record poll of device code %q: invalid prev (%v) or interval %s", id, err, interval)
+		return fmt.Errorf("store/sqlite: record poll of device code %q: %w", id, err)
 	}
 	var got string
 	err = s.db.QueryRowContext(ctx, `UPDATE device_codes SET last_poll_at = ?, poll_interval = ?
@@ -94,15 +89,11 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) 
 	return d, nil
 }
 
-// deviceUnchanged explains why a guarded update of device code id failed
-// with err: no such code (store.ErrNotFound), or one in another state
-// (store.ErrConflict).
+// deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
+// update of device code id failed with err.
 func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("store/sqlite: %s device code %q: %w", what, id, err)
-	}
-	cur, gerr := s.GetDeviceCode(ctx, id)
-	return columns.DeviceUnchanged("store/sqlite", what, id, cur, gerr, now)
+	get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
+	return columns.DeviceUnchanged("store/sqlite", what, id, err, sql.ErrNoRows, get, now)
 }
 
 func scanDevice(r rowScanner) (store.DeviceCode, error) {
