@@ -21,12 +21,10 @@ const consentColumns = `user_id, client_id, scopes, created_at, updated_at`
 // hold is refused.
 func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
 	what := fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID)
-	if err := checkText("user id", c.UserID, "client id", c.ClientID); err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	r, err := columns.ConsentToRow(c)
+	r, err := storableRow(what, c, columns.ConsentToRow,
+		"user id", c.UserID, "client id", c.ClientID)
 	if err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

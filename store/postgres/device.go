@@ -22,12 +22,10 @@ import (
 // CreateDeviceCode stores a new pending device code. A taken id or user
 // code fails with an error wrapping store.ErrConflict.
 func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
-	if err := checkText("id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID); err != nil {
-		return fmt.Errorf("store/postgres: create device code %q: %w", d.ID, err)
-	}
-	r, err := columns.DeviceToRow(d)
+	r, err := storableRow(fmt.Sprintf("create device code %q", d.ID), d, columns.DeviceToRow,
+		"id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create device code %q: %w", d.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

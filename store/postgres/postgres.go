@@ -328,6 +328,22 @@ func storable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
+// storableRow converts v to its row with toRow once the named text fields
+// (name, value pairs, as checkText takes them) are known to be storable;
+// either failure is an error prefixed with "store/postgres: " and what,
+// which names the write.
+func storableRow[V, R any](what string, v V, toRow func(V) (R, error), fields ...string) (R, error) {
+	var zero R
+	if err := checkText(fields...); err != nil {
+		return zero, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	r, err := toRow(v)
+	if err != nil {
+		return zero, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	return r, nil
+}
+
 // checkText returns an error naming the first of the fields that PostgreSQL
 // cannot store (see storable), or nil. Such input is refused as invalid rather
 // than passed to the database, which would reject it with a less clear error.
