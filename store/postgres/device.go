@@ -59,19 +59,11 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, err)
 	}
-	if !storable(id) {
-		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	d, err := scanDevice(s.pool.QueryRow(ctx, `UPDATE device_codes
+	return guardedUpdate(ctx, s, "decide", id, now, scanDevice, `UPDATE device_codes
 		SET status = $1, user_id = $2, auth_time = $3, decided_at = $4
 		WHERE id = $5 AND status = 'pending' AND expires_at > $4
-		RETURNING `+columns.DeviceColumns, status, userID, auth, at, id))
-	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "decide", id, now, err)
-	}
-	return d, nil
+		RETURNING `+columns.DeviceColumns,
+		status, userID, auth, at, id)
 }
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.
@@ -80,18 +72,10 @@ func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.
 	if err != nil {
 		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, err)
 	}
-	if !storable(id) {
-		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	var got string
-	err = s.pool.QueryRow(ctx, `UPDATE device_codes SET last_poll_at = $1, poll_interval = $2
-		WHERE id = $3 AND last_poll_at = $4 RETURNING id`, at, int64(interval), id, before).Scan(&got)
-	if err != nil {
-		return s.deviceUnchanged(ctx, "record poll of", id, now, err)
-	}
-	return nil
+	_, err = guardedUpdate(ctx, s, "record poll of", id, now, scanID, `UPDATE device_codes SET last_poll_at = $1, poll_interval = $2
+		WHERE id = $3 AND last_poll_at = $4 RETURNING id`,
+		at, int64(interval), id, before)
+	return err
 }
 
 // RedeemDeviceCode spends an approved, unused, unexpired device code.
@@ -100,18 +84,34 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) 
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: now: %w", id, err)
 	}
+	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes SET used_at = $1
+		WHERE id = $2 AND status = 'approved' AND used_at = 0 AND expires_at > $1
+		RETURNING `+columns.DeviceColumns,
+		at, id)
+}
+
+// guardedUpdate runs query, an UPDATE of device code id guarded by its
+// WHERE and RETURNING what scan reads, and explains through
+// columns.DeviceUnchanged why it failed if it did; what names the update.
+func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now time.Time, scan func(pgx.Row) (T, error), query string, args ...any) (T, error) {
+	var zero T
 	if !storable(id) {
-		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: %w", id, store.ErrNotFound)
+		return zero, fmt.Errorf("store/postgres: %s device code %q: %w", what, id, store.ErrNotFound)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	d, err := scanDevice(s.pool.QueryRow(ctx, `UPDATE device_codes SET used_at = $1
-		WHERE id = $2 AND status = 'approved' AND used_at = 0 AND expires_at > $1
-		RETURNING `+columns.DeviceColumns, at, id))
+	v, err := scan(s.pool.QueryRow(ctx, query, args...))
 	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "redeem", id, now, err)
+		return zero, s.deviceUnchanged(ctx, what, id, now, err)
 	}
-	return d, nil
+	return v, nil
+}
+
+// scanID reads the id a guarded update returns.
+func scanID(r pgx.Row) (string, error) {
+	var id string
+	err := r.Scan(&id)
+	return id, err
 }
 
 // deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded

@@ -49,14 +49,11 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/sqlite: decide device code %q: %w", id, err)
 	}
-	d, err := scanDevice(s.db.QueryRowContext(ctx, `UPDATE device_codes
+	return guardedUpdate(ctx, s, "decide", id, now, scanDevice, `UPDATE device_codes
 		SET status = ?, user_id = ?, auth_time = ?, decided_at = ?
 		WHERE id = ? AND status = 'pending' AND expires_at > ?
-		RETURNING `+columns.DeviceColumns, status, userID, auth, at, id, at))
-	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "decide", id, now, err)
-	}
-	return d, nil
+		RETURNING `+columns.DeviceColumns,
+		status, userID, auth, at, id, at)
 }
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.
@@ -65,13 +62,10 @@ func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.
 	if err != nil {
 		return fmt.Errorf("store/sqlite: record poll of device code %q: %w", id, err)
 	}
-	var got string
-	err = s.db.QueryRowContext(ctx, `UPDATE device_codes SET last_poll_at = ?, poll_interval = ?
-		WHERE id = ? AND last_poll_at = ? RETURNING id`, at, int64(interval), id, before).Scan(&got)
-	if err != nil {
-		return s.deviceUnchanged(ctx, "record poll of", id, now, err)
-	}
-	return nil
+	_, err = guardedUpdate(ctx, s, "record poll of", id, now, scanID, `UPDATE device_codes SET last_poll_at = ?, poll_interval = ?
+		WHERE id = ? AND last_poll_at = ? RETURNING id`,
+		at, int64(interval), id, before)
+	return err
 }
 
 // RedeemDeviceCode spends an approved, unused, unexpired device code.
@@ -80,13 +74,29 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) 
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/sqlite: redeem device code %q: now: %w", id, err)
 	}
-	d, err := scanDevice(s.db.QueryRowContext(ctx, `UPDATE device_codes SET used_at = ?
+	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes SET used_at = ?
 		WHERE id = ? AND status = 'approved' AND used_at = 0 AND expires_at > ?
-		RETURNING `+columns.DeviceColumns, at, id, at))
+		RETURNING `+columns.DeviceColumns,
+		at, id, at)
+}
+
+// guardedUpdate runs query, an UPDATE of device code id guarded by its
+// WHERE and RETURNING what scan reads, and explains through
+// columns.DeviceUnchanged why it failed if it did; what names the update.
+func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now time.Time, scan func(rowScanner) (T, error), query string, args ...any) (T, error) {
+	var zero T
+	v, err := scan(s.db.QueryRowContext(ctx, query, args...))
 	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "redeem", id, now, err)
+		return zero, s.deviceUnchanged(ctx, what, id, now, err)
 	}
-	return d, nil
+	return v, nil
+}
+
+// scanID reads the id a guarded update returns.
+func scanID(r rowScanner) (string, error) {
+	var id string
+	err := r.Scan(&id)
+	return id, err
 }
 
 // deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
