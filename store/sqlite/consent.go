@@ -49,14 +49,8 @@ func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Co
 // DeleteConsent deletes the consent of userID to clientID, or fails with an
 // error wrapping store.ErrNotFound.
 func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, store.ErrNotFound)
+	if err := execOne(ctx, s.db, fmt.Sprintf("delete consent of %q to %q", userID, clientID), `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID); err != nil {
+		return err
 	}
 	return nil
 }
@@ -72,16 +66,9 @@ func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clie
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: now: %w", subject, clientID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+	n, err := affected(ctx, s.db, fmt.Sprintf("revoke refresh tokens of %q for %q", subject, clientID), `UPDATE refresh_tokens SET revoked_at = ?
 		WHERE subject = ? AND client_id = ? AND revoked_at = 0`, at, subject, clientID)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
-	}
-	return int(n), nil
+	return int(n), err
 }
 
 func scanConsent(r rowScanner) (store.Consent, error) {

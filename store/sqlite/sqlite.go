@@ -271,3 +271,33 @@ func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan 
 	v, err := scan(s.db.QueryRowContext(ctx, query, key))
 	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
+
+// execer is what affected, execOne and insertRefreshToken need: *sql.DB and
+// *sql.Tx both have it.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// affected runs query with args on db and returns how many rows it changed;
+// what names the write in errors.
+func affected(ctx context.Context, db execer, what, query string, args ...any) (int64, error) {
+	res, err := db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	return n, nil
+}
+
+// execOne runs query with args on db, a write of one row by key: a write
+// that changes no row fails with an error wrapping store.ErrNotFound.
+func execOne(ctx context.Context, db execer, what, query string, args ...any) error {
+	n, err := affected(ctx, db, what, query, args...)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/sqlite: %s: %w", what, store.ErrNotFound)
+	}
+	return err
+}
