@@ -27,12 +27,10 @@ const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_a
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required, and the text must be storable (valid UTF-8 without NUL).
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	if err := checkText("id", ss.ID, "user id", ss.UserID); err != nil {
-		return fmt.Errorf("store/postgres: create session %q: %w", ss.ID, err)
-	}
-	r, err := columns.SessionToRow(ss)
+	r, err := storableRow(fmt.Sprintf("create session %q", ss.ID), ss, columns.SessionToRow,
+		"id", ss.ID, "user id", ss.UserID)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create session %q: %w", ss.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
@@ -147,14 +145,12 @@ const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_ch
 // calls for one session, on any replica, take turns, and each sees the codes
 // the previous ones committed (READ COMMITTED), so the cap holds.
 func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSession int) error {
-	if err := checkText("id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID, "session id", ac.SessionID,
+	r, err := storableRow(fmt.Sprintf("create authorization code %q", ac.ID), ac, columns.AuthCodeToRow,
+		"id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID, "session id", ac.SessionID,
 		"scope", ac.Scope, "nonce", ac.Nonce, "code challenge", ac.CodeChallenge,
-		"family id", ac.FamilyID, "access jti", ac.AccessJTI); err != nil {
-		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
-	}
-	r, err := columns.AuthCodeToRow(ac)
+		"family id", ac.FamilyID, "access jti", ac.AccessJTI)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create authorization code %q: %w", ac.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

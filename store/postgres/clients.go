@@ -24,12 +24,10 @@ const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scope
 // nanoseconds and times their nanoseconds (read back in UTC). Text PostgreSQL
 // cannot hold (invalid UTF-8, NUL characters) is refused.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	if err := checkText("id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI); err != nil {
-		return fmt.Errorf("store/postgres: create client %q: %w", c.ID, err)
-	}
-	r, err := columns.ClientToRow(c)
+	r, err := storableRow(fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
+		"id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create client %q: %w", c.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
@@ -90,12 +88,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 // writer wins: no version is compared, so the later of two concurrent updates
 // is what stays, whole. Text PostgreSQL cannot hold is refused.
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
-	if err := checkText("id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI); err != nil {
-		return fmt.Errorf("store/postgres: update client %q: %w", c.ID, err)
-	}
-	r, err := columns.ClientToRow(c)
+	r, err := storableRow(fmt.Sprintf("update client %q", c.ID), c, columns.ClientToRow,
+		"id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI)
 	if err != nil {
-		return fmt.Errorf("store/postgres: update client %q: %w", c.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -22,12 +21,10 @@ const consentColumns = `user_id, client_id, scopes, created_at, updated_at`
 // hold is refused.
 func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
 	what := fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID)
-	if err := checkText("user id", c.UserID, "client id", c.ClientID); err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	r, err := columns.ConsentToRow(c)
+	r, err := storableRow(what, c, columns.ConsentToRow,
+		"user id", c.UserID, "client id", c.ClientID)
 	if err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
@@ -51,40 +48,17 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.
 	defer cancel()
 	c, err := scanConsent(s.pool.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents
 		WHERE user_id = $1 AND client_id = $2`, userID, clientID))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.Consent{}, fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
-	case err != nil:
-		return store.Consent{}, fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	return c, nil
+	return columns.OneRow("store/postgres", what, c, err, pgx.ErrNoRows)
 }
 
 // ListUserConsents returns the consents of userID ordered by client ID (byte
 // order: the "C" collation), never nil.
 func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Consent, error) {
-	out := []store.Consent{}
 	if !storable(userID) {
-		return out, nil
+		return []store.Consent{}, nil
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+consentColumns+` FROM consents WHERE user_id = $1 ORDER BY client_id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("store/postgres: list consents of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		c, err := scanConsent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/postgres: list consents of %q: %w", userID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: list consents of %q: %w", userID, err)
-	}
-	return out, nil
+	return listRows(ctx, s, fmt.Sprintf("list consents of %q", userID),
+		`SELECT `+consentColumns+` FROM consents WHERE user_id = $1 ORDER BY client_id`, scanConsent, userID)
 }
 
 // DeleteConsent deletes the consent of userID to clientID, or fails with an

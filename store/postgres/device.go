@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,12 +22,10 @@ import (
 // CreateDeviceCode stores a new pending device code. A taken id or user
 // code fails with an error wrapping store.ErrConflict.
 func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
-	if err := checkText("id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID); err != nil {
-		return fmt.Errorf("store/postgres: create device code %q: %w", d.ID, err)
-	}
-	r, err := columns.DeviceToRow(d)
+	r, err := storableRow(fmt.Sprintf("create device code %q", d.ID), d, columns.DeviceToRow,
+		"id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create device code %q: %w", d.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
@@ -62,43 +59,23 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, err)
 	}
-	if !storable(id) {
-		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	d, err := scanDevice(s.pool.QueryRow(ctx, `UPDATE device_codes
+	return guardedUpdate(ctx, s, "decide", id, now, scanDevice, `UPDATE device_codes
 		SET status = $1, user_id = $2, auth_time = $3, decided_at = $4
 		WHERE id = $5 AND status = 'pending' AND expires_at > $4
-		RETURNING `+columns.DeviceColumns, status, userID, auth, at, id))
-	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "decide", id, now, err)
-	}
-	return d, nil
+		RETURNING `+columns.DeviceColumns,
+		status, userID, auth, at, id)
 }
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.
 func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error {
-	at, err := columns.RequiredNanos(now)
+	at, before, err := columns.PollArgs(prev, now, interval)
 	if err != nil {
-		return fmt.Errorf("store/postgres: record poll of device code %q: now: %w", id, err)
+		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, err)
 	}
-	before, err := columns.ToNanos(prev)
-	if err != nil || interval <= 0 {
-		return fmt.Errorf("store/postgres: record poll of device code %q: invalid prev (%v) or interval %s", id, err, interval)
-	}
-	if !storable(id) {
-		return fmt.Errorf("store/postgres: record poll of device code %q: %w", id, store.ErrNotFound)
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	var got string
-	err = s.pool.QueryRow(ctx, `UPDATE device_codes SET last_poll_at = $1, poll_interval = $2
-		WHERE id = $3 AND last_poll_at = $4 RETURNING id`, at, int64(interval), id, before).Scan(&got)
-	if err != nil {
-		return s.deviceUnchanged(ctx, "record poll of", id, now, err)
-	}
-	return nil
+	_, err = guardedUpdate(ctx, s, "record poll of", id, now, scanID, `UPDATE device_codes SET last_poll_at = $1, poll_interval = $2
+		WHERE id = $3 AND last_poll_at = $4 RETURNING id`,
+		at, int64(interval), id, before)
+	return err
 }
 
 // RedeemDeviceCode spends an approved, unused, unexpired device code.
@@ -107,30 +84,41 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) 
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: now: %w", id, err)
 	}
+	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes SET used_at = $1
+		WHERE id = $2 AND status = 'approved' AND used_at = 0 AND expires_at > $1
+		RETURNING `+columns.DeviceColumns,
+		at, id)
+}
+
+// guardedUpdate runs query, an UPDATE of device code id guarded by its
+// WHERE and RETURNING what scan reads, and explains through
+// columns.DeviceUnchanged why it failed if it did; what names the update.
+func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now time.Time, scan func(pgx.Row) (T, error), query string, args ...any) (T, error) {
+	var zero T
 	if !storable(id) {
-		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: %w", id, store.ErrNotFound)
+		return zero, fmt.Errorf("store/postgres: %s device code %q: %w", what, id, store.ErrNotFound)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	d, err := scanDevice(s.pool.QueryRow(ctx, `UPDATE device_codes SET used_at = $1
-		WHERE id = $2 AND status = 'approved' AND used_at = 0 AND expires_at > $1
-		RETURNING `+columns.DeviceColumns, at, id))
+	v, err := scan(s.pool.QueryRow(ctx, query, args...))
 	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "redeem", id, now, err)
+		return zero, s.deviceUnchanged(ctx, what, id, now, err)
 	}
-	return d, nil
+	return v, nil
 }
 
-// deviceUnchanged explains why a guarded update of device code id failed
-// with err: no such code (store.ErrNotFound), or one in another state
-// (store.ErrConflict). It reads in a statement of its own, whose snapshot
-// includes the update that won a race, if one did.
+// scanID reads the id a guarded update returns.
+func scanID(r pgx.Row) (string, error) {
+	var id string
+	err := r.Scan(&id)
+	return id, err
+}
+
+// deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
+// update of device code id failed with err.
 func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("store/postgres: %s device code %q: %w", what, id, err)
-	}
-	cur, gerr := s.GetDeviceCode(ctx, id)
-	return columns.DeviceUnchanged("store/postgres", what, id, cur, gerr, now)
+	get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
+	return columns.DeviceUnchanged("store/postgres", what, id, err, pgx.ErrNoRows, get, now)
 }
 
 // scanDevice reads one device_codes row selected with columns.DeviceColumns.

@@ -43,6 +43,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 )
 
 // DefaultTimeout is how long a Store method may take when the caller's context
@@ -327,6 +328,22 @@ func storable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
+// storableRow converts v to its row with toRow once the named text fields
+// (name, value pairs, as checkText takes them) are known to be storable;
+// either failure is an error prefixed with "store/postgres: " and what,
+// which names the write.
+func storableRow[V, R any](what string, v V, toRow func(V) (R, error), fields ...string) (R, error) {
+	var zero R
+	if err := checkText(fields...); err != nil {
+		return zero, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	r, err := toRow(v)
+	if err != nil {
+		return zero, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	return r, nil
+}
+
 // checkText returns an error naming the first of the fields that PostgreSQL
 // cannot store (see storable), or nil. Such input is refused as invalid rather
 // than passed to the database, which would reject it with a less clear error.
@@ -353,18 +370,7 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 		return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	return out, nil
+	return columns.Collect("store/postgres", what, rows, func(r pgx.Rows) (T, error) { return scan(r) })
 }
 
 // getRow runs query, which selects at most one row by key ($1), and scans the
@@ -379,11 +385,5 @@ func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan 
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	v, err := scan(s.pool.QueryRow(ctx, query, key))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, store.ErrNotFound)
-	case err != nil:
-		return zero, fmt.Errorf("store/postgres: %s %q: %w", what, key, err)
-	}
-	return v, nil
+	return columns.OneRow("store/postgres", fmt.Sprintf("%s %q", what, key), v, err, pgx.ErrNoRows)
 }

@@ -25,13 +25,11 @@ const userColumns = `id, username, email, name, password_hash, admin, created_at
 // invalid bytes and so could make different names collide; and no text may
 // contain a NUL character, which PostgreSQL cannot store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	if err := checkText("id", u.ID, "username", u.Username, "email", u.Email,
-		"name", u.Name, "password hash", u.PasswordHash); err != nil {
-		return fmt.Errorf("store/postgres: create user %q: %w", u.ID, err)
-	}
-	r, err := columns.UserToRow(u)
+	r, err := storableRow(fmt.Sprintf("create user %q", u.ID), u, columns.UserToRow,
+		"id", u.ID, "username", u.Username, "email", u.Email,
+		"name", u.Name, "password hash", u.PasswordHash)
 	if err != nil {
-		return fmt.Errorf("store/postgres: create user %q: %w", u.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
@@ -149,12 +147,10 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 // index decides, so it holds against concurrent writers). It is last writer
 // wins. Text PostgreSQL cannot hold is refused.
 func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
-	if err := checkText("id", u.ID, "username", u.Username, "email", u.Email, "name", u.Name); err != nil {
-		return fmt.Errorf("store/postgres: update user %q: %w", u.ID, err)
-	}
-	r, err := columns.UserToRow(u)
+	r, err := storableRow(fmt.Sprintf("update user %q", u.ID), u, columns.UserToRow,
+		"id", u.ID, "username", u.Username, "email", u.Email, "name", u.Name)
 	if err != nil {
-		return fmt.Errorf("store/postgres: update user %q: %w", u.ID, err)
+		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

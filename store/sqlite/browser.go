@@ -61,14 +61,8 @@ func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) erro
 // DeleteSession deletes the session with the given ID (logout). It fails with
 // an error wrapping store.ErrNotFound if there is no such session.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete session %q: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: delete session %q: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: delete session %q: %w", id, store.ErrNotFound)
+	if err := execOne(ctx, s.db, fmt.Sprintf("delete session %q", id), `DELETE FROM sessions WHERE id = ?`, id); err != nil {
+		return err
 	}
 	return nil
 }
@@ -84,15 +78,8 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]store.Se
 // DeleteUserSessions deletes every session of the user and returns how many
 // (0 for a user with none, or an unknown user).
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: delete sessions of user %q: %w", userID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: delete sessions of user %q: %w", userID, err)
-	}
-	return int(n), nil
+	n, err := affected(ctx, s.db, fmt.Sprintf("delete sessions of user %q", userID), `DELETE FROM sessions WHERE user_id = ?`, userID)
+	return int(n), err
 }
 
 func scanSession(r rowScanner) (store.Session, error) {

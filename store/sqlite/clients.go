@@ -63,14 +63,8 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (err error) {
 			tx.Rollback()
 		}
 	}()
-	res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete client %q: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: delete client %q: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: delete client %q: %w", id, store.ErrNotFound)
+	if err = execOne(ctx, tx, fmt.Sprintf("delete client %q", id), `DELETE FROM clients WHERE id = ?`, id); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE client_id = ?`, id); err != nil {
 		return fmt.Errorf("store/sqlite: delete client %q: delete its refresh tokens: %w", id, err)

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,49 +36,21 @@ func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.Consent, error) {
 	c, err := scanConsent(s.db.QueryRowContext(ctx, `SELECT `+consentColumns+` FROM consents
 		WHERE user_id = ? AND client_id = ?`, userID, clientID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.Consent{}, fmt.Errorf("store/sqlite: get consent of %q to %q: %w", userID, clientID, store.ErrNotFound)
-	case err != nil:
-		return store.Consent{}, fmt.Errorf("store/sqlite: get consent of %q to %q: %w", userID, clientID, err)
-	}
-	return c, nil
+	return columns.OneRow("store/sqlite", fmt.Sprintf("get consent of %q to %q", userID, clientID), c, err, sql.ErrNoRows)
 }
 
 // ListUserConsents returns the consents of userID ordered by client ID (byte
 // order), never nil.
 func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Consent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+consentColumns+` FROM consents
-		WHERE user_id = ? ORDER BY client_id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	out := []store.Consent{}
-	for rows.Next() {
-		c, err := scanConsent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/sqlite: list consents of %q: %w", userID, err)
-	}
-	return out, nil
+	return listRows(ctx, s, fmt.Sprintf("list consents of %q", userID), `SELECT `+consentColumns+` FROM consents
+		WHERE user_id = ? ORDER BY client_id`, scanConsent, userID)
 }
 
 // DeleteConsent deletes the consent of userID to clientID, or fails with an
 // error wrapping store.ErrNotFound.
 func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: delete consent of %q to %q: %w", userID, clientID, store.ErrNotFound)
+	if err := execOne(ctx, s.db, fmt.Sprintf("delete consent of %q to %q", userID, clientID), `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID); err != nil {
+		return err
 	}
 	return nil
 }
@@ -95,16 +66,9 @@ func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clie
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: now: %w", subject, clientID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+	n, err := affected(ctx, s.db, fmt.Sprintf("revoke refresh tokens of %q for %q", subject, clientID), `UPDATE refresh_tokens SET revoked_at = ?
 		WHERE subject = ? AND client_id = ? AND revoked_at = 0`, at, subject, clientID)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
-	}
-	return int(n), nil
+	return int(n), err
 }
 
 func scanConsent(r rowScanner) (store.Consent, error) {

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -50,33 +49,23 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/sqlite: decide device code %q: %w", id, err)
 	}
-	d, err := scanDevice(s.db.QueryRowContext(ctx, `UPDATE device_codes
+	return guardedUpdate(ctx, s, "decide", id, now, scanDevice, `UPDATE device_codes
 		SET status = ?, user_id = ?, auth_time = ?, decided_at = ?
 		WHERE id = ? AND status = 'pending' AND expires_at > ?
-		RETURNING `+columns.DeviceColumns, status, userID, auth, at, id, at))
-	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "decide", id, now, err)
-	}
-	return d, nil
+		RETURNING `+columns.DeviceColumns,
+		status, userID, auth, at, id, at)
 }
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.
 func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error {
-	at, err := columns.RequiredNanos(now)
+	at, before, err := columns.PollArgs(prev, now, interval)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: record poll of device code %q: now: %w", id, err)
+		return fmt.Errorf("store/sqlite: record poll of device code %q: %w", id, err)
 	}
-	before, err := columns.ToNanos(prev)
-	if err != nil || interval <= 0 {
-		return fmt.Errorf("store/sqlite: record poll of device code %q: invalid prev (%v) or interval %s", id, err, interval)
-	}
-	var got string
-	err = s.db.QueryRowContext(ctx, `UPDATE device_codes SET last_poll_at = ?, poll_interval = ?
-		WHERE id = ? AND last_poll_at = ? RETURNING id`, at, int64(interval), id, before).Scan(&got)
-	if err != nil {
-		return s.deviceUnchanged(ctx, "record poll of", id, now, err)
-	}
-	return nil
+	_, err = guardedUpdate(ctx, s, "record poll of", id, now, scanID, `UPDATE device_codes SET last_poll_at = ?, poll_interval = ?
+		WHERE id = ? AND last_poll_at = ? RETURNING id`,
+		at, int64(interval), id, before)
+	return err
 }
 
 // RedeemDeviceCode spends an approved, unused, unexpired device code.
@@ -85,24 +74,36 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) 
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/sqlite: redeem device code %q: now: %w", id, err)
 	}
-	d, err := scanDevice(s.db.QueryRowContext(ctx, `UPDATE device_codes SET used_at = ?
+	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes SET used_at = ?
 		WHERE id = ? AND status = 'approved' AND used_at = 0 AND expires_at > ?
-		RETURNING `+columns.DeviceColumns, at, id, at))
-	if err != nil {
-		return store.DeviceCode{}, s.deviceUnchanged(ctx, "redeem", id, now, err)
-	}
-	return d, nil
+		RETURNING `+columns.DeviceColumns,
+		at, id, at)
 }
 
-// deviceUnchanged explains why a guarded update of device code id failed
-// with err: no such code (store.ErrNotFound), or one in another state
-// (store.ErrConflict).
-func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("store/sqlite: %s device code %q: %w", what, id, err)
+// guardedUpdate runs query, an UPDATE of device code id guarded by its
+// WHERE and RETURNING what scan reads, and explains through
+// columns.DeviceUnchanged why it failed if it did; what names the update.
+func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now time.Time, scan func(rowScanner) (T, error), query string, args ...any) (T, error) {
+	var zero T
+	v, err := scan(s.db.QueryRowContext(ctx, query, args...))
+	if err != nil {
+		return zero, s.deviceUnchanged(ctx, what, id, now, err)
 	}
-	cur, gerr := s.GetDeviceCode(ctx, id)
-	return columns.DeviceUnchanged("store/sqlite", what, id, cur, gerr, now)
+	return v, nil
+}
+
+// scanID reads the id a guarded update returns.
+func scanID(r rowScanner) (string, error) {
+	var id string
+	err := r.Scan(&id)
+	return id, err
+}
+
+// deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
+// update of device code id failed with err.
+func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
+	get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
+	return columns.DeviceUnchanged("store/sqlite", what, id, err, sql.ErrNoRows, get, now)
 }
 
 func scanDevice(r rowScanner) (store.DeviceCode, error) {

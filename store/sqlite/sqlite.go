@@ -34,6 +34,7 @@ import (
 	"sync"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -260,31 +261,43 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
-	}
-	return out, nil
+	return columns.Collect("store/sqlite", what, rows, func(r *sql.Rows) (T, error) { return scan(r) })
 }
 
 // getRow runs query, which selects at most one row by key (its one
 // parameter), and scans the row with scan; no such row is an error wrapping
 // store.ErrNotFound. what names the read in errors.
 func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
-	var zero T
 	v, err := scan(s.db.QueryRowContext(ctx, query, key))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, store.ErrNotFound)
-	case err != nil:
-		return zero, fmt.Errorf("store/sqlite: %s %q: %w", what, key, err)
+	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
+}
+
+// execer is what affected, execOne and insertRefreshToken need: *sql.DB and
+// *sql.Tx both have it.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// affected runs query with args on db and returns how many rows it changed;
+// what names the write in errors.
+func affected(ctx context.Context, db execer, what, query string, args ...any) (int64, error) {
+	res, err := db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
-	return v, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	return n, nil
+}
+
+// execOne runs query with args on db, a write of one row by key: a write
+// that changes no row fails with an error wrapping store.ErrNotFound.
+func execOne(ctx context.Context, db execer, what, query string, args ...any) error {
+	n, err := affected(ctx, db, what, query, args...)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/sqlite: %s: %w", what, store.ErrNotFound)
+	}
+	return err
 }

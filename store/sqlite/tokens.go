@@ -16,11 +16,6 @@ import (
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
 	auth_time, created_at, expires_at, used_at, revoked_at`
 
-// execer is what insertRefreshToken needs, satisfied by *sql.DB and *sql.Tx.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
 func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
@@ -300,14 +295,7 @@ func (s *Store) revokeRefresh(ctx context.Context, column, what, value string, n
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %s %q: now: %w", what, value, err)
 	}
-	res, err := s.db.ExecContext(ctx,
+	n, err := affected(ctx, s.db, fmt.Sprintf("revoke refresh tokens of %s %q", what, value),
 		`UPDATE refresh_tokens SET revoked_at = ? WHERE `+column+` = ? AND revoked_at = 0`, at, value)
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %s %q: %w", what, value, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("store/sqlite: revoke refresh tokens of %s %q: %w", what, value, err)
-	}
-	return int(n), nil
+	return int(n), err
 }

@@ -89,14 +89,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 			tx.Rollback()
 		}
 	}()
-	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete user %q: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: delete user %q: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: delete user %q: %w", id, store.ErrNotFound)
+	if err = execOne(ctx, tx, fmt.Sprintf("delete user %q", id), `DELETE FROM users WHERE id = ?`, id); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, id); err != nil {
 		return fmt.Errorf("store/sqlite: delete user %q: delete their refresh tokens: %w", id, err)
@@ -122,15 +116,9 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 	if updated == 0 {
 		return fmt.Errorf("store/sqlite: update password of user %q: zero time", id)
 	}
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, updated, id)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: update password of user %q: %w", id, store.ErrNotFound)
+	if err := execOne(ctx, s.db, fmt.Sprintf("update password of user %q", id),
+		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, updated, id); err != nil {
+		return err
 	}
 	return nil
 }

@@ -11,21 +11,11 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// runBrowserStore runs the sessions-and-codes contract against the stores
-// open returns. Each call to open must return a new store that is empty and
-// shares nothing with any other; open is responsible for cleaning it up.
-func runBrowserStore(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, open(t)) })
-	t.Run("TouchSession", func(t *testing.T) { testTouchSession(t, open(t)) })
-	t.Run("DeleteSessions", func(t *testing.T) { testDeleteSessions(t, open(t)) })
-	t.Run("ListUserSessions", func(t *testing.T) { testListUserSessions(t, open(t)) })
-	t.Run("CodeRoundTrip", func(t *testing.T) { testCodeRoundTrip(t, open(t)) })
-	t.Run("RedeemCode", func(t *testing.T) { testRedeemCode(t, open(t)) })
-	t.Run("ConcurrentRedeem", func(t *testing.T) { testConcurrentRedeem(t, open(t)) })
-	t.Run("PruneBrowser", func(t *testing.T) { testPruneBrowser(t, open(t)) })
-	t.Run("InvalidBrowserInput", func(t *testing.T) { testInvalidBrowserInput(t, open(t)) })
-	t.Run("CodeCapPerSession", func(t *testing.T) { testCodeCapPerSession(t, open(t)) })
-	t.Run("AttackAuthCodeFlood", func(t *testing.T) { testAttackAuthCodeFlood(t, open(t)) })
+// browserTests is the sessions-and-codes contract.
+var browserTests = []any{
+	testSessionRoundTrip, testTouchSession, testDeleteSessions, testListUserSessions, testCodeRoundTrip,
+	testRedeemCode, testConcurrentRedeem, testPruneBrowser, testInvalidBrowserInput, testCodeCapPerSession,
+	testAttackAuthCodeFlood,
 }
 
 func newSession(t *testing.T, user string, created time.Time) store.Session {

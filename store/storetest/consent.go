@@ -8,16 +8,11 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// runConsentStore runs the consent contract, and the revocation of a user's
-// refresh tokens for one client that revoking a consent relies on, against
-// the stores open returns.
-func runConsentStore(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("ConsentRoundTrip", func(t *testing.T) { testConsentRoundTrip(t, open(t)) })
-	t.Run("ListUserConsents", func(t *testing.T) { testListUserConsents(t, open(t)) })
-	t.Run("DeleteConsent", func(t *testing.T) { testDeleteConsent(t, open(t)) })
-	t.Run("InvalidConsent", func(t *testing.T) { testInvalidConsent(t, open(t)) })
-	t.Run("DeletesEndConsents", func(t *testing.T) { testDeletesEndConsents(t, open(t)) })
-	t.Run("RevokeUserClientRefreshTokens", func(t *testing.T) { testRevokeUserClient(t, open(t)) })
+// consentTests is the consent contract, and the revocation of a user's
+// refresh tokens for one client that revoking a consent relies on.
+var consentTests = []any{
+	testConsentRoundTrip, testListUserConsents, testDeleteConsent, testInvalidConsent, testDeletesEndConsents,
+	testRevokeUserClientRefreshTokens,
 }
 
 func newConsent(user, client string, scopes ...string) store.Consent {
@@ -182,9 +177,9 @@ func testDeletesEndConsents(t *testing.T, s store.Store) {
 	checkConsent(t, s, kept)
 }
 
-// testRevokeUserClient: every family of one user issued to one client is
+// testRevokeUserClientRefreshTokens: every family of one user issued to one client is
 // revoked, and no other; a revoked link no longer rotates.
-func testRevokeUserClient(t *testing.T, s store.Store) {
+func testRevokeUserClientRefreshTokens(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	first := newLink(t, "F1", base) // user-1 at app, rotated once
 	createLink(t, s, first)

@@ -9,17 +9,10 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// runDeviceStore runs the device-authorization contract (RFC 8628) against
-// the stores open returns.
-func runDeviceStore(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("DeviceRoundTrip", func(t *testing.T) { testDeviceRoundTrip(t, open(t)) })
-	t.Run("DeviceDecide", func(t *testing.T) { testDeviceDecide(t, open(t)) })
-	t.Run("DevicePoll", func(t *testing.T) { testDevicePoll(t, open(t)) })
-	t.Run("DeviceRedeem", func(t *testing.T) { testDeviceRedeem(t, open(t)) })
-	t.Run("DeviceConcurrentRedeem", func(t *testing.T) { testDeviceConcurrentRedeem(t, open(t)) })
-	t.Run("DeviceConcurrentDecide", func(t *testing.T) { testDeviceConcurrentDecide(t, open(t)) })
-	t.Run("DevicePrune", func(t *testing.T) { testDevicePrune(t, open(t)) })
-	t.Run("DeviceInvalidInput", func(t *testing.T) { testDeviceInvalidInput(t, open(t)) })
+// deviceTests is the device-authorization contract (RFC 8628).
+var deviceTests = []any{
+	testDeviceRoundTrip, testDeviceDecide, testDevicePoll, testDeviceRedeem, testDeviceConcurrentRedeem,
+	testDeviceConcurrentDecide, testDevicePrune, testDeviceInvalidInput,
 }
 
 // newDevice returns a pending device code created at created, expiring ten

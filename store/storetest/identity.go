@@ -13,34 +13,13 @@ import (
 	"github.com/keygate/keygate/store"
 )
 
-// runIdentityStore runs the identity contract against the stores open returns.
-// Each call to open must return a new store that is empty and shares nothing
-// with any other; open is responsible for cleaning it up (t.Cleanup).
-func runIdentityStore(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("ClientRoundTrip", func(t *testing.T) { testClientRoundTrip(t, open(t)) })
-	t.Run("Clients", func(t *testing.T) { testClients(t, open(t)) })
-	t.Run("ClientOrder", func(t *testing.T) { testClientOrder(t, open(t)) })
-	t.Run("DeleteClientTokens", func(t *testing.T) { testDeleteClientTokens(t, open(t)) })
-	t.Run("UserRoundTrip", func(t *testing.T) { testUserRoundTrip(t, open(t)) })
-	t.Run("UserUniqueness", func(t *testing.T) { testUserUniqueness(t, open) })
-	t.Run("UserByLogin", func(t *testing.T) { testUserByLogin(t, open(t)) })
-	t.Run("UserOrder", func(t *testing.T) { testUserOrder(t, open(t)) })
-	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open(t)) })
-	t.Run("UpdateUserPassword", func(t *testing.T) { testUpdateUserPassword(t, open(t)) })
-	t.Run("UpdateClient", func(t *testing.T) { testUpdateClient(t, open(t)) })
-	t.Run("UpdateUser", func(t *testing.T) { testUpdateUser(t, open(t)) })
-	t.Run("UpdateUserEmailConflict", func(t *testing.T) { testUpdateUserEmailConflict(t, open(t)) })
-	t.Run("RefreshRoundTrip", func(t *testing.T) { testRefreshRoundTrip(t, open(t)) })
-	t.Run("Rotate", func(t *testing.T) { testRotate(t, open(t)) })
-	t.Run("RotateFailures", func(t *testing.T) { testRotateFailures(t, open) })
-	t.Run("ConcurrentRotate", func(t *testing.T) { testConcurrentRotate(t, open(t)) })
-	t.Run("RevokeFamily", func(t *testing.T) { testRevokeFamily(t, open(t)) })
-	t.Run("RevokeSubject", func(t *testing.T) { testRevokeSubject(t, open(t)) })
-	t.Run("DenyList", func(t *testing.T) { testDenyList(t, open(t)) })
-	t.Run("Assertions", func(t *testing.T) { testAssertions(t, open(t)) })
-	t.Run("ConcurrentAssertion", func(t *testing.T) { testConcurrentAssertion(t, open) })
-	t.Run("PruneExpired", func(t *testing.T) { testPruneExpired(t, open(t)) })
-	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, open) })
+// identityTests is the identity contract.
+var identityTests = []any{
+	testClientRoundTrip, testClients, testClientOrder, testDeleteClientTokens, testUserRoundTrip,
+	testUserUniqueness, testUserByLogin, testUserOrder, testDeleteUser, testUpdateUserPassword,
+	testUpdateClient, testUpdateUser, testUpdateUserEmailConflict, testRefreshRoundTrip, testRotate,
+	testRotateFailures, testConcurrentRotate, testRevokeFamily, testRevokeSubject, testDenyList, testAssertions,
+	testConcurrentAssertion, testPruneExpired, testInvalidInput,
 }
 
 // randomID returns a random hex string shaped like a SHA-256 digest, as

@@ -3,6 +3,8 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,16 +23,40 @@ type Backend struct {
 	OpenPair func(t *testing.T) (store.Store, store.Store)
 }
 
+// runTests runs each of tests, in order, as a subtest named after the
+// function without its "test" prefix. A test is either a
+// func(*testing.T, store.Store), given one new, empty store, or a
+// func(*testing.T, func(*testing.T) store.Store), given open to call for as
+// many stores as it needs. Each call to open must return a new store that is
+// empty and shares nothing with any other; open is responsible for cleaning
+// it up (t.Cleanup).
+func runTests(t *testing.T, open func(t *testing.T) store.Store, tests ...any) {
+	for _, test := range tests {
+		full := runtime.FuncForPC(reflect.ValueOf(test).Pointer()).Name()
+		name := strings.TrimPrefix(full[strings.LastIndex(full, ".")+1:], "test")
+		t.Run(name, func(t *testing.T) {
+			switch f := test.(type) {
+			case func(*testing.T, store.Store):
+				f(t, open(t))
+			case func(*testing.T, func(*testing.T) store.Store):
+				f(t, open)
+			default:
+				t.Fatalf("storetest: %s is not a contract test", full)
+			}
+		})
+	}
+}
+
 // Run runs the whole storage contract against b: every behaviour of
 // store.Store that callers rely on, whatever the backend. A backend's own
 // tests call it once and keep only what is specific to the backend
 // (migrations, driver settings, crash safety, notifications).
 func Run(t *testing.T, b Backend) {
-	t.Run("KeyStore", func(t *testing.T) { runKeyStore(t, b.Open) })
-	t.Run("IdentityStore", func(t *testing.T) { runIdentityStore(t, b.Open) })
-	t.Run("BrowserStore", func(t *testing.T) { runBrowserStore(t, b.Open) })
-	t.Run("ConsentStore", func(t *testing.T) { runConsentStore(t, b.Open) })
-	t.Run("DeviceStore", func(t *testing.T) { runDeviceStore(t, b.Open) })
+	t.Run("KeyStore", func(t *testing.T) { runTests(t, b.Open, keyTests...) })
+	t.Run("IdentityStore", func(t *testing.T) { runTests(t, b.Open, identityTests...) })
+	t.Run("BrowserStore", func(t *testing.T) { runTests(t, b.Open, browserTests...) })
+	t.Run("ConsentStore", func(t *testing.T) { runTests(t, b.Open, consentTests...) })
+	t.Run("DeviceStore", func(t *testing.T) { runTests(t, b.Open, deviceTests...) })
 	t.Run("UnstorableKeys", func(t *testing.T) { testUnstorableKeys(t, b.Open(t)) })
 	t.Run("UnstorableIdentityInput", func(t *testing.T) { testUnstorableIdentityInput(t, b.Open(t)) })
 	t.Run("RedeemTellsExpiryFromReuse", func(t *testing.T) { testRedeemTellsExpiryFromReuse(t, b.Open(t)) })

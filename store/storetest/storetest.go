@@ -35,19 +35,10 @@ import (
 	"github.com/keygate/keygate/store/internal/backendtest"
 )
 
-// runKeyStore runs the signing-key contract against the stores open returns.
-// Each call to open must return a new store that is empty and shares nothing
-// with any other; open is responsible for cleaning it up (t.Cleanup).
-func runKeyStore(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("Empty", func(t *testing.T) { testEmpty(t, open(t)) })
-	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open(t)) })
-	t.Run("Order", func(t *testing.T) { testOrder(t, open(t)) })
-	t.Run("NilSealed", func(t *testing.T) { testNilSealed(t, open(t)) })
-	t.Run("Version", func(t *testing.T) { testVersion(t, open(t)) })
-	t.Run("Changes", func(t *testing.T) { testChanges(t, open) })
-	t.Run("CanceledContext", func(t *testing.T) { testCanceledContext(t, open(t)) })
-	t.Run("ConcurrentInsertNext", func(t *testing.T) { testConcurrentInsertNext(t, open(t)) })
-	t.Run("ConcurrentPromote", func(t *testing.T) { testConcurrentPromote(t, open(t)) })
+// keyTests is the signing-key contract.
+var keyTests = []any{
+	testEmpty, testRoundTrip, testOrder, testNilSealed, testVersion, testChanges, testCanceledContext,
+	testConcurrentInsertNext, testConcurrentPromote,
 }
 
 // base is a time with nanoseconds, so backends that round are caught.

@@ -100,11 +100,31 @@ func Decision(approve bool, userID string, authTime, now time.Time) (status stri
 	return status, auth, at, nil
 }
 
-// DeviceUnchanged explains why a guarded update of device code id matched
-// no row, given what reading the code back (cur, gerr) found: no such code
+// PollArgs is the stored forms of now and of the previous poll time prev
+// that a RecordDevicePoll writes and guards on, validated with interval.
+func PollArgs(prev, now time.Time, interval time.Duration) (at, before int64, err error) {
+	if at, err = RequiredNanos(now); err != nil {
+		return 0, 0, fmt.Errorf("now: %w", err)
+	}
+	before, err = ToNanos(prev)
+	if err != nil || interval <= 0 {
+		return 0, 0, fmt.Errorf("invalid prev (%v) or interval %s", err, interval)
+	}
+	return at, before, nil
+}
+
+// DeviceUnchanged explains why a guarded update of device code id failed
+// with err. Unless err is the driver's noRows (sql.ErrNoRows,
+// pgx.ErrNoRows) it is wrapped as is; otherwise the code is read back with
+// get, in a statement of its own whose snapshot includes the update that
+// won a race, if one did, and the error says what it found: no such code
 // (store.ErrNotFound), or one in another state (store.ErrConflict). prefix
 // names the backend, what the update.
-func DeviceUnchanged(prefix, what, id string, cur store.DeviceCode, gerr error, now time.Time) error {
+func DeviceUnchanged(prefix, what, id string, err, noRows error, get func() (store.DeviceCode, error), now time.Time) error {
+	if !errors.Is(err, noRows) {
+		return fmt.Errorf("%s: %s device code %q: %w", prefix, what, id, err)
+	}
+	cur, gerr := get()
 	switch {
 	case errors.Is(gerr, store.ErrNotFound):
 		return fmt.Errorf("%s: %s device code %q: %w", prefix, what, id, store.ErrNotFound)
