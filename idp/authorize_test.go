@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate/password"
-	"github.com/keygate/keygate/store/sqlite"
 	"github.com/keygate/keygate/throttle"
 )
 
@@ -138,11 +136,7 @@ func TestRedirectAllowed(t *testing.T) {
 // default timeouts.
 func TestBrowserDefaults(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := TempStore(t)
 	cfg := Config{Issuer: "https://id.example", RefreshTTL: time.Hour, Signer: StubSigner,
 		DirectoryConfig: DirectoryConfig{AccessTTL: time.Minute, Store: st,
 			Hasher: password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 1)},

@@ -12,6 +12,19 @@ import (
 	"github.com/keygate/keygate/idp"
 )
 
+// validateClient validates c under the limits the client validation tests
+// share: access tokens for 15 minutes by default, an hour at most.
+func validateClient(c *idp.Client) error {
+	return idp.ValidateClient(c, idp.ClientLimits{AccessTTL: 15 * time.Minute, MaxAccessTTL: time.Hour})
+}
+
+// isFieldError reports whether err is an *idp.ValidationError on field whose
+// problem contains want.
+func isFieldError(err error, field, want string) bool {
+	var ve *idp.ValidationError
+	return errors.As(err, &ve) && ve.Field == field && strings.Contains(ve.Problem, want)
+}
+
 // TestValidateClient is the one client validation's table: the
 // configuration file, idp.New and RegisterClient all apply it.
 func TestValidateClient(t *testing.T) {
@@ -23,7 +36,6 @@ func TestValidateClient(t *testing.T) {
 	keys.AddKey(pub)
 	secret := idp.HashSecret("kgs_x")
 	cc := []string{idp.GrantClientCredentials}
-	limits := idp.ClientLimits{AccessTTL: 15 * time.Minute, MaxAccessTTL: time.Hour}
 	cases := []struct {
 		name   string
 		client idp.Client
@@ -80,15 +92,14 @@ func TestValidateClient(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := idp.ValidateClient(&c.client, limits)
+			err := validateClient(&c.client)
 			if c.field == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
 				return
 			}
-			var ve *idp.ValidationError
-			if !errors.As(err, &ve) || ve.Field != c.field || !strings.Contains(ve.Problem, c.want) {
+			if !isFieldError(err, c.field, c.want) {
 				t.Fatalf("error %v, want a ValidationError on %s containing %q", err, c.field, c.want)
 			}
 		})

@@ -1,10 +1,26 @@
 package idp
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
+	"testing"
 
 	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/store/sqlite"
 )
+
+// TempStore opens a new SQLite store in a file under t.TempDir, failing the
+// test if it cannot, and closes it when the test and its cleanups are done.
+func TempStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
 
 // StubSigner stands in for the key set in tests of what signs nothing
 // (passwords, sessions, the directory): every signature fails.

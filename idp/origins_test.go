@@ -1,11 +1,8 @@
 package idp_test
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/keygate/keygate/idp"
 )
@@ -14,11 +11,10 @@ import (
 // scheme://host[:port] as a browser sends it, https or loopback http, never
 // a wildcard.
 func TestAllowedOriginsValidation(t *testing.T) {
-	limits := idp.ClientLimits{AccessTTL: 15 * time.Minute, MaxAccessTTL: time.Hour}
 	for _, o := range []string{"https://spa.example", "https://spa.example:8443", "http://localhost:5173", "http://127.0.0.1:8080",
 		"http://[::1]:3000", "http://app.localhost", "https://xn--bcher-kva.example"} {
 		c := idp.Client{ID: "spa", Public: true, GrantTypes: []string{idp.GrantRefreshToken}, AllowedOrigins: []string{o}}
-		if err := idp.ValidateClient(&c, limits); err != nil {
+		if err := validateClient(&c); err != nil {
 			t.Errorf("%q refused: %v", o, err)
 		}
 	}
@@ -41,9 +37,7 @@ func TestAllowedOriginsValidation(t *testing.T) {
 		"https://spa.example:99999/x y": "not an https origin",
 	} {
 		c := idp.Client{ID: "spa", Public: true, GrantTypes: []string{idp.GrantRefreshToken}, AllowedOrigins: []string{o}}
-		err := idp.ValidateClient(&c, limits)
-		var ve *idp.ValidationError
-		if !errors.As(err, &ve) || ve.Field != "allowed_origins" || !strings.Contains(err.Error(), want) {
+		if err := validateClient(&c); !isFieldError(err, "allowed_origins", want) {
 			t.Errorf("%q: got %v, want an allowed_origins error mentioning %s", o, err, want)
 		}
 	}

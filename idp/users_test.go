@@ -2,7 +2,6 @@ package idp_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,11 +29,7 @@ func provider(t *testing.T, st *sqlite.Store, p password.Params) *idp.Provider {
 // changes nothing.
 func TestLoginUpgradesOldHashes(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := idp.TempStore(t)
 	old := password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 	cur := password.Params{Memory: 128, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 	if _, err := provider(t, st, old).Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
@@ -65,11 +60,7 @@ func TestLoginUpgradesOldHashes(t *testing.T) {
 // obtained stops working once the password changes.
 func TestPasswordChangeRevokesRefreshTokens(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := idp.TempStore(t)
 	p := provider(t, st, password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
 	if _, err := p.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: "correct horse"}); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,19 @@ func middlewareSetup(t *testing.T) (*jwks.Verifier, []mwCase) {
 	return newTestVerifier(t, ti, clk), middlewareCases(t, ti, clk)
 }
 
+// runMiddlewareCases runs each of middlewareCases as a subtest: serve answers
+// the case's request through the middleware under test, built with v and the
+// case's config, and checkResponse checks the answer against the case.
+func runMiddlewareCases(t *testing.T, serve func(v *jwks.Verifier, tc mwCase) *http.Response) {
+	t.Helper()
+	v, cases := middlewareSetup(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkResponse(t, tc, serve(v, tc))
+		})
+	}
+}
+
 func middlewareCases(t *testing.T, ti *testIssuer, clk *fakeClock) []mwCase {
 	now := clk.Now()
 	valid := accessToken(t, ti, 0, now)
@@ -146,14 +159,11 @@ func checkResponse(t *testing.T, tc mwCase, res *http.Response) {
 
 func TestMiddleware(t *testing.T) {
 	t.Parallel()
-	v, cases := middlewareSetup(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			jwks.Middleware(v, tc.mc)(whoami).ServeHTTP(rec, tc.req())
-			checkResponse(t, tc, rec.Result())
-		})
-	}
+	runMiddlewareCases(t, func(v *jwks.Verifier, tc mwCase) *http.Response {
+		rec := httptest.NewRecorder()
+		jwks.Middleware(v, tc.mc)(whoami).ServeHTTP(rec, tc.req())
+		return rec.Result()
+	})
 }
 
 func TestMiddlewareVerifierScopes(t *testing.T) {

@@ -200,8 +200,8 @@ func sameExceptSealed(t *testing.T, before, after []store.Key) {
 	if len(before) != len(after) {
 		t.Fatalf("%d keys before, %d after", len(before), len(after))
 	}
-	for i := range before {
-		b, a := before[i], after[i]
+	for i, b := range before {
+		a := after[i]
 		if (len(b.Sealed) > 0) == (string(b.Sealed) == string(a.Sealed)) {
 			t.Errorf("key %s (%s): sealed bytes changed=%v", b.KID, b.State, string(b.Sealed) != string(a.Sealed))
 		}

@@ -15,17 +15,12 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keygate/keygate/idp"
-	"github.com/keygate/keygate/internal/kgtest"
 )
 
 func TestBrowserAccount(t *testing.T) {
 	t.Parallel()
-	newTab := startChromium(t)
-	kg := kgtest.Start(t, kgtest.Options{})
+	kg, newTab := startWithAlice(t)
 	ctx := t.Context()
-	if _, err := kg.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: brAlicePW, Name: "Alice Liddell"}); err != nil {
-		t.Fatal(err)
-	}
 	script := &idp.Client{ID: "script", GrantTypes: []string{idp.GrantPassword, idp.GrantRefreshToken}, Scopes: []string{"openid"}}
 	secret, err := kg.IDP.Directory().RegisterClient(ctx, script, true)
 	if err != nil {

@@ -176,12 +176,8 @@ func pollDevice(ctx context.Context, t *testing.T, base string, da deviceAuth) (
 // denied.
 func TestBrowserDeviceLogin(t *testing.T) {
 	t.Parallel()
-	newTab := startChromium(t)
-	kg := kgtest.Start(t, kgtest.Options{})
+	kg, newTab := startWithAlice(t)
 	ctx := t.Context()
-	if _, err := kg.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: brAlicePW, Name: "Alice Liddell"}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := kg.IDP.Directory().RegisterClient(ctx, tvClient(), false); err != nil {
 		t.Fatal(err)
 	}

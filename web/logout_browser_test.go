@@ -16,17 +16,12 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keygate/keygate/idp"
-	"github.com/keygate/keygate/internal/kgtest"
 )
 
 func TestBrowserRPInitiatedLogout(t *testing.T) {
 	t.Parallel()
-	newTab := startChromium(t)
-	kg := kgtest.Start(t, kgtest.Options{})
+	kg, newTab := startWithAlice(t)
 	ctx := t.Context()
-	if _, err := kg.IDP.Directory().CreateUser(ctx, idp.NewUser{Username: "alice", Password: brAlicePW, Name: "Alice Liddell"}); err != nil {
-		t.Fatal(err)
-	}
 	var byeURI string
 	rp := newRelyingParty(t, kg.URL, func(redirectURI string) string {
 		byeURI = strings.TrimSuffix(redirectURI, "/callback") + "/logged-out"

@@ -93,10 +93,10 @@ func TestMetricsListen(t *testing.T) {
 	}
 }
 
-// startApp opens an App over a fresh SQLite file with config body yaml and
-// serves it on a free port; it returns the base URL and a function that
-// shuts it down and returns Serve's error.
-func startApp(t *testing.T, yaml string) (base string, a *app.App, stop func() error) {
+// loadConfig writes yaml to config.yaml in a fresh temporary directory (so a
+// relative storage.dsn names a file there) and loads it with an empty
+// environment, failing the test on any error.
+func loadConfig(t *testing.T, yaml string) config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -106,8 +106,17 @@ func startApp(t *testing.T, yaml string) (base string, a *app.App, stop func() e
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// startApp opens an App over a fresh SQLite file with config body yaml and
+// serves it on a free port; it returns the base URL and a function that
+// shuts it down and returns Serve's error.
+func startApp(t *testing.T, yaml string) (base string, a *app.App, stop func() error) {
+	t.Helper()
+	cfg := loadConfig(t, yaml)
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err = app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -5,12 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/internal/app"
 )
 
@@ -19,16 +16,7 @@ import (
 // second manager on the same SQLite file, as `keygate keys rotate --force`
 // and `keygate keys revoke` run it), once this server's manager loads them.
 func TestRotationsCountedFromStore(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
-	body := "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nkeys:\n  rsa_bits: 2048\nstorage:\n  dsn: keygate.db\n"
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, "issuer: http://localhost:1\nlisten: 127.0.0.1:0\nkeys:\n  rsa_bits: 2048\nstorage:\n  dsn: keygate.db\n")
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := app.Open(ctx, cfg, log)

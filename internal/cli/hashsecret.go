@@ -13,13 +13,8 @@ import (
 // for a static client in config.yaml, whose secret is never written there.
 func newHashSecretCmd(o *options) *cobra.Command {
 	var generate bool
-	cmd := &cobra.Command{
-		Use:   "hash-secret",
-		Short: "Print the secret_sha256 line for a client in config.yaml, for a secret read on stdin (or --generate'd)",
-		Example: "  keygate clients hash-secret --generate\n" +
-			"  printf '%s\\n' \"$SECRET\" | keygate clients hash-secret",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	cmd := noArgs("hash-secret", "Print the secret_sha256 line for a client in config.yaml, for a secret read on stdin (or --generate'd)",
+		func(cmd *cobra.Command, _ []string) error {
 			var secret string
 			if generate {
 				s, err := idp.NewClientSecret()
@@ -43,8 +38,9 @@ func newHashSecretCmd(o *options) *cobra.Command {
 				fmt.Fprintln(o.stderr, "Give the client_secret to the client: it is shown once and stored nowhere.")
 			}
 			return nil
-		},
-	}
+		})
+	cmd.Example = "  keygate clients hash-secret --generate\n" +
+		"  printf '%s\\n' \"$SECRET\" | keygate clients hash-secret"
 	cmd.Flags().BoolVar(&generate, "generate", false, "generate a new secret (kgs_..., 256 random bits) and print it too")
 	return cmd
 }

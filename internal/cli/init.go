@@ -12,13 +12,8 @@ import (
 // keys, then exit. Only init and serve create a database; every other command
 // refuses to run without one.
 func newInitCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "init",
-		Short: "Create the database, its schema and the first signing keys, then exit (serve does the same on first start)",
-		Long: "Create the database the configuration names (storage.dsn / KEYGATE_DATABASE_URL), its schema and the\n" +
-			"first signing keys, then exit. On an existing database it changes nothing and says so.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	cmd := noArgs("init", "Create the database, its schema and the first signing keys, then exit (serve does the same on first start)",
+		func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.loadConfig()
 			if err != nil {
 				return err
@@ -35,6 +30,8 @@ func newInitCmd(o *options) *cobra.Command {
 			}
 			fmt.Fprintf(o.stdout, "created a Keygate database at %s; signing key %s\n", res.Database, res.ActiveKID)
 			return nil
-		},
-	}
+		})
+	cmd.Long = "Create the database the configuration names (storage.dsn / KEYGATE_DATABASE_URL), its schema and the\n" +
+		"first signing keys, then exit. On an existing database it changes nothing and says so."
+	return cmd
 }

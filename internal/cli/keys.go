@@ -18,26 +18,19 @@ func newKeysCmd(o *options) *cobra.Command {
 		Short: "List, rotate and revoke signing keys (works while the server runs; it notices within keys.poll_interval)",
 	}
 	var asJSON bool
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "Print each key's kid, state, and when it was or will be activated, retired and removed",
-		Args:  cobra.NoArgs,
-		RunE: withDeps(o, func(cmd *cobra.Command, d *app.Deps, _ []string) error {
+	list := noArgs("list", "Print each key's kid, state, and when it was or will be activated, retired and removed",
+		withDeps(o, func(cmd *cobra.Command, d *app.Deps, _ []string) error {
 			keys, err := rotation.List(cmd.Context(), d.Store(), d.Policy())
 			if err != nil {
 				return err
 			}
 			return printKeys(o, keys, asJSON, time.Now())
-		}),
-	}
+		}))
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 
 	var force bool
-	rotate := &cobra.Command{
-		Use:   "rotate",
-		Short: "Make the next key the signing key (scheduled instead if it was published less than publish_ahead ago, unless --force)",
-		Args:  cobra.NoArgs,
-		RunE: withManager(o, func(cmd *cobra.Command, m *rotation.Manager, _ []string) error {
+	rotate := noArgs("rotate", "Make the next key the signing key (scheduled instead if it was published less than publish_ahead ago, unless --force)",
+		withManager(o, func(cmd *cobra.Command, m *rotation.Manager, _ []string) error {
 			res, err := m.Rotate(cmd.Context(), force)
 			if err != nil {
 				return app.Explain(err)
@@ -49,8 +42,7 @@ func newKeysCmd(o *options) *cobra.Command {
 			}
 			fmt.Fprintf(o.stdout, "rotated: %s now signs; %s retired\n", res.Activated, res.Retired)
 			return nil
-		}),
-	}
+		}))
 	rotate.Flags().BoolVar(&force, "force", false, "rotate now even if consumers may not have fetched the next key yet")
 
 	revoke := &cobra.Command{
@@ -77,6 +69,13 @@ func newKeysCmd(o *options) *cobra.Command {
 	})
 	cmd.AddCommand(list, rotate, revoke, newRewrapCmd(o))
 	return cmd
+}
+
+// noArgs returns the command use, with the one-line help short, that takes no
+// positional arguments (cobra rejects any) and runs run. Callers set Long,
+// Example and flags on the result.
+func noArgs(use, short string, run func(*cobra.Command, []string) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: run}
 }
 
 // withManager opens the configured store and key manager around a command.

@@ -13,18 +13,15 @@ import (
 // newRewrapCmd is `keygate keys rewrap`: the step of a key-encryption key change
 // that seals every stored key again under the new (first) key.
 func newRewrapCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rewrap",
-		Short: "Seal every stored private key again under the first key-encryption key of the keyring (safe while servers run)",
-		Long: "Seal every stored private key again under the first key-encryption key of the keyring\n" +
-			"(KEYGATE_KEY_ENCRYPTION_KEY=new,old or a keys.encryption_key_file with the new key on the first line).\n" +
-			"Start every server with the keyring first; afterwards the old key can be dropped.\n" +
-			"Each key is rewritten on its own with a compare-and-swap write; running it again changes nothing.",
-		Args: cobra.NoArgs,
-		RunE: withDeps(o, func(cmd *cobra.Command, d *app.Deps, _ []string) error {
+	cmd := noArgs("rewrap", "Seal every stored private key again under the first key-encryption key of the keyring (safe while servers run)",
+		withDeps(o, func(cmd *cobra.Command, d *app.Deps, _ []string) error {
 			return rewrap(cmd.Context(), o, d)
-		}),
-	}
+		}))
+	cmd.Long = "Seal every stored private key again under the first key-encryption key of the keyring\n" +
+		"(KEYGATE_KEY_ENCRYPTION_KEY=new,old or a keys.encryption_key_file with the new key on the first line).\n" +
+		"Start every server with the keyring first; afterwards the old key can be dropped.\n" +
+		"Each key is rewritten on its own with a compare-and-swap write; running it again changes nothing."
+	return cmd
 }
 
 // rewrap re-seals the stored keys and reports how many it changed.
