@@ -4,101 +4,63 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"html"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
 )
 
-// deviceUser is a person with a browser session at Keygate, approving
-// devices over plain HTTP: a cookie jar, and the CSRF token each form holds.
-type deviceUser struct {
-	base string
-	c    *http.Client
-}
-
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
-// post sends a form and returns the answer's status and body; the CSRF token
-// is taken from the page at formPage first.
-func (u *deviceUser) post(t *testing.T, formPage, path string, form url.Values) (int, string) {
+// approveInBrowser is the person at the keyboard: in real headless Chromium
+// they open the verification URI the script printed, log in, enter the user
+// code, check what the page says about the request, and allow it.
+func approveInBrowser(t *testing.T, tab context.Context, verificationURI, userCode, clientName, username, pw string) {
 	t.Helper()
-	_, page := u.get(t, formPage)
-	m := csrfField.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no CSRF token on %s: %.400s", formPage, page)
-	}
-	form.Set("csrf", html.UnescapeString(m[1]))
-	res, err := u.c.PostForm(u.base+path, form)
+	type css = chromedp.CSS
+	err := chromedp.Do(tab,
+		chromedp.Navigate(verificationURI),
+		chromedp.WaitVisible(css(`input[name=username]`)),
+		chromedp.SendKeys(css(`input[name=username]`), username),
+		chromedp.SendKeys(css(`input[name=password]`), pw),
+		chromedp.Click(css(`button[type=submit]`)),
+		chromedp.WaitVisible(css(`#user_code`)),
+		chromedp.SendKeys(css(`#user_code`), userCode),
+		chromedp.Click(css(`#continue`)),
+		chromedp.WaitVisible(css(`#approve`)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("entering the code in Chromium: %v", err)
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
-func (u *deviceUser) get(t *testing.T, path string) (int, string) {
-	t.Helper()
-	res, err := u.c.Get(u.base + path)
-	if err != nil {
-		t.Fatal(err)
+	heading, err1 := chromedp.Run(tab, chromedp.Text(css("h1")))
+	shownCode, err2 := chromedp.Run(tab, chromedp.Text(css("#user-code")))
+	if err := chromedp.Do(tab, chromedp.Click(css(`#approve`)), chromedp.WaitVisible(css(`p.notice`))); err != nil || err1 != nil || err2 != nil {
+		t.Fatalf("allowing the device in Chromium: %v %v %v", err, err1, err2)
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
-// logIn creates the user and logs in with the HTML form.
-func logIn(t *testing.T, kg *kgtest.Server, username, pw string) *deviceUser {
-	t.Helper()
-	if _, err := kg.IDP.Directory().CreateUser(context.Background(), idp.NewUser{Username: username, Password: pw}); err != nil {
-		t.Fatal(err)
-	}
-	jar, _ := cookiejar.New(nil)
-	u := &deviceUser{base: kg.URL, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
-	status, body := u.post(t, "/login", "/login", url.Values{"username": {username}, "password": {pw}})
-	if status != http.StatusOK || !strings.Contains(body, username) {
-		t.Fatalf("login: %d %.400s", status, body)
-	}
-	return u
-}
-
-// approve enters the user code on the verification page, checks what the
-// page says about the request, and allows it.
-func (u *deviceUser) approve(t *testing.T, userCode, clientName string) {
-	t.Helper()
-	page := "/device?user_code=" + url.QueryEscape(userCode)
-	status, body := u.post(t, page, "/device", url.Values{"user_code": {userCode}})
-	if status != http.StatusOK || !strings.Contains(body, clientName) || !strings.Contains(body, `id="approve"`) {
-		t.Fatalf("entering the code: %d %.600s", status, body)
-	}
-	status, body = u.post(t, page, "/device", url.Values{"user_code": {userCode}, "action": {"approve"}})
-	if status != http.StatusOK || !strings.Contains(body, "Device connected") {
-		t.Fatalf("approving: %d %.600s", status, body)
+	shownCode = strings.TrimSpace(shownCode)
+	if !strings.Contains(heading, clientName) || shownCode != userCode {
+		t.Errorf("the verification page showed %q and code %q, want %q and %q", heading, shownCode, clientName, userCode)
 	}
 }
 
 // TestDeviceLoginPython runs examples/scripts/device_login.py against a live
-// Keygate: it prints the verification URI and the user code, a logged-in
-// user enters the code and allows the device, and the script, polling, gets
-// its tokens and prints the access token's claims.
+// Keygate: it prints the verification URI and the user code; while it polls,
+// a user in real headless Chromium logs in, enters the code and allows the
+// device; the script then gets its tokens and prints the access token's
+// claims.
 func TestDeviceLoginPython(t *testing.T) {
 	py := python(t)
 	kg := kgtest.Start(t, kgtest.Options{Clients: []idp.Client{
 		{ID: "cli", Name: "Keygate CLI example", Public: true, GrantTypes: []string{idp.GrantDeviceCode, idp.GrantRefreshToken},
 			Scopes: []string{"openid", "profile"}},
 	}})
-	user := logIn(t, kg, "alice", "alice's long passphrase")
+	if _, err := kg.IDP.Directory().CreateUser(context.Background(), idp.NewUser{Username: "alice", Password: "alice's long passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	tab := kgtest.Chromium(t)(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -128,7 +90,7 @@ func TestDeviceLoginPython(t *testing.T) {
 	if m[1] != kg.URL+"/device" {
 		t.Errorf("verification URI %s, want %s/device", m[1], kg.URL)
 	}
-	user.approve(t, m[2], "Keygate CLI example")
+	approveInBrowser(t, tab, m[1], m[2], "Keygate CLI example", "alice", "alice's long passphrase")
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
