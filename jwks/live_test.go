@@ -5,7 +5,7 @@ package jwks_test
 // would use it:
 //
 //   - TestLiveVerify: genuine tokens inside and outside their time window,
-//     wrong audience, wrong issuer, and the JWT attack canon of PRODUCT.md,
+//     wrong audience, wrong issuer, and the JWT attack canon (alg none, RS/HS confusion, jku/x5u/jwk headers, tampered payloads),
 //     each forged from a genuine token;
 //   - TestLiveRotationWhileVerifying: several consumers verifying from
 //     several goroutines while Keygate rotates (scheduled, manual, forced) and
