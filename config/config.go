@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -100,11 +102,24 @@ type Signup struct {
 // Login bounds password guessing: per-username and per-IP token buckets of
 // failed attempts, and how many argon2id computations may run at once.
 type Login struct {
-	UserBurst     int           `yaml:"user_burst"` // failures allowed at once per username
-	UserEvery     time.Duration `yaml:"user_every"` // one more regained every ...
-	IPBurst       int           `yaml:"ip_burst"`
-	IPEvery       time.Duration `yaml:"ip_every"`
-	MaxConcurrent int           `yaml:"max_concurrent_hashes"`
+	UserBurst int           `yaml:"user_burst"` // failures allowed at once per username
+	UserEvery time.Duration `yaml:"user_every"` // one more regained every ...
+	IPBurst   int           `yaml:"ip_burst"`
+	IPEvery   time.Duration `yaml:"ip_every"`
+	// MaxConcurrent bounds the argon2id computations running at once (19 MiB
+	// each); 0 (the default) means runtime.GOMAXPROCS(0), the usable cores:
+	// more would only share the same cores and hold more memory. See
+	// HashConcurrency.
+	MaxConcurrent int `yaml:"max_concurrent_hashes"`
+}
+
+// HashConcurrency is the number of argon2id computations that may run at
+// once: MaxConcurrent, or runtime.GOMAXPROCS(0) when it is 0 (auto).
+func (l Login) HashConcurrency() int {
+	if l.MaxConcurrent > 0 {
+		return l.MaxConcurrent
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // Sessions bound browser sessions: one ends after IdleTimeout without a
@@ -168,6 +183,49 @@ type Server struct {
 	// listener there and no longer on the main one. Empty: /metrics is
 	// served on the main listener.
 	MetricsListen string `yaml:"metrics_listen"`
+	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit),
+	// a size such as "200MiB", "1GiB" or "512MB"; the garbage collector works
+	// harder as the heap nears it instead of letting it double. Empty or "0"
+	// (the default): no limit from the configuration. The GOMEMLIMIT
+	// environment variable, when set, wins over this setting.
+	MemoryLimit string `yaml:"memory_limit"`
+}
+
+// MemoryLimitBytes parses MemoryLimit: 0 when it is empty or "0".
+func (s Server) MemoryLimitBytes() (int64, error) {
+	n, err := ParseSize(s.MemoryLimit)
+	if err != nil {
+		return 0, fmt.Errorf("server.memory_limit: %w", err)
+	}
+	return n, nil
+}
+
+// ParseSize parses a byte size: a non-negative integer with an optional unit,
+// B, KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000),
+// as GOMEMLIMIT spells them (a space before the unit is allowed). Empty is 0.
+func ParseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	i := 0
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(v[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size like 200MiB, 1GiB or 512MB", v)
+	}
+	units := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+	mult, ok := units[strings.TrimSpace(v[i:])]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB", v, strings.TrimSpace(v[i:]))
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
 }
 
 // TrustedProxyNets parses TrustedProxies: each entry a CIDR or a single IP (a
@@ -211,7 +269,7 @@ func Default() Config {
 		Tokens: Tokens{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour, IDTokenTTL: time.Hour,
 			RefreshTTL: 30 * 24 * time.Hour, Leeway: time.Minute},
 		Signup: Signup{Enabled: true},
-		Login:  Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second, MaxConcurrent: 4},
+		Login:  Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second},
 		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes: 64 << 10},
@@ -326,6 +384,7 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"KEYGATE_METRICS_LISTEN", stringVar(func(c *Config) *string { return &c.Server.MetricsListen })},
+	{"KEYGATE_MEMORY_LIMIT", stringVar(func(c *Config) *string { return &c.Server.MemoryLimit })},
 	{"KEYGATE_LOG_LEVEL", stringVar(func(c *Config) *string { return &c.Log.Level })},
 	{"KEYGATE_LOG_FORMAT", stringVar(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -406,8 +465,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("login.user_burst and login.ip_burst: must be at least 1, got %d and %d", l.UserBurst, l.IPBurst)
 	case l.UserEvery <= 0 || l.IPEvery <= 0:
 		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
-	case l.MaxConcurrent < 1:
-		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, got %d", l.MaxConcurrent)
+	case l.MaxConcurrent < 0:
+		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, or 0 for the number of cores, got %d", l.MaxConcurrent)
+	}
+	if _, err := c.Server.MemoryLimitBytes(); err != nil {
+		return err
 	}
 	switch ss := c.Sessions; {
 	case ss.IdleTimeout <= 0:

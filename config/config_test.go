@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,10 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{file: "admin:\n  token: short\n", want: "admin.token"},
 		{file: "server:\n  max_body_bytes: 0\n", want: "server.max_body_bytes"},
 		{file: "log:\n  level: loud\n", want: "log.level"},
+		{file: "login:\n  max_concurrent_hashes: -1\n", want: "login.max_concurrent_hashes"},
+		{file: "server:\n  memory_limit: lots\n", want: "server.memory_limit"},
+		{file: "server:\n  memory_limit: 200M\n", want: "server.memory_limit"},
+		{env: map[string]string{"KEYGATE_MEMORY_LIMIT": "-5MiB"}, want: "server.memory_limit"},
 		{file: "colour: blue\n", want: "colour: unknown setting"},
 		{file: "issuer: [unclosed\n", want: "config.yaml"},
 		{env: map[string]string{"KEYGATE_ROTATION_PERIOD": "monthly"}, want: "KEYGATE_ROTATION_PERIOD"},
@@ -151,5 +156,48 @@ func TestStaticClientsUseTheOneValidation(t *testing.T) {
 	}
 	if ic, err := c.Clients[0].IDPClient(); err != nil || !ic.Introspect {
 		t.Errorf("introspect: true reads back as %v (%v)", ic.Introspect, err)
+	}
+}
+
+func TestHashConcurrencyDefaultsToTheCores(t *testing.T) {
+	c, err := config.Load(write(t, ""), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Login.MaxConcurrent != 0 || c.Login.HashConcurrency() != runtime.GOMAXPROCS(0) {
+		t.Errorf("unset: MaxConcurrent %d, HashConcurrency %d; want 0 and GOMAXPROCS %d",
+			c.Login.MaxConcurrent, c.Login.HashConcurrency(), runtime.GOMAXPROCS(0))
+	}
+	c, err = config.Load(write(t, "login:\n  max_concurrent_hashes: 7\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Login.HashConcurrency(); got != 7 {
+		t.Errorf("explicit 7: HashConcurrency %d", got)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{
+		"": 0, "0": 0, "200MiB": 200 << 20, "1GiB": 1 << 30, "512MB": 512e6, "64 KiB": 64 << 10, "1000": 1000, "7B": 7,
+	} {
+		c, err := config.Load(write(t, "server:\n  memory_limit: \""+in+"\"\n"), env(nil))
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got, err := c.Server.MemoryLimitBytes(); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", in, got, err, want)
+		}
+	}
+	c, err := config.Load(write(t, "server:\n  memory_limit: 1GiB\n"), env(map[string]string{"KEYGATE_MEMORY_LIMIT": "150MiB"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Server.MemoryLimitBytes(); got != 150<<20 {
+		t.Errorf("KEYGATE_MEMORY_LIMIT=150MiB over 1GiB in the file: %d", got)
+	}
+	if _, err := config.ParseSize("99999999999TiB"); err == nil {
+		t.Error("an overflowing size was accepted")
 	}
 }

@@ -161,7 +161,7 @@ func (d *Deps) directoryConfig() (idp.DirectoryConfig, error) {
 	}
 	return idp.DirectoryConfig{AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
 		Clients: clients, Store: d.store, Logger: d.log,
-		Hasher: password.NewHasher(password.DefaultParams(), d.cfg.Login.MaxConcurrent)}, nil
+		Hasher: password.NewHasher(password.DefaultParams(), d.cfg.Login.HashConcurrency())}, nil
 }
 
 // Directory builds the directory of clients and users over the deps' store,

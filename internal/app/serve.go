@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -178,6 +179,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // it returns.
 func (a *App) ServeListeners(ctx context.Context, ls Listeners) error {
 	cfg, log, d, mgr, ln := a.d.cfg, a.d.log, a.d, a.Manager, ls.Main
+	defer applyMemoryLimit(cfg, os.Getenv, log)()
 	if ls.Metrics != nil { // /metrics on its own listener, not the main one
 		stopMetrics := serveMetrics(ls.Metrics, a.metrics, cfg.Server.ReadHeaderTimeout, log)
 		defer stopMetrics()
