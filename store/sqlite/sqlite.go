@@ -7,7 +7,9 @@
 // runs in WAL mode (readers never block the writer), every write transaction
 // takes SQLite's write lock when it begins (BEGIN IMMEDIATE) rather than on its
 // first write, so two writers queue instead of failing half-way, and a busy
-// timeout makes a writer wait its turn instead of erroring at once. Changes made
+// timeout makes a writer wait its turn instead of erroring at once. Within one
+// process, writes do not even meet SQLite's lock: they all go through one
+// connection, queued in Go (writeDB), and reads through a query_only pool. Changes made
 // by one process become visible to the others on their next read; the key-set
 // version (see Store.KeySetVersion) is the cheap way to notice them.
 //
@@ -258,7 +260,7 @@ type options struct {
 // default NORMAL: every commit fsyncs the write-ahead log before it returns,
 // so a committed write survives a power cut or kernel crash too, at the cost
 // of one fsync per write transaction (which, with one writer, bounds write
-// throughput by the disk's fsync rate). See README, "Storage durability".
+// throughput by the disk's fsync rate). See README, "SQLite: concurrency and durability".
 func SynchronousFull() Option { return func(o *options) { o.syncFull = true } }
 
 // QueryOnly opens the database with every connection refusing writes
@@ -360,7 +362,7 @@ func readDSN(abs, syncLevel string) string {
 // busy_timeout first (the driver orders it first) so the others can wait for
 // locks, WAL so readers and the writer do not block each other, and foreign
 // keys so later tables' references are enforced (open adds synchronous: NORMAL,
-// or FULL with SynchronousFull; see README, "Storage durability"). _txlock=immediate makes
+// or FULL with SynchronousFull; see README, "SQLite: concurrency and durability"). _txlock=immediate makes
 // BeginTx issue BEGIN IMMEDIATE, taking the write lock up front.
 //
 // The path goes in a file: URI, percent-escaped, so that a '?', '#' or '%' in a
