@@ -114,8 +114,6 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create authorization code %q: %w", ac.ID, err)
 	}
-	s.codeMu.Lock()
-	defer s.codeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create authorization code %q: begin: %w", ac.ID, err)

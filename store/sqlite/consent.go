@@ -34,7 +34,7 @@ func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
 // GetConsent returns the consent of userID to clientID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.Consent, error) {
-	c, err := scanConsent(s.db.QueryRowContext(ctx, `SELECT `+consentColumns+` FROM consents
+	c, err := scanConsent(s.rdb.QueryRowContext(ctx, `SELECT `+consentColumns+` FROM consents
 		WHERE user_id = ? AND client_id = ?`, userID, clientID))
 	return columns.OneRow("store/sqlite", fmt.Sprintf("get consent of %q to %q", userID, clientID), c, err, sql.ErrNoRows)
 }

@@ -47,7 +47,7 @@ func scanKey(rows rowScanner) (store.Key, error) {
 // how they notice rotations made by the CLI or another replica.
 func (s *Store) KeySetVersion(ctx context.Context) (int64, error) {
 	var v int64
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v)
+	err := s.rdb.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("store/sqlite: read key-set version: %w", err)
 	}

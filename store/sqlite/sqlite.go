@@ -7,7 +7,9 @@
 // runs in WAL mode (readers never block the writer), every write transaction
 // takes SQLite's write lock when it begins (BEGIN IMMEDIATE) rather than on its
 // first write, so two writers queue instead of failing half-way, and a busy
-// timeout makes a writer wait its turn instead of erroring at once. Changes made
+// timeout makes a writer wait its turn instead of erroring at once. Within one
+// process, writes do not even meet SQLite's lock: they all go through one
+// connection, queued in Go (writeDB), and reads through a query_only pool. Changes made
 // by one process become visible to the others on their next read; the key-set
 // version (see Store.KeySetVersion) is the cheap way to notice them.
 //
@@ -31,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"github.com/keygate/keygate/store"
@@ -48,14 +51,89 @@ const busyTimeoutMillis = 10000
 // many goroutines, and by many processes each holding its own Store on the same
 // file.
 type Store struct {
-	db   *sql.DB
+	// db is the writer: one connection, which every write of this process
+	// (single statements and BEGIN IMMEDIATE transactions alike) goes
+	// through, reached through a first-come first-served queue in Go (see
+	// writeDB). rdb is the pool of read connections, opened query_only so
+	// that a write sent to it by mistake fails rather than racing the writer.
+	db   *writeDB
+	rdb  *sql.DB
 	path string
 
-	// codeMu queues this process's CreateAuthCode transactions in Go rather
-	// than in SQLite's busy handler, which polls and is unfair: in a flood of
-	// concurrent codes some would wait past busy_timeout and fail. Other
-	// processes still take turns through the busy handler.
-	codeMu sync.Mutex
+	// Prepared statements of refresh rotation, on the writer's one
+	// connection, used in its transactions through Tx.StmtContext.
+	spendRefresh, insertRefresh *sql.Stmt
+
+	// reads holds the read pool's prepared statements by query text: every
+	// one-row read (getRow: client lookup, refresh token, user, ...) and the
+	// deny-list check is prepared on first use and reused (database/sql
+	// prepares it once on each pool connection).
+	reads sync.Map // string -> *sql.Stmt
+}
+
+// writeDB is the writer *sql.DB (SetMaxOpenConns(1)) behind a FIFO queue.
+// database/sql hands a freed connection to a random waiter, so with many
+// goroutines waiting for the one connection some would wait far longer than
+// others; the gate lets exactly one goroutine at a time wait for the
+// connection, in arrival order (a channel's waiters are served FIFO). A caller
+// holds the gate only until it has the connection (BeginTx, QueryRowContext)
+// or its statement has run (ExecContext), so a read never waits for it and no
+// lock is held across calls: there is nothing to deadlock on as long as no
+// code holding a writer transaction asks the writer for another statement
+// (every transaction in this package uses its *sql.Tx only).
+//
+// Other processes on the file (the CLI) are not in this queue; between
+// processes SQLite's write lock and busy_timeout still decide.
+type writeDB struct {
+	db   *sql.DB
+	gate chan struct{}
+}
+
+func newWriteDB(db *sql.DB) *writeDB {
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return &writeDB{db: db, gate: make(chan struct{}, 1)}
+}
+
+func (w *writeDB) enter(ctx context.Context) error {
+	select {
+	case w.gate <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *writeDB) leave() { <-w.gate }
+
+func (w *writeDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := w.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer w.leave()
+	return w.db.ExecContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a write that returns a row (UPDATE ... RETURNING); the
+// connection is the caller's until it scans the row.
+func (w *writeDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if err := w.enter(ctx); err != nil {
+		// An expired context makes the query fail with ctx.Err().
+		return w.db.QueryRowContext(ctx, query, args...)
+	}
+	defer w.leave()
+	return w.db.QueryRowContext(ctx, query, args...)
+}
+
+// BeginTx begins a write transaction (BEGIN IMMEDIATE: see dsn).
+func (w *writeDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	if err := w.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer w.leave()
+	return w.db.BeginTx(ctx, opts)
 }
 
 // ErrNoDatabase reports that OpenExisting found no Keygate database: no file
@@ -110,6 +188,11 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 	}
 
 	src := dsn(abs, create)
+	syncLevel := "NORMAL"
+	if o.syncFull {
+		syncLevel = "FULL"
+	}
+	src += "&_pragma=synchronous(" + syncLevel + ")"
 	if o.queryOnly {
 		src += "&_pragma=query_only(1)"
 	}
@@ -127,7 +210,42 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 		db.Close()
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
-	return &Store{db: db, path: abs}, nil
+	// The read pool opens the file the writer has just created and migrated.
+	rdb, err := sql.Open("sqlite", readDSN(abs, syncLevel))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+	}
+	// SQLite reads are CPU work in this process: more connections than a few
+	// per core only add contention.
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	s := &Store{db: newWriteDB(db), rdb: rdb, path: abs}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+	}
+	return s, nil
+}
+
+// prepare prepares the statements of the hot paths.
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		db    *sql.DB
+		query string
+	}{
+		{&s.spendRefresh, s.db.db, spendRefreshSQL},
+		{&s.insertRefresh, s.db.db, insertRefreshSQL},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return nil
 }
 
 // Option adjusts how Open opens the database.
@@ -135,7 +253,15 @@ type Option func(*options)
 
 type options struct {
 	queryOnly bool
+	syncFull  bool
 }
+
+// SynchronousFull opens the database with synchronous=FULL instead of the
+// default NORMAL: every commit fsyncs the write-ahead log before it returns,
+// so a committed write survives a power cut or kernel crash too, at the cost
+// of one fsync per write transaction (which, with one writer, bounds write
+// throughput by the disk's fsync rate). See README, "SQLite: concurrency and durability".
+func SynchronousFull() Option { return func(o *options) { o.syncFull = true } }
 
 // QueryOnly opens the database with every connection refusing writes
 // (SQLite's PRAGMA query_only), even where the file could be written and
@@ -189,11 +315,54 @@ func createFile(abs string) error {
 	return nil
 }
 
+// readStmt returns the read pool's prepared statement for query, preparing it
+// on first use.
+func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.reads.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.reads.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs the read query on the read pool as a prepared statement.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := s.readStmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// errRow is a row whose Scan fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// readDSN is the data source name of the read pool: the file as it is (never
+// created), every connection query_only, waiting on locks like the writer.
+// (A reader writes nothing, but it may run the checkpoint when it closes the
+// file last, which syncs as syncLevel says.)
+func readDSN(abs, syncLevel string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	return u.String() + fmt.Sprintf(
+		"?mode=rw&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)&_pragma=query_only(1)",
+		busyTimeoutMillis, syncLevel)
+}
+
 // dsn is the modernc.org/sqlite data source name for the database file at the
 // absolute path abs. Every pooled connection runs these pragmas when it opens:
 // busy_timeout first (the driver orders it first) so the others can wait for
 // locks, WAL so readers and the writer do not block each other, and foreign
-// keys so later tables' references are enforced. _txlock=immediate makes
+// keys so later tables' references are enforced (open adds synchronous: NORMAL,
+// or FULL with SynchronousFull; see README, "SQLite: concurrency and durability"). _txlock=immediate makes
 // BeginTx issue BEGIN IMMEDIATE, taking the write lock up front.
 //
 // The path goes in a file: URI, percent-escaped, so that a '?', '#' or '%' in a
@@ -219,7 +388,7 @@ func (s *Store) Path() string { return s.path }
 // no connection can be opened.
 func (s *Store) Ping(ctx context.Context) error {
 	var v int64
-	if err := s.db.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT version FROM key_set_meta WHERE id = 1`).Scan(&v); err != nil {
 		return fmt.Errorf("store/sqlite: ping %q: %w", s.path, err)
 	}
 	return nil
@@ -244,8 +413,23 @@ func (s *Store) CheckWritable(ctx context.Context) error {
 // Close closes the database. On the last close of the file SQLite checkpoints
 // the write-ahead log back into the main file. Calls after the first return nil.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	for _, st := range []*sql.Stmt{s.spendRefresh, s.insertRefresh} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	s.reads.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	// Readers first, so that the writer's close is the file's last and
+	// checkpoints.
+	rerr := s.rdb.Close()
+	if err := s.db.db.Close(); err != nil {
 		return fmt.Errorf("store/sqlite: close %q: %w", s.path, err)
+	}
+	if rerr != nil {
+		return fmt.Errorf("store/sqlite: close %q: %w", s.path, rerr)
 	}
 	return nil
 }
@@ -256,7 +440,7 @@ var _ store.Store = (*Store)(nil)
 // listRows runs query with args and scans every row it returns with scan, in order,
 // into a slice that is never nil; what names the listing in errors.
 func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(rowScanner) (T, error), args ...any) ([]T, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
@@ -268,7 +452,7 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 // parameter), and scans the row with scan; no such row is an error wrapping
 // store.ErrNotFound. what names the read in errors.
 func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
-	v, err := scan(s.db.QueryRowContext(ctx, query, key))
+	v, err := scan(s.queryRow(ctx, query, key))
 	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
 

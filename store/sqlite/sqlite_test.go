@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func appliedVersions(t *testing.T, s *Store) []int64 {
 // test.
 func queryColumn[T any](t *testing.T, s *Store, query string) []T {
 	t.Helper()
-	rows, err := s.db.QueryContext(t.Context(), query)
+	rows, err := s.rdb.QueryContext(t.Context(), query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,26 +341,37 @@ func TestTimeRoundTrip(t *testing.T) {
 }
 
 // TestConnectionSettings checks the pragmas every pooled connection must run
-// with.
+// with: the writer's one connection and the read pool's.
 func TestConnectionSettings(t *testing.T) {
 	s := openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
-	conn, err := s.db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name      string
+		db        *sql.DB
+		queryOnly string
+	}{{"writer", s.db.db, "0"}, {"reader", s.rdb, "1"}} {
+		conn, err := c.db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pragma, want := range map[string]string{
+			"journal_mode": "wal",
+			"foreign_keys": "1",
+			"busy_timeout": fmt.Sprint(busyTimeoutMillis),
+			"synchronous":  "1", // NORMAL
+			"query_only":   c.queryOnly,
+		} {
+			var got string
+			if err := conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatalf("%s: PRAGMA %s: %v", c.name, pragma, err)
+			}
+			if !strings.EqualFold(got, want) {
+				t.Errorf("%s: PRAGMA %s = %q, want %q", c.name, pragma, got, want)
+			}
+		}
+		conn.Close()
 	}
-	defer conn.Close()
-	for pragma, want := range map[string]string{
-		"journal_mode": "wal",
-		"foreign_keys": "1",
-		"busy_timeout": fmt.Sprint(busyTimeoutMillis),
-	} {
-		var got string
-		if err := conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
-			t.Fatalf("PRAGMA %s: %v", pragma, err)
-		}
-		if !strings.EqualFold(got, want) {
-			t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
-		}
+	if got := s.db.db.Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("writer pool allows %d connections, want 1", got)
 	}
 }
 
@@ -376,7 +388,7 @@ func TestTransactionsTakeWriteLock(t *testing.T) {
 	}
 	defer tx.Rollback()
 
-	conn, err := b.db.Conn(t.Context())
+	conn, err := b.db.db.Conn(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

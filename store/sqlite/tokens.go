@@ -16,10 +16,29 @@ import (
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
 	auth_time, created_at, expires_at, used_at, revoked_at`
 
+// insertRefreshSQL inserts one refresh_tokens row (prepared: Store.insertRefresh).
+const insertRefreshSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// spendRefreshSQL is the guarded spend of a link (prepared: Store.spendRefresh):
+// the primary key makes it match at most one row; RETURNING tells whether it
+// did and which family the link belongs to.
+const spendRefreshSQL = `UPDATE refresh_tokens SET used_at = ?
+		WHERE id = ? AND used_at = 0 AND revoked_at = 0 AND expires_at > ?
+		RETURNING family_id`
+
+// isRevokedSQL is the deny-list check (prepared on the read pool: Store.queryRow).
+const isRevokedSQL = `SELECT 1 FROM revoked_access_tokens WHERE jti = ?`
+
+// stmtExecer runs a prepared statement's Exec: *sql.Stmt, or one bound to a
+// transaction by Tx.StmtContext.
+type stmtExecer interface {
+	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
+}
+
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
-func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+func insertRefreshToken(ctx context.Context, db stmtExecer, what string, r columns.RefreshRow) error {
+	_, err := db.ExecContext(ctx,
 		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
 		r.Auth, r.Created, r.Expires, r.Used, r.Revoked)
 	if err != nil {
@@ -38,7 +57,11 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create refresh token %q: %w", rt.ID, err)
 	}
-	return insertRefreshToken(ctx, s.db, fmt.Sprintf("create refresh token %q in family %q", r.ID, r.Family), r)
+	if err := s.db.enter(ctx); err != nil {
+		return fmt.Errorf("store/sqlite: create refresh token %q: %w", rt.ID, err)
+	}
+	defer s.db.leave()
+	return insertRefreshToken(ctx, s.insertRefresh, fmt.Sprintf("create refresh token %q in family %q", r.ID, r.Family), r)
 }
 
 // GetRefreshToken returns the link with the given ID, spent and revoked ones
@@ -82,12 +105,10 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 		}
 	}()
 
-	// The primary key makes this match at most one row; RETURNING tells us
-	// whether it did and which family the link belongs to.
+	// The prepared statements were prepared on the writer's one connection,
+	// which the transaction has, so StmtContext reuses them.
 	var family string
-	err = tx.QueryRowContext(ctx, `UPDATE refresh_tokens SET used_at = ?
-		WHERE id = ? AND used_at = 0 AND revoked_at = 0 AND expires_at > ?
-		RETURNING family_id`, at, oldID, at).Scan(&family)
+	err = tx.StmtContext(ctx, s.spendRefresh).QueryRowContext(ctx, at, oldID, at).Scan(&family)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return whyNotSpent(ctx, tx, oldID, now)
@@ -98,7 +119,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
 			oldID, r.ID, r.Family, family)
 	}
-	if err := insertRefreshToken(ctx, tx, fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.ID), r); err != nil {
+	if err := insertRefreshToken(ctx, tx.StmtContext(ctx, s.insertRefresh), fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.ID), r); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -170,7 +191,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 // rejected for being expired, so the answer for it does not matter.
 func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
 	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM revoked_access_tokens WHERE jti = ?`, jti).Scan(&one)
+	err := s.queryRow(ctx, isRevokedSQL, jti).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil

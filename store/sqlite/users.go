@@ -55,7 +55,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 		return store.User{}, fmt.Errorf("store/sqlite: get user by login %q: %w", login, store.ErrNotFound)
 	}
 	key := columns.FoldName(login)
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
 		WHERE username_lower = ? OR email_lower = ?
 		ORDER BY CASE WHEN username_lower = ? THEN 0 ELSE 1 END
 		LIMIT 1`, key, key, key))

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Load test of /token on a fresh SQLite database: client_credentials, then
+# refresh-token rotation (every worker rotating its own chain), at the same
+# concurrency in the same run. See docs/BENCHMARKS.md, "Refresh under
+# contention (SQLite)".
+#
+#   internal/benchmarks/load.sh                 # builds ./keygate from this tree
+#   KEYGATE_BIN=/tmp/old-keygate internal/benchmarks/load.sh   # an A/B binary
+#   C=32 D=10s PORT=18090 internal/benchmarks/load.sh      # default: a free port
+set -eu
+cd "$(dirname "$0")/../.."
+C=${C:-32}
+D=${D:-10s}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/keygate-load.XXXXXX")
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+bin=${KEYGATE_BIN:-}
+if [ -z "$bin" ]; then
+	bin=$tmp/keygate
+	go build -o "$bin" .
+fi
+go build -o "$tmp/load" ./internal/benchmarks/load
+PORT=${PORT:-$("$tmp/load" -free-port)}
+
+export KEYGATE_DATABASE_URL="$tmp/keygate.db" KEYGATE_LISTEN="127.0.0.1:$PORT" KEYGATE_LOG_LEVEL=error
+# No config.yaml in $tmp: built-in defaults, the dev KEK under $tmp/data.
+(cd "$tmp" && "$bin" init >/dev/null 2>&1)
+secret=$(cd "$tmp" && "$bin" clients add bench --grant client_credentials,password,refresh_token --scope read 2>/dev/null |
+	sed -n 's/^client_secret: *//p')
+password='load test password 1234'
+(cd "$tmp" && printf '%s\n' "$password" | "$bin" users add bench >/dev/null 2>&1)
+
+(cd "$tmp" && exec "$bin" serve >"$tmp/server.log" 2>&1) &
+pid=$!
+i=0
+until kill -0 "$pid" 2>/dev/null && curl -sf "http://127.0.0.1:$PORT/jwks" >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+		echo "load.sh: the server did not start:" >&2
+		cat "$tmp/server.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+"$tmp/load" -url "http://127.0.0.1:$PORT" -c "$C" -d "$D" \
+	-client bench -secret "$secret" -user bench -password "$password"
