@@ -28,7 +28,7 @@ type clientsVersioner interface {
 
 const (
 	defaultClientCacheSize     = 4096
-	defaultClientCheckInterval = time.Second
+	DefaultClientCheckInterval = time.Second // the bound on other processes' client writes going unseen
 )
 
 type clientCache struct {
@@ -48,7 +48,7 @@ func newClientCache(src clientsVersioner, max int, every time.Duration) *clientC
 		max = defaultClientCacheSize
 	}
 	if every <= 0 {
-		every = defaultClientCheckInterval
+		every = DefaultClientCheckInterval
 	}
 	return &clientCache{src: src, max: max, every: every, m: make(map[string]*Client)}
 }
