@@ -31,6 +31,7 @@ func TestCLIPostLogoutRedirectURI(t *testing.T) {
 		t.Errorf("registered URI: %d %q", st, loc)
 	}
 	in.must(t, "clients", "update", "webapp", "--post-logout-redirect-uri", bye2)
+	awaitClientCache()
 	if st, loc := endSession(bye); st != http.StatusBadRequest || loc != "" {
 		t.Errorf("URI replaced by update: %d %q", st, loc)
 	}

@@ -296,17 +296,40 @@ func (c *Client) ToStore() (store.Client, error) {
 	return sc, nil
 }
 
-// Client finds a client by id: the configuration file first, then the store.
-// An unknown id is store.ErrNotFound.
+// Client finds a client by id: the configuration file first, then the store
+// (through the cache, clientcache.go). An unknown id is store.ErrNotFound.
+// The client returned may be shared: callers must not change it.
 func (d *Directory) Client(ctx context.Context, id string) (*Client, error) {
 	if c, ok := d.static[id]; ok {
 		return c, nil
+	}
+	var gen uint64
+	if d.cache != nil {
+		var c *Client
+		var ok bool
+		if c, gen, ok = d.cache.get(ctx, id, d.now()); ok {
+			return c, nil
+		}
 	}
 	sc, err := d.cfg.Store.GetClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return FromStore(sc)
+	c, err := FromStore(sc)
+	if err != nil {
+		return nil, err
+	}
+	if d.cache != nil {
+		d.cache.put(c, gen)
+	}
+	return c, nil
+}
+
+// clientsChanged empties the client cache after a write through d.
+func (d *Directory) clientsChanged() {
+	if d.cache != nil {
+		d.cache.invalidate()
+	}
 }
 
 // Clients lists static then stored clients.
@@ -351,7 +374,9 @@ func (d *Directory) RegisterClient(ctx context.Context, c *Client, withSecret bo
 	if err != nil {
 		return "", err
 	}
-	if err := d.cfg.Store.CreateClient(ctx, sc); err != nil {
+	err = d.cfg.Store.CreateClient(ctx, sc)
+	d.clientsChanged()
+	if err != nil {
 		return "", fmt.Errorf("register client %q: %w", c.ID, err)
 	}
 	return secret, nil
@@ -366,7 +391,9 @@ func (d *Directory) DeleteClient(ctx context.Context, id string) error {
 	if _, ok := d.static[id]; ok {
 		return fmt.Errorf("client %q is declared in the configuration file; remove it there", id)
 	}
-	return d.cfg.Store.DeleteClient(ctx, id)
+	err := d.cfg.Store.DeleteClient(ctx, id)
+	d.clientsChanged()
+	return err
 }
 
 // checkSecret compares secret with c's current secret and, until it expires
@@ -374,7 +401,8 @@ func (d *Directory) DeleteClient(ctx context.Context, id string) error {
 // fixed-length digests, and both always, so the answer's timing tells
 // neither which matched nor whether there is a previous secret.
 func checkSecret(c *Client, secret string, now time.Time) bool {
-	h := HashSecret(secret)
+	hs := sha256.Sum256([]byte(secret)) // HashSecret's digest, on the stack
+	h := hs[:]
 	cur, prev := 0, 0
 	if len(c.SecretHash) == sha256.Size {
 		cur = subtle.ConstantTimeCompare(h, c.SecretHash)
@@ -599,7 +627,9 @@ func (d *Directory) saveClient(ctx context.Context, c *Client) error {
 	if err != nil {
 		return err
 	}
-	if err := d.cfg.Store.UpdateClient(ctx, sc); err != nil {
+	err = d.cfg.Store.UpdateClient(ctx, sc)
+	d.clientsChanged()
+	if err != nil {
 		return fmt.Errorf("update client %q: %w", c.ID, err)
 	}
 	return nil

@@ -18,6 +18,13 @@ type DirectoryConfig struct {
 	MaxAccessTTL time.Duration // ceiling for per-client lifetimes
 	Clients      []Client      // static clients from the configuration file
 
+	// ClientCacheSize caps the stored clients kept in memory (0: 4096,
+	// negative: no cache); ClientCheckInterval is how often, at most, the
+	// store's clients version is read to notice other processes' writes
+	// (0: 1 s), which bounds how long they go unseen (clientcache.go).
+	ClientCacheSize     int
+	ClientCheckInterval time.Duration
+
 	Store  store.Store
 	Hasher *password.Hasher
 	Now    func() time.Time
@@ -33,6 +40,7 @@ type Directory struct {
 	now    func() time.Time
 	log    *slog.Logger
 	static map[string]*Client
+	cache  *clientCache // nil: read the store on every lookup
 }
 
 // NewDirectory checks cfg, and the static clients in it with ValidateClient,
@@ -54,6 +62,9 @@ func NewDirectory(cfg DirectoryConfig) (*Directory, error) {
 		cfg.Logger = slog.Default()
 	}
 	d := &Directory{cfg: cfg, now: cfg.Now, log: cfg.Logger, static: map[string]*Client{}}
+	if v, ok := cfg.Store.(clientsVersioner); ok && cfg.ClientCacheSize >= 0 {
+		d.cache = newClientCache(v, cfg.ClientCacheSize, cfg.ClientCheckInterval)
+	}
 	for i := range cfg.Clients {
 		c := cfg.Clients[i]
 		c.Static = true

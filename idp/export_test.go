@@ -32,3 +32,13 @@ func (stubSigner) Sign([]byte, string) (string, error) {
 	return "", errors.New("no signing key in this test")
 }
 func (stubSigner) KeySet() *jwks.Document { return nil }
+
+// ClientCacheLen is how many stored clients d's cache holds.
+func ClientCacheLen(d *Directory) int {
+	if d.cache == nil {
+		return -1
+	}
+	d.cache.mu.Lock()
+	defer d.cache.mu.Unlock()
+	return len(d.cache.m)
+}

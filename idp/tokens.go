@@ -24,9 +24,25 @@ type Audience []string
 // MarshalJSON implements json.Marshaler.
 func (a Audience) MarshalJSON() ([]byte, error) {
 	if len(a) == 1 {
+		if plainJSONString(a[0]) { // what json.Marshal would write, in one allocation
+			b := make([]byte, 0, len(a[0])+2)
+			return append(append(append(b, '"'), a[0]...), '"'), nil
+		}
 		return json.Marshal(a[0])
 	}
 	return json.Marshal([]string(a))
+}
+
+// plainJSONString reports whether encoding/json writes s as is between
+// quotes: printable ASCII without the characters it escapes (" \ < > &).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

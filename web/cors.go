@@ -75,13 +75,23 @@ func (s *Server) corsPreflight(methods string) echo.HandlerFunc {
 }
 
 // corsVary marks an answer of a CORS route as varying on Origin; next's
-// handler then calls allowOrigin once it knows the request's client.
+// handler then calls allowOrigin once it knows the request's client. It wraps
+// the handler once, at registration (Echo applies route middleware on every
+// request), and the usual header value is a shared slice, which Header.Add
+// copies rather than changes.
 func corsVary(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		c.Response().Header().Add(echo.HeaderVary, echo.HeaderOrigin)
+		h := c.Response().Header()
+		if v := h[echo.HeaderVary]; len(v) == 0 {
+			h[echo.HeaderVary] = varyOrigin
+		} else {
+			h[echo.HeaderVary] = append(v[:len(v):len(v)], echo.HeaderOrigin)
+		}
 		return next(c)
 	}
 }
+
+var varyOrigin = []string{echo.HeaderOrigin}
 
 // corsForClient echoes the request's Origin when the client clientID allows
 // it. An unknown client, or no Origin, adds nothing.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,20 +23,24 @@ import (
 // client credentials, which RFC 6749 §2.3.1 form-encodes before base64.
 func (s *Server) formRequest(c echo.Context, endpoint string) (*idp.Request, error) {
 	r := c.Request()
-	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-	if err != nil || mt != echo.MIMEApplicationForm {
-		return nil, &idp.Error{Code: "invalid_request", Status: http.StatusBadRequest,
-			Description: "the body must be application/x-www-form-urlencoded"}
+	if ct := r.Header.Get(echo.HeaderContentType); !strings.EqualFold(ct, echo.MIMEApplicationForm) { // the usual value, without parameters, needs no parsing
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationForm {
+			return nil, &idp.Error{Code: "invalid_request", Status: http.StatusBadRequest,
+				Description: "the body must be application/x-www-form-urlencoded"}
+		}
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
 	}
-	form, err := url.ParseQuery(string(body))
+	// The form's strings share body's bytes, which nothing else holds or
+	// changes: no copy of the body.
+	form, err := url.ParseQuery(unsafe.String(unsafe.SliceData(body), len(body)))
 	if err != nil {
 		return nil, &idp.Error{Code: "invalid_request", Status: http.StatusBadRequest, Description: "the body is not valid form encoding"}
 	}
-	req := &idp.Request{Form: form, RemoteIP: c.RealIP(), Endpoint: s.cfg.Issuer + endpoint}
+	req := &idp.Request{Form: form, RemoteIP: c.RealIP(), Endpoint: s.endpointURL(endpoint)}
 	if user, pass, ok := r.BasicAuth(); ok {
 		u, err1 := url.QueryUnescape(user)
 		p, err2 := url.QueryUnescape(pass)
@@ -63,9 +68,20 @@ func (s *Server) token(c echo.Context) error {
 		return err
 	}
 	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = noStore // canonical keys; shared values, which Header.Add would copy, not change
+	h["Pragma"] = noCache
+	h[echo.HeaderContentType] = jsonUTF8 // what c.JSON sets when none is
 	return c.JSON(http.StatusOK, res)
+}
+
+var noStore, noCache, jsonUTF8 = []string{"no-store"}, []string{"no-cache"}, []string{echo.MIMEApplicationJSON}
+
+// endpointURL is s.cfg.Issuer+path, built once for the form endpoints.
+func (s *Server) endpointURL(path string) string {
+	if u, ok := s.endpoints[path]; ok {
+		return u
+	}
+	return s.cfg.Issuer + path
 }
 
 func (s *Server) revoke(c echo.Context) error {

@@ -73,7 +73,8 @@ type Server struct {
 	dir       *idp.Directory // cfg.IDP's: clients and users
 	echo      *echo.Echo
 	discovery []byte
-	adminKey  [32]byte // SHA-256 of the admin token, compared in constant time
+	endpoints map[string]string // formRequest's paths → issuer + path (endpointURL)
+	adminKey  [32]byte          // SHA-256 of the admin token, compared in constant time
 	ui        *browserUI
 	shapes    map[string]errorShape // "METHOD /path" → how the route writes errors
 	signups   *rateStore            // the signup limiter's buckets
@@ -95,6 +96,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, dir: cfg.IDP.Directory(), echo: echo.New(), shapes: map[string]errorShape{}}
 	s.adminKey = digest(cfg.AdminToken)
+	s.endpoints = map[string]string{}
+	for _, p := range []string{"/token", "/revoke", "/introspect", "/device/code"} {
+		s.endpoints[p] = cfg.Issuer + p
+	}
 	doc, err := discoveryDocument(cfg.Issuer, cfg.IDP)
 	if err != nil {
 		return nil, err
@@ -126,11 +131,11 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s.shapeErrors(oauthErrors,
-		e.POST("/token", s.token, corsVary),
-		e.POST("/revoke", s.revoke, corsVary),
+		e.POST("/token", corsVary(s.token)),
+		e.POST("/revoke", corsVary(s.revoke)),
 		e.POST("/introspect", s.introspect))
-	e.GET("/userinfo", s.userinfo, corsVary)
-	e.POST("/userinfo", s.userinfo, corsVary)
+	e.GET("/userinfo", corsVary(s.userinfo))
+	e.POST("/userinfo", corsVary(s.userinfo))
 	e.OPTIONS("/token", s.corsPreflight(corsTokenMethod))
 	e.OPTIONS("/revoke", s.corsPreflight(corsTokenMethod))
 	e.OPTIONS("/userinfo", s.corsPreflight(corsUserMethods))

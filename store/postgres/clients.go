@@ -122,3 +122,14 @@ func scanClient(r pgx.Row) (store.Client, error) {
 	}
 	return columns.ClientFromRow(row)
 }
+
+// ClientsVersion returns a counter that every write to clients, from any
+// replica or the CLI, increases (trigger of migration 0014): a cache of
+// client records is current while it stays the same.
+func (s *Store) ClientsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM clients_version WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store/postgres: clients version: %w", err)
+	}
+	return v, nil
+}

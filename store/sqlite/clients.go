@@ -122,3 +122,14 @@ func scanClient(r rowScanner) (store.Client, error) {
 	}
 	return columns.ClientFromRow(row)
 }
+
+// ClientsVersion returns a counter that every write to clients, from any
+// process using the file, increases (triggers of migration 0013): a cache of
+// client records is current while it stays the same.
+func (s *Store) ClientsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM clients_version WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store/sqlite: clients version: %w", err)
+	}
+	return v, nil
+}
