@@ -31,7 +31,8 @@ func TestCLIPostLogoutRedirectURI(t *testing.T) {
 		t.Errorf("registered URI: %d %q", st, loc)
 	}
 	in.must(t, "clients", "update", "webapp", "--post-logout-redirect-uri", bye2)
-	awaitClientCache()
+	// Seen by the server within its client cache's check interval.
+	waitFor(t, func() bool { st, _ := endSession(bye2); return st == http.StatusSeeOther }, "the server to see the updated client")
 	if st, loc := endSession(bye); st != http.StatusBadRequest || loc != "" {
 		t.Errorf("URI replaced by update: %d %q", st, loc)
 	}

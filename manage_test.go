@@ -7,9 +7,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/keygate/keygate/idp"
 )
 
 // secretOf is the client secret a command printed (see clientSecret).
@@ -87,8 +84,10 @@ func TestCLIRotateSecret(t *testing.T) {
 		t.Fatalf("first secret: %d", st)
 	}
 	out := in.must(t, "clients", "rotate-secret", "billing", "--grace", "1h")
-	awaitClientCache()
 	cur := secretOf(t, out)
+	// The server sees another process's client write within its cache's
+	// check interval (idp.DefaultClientCheckInterval): poll for it.
+	waitFor(t, func() bool { return tokenStatus(t, s, cc, "billing", cur) == 200 }, "the server to accept the new secret")
 	if !strings.Contains(out, "old secret works until") {
 		t.Errorf("rotate-secret --grace 1h:\n%s", out)
 	}
@@ -98,7 +97,7 @@ func TestCLIRotateSecret(t *testing.T) {
 		}
 	}
 	next := secretOf(t, in.must(t, "clients", "rotate-secret", "billing", "--grace", "0"))
-	awaitClientCache()
+	waitFor(t, func() bool { return tokenStatus(t, s, cc, "billing", next) == 200 }, "the server to accept the newest secret")
 	if st := tokenStatus(t, s, cc, "billing", cur); st != 401 {
 		t.Errorf("secret rotated out with --grace 0: %d, want 401", st)
 	}
@@ -149,8 +148,3 @@ func TestCLIManageUsers(t *testing.T) {
 		t.Errorf("password grant after --enable: %d", st)
 	}
 }
-
-// awaitClientCache waits out the server's client cache after a CLI write:
-// another process's change is seen within idp.DefaultClientCheckInterval
-// (idp/clientcache.go), so the wait is that bound, not a guess.
-func awaitClientCache() { time.Sleep(idp.DefaultClientCheckInterval + 50*time.Millisecond) }
