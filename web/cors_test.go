@@ -13,6 +13,7 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/internal/poll"
 )
 
 const (
@@ -152,7 +153,9 @@ func TestCORSPreflightSeesNewClient(t *testing.T) {
 	if _, err := e.IDP.Directory().RegisterClient(t.Context(), c, false); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	poll.Until(t, 10*time.Second, "the preflight to allow the new client's origin", func() bool {
+		return preflight(t, e.URL, "/token", late, "POST", "").hdr.Get("Access-Control-Allow-Origin") == late
+	})
 	wantCORS(t, "after", preflight(t, e.URL, "/token", late, "POST", ""), late)
 }
 
