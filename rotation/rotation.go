@@ -148,9 +148,9 @@ type SigningKey struct {
 
 // Snapshot is one consistent, immutable view of the key set.
 type Snapshot struct {
-	Version  int64      // the store's key-set version it was read at
-	Keys     []Key      // publication order (active, next, retired newest first), then revoked
-	Signing  SigningKey // the active RS256 key
+	Version int64      // the store's key-set version it was read at
+	Keys    []Key      // publication order (active, next, retired newest first), then revoked
+	Signing SigningKey // the active RS256 key
 	// Signers are the active keys by algorithm: Signing under RS256, and
 	// one per other configured algorithm whose key set exists.
 	Signers  map[string]SigningKey
