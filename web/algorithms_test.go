@@ -56,7 +56,9 @@ func TestSigningAlgorithmsWithGoOIDC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var tok struct{ AccessToken string `json:"access_token"` }
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
 		json.NewDecoder(res.Body).Decode(&tok)
 		res.Body.Close()
 		if res.StatusCode != 200 || tok.AccessToken == "" {
