@@ -341,9 +341,9 @@ func (v *Verifier) refreshFailed(err error, what string) {
 }
 
 // install is jwk.Cache's PostFetcher: it indexes a freshly fetched set for
-// Verify. Keys that cannot verify tokens here (not RSA, not for signing,
-// an alg that is not an RSA signature algorithm, too short, no kid) are
-// left out, so Verify needs no per-token key checks.
+// Verify. Keys that cannot verify tokens here (not RSA, EC P-256 or
+// Ed25519; not for signing; an alg Keygate does not verify; RSA too short;
+// no kid) are left out, so Verify needs no per-token key checks.
 func (v *Verifier) install(_ string, set jwk.Set) (jwk.Set, error) {
 	idx := v.index(set)
 	v.keys.Store(idx)

@@ -137,3 +137,58 @@ func TestAlgorithms(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestAlgorithmDropped: when an algorithm leaves the policy, its keys stay
+// published (tokens it signed still verify) but nothing signs with it or
+// rotates it, and revoking its active key makes no successor.
+func TestAlgorithmDropped(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: t0}
+	st := openStore(t, filepath.Join(t.TempDir(), "k.db"))
+	kek := newKEK(t)
+	sealer, err := rotation.NewSealer(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policy
+	p.Algorithms = []string{"RS256", "ES256"}
+	m, err := rotation.New(rotation.Config{Policy: p, Store: st, Sealer: sealer, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := m.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := snap.Signers["ES256"].KID
+	m2 := newManager(t, st, kek, clk, nil) // RS256 only
+	snap, err = m2.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := snap.Signers["ES256"]; ok {
+		t.Error("an unconfigured algorithm has a signer")
+	}
+	if _, ok := snap.Find(es); !ok {
+		t.Error("the ES256 key is no longer published")
+	}
+	if _, err := m2.Signer().SignWith("ES256", []byte(`{}`), "JWT"); err == nil {
+		t.Error("signed with an unconfigured algorithm")
+	}
+	res, err := m2.Revoke(ctx, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Activated != "" {
+		t.Errorf("revoking the ES256 key activated %s", res.Activated)
+	}
+	n := 0
+	for _, k := range m2.Current().Keys {
+		if k.Algorithm == "ES256" && k.State == store.KeyActive {
+			n++
+		}
+	}
+	if n != 0 {
+		t.Errorf("%d active ES256 keys after the revocation", n)
+	}
+}

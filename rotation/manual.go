@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/internal/faults"
@@ -160,7 +161,9 @@ func (m *Manager) revokeOnce(ctx context.Context, kid string) (res RevokeResult,
 	now := m.now()
 	res = RevokeResult{KID: kid, WasState: k.State}
 	change := store.KeyChange{Updates: []store.KeyUpdate{m.revoked(now, *k)}}
-	if k.State == store.KeyActive {
+	// An active key of an algorithm no longer configured (keys.algorithms)
+	// is revoked without a successor: nothing signs with that algorithm.
+	if k.State == store.KeyActive && slices.Contains(m.cfg.Policy.algorithms(), keyAlg(k.Algorithm)) {
 		if next := findAlg(keys, keyAlg(k.Algorithm), store.KeyNext); next != nil {
 			n := *next
 			n.State, n.ActivateAt = store.KeyActive, now
