@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,7 +64,11 @@ type Storage struct {
 
 // Keys is the signing-key policy.
 type Keys struct {
-	RSABits        int           `yaml:"rsa_bits"`
+	RSABits int `yaml:"rsa_bits"`
+	// Algorithms are the signing algorithms to keep keys for, each rotated
+	// on its own: RS256 (always; the default) and optionally ES256 and
+	// EdDSA, which clients then choose with signing_alg. Empty: RS256 only.
+	Algorithms     []string      `yaml:"algorithms"`
 	RotationPeriod time.Duration `yaml:"rotation_period"`
 	PublishAhead   time.Duration `yaml:"publish_ahead"`
 	// EncryptionKeyFile holds the key-encryption keyring: one key per line, the
@@ -152,6 +157,9 @@ type Client struct {
 	// ThirdParty: an app run by someone else; users see a consent page
 	// before its first code.
 	ThirdParty bool `yaml:"third_party"`
+	// SigningAlg is the algorithm its tokens are signed with: RS256 (the
+	// default), ES256 or EdDSA (keys.algorithms must list it).
+	SigningAlg string `yaml:"signing_alg"`
 
 	// PostLogoutRedirectURIs: where RP-initiated logout may return the browser.
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
@@ -538,7 +546,7 @@ func (c Config) Retention() time.Duration {
 // validateClients checks each static client with idp.ValidateClient, the
 // check the CLI and the API apply too, and that no id is declared twice.
 func (c Config) validateClients() error {
-	limits := idp.ClientLimits{AccessTTL: c.Tokens.AccessTTL, MaxAccessTTL: c.Tokens.MaxAccessTTL}
+	limits := idp.ClientLimits{AccessTTL: c.Tokens.AccessTTL, MaxAccessTTL: c.Tokens.MaxAccessTTL, SigningAlgs: c.SigningAlgorithms()}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {
 		ic, err := cl.IDPClient()
@@ -562,7 +570,7 @@ func (cl Client) IDPClient() (idp.Client, error) {
 	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
 		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, AllowedOrigins: cl.AllowedOrigins, Public: cl.Public, AccessTTL: cl.AccessTTL,
 		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect,
-		ThirdParty: cl.ThirdParty, Static: true}
+		ThirdParty: cl.ThirdParty, SigningAlg: cl.SigningAlg, Static: true}
 	c.PostLogoutRedirectURIs = cl.PostLogoutRedirectURIs
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)
@@ -592,9 +600,34 @@ func (cl Client) IDPClient() (idp.Client, error) {
 	return c, nil
 }
 
+// SigningAlgorithms returns keys.algorithms, RS256 first (RS256 alone when
+// the list is empty).
+func (c Config) SigningAlgorithms() []string {
+	out := []string{"RS256"}
+	for _, a := range c.Keys.Algorithms {
+		if a != "RS256" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // validateKeys checks the keys section (and jwks.max_age, which bounds it).
 func (c Config) validateKeys() error {
 	k := c.Keys
+	seenAlg := map[string]bool{}
+	for _, a := range k.Algorithms {
+		if !slices.Contains(idp.SigningAlgorithms, a) {
+			return fmt.Errorf("keys.algorithms: %q is not supported (RS256, ES256, EdDSA)", a)
+		}
+		if seenAlg[a] {
+			return fmt.Errorf("keys.algorithms: %q is listed twice", a)
+		}
+		seenAlg[a] = true
+	}
+	if len(k.Algorithms) > 0 && !seenAlg["RS256"] {
+		return errors.New("keys.algorithms: must include RS256, the default every client can use")
+	}
 	switch {
 	case k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096:
 		return fmt.Errorf("keys.rsa_bits: must be 2048, 3072 or 4096, got %d", k.RSABits)

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/rotation"
 )
 
 const secret = "kgs_example-secret-0123456789abcdefghijklmnopqrstuv"
@@ -83,9 +85,14 @@ type env struct {
 func start(t *testing.T, future time.Duration) *env {
 	t.Helper()
 	clientKey(t)
-	kg := kgtest.Start(t, kgtest.Options{Clients: []idp.Client{
+	kg := kgtest.Start(t, kgtest.Options{Policy: rotation.Policy{RotationPeriod: 24 * time.Hour, PublishAhead: time.Hour,
+		Retention: 2 * time.Hour, RSABits: 2048, Algorithms: []string{"RS256", "ES256", "EdDSA"}}, Clients: []idp.Client{
 		{ID: "billing", SecretHash: idp.HashSecret(secret), GrantTypes: []string{idp.GrantClientCredentials},
 			Scopes: []string{"read"}, Audience: []string{"orders"}, AccessTTL: 3 * time.Minute},
+		{ID: "billing-es256", SecretHash: idp.HashSecret(secret), GrantTypes: []string{idp.GrantClientCredentials},
+			Scopes: []string{"read"}, Audience: []string{"orders"}, AccessTTL: 3 * time.Minute, SigningAlg: "ES256"},
+		{ID: "billing-eddsa", SecretHash: idp.HashSecret(secret), GrantTypes: []string{idp.GrantClientCredentials},
+			Scopes: []string{"read"}, Audience: []string{"orders"}, AccessTTL: 3 * time.Minute, SigningAlg: "EdDSA"},
 		{ID: "client", Keys: pubJWKS, GrantTypes: []string{idp.GrantJWTBearer}, AllowBareAssertion: true,
 			AccessTTL: 3 * future, NotBeforeDelay: future},
 	}})
@@ -114,14 +121,31 @@ func start(t *testing.T, future time.Duration) *env {
 	return nil
 }
 
-func (e *env) token(t *testing.T) string {
+func (e *env) token(t *testing.T) string { return e.tokenFor(t, "billing") }
+
+// tokenFor is an access token for client id (billing: RS256, billing-es256,
+// billing-eddsa: those algorithms).
+func (e *env) tokenFor(t *testing.T, id string) string {
 	t.Helper()
 	res, err := e.kg.IDP.Token(context.Background(), &idp.Request{Form: map[string][]string{
-		"grant_type": {"client_credentials"}, "client_id": {"billing"}, "client_secret": {secret}}})
+		"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res.AccessToken
+}
+
+// algClients are the example clients by the algorithm their tokens use.
+var algClients = map[string]string{"RS256": "billing", "ES256": "billing-es256", "EdDSA": "billing-eddsa"}
+
+// checkAlg fails unless tok's header names alg.
+func checkAlg(t *testing.T, tok, alg string) {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.SplitN(tok, ".", 2)[0])
+	var hdr struct{ Alg string }
+	if err != nil || json.Unmarshal(h, &hdr) != nil || hdr.Alg != alg {
+		t.Fatalf("token header %s, want alg %s", h, alg)
+	}
 }
 
 func run(t *testing.T, dir string, name string, args ...string) (string, error) {
@@ -178,12 +202,16 @@ func TestGoClient(t *testing.T) {
 func TestVerifyPython(t *testing.T) {
 	py := python(t)
 	e := start(t, time.Second)
-	tok := e.token(t)
-	out, err := run(t, "scripts", py, "verify.py", e.kg.URL, tok, "orders")
-	var claims map[string]any
-	if err != nil || json.Unmarshal([]byte(out), &claims) != nil || claims["sub"] != "billing" {
-		t.Fatalf("verify.py: %v\n%s", err, out)
+	for alg, id := range algClients {
+		tok := e.tokenFor(t, id)
+		checkAlg(t, tok, alg)
+		out, err := run(t, "scripts", py, "verify.py", e.kg.URL, tok, "orders")
+		var claims map[string]any
+		if err != nil || json.Unmarshal([]byte(out), &claims) != nil || claims["sub"] != id {
+			t.Fatalf("verify.py, %s: %v\n%s", alg, err, out)
+		}
 	}
+	tok := e.token(t)
 	for name, bad := range map[string][]string{
 		"tampered":       {tok[:len(tok)-4] + "AAAA", "orders"},
 		"wrong audience": {tok, "payments"},
@@ -198,12 +226,16 @@ func TestVerifyNode(t *testing.T) {
 	need(t, "/usr/bin/node", "node")
 	need(t, "scripts/node_modules/jose/package.json", "npm jose (npm ci in examples/scripts)")
 	e := start(t, time.Second)
-	tok := e.token(t)
-	out, err := run(t, "scripts", "node", "verify.mjs", e.kg.URL, tok, "orders")
-	var claims map[string]any
-	if err != nil || json.Unmarshal([]byte(out), &claims) != nil || claims["client_id"] != "billing" {
-		t.Fatalf("verify.mjs: %v\n%s", err, out)
+	for alg, id := range algClients {
+		tok := e.tokenFor(t, id)
+		checkAlg(t, tok, alg)
+		out, err := run(t, "scripts", "node", "verify.mjs", e.kg.URL, tok, "orders")
+		var claims map[string]any
+		if err != nil || json.Unmarshal([]byte(out), &claims) != nil || claims["client_id"] != id {
+			t.Fatalf("verify.mjs, %s: %v\n%s", alg, err, out)
+		}
 	}
+	tok := e.token(t)
 	if out, err := run(t, "scripts", "node", "verify.mjs", e.kg.URL, tok, "payments"); err == nil || !strings.Contains(out, "invalid") {
 		t.Errorf("verify.mjs accepted a token for another audience: %s", out)
 	}

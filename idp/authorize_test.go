@@ -34,7 +34,7 @@ func TestPKCEExample(t *testing.T) {
 
 // OpenID Connect Core 1.0 Appendix A.3: an access token and its at_hash.
 func TestAtHashExample(t *testing.T) {
-	if got := atHash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"); got != "77QmUPtjPfzWtF2AnpK9RQ" {
+	if got := atHash("RS256", "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"); got != "77QmUPtjPfzWtF2AnpK9RQ" {
 		t.Errorf("at_hash %q", got)
 	}
 }

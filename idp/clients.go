@@ -58,8 +58,11 @@ type Client struct {
 	AllowBareAssertion bool
 	Introspect         bool // a resource server: may introspect other clients' tokens
 	ThirdParty         bool // its users consent before its first code (consent.go)
-	Static             bool
-	CreatedAt          time.Time
+	// SigningAlg is the algorithm its access and ID tokens are signed
+	// with: "" or RS256 (the default), ES256 or EdDSA.
+	SigningAlg string
+	Static     bool
+	CreatedAt  time.Time
 
 	// PreviousSecretHash is the SHA-256 of the secret RotateClientSecret
 	// replaced, accepted beside the current one until PreviousSecretExpiresAt.
@@ -81,6 +84,9 @@ func (c *Client) HasKeys() bool { return (c.Keys != nil && c.Keys.Len() > 0) || 
 type ClientLimits struct {
 	AccessTTL    time.Duration // the default access-token lifetime (tokens.access_ttl)
 	MaxAccessTTL time.Duration // no client may ask for more (tokens.max_access_ttl)
+	// SigningAlgs are the configured signing algorithms (keys.algorithms);
+	// nil does not restrict beyond SigningAlgorithms.
+	SigningAlgs []string
 }
 
 // ValidateClient is the one check of a client's settings, for the
@@ -89,7 +95,7 @@ type ClientLimits struct {
 // naming the setting as the configuration file spells it.
 func ValidateClient(c *Client, l ClientLimits) error {
 	for _, check := range []func(*Client, ClientLimits) error{checkClientID, checkClientGrants, checkClientLifetime,
-		checkClientCredentials, checkRedirectURIs, checkAllowedOrigins, checkPostLogoutRedirectURIs} {
+		checkClientCredentials, checkRedirectURIs, checkAllowedOrigins, checkPostLogoutRedirectURIs, checkSigningAlg} {
 		if err := check(c, l); err != nil {
 			return err
 		}
@@ -138,6 +144,21 @@ func checkClientLifetime(c *Client, l ClientLimits) error {
 	}
 	if c.NotBeforeDelay < 0 || c.NotBeforeDelay >= lifetime {
 		return badClient("not_before_delay", "must be at least 0 and shorter than the token lifetime (%s %s), got %s", from, lifetime, c.NotBeforeDelay)
+	}
+	return nil
+}
+
+// checkSigningAlg: a client's token signing algorithm is one Keygate
+// supports and the deployment keeps keys for.
+func checkSigningAlg(c *Client, l ClientLimits) error {
+	if c.SigningAlg == "" || c.SigningAlg == "RS256" {
+		return nil
+	}
+	if !slices.Contains(SigningAlgorithms, c.SigningAlg) {
+		return badClient("signing_alg", "%q is not supported (RS256, ES256 or EdDSA)", c.SigningAlg)
+	}
+	if l.SigningAlgs != nil && !slices.Contains(l.SigningAlgs, c.SigningAlg) {
+		return badClient("signing_alg", "%s is not in keys.algorithms (%s), so there is no key to sign with", c.SigningAlg, strings.Join(l.SigningAlgs, ", "))
 	}
 	return nil
 }
@@ -267,7 +288,7 @@ func FromStore(sc store.Client) (*Client, error) {
 	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, AllowedOrigins: sc.AllowedOrigins, Public: sc.Public,
 		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
-		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt, ThirdParty: sc.ThirdParty}
+		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt, ThirdParty: sc.ThirdParty, SigningAlg: sc.SigningAlg}
 	c.PostLogoutRedirectURIs = sc.PostLogoutRedirectURIs
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
@@ -284,7 +305,7 @@ func (c *Client) ToStore() (store.Client, error) {
 	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, AllowedOrigins: c.AllowedOrigins, Public: c.Public, AccessTTL: c.AccessTTL,
 		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
-		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt, ThirdParty: c.ThirdParty}
+		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt, ThirdParty: c.ThirdParty, SigningAlg: c.SigningAlg}
 	sc.PostLogoutRedirectURIs = c.PostLogoutRedirectURIs
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
@@ -383,7 +404,7 @@ func (d *Directory) RegisterClient(ctx context.Context, c *Client, withSecret bo
 }
 
 func (d *Directory) clientLimits() ClientLimits {
-	return ClientLimits{AccessTTL: d.cfg.AccessTTL, MaxAccessTTL: d.cfg.MaxAccessTTL}
+	return ClientLimits{AccessTTL: d.cfg.AccessTTL, MaxAccessTTL: d.cfg.MaxAccessTTL, SigningAlgs: d.cfg.SigningAlgs}
 }
 
 // DeleteClient removes a stored client; static ones live in the configuration file.

@@ -17,6 +17,9 @@ type DirectoryConfig struct {
 	AccessTTL    time.Duration // default access-token lifetime
 	MaxAccessTTL time.Duration // ceiling for per-client lifetimes
 	Clients      []Client      // static clients from the configuration file
+	// SigningAlgs are the configured signing algorithms (keys.algorithms),
+	// which a client's SigningAlg must be among; nil: not restricted.
+	SigningAlgs []string
 
 	// ClientCacheSize caps the stored clients kept in memory (0: 4096,
 	// negative: no cache); ClientCheckInterval is how often, at most, the

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/jwks"
@@ -30,6 +31,35 @@ type Signer interface {
 	// verifier, so the issuer and its resource servers apply the same checks.
 	KeySet() *jwks.Document
 }
+
+// AlgorithmSigner is a Signer that also keeps ES256 and EdDSA keys beside
+// RS256 (rotation.Signer does): a client registered with a SigningAlg gets
+// its tokens signed by SignWith, and the provider's own verifiers accept
+// every algorithm of Algorithms (each only with a key of its type).
+type AlgorithmSigner interface {
+	Signer
+	// SignWith is Sign with the active key of alg ("" means RS256).
+	SignWith(alg string, payload []byte, typ string) (string, error)
+	// Algorithms are the configured signing algorithms, RS256 first.
+	Algorithms() []string
+}
+
+// SigningAlgorithms are the algorithms a client may be registered to have
+// its tokens signed with (keys.algorithms must also list it).
+var SigningAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+// signingAlgorithms returns the algorithms the provider signs with: the
+// Signer's when it is an AlgorithmSigner, else RS256.
+func (p *Provider) signingAlgorithms() []string {
+	if as, ok := p.cfg.Signer.(AlgorithmSigner); ok {
+		return as.Algorithms()
+	}
+	return []string{"RS256"}
+}
+
+// SigningAlgorithms are the algorithms this provider signs tokens with, RS256
+// first: what discovery advertises.
+func (p *Provider) SigningAlgorithms() []string { return slices.Clone(p.signingAlgorithms()) }
 
 // Config holds the provider's settings and dependencies. The embedded
 // DirectoryConfig builds the provider's Directory, whose store, hasher,

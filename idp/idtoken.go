@@ -2,6 +2,7 @@ package idp
 
 import (
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -52,9 +53,14 @@ func ClaimsFor(u store.User, scope string) UserClaims {
 	return c
 }
 
-// atHash is OIDC Core §3.1.3.6's at_hash for RS256: the left half of the
-// SHA-256 of the access token's ASCII, base64url without padding.
-func atHash(accessToken string) string {
+// atHash is OIDC Core §3.1.3.6's at_hash: the left half of the hash of the
+// access token's ASCII, base64url without padding. The hash is the one of the
+// ID token's alg: SHA-256 for RS256 and ES256, SHA-512 for EdDSA (Ed25519).
+func atHash(alg, accessToken string) string {
+	if alg == "EdDSA" {
+		sum := sha512.Sum512([]byte(accessToken))
+		return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+	}
 	sum := sha256.Sum256([]byte(accessToken))
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 }
@@ -66,11 +72,11 @@ func (p *Provider) issueIDToken(c *Client, u store.User, scope, nonce string, au
 		Expiry: now.Add(p.cfg.IDTokenTTL).Unix(), AuthTime: authTime.Unix(), Nonce: nonce,
 		UserClaims: ClaimsFor(u, scope)}
 	if accessToken != "" {
-		claims.AtHash = atHash(accessToken)
+		claims.AtHash = atHash(c.SigningAlg, accessToken)
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("encode id token claims: %w", err)
 	}
-	return p.sign(payload, IDTokenType)
+	return p.signFor(c, payload, IDTokenType)
 }

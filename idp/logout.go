@@ -32,7 +32,8 @@ const maxLogoutState = 2048
 // access token or a sealed login request) signed by a key this provider
 // publishes, with its issuer, whatever their exp.
 func (p *Provider) newHintVerifier() (err error) {
-	cfg := jwks.Config{Issuer: p.cfg.Issuer, ExpectedType: IDTokenType, Leeway: hintLeeway, Now: p.now, Logger: p.log}
+	cfg := jwks.Config{Issuer: p.cfg.Issuer, ExpectedType: IDTokenType, Leeway: hintLeeway, Now: p.now, Logger: p.log,
+		Algorithms: p.signingAlgorithms()}
 	if p.hints, err = jwks.NewLocalVerifier(p.cfg.Signer.KeySet, cfg); err != nil {
 		return fmt.Errorf("idp: id_token_hint verifier: %w", err)
 	}

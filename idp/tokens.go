@@ -139,12 +139,24 @@ func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err 
 	if err != nil {
 		return "", claims, fmt.Errorf("encode claims: %w", err)
 	}
-	token, err = p.sign(payload, jwks.AccessTokenType)
+	token, err = p.signFor(g.client, payload, jwks.AccessTokenType)
 	return token, claims, err
 }
 
 func (p *Provider) sign(payload []byte, typ string) (string, error) {
 	return p.cfg.Signer.Sign(payload, typ)
+}
+
+// signFor signs a token issued to c with the algorithm c is registered for.
+func (p *Provider) signFor(c *Client, payload []byte, typ string) (string, error) {
+	if c == nil || c.SigningAlg == "" || c.SigningAlg == "RS256" {
+		return p.sign(payload, typ)
+	}
+	as, ok := p.cfg.Signer.(AlgorithmSigner)
+	if !ok {
+		return "", fmt.Errorf("client %q is registered for %s, but the signer signs RS256 only", c.ID, c.SigningAlg)
+	}
+	return as.SignWith(c.SigningAlg, payload, typ)
 }
 
 // TokenError says why a token is not (or no longer) good.
@@ -169,7 +181,8 @@ func badToken(f string, a ...any) error { return &TokenError{Reason: fmt.Sprintf
 func (p *Provider) newVerifiers() error {
 	keys := p.cfg.Signer.KeySet
 	var err error
-	cfg := jwks.Config{Issuer: p.cfg.Issuer, ExpectedType: jwks.AccessTokenType, NoLeeway: true, Now: p.now, Logger: p.log}
+	cfg := jwks.Config{Issuer: p.cfg.Issuer, ExpectedType: jwks.AccessTokenType, NoLeeway: true, Now: p.now, Logger: p.log,
+		Algorithms: p.signingAlgorithms()}
 	if p.access, err = jwks.NewLocalVerifier(keys, cfg); err != nil {
 		return fmt.Errorf("idp: access-token verifier: %w", err)
 	}

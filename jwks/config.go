@@ -46,9 +46,13 @@ type Config struct {
 	// accepted; a resource server sharing an issuer should always set it.
 	Audience []string
 	// Algorithms accepted in token headers. Default: RS256, what Keygate
-	// signs with. Only RSA signature algorithms (RS/PS 256/384/512) may be
-	// given: "none" or HMAC would let anyone knowing the public key mint
-	// tokens. Client-signed tokens are always RS256.
+	// signs with unless a client is registered for ES256 or EdDSA. Only
+	// asymmetric signature algorithms (RS/PS 256/384/512, ES256, EdDSA) may
+	// be given: "none" or HMAC would let anyone knowing the public key mint
+	// tokens. Whatever is accepted, a token verifies only with a key of the
+	// matching type (an RSA key for RS256, a P-256 key for ES256, an Ed25519
+	// key for EdDSA) whose published "alg", if any, equals the header's.
+	// Client-signed tokens are always RS256.
 	Algorithms []string
 	// ExpectedType is the "typ" header tokens must carry (case-insensitive,
 	// "application/" prefix optional). Default: AccessTokenType.
@@ -211,8 +215,8 @@ func (c Config) validate(constructor string, kind int) (*verifierConfig, error) 
 			fail("Config.Algorithms: no algorithm given")
 		}
 		for _, a := range c.Algorithms {
-			if !isRSASignatureAlg(a) {
-				fail("Config.Algorithms: %q is not accepted (only %s)", a, strings.Join(rsaAlgorithms, ", "))
+			if !isSignatureAlg(a) {
+				fail("Config.Algorithms: %q is not accepted (only %s)", a, strings.Join(signatureAlgorithms, ", "))
 			}
 		}
 		vc.algorithms = slices.Clone(c.Algorithms)
@@ -240,3 +244,5 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 var rsaAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
+var signatureAlgorithms = append(slices.Clone(rsaAlgorithms), "ES256", "EdDSA")

@@ -24,6 +24,9 @@ package jwks
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -31,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,9 +53,11 @@ type PublicKey struct {
 	// unique within a set, because verifiers select keys by it.
 	KID string
 	// Algorithm is the JWS algorithm the key is used with, published as
-	// "alg": one of RS256, RS384, RS512, PS256, PS384, PS512.
+	// "alg": one of RS256, RS384, RS512, PS256, PS384, PS512 (an RSA key),
+	// ES256 (an ECDSA P-256 key) or EdDSA (an Ed25519 key).
 	Algorithm string
-	// Key is the public key: *rsa.PublicKey (or rsa.PublicKey). Private keys
+	// Key is the public key: *rsa.PublicKey (or rsa.PublicKey),
+	// *ecdsa.PublicKey on P-256, or ed25519.PublicKey. Private keys
 	// are refused rather than silently reduced to their public part, so that
 	// a caller mixing up the two is told instead of getting lucky.
 	Key crypto.PublicKey
@@ -66,7 +72,8 @@ type PublicKey struct {
 // that a later modification cannot tear a response.
 type Document struct {
 	// Body is the compact JSON encoding of the set: {"keys":[...]}, each
-	// entry having exactly the members kty, kid, use, alg, n and e.
+	// entry having exactly the members kty, kid, use, alg and n, e (RSA),
+	// crv, x, y (EC) or crv, x (OKP).
 	Body []byte
 	// ETag is a strong entity tag, quoted, derived only from Body, so that
 	// replicas publishing the same key set hand out the same validator and
@@ -111,22 +118,9 @@ func NewDocument(keys []PublicKey) (*Document, error) {
 		}
 		seen[k.KID] = struct{}{}
 
-		pub, err := rsaPublic(k.Key)
+		jk, err := publicJWK(k.Key, k.Algorithm)
 		if err != nil {
 			return nil, fmt.Errorf("jwks: key %q: %w", k.KID, err)
-		}
-		if !isRSASignatureAlg(k.Algorithm) {
-			return nil, fmt.Errorf("jwks: key %q: algorithm %q is not an RSA signature algorithm (want RS256, RS384, RS512, PS256, PS384 or PS512)", k.KID, k.Algorithm)
-		}
-
-		jk, err := jwk.FromRaw(pub)
-		if err != nil {
-			return nil, fmt.Errorf("jwks: key %q: %w", k.KID, err)
-		}
-		if _, ok := jk.(jwk.RSAPublicKey); !ok {
-			// FromRaw was given an *rsa.PublicKey, so this cannot happen
-			// unless jwx changes behaviour; refuse rather than risk leaking.
-			return nil, fmt.Errorf("jwks: key %q: jwx produced %T, want an RSA public key", k.KID, jk)
 		}
 		if err := jk.Set(jwk.KeyIDKey, k.KID); err != nil {
 			return nil, fmt.Errorf("jwks: key %q: set kid: %w", k.KID, err)
@@ -161,6 +155,64 @@ func NewDocument(keys []PublicKey) (*Document, error) {
 	return &Document{Body: body, ETag: etagFor(body), kids: kids}, nil
 }
 
+// publicJWK converts a public key to a jwk.Key after checking that its type
+// suits alg: RSA for the RS and PS algorithms, ECDSA P-256 for ES256,
+// Ed25519 for EdDSA.
+func publicJWK(key crypto.PublicKey, alg string) (jwk.Key, error) {
+	var raw any
+	switch alg {
+	case "ES256":
+		var pub *ecdsa.PublicKey
+		switch k := key.(type) {
+		case *ecdsa.PublicKey:
+			pub = k
+		case ecdsa.PublicKey:
+			pub = &k
+		case *ecdsa.PrivateKey, ecdsa.PrivateKey:
+			return nil, errors.New("refusing to publish a private key; pass its public part")
+		default:
+			return nil, fmt.Errorf("algorithm ES256 needs an ECDSA P-256 public key, got %T", key)
+		}
+		if pub == nil || pub.Curve != elliptic.P256() || pub.X == nil || pub.Y == nil {
+			return nil, errors.New("algorithm ES256 needs an ECDSA key on curve P-256")
+		}
+		raw = pub
+	case "EdDSA":
+		switch k := key.(type) {
+		case ed25519.PublicKey:
+			if len(k) != ed25519.PublicKeySize {
+				return nil, errors.New("invalid Ed25519 public key")
+			}
+			raw = k
+		case ed25519.PrivateKey, *ed25519.PrivateKey:
+			return nil, errors.New("refusing to publish a private key; pass its public part")
+		default:
+			return nil, fmt.Errorf("algorithm EdDSA needs an Ed25519 public key, got %T", key)
+		}
+	default:
+		pub, err := rsaPublic(key)
+		if err != nil {
+			return nil, err
+		}
+		if !isRSASignatureAlg(alg) {
+			return nil, fmt.Errorf("algorithm %q is not a supported signature algorithm (want RS256, RS384, RS512, PS256, PS384, PS512, ES256 or EdDSA)", alg)
+		}
+		raw = pub
+	}
+	jk, err := jwk.FromRaw(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch jk.(type) {
+	case jwk.RSAPublicKey, jwk.ECDSAPublicKey, jwk.OKPPublicKey:
+	default:
+		// FromRaw was given a public key, so this cannot happen unless jwx
+		// changes behaviour; refuse rather than risk leaking.
+		return nil, fmt.Errorf("jwx produced %T, want a public key", jk)
+	}
+	return jk, nil
+}
+
 // rsaPublic accepts only RSA public keys and refuses private ones.
 func rsaPublic(key crypto.PublicKey) (*rsa.PublicKey, error) {
 	var pub *rsa.PublicKey
@@ -185,6 +237,12 @@ func rsaPublic(key crypto.PublicKey) (*rsa.PublicKey, error) {
 	return pub, nil
 }
 
+// isSignatureAlg reports whether alg is one the verifier can check:
+// an RSA algorithm, ES256 or EdDSA.
+func isSignatureAlg(alg string) bool {
+	return isRSASignatureAlg(alg) || alg == "ES256" || alg == "EdDSA"
+}
+
 func isRSASignatureAlg(alg string) bool {
 	switch alg {
 	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
@@ -200,7 +258,8 @@ func checkMembers(body []byte, kids []string) error {
 	// The complete list of members a published key may carry. Anything else,
 	// in particular the private RSA members d, p, q, dp, dq and qi, must
 	// never appear.
-	allowedMembers := [...]string{"kty", "kid", "use", "alg", "n", "e"}
+	common := []string{"kty", "kid", "use", "alg"}
+	byKty := map[string][]string{"RSA": {"n", "e"}, "EC": {"crv", "x", "y"}, "OKP": {"crv", "x"}}
 	var parsed struct {
 		Keys []map[string]json.RawMessage `json:"keys"`
 	}
@@ -211,6 +270,11 @@ func checkMembers(body []byte, kids []string) error {
 		return fmt.Errorf("jwks: serialized set has %d keys, want %d", len(parsed.Keys), len(kids))
 	}
 	for i, m := range parsed.Keys {
+		var kty string
+		if err := json.Unmarshal(m["kty"], &kty); err != nil || byKty[kty] == nil {
+			return fmt.Errorf("jwks: key %q serialized with kty %s", kids[i], m["kty"])
+		}
+		allowedMembers := append(slices.Clone(common), byKty[kty]...)
 		if len(m) != len(allowedMembers) {
 			return fmt.Errorf("jwks: key %q serialized with %d members, want exactly %v", kids[i], len(m), allowedMembers)
 		}

@@ -253,11 +253,11 @@ func TestNewDocumentErrors(t *testing.T) {
 		{"rsa without exponent", with(func(k *jwks.PublicKey) { k.Key = &rsa.PublicKey{N: big.NewInt(12345)} }), "invalid RSA public key"},
 		{"empty kid", with(func(k *jwks.PublicKey) { k.KID = "" }), "empty kid"},
 		{"duplicate kid", []jwks.PublicKey{good("a"), good("b"), good("a")}, "duplicate kid"},
-		{"empty alg", with(func(k *jwks.PublicKey) { k.Algorithm = "" }), "not an RSA signature algorithm"},
-		{"none alg", with(func(k *jwks.PublicKey) { k.Algorithm = "none" }), "not an RSA signature algorithm"},
-		{"hmac alg", with(func(k *jwks.PublicKey) { k.Algorithm = "HS256" }), "not an RSA signature algorithm"},
-		{"ec alg", with(func(k *jwks.PublicKey) { k.Algorithm = "ES256" }), "not an RSA signature algorithm"},
-		{"lowercase alg", with(func(k *jwks.PublicKey) { k.Algorithm = "rs256" }), "not an RSA signature algorithm"},
+		{"empty alg", with(func(k *jwks.PublicKey) { k.Algorithm = "" }), "not a supported signature algorithm"},
+		{"none alg", with(func(k *jwks.PublicKey) { k.Algorithm = "none" }), "not a supported signature algorithm"},
+		{"hmac alg", with(func(k *jwks.PublicKey) { k.Algorithm = "HS256" }), "not a supported signature algorithm"},
+		{"ec alg", with(func(k *jwks.PublicKey) { k.Algorithm = "ES256" }), "needs an ECDSA P-256 public key"},
+		{"lowercase alg", with(func(k *jwks.PublicKey) { k.Algorithm = "rs256" }), "not a supported signature algorithm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

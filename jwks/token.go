@@ -1,7 +1,7 @@
 package jwks
 
 import (
-	"crypto/rsa"
+	"crypto"
 	"encoding/base64"
 	"slices"
 	"strings"
@@ -146,8 +146,8 @@ func typeMatches(typ, expected string) bool {
 }
 
 // verifySignature checks the token's signature with pub under alg.
-func (t *compactToken) verifySignature(alg string, pub *rsa.PublicKey) error {
-	return verifyRSA(alg, pub, t.buf.copyString(t.signingInput), t.sig)
+func (t *compactToken) verifySignature(alg string, pub crypto.PublicKey) error {
+	return verifySig(alg, pub, t.buf.copyString(t.signingInput), t.sig)
 }
 
 // scratch holds the bytes of one verification that do not outlive it: the

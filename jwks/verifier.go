@@ -2,6 +2,10 @@ package jwks
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"fmt"
 	"net/url"
@@ -108,8 +112,17 @@ func (idx *keyIndex) rememberHeader(seg string, h tokenHeader) {
 }
 
 type verifyKey struct {
-	alg string // the key's "alg"; "" when the set does not say
-	pub *rsa.PublicKey
+	alg    string           // the key's "alg"; "" when the set does not say
+	family string           // the algorithms the key's type allows: "RSA", "ES256" or "EdDSA"
+	pub    crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey (P-256) or ed25519.PublicKey
+}
+
+// algFamily returns the key family alg needs (see verifyKey.family).
+func algFamily(alg string) string {
+	if alg == "ES256" || alg == "EdDSA" {
+		return alg
+	}
+	return "RSA"
 }
 
 type counters struct {
@@ -328,9 +341,9 @@ func (v *Verifier) refreshFailed(err error, what string) {
 }
 
 // install is jwk.Cache's PostFetcher: it indexes a freshly fetched set for
-// Verify. Keys that cannot verify tokens here (not RSA, not for signing,
-// an alg that is not an RSA signature algorithm, too short, no kid) are
-// left out, so Verify needs no per-token key checks.
+// Verify. Keys that cannot verify tokens here (not RSA, EC P-256 or
+// Ed25519; not for signing; an alg Keygate does not verify; RSA too short;
+// no kid) are left out, so Verify needs no per-token key checks.
 func (v *Verifier) install(_ string, set jwk.Set) (jwk.Set, error) {
 	idx := v.index(set)
 	v.keys.Store(idx)
@@ -404,9 +417,9 @@ func usableKey(k jwk.Key) (*verifyKey, string) {
 	switch {
 	case k.KeyID() == "":
 		return nil, "no kid"
-	case k.KeyType() != jwa.RSA:
+	case k.KeyType() != jwa.RSA && k.KeyType() != jwa.EC && k.KeyType() != jwa.OKP:
 		if k.KeyUsage() != "enc" {
-			return nil, "kty " + k.KeyType().String() + " is not supported (RSA only)"
+			return nil, "kty " + k.KeyType().String() + " is not supported (RSA, EC P-256 and OKP Ed25519 only)"
 		}
 		return nil, ""
 	case k.KeyUsage() != "" && k.KeyUsage() != string(jwk.ForSignature):
@@ -415,12 +428,39 @@ func usableKey(k jwk.Key) (*verifyKey, string) {
 		return nil, ""
 	}
 	alg := k.Algorithm().String()
-	if alg != "" && !isRSASignatureAlg(alg) {
-		return nil, "" // e.g. RSA-OAEP: an encryption key
-	}
 	pk, err := k.PublicKey()
 	if err != nil {
 		return nil, err.Error()
+	}
+	switch k.KeyType() {
+	case jwa.EC:
+		if alg != "" && alg != "ES256" {
+			return nil, "" // ES384, ECDH-ES...: not an algorithm Keygate verifies
+		}
+		var pub ecdsa.PublicKey
+		if err := pk.Raw(&pub); err != nil {
+			return nil, err.Error()
+		}
+		if pub.Curve != elliptic.P256() {
+			return nil, "EC key not on curve P-256"
+		}
+		return &verifyKey{alg: alg, family: "ES256", pub: &pub}, ""
+	case jwa.OKP:
+		if alg != "" && alg != "EdDSA" {
+			return nil, ""
+		}
+		var raw any
+		if err := pk.Raw(&raw); err != nil {
+			return nil, err.Error()
+		}
+		pub, ok := raw.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Sprintf("OKP key of type %T is not Ed25519", raw)
+		}
+		return &verifyKey{alg: alg, family: "EdDSA", pub: pub}, ""
+	}
+	if alg != "" && !isRSASignatureAlg(alg) {
+		return nil, "" // e.g. RSA-OAEP: an encryption key
 	}
 	var pub rsa.PublicKey
 	if err := pk.Raw(&pub); err != nil {
@@ -433,7 +473,7 @@ func usableKey(k jwk.Key) (*verifyKey, string) {
 		}
 		return nil, fmt.Sprintf("RSA key of %d bits (at least %d needed) or bad exponent", bits, minRSABits)
 	}
-	return &verifyKey{alg: alg, pub: &pub}, ""
+	return &verifyKey{alg: alg, family: "RSA", pub: &pub}, ""
 }
 
 // Issuer returns the issuer whose tokens are accepted ("iss").
@@ -519,11 +559,14 @@ func (v *Verifier) checkSignature(ctx context.Context, t *compactToken) error {
 		}
 	}
 	// The key decides the algorithm: a token cannot ask for a key published
-	// for RS512 to be used with RS256. A key published without "alg" can
-	// only be an RSA signing key (install checked), and t.alg is an accepted
-	// RSA algorithm, so no confusion is possible there either.
+	// for RS512 to be used with RS256, nor for an EC or Ed25519 key to be
+	// used with an RSA algorithm (or the reverse). A key published without
+	// "alg" is used only with the algorithms of its type.
 	if key.alg != "" && key.alg != t.alg {
 		return errorf(ErrAlgorithm, "header alg %q differs from alg %q of key %q", t.alg, key.alg, t.kid)
+	}
+	if algFamily(t.alg) != key.family {
+		return errorf(ErrAlgorithm, "header alg %q does not suit the %s key %q", t.alg, key.family, t.kid)
 	}
 	if err := t.verifySignature(t.alg, key.pub); err != nil {
 		return errorf(ErrBadSignature, "does not verify with key %q", t.kid)

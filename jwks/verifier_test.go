@@ -707,7 +707,7 @@ func TestRefetchRespectsContext(t *testing.T) {
 	}
 }
 
-// TestKeySetFiltering: keys that cannot verify RSA signatures here are left
+// TestKeySetFiltering: keys that cannot verify signatures here are left
 // out of the index, and a key published without "alg" is usable with the
 // accepted algorithms only.
 func TestKeySetFiltering(t *testing.T) {
@@ -718,6 +718,10 @@ func TestKeySetFiltering(t *testing.T) {
 		t.Fatal(err)
 	}
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -741,6 +745,8 @@ func TestKeySetFiltering(t *testing.T) {
 		mk(&keys[1].PublicKey, map[string]any{"alg": "RS256"}), // no kid
 		mk(&small.PublicKey, map[string]any{"kid": "small", "alg": "RS256"}),
 		mk(&ec.PublicKey, map[string]any{"kid": "ec", "alg": "ES256"}),
+		mk(&p384.PublicKey, map[string]any{"kid": "p384", "alg": "ES384"}),
+		mk(&p384.PublicKey, map[string]any{"kid": "p384noalg"}),
 		mk(&keys[2].PublicKey, map[string]any{"kid": "dup", "alg": "RS256"}),
 		mk(&keys[1].PublicKey, map[string]any{"kid": "dup", "alg": "RS256"}),
 	} {
@@ -759,12 +765,15 @@ func TestKeySetFiltering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	if got := v.KeyIDs(); !slices.Equal(got, []string{"noalg", "dup"}) {
-		t.Errorf("KeyIDs = %v, want [noalg dup]", got)
+	if got := v.KeyIDs(); !slices.Equal(got, []string{"noalg", "ec", "dup"}) {
+		t.Errorf("KeyIDs = %v, want [noalg ec dup]", got)
 	}
 	cl := map[string]any{"iss": "https://id.example", "exp": clk.Now().Add(time.Minute).Unix()}
 	if _, err := v.Verify(context.Background(), signJWT(t, jwa.RS256, keys[0], header("noalg"), cl)); err != nil {
 		t.Errorf("RS256 with an alg-less key: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), signJWT(t, jwa.RS256, keys[0], header("ec"), cl)); !errors.Is(err, jwks.ErrAlgorithm) {
+		t.Errorf("RS256 header naming an EC key: %v", err)
 	}
 	if _, err := v.Verify(context.Background(), signJWT(t, jwa.PS256, keys[0], header("noalg"), cl)); !errors.Is(err, jwks.ErrAlgorithm) {
 		t.Errorf("PS256 (not accepted) with an alg-less key: %v", err)

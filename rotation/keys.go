@@ -2,26 +2,45 @@ package rotation
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"slices"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-// Algorithm is the JWS algorithm every Keygate signing key uses.
+// Algorithm is the JWS algorithm of Keygate's default signing keys: every
+// deployment has an RS256 key set, and clients sign with it unless they are
+// registered for another algorithm.
 const Algorithm = "RS256"
+
+// The optional algorithms a deployment may add beside RS256 (keys.algorithms).
+const (
+	AlgorithmES256 = "ES256" // ECDSA on P-256 with SHA-256
+	AlgorithmEdDSA = "EdDSA" // Ed25519
+)
+
+// Algorithms are the signing algorithms Keygate can keep key sets for.
+var Algorithms = []string{Algorithm, AlgorithmES256, AlgorithmEdDSA}
+
+// ValidAlgorithm reports whether alg is one of Algorithms.
+func ValidAlgorithm(alg string) bool { return slices.Contains(Algorithms, alg) }
 
 // ValidRSABits reports whether bits is a supported RSA modulus size.
 func ValidRSABits(bits int) bool { return bits == 2048 || bits == 3072 || bits == 4096 }
 
-// Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of pub,
-// which Keygate uses as the kid. A thumbprint is derived from the key itself, so
-// any consumer can recompute it, two keys can never share a kid, and a stored row
-// whose kid does not match its key material is detected on load.
-func Thumbprint(pub *rsa.PublicKey) (string, error) {
+// Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of pub
+// (*rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey), which Keygate uses
+// as the kid. A thumbprint is derived from the key itself, so any consumer can
+// recompute it, two keys can never share a kid, and a stored row whose kid
+// does not match its key material is detected on load.
+func Thumbprint(pub crypto.PublicKey) (string, error) {
 	k, err := jwk.FromRaw(pub)
 	if err != nil {
 		return "", fmt.Errorf("thumbprint: %w", err)
@@ -33,10 +52,27 @@ func Thumbprint(pub *rsa.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(tp), nil
 }
 
+// algorithmOf returns the JWS algorithm Keygate uses pub with, or "" for a
+// key type it does not sign with.
+func algorithmOf(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return Algorithm
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() {
+			return AlgorithmES256
+		}
+	case ed25519.PublicKey:
+		return AlgorithmEdDSA
+	}
+	return ""
+}
+
 // generated is a freshly generated key before it is stored.
 type generated struct {
 	kid       string
-	private   *rsa.PrivateKey
+	alg       string
+	private   crypto.Signer
 	publicDER []byte
 	sealed    []byte
 }
@@ -44,16 +80,32 @@ type generated struct {
 // generateRSA is the default key generator (Config.Generate).
 func generateRSA(bits int) (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, bits) }
 
-func generate(gen func(int) (*rsa.PrivateKey, error), bits int, sealer *Sealer) (*generated, error) {
-	priv, err := gen(bits)
-	if err != nil {
-		return nil, fmt.Errorf("generate RSA-%d key: %w", bits, err)
+// generate makes a key for alg: RSA of bits (through gen), ECDSA P-256 or
+// Ed25519, and seals its private half.
+func generate(gen func(int) (*rsa.PrivateKey, error), bits int, alg string, sealer *Sealer) (*generated, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case Algorithm:
+		priv, err = gen(bits)
+		if err != nil {
+			return nil, fmt.Errorf("generate RSA-%d key: %w", bits, err)
+		}
+	case AlgorithmES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgorithmEdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return nil, fmt.Errorf("generate key: unsupported algorithm %q", alg)
 	}
-	kid, err := Thumbprint(&priv.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("generate %s key: %w", alg, err)
+	}
+	kid, err := Thumbprint(priv.Public())
 	if err != nil {
 		return nil, err
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
 	if err != nil {
 		return nil, fmt.Errorf("marshal public key %s: %w", kid, err)
 	}
@@ -66,11 +118,11 @@ func generate(gen func(int) (*rsa.PrivateKey, error), bits int, sealer *Sealer) 
 	if err != nil {
 		return nil, err
 	}
-	return &generated{kid: kid, private: priv, publicDER: pubDER, sealed: sealed}, nil
+	return &generated{kid: kid, alg: alg, private: priv, publicDER: pubDER, sealed: sealed}, nil
 }
 
 // openPrivate decrypts a stored key and checks it belongs to kid.
-func openPrivate(sealer *Sealer, kid string, sealed []byte) (*rsa.PrivateKey, error) {
+func openPrivate(sealer *Sealer, kid string, sealed []byte) (crypto.Signer, error) {
 	der, err := sealer.Open(kid, sealed)
 	if err != nil {
 		return nil, err
@@ -80,11 +132,19 @@ func openPrivate(sealer *Sealer, kid string, sealed []byte) (*rsa.PrivateKey, er
 	if err != nil {
 		return nil, fmt.Errorf("parse private key %s: %w", kid, err)
 	}
-	priv, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("private key %s is %T, want RSA", kid, k)
+	var priv crypto.Signer
+	switch p := k.(type) {
+	case *rsa.PrivateKey:
+		priv = p
+	case *ecdsa.PrivateKey:
+		priv = p
+	case ed25519.PrivateKey:
+		priv = p
 	}
-	got, err := Thumbprint(&priv.PublicKey)
+	if priv == nil || algorithmOf(priv.Public()) == "" {
+		return nil, fmt.Errorf("private key %s is %T, want RSA, ECDSA P-256 or Ed25519", kid, k)
+	}
+	got, err := Thumbprint(priv.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -94,21 +154,26 @@ func openPrivate(sealer *Sealer, kid string, sealed []byte) (*rsa.PrivateKey, er
 	return priv, nil
 }
 
-func parsePublic(kid string, der []byte) (*rsa.PublicKey, error) {
-	k, err := x509.ParsePKIXPublicKey(der)
+// parsePublic parses a stored public key and checks it belongs to kid and
+// suits alg (the row's algorithm; "" skips that check).
+func parsePublic(kid, alg string, der []byte) (crypto.PublicKey, error) {
+	pub, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("parse public key %s: %w", kid, err)
 	}
-	pub, ok := k.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("public key %s is %T, want RSA", kid, k)
+	got := algorithmOf(pub)
+	if got == "" {
+		return nil, fmt.Errorf("public key %s is %T, want RSA, ECDSA P-256 or Ed25519", kid, pub)
 	}
-	got, err := Thumbprint(pub)
+	if alg != "" && got != alg {
+		return nil, fmt.Errorf("public key %s is a %s key, but stored for %s", kid, got, alg)
+	}
+	tp, err := Thumbprint(pub)
 	if err != nil {
 		return nil, err
 	}
-	if got != kid {
-		return nil, fmt.Errorf("public key stored as %s has thumbprint %s", kid, got)
+	if tp != kid {
+		return nil, fmt.Errorf("public key stored as %s has thumbprint %s", kid, tp)
 	}
 	return pub, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/internal/faults"
@@ -69,24 +70,39 @@ func (m *Manager) rotateOnce(ctx context.Context, force bool) (res RotateResult,
 	if err != nil {
 		return RotateResult{}, false, err
 	}
-	active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
-	if active == nil || next == nil {
-		return RotateResult{}, false, nil
-	}
+	// Every configured algorithm rotates; the result reports RS256's keys.
 	now := m.now()
-	safe := next.CreatedAt.Add(m.cfg.Policy.PublishAhead)
 	var change store.KeyChange
-	if !force && now.Before(safe) {
-		res = RotateResult{Activated: next.KID, At: safe, Scheduled: true}
-		if !next.ActivateAt.After(safe) {
-			return res, true, nil
+	var scheduled []*store.Key
+	for i, alg := range m.cfg.Policy.algorithms() {
+		active, next := findAlg(keys, alg, store.KeyActive), findAlg(keys, alg, store.KeyNext)
+		if active == nil || next == nil {
+			if i == 0 {
+				return RotateResult{}, false, nil
+			}
+			continue
 		}
-		n := *next
-		n.ActivateAt = safe
-		change.Updates = []store.KeyUpdate{{Key: n, From: store.KeyNext}}
-	} else {
-		res = RotateResult{Activated: next.KID, Retired: active.KID, At: now}
-		change.Updates = m.promote(now, active, next)
+		safe := next.CreatedAt.Add(m.cfg.Policy.PublishAhead)
+		if !force && now.Before(safe) {
+			if i == 0 {
+				res = RotateResult{Activated: next.KID, At: safe, Scheduled: true}
+			}
+			if !next.ActivateAt.After(safe) {
+				continue
+			}
+			n := *next
+			n.ActivateAt = safe
+			change.Updates = append(change.Updates, store.KeyUpdate{Key: n, From: store.KeyNext})
+			scheduled = append(scheduled, &n)
+		} else {
+			if i == 0 {
+				res = RotateResult{Activated: next.KID, Retired: active.KID, At: now}
+			}
+			change.Updates = append(change.Updates, m.promote(now, active, next)...)
+		}
+	}
+	if change.Empty() {
+		return res, true, nil
 	}
 	err = m.apply(ctx, change)
 	if errors.Is(err, store.ErrConflict) {
@@ -95,9 +111,10 @@ func (m *Manager) rotateOnce(ctx context.Context, force bool) (res RotateResult,
 	if err != nil {
 		return RotateResult{}, false, err
 	}
-	if res.Scheduled {
-		m.log.Info("manual rotation scheduled", "kid", next.KID, "activates_at", safe.UTC().Format(time.RFC3339))
-	} else {
+	for _, n := range scheduled {
+		m.log.Info("manual rotation scheduled", "kid", n.KID, "alg", n.Algorithm, "activates_at", n.ActivateAt.UTC().Format(time.RFC3339))
+	}
+	if len(scheduled) < len(change.Updates) {
 		m.rotated(ReasonManual, change)
 		faults.Inject("rotation.after-promote")
 	}
@@ -144,8 +161,10 @@ func (m *Manager) revokeOnce(ctx context.Context, kid string) (res RevokeResult,
 	now := m.now()
 	res = RevokeResult{KID: kid, WasState: k.State}
 	change := store.KeyChange{Updates: []store.KeyUpdate{m.revoked(now, *k)}}
-	if k.State == store.KeyActive {
-		if next := find(keys, store.KeyNext); next != nil {
+	// An active key of an algorithm no longer configured (keys.algorithms)
+	// is revoked without a successor: nothing signs with that algorithm.
+	if k.State == store.KeyActive && slices.Contains(m.cfg.Policy.algorithms(), keyAlg(k.Algorithm)) {
+		if next := findAlg(keys, keyAlg(k.Algorithm), store.KeyNext); next != nil {
 			n := *next
 			n.State, n.ActivateAt = store.KeyActive, now
 			change.Updates = append(change.Updates, store.KeyUpdate{Key: n, From: store.KeyNext})
@@ -153,12 +172,12 @@ func (m *Manager) revokeOnce(ctx context.Context, kid string) (res RevokeResult,
 		} else {
 			// No other key may sign: the replacement is generated here, on
 			// the critical path, because there is nothing else to publish.
-			g, err := generate(m.cfg.Generate, m.cfg.Policy.RSABits, m.cfg.Sealer)
+			g, err := generate(m.cfg.Generate, m.cfg.Policy.RSABits, keyAlg(k.Algorithm), m.cfg.Sealer)
 			if err != nil {
 				return RevokeResult{}, false, err
 			}
-			m.priv[g.kid], m.pub[g.kid] = g.private, &g.private.PublicKey
-			change.Inserts = []store.Key{{KID: g.kid, Algorithm: Algorithm, State: store.KeyActive,
+			m.priv[g.kid], m.pub[g.kid] = g.private, g.private.Public()
+			change.Inserts = []store.Key{{KID: g.kid, Algorithm: g.alg, State: store.KeyActive,
 				PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now, ActivateAt: now}}
 			res.Activated = g.kid
 		}
@@ -209,7 +228,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read key-set version: %w", err)
 		}
-		if v == s.Version && m.now().Before(dueAt(s)) {
+		if v == s.Version && m.now().Before(m.dueAt(s)) {
 			return nil
 		}
 	}
@@ -220,9 +239,9 @@ func (m *Manager) Tick(ctx context.Context) error {
 // dueAt is the next instant at which the set needs a write: now when it lacks
 // its next key (another replica held the lease when one was due, or died
 // before making it), else the next activation or removal.
-func dueAt(s *Snapshot) time.Time {
+func (m *Manager) dueAt(s *Snapshot) time.Time {
 	var due time.Time
-	hasNext := false
+	withNext := map[string]bool{}
 	consider := func(t time.Time) {
 		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
 			due = t
@@ -231,13 +250,13 @@ func dueAt(s *Snapshot) time.Time {
 	for _, k := range s.Keys {
 		switch k.State {
 		case store.KeyNext:
-			hasNext = true
+			withNext[keyAlg(k.Algorithm)] = true
 			consider(k.ActivateAt)
 		case store.KeyRetired, store.KeyRevoked:
 			consider(k.RemoveAt)
 		}
 	}
-	if !hasNext {
+	if len(withNext) < len(m.cfg.Policy.algorithms()) {
 		return time.Time{} // due at once
 	}
 	return due

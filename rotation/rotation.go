@@ -9,6 +9,7 @@ package rotation
 
 import (
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -32,6 +33,21 @@ type Policy struct {
 	PublishAhead   time.Duration
 	Retention      time.Duration
 	RSABits        int
+	// Algorithms are the signing algorithms to keep key sets for, each
+	// rotated on its own through next → active → retired: RS256 (always,
+	// the default) and optionally ES256 and EdDSA. Empty means RS256 only.
+	Algorithms []string
+}
+
+// algorithms returns the configured algorithms, RS256 first.
+func (p Policy) algorithms() []string {
+	out := []string{Algorithm}
+	for _, a := range p.Algorithms {
+		if a != Algorithm {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Validate reports the first inconsistency in p, naming the setting.
@@ -47,6 +63,19 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("retention (longest token lifetime + leeway) must be positive, got %s", p.Retention)
 	case !ValidRSABits(p.RSABits):
 		return fmt.Errorf("rsa_bits must be 2048, 3072 or 4096, got %d", p.RSABits)
+	}
+	seen := map[string]bool{}
+	for _, a := range p.Algorithms {
+		switch {
+		case !ValidAlgorithm(a):
+			return fmt.Errorf("algorithms: %q is not supported (RS256, ES256, EdDSA)", a)
+		case seen[a]:
+			return fmt.Errorf("algorithms: %q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	if len(p.Algorithms) > 0 && !seen[Algorithm] {
+		return fmt.Errorf("algorithms must include %s, the default every client can use", Algorithm)
 	}
 	return nil
 }
@@ -101,7 +130,7 @@ type Key struct {
 	KID        string
 	Algorithm  string
 	State      store.KeyState
-	Public     *rsa.PublicKey
+	Public     crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey (P-256) or ed25519.PublicKey
 	CreatedAt  time.Time
 	ActivateAt time.Time
 	RetireAt   time.Time
@@ -113,14 +142,18 @@ type Key struct {
 type SigningKey struct {
 	KID       string
 	Algorithm string
-	Private   *rsa.PrivateKey
+	Private   *rsa.PrivateKey // the RS256 key; nil for the other algorithms
+	Signer    crypto.Signer   // the private key, whatever its algorithm
 }
 
 // Snapshot is one consistent, immutable view of the key set.
 type Snapshot struct {
-	Version  int64      // the store's key-set version it was read at
-	Keys     []Key      // publication order (active, next, retired newest first), then revoked
-	Signing  SigningKey // the active key
+	Version int64      // the store's key-set version it was read at
+	Keys    []Key      // publication order (active, next, retired newest first), then revoked
+	Signing SigningKey // the active RS256 key
+	// Signers are the active keys by algorithm: Signing under RS256, and
+	// one per other configured algorithm whose key set exists.
+	Signers  map[string]SigningKey
 	LoadedAt time.Time
 
 	doc *lazyDocument // the published keys serialized, on first use (Document)
@@ -156,8 +189,8 @@ type Manager struct {
 	log  *slog.Logger
 	mu   sync.Mutex // one reconcile at a time in this process
 	snap atomic.Pointer[Snapshot]
-	priv map[string]*rsa.PrivateKey // opened private keys, by kid; guarded by mu
-	pub  map[string]*rsa.PublicKey  // parsed public keys, by kid; guarded by mu
+	priv map[string]crypto.Signer    // opened private keys, by kid; guarded by mu
+	pub  map[string]crypto.PublicKey // parsed public keys, by kid; guarded by mu
 
 	genMu sync.Mutex
 	gen   *generation // the key generation running, if any; guarded by genMu
@@ -176,7 +209,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("rotation: a lease Holder needs a positive LeaseTTL")
 	}
 	m := &Manager{cfg: cfg, now: cfg.Now, log: cfg.Logger,
-		priv: map[string]*rsa.PrivateKey{}, pub: map[string]*rsa.PublicKey{}}
+		priv: map[string]crypto.Signer{}, pub: map[string]crypto.PublicKey{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -259,12 +292,12 @@ func (m *Manager) reconcile(ctx context.Context, operator bool) (snap *Snapshot,
 		}
 		now := m.now()
 		change, reason := m.plan(now, keys)
-		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+		active := findAlg(keys, Algorithm, store.KeyActive)
 		if change.Empty() && active != nil {
 			// Publish what is stored first, so that a missing next key —
 			// generated afterwards, off the lock — never delays applying a
 			// change nor keeps a retired key signing.
-			if snap, err = m.load(version, keys, now); err != nil || next != nil {
+			if snap, err = m.load(version, keys, now); err != nil || m.missingAlg(keys) == "" {
 				return snap, false, err
 			}
 		}
@@ -359,7 +392,7 @@ func (m *Manager) read(ctx context.Context) (int64, []store.Key, error) {
 	}
 	for _, k := range keys {
 		if _, ok := m.pub[k.KID]; !ok {
-			pub, err := parsePublic(k.KID, k.PublicDER)
+			pub, err := parsePublic(k.KID, k.Algorithm, k.PublicDER)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -380,13 +413,35 @@ func (m *Manager) read(ctx context.Context) (int64, []store.Key, error) {
 	return version, keys, nil
 }
 
-func find(keys []store.Key, s store.KeyState) *store.Key {
+// findAlg returns the key of algorithm alg in state s, if any: each
+// algorithm has its own next and active key.
+func findAlg(keys []store.Key, alg string, s store.KeyState) *store.Key {
 	for i := range keys {
-		if keys[i].State == s {
+		if keys[i].State == s && keyAlg(keys[i].Algorithm) == alg {
 			return &keys[i]
 		}
 	}
 	return nil
+}
+
+// keyAlg is a stored key's algorithm; rows from before algorithms were
+// configurable are RS256.
+func keyAlg(a string) string {
+	if a == "" {
+		return Algorithm
+	}
+	return a
+}
+
+// missingAlg returns the first configured algorithm lacking an active or a
+// next key, or "" when the set is complete.
+func (m *Manager) missingAlg(keys []store.Key) string {
+	for _, alg := range m.cfg.Policy.algorithms() {
+		if findAlg(keys, alg, store.KeyActive) == nil || findAlg(keys, alg, store.KeyNext) == nil {
+			return alg
+		}
+	}
+	return ""
 }
 
 // plan decides the writes the clock calls for: deletions of keys past their
@@ -399,12 +454,16 @@ func (m *Manager) plan(now time.Time, keys []store.Key) (store.KeyChange, Reason
 			c.Deletes = append(c.Deletes, store.KeyDelete{KID: k.KID, From: k.State})
 		}
 	}
-	active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
-	if next == nil || (active != nil && now.Before(next.ActivateAt)) {
-		return c, ""
+	var reason Reason
+	for _, alg := range m.cfg.Policy.algorithms() {
+		active, next := findAlg(keys, alg, store.KeyActive), findAlg(keys, alg, store.KeyNext)
+		if next == nil || (active != nil && now.Before(next.ActivateAt)) {
+			continue
+		}
+		c.Updates = append(c.Updates, m.promote(now, active, next)...)
+		reason = ReasonScheduled
 	}
-	c.Updates = m.promote(now, active, next)
-	return c, ReasonScheduled
+	return c, reason
 }
 
 // promote retires active (if any) and activates next, in the order the store's
@@ -430,14 +489,37 @@ func (m *Manager) revoked(now time.Time, k store.Key) store.KeyUpdate {
 	return store.KeyUpdate{Key: k, From: from}
 }
 
-// create generates a key (slow for big RSA keys) without holding m.mu, then
-// stores it as the missing active or next key and publishes the result. When
-// another process filled the gap meanwhile, or this one lost the lease, the
-// key is discarded. Signing reads the last loaded snapshot and never waits.
+// create generates the missing keys (slow for big RSA keys) without holding
+// m.mu, one algorithm at a time, then stores each as the missing active or
+// next key of its algorithm and publishes the result. When another process
+// filled the gap meanwhile, or this one lost the lease, the key is
+// discarded. Signing reads the last loaded snapshot and never waits.
 func (m *Manager) create(ctx context.Context, operator bool) error {
-	g, err := generate(m.cfg.Generate, m.cfg.Policy.RSABits, m.cfg.Sealer)
+	for range 2*len(m.cfg.Policy.algorithms()) + 2 {
+		m.mu.Lock()
+		_, keys, err := m.read(ctx)
+		m.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		alg := m.missingAlg(keys)
+		if alg == "" {
+			return nil
+		}
+		if stop, err := m.createAlg(ctx, operator, alg); err != nil || stop {
+			return err
+		}
+	}
+	return nil
+}
+
+// createAlg generates one key of alg and stores it as that algorithm's
+// missing active or next key; stop reports that this process must not go on
+// (lease lost, set emptied under it).
+func (m *Manager) createAlg(ctx context.Context, operator bool, alg string) (stop bool, err error) {
+	g, err := generate(m.cfg.Generate, m.cfg.Policy.RSABits, alg, m.cfg.Sealer)
 	if err != nil {
-		return err
+		return true, err
 	}
 	faults.Inject("rotation.after-generate")
 	m.mu.Lock()
@@ -446,21 +528,23 @@ func (m *Manager) create(ctx context.Context, operator bool) error {
 	for range attempts {
 		version, keys, err := m.read(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		now := m.now()
-		active, next := find(keys, store.KeyActive), find(keys, store.KeyNext)
+		active, next := findAlg(keys, alg, store.KeyActive), findAlg(keys, alg, store.KeyNext)
 		if active != nil && next != nil {
-			_, err := m.load(version, keys, now) // filled by another process
-			return err
+			if findAlg(keys, Algorithm, store.KeyActive) != nil {
+				_, err = m.load(version, keys, now) // filled by another process
+			}
+			return false, err
 		}
 		if held, err := m.holdLease(ctx, now, operator); err != nil || !held {
-			if err == nil && active != nil {
+			if err == nil && findAlg(keys, Algorithm, store.KeyActive) != nil {
 				_, err = m.load(version, keys, now)
 			}
-			return err
+			return true, err
 		}
-		k := store.Key{KID: g.kid, Algorithm: Algorithm, PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now}
+		k := store.Key{KID: g.kid, Algorithm: alg, PublicDER: g.publicDER, Sealed: g.sealed, CreatedAt: now}
 		if active == nil {
 			k.State, k.ActivateAt = store.KeyActive, now
 		} else {
@@ -470,25 +554,25 @@ func (m *Manager) create(ctx context.Context, operator bool) error {
 		if err := m.apply(ctx, store.KeyChange{Inserts: []store.Key{k}}); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {
-			return err
+			return true, err
 		}
 		m.priv[g.kid] = g.private
-		m.pub[g.kid] = &g.private.PublicKey
+		m.pub[g.kid] = g.private.Public()
 		if k.State == store.KeyActive {
 			m.rotated(ReasonInitial, store.KeyChange{Inserts: []store.Key{k}})
 		} else {
-			m.log.Info("generated next signing key", "kid", k.KID, "activates_at", k.ActivateAt.UTC().Format(time.RFC3339))
+			m.log.Info("generated next signing key", "kid", k.KID, "alg", alg, "activates_at", k.ActivateAt.UTC().Format(time.RFC3339))
 		}
 		if version, keys, err = m.read(ctx); err != nil {
-			return err
+			return true, err
 		}
-		if find(keys, store.KeyActive) == nil {
-			return nil // emptied under us; the next reconcile starts over
+		if findAlg(keys, Algorithm, store.KeyActive) == nil {
+			return alg != Algorithm, nil // emptied under us; the next reconcile starts over
 		}
 		_, err = m.load(version, keys, m.now())
-		return err
+		return false, err
 	}
-	return fmt.Errorf("store generated key: still conflicting after %d attempts", attempts)
+	return true, fmt.Errorf("store generated key: still conflicting after %d attempts", attempts)
 }
 
 func laterOf(a, b time.Time) time.Time {
@@ -529,9 +613,17 @@ func (m *Manager) rotated(reason Reason, c store.KeyChange) {
 // load builds and publishes the snapshot for a set that needs no writes.
 func (m *Manager) load(version int64, keys []store.Key, now time.Time) (*Snapshot, error) {
 	views := describe(keys, m.pub, m.cfg.Policy)
-	active := find(keys, store.KeyActive)
-	snap := &Snapshot{Version: version, Keys: views, LoadedAt: now, doc: &lazyDocument{},
-		Signing: SigningKey{KID: active.KID, Algorithm: active.Algorithm, Private: m.priv[active.KID]}}
+	snap := &Snapshot{Version: version, Keys: views, LoadedAt: now, doc: &lazyDocument{}, Signers: map[string]SigningKey{}}
+	for _, alg := range m.cfg.Policy.algorithms() {
+		active := findAlg(keys, alg, store.KeyActive)
+		if active == nil {
+			continue
+		}
+		sk := SigningKey{KID: active.KID, Algorithm: alg, Signer: m.priv[active.KID]}
+		sk.Private, _ = sk.Signer.(*rsa.PrivateKey)
+		snap.Signers[alg] = sk
+	}
+	snap.Signing = snap.Signers[Algorithm]
 	for kid := range m.priv { // forget keys that were removed
 		if _, ok := snap.Find(kid); !ok {
 			delete(m.priv, kid)
@@ -550,10 +642,10 @@ func (m *Manager) load(version int64, keys []store.Key, now time.Time) (*Snapsho
 var stateOrder = map[store.KeyState]int{store.KeyActive: 0, store.KeyNext: 1, store.KeyRetired: 2, store.KeyRevoked: 3}
 
 // describe orders keys for publication and projects each one's schedule.
-func describe(keys []store.Key, pubs map[string]*rsa.PublicKey, p Policy) []Key {
-	next := find(keys, store.KeyNext)
+func describe(keys []store.Key, pubs map[string]crypto.PublicKey, p Policy) []Key {
 	out := make([]Key, 0, len(keys))
 	for _, k := range keys {
+		next := findAlg(keys, keyAlg(k.Algorithm), store.KeyNext)
 		v := Key{KID: k.KID, Algorithm: k.Algorithm, State: k.State, Public: pubs[k.KID],
 			CreatedAt: k.CreatedAt, ActivateAt: k.ActivateAt, RetireAt: k.RetiredAt, RemoveAt: k.RemoveAfter, RevokedAt: k.RevokedAt}
 		switch k.State {
@@ -589,9 +681,9 @@ func List(ctx context.Context, st store.KeyStore, p Policy) ([]Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
-	pubs := make(map[string]*rsa.PublicKey, len(keys))
+	pubs := make(map[string]crypto.PublicKey, len(keys))
 	for _, k := range keys {
-		pub, err := parsePublic(k.KID, k.PublicDER)
+		pub, err := parsePublic(k.KID, k.Algorithm, k.PublicDER)
 		if err != nil {
 			return nil, err
 		}

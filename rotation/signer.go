@@ -28,27 +28,51 @@ type Signer struct{ m *Manager }
 // Signer returns the Manager's Signer.
 func (m *Manager) Signer() *Signer { return &Signer{m: m} }
 
-// Sign returns payload signed as a compact JWS with the active key, its kid
-// in the "kid" header and typ in the "typ" header (explicit typing, RFC 8725
-// §3.11, so one kind of token cannot pass for another).
+// Sign returns payload signed as a compact JWS with the active RS256 key,
+// its kid in the "kid" header and typ in the "typ" header (explicit typing,
+// RFC 8725 §3.11, so one kind of token cannot pass for another).
 func (s *Signer) Sign(payload []byte, typ string) (string, error) {
+	return s.SignWith(Algorithm, payload, typ)
+}
+
+// SignWith is Sign with the active key of alg (RS256, or ES256 or EdDSA when
+// configured in Policy.Algorithms); "" means RS256.
+func (s *Signer) SignWith(alg string, payload []byte, typ string) (string, error) {
+	if alg == "" {
+		alg = Algorithm
+	}
 	snap := s.m.snap.Load()
-	if snap == nil || snap.Signing.Private == nil {
+	if snap == nil {
 		return "", errors.New("no signing key loaded")
 	}
+	k, ok := snap.Signers[alg]
+	if !ok && alg == Algorithm && snap.Signing.Private != nil {
+		k, ok = snap.Signing, true // a Snapshot made without Signers
+	}
+	if !ok || (k.Signer == nil && k.Private == nil) {
+		return "", fmt.Errorf("no %s signing key loaded", alg)
+	}
+	var key any = k.Signer
+	if key == nil {
+		key = k.Private
+	}
 	hdr := jws.NewHeaders()
-	if err := hdr.Set(jws.KeyIDKey, snap.Signing.KID); err != nil {
+	if err := hdr.Set(jws.KeyIDKey, k.KID); err != nil {
 		return "", err
 	}
 	if err := hdr.Set(jws.TypeKey, typ); err != nil {
 		return "", err
 	}
-	b, err := jws.Sign(payload, jws.WithKey(jwa.RS256, snap.Signing.Private, jws.WithProtectedHeaders(hdr)))
+	b, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(alg), key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
-		return "", fmt.Errorf("sign token with %s: %w", snap.Signing.KID, err)
+		return "", fmt.Errorf("sign token with %s: %w", k.KID, err)
 	}
 	return string(b), nil
 }
+
+// Algorithms returns the signing algorithms configured (Policy.Algorithms),
+// RS256 first: what discovery advertises and clients may register for.
+func (s *Signer) Algorithms() []string { return s.m.cfg.Policy.algorithms() }
 
 // Active returns the kid and JWS algorithm of the key that signs now, so that
 // callers can label what they sign or log which key is in use; ok is false

@@ -1,6 +1,9 @@
 package rotation
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"time"
 
 	"github.com/keygate/keygate/store"
@@ -29,8 +32,13 @@ func ViewKeys(keys []Key) []KeyView {
 		v := KeyView{KID: k.KID, State: string(k.State), Algorithm: k.Algorithm,
 			CreatedAt: k.CreatedAt.UTC(), ActivateAt: k.ActivateAt.UTC(), RetireAt: k.RetireAt.UTC(), RemoveAt: k.RemoveAt.UTC(),
 			Published: k.State != store.KeyRevoked, Signing: k.State == store.KeyActive}
-		if k.Public != nil {
-			v.Bits = k.Public.N.BitLen()
+		switch pub := k.Public.(type) {
+		case *rsa.PublicKey:
+			v.Bits = pub.N.BitLen()
+		case *ecdsa.PublicKey:
+			v.Bits = pub.Curve.Params().BitSize
+		case ed25519.PublicKey:
+			v.Bits = 256
 		}
 		if !k.RevokedAt.IsZero() {
 			t := k.RevokedAt.UTC()

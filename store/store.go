@@ -109,6 +109,7 @@ type Client struct {
 	AllowBareAssertion bool          // accept seed-style assertions without exp/jti (replayable; opt-in)
 	Introspect         bool          // a resource server: may introspect other clients' tokens (RFC 7662 §4)
 	ThirdParty         bool          // users must consent before its first code (the consent page)
+	SigningAlg         string        // the algorithm its tokens are signed with: "" (RS256), "ES256" or "EdDSA"
 	CreatedAt          time.Time
 
 	// PreviousSecretHash is the SHA-256 of the secret a rotation replaced,

@@ -31,6 +31,12 @@ type Discovery struct {
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	SubjectTypesSupported                      []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
+	// AccessTokenSigningAlgValuesSupported lists the algorithms access
+	// tokens (RFC 9068 JWTs) may be signed with, the same as ID tokens: a
+	// client's tokens use its signing_alg (RS256 unless registered
+	// otherwise). Not a registered metadata name; resource servers that
+	// read it learn which algorithms to accept.
+	AccessTokenSigningAlgValuesSupported       []string `json:"access_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
@@ -69,7 +75,8 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		AuthorizationResponseIssParameterSupported: true,
 		GrantTypesSupported:                        idp.GrantTypes,
 		SubjectTypesSupported:                      []string{"public"},
-		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
+		IDTokenSigningAlgValuesSupported:           p.SigningAlgorithms(),
+		AccessTokenSigningAlgValuesSupported:       p.SigningAlgorithms(),
 		// "none": public clients identify themselves by client_id alone (password
 		// and refresh_token grants, and authorization_code with PKCE; no secret
 		// to keep).

@@ -118,7 +118,7 @@ func (d *Deps) Close() error { return d.store.Close() }
 // Policy is the configured key rotation policy.
 func (d *Deps) Policy() rotation.Policy {
 	return rotation.Policy{RotationPeriod: d.cfg.Keys.RotationPeriod, PublishAhead: d.cfg.Keys.PublishAhead,
-		Retention: d.cfg.Retention(), RSABits: d.cfg.Keys.RSABits}
+		Retention: d.cfg.Retention(), RSABits: d.cfg.Keys.RSABits, Algorithms: d.cfg.SigningAlgorithms()}
 }
 
 // Manager builds the key lifecycle manager, loading the key-encryption key.
@@ -160,7 +160,7 @@ func (d *Deps) directoryConfig() (idp.DirectoryConfig, error) {
 		return idp.DirectoryConfig{}, err
 	}
 	return idp.DirectoryConfig{AccessTTL: d.cfg.Tokens.AccessTTL, MaxAccessTTL: d.cfg.Tokens.MaxAccessTTL,
-		Clients: clients, Store: d.store, Logger: d.log,
+		Clients: clients, Store: d.store, Logger: d.log, SigningAlgs: d.cfg.SigningAlgorithms(),
 		Hasher: password.NewHasher(password.DefaultParams(), d.cfg.Login.HashConcurrency())}, nil
 }
 

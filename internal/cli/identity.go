@@ -108,6 +108,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.DurationVar(&nbfDelay, "not-before-delay", 0, "its tokens become valid this long after issue (nbf = iat + this), e.g. 10s")
 	f.BoolVar(&c.AllowBareAssertion, "allow-bare-assertion", false, "accept a bare client-signed login assertion (iss only, no exp/jti; replayable, so off by default)")
 	f.BoolVar(&c.Introspect, "introspect", false, "a resource server: may introspect other clients' tokens at /introspect (others see only their own)")
+	f.StringVar(&c.SigningAlg, "signing-alg", "", "algorithm its access and ID tokens are signed with: RS256 (default), ES256 or EdDSA (keys.algorithms must list it)")
 	f.BoolVar(&c.ThirdParty, "third-party", false, "an app run by someone else: users see a consent page listing its scopes before its first code")
 
 	list := &cobra.Command{

@@ -13,7 +13,7 @@ import (
 // clientColumns is the column list client queries select, in scanClient's order.
 const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
 	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at,
-	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris`
+	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg`
 
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
@@ -32,11 +32,11 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
 		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
 		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs)
+		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -98,10 +98,10 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE clients SET name = $2, secret_hash = $3, jwks = $4, jwks_uri = $5,
 		grant_types = $6, scopes = $7, audience = $8, redirect_uris = $9, is_public = $10, access_ttl = $11,
 		not_before_delay = $12, allow_bare_assertion = $13, may_introspect = $14,
-		previous_secret_hash = $15, previous_secret_expires_at = $16, allowed_origins = $17, third_party = $18, post_logout_redirect_uris = $19 WHERE id = $1`,
+		previous_secret_hash = $15, previous_secret_expires_at = $16, allowed_origins = $17, third_party = $18, post_logout_redirect_uris = $19, signing_alg = $20 WHERE id = $1`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI, r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
 		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs)
+		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg)
 	if err != nil {
 		return writeError(fmt.Sprintf("update client %q", c.ID), err)
 	}
@@ -117,7 +117,7 @@ func scanClient(r pgx.Row) (store.Client, error) {
 	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
 		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
 		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created,
-		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs); err != nil {
+		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg); err != nil {
 		return store.Client{}, err
 	}
 	return columns.ClientFromRow(row)

@@ -100,6 +100,9 @@ func clientDiff(got, want store.Client) string {
 	if got.ThirdParty != want.ThirdParty {
 		d.add("ThirdParty %v, want %v", got.ThirdParty, want.ThirdParty)
 	}
+	if got.SigningAlg != want.SigningAlg {
+		d.add("SigningAlg %q, want %q", got.SigningAlg, want.SigningAlg)
+	}
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.blob("PreviousSecretHash", got.PreviousSecretHash, want.PreviousSecretHash)
 	d.instant("PreviousSecretExpiresAt", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt)
@@ -164,6 +167,7 @@ func newClient(t *testing.T, id string) store.Client {
 		AllowBareAssertion: true,
 		Introspect:         true,
 		ThirdParty:         true,
+		SigningAlg:         "ES256",
 		CreatedAt:          base,
 
 		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye?from=idp"},

@@ -109,6 +109,7 @@ type ClientRow struct {
 	PreviousSecretExpires                      int64
 	AllowedOrigins                             string
 	ThirdParty                                 bool
+	SigningAlg                                 string // "" for RS256
 }
 
 // ClientToRow validates c (an ID is required) and converts it for binding.
@@ -120,6 +121,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 		ID: c.ID, Name: c.Name, SecretHash: NilIfEmpty(c.SecretHash), JWKS: NilIfEmpty(c.JWKS), JWKSURI: c.JWKSURI,
 		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
 		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, ThirdParty: c.ThirdParty,
+		SigningAlg: c.SigningAlg,
 	}
 	r.PreviousSecretHash = NilIfEmpty(c.PreviousSecretHash)
 	var err error
@@ -157,7 +159,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
 		AllowBareAssertion: r.AllowBareAssertion, Introspect: r.Introspect, CreatedAt: FromNanos(r.Created),
 		PreviousSecretHash: NilIfEmpty(r.PreviousSecretHash), PreviousSecretExpiresAt: FromNanos(r.PreviousSecretExpires),
-		ThirdParty: r.ThirdParty,
+		ThirdParty: r.ThirdParty, SigningAlg: r.SigningAlg,
 	}
 	for _, f := range []struct {
 		name string
