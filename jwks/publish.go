@@ -162,19 +162,9 @@ func publicJWK(key crypto.PublicKey, alg string) (jwk.Key, error) {
 	var raw any
 	switch alg {
 	case "ES256":
-		var pub *ecdsa.PublicKey
-		switch k := key.(type) {
-		case *ecdsa.PublicKey:
-			pub = k
-		case ecdsa.PublicKey:
-			pub = &k
-		case *ecdsa.PrivateKey, ecdsa.PrivateKey:
-			return nil, errors.New("refusing to publish a private key; pass its public part")
-		default:
-			return nil, fmt.Errorf("algorithm ES256 needs an ECDSA P-256 public key, got %T", key)
-		}
-		if pub == nil || pub.Curve != elliptic.P256() || pub.X == nil || pub.Y == nil {
-			return nil, errors.New("algorithm ES256 needs an ECDSA key on curve P-256")
+		pub, err := ecPublic(key)
+		if err != nil {
+			return nil, err
 		}
 		raw = pub
 	case "EdDSA":
@@ -211,6 +201,25 @@ func publicJWK(key crypto.PublicKey, alg string) (jwk.Key, error) {
 		return nil, fmt.Errorf("jwx produced %T, want a public key", jk)
 	}
 	return jk, nil
+}
+
+// ecPublic accepts only ECDSA P-256 public keys and refuses private ones.
+func ecPublic(key crypto.PublicKey) (*ecdsa.PublicKey, error) {
+	var pub *ecdsa.PublicKey
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		pub = k
+	case ecdsa.PublicKey:
+		pub = &k
+	case *ecdsa.PrivateKey, ecdsa.PrivateKey:
+		return nil, errors.New("refusing to publish a private key; pass its public part")
+	default:
+		return nil, fmt.Errorf("algorithm ES256 needs an ECDSA P-256 public key, got %T", key)
+	}
+	if pub == nil || pub.Curve != elliptic.P256() || pub.X == nil || pub.Y == nil {
+		return nil, errors.New("algorithm ES256 needs an ECDSA key on curve P-256")
+	}
+	return pub, nil
 }
 
 // rsaPublic accepts only RSA public keys and refuses private ones.

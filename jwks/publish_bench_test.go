@@ -90,11 +90,18 @@ func runHandler(b *testing.B, h http.Handler, req *http.Request, wantStatus int)
 	}
 }
 
-// BenchmarkJWKS serves a 3-key document through Publisher.ServeHTTP.
-func BenchmarkJWKS(b *testing.B) {
+// benchPublisher is a Publisher serving benchDoc, with a no-op observer as
+// the server installs one.
+func benchPublisher(b *testing.B) (*jwks.Document, *jwks.Publisher) {
 	doc := benchDoc(b)
 	p := jwks.NewPublisher(5*time.Minute, jwks.WithObserver(func(int) {}))
 	p.Publish(doc)
+	return doc, p
+}
+
+// BenchmarkJWKS serves a 3-key document through Publisher.ServeHTTP.
+func BenchmarkJWKS(b *testing.B) {
+	doc, p := benchPublisher(b)
 	req := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
 	b.SetBytes(int64(len(doc.Body)))
 	runHandler(b, p, req, http.StatusOK)
@@ -102,9 +109,7 @@ func BenchmarkJWKS(b *testing.B) {
 
 // BenchmarkJWKS304 serves a conditional request that matches the ETag.
 func BenchmarkJWKS304(b *testing.B) {
-	doc := benchDoc(b)
-	p := jwks.NewPublisher(5*time.Minute, jwks.WithObserver(func(int) {}))
-	p.Publish(doc)
+	doc, p := benchPublisher(b)
 	req := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
 	req.Header.Set("If-None-Match", doc.ETag)
 	runHandler(b, p, req, http.StatusNotModified)
@@ -134,9 +139,7 @@ func BenchmarkStaticBytes(b *testing.B) {
 // them together and compare ns/op: the ratio is the Publisher's share of the
 // whole request, measured in the same run.
 func BenchmarkJWKSOverHTTP(b *testing.B) {
-	doc := benchDoc(b)
-	p := jwks.NewPublisher(5*time.Minute, jwks.WithObserver(func(int) {}))
-	p.Publish(doc)
+	doc, p := benchPublisher(b)
 	runOverHTTP(b, p, len(doc.Body))
 }
 

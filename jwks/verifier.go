@@ -434,33 +434,50 @@ func usableKey(k jwk.Key) (*verifyKey, string) {
 	}
 	switch k.KeyType() {
 	case jwa.EC:
-		if alg != "" && alg != "ES256" {
-			return nil, "" // ES384, ECDH-ES...: not an algorithm Keygate verifies
-		}
-		var pub ecdsa.PublicKey
-		if err := pk.Raw(&pub); err != nil {
-			return nil, err.Error()
-		}
-		if pub.Curve != elliptic.P256() {
-			return nil, "EC key not on curve P-256"
-		}
-		return &verifyKey{alg: alg, family: "ES256", pub: &pub}, ""
+		return ecKey(pk, alg)
 	case jwa.OKP:
-		if alg != "" && alg != "EdDSA" {
-			return nil, ""
-		}
-		var raw any
-		if err := pk.Raw(&raw); err != nil {
-			return nil, err.Error()
-		}
-		pub, ok := raw.(ed25519.PublicKey)
-		if !ok {
-			return nil, fmt.Sprintf("OKP key of type %T is not Ed25519", raw)
-		}
-		return &verifyKey{alg: alg, family: "EdDSA", pub: pub}, ""
+		return ed25519Key(pk, alg)
 	}
+	return rsaKey(pk, alg)
+}
+
+// ecKey is an EC P-256 key for ES256 ("" reason: another algorithm, such as
+// ES384 or ECDH-ES, which Keygate does not verify).
+func ecKey(pk jwk.Key, alg string) (*verifyKey, string) {
+	if alg != "" && alg != "ES256" {
+		return nil, ""
+	}
+	var pub ecdsa.PublicKey
+	if err := pk.Raw(&pub); err != nil {
+		return nil, err.Error()
+	}
+	if pub.Curve != elliptic.P256() {
+		return nil, "EC key not on curve P-256"
+	}
+	return &verifyKey{alg: alg, family: "ES256", pub: &pub}, ""
+}
+
+// ed25519Key is an OKP Ed25519 key for EdDSA.
+func ed25519Key(pk jwk.Key, alg string) (*verifyKey, string) {
+	if alg != "" && alg != "EdDSA" {
+		return nil, ""
+	}
+	var raw any
+	if err := pk.Raw(&raw); err != nil {
+		return nil, err.Error()
+	}
+	pub, ok := raw.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Sprintf("OKP key of type %T is not Ed25519", raw)
+	}
+	return &verifyKey{alg: alg, family: "EdDSA", pub: pub}, ""
+}
+
+// rsaKey is an RSA signing key of at least minRSABits ("" reason: an RSA
+// encryption key such as RSA-OAEP).
+func rsaKey(pk jwk.Key, alg string) (*verifyKey, string) {
 	if alg != "" && !isRSASignatureAlg(alg) {
-		return nil, "" // e.g. RSA-OAEP: an encryption key
+		return nil, ""
 	}
 	var pub rsa.PublicKey
 	if err := pk.Raw(&pub); err != nil {

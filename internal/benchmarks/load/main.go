@@ -70,105 +70,114 @@ func main() {
 	}
 
 	for _, phase := range strings.Split(*phases, ",") {
-		var step func(state *string) error
-		var setup func() (string, error)
-		switch phase {
-		case "client_credentials":
-			setup = func() (string, error) { return "", nil }
-			step = func(*string) error {
-				_, err := token(url.Values{"grant_type": {"client_credentials"}})
-				return err
-			}
-		case "refresh_token":
-			setup = func() (string, error) {
-				m, err := token(url.Values{"grant_type": {"password"}, "username": {*user}, "password": {*pass}})
-				if err != nil {
-					return "", fmt.Errorf("password grant: %w", err)
-				}
-				rt, _ := m["refresh_token"].(string)
-				if rt == "" {
-					return "", fmt.Errorf("password grant returned no refresh_token")
-				}
-				return rt, nil
-			}
-			step = func(rt *string) error {
-				m, err := token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {*rt}})
-				if err != nil {
-					return err
-				}
-				next, _ := m["refresh_token"].(string)
-				if next == "" {
-					return fmt.Errorf("no refresh_token in the answer")
-				}
-				*rt = next
-				return nil
-			}
-		default:
-			fmt.Fprintf(os.Stderr, "load: unknown phase %q\n", phase)
+		setup, step, err := phaseSteps(phase, token, *user, *pass)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
 			os.Exit(2)
 		}
 		states := make([]string, *c)
 		for i := range states {
-			s, err := setup()
-			if err != nil {
+			if states[i], err = setup(); err != nil {
 				fmt.Fprintf(os.Stderr, "load: %s setup: %v\n", phase, err)
 				os.Exit(1)
 			}
-			states[i] = s
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), *d)
-		var mu sync.Mutex
-		var lat []time.Duration
-		var errs int
-		var firstErr error
-		var wg sync.WaitGroup
-		start := time.Now()
-		for i := 0; i < *c; i++ {
-			wg.Add(1)
-			go func(state *string) {
-				defer wg.Done()
-				var mine []time.Duration
-				var bad int
-				var ferr error
-				for ctx.Err() == nil {
-					t := time.Now()
-					if err := step(state); err != nil {
-						bad++
-						if ferr == nil {
-							ferr = err
-						}
-						if phase == "refresh_token" {
-							break // the chain is broken
-						}
-						continue
-					}
-					mine = append(mine, time.Since(t))
-				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				errs += bad
-				if firstErr == nil {
-					firstErr = ferr
-				}
-				mu.Unlock()
-			}(&states[i])
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		cancel()
-		slices.Sort(lat)
-		pct := func(p float64) time.Duration {
-			if len(lat) == 0 {
-				return 0
+		runPhase(phase, states, *d, step)
+	}
+}
+
+// phaseSteps returns how a worker of phase starts (its state: a refresh
+// token for the refresh phase) and what one request is.
+func phaseSteps(phase string, token func(url.Values) (map[string]any, error), user, pass string) (setup func() (string, error), step func(*string) error, err error) {
+	switch phase {
+	case "client_credentials":
+		return func() (string, error) { return "", nil }, func(*string) error {
+			_, err := token(url.Values{"grant_type": {"client_credentials"}})
+			return err
+		}, nil
+	case "refresh_token":
+		setup = func() (string, error) {
+			m, err := token(url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}})
+			if err != nil {
+				return "", fmt.Errorf("password grant: %w", err)
 			}
-			return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+			rt, _ := m["refresh_token"].(string)
+			if rt == "" {
+				return "", fmt.Errorf("password grant returned no refresh_token")
+			}
+			return rt, nil
 		}
-		fmt.Printf("%-18s c=%d  %8.0f tokens/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (%d ok, %d errors in %.1fs)\n",
-			phase, *c, float64(len(lat))/elapsed.Seconds(),
-			ms(pct(0.50)), ms(pct(0.99)), ms(pct(1)), len(lat), errs, elapsed.Seconds())
-		if firstErr != nil {
-			fmt.Printf("  first error: %v\n", firstErr)
+		step = func(rt *string) error {
+			m, err := token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {*rt}})
+			if err != nil {
+				return err
+			}
+			next, _ := m["refresh_token"].(string)
+			if next == "" {
+				return fmt.Errorf("no refresh_token in the answer")
+			}
+			*rt = next
+			return nil
 		}
+		return setup, step, nil
+	}
+	return nil, nil, fmt.Errorf("unknown phase %q", phase)
+}
+
+// runPhase runs one worker per state for d and prints throughput and
+// latency percentiles. A refresh worker stops at its first error (its chain
+// is broken); others go on.
+func runPhase(phase string, states []string, d time.Duration, step func(*string) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs int
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range states {
+		wg.Go(func() {
+			var mine []time.Duration
+			var bad int
+			var ferr error
+			for ctx.Err() == nil {
+				t := time.Now()
+				if err := step(&states[i]); err != nil {
+					bad++
+					if ferr == nil {
+						ferr = err
+					}
+					if phase == "refresh_token" {
+						break
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			if firstErr == nil {
+				firstErr = ferr
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+	}
+	fmt.Printf("%-18s c=%d  %8.0f tokens/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (%d ok, %d errors in %.1fs)\n",
+		phase, len(states), float64(len(lat))/elapsed.Seconds(),
+		ms(pct(0.50)), ms(pct(0.99)), ms(pct(1)), len(lat), errs, elapsed.Seconds())
+	if firstErr != nil {
+		fmt.Printf("  first error: %v\n", firstErr)
 	}
 }
 
