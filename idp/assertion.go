@@ -322,11 +322,13 @@ func (p *Provider) ScriptLogin(ctx context.Context, raw string) (string, error) 
 	return tok, nil
 }
 
-// unverifiedIssuer peeks at an assertion's iss (only to pick a client whose key
-// will then verify it).
-func unverifiedIssuer(raw string) string {
+// UnverifiedIssuer peeks at a JWT's iss claim without verifying anything:
+// only to pick the client whose key will then verify it, or to name a
+// claimed client in a log line (and then only if it is registered). A
+// payload over 16 KiB is not decoded.
+func UnverifiedIssuer(raw string) string {
 	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
+	if len(parts) != 3 || len(parts[1]) > 16<<10 {
 		return ""
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])

@@ -29,6 +29,25 @@ type Request struct {
 
 func (r *Request) get(name string) string { return r.Form.Get(name) }
 
+// ClaimedClient is the client id a request claims, unproven: the Basic user,
+// the form's client_id, or the iss of its client assertion, or of its
+// jwt-bearer grant assertion when nothing else authenticates the client
+// (byAssertionOnly). It names the client in logs of failed requests;
+// AuthenticateClient is what proves it.
+func (r *Request) ClaimedClient() (id string, byAssertionOnly bool) {
+	switch {
+	case r.HasBasic:
+		return r.BasicUser, false
+	case r.get("client_id") != "":
+		return r.get("client_id"), false
+	case r.get("client_assertion") != "":
+		return UnverifiedIssuer(r.get("client_assertion")), false
+	case r.get("grant_type") == GrantJWTBearer && r.get("client_secret") == "":
+		return UnverifiedIssuer(r.get("assertion")), true
+	}
+	return "", false
+}
+
 // checkSingle enforces RFC 6749 §3.2: no parameter more than once.
 func (r *Request) checkSingle() error {
 	for k, v := range r.Form {
@@ -83,7 +102,7 @@ func (p *Provider) assertionClient(ctx context.Context, r *Request, formID, asse
 	if r.Endpoint != "" {
 		aud = append(aud, r.Endpoint)
 	}
-	if formID != "" && unverifiedIssuer(assertion) != formID {
+	if formID != "" && UnverifiedIssuer(assertion) != formID {
 		return nil, invalidClient("client_assertion iss does not match client_id")
 	}
 	a, err := p.verifyAssertion(ctx, assertion, useClientAuth, aud)

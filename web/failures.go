@@ -16,8 +16,6 @@ package web
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -168,7 +166,7 @@ func (s *Server) clientAttrs(ctx context.Context, req *idp.Request, endpoint, co
 	if req == nil {
 		return nil
 	}
-	id, byAssertionOnly := claimedClient(req)
+	id, byAssertionOnly := req.ClaimedClient()
 	if id == "" {
 		return []slog.Attr{slog.Bool("client_known", false)}
 	}
@@ -189,43 +187,6 @@ func (s *Server) clientAttrs(ctx context.Context, req *idp.Request, endpoint, co
 		return nil // the store is failing; the line says why elsewhere
 	}
 	return []slog.Attr{slog.String("client_id", id), slog.String("client_id_is", "claimed")}
-}
-
-// claimedClient is the client id a request claims: the Basic user, the form's
-// client_id, or the iss of its client assertion, or of its jwt-bearer grant
-// assertion when nothing else authenticates the client (byAssertionOnly).
-func claimedClient(req *idp.Request) (id string, byAssertionOnly bool) {
-	switch f := req.Form; {
-	case req.HasBasic:
-		return req.BasicUser, false
-	case f.Get("client_id") != "":
-		return f.Get("client_id"), false
-	case f.Get("client_assertion") != "":
-		return unverifiedIssuer(f.Get("client_assertion")), false
-	case f.Get("grant_type") == idp.GrantJWTBearer && f.Get("client_secret") == "":
-		return unverifiedIssuer(f.Get("assertion")), true
-	}
-	return "", false
-}
-
-// unverifiedIssuer is a JWT's iss claim, unverified: only to name the client
-// in a log line, and then only if it is registered.
-func unverifiedIssuer(raw string) string {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 || len(parts[1]) > 16<<10 {
-		return ""
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var claims struct {
-		Iss string `json:"iss"`
-	}
-	if json.Unmarshal(b, &claims) != nil {
-		return ""
-	}
-	return claims.Iss
 }
 
 // loginAttrs names the user of a failed login: login_known=true with the

@@ -284,7 +284,7 @@ func (s *Server) scriptLogin(c echo.Context) error {
 	assertion := strings.TrimSpace(string(body))
 	tok, err := s.cfg.IDP.ScriptLogin(c.Request().Context(), assertion)
 	if err != nil {
-		s.loginFailed(c, LoginScript, describe(err), "", unverifiedIssuer(assertion))
+		s.loginFailed(c, LoginScript, describe(err), "", idp.UnverifiedIssuer(assertion))
 	} else {
 		s.cfg.Metrics.Login(LoginScript, LoginSuccess)
 	}
