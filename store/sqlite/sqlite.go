@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/internal/columns"
@@ -202,7 +203,7 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 	}
 	// A connection is opened here, so a file that is not a database, or cannot
 	// be locked, fails now rather than on first use.
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingNew(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
@@ -227,6 +228,27 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
 	}
 	return s, nil
+}
+
+// pingNew opens the first connection. Its setup switches a new file to WAL,
+// which needs the file to itself; SQLite answers SQLITE_BUSY at once, without
+// its busy handler, when other processes are opening the same new file at
+// that moment, so the first connection is retried for up to the busy
+// timeout. Later connections find the file in WAL already.
+func pingNew(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMillis * time.Millisecond)
+	for {
+		err := db.PingContext(ctx)
+		var se interface{ Code() int }
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // prepare prepares the statements of the hot paths.
