@@ -24,10 +24,7 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 	if err != nil {
 		return nil, serverError(err)
 	}
-	if old.ClientID != c.ID {
-		return nil, invalidGrant("the refresh token was issued to another client")
-	}
-	if err := checkRefreshBinding(old, r.dpopJKT); err != nil {
+	if err := checkRefreshHolder(old, c, r.dpopJKT); err != nil {
 		return nil, err
 	}
 	scope := old.Scope
@@ -120,12 +117,15 @@ func (p *Provider) refreshRefused(ctx context.Context, id string) error {
 	}
 }
 
-// checkRefreshBinding refuses the refresh of a family bound to a DPoP key
-// (a public client's, RFC 9449 §5) unless the request proved possession of
-// that same key: a refresh token copied from such a client is useless
-// without its private key.
-func checkRefreshBinding(old store.RefreshToken, jkt string) error {
+// checkRefreshHolder refuses a refresh token presented by another client
+// than its own, and the refresh of a family bound to a DPoP key (a public
+// client's, RFC 9449 §5) unless the request proved possession of that same
+// key: a refresh token copied from such a client is useless without its
+// private key.
+func checkRefreshHolder(old store.RefreshToken, c *Client, jkt string) error {
 	switch {
+	case old.ClientID != c.ID:
+		return invalidGrant("the refresh token was issued to another client")
 	case old.DPoPJKT == "":
 		return nil
 	case jkt == "":
