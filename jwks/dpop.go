@@ -256,14 +256,14 @@ var dpopPrivateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 // that need no key: typ, alg, no crit, and a jwk without private members.
 func checkDPoPHeader(hm map[string]any, algorithms []string) error {
 	if typ, _ := hm["typ"].(string); typ != DPoPProofType {
-		return errorf(ErrDPoPInvalidProof, `header "typ" is %q, want %q`, hm["typ"], DPoPProofType)
+		return errorf(ErrDPoPInvalidProof, `header "typ" is %v, want %q`, jsonText(hm["typ"]), DPoPProofType)
 	}
 	alg, _ := hm["alg"].(string)
 	if algorithms == nil {
 		algorithms = DefaultDPoPAlgorithms()
 	}
 	if !slices.Contains(dpopAlgorithms, alg) || !slices.Contains(algorithms, alg) {
-		return errorf(ErrDPoPInvalidProof, "alg %q is not accepted (want one of %s)", hm["alg"], strings.Join(algorithms, ", "))
+		return errorf(ErrDPoPInvalidProof, "alg %v is not accepted (want one of %s)", jsonText(hm["alg"]), strings.Join(algorithms, ", "))
 	}
 	if _, present := hm["crit"]; present {
 		return errorf(ErrDPoPInvalidProof, `header has "crit" extensions, none of which is supported`)
@@ -424,8 +424,12 @@ func normalizePercent(p string) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
-		c, err := strconv.ParseUint(p[min(i+1, len(p)):min(i+3, len(p))], 16, 8)
-		if p[i] != '%' || i+3 > len(p) || err != nil {
+		if p[i] != '%' || i+3 > len(p) {
+			b.WriteByte(p[i])
+			continue
+		}
+		c, err := strconv.ParseUint(p[i+1:i+3], 16, 8)
+		if err != nil {
 			b.WriteByte(p[i])
 			continue
 		}
@@ -443,6 +447,16 @@ func normalizePercent(p string) string {
 func isUnreserved(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// jsonText shows a header value as JSON for an error detail ("absent" for
+// none), so that a missing member does not print as a Go formatting error.
+func jsonText(v any) string {
+	if v == nil {
+		return "absent"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // DPoPThumbprint returns the RFC 7638 SHA-256 thumbprint of key, base64url
