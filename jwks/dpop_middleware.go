@@ -19,6 +19,7 @@ type dpopSettings struct {
 	algs       string // the algorithms for the challenge's algs attribute
 	window     time.Duration
 	replay     *replayCache
+	keys       *dpopKeyCache
 }
 
 // newDPoPSettings validates the DPoP fields of mc. Like a nil verifier, a
@@ -60,7 +61,7 @@ func newDPoPSettings(mc MiddlewareConfig) dpopSettings {
 	if len(errs) > 0 {
 		panic(fmt.Sprintf("jwks: MiddlewareConfig: %v", errors.Join(errs...)))
 	}
-	d.replay = newReplayCache(size)
+	d.replay, d.keys = newReplayCache(size), newDPoPKeyCache(dpopKeyCacheSize)
 	return d
 }
 
@@ -102,8 +103,8 @@ func (d *dpopSettings) bind(r *http.Request, token string, c *Claims, presentedD
 		return refuse("invalid_dpop_proof", "the request must carry exactly one DPoP header",
 			errorf(ErrDPoPInvalidProof, "%d DPoP headers", len(proofs)))
 	}
-	p, err := VerifyDPoPProof(proofs[0], DPoPProofCheck{Method: r.Method, URL: d.requestURL(r), AccessToken: token,
-		JKT: c.JKT, Algorithms: d.algorithms, Window: d.window, Now: now})
+	p, err := verifyDPoPProof(proofs[0], DPoPProofCheck{Method: r.Method, URL: d.requestURL(r), AccessToken: token,
+		JKT: c.JKT, Algorithms: d.algorithms, Window: d.window, Now: now}, d.keys)
 	if err != nil {
 		return refuse("invalid_dpop_proof", errorDescription(err), err)
 	}

@@ -342,3 +342,39 @@ func TestMiddlewareDPoPConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestMiddlewareDPoPKeyCache: once a client's proof header has verified,
+// the middleware reuses the key parsed from it, and that must not let any
+// later proof with the same header skip a check: one signed by another
+// key, one for another URL, one for a token bound to another key.
+func TestMiddlewareDPoPKeyCache(t *testing.T) {
+	t.Parallel()
+	f := newDPoPFixture(t)
+	srv := f.serve(t, jwks.MiddlewareConfig{})
+	other := jwtforge.NewDPoPKey(t, "ES256", "")
+	otherBound := f.token(t, map[string]any{"cnf": map[string]any{"jkt": other.JKT}})
+	send := func(token, proof string) (int, string) {
+		res, body := f.do(t, srv, dpopRequest{auth: func(*dpopFixture) string { return "DPoP " + token },
+			proofs: func(*testing.T, *dpopFixture, string) []string { return []string{proof} }})
+		return res.StatusCode, body
+	}
+	now, target := f.clk.Now(), srv.URL+"/res"
+	if status, body := send(f.bound, f.key.Proof(t, "GET", target, now, f.bound)); status != 200 {
+		t.Fatalf("genuine: %d %s", status, body)
+	}
+	for _, tc := range []struct {
+		name, token, proof string
+	}{
+		{"same header, signed by another key", f.bound,
+			jwtforge.Compact(t, f.key.Header(), f.key.Claims("GET", target, now, f.bound), other.Signer())},
+		{"same header, another URL", f.bound, f.key.Proof(t, "GET", srv.URL+"/admin", now, f.bound)},
+		{"same header, token bound to another key", otherBound, f.key.Proof(t, "GET", target, now, otherBound)},
+	} {
+		if status, body := send(tc.token, tc.proof); status != 401 || !strings.Contains(body, "invalid_dpop_proof") {
+			t.Errorf("%s: %d %s", tc.name, status, body)
+		}
+	}
+	if status, body := send(f.bound, f.key.Proof(t, "GET", target, now, f.bound)); status != 200 {
+		t.Fatalf("genuine again: %d %s", status, body)
+	}
+}

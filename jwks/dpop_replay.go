@@ -3,6 +3,7 @@ package jwks
 import (
 	"container/heap"
 	"crypto/sha256"
+	"strings"
 	"sync"
 	"time"
 )
@@ -97,4 +98,48 @@ func (rc *replayCache) len() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return len(rc.seen)
+}
+
+// dpopKeyCacheSize bounds a middleware's cache of proof header keys: a
+// few hundred bytes each, and a busy API sees far fewer client keys within
+// minutes than this.
+const dpopKeyCacheSize = 1024
+
+// dpopKeyCache maps the header segment of proofs that verified to the key
+// parsed from it (see verifyDPoPProof). It holds at most max entries; when
+// full it is emptied and refilled, so its memory is bounded whatever the
+// clients do, and at worst keys are parsed again. A nil cache caches
+// nothing.
+type dpopKeyCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]*dpopKey
+}
+
+func newDPoPKeyCache(max int) *dpopKeyCache {
+	return &dpopKeyCache{max: max, m: make(map[string]*dpopKey)}
+}
+
+func (c *dpopKeyCache) get(seg string) *dpopKey {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[seg]
+}
+
+func (c *dpopKeyCache) put(seg string, k *dpopKey) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[seg]; ok {
+		return
+	}
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[strings.Clone(seg)] = k
 }
