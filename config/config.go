@@ -160,6 +160,9 @@ type Client struct {
 	// SigningAlg is the algorithm its tokens are signed with: RS256 (the
 	// default), ES256 or EdDSA (keys.algorithms must list it).
 	SigningAlg string `yaml:"signing_alg"`
+	// DPoPBoundAccessTokens requires a DPoP proof (RFC 9449) on every token
+	// request of this client: all its access tokens are bound to its key.
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens"`
 
 	// PostLogoutRedirectURIs: where RP-initiated logout may return the browser.
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
@@ -197,6 +200,16 @@ type Server struct {
 	// (the default): no limit from the configuration. The GOMEMLIMIT
 	// environment variable, when set, wins over this setting.
 	MemoryLimit string `yaml:"memory_limit"`
+	// DPoPNonce makes the token endpoint and Keygate's protected endpoints
+	// require a server nonce in DPoP proofs (RFC 9449 §8, §9): a proof must
+	// carry the DPoP-Nonce Keygate handed out, which bounds how far ahead a
+	// stolen key could sign proofs. The nonce is an HMAC of the current time
+	// slot under a secret derived from the key-encryption key, so replicas
+	// sharing the KEK agree without any shared state. Off by default.
+	DPoPNonce bool `yaml:"dpop_nonce"`
+	// DPoPNonceLifetime is how long one nonce is current (default 5m); the
+	// previous one stays accepted as long again.
+	DPoPNonceLifetime time.Duration `yaml:"dpop_nonce_lifetime"`
 }
 
 // MemoryLimitBytes parses MemoryLimit: 0 when it is empty or "0".
@@ -393,6 +406,7 @@ var envVars = []envVar{
 	}},
 	{"KEYGATE_METRICS_LISTEN", stringVar(func(c *Config) *string { return &c.Server.MetricsListen })},
 	{"KEYGATE_MEMORY_LIMIT", stringVar(func(c *Config) *string { return &c.Server.MemoryLimit })},
+	{"KEYGATE_DPOP_NONCE", boolVar(func(c *Config) *bool { return &c.Server.DPoPNonce })},
 	{"KEYGATE_LOG_LEVEL", stringVar(func(c *Config) *string { return &c.Log.Level })},
 	{"KEYGATE_LOG_FORMAT", stringVar(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -522,6 +536,9 @@ func (c Config) validateServer() error {
 	if s.MaxBodyBytes <= 0 {
 		return fmt.Errorf("server.max_body_bytes: must be positive, got %d", s.MaxBodyBytes)
 	}
+	if s.DPoPNonceLifetime < 0 || (s.DPoPNonceLifetime > 0 && s.DPoPNonceLifetime < 10*time.Second) {
+		return fmt.Errorf("server.dpop_nonce_lifetime: must be at least 10s, or 0 for the default 5m, got %s", s.DPoPNonceLifetime)
+	}
 	if _, err := s.TrustedProxyNets(); err != nil {
 		return err
 	}
@@ -570,7 +587,7 @@ func (cl Client) IDPClient() (idp.Client, error) {
 	c := idp.Client{ID: cl.ID, Name: cl.Name, JWKSURI: cl.JWKSURI, GrantTypes: cl.GrantTypes, Scopes: cl.Scopes,
 		Audience: cl.Audience, RedirectURIs: cl.RedirectURIs, AllowedOrigins: cl.AllowedOrigins, Public: cl.Public, AccessTTL: cl.AccessTTL,
 		NotBeforeDelay: cl.NotBeforeDelay, AllowBareAssertion: cl.AllowBareAssertion, Introspect: cl.Introspect,
-		ThirdParty: cl.ThirdParty, SigningAlg: cl.SigningAlg, Static: true}
+		ThirdParty: cl.ThirdParty, SigningAlg: cl.SigningAlg, DPoPBoundAccessTokens: cl.DPoPBoundAccessTokens, Static: true}
 	c.PostLogoutRedirectURIs = cl.PostLogoutRedirectURIs
 	if cl.SecretSHA256 != "" {
 		h, err := idp.ParseSecretSHA256(cl.SecretSHA256)

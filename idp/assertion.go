@@ -311,6 +311,11 @@ func (p *Provider) ScriptLogin(ctx context.Context, raw string) (string, error) 
 		return "", &Error{Code: "unauthorized_client", Status: http.StatusForbidden,
 			Description: fmt.Sprintf("client %q may not log in with an assertion (grant %s not allowed)", a.client.ID, GrantJWTBearer)}
 	}
+	if a.client.DPoPBoundAccessTokens {
+		// The script login answers a bare token; this client's must be bound.
+		return "", &Error{Code: "unauthorized_client", Status: http.StatusForbidden,
+			Description: fmt.Sprintf("client %q gets DPoP-bound tokens only: use POST /token with a DPoP proof", a.client.ID)}
+	}
 	scope, err := grantScope(a.client, a.str("scope"))
 	if err != nil {
 		return "", err

@@ -61,8 +61,11 @@ type Client struct {
 	// SigningAlg is the algorithm its access and ID tokens are signed
 	// with: "" or RS256 (the default), ES256 or EdDSA.
 	SigningAlg string
-	Static     bool
-	CreatedAt  time.Time
+	// DPoPBoundAccessTokens requires a DPoP proof (RFC 9449 §5.2) on every
+	// token request, so that none of its access tokens is a bearer token.
+	DPoPBoundAccessTokens bool
+	Static                bool
+	CreatedAt             time.Time
 
 	// PreviousSecretHash is the SHA-256 of the secret RotateClientSecret
 	// replaced, accepted beside the current one until PreviousSecretExpiresAt.
@@ -288,7 +291,8 @@ func FromStore(sc store.Client) (*Client, error) {
 	c := &Client{ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, JWKSURI: sc.JWKSURI, GrantTypes: sc.GrantTypes,
 		Scopes: sc.Scopes, Audience: sc.Audience, RedirectURIs: sc.RedirectURIs, AllowedOrigins: sc.AllowedOrigins, Public: sc.Public,
 		AccessTTL: sc.AccessTTL, NotBeforeDelay: sc.NotBeforeDelay, AllowBareAssertion: sc.AllowBareAssertion, Introspect: sc.Introspect, CreatedAt: sc.CreatedAt,
-		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt, ThirdParty: sc.ThirdParty, SigningAlg: sc.SigningAlg}
+		PreviousSecretHash: sc.PreviousSecretHash, PreviousSecretExpiresAt: sc.PreviousSecretExpiresAt, ThirdParty: sc.ThirdParty, SigningAlg: sc.SigningAlg,
+		DPoPBoundAccessTokens: sc.DPoPBoundAccessTokens}
 	c.PostLogoutRedirectURIs = sc.PostLogoutRedirectURIs
 	if len(sc.JWKS) > 0 {
 		set, err := jwk.Parse(sc.JWKS)
@@ -305,7 +309,8 @@ func (c *Client) ToStore() (store.Client, error) {
 	sc := store.Client{ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes,
 		Scopes: c.Scopes, Audience: c.Audience, RedirectURIs: c.RedirectURIs, AllowedOrigins: c.AllowedOrigins, Public: c.Public, AccessTTL: c.AccessTTL,
 		NotBeforeDelay: c.NotBeforeDelay, AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, CreatedAt: c.CreatedAt,
-		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt, ThirdParty: c.ThirdParty, SigningAlg: c.SigningAlg}
+		PreviousSecretHash: c.PreviousSecretHash, PreviousSecretExpiresAt: c.PreviousSecretExpiresAt, ThirdParty: c.ThirdParty, SigningAlg: c.SigningAlg,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
 	sc.PostLogoutRedirectURIs = c.PostLogoutRedirectURIs
 	if c.Keys != nil && c.Keys.Len() > 0 {
 		b, err := json.Marshal(c.Keys)
@@ -589,6 +594,7 @@ type ClientPatch struct {
 	ThirdParty     *bool
 
 	PostLogoutRedirectURIs *[]string
+	DPoPBoundAccessTokens  *bool
 }
 
 func (pt ClientPatch) apply(c *Client) {
@@ -603,6 +609,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.Introspect, pt.Introspect)
 	setIf(&c.ThirdParty, pt.ThirdParty)
 	setIf(&c.PostLogoutRedirectURIs, pt.PostLogoutRedirectURIs)
+	setIf(&c.DPoPBoundAccessTokens, pt.DPoPBoundAccessTokens)
 }
 
 func setIf[T any](dst *T, v *T) {

@@ -44,7 +44,7 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err := p.checkCodeConsent(ctx, ac, c); err != nil {
 		return nil, err
 	}
-	res, family, claims, err := p.codeTokens(ctx, ac, c, u, now)
+	res, family, claims, err := p.codeTokens(ctx, ac, c, u, now, r.dpopJKT)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +111,8 @@ func checkVerifier(ac store.AuthCode, c *Client, verifier string) error {
 
 // codeTokens makes the access and ID tokens of a code, and a refresh token
 // (stored, in a new family) when the client may refresh.
-func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client, u store.User, now time.Time) (res *TokenResponse, family string, claims AccessClaims, err error) {
-	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime}
+func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client, u store.User, now time.Time, jkt string) (res *TokenResponse, family string, claims AccessClaims, err error) {
+	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime, jkt: jkt}
 	at, claims, err := p.issueAccess(g)
 	if err != nil {
 		return nil, "", claims, serverError(err)
@@ -121,7 +121,7 @@ func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client,
 	if err != nil {
 		return nil, "", claims, serverError(err)
 	}
-	res = &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: claims.Expiry - now.Unix(), Scope: ac.Scope, IDToken: idt}
+	res = &TokenResponse{AccessToken: at, TokenType: tokenType(g), ExpiresIn: claims.Expiry - now.Unix(), Scope: ac.Scope, IDToken: idt}
 	if c.HasGrant(GrantRefreshToken) {
 		// Stored before the code is spent, so that a concurrent second use,
 		// which revokes the family it finds on the code, finds it complete.
@@ -132,7 +132,8 @@ func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client,
 		family = uuid.NewString()
 		t := now.UTC()
 		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: family, ClientID: c.ID,
-			Subject: u.ID, Scope: ac.Scope, AuthTime: ac.AuthTime, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL)}); err != nil {
+			Subject: u.ID, Scope: ac.Scope, AuthTime: ac.AuthTime, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL),
+			DPoPJKT: refreshBinding(g)}); err != nil {
 			return nil, "", claims, serverError(err)
 		}
 		res.RefreshToken = rt

@@ -58,7 +58,7 @@ func (p *Provider) deviceCodeGrant(ctx context.Context, r *Request, c *Client) (
 	case d.Status == store.DevicePending:
 		return nil, p.devicePoll(ctx, d, now)
 	}
-	return p.deviceTokens(ctx, d, c, now)
+	return p.deviceTokens(ctx, d, c, now, r.dpopJKT)
 }
 
 // devicePoll records a poll of a pending code and answers it: slow_down,
@@ -87,7 +87,7 @@ func (p *Provider) devicePoll(ctx context.Context, d store.DeviceCode, now time.
 // deviceTokens redeems an approved code and issues its tokens: access, ID
 // (with openid) and refresh (when the client may refresh). The code is
 // spent first, so that of concurrent polls exactly one gets tokens.
-func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Client, now time.Time) (*TokenResponse, error) {
+func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Client, now time.Time, jkt string) (*TokenResponse, error) {
 	if _, err := p.cfg.Store.RedeemDeviceCode(ctx, d.ID, now); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			return nil, invalidGrant("the device code was already used or has expired")
@@ -109,7 +109,7 @@ func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Clie
 			return nil, invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
 		}
 	}
-	res, err := p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime}, true, "")
+	res, err := p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime, jkt: jkt}, true, "")
 	if err != nil {
 		return nil, err
 	}

@@ -32,9 +32,14 @@ func (p *Provider) jwtBearer(ctx context.Context, r *Request, authenticated *Cli
 	if !a.client.HasGrant(GrantJWTBearer) {
 		return nil, unauthorizedClient("client %q may not use the %s grant", a.client.ID, GrantJWTBearer)
 	}
+	if authenticated == nil { // Token checked the proof of an authenticated client
+		if err := p.tokenProof(ctx, r, a.client); err != nil {
+			return nil, err
+		}
+	}
 	scope, err := grantScope(a.client, r.get("scope"))
 	if err != nil {
 		return nil, err
 	}
-	return p.respond(ctx, grant{client: a.client, subject: a.client.ID, scope: scope}, false, "")
+	return p.respond(ctx, grant{client: a.client, subject: a.client.ID, scope: scope, jkt: r.dpopJKT}, false, "")
 }

@@ -24,8 +24,8 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 	if err != nil {
 		return nil, serverError(err)
 	}
-	if old.ClientID != c.ID {
-		return nil, invalidGrant("the refresh token was issued to another client")
+	if err := checkRefreshHolder(old, c, r.dpopJKT); err != nil {
+		return nil, err
 	}
 	scope := old.Scope
 	if req := r.get("scope"); req != "" {
@@ -61,14 +61,14 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 		return nil, serverError(err)
 	}
 	next := store.RefreshToken{ID: id, FamilyID: old.FamilyID, ClientID: old.ClientID, Subject: old.Subject, Scope: old.Scope,
-		Audience: old.Audience, AuthTime: old.AuthTime, CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL)}
+		Audience: old.Audience, AuthTime: old.AuthTime, CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: old.DPoPJKT}
 	if err := p.cfg.Store.RotateRefreshToken(ctx, old.ID, now, next); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
 			return nil, serverError(err)
 		}
 		return nil, p.refreshRefused(ctx, old.ID)
 	}
-	g := grant{client: c, subject: old.Subject, scope: scope, audience: old.Audience, authTime: old.AuthTime}
+	g := grant{client: c, subject: old.Subject, scope: scope, audience: old.Audience, authTime: old.AuthTime, jkt: r.dpopJKT}
 	if user != nil {
 		g.username = user.Username
 	}
@@ -115,4 +115,23 @@ func (p *Provider) refreshRefused(ctx context.Context, id string) error {
 	default:
 		return invalidGrant("the refresh token has expired")
 	}
+}
+
+// checkRefreshHolder refuses a refresh token presented by another client
+// than its own, and the refresh of a family bound to a DPoP key (a public
+// client's, RFC 9449 §5) unless the request proved possession of that same
+// key: a refresh token copied from such a client is useless without its
+// private key.
+func checkRefreshHolder(old store.RefreshToken, c *Client, jkt string) error {
+	switch {
+	case old.ClientID != c.ID:
+		return invalidGrant("the refresh token was issued to another client")
+	case old.DPoPJKT == "":
+		return nil
+	case jkt == "":
+		return invalidDPoPProof("this refresh token is bound to a DPoP key: send a DPoP proof signed with it")
+	case jkt != old.DPoPJKT:
+		return invalidGrant("the refresh token is bound to another DPoP key")
+	}
+	return nil
 }

@@ -24,7 +24,10 @@ type Request struct {
 	BasicPass string
 	HasBasic  bool
 	RemoteIP  string
-	Endpoint  string // the URL called, an acceptable assertion audience
+	Endpoint  string   // the URL called, an acceptable assertion audience
+	DPoP      []string // the values of the DPoP headers (RFC 9449 §4), one when well-formed
+
+	dpopJKT string // the key the request's DPoP proof proved, once checked (tokenProof)
 }
 
 func (r *Request) get(name string) string { return r.Form.Get(name) }
@@ -188,6 +191,9 @@ func (p *Provider) Token(ctx context.Context, r *Request) (*TokenResponse, error
 	}
 	if !c.HasGrant(gt) {
 		return nil, unauthorizedClient("client %q may not use the %s grant", c.ID, gt)
+	}
+	if err := p.tokenProof(ctx, r, c); err != nil {
+		return nil, err
 	}
 	switch gt {
 	case GrantClientCredentials:

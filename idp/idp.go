@@ -82,6 +82,8 @@ type Config struct {
 	UserThrottle store.Throttle // failed password attempts per username
 	IPThrottle   store.Throttle // ... and per client IP
 	HTTPClient   *http.Client   // for clients' jwks_uri
+
+	DPoP DPoPConfig // proof-of-possession (RFC 9449): nonces and the iat window
 }
 
 // Provider implements the grants, browser sessions and token operations; its

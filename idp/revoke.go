@@ -77,8 +77,12 @@ func (p *Provider) introspect(ctx context.Context, token string) (map[string]any
 		// No token_type: RFC 7662 §2.2 takes it from RFC 6749 §5.1, where
 		// it is an access token's type ("Bearer"); a refresh token has none
 		// ("refresh_token" is an RFC 7009 token_type_hint, not a type).
-		return map[string]any{"active": true, "client_id": rt.ClientID, "sub": rt.Subject,
-			"scope": rt.Scope, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "iss": p.cfg.Issuer}, nil
+		out := map[string]any{"active": true, "client_id": rt.ClientID, "sub": rt.Subject,
+			"scope": rt.Scope, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "iss": p.cfg.Issuer}
+		if rt.DPoPJKT != "" {
+			out["cnf"] = Confirmation{JKT: rt.DPoPJKT}
+		}
+		return out, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, serverError(err)
 	}
@@ -97,6 +101,9 @@ func (p *Provider) introspect(ctx context.Context, token string) (map[string]any
 	}
 	if c.Username != "" {
 		out["username"] = c.Username
+	}
+	if c.Confirmation != nil { // RFC 9449 §6.2: a bound token's key, for the resource server to check
+		out["token_type"], out["cnf"] = TokenTypeDPoP, c.Confirmation
 	}
 	return out, nil
 }

@@ -73,6 +73,9 @@ type AccessClaims struct {
 	Scope     string   `json:"scope,omitempty"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
 	Username  string   `json:"preferred_username,omitempty"`
+	// Confirmation binds the token to the client's DPoP key (RFC 9449
+	// §6.1); nil for a bearer token.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 }
 
 // ForClient reports whether the token speaks for its client rather than for a
@@ -102,6 +105,7 @@ type grant struct {
 	scope    string
 	audience []string
 	authTime time.Time
+	jkt      string // the DPoP key the token is bound to; "" for a bearer token
 }
 
 // TokenResponse is the RFC 6749 §5.1 answer.
@@ -134,6 +138,9 @@ func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err 
 		ClientID: g.client.ID, Scope: g.scope, Username: g.username}
 	if !g.authTime.IsZero() {
 		claims.AuthTime = g.authTime.Unix()
+	}
+	if g.jkt != "" {
+		claims.Confirmation = &Confirmation{JKT: g.jkt}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -251,6 +258,14 @@ func (p *Provider) verifyAccess(ctx context.Context, v *jwks.Verifier, raw strin
 	if v, ok := c.Claim("preferred_username"); ok {
 		ac.Username, _ = v.(string)
 	}
+	if v, ok := c.Claim("cnf"); ok {
+		cnf, _ := v.(map[string]any)
+		jkt, _ := cnf["jkt"].(string)
+		if jkt == "" {
+			return nil, badToken("token has a cnf claim without jkt")
+		}
+		ac.Confirmation = &Confirmation{JKT: jkt}
+	}
 	return ac, nil
 }
 
@@ -261,7 +276,7 @@ func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool, famil
 	if err != nil {
 		return nil, serverError(err)
 	}
-	res := &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: claims.Expiry - p.now().Unix(), Scope: g.scope}
+	res := &TokenResponse{AccessToken: at, TokenType: tokenType(g), ExpiresIn: claims.Expiry - p.now().Unix(), Scope: g.scope}
 	if withRefresh && g.client.HasGrant(GrantRefreshToken) && family == "" {
 		rt, id, err := newRefreshToken()
 		if err != nil {
@@ -270,10 +285,30 @@ func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool, famil
 		now := p.now().UTC()
 		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: uuid.NewString(),
 			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime,
-			CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL)}); err != nil {
+			CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: refreshBinding(g)}); err != nil {
 			return nil, serverError(err)
 		}
 		res.RefreshToken = rt
 	}
 	return res, nil
+}
+
+// tokenType is the token_type of g's access token: DPoP when it is bound to
+// a key (RFC 9449 §5), Bearer otherwise.
+func tokenType(g grant) string {
+	if g.jkt != "" {
+		return TokenTypeDPoP
+	}
+	return "Bearer"
+}
+
+// refreshBinding is the key a new refresh-token family is bound to: a public
+// client's DPoP key (RFC 9449 §5), since nothing else ties its refresh token
+// to it; a confidential client authenticates on every refresh instead, and
+// its family is unbound.
+func refreshBinding(g grant) string {
+	if g.client.Public {
+		return g.jkt
+	}
+	return ""
 }

@@ -29,6 +29,10 @@ type Claims struct {
 	ClientID  string    // client_id: the OAuth client the token was issued to
 	Scope     []string  // scope, split on spaces
 	KeyID     string    // kid of the key that verified the signature
+	// JKT is cnf.jkt (RFC 9449 §6.1): the thumbprint of the key the token is
+	// bound to, "" for a bearer token. Middleware accepts a token that has
+	// one only with a DPoP proof signed by that key.
+	JKT string
 
 	// payload is the claims JSON (a copy, owned by the Claims) from which
 	// Raw decodes raw on first use, unless raw was already decoded.
@@ -100,6 +104,9 @@ func claimsFromMap(m map[string]any, kid string) (*Claims, error) {
 	if scope != "" {
 		c.Scope = strings.Fields(scope)
 	}
+	if c.JKT, err = confirmationJKT(m["cnf"]); err != nil {
+		return nil, err
+	}
 	switch aud := m["aud"].(type) {
 	case nil:
 	case string:
@@ -125,6 +132,23 @@ func claimsFromMap(m map[string]any, kid string) (*Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// confirmationJKT reads jkt from a cnf claim (RFC 7800 §3.1, RFC 9449
+// §6.1): absent or null gives "", a cnf that is not an object or a jkt that
+// is not a string is malformed.
+func confirmationJKT(cnf any) (string, error) {
+	switch cnf := cnf.(type) {
+	case nil:
+		return "", nil
+	case map[string]any:
+		jkt, err := stringClaim(cnf, "jkt")
+		if err != nil {
+			return "", errorf(ErrMalformed, `claim "cnf" member "jkt" is not a string`)
+		}
+		return jkt, nil
+	}
+	return "", errorf(ErrMalformed, `claim "cnf" is not an object`)
 }
 
 func stringClaim(m map[string]any, name string) (string, error) {

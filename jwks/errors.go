@@ -52,6 +52,7 @@ var (
 var sentinels = [...]error{
 	ErrInsufficientScope, ErrExpired, ErrNotYetValid, ErrBadSignature, ErrUnknownClient,
 	ErrUnknownKey, ErrWrongAudience, ErrWrongIssuer, ErrWrongType, ErrAlgorithm, ErrMalformed,
+	ErrDPoPUseNonce, ErrDPoPInvalidProof,
 }
 
 // errorDescription is the fixed, holder-safe text for err: the text of the

@@ -78,6 +78,9 @@ var claimSeeds = []string{
 	`{"o":"\n","exp":5}`, `{"o":"é","exp":5}`, `{"o":tru,"exp":5}`, `{"o":{"a"},"exp":5}`, `{"o":{"a":1,},"exp":5}`,
 	`{"o":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]],"exp":5}`, `{"o":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]],"exp":5}`,
 	`{"o":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}`,
+	`{"cnf":{"jkt":"t"},"exp":5}`, `{"cnf":{"x5t#S256":"a","jkt":"t"}}`, `{"cnf":{"jkt":null}}`, `{"cnf":{"jkt":1}}`,
+	`{"cnf":{"jkt":"a","jkt":"b"}}`, `{"cnf":{"jkt":"a"},"cnf":{}}`, `{"cnf":{"jkt":"a"},"cnf":null}`, `{"cnf":"t"}`,
+	`{"cnf":[]}`, `{"cnf":{"k":{"jkt":"x"}}}`, `{"cnf":{"jkt":"a",}}`, `{"cnf":{"jkt"}}`,
 	` {"exp" : 5 } `, `{"exp":5}x`, `{"exp":5,}`, `{"exp" 5}`, `{"exp":}`, `{"exp":5`, `{exp:5}`, `["exp"]`, `null`,
 }
 
@@ -137,12 +140,12 @@ func FuzzFastClaims(f *testing.F) {
 // claimsDiff compares the typed fields of two Claims.
 func claimsDiff(got, want *Claims) string {
 	type fields struct {
-		Issuer, Subject, ID, ClientID, KeyID string
-		Audience, Scope                      []string
-		Expiry, IssuedAt, NotBefore          time.Time
+		Issuer, Subject, ID, ClientID, KeyID, JKT string
+		Audience, Scope                           []string
+		Expiry, IssuedAt, NotBefore               time.Time
 	}
 	of := func(c *Claims) fields {
-		return fields{c.Issuer, c.Subject, c.ID, c.ClientID, c.KeyID, c.Audience, c.Scope, c.Expiry, c.IssuedAt, c.NotBefore}
+		return fields{c.Issuer, c.Subject, c.ID, c.ClientID, c.KeyID, c.JKT, c.Audience, c.Scope, c.Expiry, c.IssuedAt, c.NotBefore}
 	}
 	g, w := of(got), of(want)
 	// time.Time from time.Unix(...).UTC() compare with ==, and the slices'

@@ -329,6 +329,8 @@ func fastClaims(s string, c *Claims) bool {
 			iat, hasIat, ok = p.numberOrNull()
 		case "nbf":
 			nbf, hasNbf, ok = p.numberOrNull()
+		case "cnf":
+			c.JKT, ok = p.confirmation()
 		default:
 			ok = p.skipValue(0)
 		}
@@ -396,6 +398,27 @@ func (p *fastParser) numberOrNull() (f float64, present, ok bool) {
 		return f, ok, ok
 	}
 	return 0, false, false
+}
+
+// confirmation reads "cnf" (an object, or null) and returns its "jkt", or
+// "" when it has none. Other confirmation members are skipped.
+func (p *fastParser) confirmation() (jkt string, ok bool) {
+	if p.i >= len(p.s) {
+		return "", false
+	}
+	switch p.s[p.i] {
+	case 'n':
+		return "", p.literal("null")
+	case '{':
+		ok = p.each('}', true, func(key string) bool {
+			if key == "jkt" {
+				return p.stringOrNull(&jkt)
+			}
+			return p.skipValue(1)
+		})
+		return jkt, ok
+	}
+	return "", false
 }
 
 // audience reads "aud": a string, an array of strings, or null.

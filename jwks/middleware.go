@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // maxJWTBodyBytes bounds an application/jwt request body read by
@@ -69,6 +71,36 @@ type MiddlewareConfig struct {
 	// before it is called. status is what the default would send; err
 	// wraps an Err* sentinel when a token was found but did not verify.
 	OnRefusal func(w http.ResponseWriter, r *http.Request, status int, err error)
+
+	// DPoP (RFC 9449): "Authorization: DPoP <token>" with a "DPoP: <proof>"
+	// header is always accepted; see Middleware. The settings below only
+	// tune it.
+
+	// RequireDPoP refuses tokens presented any other way (Bearer, JWT,
+	// cookie, form, body), so that only key-bound tokens get through.
+	// Default: bearer tokens without cnf.jkt keep working.
+	RequireDPoP bool
+	// ExternalURL is the scheme://host[:port] (and path prefix, if a proxy
+	// strips one) clients address this server by, e.g.
+	// "https://api.example.com"; a proof's htu must be it followed by the
+	// request's path. Set it behind a reverse proxy or TLS terminator.
+	// Default: the scheme of this connection (https when it is TLS) and the
+	// Host header. X-Forwarded-* headers are never consulted: anyone can
+	// send them.
+	ExternalURL string
+	// DPoPAlgorithms accepted in proofs. Default: DefaultDPoPAlgorithms().
+	DPoPAlgorithms []string
+	// DPoPWindow is how far a proof's iat may be from now, either way, and
+	// so how long its jti is remembered. Default: DefaultDPoPWindow (60 s).
+	DPoPWindow time.Duration
+	// DPoPReplayCacheSize is the most proofs remembered at once against
+	// replay; when that many are live, DPoP requests get 503 with
+	// Retry-After until the oldest expire (evicting one instead would let
+	// a flood make room for a replay). Each middleware value has its own
+	// cache, and a proof names its URL, so a proof can only be replayed
+	// against another replica of the same route. Default:
+	// DefaultDPoPReplayCacheSize.
+	DPoPReplayCacheSize int
 }
 
 type middleware struct {
@@ -79,6 +111,8 @@ type middleware struct {
 	logger  *slog.Logger
 	vScopes []string // the verifier's own required scopes, for the challenge
 	refused func(http.ResponseWriter, *http.Request, int, error)
+	now     func() time.Time
+	dpop    dpopSettings
 }
 
 func fromCookie(name string) func(*http.Request) (string, *authError) {
@@ -133,6 +167,7 @@ type authError struct {
 	desc   string
 	scope  string
 	err    error
+	dpop   bool // the error is about DPoP credentials: it goes on the DPoP challenge
 }
 
 func newMiddleware(v TokenVerifier, mc MiddlewareConfig) *middleware {
@@ -140,9 +175,9 @@ func newMiddleware(v TokenVerifier, mc MiddlewareConfig) *middleware {
 		panic("jwks: middleware needs a verifier, got nil") // fail at startup, not per request
 	}
 	m := &middleware{v: v, scopes: slices.Clone(mc.Scopes), realm: mc.Realm, logger: slog.Default(),
-		refused: mc.OnRefusal}
+		refused: mc.OnRefusal, now: time.Now, dpop: newDPoPSettings(mc)}
 	if c, ok := v.(configured); ok {
-		m.logger, m.vScopes = c.config().logger, c.config().requiredScopes
+		m.logger, m.vScopes, m.now = c.config().logger, c.config().requiredScopes, c.config().now
 	}
 	if mc.Cookie != "" {
 		m.sources = append(m.sources, fromCookie(mc.Cookie))
@@ -176,6 +211,20 @@ func newMiddleware(v TokenVerifier, mc MiddlewareConfig) *middleware {
 // Each refusal also has a JSON body {"error": ..., "error_description": ...}
 // and Cache-Control: no-store.
 //
+// DPoP (RFC 9449): "Authorization: DPoP <token>" with one "DPoP: <proof>"
+// header is accepted when the token is bound to a key (cnf.jkt, in
+// Claims.JKT) and the proof is signed by that key, for this request's
+// method and URL (see MiddlewareConfig.ExternalURL), carries the token's
+// hash (ath), was issued within MiddlewareConfig.DPoPWindow and has not been
+// seen before (a replay cache with a hard bound, DPoPReplayCacheSize). A
+// bound token presented any other way is refused, as is an unbound one
+// under the DPoP scheme; with RequireDPoP, only DPoP is accepted. Every
+// refusal carries a "DPoP algs=..." challenge beside the Bearer one (RFC
+// 9449 §7.1), the error on the challenge of the scheme the request used,
+// which comes first: error="invalid_dpop_proof" for a bad proof,
+// "invalid_token" for a bad token. When the replay cache is full of live
+// proofs, DPoP requests get 503 with Retry-After.
+//
 // For Echo, use package jwks/echojwks, which wraps this.
 func Middleware(v TokenVerifier, mc MiddlewareConfig) func(http.Handler) http.Handler {
 	m := newMiddleware(v, mc)
@@ -192,78 +241,85 @@ func Middleware(v TokenVerifier, mc MiddlewareConfig) func(http.Handler) http.Ha
 }
 
 func (m *middleware) authenticate(r *http.Request) (*Claims, *authError) {
-	token, ae := m.token(r)
+	token, presentedDPoP, ae := m.token(r)
 	if ae != nil {
 		return nil, ae
 	}
 	c, err := m.v.Verify(r.Context(), token)
-	if err == nil {
-		if missing := c.missingScopes(m.scopes); len(missing) > 0 {
-			err = errorf(ErrInsufficientScope, "missing %q", missing)
-		}
-	}
 	if err != nil {
-		m.logger.Debug("jwks: request refused", "method", r.Method, "path", r.URL.Path, "err", err)
-		if errors.Is(err, ErrInsufficientScope) {
-			// scope= lists everything the resource requires (RFC 6750 §3),
-			// i.e. the verifier's and the route's requirements.
-			scopes := append(append([]string(nil), m.vScopes...), m.scopes...)
-			return nil, &authError{status: http.StatusForbidden, code: "insufficient_scope",
-				desc: errorDescription(err), scope: strings.Join(scopes, " "), err: err}
-		}
-		return nil, &authError{status: http.StatusUnauthorized, code: "invalid_token", desc: errorDescription(err), err: err}
+		return nil, m.tokenRefused(r, err, presentedDPoP)
+	}
+	// The binding comes before the scopes: without its key, a bound token
+	// says nothing, not even which scopes it lacks.
+	if ae := m.dpop.bind(r, token, c, presentedDPoP, m.now()); ae != nil {
+		m.logger.Debug("jwks: request refused", "method", r.Method, "path", r.URL.Path, "err", ae.err)
+		return nil, ae
+	}
+	if missing := c.missingScopes(m.scopes); len(missing) > 0 {
+		return nil, m.tokenRefused(r, errorf(ErrInsufficientScope, "missing %q", missing), presentedDPoP)
 	}
 	return c, nil
 }
 
-// token finds the request's token; ("", nil) means none at all.
-func (m *middleware) token(r *http.Request) (string, *authError) {
+// tokenRefused is the refusal of a token that did not verify or lacks a
+// scope.
+func (m *middleware) tokenRefused(r *http.Request, err error, presentedDPoP bool) *authError {
+	m.logger.Debug("jwks: request refused", "method", r.Method, "path", r.URL.Path, "err", err)
+	if errors.Is(err, ErrInsufficientScope) {
+		// scope= lists everything the resource requires (RFC 6750 §3),
+		// i.e. the verifier's and the route's requirements.
+		scopes := append(append([]string(nil), m.vScopes...), m.scopes...)
+		return &authError{status: http.StatusForbidden, code: "insufficient_scope",
+			desc: errorDescription(err), scope: strings.Join(scopes, " "), err: err, dpop: presentedDPoP}
+	}
+	return &authError{status: http.StatusUnauthorized, code: "invalid_token", desc: errorDescription(err), err: err, dpop: presentedDPoP}
+}
+
+// token finds the request's token and whether it came under the DPoP
+// scheme; ("", false, nil) means none at all.
+func (m *middleware) token(r *http.Request) (string, bool, *authError) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, rest, _ := strings.Cut(h, " ")
-		if strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT") {
+		dpop := strings.EqualFold(scheme, "DPoP")
+		bearer := strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT")
+		if dpop || (bearer && !m.dpop.required) {
 			tok := strings.TrimSpace(rest)
 			if tok == "" || strings.ContainsAny(tok, " \t") {
-				return "", &authError{status: http.StatusBadRequest, code: "invalid_request",
-					desc: "the Authorization header must be \"Bearer <token>\""}
+				want := "Bearer"
+				if dpop {
+					want = "DPoP"
+				}
+				return "", dpop, &authError{status: http.StatusBadRequest, code: "invalid_request", dpop: dpop,
+					desc: "the Authorization header must be \"" + want + " <token>\""}
 			}
-			return tok, nil
+			return tok, dpop, nil
 		}
 		// Another scheme (Basic...): for this resource, no credentials.
 	}
+	if m.dpop.required {
+		return "", false, &authError{status: http.StatusUnauthorized, desc: "this resource requires a DPoP-bound access token"}
+	}
 	for _, src := range m.sources {
 		if tok, ae := src(r); ae != nil || tok != "" {
-			return tok, ae
+			return tok, false, ae
 		}
 	}
-	return "", &authError{status: http.StatusUnauthorized, desc: "this resource requires an access token"}
+	return "", false, &authError{status: http.StatusUnauthorized, desc: "this resource requires an access token"}
 }
 
-// refuse writes the RFC 6750 challenge and a JSON body, or lets OnRefusal
-// write the response.
+// refuse writes the challenges (RFC 6750 §3, RFC 9449 §7.1) and a JSON body,
+// or lets OnRefusal write the response.
 func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, ae *authError) {
-	var ch strings.Builder
-	ch.WriteString("Bearer")
-	sep := " "
-	attr := func(name, value string) {
-		ch.WriteString(sep)
-		ch.WriteString(name)
-		ch.WriteString(`="`)
-		ch.WriteString(challengeValue(value))
-		ch.WriteString(`"`)
-		sep = ", "
-	}
-	if m.realm != "" {
-		attr("realm", m.realm)
-	}
-	if ae.code != "" {
-		attr("error", ae.code)
-		attr("error_description", ae.desc)
-	}
-	if ae.scope != "" {
-		attr("scope", ae.scope)
+	h := w.Header()
+	if ae.status == http.StatusServiceUnavailable {
+		// Not an authentication failure: the client should retry as is.
+		h.Set("Retry-After", strconv.Itoa(int(m.dpop.window.Seconds())))
+	} else {
+		for _, c := range m.challenges(ae) {
+			h.Add("WWW-Authenticate", c)
+		}
 	}
 	if m.refused != nil {
-		w.Header().Set("WWW-Authenticate", ch.String())
 		err := ae.err
 		if err == nil {
 			err = errors.New(ae.desc)
@@ -279,12 +335,56 @@ func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, ae *authErro
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{code, ae.desc})
-	h := w.Header()
-	h.Set("WWW-Authenticate", ch.String())
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(ae.status)
 	_, _ = w.Write(body)
+}
+
+// challenges are the WWW-Authenticate values for a refusal: a Bearer
+// challenge unless DPoP is required, and a DPoP challenge with the accepted
+// proof algorithms. The error goes on the challenge of the scheme the
+// request used, which comes first (so a Bearer client reading one header
+// sees its own).
+func (m *middleware) challenges(ae *authError) []string {
+	dpop := m.challenge("DPoP", ae, ae.dpop)
+	switch {
+	case m.dpop.required:
+		return []string{dpop}
+	case ae.dpop:
+		return []string{dpop, m.challenge("Bearer", ae, false)}
+	}
+	return []string{m.challenge("Bearer", ae, true), dpop}
+}
+
+// challenge is one challenge for scheme, with the refusal's error if
+// withError.
+func (m *middleware) challenge(scheme string, ae *authError, withError bool) string {
+	var ch strings.Builder
+	ch.WriteString(scheme)
+	sep := " "
+	attr := func(name, value string) {
+		ch.WriteString(sep)
+		ch.WriteString(name)
+		ch.WriteString(`="`)
+		ch.WriteString(challengeValue(value))
+		ch.WriteString(`"`)
+		sep = ", "
+	}
+	if m.realm != "" {
+		attr("realm", m.realm)
+	}
+	if withError && ae.code != "" {
+		attr("error", ae.code)
+		attr("error_description", ae.desc)
+	}
+	if withError && ae.scope != "" {
+		attr("scope", ae.scope)
+	}
+	if scheme == "DPoP" {
+		attr("algs", m.dpop.algs)
+	}
+	return ch.String()
 }
 
 // challengeValue makes s fit an RFC 6750 attribute value, which allows

@@ -16,13 +16,15 @@ import (
 	"github.com/keygate/keygate/jwks"
 )
 
-// whoami answers 200 with the subject and the body it could still read.
+// whoami answers 200 with the subject and the body it could still read, and
+// the key the token is bound to in the header Bound-To.
 var whoami = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	c, ok := jwks.ClaimsFromContext(r.Context())
 	if !ok {
 		http.Error(w, "no claims", http.StatusInternalServerError)
 		return
 	}
+	w.Header().Set("Bound-To", c.JKT)
 	body, _ := io.ReadAll(r.Body)
 	_, _ = io.WriteString(w, c.Subject+"|"+string(body))
 })

@@ -77,14 +77,11 @@ func splitCompact(token string, buf *scratch) (compactToken, error) {
 // tokens, from the key server).
 func parseHeader(seg string) (tokenHeader, error) {
 	var h tokenHeader
-	raw, err := b64.DecodeString(seg)
+	m, err := decodeSegment(seg, ErrMalformed, "header")
 	if err != nil {
-		return h, errorf(ErrMalformed, "header is not base64url: %v", err)
+		return h, err
 	}
-	m, ok := decodeObject(string(raw))
-	if !ok {
-		return h, errorf(ErrMalformed, "header is not a JSON object")
-	}
+	var ok bool
 	if h.alg, ok = m["alg"].(string); !ok {
 		return h, errorf(ErrMalformed, `header has no "alg" string`)
 	}
@@ -104,6 +101,20 @@ func parseHeader(seg string) (tokenHeader, error) {
 		return h, errorf(ErrMalformed, `header has "crit" extensions, none of which is supported`)
 	}
 	return h, nil
+}
+
+// decodeSegment decodes a base64url segment holding a JSON object (what
+// names it in errors, which wrap sentinel).
+func decodeSegment(seg string, sentinel error, what string) (map[string]any, error) {
+	raw, err := b64.DecodeString(seg)
+	if err != nil {
+		return nil, errorf(sentinel, "%s is not base64url: %v", what, err)
+	}
+	m, ok := decodeObject(string(raw))
+	if !ok {
+		return nil, errorf(sentinel, "%s is not a JSON object", what)
+	}
+	return m, nil
 }
 
 // decodePayload decodes the payload segment into claims. Call it only after

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -49,6 +50,7 @@ type kek struct {
 // associated data, so a sealed key copied onto another row does not open.
 type Sealer struct {
 	keks []kek
+	prk  []byte // HKDF pseudorandom key from the sealing key, for DerivedSecret
 }
 
 // NewSealer returns a Sealer for a single 32-byte key-encryption key.
@@ -82,7 +84,25 @@ func NewKeyring(keys [][]byte) (*Sealer, error) {
 		}
 		s.keks = append(s.keks, k)
 	}
+	prk, err := hkdf.Extract(sha256.New, keys[0], []byte("keygate derived secrets v1"))
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key: derive: %w", err)
+	}
+	s.prk = prk
 	return s, nil
+}
+
+// DerivedSecret is a 32-byte secret for purpose (HKDF-SHA256 from the
+// sealing key-encryption key): every replica configured with the same KEK
+// derives the same one, so features that need a secret shared by replicas
+// (DPoP server nonces) need no setting of their own, and the KEK itself
+// never leaves this package. A new sealing KEK derives new secrets.
+func (s *Sealer) DerivedSecret(purpose string) ([]byte, error) {
+	b, err := hkdf.Expand(sha256.New, s.prk, purpose, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive secret for %s: %w", purpose, err)
+	}
+	return b, nil
 }
 
 // kekID names a key-encryption key without revealing it: the first bytes of an

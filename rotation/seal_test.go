@@ -246,3 +246,40 @@ func sealV1(t *testing.T, kek []byte, kid string, pt []byte) []byte {
 	out := append([]byte{1}, nonce...)
 	return aead.Seal(out, nonce, pt, []byte("keygate signing key v1 "+kid))
 }
+
+// TestDerivedSecret: replicas with one KEK derive one secret per purpose;
+// another purpose or another sealing KEK derives another.
+func TestDerivedSecret(t *testing.T) {
+	kek := func(b byte) []byte { return bytes.Repeat([]byte{b}, rotation.KEKSize) }
+	derive := func(keys [][]byte, purpose string) []byte {
+		s, err := rotation.NewKeyring(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.DerivedSecret(purpose)
+		if err != nil || len(d) != 32 {
+			t.Fatalf("DerivedSecret(%q): %x, %v", purpose, d, err)
+		}
+		return d
+	}
+	base := derive([][]byte{kek(1)}, "p")
+	cases := []struct {
+		name    string
+		keys    [][]byte
+		purpose string
+		same    bool
+	}{
+		{"same KEK, same purpose (another replica)", [][]byte{kek(1)}, "p", true},
+		{"same sealing KEK, an old one beside it", [][]byte{kek(1), kek(2)}, "p", true},
+		{"another purpose", [][]byte{kek(1)}, "q", false},
+		{"another sealing KEK", [][]byte{kek(2), kek(1)}, "p", false},
+	}
+	for _, c := range cases {
+		if got := derive(c.keys, c.purpose); bytes.Equal(got, base) != c.same {
+			t.Errorf("%s: equal %v, want %v", c.name, !c.same, c.same)
+		}
+		if bytes.Equal(base, kek(1)) {
+			t.Error("the derived secret is the KEK")
+		}
+	}
+}

@@ -38,7 +38,7 @@ type Store interface {
 	// to call at any time, from any number of processes; readiness probes
 	// call it (rate-limited by the caller: it is a real write).
 	CheckWritable(ctx context.Context) error
-	// PruneExpired deletes deny-list entries and assertion records expiring
+	// PruneExpired deletes deny-list entries, assertion and DPoP proof records expiring
 	// at or before now, and refresh-token families whose every link expires
 	// at or before now, and returns how many rows it deleted. It exists so
 	// that tables written on every token request do not grow for ever.
@@ -179,6 +179,14 @@ type TokenStore interface {
 	// is ErrConflict (a replay); an expired record is replaced. Of
 	// concurrent records of one pair exactly one succeeds.
 	RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
+	// RecordDPoPProof records a DPoP proof's jti (RFC 9449 §11.1) for the key
+	// thumbprint jkt until expiresAt, the end of the window in which the
+	// proof's iat is accepted, with RecordAssertion's rules: the pair
+	// already recorded with an expiry after now is ErrConflict (a replay),
+	// an expired record is replaced, and of concurrent records of one pair,
+	// on however many replicas, exactly one succeeds. PruneExpired deletes
+	// expired records, so the table holds at most the proofs of one window.
+	RecordDPoPProof(ctx context.Context, jkt, jti string, expiresAt, now time.Time) error
 }
 
 // BrowserStore is the part of a Store that holds browser sessions and OAuth

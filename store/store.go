@@ -110,7 +110,11 @@ type Client struct {
 	Introspect         bool          // a resource server: may introspect other clients' tokens (RFC 7662 §4)
 	ThirdParty         bool          // users must consent before its first code (the consent page)
 	SigningAlg         string        // the algorithm its tokens are signed with: "" (RS256), "ES256" or "EdDSA"
-	CreatedAt          time.Time
+	// DPoPBoundAccessTokens requires a DPoP proof (RFC 9449) on every token
+	// request of this client, so that none of its access tokens is a bare
+	// bearer token (RFC 9449 §5.2 dpop_bound_access_tokens).
+	DPoPBoundAccessTokens bool
+	CreatedAt             time.Time
 
 	// PreviousSecretHash is the SHA-256 of the secret a rotation replaced,
 	// still accepted until PreviousSecretExpiresAt (a grace period for
@@ -156,6 +160,11 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until exchanged
 	RevokedAt time.Time // zero unless its family was revoked
+	// DPoPJKT is the RFC 7638 thumbprint of the key a public client proved
+	// possession of when the family began (RFC 9449 §5): every refresh of
+	// the family must come with a proof from that key. "" for an unbound
+	// family.
+	DPoPJKT string
 }
 
 // Session is a browser login: the cookie holds a random 256-bit value, the

@@ -35,20 +35,23 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		auth := c.Request().Header.Get(echo.HeaderAuthorization)
 		scheme, tok, ok := strings.Cut(auth, " ")
 		tok = strings.TrimSpace(tok)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return challenge{Scheme: "Bearer", Realm: adminRealm}.deny(c, http.StatusUnauthorized, "admin bearer token required")
+		if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) || tok == "" {
+			c.Response().Header().Add(echo.HeaderWWWAuthenticate, challenge{Scheme: "Bearer", Realm: adminRealm}.String())
+			c.Set(authSchemeKey, "DPoP")
+			return s.tokenChallenge(c, adminRealm).add(c, http.StatusUnauthorized, "admin access token required (Bearer, or DPoP with a proof)")
 		}
-		if s.cfg.AdminToken != "" {
+		if s.cfg.AdminToken != "" && strings.EqualFold(scheme, "Bearer") {
 			got := digest(tok)
 			if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) == 1 {
 				return next(c)
 			}
 		}
-		claims, err := s.bearer(c)
+		claims, err := s.accessClaims(c, adminRealm)
 		if err != nil {
 			return err
 		}
-		insufficient := challenge{Scheme: "Bearer", Realm: adminRealm, Error: "insufficient_scope", Scope: AdminScope}
+		insufficient := s.tokenChallenge(c, adminRealm)
+		insufficient.Error, insufficient.Scope = "insufficient_scope", AdminScope
 		if claims.ForClient() { // a client's own token never passes for a user
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token, not a client's")
 		}
@@ -143,6 +146,7 @@ type AdminClientView struct {
 	Introspect              bool       `json:"introspect"`
 	ThirdParty              bool       `json:"third_party"`
 	AllowBareAssertion      bool       `json:"allow_bare_assertion"`
+	DPoPBoundAccessTokens   bool       `json:"dpop_bound_access_tokens"`
 	CreatedAt               *time.Time `json:"created_at,omitempty"`
 }
 
@@ -154,7 +158,7 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
 		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
-		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty}
+		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
 	if c.Static {
 		v.Source = "config"
 	}
@@ -259,6 +263,8 @@ type clientPatchBody struct {
 	NotBeforeDelay *string   `json:"not_before_delay"`
 	Introspect     *bool     `json:"introspect"`
 	ThirdParty     *bool     `json:"third_party"`
+	// DPoPBoundAccessTokens: require a DPoP proof on its token requests.
+	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens"`
 }
 
 func parseDurationField(name string, v *string) (*time.Duration, error) {
@@ -278,7 +284,8 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 		return err
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
-		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty}
+		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty,
+		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err

@@ -48,8 +48,8 @@ const (
 	corsMaxAge      = 10 * time.Minute // Access-Control-Max-Age; Chromium caps it at 2h
 	corsTokenMethod = "POST"
 	corsUserMethods = "GET, POST"
-	corsHeaders     = "Authorization, Content-Type"
-	corsExpose      = "WWW-Authenticate"
+	corsHeaders     = "Authorization, Content-Type, DPoP" // DPoP: RFC 9449 proofs from browser apps
+	corsExpose      = "WWW-Authenticate, DPoP-Nonce"
 )
 
 // corsPreflight answers OPTIONS on a CORS route: 204, with the

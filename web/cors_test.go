@@ -183,7 +183,7 @@ func TestCORSPublicClientPKCE(t *testing.T) {
 	r = tokenFrom(fromApp, "grant_type", "authorization_code", "client_id", "webapp", "code", code, "redirect_uri", brAppCB, "code_verifier", verifier)
 	tr := checkTokenResponse(t, r)
 	wantCORS(t, "code exchange", r, corsApp)
-	if r.hdr.Get("Access-Control-Expose-Headers") != "WWW-Authenticate" {
+	if r.hdr.Get("Access-Control-Expose-Headers") != "WWW-Authenticate, DPoP-Nonce" {
 		t.Errorf("Expose-Headers %q", r.hdr.Get("Access-Control-Expose-Headers"))
 	}
 	refresh := r.object(t)["refresh_token"].(string)

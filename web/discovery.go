@@ -52,6 +52,9 @@ type Discovery struct {
 	RevocationEndpointAuthSigningAlgValues []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	RequestParameterSupported              bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported           bool     `json:"request_uri_parameter_supported"`
+	// DPoPSigningAlgValuesSupported are the DPoP proof algorithms the token
+	// endpoint and Keygate's protected endpoints accept (RFC 9449 §5.1).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
@@ -92,6 +95,7 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		RevocationEndpointAuthSigningAlgValues: algs,
 		RequestParameterSupported:              false,
 		RequestURIParameterSupported:           false,
+		DPoPSigningAlgValuesSupported:          p.DPoPAlgorithms(),
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

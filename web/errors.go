@@ -180,11 +180,12 @@ const (
 // the same auth-params for the other schemes), every value a quoted-string
 // (RFC 9110 §11.2), empty ones left out.
 type challenge struct {
-	Scheme      string // "Bearer", "Basic", "JWT"
+	Scheme      string // "Bearer", "Basic", "JWT", "DPoP"
 	Realm       string
 	Error       string // invalid_request, invalid_token, insufficient_scope, ...
 	Description string // human-readable; reduced to the characters RFC 6750 §3 allows
 	Scope       string // the scope the request needs (insufficient_scope)
+	Algs        string // DPoP: the proof algorithms accepted, space-separated (RFC 9449 §7.1)
 }
 
 func (ch challenge) String() string {
@@ -192,7 +193,7 @@ func (ch challenge) String() string {
 	b.WriteString(ch.Scheme)
 	sep := " "
 	for _, kv := range [...][2]string{{"realm", ch.Realm}, {"error", ch.Error},
-		{"error_description", idp.ErrorDescription(ch.Description)}, {"scope", ch.Scope}} {
+		{"error_description", idp.ErrorDescription(ch.Description)}, {"scope", ch.Scope}, {"algs", ch.Algs}} {
 		if kv[1] == "" {
 			continue
 		}
@@ -208,6 +209,13 @@ func (ch challenge) String() string {
 // set puts the challenge on the response.
 func (ch challenge) set(c echo.Context) {
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.String())
+}
+
+// add adds the challenge beside those already set (RFC 9110 §11.6.1 allows
+// several) and returns the JSON error answer that goes with it.
+func (ch challenge) add(c echo.Context, status int, message string) error {
+	c.Response().Header().Add(echo.HeaderWWWAuthenticate, ch.String())
+	return &problem{Status: status, Message: message}
 }
 
 // deny sets the challenge and returns the JSON error answer that goes with it.

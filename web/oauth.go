@@ -40,7 +40,7 @@ func (s *Server) formRequest(c echo.Context, endpoint string) (*idp.Request, err
 	if err != nil {
 		return nil, &idp.Error{Code: "invalid_request", Status: http.StatusBadRequest, Description: "the body is not valid form encoding"}
 	}
-	req := &idp.Request{Form: form, RemoteIP: c.RealIP(), Endpoint: s.endpointURL(endpoint)}
+	req := &idp.Request{Form: form, RemoteIP: c.RealIP(), Endpoint: s.endpointURL(endpoint), DPoP: r.Header.Values(headerDPoP)}
 	if user, pass, ok := r.BasicAuth(); ok {
 		u, err1 := url.QueryUnescape(user)
 		p, err2 := url.QueryUnescape(pass)
@@ -64,6 +64,9 @@ func (s *Server) token(c echo.Context) error {
 		res, err = s.cfg.IDP.Token(c.Request().Context(), req)
 	}
 	s.observeToken(c, req, err)
+	if n := s.cfg.IDP.DPoPNonce(); n != "" {
+		c.Response().Header().Set(headerDPoPNonce, n) // RFC 9449 §8: on errors and successes alike
+	}
 	if err != nil {
 		return err
 	}
@@ -117,31 +120,100 @@ func (s *Server) introspect(c echo.Context) error {
 	return c.JSON(http.StatusOK, res)
 }
 
-// bearer answers RFC 6750: the access token from the Authorization header (or,
-// on a form POST, the access_token field), validated; a 401 with
-// WWW-Authenticate otherwise.
-func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
-	r := c.Request()
-	tok := ""
-	// "JWT" is the scheme Flask-JWT clients send; it carries the same token.
-	if scheme, rest, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT")) {
-		tok = strings.TrimSpace(rest)
-	} else if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
-		tok = c.FormValue("access_token")
+// The DPoP headers (RFC 9449 §4.1, §8).
+const (
+	headerDPoP      = "DPoP"
+	headerDPoPNonce = "DPoP-Nonce"
+)
+
+// authSchemeKey holds the scheme the request's access token came with,
+// "Bearer" or "DPoP", for the challenges answered after bearer.
+const authSchemeKey = "keygate.auth_scheme"
+
+// tokenChallenge is the challenge of the scheme the request used (Bearer
+// unless it presented a DPoP token), with DPoP's algs.
+func (s *Server) tokenChallenge(c echo.Context, realm string) challenge {
+	if c.Get(authSchemeKey) == "DPoP" {
+		return challenge{Scheme: "DPoP", Realm: realm, Algs: strings.Join(s.cfg.IDP.DPoPAlgorithms(), " ")}
 	}
+	return challenge{Scheme: "Bearer", Realm: realm}
+}
+
+// requestToken is the access token of a request and its scheme: from the
+// Authorization header (Bearer, JWT — the scheme Flask-JWT clients send for
+// the same token — or DPoP), or on a form POST the access_token field.
+func requestToken(c echo.Context) (scheme, token string) {
+	r := c.Request()
+	if sch, rest, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok {
+		switch {
+		case strings.EqualFold(sch, "Bearer") || strings.EqualFold(sch, "JWT"):
+			return "Bearer", strings.TrimSpace(rest)
+		case strings.EqualFold(sch, "DPoP"):
+			return "DPoP", strings.TrimSpace(rest)
+		}
+	} else if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
+		return "Bearer", c.FormValue("access_token")
+	}
+	return "Bearer", ""
+}
+
+// bearer answers RFC 6750 and RFC 9449 §7: the access token of the request,
+// validated; a DPoP-bound token only with the DPoP scheme and a valid proof
+// of its key, a bearer token only with Bearer. Otherwise a 401 with
+// WWW-Authenticate in the scheme the request used (both when it sent none).
+func (s *Server) bearer(c echo.Context) (*idp.AccessClaims, error) {
+	return s.accessClaims(c, realm)
+}
+
+// accessClaims is bearer with the realm of the challenges.
+func (s *Server) accessClaims(c echo.Context, realm string) (*idp.AccessClaims, error) {
+	r := c.Request()
+	scheme, tok := requestToken(c)
+	c.Set(authSchemeKey, scheme)
 	if tok == "" {
-		return nil, challenge{Scheme: "Bearer", Realm: realm}.deny(c, http.StatusUnauthorized, "a bearer access token is required")
+		// RFC 9449 §7.1: a resource accepting both schemes offers both.
+		c.Response().Header().Add(echo.HeaderWWWAuthenticate, challenge{Scheme: "Bearer", Realm: realm}.String())
+		c.Set(authSchemeKey, "DPoP")
+		return nil, s.tokenChallenge(c, realm).add(c, http.StatusUnauthorized, "an access token is required (Bearer, or DPoP with a proof)")
+	}
+	if n := s.cfg.IDP.DPoPNonce(); n != "" && scheme == "DPoP" {
+		c.Response().Header().Set(headerDPoPNonce, n)
 	}
 	claims, err := s.cfg.IDP.ValidateAccessToken(r.Context(), tok)
 	if err != nil {
 		var te *idp.TokenError
 		if errors.As(err, &te) {
-			return nil, challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: te.Reason}.
-				deny(c, http.StatusUnauthorized, te.Reason)
+			return nil, s.invalidToken(c, realm, te.Reason)
 		}
 		return nil, err
 	}
+	bound := claims.Confirmation != nil
+	switch {
+	case scheme == "Bearer" && bound:
+		c.Set(authSchemeKey, "DPoP")
+		return nil, s.invalidToken(c, realm, "the access token is DPoP-bound: present it with the DPoP scheme and a proof")
+	case scheme == "DPoP" && !bound:
+		return nil, s.invalidToken(c, realm, "the access token is not DPoP-bound: present it with the Bearer scheme")
+	case scheme == "DPoP":
+		err := s.cfg.IDP.CheckResourceProof(r.Context(), claims, tok, r.Header.Values(headerDPoP), r.Method, s.cfg.Issuer+r.URL.Path)
+		var oe *idp.Error
+		if errors.As(err, &oe) && (oe.Code == idp.ErrCodeInvalidDPoPProof || oe.Code == idp.ErrCodeUseDPoPNonce) {
+			ch := s.tokenChallenge(c, realm)
+			ch.Error, ch.Description = oe.Code, oe.Description
+			return nil, ch.deny(c, http.StatusUnauthorized, oe.Description)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	return claims, nil
+}
+
+// invalidToken is the 401 invalid_token answer in the request's scheme.
+func (s *Server) invalidToken(c echo.Context, realm, reason string) error {
+	ch := s.tokenChallenge(c, realm)
+	ch.Error, ch.Description = "invalid_token", reason
+	return ch.deny(c, http.StatusUnauthorized, reason)
 }
 
 // userBearer is bearer for routes about a user: a token whose subject is its
@@ -153,9 +225,7 @@ func (s *Server) userBearer(c echo.Context) (*idp.AccessClaims, error) {
 		return nil, err
 	}
 	if claims.ForClient() {
-		const msg = "a client's token does not represent a user"
-		return nil, challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: msg}.
-			deny(c, http.StatusUnauthorized, msg)
+		return nil, s.invalidToken(c, realm, "a client's token does not represent a user")
 	}
 	return claims, nil
 }
@@ -169,13 +239,15 @@ func (s *Server) userinfo(c echo.Context) error {
 	}
 	s.corsForClient(c, claims.ClientID)
 	if !claims.HasScope("openid") {
-		return challenge{Scheme: "Bearer", Realm: realm, Error: "insufficient_scope", Scope: "openid"}.
-			deny(c, http.StatusForbidden, "the token lacks the openid scope")
+		ch := s.tokenChallenge(c, realm)
+		ch.Error, ch.Scope = "insufficient_scope", "openid"
+		return ch.deny(c, http.StatusForbidden, "the token lacks the openid scope")
 	}
 	u, err := s.dir.User(c.Request().Context(), claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return challenge{Scheme: "Bearer", Realm: realm, Error: "invalid_token", Description: "no such user"}.
-			deny(c, http.StatusUnauthorized, "the token's subject is not a user")
+		ch := s.tokenChallenge(c, realm)
+		ch.Error, ch.Description = "invalid_token", "no such user"
+		return ch.deny(c, http.StatusUnauthorized, "the token's subject is not a user")
 	}
 	if err != nil {
 		return err

@@ -10,7 +10,10 @@
 //
 //	POST /           the raw access token is the body; a line of The Zen of
 //	                 Python inside its validity window, 403 with the reason outside it
-//	GET  /api/secret Authorization: Bearer <token> (or JWT <token>)
+//	GET  /api/secret Authorization: Bearer <token> (or JWT <token>), or, for a
+//	                 token bound to the client's key, Authorization: DPoP <token>
+//	                 with a DPoP proof header (RFC 9449); behind a proxy, give
+//	                 -external-url so proofs are checked against the public URL
 //	POST /query      a client-signed request: the application/jwt body is a JWT
 //	                 the client signed with its own registered key,
 //	                 {"query": "...", "iss": "<client id>", "iat": ...}; the key comes
@@ -46,6 +49,9 @@ type Config struct {
 	Issuer   string        // Keygate's issuer URL (discovery)
 	Audience []string      // accepted "aud" values; empty accepts any
 	Leeway   time.Duration // clock skew allowed on exp/nbf (0: the token's exact window)
+	// ExternalURL is how clients reach this server (DPoP proofs name it);
+	// empty: the connection's scheme and Host header.
+	ExternalURL string
 	// Statuses for POST / and /query, outside the window and for bad tokens.
 	NotYetValidStatus, ExpiredStatus, InvalidStatus int
 }
@@ -94,7 +100,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*echo.Echo, error) 
 	e.GET("/api/secret", func(c echo.Context) error {
 		claims, _ := jwks.ClaimsFromContext(c.Request().Context())
 		return c.JSON(http.StatusOK, map[string]any{"message": "the secret is 42", "sub": claims.Subject, "client_id": claims.ClientID})
-	}, echojwks.Middleware(v, jwks.MiddlewareConfig{}))
+	}, echojwks.Middleware(v, jwks.MiddlewareConfig{ExternalURL: cfg.ExternalURL}))
 
 	// A client-signed request: the body is a JWT signed with the client's
 	// registered key. Refusals keep this API's statuses and JSON shape.
@@ -140,6 +146,7 @@ func main() {
 	flag.StringVar(&listen, "listen", "127.0.0.1:8090", "listen address")
 	flag.StringVar(&aud, "audience", "", "accepted audiences, comma-separated (empty: any)")
 	flag.DurationVar(&cfg.Leeway, "leeway", 0, "clock skew allowed on exp/nbf")
+	flag.StringVar(&cfg.ExternalURL, "external-url", "", "the scheme://host[:port] clients use, for DPoP proofs (empty: the request's)")
 	flag.IntVar(&cfg.NotYetValidStatus, "not-yet-valid-status", http.StatusForbidden, "status for a token before its nbf")
 	flag.IntVar(&cfg.ExpiredStatus, "expired-status", http.StatusForbidden, "status for an expired token")
 	flag.IntVar(&cfg.InvalidStatus, "invalid-status", http.StatusForbidden, "status for any other bad token on POST / and /query")

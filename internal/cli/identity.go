@@ -110,6 +110,7 @@ func newClientsCmd(o *options) *cobra.Command {
 	f.BoolVar(&c.Introspect, "introspect", false, "a resource server: may introspect other clients' tokens at /introspect (others see only their own)")
 	f.StringVar(&c.SigningAlg, "signing-alg", "", "algorithm its access and ID tokens are signed with: RS256 (default), ES256 or EdDSA (keys.algorithms must list it)")
 	f.BoolVar(&c.ThirdParty, "third-party", false, "an app run by someone else: users see a consent page listing its scopes before its first code")
+	f.BoolVar(&c.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, "require a DPoP proof (RFC 9449) on every token request: all its access tokens are bound to its key")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -121,7 +122,7 @@ func newClientsCmd(o *options) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tREDIRECT_URIS")
+			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tDPOP\tREDIRECT_URIS")
 			for _, c := range cs {
 				src, auth := "store", []string{}
 				if c.Static {
@@ -145,9 +146,13 @@ func newClientsCmd(o *options) *cobra.Command {
 				}
 				ttl, ttlDefault := dir.EffectiveAccessTTL(c)
 				aud, audDefault := c.EffectiveAudience()
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
+				dpop := "optional"
+				if c.DPoPBoundAccessTokens {
+					dpop = "required"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
 					orNone(strings.Join(c.Scopes, ",")), withDefault(strings.Join(aud, ","), audDefault), withDefault(ttl.String(), ttlDefault),
-					c.NotBeforeDelay, introspect, orNone(strings.Join(c.RedirectURIs, " ")))
+					c.NotBeforeDelay, introspect, dpop, orNone(strings.Join(c.RedirectURIs, " ")))
 			}
 			return tw.Flush()
 		}),
@@ -185,13 +190,14 @@ func orNone(v string) string {
 
 func newClientUpdateCmd(o *options) *cobra.Command {
 	var (
-		name                   string
-		grants, scopes, audien []string
-		redirects, origins     []string
-		postLogout             []string
-		accessTTL, nbfDelay    time.Duration
-		introspect, noIntro    bool
-		thirdParty, firstParty bool
+		name                    string
+		grants, scopes, audien  []string
+		redirects, origins      []string
+		postLogout              []string
+		accessTTL, nbfDelay     time.Duration
+		introspect, noIntro     bool
+		thirdParty, firstParty  bool
+		dpopBound, dpopOptional bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -200,7 +206,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
   keygate clients update webapp --redirect-uri https://app.example.com/callback,https://app.example.com/cb2
   keygate clients update orders-api --no-introspect
   keygate clients update spa --allowed-origin https://spa.example.com,http://localhost:5173
-  keygate clients update photo-printer --third-party`,
+  keygate clients update photo-printer --third-party
+  keygate clients update spa --dpop-bound-access-tokens`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
@@ -232,6 +239,9 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			if pt.ThirdParty, err = flagPair(f.Changed, "third-party", thirdParty, "first-party", firstParty); err != nil {
 				return err
 			}
+			if pt.DPoPBoundAccessTokens, err = flagPair(f.Changed, "dpop-bound-access-tokens", dpopBound, "no-dpop-bound-access-tokens", dpopOptional); err != nil {
+				return err
+			}
 			c, err := dir.UpdateClient(cmd.Context(), args[0], pt)
 			if err != nil {
 				return err
@@ -254,6 +264,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.BoolVar(&noIntro, "no-introspect", false, "may introspect only its own tokens")
 	f.BoolVar(&thirdParty, "third-party", false, "users consent before its first code (a consent page)")
 	f.BoolVar(&firstParty, "first-party", false, "no consent page (the default)")
+	f.BoolVar(&dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof (RFC 9449) on every token request")
+	f.BoolVar(&dpopOptional, "no-dpop-bound-access-tokens", false, "accept token requests without a DPoP proof (the default)")
 	return cmd
 }
 

@@ -65,6 +65,8 @@ type Options struct {
 	// Web, when set, adjusts the web server's configuration before it is
 	// built (e.g. TrustedProxies, MetricsElsewhere).
 	Web func(*web.Config)
+	// DPoP is the provider's DPoP policy (nonces, iat window).
+	DPoP idp.DPoPConfig
 }
 
 // Server is a running Keygate.
@@ -146,7 +148,7 @@ func Start(t testing.TB, o Options) *Server {
 	s.Hasher = hasher
 	s.IDP, err = idp.New(idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
 		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log},
-		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(),
+		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(), DPoP: o.DPoP,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
 		UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000))})
 	if err != nil {

@@ -13,7 +13,8 @@ import (
 // clientColumns is the column list client queries select, in scanClient's order.
 const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
 	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at,
-	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg`
+	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg,
+	dpop_bound_access_tokens`
 
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
@@ -32,11 +33,12 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
 		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
 		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg)
+		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg,
+		r.DPoPBound)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -98,10 +100,12 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE clients SET name = $2, secret_hash = $3, jwks = $4, jwks_uri = $5,
 		grant_types = $6, scopes = $7, audience = $8, redirect_uris = $9, is_public = $10, access_ttl = $11,
 		not_before_delay = $12, allow_bare_assertion = $13, may_introspect = $14,
-		previous_secret_hash = $15, previous_secret_expires_at = $16, allowed_origins = $17, third_party = $18, post_logout_redirect_uris = $19, signing_alg = $20 WHERE id = $1`,
+		previous_secret_hash = $15, previous_secret_expires_at = $16, allowed_origins = $17, third_party = $18, post_logout_redirect_uris = $19, signing_alg = $20,
+		dpop_bound_access_tokens = $21 WHERE id = $1`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI, r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
 		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg)
+		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg,
+		r.DPoPBound)
 	if err != nil {
 		return writeError(fmt.Sprintf("update client %q", c.ID), err)
 	}
@@ -117,7 +121,8 @@ func scanClient(r pgx.Row) (store.Client, error) {
 	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
 		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
 		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created,
-		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg); err != nil {
+		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg,
+		&row.DPoPBound); err != nil {
 		return store.Client{}, err
 	}
 	return columns.ClientFromRow(row)

@@ -16,7 +16,7 @@ import (
 // refreshColumns is the column list refresh-token queries select, in
 // scanRefreshToken's order.
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
-	auth_time, created_at, expires_at, used_at, revoked_at`
+	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt`
 
 // toRefreshRow validates rt and converts it for binding: the text must be
 // storable in PostgreSQL, and the rest is columns.RefreshToRow.
@@ -37,9 +37,9 @@ type execer interface {
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
 func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
 	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
-		r.Auth, r.Created, r.Expires, r.Used, r.Revoked)
+		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -149,7 +149,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 func scanRefreshToken(r pgx.Row) (store.RefreshToken, error) {
 	var row columns.RefreshRow
 	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT); err != nil {
 		return store.RefreshToken{}, err
 	}
 	return columns.RefreshFromRow(row)
@@ -205,52 +205,49 @@ func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti string) (bool, err
 // wrapping store.ErrConflict if the pair is already recorded with an expiry
 // after now; a record that expired by now is replaced, so a jti may be reused
 // once its earlier assertion could no longer be accepted. It is a single
-// statement, so of concurrent records of one pair exactly one succeeds: a
-// concurrent insert of the same pair waits for the first and then takes the
-// ON CONFLICT path, whose WHERE sees the committed row.
+// statement, so of concurrent records of one pair exactly one succeeds.
 //
 // expiresAt must be after now, and should include any clock-skew leeway the
 // verifier allows: an assertion already expired at now would be recorded only
 // to be forgotten, which is a caller's mistake that would silently disable
 // replay protection, so it is refused (an error wrapping neither sentinel).
 func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error {
-	if clientID == "" || jti == "" {
-		return fmt.Errorf("store/postgres: record assertion %q of client %q: empty client id or jti", jti, clientID)
+	return s.recordOnce(ctx, columns.AssertionRecords, clientID, jti, expiresAt, now)
+}
+
+// RecordDPoPProof records a DPoP proof's jti for the key thumbprint jkt until
+// expiresAt (the end of the proof's iat window), with RecordAssertion's
+// rules: a live record of the pair is ErrConflict (a replay), an expired one
+// is replaced, and of concurrent records exactly one succeeds.
+func (s *Store) RecordDPoPProof(ctx context.Context, jkt, jti string, expiresAt, now time.Time) error {
+	return s.recordOnce(ctx, columns.DPoPProofRecords, jkt, jti, expiresAt, now)
+}
+
+// recordOnce inserts the record (owner, jti) of r's table until expiresAt,
+// or takes over an expired one, in one statement; a live record is
+// ErrConflict.
+func (s *Store) recordOnce(ctx context.Context, r columns.OnceTable, owner, jti string, expiresAt, now time.Time) error {
+	exp, at, err := r.Times(owner, jti, expiresAt, now)
+	if err == nil {
+		err = checkText(r.OwnerName, owner, "jti", jti)
 	}
-	if err := checkText("client id", clientID, "jti", jti); err != nil {
-		return fmt.Errorf("store/postgres: record assertion: %w", err)
-	}
-	exp, err := columns.RequiredNanos(expiresAt)
 	if err != nil {
-		return fmt.Errorf("store/postgres: record assertion %q of client %q: expires_at: %w", jti, clientID, err)
-	}
-	at, err := columns.RequiredNanos(now)
-	if err != nil {
-		return fmt.Errorf("store/postgres: record assertion %q of client %q: now: %w", jti, clientID, err)
-	}
-	if exp <= at {
-		return fmt.Errorf("store/postgres: record assertion %q of client %q: expires at %v, not after now %v",
-			jti, clientID, expiresAt.UTC(), now.UTC())
+		return fmt.Errorf("store/postgres: %s: %w", r.Describe(owner, jti), err)
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	// Inserts a new pair, or takes over an expired record; a live record
-	// fails the DO UPDATE's WHERE, and the statement changes no row.
-	tag, err := s.pool.Exec(ctx, `INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE seen_assertions.expires_at <= $4`, clientID, jti, exp, at)
+	tag, err := s.pool.Exec(ctx, r.Upsert([4]string{"$1", "$2", "$3", "$4"}), owner, jti, exp, at)
 	if err != nil {
-		return fmt.Errorf("store/postgres: record assertion %q of client %q: %w", jti, clientID, writeConflict(err))
+		return fmt.Errorf("store/postgres: %s: %w", r.Describe(owner, jti), writeConflict(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: record assertion %q of client %q: already used and not yet expired (replay): %w",
-			jti, clientID, store.ErrConflict)
+		return fmt.Errorf("store/postgres: %s: already used and not yet expired (replay): %w", r.Describe(owner, jti), store.ErrConflict)
 	}
 	return nil
 }
 
 // PruneExpired deletes what can no longer matter at now, and returns how many
-// rows it deleted: deny-list entries and assertion records whose expiry is at
+// rows it deleted: deny-list entries, assertion and DPoP proof records whose expiry is at
 // or before now, and refresh-token families all of whose links have expired by
 // now. A family is kept whole while any link is alive, because its spent links
 // are how reuse of a leaked token is detected and answered by revoking the
@@ -259,6 +256,7 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) 
 	return s.deleteExpired(ctx, "prune expired", now, []pruneQuery{
 		{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= $1`},
 		{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= $1`},
+		{"DPoP proof records", `DELETE FROM seen_dpop_proofs WHERE expires_at <= $1`},
 		{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
 			SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= $1)`},
 	})

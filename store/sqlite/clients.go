@@ -11,7 +11,8 @@ import (
 // clientColumns is the column list client queries select, in scanClient's order.
 const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
 	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at,
-	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg`
+	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg,
+	dpop_bound_access_tokens`
 
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
@@ -26,11 +27,12 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("store/sqlite: create client %q: %w", c.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
 		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
 		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg)
+		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg,
+		r.DPoPBound)
 	if err != nil {
 		return writeError(fmt.Sprintf("create client %q", c.ID), err)
 	}
@@ -96,10 +98,11 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, jwks = ?, jwks_uri = ?,
 		grant_types = ?, scopes = ?, audience = ?, redirect_uris = ?, is_public = ?, access_ttl = ?,
 		not_before_delay = ?, allow_bare_assertion = ?, may_introspect = ?,
-		previous_secret_hash = ?, previous_secret_expires_at = ?, allowed_origins = ?, third_party = ?, post_logout_redirect_uris = ?, signing_alg = ? WHERE id = ?`,
+		previous_secret_hash = ?, previous_secret_expires_at = ?, allowed_origins = ?, third_party = ?, post_logout_redirect_uris = ?, signing_alg = ?,
+		dpop_bound_access_tokens = ? WHERE id = ?`,
 		r.Name, r.SecretHash, r.JWKS, r.JWKSURI, r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
 		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg, r.ID)
+		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg, r.DPoPBound, r.ID)
 	if err != nil {
 		return writeError(fmt.Sprintf("update client %q", c.ID), err)
 	}
@@ -117,7 +120,8 @@ func scanClient(r rowScanner) (store.Client, error) {
 	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
 		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
 		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created,
-		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg); err != nil {
+		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg,
+		&row.DPoPBound); err != nil {
 		return store.Client{}, err
 	}
 	return columns.ClientFromRow(row)

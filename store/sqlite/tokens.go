@@ -14,11 +14,11 @@ import (
 // refreshColumns is the column list refresh-token queries select, in
 // scanRefreshToken's order.
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
-	auth_time, created_at, expires_at, used_at, revoked_at`
+	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt`
 
 // insertRefreshSQL inserts one refresh_tokens row (prepared: Store.insertRefresh).
 const insertRefreshSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // spendRefreshSQL is the guarded spend of a link (prepared: Store.spendRefresh):
 // the primary key makes it match at most one row; RETURNING tells whether it
@@ -40,7 +40,7 @@ type stmtExecer interface {
 func insertRefreshToken(ctx context.Context, db stmtExecer, what string, r columns.RefreshRow) error {
 	_, err := db.ExecContext(ctx,
 		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
-		r.Auth, r.Created, r.Expires, r.Used, r.Revoked)
+		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -157,7 +157,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 func scanRefreshToken(r rowScanner) (store.RefreshToken, error) {
 	var row columns.RefreshRow
 	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT); err != nil {
 		return store.RefreshToken{}, err
 	}
 	return columns.RefreshFromRow(row)
@@ -214,42 +214,41 @@ func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti string) (bool, err
 // to be forgotten, which is a caller's mistake that would silently disable
 // replay protection, so it is refused (an error wrapping neither sentinel).
 func (s *Store) RecordAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error {
-	if clientID == "" || jti == "" {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: empty client id or jti", jti, clientID)
-	}
-	exp, err := columns.RequiredNanos(expiresAt)
+	return s.recordOnce(ctx, columns.AssertionRecords, clientID, jti, expiresAt, now)
+}
+
+// RecordDPoPProof records a DPoP proof's jti for the key thumbprint jkt until
+// expiresAt (the end of the proof's iat window), with RecordAssertion's
+// rules: a live record of the pair is ErrConflict (a replay), an expired one
+// is replaced, and of concurrent records exactly one succeeds.
+func (s *Store) RecordDPoPProof(ctx context.Context, jkt, jti string, expiresAt, now time.Time) error {
+	return s.recordOnce(ctx, columns.DPoPProofRecords, jkt, jti, expiresAt, now)
+}
+
+// recordOnce inserts the record (owner, jti) of r's table until expiresAt,
+// or takes over an expired one, in one statement; a live record is
+// ErrConflict.
+func (s *Store) recordOnce(ctx context.Context, r columns.OnceTable, owner, jti string, expiresAt, now time.Time) error {
+	exp, at, err := r.Times(owner, jti, expiresAt, now)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: expires_at: %w", jti, clientID, err)
+		return fmt.Errorf("store/sqlite: %s: %w", r.Describe(owner, jti), err)
 	}
-	at, err := columns.RequiredNanos(now)
+	res, err := s.db.ExecContext(ctx, r.Upsert([4]string{"?", "?", "?", "?"}), owner, jti, exp, at)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: now: %w", jti, clientID, err)
-	}
-	if exp <= at {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: expires at %v, not after now %v",
-			jti, clientID, expiresAt.UTC(), now.UTC())
-	}
-	// Inserts a new pair, or takes over an expired record; a live record
-	// fails the DO UPDATE's WHERE, and the statement changes no row.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE seen_assertions.expires_at <= ?`, clientID, jti, exp, at)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: %w", jti, clientID, err)
+		return fmt.Errorf("store/sqlite: %s: %w", r.Describe(owner, jti), err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: %w", jti, clientID, err)
+		return fmt.Errorf("store/sqlite: %s: %w", r.Describe(owner, jti), err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store/sqlite: record assertion %q of client %q: already used and not yet expired (replay): %w",
-			jti, clientID, store.ErrConflict)
+		return fmt.Errorf("store/sqlite: %s: already used and not yet expired (replay): %w", r.Describe(owner, jti), store.ErrConflict)
 	}
 	return nil
 }
 
 // PruneExpired deletes what can no longer matter at now, and returns how many
-// rows it deleted: deny-list entries and assertion records whose expiry is at
+// rows it deleted: deny-list entries, assertion and DPoP proof records whose expiry is at
 // or before now, and refresh-token families all of whose links have expired by
 // now. A family is kept whole while any link is alive, because its spent links
 // are how reuse of a leaked token is detected and answered by revoking the
@@ -258,6 +257,7 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) 
 	return s.deleteExpired(ctx, "prune expired", now, []pruneQuery{
 		{"revoked access tokens", `DELETE FROM revoked_access_tokens WHERE expires_at <= ?`},
 		{"assertion records", `DELETE FROM seen_assertions WHERE expires_at <= ?`},
+		{"DPoP proof records", `DELETE FROM seen_dpop_proofs WHERE expires_at <= ?`},
 		{"refresh-token families", `DELETE FROM refresh_tokens WHERE family_id IN (
 			SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING max(expires_at) <= ?)`},
 	})

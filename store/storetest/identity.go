@@ -103,6 +103,9 @@ func clientDiff(got, want store.Client) string {
 	if got.SigningAlg != want.SigningAlg {
 		d.add("SigningAlg %q, want %q", got.SigningAlg, want.SigningAlg)
 	}
+	if got.DPoPBoundAccessTokens != want.DPoPBoundAccessTokens {
+		d.add("DPoPBoundAccessTokens %v, want %v", got.DPoPBoundAccessTokens, want.DPoPBoundAccessTokens)
+	}
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.blob("PreviousSecretHash", got.PreviousSecretHash, want.PreviousSecretHash)
 	d.instant("PreviousSecretExpiresAt", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt)
@@ -169,6 +172,8 @@ func newClient(t *testing.T, id string) store.Client {
 		ThirdParty:         true,
 		SigningAlg:         "ES256",
 		CreatedAt:          base,
+
+		DPoPBoundAccessTokens: true,
 
 		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye?from=idp"},
 	}

@@ -66,6 +66,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RotateAcrossStores", func(t *testing.T) { testRotateAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("RedeemAcrossStores", func(t *testing.T) { testRedeemAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("TouchAcrossStores", func(t *testing.T) { testTouchAcrossStores(t, pair(b.OpenPair(t))) })
+	t.Run("DPoPProofAcrossStores", func(t *testing.T) { testDPoPProofAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("CheckWritable", func(t *testing.T) { testCheckWritable(t, pair(b.OpenPair(t))) })
 }
 
@@ -387,5 +388,17 @@ func testTouchAcrossStores(t *testing.T, stores []store.Store) {
 	got, err := stores[1].GetSession(t.Context(), ss.ID)
 	if want := base.Add((touches - 1) * time.Minute); err != nil || !got.LastSeen.Equal(want) {
 		t.Errorf("GetSession: LastSeen %v, err %v; want %v", got.LastSeen, err, want)
+	}
+}
+
+// testDPoPProofAcrossStores records one DPoP proof through two stores at
+// once, as replicas receiving the same replayed proof would: exactly one
+// record succeeds, every other one is a conflict.
+func testDPoPProofAcrossStores(t *testing.T, stores []store.Store) {
+	for round := range 5 {
+		jti := fmt.Sprintf("proof-%d", round)
+		checkOneWinner(t, race(racers, func(i int) error {
+			return stores[i%2].RecordDPoPProof(t.Context(), "jkt", jti, base.Add(5*time.Minute), base)
+		}))
 	}
 }

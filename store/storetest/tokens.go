@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -56,6 +57,7 @@ func refreshDiff(got, want store.RefreshToken) string {
 	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
 	d.instant("UsedAt", got.UsedAt, want.UsedAt)
 	d.instant("RevokedAt", got.RevokedAt, want.RevokedAt)
+	d.text("DPoPJKT", got.DPoPJKT, want.DPoPJKT)
 	return d.String()
 }
 
@@ -92,6 +94,7 @@ func testRefreshRoundTrip(t *testing.T, s store.Store) {
 			rt.Audience = []string{"a", "b", `c"d`, "é"}
 			rt.UsedAt = base.Add(time.Hour + 3)
 			rt.RevokedAt = base.Add(2*time.Hour + 5)
+			rt.DPoPJKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 			rt.ExpiresAt = time.Date(2199, time.December, 31, 23, 59, 59, 999999999, nyc)
 			return rt
 		}},
@@ -370,48 +373,78 @@ func testDenyList(t *testing.T, s store.Store) {
 	}
 }
 
-func testAssertions(t *testing.T, s store.Store) {
+// recorder is RecordAssertion or RecordDPoPProof, which share their rules:
+// a (owner, jti) pair is single-use until its record expires.
+type recorder func(s store.Store) func(ctx context.Context, owner, jti string, expiresAt, now time.Time) error
+
+var recorders = []struct {
+	name   string
+	record recorder
+}{
+	{"RecordAssertion", func(s store.Store) func(context.Context, string, string, time.Time, time.Time) error {
+		return s.RecordAssertion
+	}},
+	{"RecordDPoPProof", func(s store.Store) func(context.Context, string, string, time.Time, time.Time) error {
+		return s.RecordDPoPProof
+	}},
+}
+
+// testAssertions runs the single-use rules on both record kinds, each in a
+// store of its own, and then checks that the two kinds are independent.
+func testAssertions(t *testing.T, open func(t *testing.T) store.Store) {
 	at := func(minutes int) time.Time { return base.Add(time.Duration(minutes) * time.Minute) }
 	steps := []struct {
-		name        string
-		client, jti string
-		exp, now    time.Time
-		want        error
+		name       string
+		owner, jti string
+		exp, now   time.Time
+		want       error
 	}{
 		{"first use", "c1", "j1", at(5), at(0), nil},
 		{"replay", "c1", "j1", at(5), at(1), store.ErrConflict},
 		{"replay with another expiry", "c1", "j1", at(10), at(4), store.ErrConflict},
 		{"replay in the last nanosecond", "c1", "j1", at(10), at(5).Add(-1), store.ErrConflict},
-		{"same jti, other client", "c2", "j1", at(5), at(1), nil},
+		{"same jti, other owner", "c2", "j1", at(5), at(1), nil},
 		{"other jti", "c1", "j2", at(5), at(1), nil},
 		{"jti in other case", "c1", "J1", at(5), at(1), nil},
 		{"reuse once the first expired", "c1", "j1", at(15), at(5), nil},
 		{"replay of the reuse", "c1", "j1", at(15), at(6), store.ErrConflict},
-		{"other client still refused", "c2", "j1", at(6), at(2), store.ErrConflict},
+		{"other owner still refused", "c2", "j1", at(6), at(2), store.ErrConflict},
 	}
-	for _, st := range steps {
-		err := s.RecordAssertion(t.Context(), st.client, st.jti, st.exp, st.now)
-		checkErr(t, fmt.Sprintf("%s: RecordAssertion(%q, %q)", st.name, st.client, st.jti), err, st.want)
+	for _, r := range recorders {
+		t.Run(r.name, func(t *testing.T) {
+			record := r.record(open(t))
+			for _, st := range steps {
+				err := record(t.Context(), st.owner, st.jti, st.exp, st.now)
+				checkErr(t, fmt.Sprintf("%s: %s(%q, %q)", st.name, r.name, st.owner, st.jti), err, st.want)
+			}
+		})
 	}
+	t.Run("independent kinds", func(t *testing.T) {
+		s := open(t)
+		checkErr(t, "RecordAssertion", s.RecordAssertion(t.Context(), "x", "j", at(5), at(0)), nil)
+		checkErr(t, "RecordDPoPProof of the same pair", s.RecordDPoPProof(t.Context(), "x", "j", at(5), at(0)), nil)
+	})
 }
 
 func testConcurrentAssertion(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("new pair", func(t *testing.T) {
-		s := open(t)
-		errs := race(racers, func(int) error {
-			return s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base)
+	for _, r := range recorders {
+		t.Run(r.name+"/new pair", func(t *testing.T) {
+			record := r.record(open(t))
+			errs := race(racers, func(int) error {
+				return record(t.Context(), "c", "j", base.Add(time.Minute), base)
+			})
+			checkOneWinner(t, errs)
 		})
-		checkOneWinner(t, errs)
-	})
-	t.Run("taking over an expired record", func(t *testing.T) {
-		s := open(t)
-		checkErr(t, "RecordAssertion", s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
-		now := base.Add(2 * time.Minute)
-		errs := race(racers, func(i int) error {
-			return s.RecordAssertion(t.Context(), "c", "j", now.Add(time.Duration(i+1)*time.Minute), now)
+		t.Run(r.name+"/taking over an expired record", func(t *testing.T) {
+			record := r.record(open(t))
+			checkErr(t, r.name, record(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
+			now := base.Add(2 * time.Minute)
+			errs := race(racers, func(i int) error {
+				return record(t.Context(), "c", "j", now.Add(time.Duration(i+1)*time.Minute), now)
+			})
+			checkOneWinner(t, errs)
 		})
-		checkOneWinner(t, errs)
-	})
+	}
 }
 
 func testPruneExpired(t *testing.T, s store.Store) {
@@ -424,6 +457,9 @@ func testPruneExpired(t *testing.T, s store.Store) {
 	}
 	for jti, exp := range map[string]time.Time{"a-past": now.Add(-time.Hour), "a-now": now, "a-future": now.Add(1)} {
 		checkErr(t, "RecordAssertion", s.RecordAssertion(ctx, "c", jti, exp, base), nil)
+	}
+	for jti, exp := range map[string]time.Time{"p-past": now.Add(-time.Hour), "p-now": now, "p-future": now.Add(1)} {
+		checkErr(t, "RecordDPoPProof", s.RecordDPoPProof(ctx, "k", jti, exp, base), nil)
 	}
 
 	// family builds a family of links with the given expiries, each but the
@@ -461,8 +497,8 @@ func testPruneExpired(t *testing.T, s store.Store) {
 		links[0].RevokedAt = base.Add(time.Hour)
 	}
 
-	if n := prune(t, s, now); n != 2+2+3+1 {
-		t.Errorf("PruneExpired deleted %d rows, want %d", n, 2+2+3+1)
+	if n := prune(t, s, now); n != 2+2+2+3+1 {
+		t.Errorf("PruneExpired deleted %d rows, want %d", n, 2+2+2+3+1)
 	}
 	for jti, want := range map[string]bool{"d-past": false, "d-now": false, "d-future": true} {
 		if got := isRevoked(t, s, jti); got != want {
@@ -471,6 +507,10 @@ func testPruneExpired(t *testing.T, s store.Store) {
 	}
 	checkErr(t, "RecordAssertion of a kept record",
 		s.RecordAssertion(ctx, "c", "a-future", now.Add(time.Hour), now), store.ErrConflict)
+	checkErr(t, "RecordDPoPProof of a kept record",
+		s.RecordDPoPProof(ctx, "k", "p-future", now.Add(time.Hour), now), store.ErrConflict)
+	checkErr(t, "RecordDPoPProof of a pruned record",
+		s.RecordDPoPProof(ctx, "k", "p-now", now.Add(time.Hour), now), nil)
 	for _, links := range gone {
 		for _, rt := range links {
 			checkNoLink(t, s, rt.ID)
@@ -488,10 +528,11 @@ func testPruneExpired(t *testing.T, s store.Store) {
 
 func testInvalidInput(t *testing.T, open func(t *testing.T) store.Store) {
 	live := func(t *testing.T) store.RefreshToken { return newLink(t, "family", base) }
-	cases := []struct {
+	type invalidCase struct {
 		name string
 		do   func(t *testing.T, s store.Store, rt store.RefreshToken) error
-	}{
+	}
+	cases := []invalidCase{
 		{"client without ID", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			return s.CreateClient(t.Context(), store.Client{Name: "x"})
 		}},
@@ -556,26 +597,29 @@ func testInvalidInput(t *testing.T, open func(t *testing.T) store.Store) {
 			}()
 			return s.RevokeAccessToken(t.Context(), "j", time.Time{})
 		}},
-		{"assertion without jti", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
-			return s.RecordAssertion(t.Context(), "c", "", base.Add(time.Minute), base)
-		}},
-		{"assertion without client", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
-			return s.RecordAssertion(t.Context(), "", "j", base.Add(time.Minute), base)
-		}},
-		{"assertion expiring at now", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
-			err := s.RecordAssertion(t.Context(), "c", "j", base, base)
-			// Nothing was recorded: the pair is still free.
-			checkErr(t, "RecordAssertion after a refused one",
-				s.RecordAssertion(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
-			return err
-		}},
-		{"assertion without expiry", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
-			return s.RecordAssertion(t.Context(), "c", "j", time.Time{}, base)
-		}},
 		{"pruning at the zero time", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
 			_, err := s.PruneExpired(t.Context(), time.Time{})
 			return err
 		}},
+	}
+	for _, r := range recorders {
+		cases = append(cases, []invalidCase{
+			{r.name + " without jti", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
+				return r.record(s)(t.Context(), "c", "", base.Add(time.Minute), base)
+			}},
+			{r.name + " without owner", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
+				return r.record(s)(t.Context(), "", "j", base.Add(time.Minute), base)
+			}},
+			{r.name + " expiring at now", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
+				err := r.record(s)(t.Context(), "c", "j", base, base)
+				// Nothing was recorded: the pair is still free.
+				checkErr(t, r.name+" after a refused one", r.record(s)(t.Context(), "c", "j", base.Add(time.Minute), base), nil)
+				return err
+			}},
+			{r.name + " without expiry", func(t *testing.T, s store.Store, _ store.RefreshToken) error {
+				return r.record(s)(t.Context(), "c", "j", time.Time{}, base)
+			}},
+		}...)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

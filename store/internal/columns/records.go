@@ -110,6 +110,7 @@ type ClientRow struct {
 	AllowedOrigins                             string
 	ThirdParty                                 bool
 	SigningAlg                                 string // "" for RS256
+	DPoPBound                                  bool
 }
 
 // ClientToRow validates c (an ID is required) and converts it for binding.
@@ -121,7 +122,7 @@ func ClientToRow(c store.Client) (ClientRow, error) {
 		ID: c.ID, Name: c.Name, SecretHash: NilIfEmpty(c.SecretHash), JWKS: NilIfEmpty(c.JWKS), JWKSURI: c.JWKSURI,
 		Public: c.Public, AccessTTL: int64(c.AccessTTL), NotBeforeDelay: int64(c.NotBeforeDelay),
 		AllowBareAssertion: c.AllowBareAssertion, Introspect: c.Introspect, ThirdParty: c.ThirdParty,
-		SigningAlg: c.SigningAlg,
+		SigningAlg: c.SigningAlg, DPoPBound: c.DPoPBoundAccessTokens,
 	}
 	r.PreviousSecretHash = NilIfEmpty(c.PreviousSecretHash)
 	var err error
@@ -159,7 +160,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 		Public: r.Public, AccessTTL: time.Duration(r.AccessTTL), NotBeforeDelay: time.Duration(r.NotBeforeDelay),
 		AllowBareAssertion: r.AllowBareAssertion, Introspect: r.Introspect, CreatedAt: FromNanos(r.Created),
 		PreviousSecretHash: NilIfEmpty(r.PreviousSecretHash), PreviousSecretExpiresAt: FromNanos(r.PreviousSecretExpires),
-		ThirdParty: r.ThirdParty, SigningAlg: r.SigningAlg,
+		ThirdParty: r.ThirdParty, SigningAlg: r.SigningAlg, DPoPBoundAccessTokens: r.DPoPBound,
 	}
 	for _, f := range []struct {
 		name string
@@ -187,6 +188,7 @@ func ClientFromRow(r ClientRow) (store.Client, error) {
 type RefreshRow struct {
 	ID, Family, Client, Subject, Scope, Audience string
 	Auth, Created, Expires, Used, Revoked        int64
+	JKT                                          string // "" for a family bound to no key
 }
 
 // RefreshToRow validates rt and converts it for binding. ID and FamilyID are
@@ -199,7 +201,7 @@ func RefreshToRow(rt store.RefreshToken) (RefreshRow, error) {
 	case rt.FamilyID == "":
 		return RefreshRow{}, errors.New("empty family id")
 	}
-	r := RefreshRow{ID: rt.ID, Family: rt.FamilyID, Client: rt.ClientID, Subject: rt.Subject, Scope: rt.Scope}
+	r := RefreshRow{ID: rt.ID, Family: rt.FamilyID, Client: rt.ClientID, Subject: rt.Subject, Scope: rt.Scope, JKT: rt.DPoPJKT}
 	var err error
 	if r.Audience, err = EncodeList(rt.Audience); err != nil {
 		return RefreshRow{}, fmt.Errorf("audience: %w", err)
@@ -228,7 +230,7 @@ func RefreshFromRow(r RefreshRow) (store.RefreshToken, error) {
 	return store.RefreshToken{
 		ID: r.ID, FamilyID: r.Family, ClientID: r.Client, Subject: r.Subject, Scope: r.Scope, Audience: aud,
 		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
-		UsedAt: FromNanos(r.Used), RevokedAt: FromNanos(r.Revoked),
+		UsedAt: FromNanos(r.Used), RevokedAt: FromNanos(r.Revoked), DPoPJKT: r.JKT,
 	}, nil
 }
 
@@ -400,4 +402,50 @@ func NotSpentReason(used, revoked, expires int64, now time.Time) string {
 	default:
 		return fmt.Sprintf("expired at %v (now %v)", FromNanos(expires), now.UTC())
 	}
+}
+
+// OnceTable is a table of single-use (owner, jti) records kept until they
+// expire, written by one upsert that only takes over an expired record:
+// seen_assertions (RFC 7523) and seen_dpop_proofs (RFC 9449).
+type OnceTable struct{ Table, OwnerColumn, OwnerName, What string }
+
+// The single-use record tables.
+var (
+	AssertionRecords = OnceTable{"seen_assertions", "client_id", "client", "assertion"}
+	DPoPProofRecords = OnceTable{"seen_dpop_proofs", "jkt", "key", "DPoP proof"}
+)
+
+// Describe names the record (owner, jti) in errors.
+func (t OnceTable) Describe(owner, jti string) string {
+	return fmt.Sprintf("record %s %q of %s %q", t.What, jti, t.OwnerName, owner)
+}
+
+// Times validates a record (owner and jti set, expiresAt after now, both
+// representable) and returns expiresAt and now as nanoseconds. A record
+// already expired at now would be forgotten at once, silently disabling
+// replay protection, so it is refused.
+func (t OnceTable) Times(owner, jti string, expiresAt, now time.Time) (exp, at int64, err error) {
+	if owner == "" || jti == "" {
+		return 0, 0, fmt.Errorf("empty %s or jti", t.OwnerName)
+	}
+	if exp, err = RequiredNanos(expiresAt); err != nil {
+		return 0, 0, fmt.Errorf("expires_at: %w", err)
+	}
+	if at, err = RequiredNanos(now); err != nil {
+		return 0, 0, fmt.Errorf("now: %w", err)
+	}
+	if exp <= at {
+		return 0, 0, fmt.Errorf("expires at %v, not after now %v", expiresAt.UTC(), now.UTC())
+	}
+	return exp, at, nil
+}
+
+// Upsert is the statement that records (owner, jti, expires_at) or takes
+// over an expired record, with the placeholders p[0..3] for owner, jti,
+// expires_at and now: a live record fails the DO UPDATE's WHERE and the
+// statement changes no row, which the caller reports as a replay.
+func (t OnceTable) Upsert(p [4]string) string {
+	return `INSERT INTO ` + t.Table + ` (` + t.OwnerColumn + `, jti, expires_at) VALUES (` + p[0] + `, ` + p[1] + `, ` + p[2] + `)
+		ON CONFLICT (` + t.OwnerColumn + `, jti) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE ` + t.Table + `.expires_at <= ` + p[3]
 }
