@@ -92,6 +92,8 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{file: "server:\n  memory_limit: lots\n", want: "server.memory_limit"},
 		{file: "server:\n  memory_limit: 200M\n", want: "server.memory_limit"},
 		{env: map[string]string{"KEYGATE_MEMORY_LIMIT": "-5MiB"}, want: "server.memory_limit"},
+		{file: "server:\n  dpop_nonce_lifetime: 5s\n", want: "server.dpop_nonce_lifetime: must be at least 10s"},
+		{file: "server:\n  dpop_nonce_lifetime: -1m\n", want: "server.dpop_nonce_lifetime"},
 		{file: "colour: blue\n", want: "colour: unknown setting"},
 		{file: "issuer: [unclosed\n", want: "config.yaml"},
 		{env: map[string]string{"KEYGATE_ROTATION_PERIOD": "monthly"}, want: "KEYGATE_ROTATION_PERIOD"},

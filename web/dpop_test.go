@@ -326,3 +326,42 @@ func TestDPoPDiscovery(t *testing.T) {
 		t.Errorf("dpop_signing_alg_values_supported %v", algs)
 	}
 }
+
+// TestDPoPAtAdminAPI: /admin goes through the same token check as /userinfo;
+// an admin's DPoP-bound token works there only with a fresh proof of its key.
+func TestDPoPAtAdminAPI(t *testing.T) {
+	e := newDPoPEnv(t, kgtest.Options{})
+	c := idp.Client{ID: "ops", Public: true, GrantTypes: []string{tkPW}, Scopes: []string{"admin"}}
+	if _, err := e.IDP.Directory().RegisterClient(t.Context(), &c, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.IDP.Directory().CreateUser(t.Context(), idp.NewUser{Username: "root", Password: tkAlicePW, Admin: true}); err != nil {
+		t.Fatal(err)
+	}
+	form := request{form: formOf("grant_type", tkPW, "username", "root", "password", tkAlicePW, "client_id", "ops", "scope", "admin")}
+	tr, res := e.dpopToken(t, form, e.proof(t, e.key, http.MethodPost, "/token", ""))
+	if res.status != http.StatusOK || tr.TokenType != "DPoP" {
+		t.Fatalf("admin token with a proof: %s, want token_type DPoP", res)
+	}
+	use := func(scheme, proof string) reply {
+		hdr := map[string]string{"Authorization": scheme + " " + tr.AccessToken}
+		if proof != "" {
+			hdr["DPoP"] = proof
+		}
+		return e.do(t, request{method: http.MethodGet, path: "/admin/keys", hdr: hdr})
+	}
+	good := e.proof(t, e.key, http.MethodGet, "/admin/keys", tr.AccessToken)
+	if r := use("DPoP", good); r.status != http.StatusOK {
+		t.Fatalf("/admin/keys with its proof: %s", r)
+	}
+	cases := []struct{ name, scheme, proof, code string }{
+		{"replayed proof", "DPoP", good, "invalid_dpop_proof"},
+		{"proof from another key", "DPoP", e.proof(t, e.other, http.MethodGet, "/admin/keys", tr.AccessToken), "invalid_dpop_proof"},
+		{"proof for another admin URL", "DPoP", e.proof(t, e.key, http.MethodGet, "/admin/clients", tr.AccessToken), "invalid_dpop_proof"},
+		{"no proof", "DPoP", "", "invalid_dpop_proof"},
+		{"bound token as Bearer", "Bearer", "", "invalid_token"},
+	}
+	for _, c := range cases {
+		wantDPoPChallenge(t, c.name, use(c.scheme, c.proof), c.code)
+	}
+}
