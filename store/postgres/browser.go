@@ -274,7 +274,7 @@ func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now, and
-// authorization codes and device codes that expired at or before now, and returns how many
+// authorization codes, device codes and WebAuthn challenges that expired at or before now, and returns how many
 // rows it deleted. (A session that timed out for idleness is refused when
 // used and deleted then, or here once its absolute expiry passes.) Both
 // deletes run in one transaction, so the count is of one consistent prune.
@@ -283,5 +283,6 @@ func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) 
 		{"sessions", `DELETE FROM sessions WHERE expires_at <= $1`},
 		{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= $1`},
 		{"device codes", `DELETE FROM device_codes WHERE expires_at <= $1`},
+		{"WebAuthn challenges", `DELETE FROM webauthn_challenges WHERE expires_at <= $1`},
 	})
 }

@@ -108,6 +108,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM consents WHERE user_id = $1`, id); err != nil {
 			return fmt.Errorf("store/postgres: delete user %q: delete their consents: %w", id, err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM passkeys WHERE user_id = $1`, id); err != nil {
+			return fmt.Errorf("store/postgres: delete user %q: delete their passkeys: %w", id, err)
+		}
 		return nil
 	}, nil)
 }

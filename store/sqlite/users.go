@@ -98,6 +98,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ?`, id); err != nil {
 		return fmt.Errorf("store/sqlite: delete user %q: delete their consents: %w", id, err)
 	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM passkeys WHERE user_id = ?`, id); err != nil {
+		return fmt.Errorf("store/sqlite: delete user %q: delete their passkeys: %w", id, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store/sqlite: delete user %q: commit: %w", id, err)
 	}
