@@ -9,6 +9,7 @@ package idp
 import (
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -100,6 +101,8 @@ type Provider struct {
 	hints             *jwks.Verifier // RP-initiated logout's id_token_hint (logout.go)
 
 	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
+
+	rp *webauthn.WebAuthn // the WebAuthn relying party; nil when the issuer's host cannot be an RP ID (passkeys.go)
 }
 
 // New checks cfg, builds the Directory from cfg.DirectoryConfig, and returns
@@ -118,6 +121,9 @@ func New(cfg Config) (*Provider, error) {
 	cfg.DirectoryConfig = dir.cfg // with its defaults
 	p := &Provider{cfg: cfg, dir: dir, now: dir.now, log: dir.log}
 	p.initBrowser()
+	if p.rp, err = newRelyingParty(cfg.Issuer); err != nil {
+		return nil, err
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
