@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,10 @@ type Options struct {
 	// Issuer replaces the server's own URL as the issuer, e.g. an https one
 	// to see Secure cookies; flows that follow the issuer's URLs then fail.
 	Issuer string
+	// Localhost names the server http://localhost:PORT instead of
+	// http://127.0.0.1:PORT (it still listens on 127.0.0.1): a WebAuthn
+	// relying party ID must be a domain name, so passkeys need it.
+	Localhost bool
 	// Web, when set, adjusts the web server's configuration before it is
 	// built (e.g. TrustedProxies, MetricsElsewhere).
 	Web func(*web.Config)
@@ -136,6 +141,9 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+	if o.Localhost {
+		s.URL = strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
+	}
 	issuer := s.URL
 	if o.Issuer != "" {
 		issuer = o.Issuer
