@@ -171,6 +171,11 @@ type Session struct {
 	CreatedAt time.Time
 	LastSeen  time.Time // last request seen with this session
 	ExpiresAt time.Time // absolute expiry
+
+	// Pending marks a login half done: the password was right, a second
+	// factor is still due. It is no session: it only lets its holder
+	// finish the login, for the short time until ExpiresAt.
+	Pending bool
 }
 
 // MaxUserSessions bounds what ListUserSessions returns, so that a user with

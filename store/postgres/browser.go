@@ -21,7 +21,7 @@ import (
 
 // sessionColumns is the column list session queries select, in scanSession's
 // order.
-const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr`
+const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr, pending`
 
 // CreateSession stores a new browser session. It fails with an error wrapping
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
@@ -34,8 +34,8 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR)
+	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR, r.Pending)
 	if err != nil {
 		return writeError(fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), err)
 	}
@@ -122,7 +122,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 // scanSession reads one sessions row selected with sessionColumns.
 func scanSession(r pgx.Row) (store.Session, error) {
 	var row columns.SessionRow
-	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR); err != nil {
+	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR, &row.Pending); err != nil {
 		return store.Session{}, err
 	}
 	return columns.SessionFromRow(row)

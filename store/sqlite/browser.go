@@ -14,7 +14,7 @@ import (
 
 // sessionColumns is the column list session queries select, in scanSession's
 // order.
-const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr`
+const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr, pending`
 
 // CreateSession stores a new browser session. It fails with an error wrapping
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
@@ -24,8 +24,8 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create session %q: %w", ss.ID, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR, r.Pending)
 	if err != nil {
 		return writeError(fmt.Sprintf("create session %q", ss.ID), err)
 	}
@@ -84,7 +84,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 
 func scanSession(r rowScanner) (store.Session, error) {
 	var row columns.SessionRow
-	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR); err != nil {
+	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR, &row.Pending); err != nil {
 		return store.Session{}, err
 	}
 	return columns.SessionFromRow(row)

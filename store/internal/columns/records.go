@@ -245,6 +245,7 @@ type SessionRow struct {
 	ID, UserID                   string
 	Auth, Created, Seen, Expires int64
 	AMR                          string // JSON array
+	Pending                      bool
 }
 
 // SessionToRow validates ss (ID, UserID and ExpiresAt are required) and
@@ -256,7 +257,7 @@ func SessionToRow(ss store.Session) (SessionRow, error) {
 	case ss.UserID == "":
 		return SessionRow{}, errors.New("empty user id")
 	}
-	r := SessionRow{ID: ss.ID, UserID: ss.UserID}
+	r := SessionRow{ID: ss.ID, UserID: ss.UserID, Pending: ss.Pending}
 	var err error
 	if r.Expires, err = RequiredNanos(ss.ExpiresAt); err != nil {
 		return SessionRow{}, fmt.Errorf("expires_at: %w", err)
@@ -281,7 +282,7 @@ func SessionFromRow(r SessionRow) (store.Session, error) {
 		return store.Session{}, fmt.Errorf("session %q: amr: %w", r.ID, err)
 	}
 	return store.Session{
-		ID: r.ID, UserID: r.UserID, AMR: amr,
+		ID: r.ID, UserID: r.UserID, AMR: amr, Pending: r.Pending,
 		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), LastSeen: FromNanos(r.Seen), ExpiresAt: FromNanos(r.Expires),
 	}, nil
 }
