@@ -22,7 +22,8 @@ func (p *Provider) passwordGrant(ctx context.Context, r *Request, c *Client) (*T
 	if err != nil {
 		return nil, loginError(err)
 	}
-	return p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: scope, authTime: p.now()}, true, "")
+	return p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: scope, authTime: p.now(),
+		amr: []string{AMRPassword}}, true, "")
 }
 
 // loginError maps CheckPassword's errors to OAuth answers.

@@ -46,13 +46,6 @@ const (
 	maxPasskeyName = 64
 )
 
-// Authentication methods (RFC 8176) a passkey sign-in records.
-const (
-	AMRHardwareKey = "hwk" // a device-bound passkey (not backup eligible)
-	AMRSoftwareKey = "swk" // a synced passkey (backup eligible): its key lives in software
-	AMRMultiFactor = "mfa"
-)
-
 // ErrPasskeysUnavailable means the issuer's host cannot be a WebAuthn RP ID
 // (an IP address, say), so passkeys are off.
 var ErrPasskeysUnavailable = errors.New("passkeys are not available: the issuer's host is not a domain name")
@@ -338,7 +331,7 @@ func (p *Provider) PasskeyRequestOptions(ctx context.Context, ip string) (*proto
 type PasskeyLogin struct {
 	User    store.User
 	Passkey store.Passkey
-	Methods []string // amr: hwk or swk, and mfa
+	Methods []string // amr: hwk (a device-bound passkey) or swk (a synced one), user, mfa
 }
 
 // LoginWithPasskey finishes a sign-in a browser began with
@@ -418,7 +411,7 @@ func (p *Provider) LoginWithPasskey(ctx context.Context, response []byte) (*Pass
 	}
 	pk.SignCount, pk.BackupState, pk.LastUsedAt = cred.Authenticator.SignCount, cred.Flags.BackupState, p.now().UTC()
 	p.log.Info("passkey sign-in", "user_id", u.ID, "passkey", PasskeyHandle(pk.ID))
-	return &PasskeyLogin{User: u, Passkey: pk, Methods: []string{key, AMRMultiFactor}}, nil
+	return &PasskeyLogin{User: u, Passkey: pk, Methods: []string{key, AMRUser, AMRMultiFactor}}, nil
 }
 
 // passkeyOwner finds the passkey rawID names and checks that the user

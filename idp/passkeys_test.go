@@ -34,7 +34,7 @@ func newPasskeyEnv(t *testing.T) *passkeyEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, sess, err := e.kg.IDP.StartSession(t.Context(), u)
+		_, sess, err := e.kg.IDP.StartSession(t.Context(), u, []string{idp.AMRPassword})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +102,8 @@ func TestPasskeyLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	if pl.User.ID != e.alice.UserID || !slices.Equal(pl.Methods, []string{"hwk", "mfa"}) {
-		t.Errorf("login as %s with methods %v; want alice, [hwk mfa]", pl.User.Username, pl.Methods)
+	if pl.User.ID != e.alice.UserID || !slices.Equal(pl.Methods, []string{"hwk", "user", "mfa"}) {
+		t.Errorf("login as %s with methods %v; want alice, [hwk user mfa]", pl.User.Username, pl.Methods)
 	}
 	stored, err := e.kg.Store.GetPasskey(t.Context(), pks[0].ID)
 	if err != nil || stored.SignCount != 2 || !stored.LastUsedAt.Equal(e.clock.Now()) {
@@ -115,8 +115,8 @@ func TestPasskeyLogin(t *testing.T) {
 	if err := e.register(t, e.bob, synced, "Phone"); err != nil {
 		t.Fatal(err)
 	}
-	if pl, err := e.login(t, synced); err != nil || !slices.Equal(pl.Methods, []string{"swk", "mfa"}) {
-		t.Errorf("synced passkey login: %+v, %v; want methods [swk mfa]", pl, err)
+	if pl, err := e.login(t, synced); err != nil || !slices.Equal(pl.Methods, []string{"swk", "user", "mfa"}) {
+		t.Errorf("synced passkey login: %+v, %v; want methods [swk user mfa]", pl, err)
 	}
 	for _, want := range []string{`"msg":"passkey registered"`, `"msg":"passkey sign-in"`} {
 		if !strings.Contains(e.logs.String(), want) {

@@ -72,6 +72,8 @@ type AccessClaims struct {
 	ClientID  string   `json:"client_id"`
 	Scope     string   `json:"scope,omitempty"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
+	AMR       []string `json:"amr,omitempty"` // how the user authenticated (RFC 9068 §2.2.1); user grants only
+	ACR       string   `json:"acr,omitempty"` // ACRFor(AMR)
 	Username  string   `json:"preferred_username,omitempty"`
 }
 
@@ -102,6 +104,7 @@ type grant struct {
 	scope    string
 	audience []string
 	authTime time.Time
+	amr      []string // how the user authenticated; nil for client grants
 }
 
 // TokenResponse is the RFC 6749 §5.1 answer.
@@ -134,6 +137,8 @@ func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err 
 		ClientID: g.client.ID, Scope: g.scope, Username: g.username}
 	if !g.authTime.IsZero() {
 		claims.AuthTime = g.authTime.Unix()
+		claims.AMR = MethodsOf(g.amr)
+		claims.ACR = ACRFor(claims.AMR)
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -269,7 +274,7 @@ func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool, famil
 		}
 		now := p.now().UTC()
 		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: uuid.NewString(),
-			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime,
+			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime, AMR: g.amr,
 			CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL)}); err != nil {
 			return nil, serverError(err)
 		}

@@ -29,6 +29,7 @@ type Store interface {
 	ThrottleStore
 	ConsentStore
 	PasskeyStore
+	SecondFactorStore
 
 	// Ping reports whether the store can serve requests (readiness probes).
 	Ping(ctx context.Context) error
@@ -128,7 +129,7 @@ type UserStore interface {
 	// order.
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser deletes a user, every refresh token whose Subject is the
-	// user's ID, the user's consents and the user's passkeys.
+	// user's ID, the user's consents, TOTP and recovery codes, and passkeys.
 	DeleteUser(ctx context.Context, id string) error
 	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
 	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error

@@ -291,15 +291,16 @@ func (s *Server) session(c echo.Context) (*idp.Session, error) {
 }
 
 // startSession logs u in with a brand-new session (never the one the browser
-// may have sent: no session fixation), ending the browser's previous one.
-func (s *Server) startSession(c echo.Context, u store.User) (*idp.Session, error) {
+// may have sent: no session fixation), authenticated now with the methods
+// amr (idp.StartSession), ending the browser's previous one.
+func (s *Server) startSession(c echo.Context, u store.User, amr []string) (*idp.Session, error) {
 	ctx := c.Request().Context()
 	if ck, err := c.Cookie(s.ui.sessionCookie); err == nil && ck.Value != "" {
 		if err := s.cfg.IDP.EndSession(ctx, ck.Value); err != nil {
 			return nil, err
 		}
 	}
-	token, sess, err := s.cfg.IDP.StartSession(ctx, u)
+	token, sess, err := s.cfg.IDP.StartSession(ctx, u, amr)
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +501,7 @@ func (s *Server) formLogin(c echo.Context) error {
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
 	}
-	sess, err := s.startSession(c, u)
+	sess, err := s.startSession(c, u, []string{idp.AMRPassword})
 	if err != nil {
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
@@ -568,7 +569,7 @@ func (s *Server) signupSubmit(c echo.Context) error {
 		return s.internalError(c, err)
 	}
 	s.cfg.Logger.Info("user signed up", "user_id", u.ID, "via", "form")
-	sess, err := s.startSession(c, u)
+	sess, err := s.startSession(c, u, []string{idp.AMRPassword})
 	if err != nil {
 		return s.internalError(c, err)
 	}

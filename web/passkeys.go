@@ -92,7 +92,7 @@ func (s *Server) passkeyLogin(c echo.Context) error {
 		s.loginFailed(c, LoginPasskey, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
 	}
-	sess, err := s.startSession(c, pl.User)
+	sess, err := s.startSession(c, pl.User, pl.Methods)
 	if err != nil {
 		s.loginFailed(c, LoginPasskey, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)

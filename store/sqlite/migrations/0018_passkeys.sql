@@ -1,4 +1,4 @@
--- 0016: passkeys (WebAuthn credentials) and the challenges of WebAuthn
+-- 0018: passkeys (WebAuthn credentials) and the challenges of WebAuthn
 -- ceremonies under way.
 --
 -- passkeys holds each credential record: id is the credential ID

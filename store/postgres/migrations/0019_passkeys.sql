@@ -1,5 +1,5 @@
--- 0017: passkeys (WebAuthn credentials) and the challenges of WebAuthn
--- ceremonies under way, as in the SQLite backend's 0016. Key columns use
+-- 0019: passkeys (WebAuthn credentials) and the challenges of WebAuthn
+-- ceremonies under way, as in the SQLite backend's 0018. Key columns use
 -- the "C" collation (byte order), as in 0002.
 CREATE TABLE passkeys (
     id                 TEXT COLLATE "C" NOT NULL PRIMARY KEY,
