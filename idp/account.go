@@ -51,7 +51,7 @@ func (p *Provider) UserSessions(ctx context.Context, cur *Session) ([]SessionInf
 	now := p.now()
 	out := make([]SessionInfo, 0, len(all))
 	for _, ss := range all {
-		if !p.live(ss, now) {
+		if ss.Pending || !p.live(ss, now) {
 			continue
 		}
 		out = append(out, SessionInfo{Handle: SessionHandle(ss.ID), CreatedAt: ss.CreatedAt, AuthTime: ss.AuthTime,

@@ -109,7 +109,7 @@ func grantConfig(t *testing.T) (idp.Config, *gtClock) {
 	return idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour,
 		Clients: gtClients(t), Store: st, Now: clock.Now, Logger: log,
 		Hasher: password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2)},
-		Issuer: gtIssuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signer: keys.Signer(),
+		Issuer: gtIssuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signer: keys.Signer(), Sealer: sealer,
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 3, Every: time.Minute}, 100)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 1000, Every: time.Millisecond}, 100))}, clock
 }

@@ -83,6 +83,15 @@ type Config struct {
 	UserThrottle store.Throttle // failed password attempts per username
 	IPThrottle   store.Throttle // ... and per client IP
 	HTTPClient   *http.Client   // for clients' jwks_uri
+
+	// Second factors (totp.go). Sealer seals TOTP secrets (the signing
+	// keys' key-encryption key); without one, TOTP enrolment is refused.
+	// SecondFactor is login.require_second_factor ("" is none); the
+	// password grant is refused for users with a second factor unless
+	// PasswordGrantWithSecondFactor.
+	Sealer                        SecretSealer
+	SecondFactor                  SecondFactorPolicy
+	PasswordGrantWithSecondFactor bool
 }
 
 // Provider implements the grants, browser sessions and token operations; its

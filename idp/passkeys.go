@@ -468,18 +468,3 @@ func (p *Provider) RemovePasskey(ctx context.Context, cur *Session, id string) e
 	p.log.Info("passkey removed", "user_id", cur.UserID, "passkey", PasskeyHandle(id), "by", "user")
 	return nil
 }
-
-// ResetPasskeys removes every passkey of the user login names (an operator
-// helping a user who lost the device) and returns how many.
-func (d *Directory) ResetPasskeys(ctx context.Context, login string) (int, error) {
-	u, err := d.UserByLogin(ctx, login)
-	if err != nil {
-		return 0, err
-	}
-	n, err := d.cfg.Store.DeleteUserPasskeys(ctx, u.ID)
-	if err != nil {
-		return 0, fmt.Errorf("remove passkeys of %s: %w", u.ID, err)
-	}
-	d.log.Info("passkeys removed", "user_id", u.ID, "count", n, "by", "operator")
-	return n, nil
-}

@@ -347,7 +347,14 @@ func TestPasskeyRegistration(t *testing.T) {
 	if _, err := e.kg.IDP.PasskeyCreationOptions(ctx, e.alice); !errors.Is(err, idp.ErrTooManyPasskeys) {
 		t.Errorf("options beyond the cap: %v, want ErrTooManyPasskeys", err)
 	}
-	if n, err := e.kg.IDP.Directory().ResetPasskeys(ctx, "alice"); n != idp.MaxPasskeysPerUser || err != nil {
-		t.Errorf("ResetPasskeys = %d, %v", n, err)
+	// An operator's reset (users reset-mfa) removes them all.
+	if had, err := e.kg.IDP.Directory().ResetSecondFactor(ctx, "alice"); !had || err != nil {
+		t.Errorf("ResetSecondFactor = %v, %v; want true", had, err)
+	}
+	if left, err := e.kg.IDP.UserPasskeys(ctx, e.alice); len(left) != 0 || err != nil {
+		t.Errorf("after the reset alice has passkeys %v (%v)", left, err)
+	}
+	if !strings.Contains(e.logs.String(), `"passkeys_removed":20`) {
+		t.Error("no audit line for the reset")
 	}
 }

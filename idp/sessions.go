@@ -100,6 +100,9 @@ func (p *Provider) Session(ctx context.Context, token string) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
+	if ss.Pending { // a login half done is no session
+		return nil, ErrNoSession
+	}
 	now := p.now()
 	end := func(why string) (*Session, error) {
 		if err := p.browser.DeleteSession(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
