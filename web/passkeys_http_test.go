@@ -101,6 +101,18 @@ func TestPasskeyHTTP(t *testing.T) {
 		t.Fatalf("passkey sign-in: %s", r)
 	}
 	brFormPage(t, other.get(t, "/account"), "alice's account page", "alice@example.com")
+
+	// An application demanding a multi-factor login (acr_values) gets a code
+	// at once from the passkey session; the password session must log in
+	// again.
+	verifier, challenge := brPKCE("passkey")
+	params := brAuthParams("webapp", brAppCB, challenge, "acr_values", "urn:keygate:acr:mfa")
+	code := e.wantCodeRedirect(t, other.get(t, "/authorize?"+params.Encode()), brAppCB, params.Get("state"))
+	tok := e.exchange(t, "webapp", code, brAppCB, verifier)
+	if _, claims := e.verifyIDToken(t, "webapp", tok.IDToken, tok.AccessToken); claims["acr"] != "urn:keygate:acr:phr" {
+		t.Errorf("id_token acr %v, want urn:keygate:acr:phr", claims["acr"])
+	}
+	brLoginPage(t, b.get(t, "/authorize?"+params.Encode()))
 }
 
 // TestPasskeysNeedADomain: with an issuer on an IP address (no WebAuthn RP
