@@ -116,14 +116,21 @@ func (p *Provider) issuerLabel() string {
 
 // HasSecondFactor reports whether the user has a confirmed second factor.
 func (p *Provider) HasSecondFactor(ctx context.Context, userID string) (bool, error) {
+	active, _, err := p.SecondFactorStatus(ctx, userID)
+	return active, err
+}
+
+// SecondFactorStatus reports whether the user has a confirmed TOTP and how
+// many unused recovery codes, for the account page.
+func (p *Provider) SecondFactorStatus(ctx context.Context, userID string) (active bool, recoveryLeft int, err error) {
 	t, err := p.cfg.Store.GetTOTP(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return false, 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read second factor of %s: %w", userID, err)
+		return false, 0, fmt.Errorf("read second factor of %s: %w", userID, err)
 	}
-	return t.Confirmed(), nil
+	return t.Confirmed(), t.RecoveryLeft, nil
 }
 
 // SecondFactorRequired reports whether the deployment's policy makes u

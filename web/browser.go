@@ -9,6 +9,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -65,7 +66,7 @@ func newBrowserUI(issuer string) (*browserUI, error) {
 	ui.cssVersion = hex.EncodeToString(sum[:6])
 	sum = sha256.Sum256(passkeysJS)
 	ui.jsVersion = hex.EncodeToString(sum[:6])
-	for _, page := range []string{"login", "signup", "account", "error", "consent", "logout"} {
+	for _, page := range []string{"login", "signup", "account", "error", "consent", "logout", "totp", "enrol", "recovery"} {
 		t, err := template.New(page).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", page, err)
@@ -98,6 +99,7 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 		e.POST("/logout", s.logout, csrf))
 	s.registerAccount(e, csrf)
 	s.registerPasskeys(e, csrf) // passkeys.go
+	s.registerSecondFactor(e, csrf)
 	s.registerConsent(e)
 	s.registerEndSession(e, csrf) // logout.go
 	e.GET("/static/style.css", s.stylesheet)
@@ -186,6 +188,7 @@ type pageData struct {
 	Logout      *logoutPage     // logout.go
 	Device      *deviceView     // the device verification page (device.go)
 	PasskeyList []passkeyRow    // account: the user's passkeys (passkeys.go)
+	TOTP        *totpView       // second factor pages and the account section (secondfactor.go)
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF
@@ -294,13 +297,21 @@ func (s *Server) session(c echo.Context) (*idp.Session, error) {
 // may have sent: no session fixation), authenticated now with the methods
 // amr (idp.StartSession), ending the browser's previous one.
 func (s *Server) startSession(c echo.Context, u store.User, amr []string) (*idp.Session, error) {
+	return s.replaceSession(c, func(ctx context.Context) (string, *idp.Session, error) {
+		return s.cfg.IDP.StartSession(ctx, u, amr)
+	})
+}
+
+// replaceSession ends the browser's session, if any, and sets the cookie
+// of the one start makes.
+func (s *Server) replaceSession(c echo.Context, start func(context.Context) (string, *idp.Session, error)) (*idp.Session, error) {
 	ctx := c.Request().Context()
 	if ck, err := c.Cookie(s.ui.sessionCookie); err == nil && ck.Value != "" {
 		if err := s.cfg.IDP.EndSession(ctx, ck.Value); err != nil {
 			return nil, err
 		}
 	}
-	token, sess, err := s.cfg.IDP.StartSession(ctx, u, amr)
+	token, sess, err := start(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -450,6 +461,14 @@ func (s *Server) loginPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "login", d)
 }
 
+// setRetryAfter sets Retry-After to wait in whole seconds, rounded up and
+// at least 1, and returns them.
+func setRetryAfter(c echo.Context, wait time.Duration) int {
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
+}
+
 // invalidLogin is the one message for a wrong username or password.
 const invalidLogin = "Invalid username or password."
 
@@ -485,12 +504,16 @@ func (s *Server) formLogin(c echo.Context) error {
 		return s.render(c, http.StatusOK, "login", d)
 	}
 	u, err := s.cfg.IDP.CheckPassword(r.Context(), username, pw, c.RealIP())
+	if err == nil {
+		if due, derr := s.secondFactorDue(c, u, ar, d); due || derr != nil {
+			return derr
+		}
+	}
 	var te *idp.ThrottledError
 	switch {
 	case errors.As(err, &te):
-		secs := max(1, int((te.RetryAfter+time.Second-1)/time.Second))
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusTooManyRequests, Message: "throttled"}, username, "")
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		secs := setRetryAfter(c, te.RetryAfter)
 		d.Error = fmt.Sprintf("Too many failed attempts. Try again in %d seconds.", secs)
 		return s.render(c, http.StatusTooManyRequests, "login", d)
 	case errors.Is(err, idp.ErrInvalidCredentials):
@@ -569,6 +592,9 @@ func (s *Server) signupSubmit(c echo.Context) error {
 		return s.internalError(c, err)
 	}
 	s.cfg.Logger.Info("user signed up", "user_id", u.ID, "via", "form")
+	if due, err := s.secondFactorDue(c, u, ar, pageData{Request: sealed, ReturnTo: returnTo, ClientName: d.ClientName}); due || err != nil {
+		return err
+	}
 	sess, err := s.startSession(c, u, []string{idp.AMRPassword})
 	if err != nil {
 		return s.internalError(c, err)

@@ -15,8 +15,6 @@ package web_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -69,7 +67,6 @@ func TestBrowserPasskeys(t *testing.T) {
 		GrantTypes: []string{idp.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}})
 	tab := newTab(t)
 	addVirtualAuthenticator(t, tab)
-	shots := os.Getenv("KEYGATE_UPDATE_SCREENSHOT") == "1"
 
 	// Log in with the password and register a passkey on the account page.
 	do(t, tab, "open /login", chromedp.Navigate(kg.URL+"/login"))
@@ -85,9 +82,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	if got := text(t, tab, "li.passkey"); !strings.Contains(got, "This laptop") || !strings.Contains(got, "never used") {
 		t.Errorf("the passkey is listed as %q", got)
 	}
-	if shots {
-		screenshot(t, tab, "account-passkeys.png", 1100)
-	}
+	screenshot(t, tab, "account-passkeys.png")
 
 	// Log out; the app's login offers the passkey; one touch signs in.
 	do(t, tab, "log out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
@@ -97,9 +92,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	if got := text(t, tab, "#passkey-login button"); got != "Sign in with a passkey" {
 		t.Errorf("passkey button %q", got)
 	}
-	if shots {
-		screenshot(t, tab, "login-passkey.png", 560)
-	}
+	screenshot(t, tab, "login-passkey.png")
 	do(t, tab, "sign in with the passkey", chromedp.Click(chromedp.CSS(`#passkey-login button`)), chromedp.WaitVisible(chromedp.CSS(`#result`)))
 	if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
 		t.Fatalf("relying party says %q", got)
@@ -147,19 +140,4 @@ func TestBrowserPasskeys(t *testing.T) {
 func startAt(t *testing.T, tab context.Context, url string) {
 	t.Helper()
 	do(t, tab, "open "+url, chromedp.Navigate("about:blank"), chromedp.Navigate(url))
-}
-
-// screenshot writes docs/name from the tab at a phone-ish width.
-func screenshot(t *testing.T, tab context.Context, name string, height int64) {
-	t.Helper()
-	do(t, tab, "size the viewport", chromedp.EmulateViewport(480, height, chromedp.EmulateScale(2)))
-	png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join("..", "docs", name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s (%d bytes)", path, len(png))
 }

@@ -1,11 +1,13 @@
 package web_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
 )
 
@@ -130,4 +132,45 @@ func TestPasskeysNeedADomain(t *testing.T) {
 		t.Errorf("options: %s, want 404 with a JSON error", r)
 	}
 	brWantPage(t, b.submit(t, "/login/passkey", login, "credential", "{}"), http.StatusBadRequest, "That passkey was not accepted.")
+}
+
+// TestPasskeySatisfiesSecondFactorPolicy: with login.require_second_factor
+// covering everyone, a password login stops at the second-factor step while
+// a passkey sign-in, multi-factor by itself, goes straight in.
+func TestPasskeySatisfiesSecondFactorPolicy(t *testing.T) {
+	t.Parallel()
+	e := newBrEnv(t, kgtest.Options{Localhost: true, SecondFactor: idp.SecondFactorAll})
+	ctx := t.Context()
+	alice, err := e.IDP.Directory().UserByLogin(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sess, err := e.IDP.StartSession(ctx, alice, []string{idp.AMRPassword, idp.AMROTP, idp.AMRMultiFactor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := kgtest.NewAuthenticator(t, e.URL, "localhost")
+	opts, err := e.IDP.PasskeyCreationOptions(ctx, sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(opts)
+	if _, err := e.IDP.RegisterPasskey(ctx, sess, "key", a.Create(t, raw)); err != nil {
+		t.Fatal(err)
+	}
+
+	b := e.browser(t)
+	login := brLoginPage(t, b.get(t, "/login"))
+	r := b.submit(t, "/login", login, "username", "alice", "password", brAlicePW)
+	if r.status == http.StatusSeeOther && r.location(t).Path == "/account" {
+		t.Fatalf("the password alone signed in despite the policy: %s", r)
+	}
+	b = e.browser(t)
+	login = brLoginPage(t, b.get(t, "/login"))
+	r = b.options(t, "/login/passkey/options", login.Get("csrf"), nil)
+	r = b.submit(t, "/login/passkey", login, "credential", string(a.Get(t, r.body)))
+	if r.status != http.StatusSeeOther || r.location(t).String() != "/account" {
+		t.Fatalf("passkey sign-in under the policy: %s", r)
+	}
+	brFormPage(t, b.get(t, "/account"), "alice's account page", "alice@example.com")
 }

@@ -70,6 +70,8 @@ type Options struct {
 	// Web, when set, adjusts the web server's configuration before it is
 	// built (e.g. TrustedProxies, MetricsElsewhere).
 	Web func(*web.Config)
+	// SecondFactor is login.require_second_factor ("" is none).
+	SecondFactor idp.SecondFactorPolicy
 }
 
 // Server is a running Keygate.
@@ -156,6 +158,7 @@ func Start(t testing.TB, o Options) *Server {
 		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log},
 		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(),
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
+		Sealer: sealer, SecondFactor: o.SecondFactor,
 		UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000))})
 	if err != nil {
 		t.Fatal(err)
