@@ -1,12 +1,19 @@
 package main
 
 import (
+	"html"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 )
 
 // secretOf is the client secret a command printed (see clientSecret).
@@ -146,5 +153,85 @@ func TestCLIManageUsers(t *testing.T) {
 	in.must(t, "users", "update", "alice", "--enable")
 	if st := tokenStatus(t, s, pw, "app", secret); st != 200 {
 		t.Errorf("password grant after --enable: %d", st)
+	}
+}
+
+// TestCLIResetMFA: a user who enrolled TOTP through the account page is
+// refused the password grant; `keygate users reset-mfa` removes the second
+// factor, and the grant works again.
+func TestCLIResetMFA(t *testing.T) {
+	in := newInitialized(t, "")
+	secret := secretOf(t, in.must(t, "clients", "add", "app", "--grant", "password", "--scope", "openid"))
+	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")
+	add.Env = append(os.Environ(), in.env...)
+	add.Stdin = strings.NewReader("correct horse battery staple\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("users add: %v\n%s", err, out)
+	}
+	s := in.serve(t)
+	pw := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"correct horse battery staple"}}
+	enrolTOTP(t, s.url, "alice", "correct horse battery staple")
+	if st := tokenStatus(t, s, pw, "app", secret); st != http.StatusBadRequest {
+		t.Errorf("password grant with a second factor: %d, want 400", st)
+	}
+	if out := in.must(t, "users", "reset-mfa", "alice"); !strings.Contains(out, "second factor of alice removed") {
+		t.Errorf("reset-mfa: %q", out)
+	}
+	if st := tokenStatus(t, s, pw, "app", secret); st != http.StatusOK {
+		t.Errorf("password grant after reset-mfa: %d, want 200", st)
+	}
+	if out := in.must(t, "users", "reset-mfa", "alice"); !strings.Contains(out, "has no second factor") {
+		t.Errorf("reset-mfa again: %q", out)
+	}
+	if _, errOut, err := in.run(t, nil, "users", "reset-mfa", "nobody"); err == nil {
+		t.Errorf("reset-mfa of an unknown user succeeded: %s", errOut)
+	}
+}
+
+// enrolTOTP logs user in through the HTML form of the server at base and
+// turns TOTP on from /account with a code computed here.
+func enrolTOTP(t *testing.T, base, user, pw string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	hiddenRE := regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+	post := func(path string, page []byte, kv ...string) []byte {
+		t.Helper()
+		form := url.Values{}
+		for _, m := range hiddenRE.FindAllSubmatch(page, -1) {
+			form.Set(string(m[1]), html.UnescapeString(string(m[2])))
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			form.Set(kv[i], kv[i+1])
+		}
+		res, err := c.PostForm(base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: %d\n%s", path, res.StatusCode, b)
+		}
+		return b
+	}
+	res, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	account := post("/login", page, "username", user, "password", pw) // redirected to /account
+	enrol := post("/account/totp/start", account)
+	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindSubmatch(enrol)
+	if m == nil {
+		t.Fatalf("no secret on the enrolment page:\n%s", enrol)
+	}
+	code, err := totp.GenerateCode(string(m[1]), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := post("/account/totp/confirm", enrol, "code", code); !strings.Contains(string(done), "recovery codes") {
+		t.Fatalf("confirmation:\n%s", done)
 	}
 }

@@ -116,6 +116,14 @@ type Login struct {
 	// more would only share the same cores and hold more memory. See
 	// HashConcurrency.
 	MaxConcurrent int `yaml:"max_concurrent_hashes"`
+	// RequireSecondFactor is who must have a second factor (TOTP): "none"
+	// (the default: users choose on /account), "admins" or "all". A user
+	// it covers who has none is sent to enrol right after the password.
+	RequireSecondFactor string `yaml:"require_second_factor"`
+	// PasswordGrantWithSecondFactor lets the password grant, which cannot
+	// carry a second factor, issue tokens to users who have one (or whom
+	// RequireSecondFactor covers); by default it refuses them.
+	PasswordGrantWithSecondFactor bool `yaml:"password_grant_with_second_factor"`
 }
 
 // HashConcurrency is the number of argon2id computations that may run at
@@ -489,6 +497,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
 	case l.MaxConcurrent < 0:
 		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, or 0 for the number of cores, got %d", l.MaxConcurrent)
+	case !slices.Contains([]string{"", "none", "admins", "all"}, l.RequireSecondFactor):
+		return fmt.Errorf("login.require_second_factor: must be none, admins or all, got %q", l.RequireSecondFactor)
 	}
 	if _, err := c.Server.MemoryLimitBytes(); err != nil {
 		return err

@@ -51,7 +51,7 @@ func (p *Provider) UserSessions(ctx context.Context, cur *Session) ([]SessionInf
 	now := p.now()
 	out := make([]SessionInfo, 0, len(all))
 	for _, ss := range all {
-		if !p.live(ss, now) {
+		if ss.Pending || !p.live(ss, now) {
 			continue
 		}
 		out = append(out, SessionInfo{Handle: SessionHandle(ss.ID), CreatedAt: ss.CreatedAt, AuthTime: ss.AuthTime,
@@ -88,16 +88,16 @@ func (p *Provider) EndUserSession(ctx context.Context, cur *Session, handle stri
 // authentication time and absolute expiry, so ending other sessions neither
 // claims a new login nor extends this one. It returns the new cookie value.
 func (p *Provider) EndOtherSessions(ctx context.Context, cur *Session) (token string, s *Session, err error) {
-	return p.rotateSessions(ctx, cur.User, cur.AuthTime, cur.ExpiresAt)
+	return p.rotateSessions(ctx, cur.User, cur.AuthTime, cur.AMR, cur.ExpiresAt)
 }
 
 // rotateSessions deletes every session of u and starts one for this browser,
-// authenticated at authTime and ending at expires.
-func (p *Provider) rotateSessions(ctx context.Context, u store.User, authTime, expires time.Time) (string, *Session, error) {
+// authenticated at authTime with the methods amr and ending at expires.
+func (p *Provider) rotateSessions(ctx context.Context, u store.User, authTime time.Time, amr []string, expires time.Time) (string, *Session, error) {
 	if _, err := p.browser.DeleteUserSessions(ctx, u.ID); err != nil {
 		return "", nil, fmt.Errorf("end sessions of %s: %w", u.ID, err)
 	}
-	return p.createSession(ctx, u, authTime, expires)
+	return p.createSession(ctx, u, authTime, MethodsOf(amr), expires)
 }
 
 // ChangePassword changes the password of cur's user. The current password
@@ -126,5 +126,6 @@ func (p *Provider) ChangePassword(ctx context.Context, cur *Session, current, ne
 	}
 	p.log.Info("password changed by its user", "user_id", u.ID)
 	now := p.now()
-	return p.rotateSessions(ctx, u, now, now.Add(p.cfg.SessionAbsoluteTimeout))
+	// The new session is authenticated now, by the password just checked.
+	return p.rotateSessions(ctx, u, now, []string{AMRPassword}, now.Add(p.cfg.SessionAbsoluteTimeout))
 }

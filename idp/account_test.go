@@ -28,7 +28,7 @@ func TestAccountSessionsAndPassword(t *testing.T) {
 		users[name] = u
 	}
 	start := func(name string) (string, *idp.Session) {
-		tok, s, err := pr.StartSession(ctx, users[name])
+		tok, s, err := pr.StartSession(ctx, users[name], nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,6 +42,7 @@ type AuthRequest struct {
 	Prompt        string `json:"prompt,omitempty"`         // "login", "none", ... as sent
 	MaxAge        string `json:"max_age,omitempty"`        // seconds, as sent
 	LoginHint     string `json:"login_hint,omitempty"`
+	ACRValues     string `json:"acr_values,omitempty"` // as sent; see RequiredACR
 
 	// Shown on the login page; not part of the request.
 	ClientName string `json:"-"`
@@ -52,11 +53,20 @@ func (ar *AuthRequest) prompts() []string { return strings.Fields(ar.Prompt) }
 // NoPrompt reports prompt=none: the user must not be shown any page.
 func (ar *AuthRequest) NoPrompt() bool { return slices.Contains(ar.prompts(), "none") }
 
-// NeedsLogin reports whether a session authenticated at authTime is not
-// good enough at now: prompt=login, or max_age exceeded (OIDC Core §3.1.2.1).
-// A nil session always needs a login.
+// RequiredACR is the authentication context class the login must reach for
+// this request: the weakest known value of acr_values ("" when none was
+// asked for). An app demanding ACRMultiFactor gets a second factor.
+func (ar *AuthRequest) RequiredACR() string { return requiredACR(ar.ACRValues) }
+
+// NeedsLogin reports whether a session is not good enough at now:
+// prompt=login, max_age exceeded (OIDC Core §3.1.2.1), or a login weaker
+// than acr_values asks for (then a fresh login, with the second factor,
+// follows). A nil session always needs a login.
 func (ar *AuthRequest) NeedsLogin(s *Session, now time.Time) bool {
 	if s == nil || slices.Contains(ar.prompts(), "login") {
+		return true
+	}
+	if !Satisfies(s.AMR, ar.RequiredACR()) {
 		return true
 	}
 	if ar.MaxAge != "" {
@@ -71,7 +81,7 @@ func (ar *AuthRequest) NeedsLogin(s *Session, now time.Time) bool {
 func (ar *AuthRequest) values() url.Values {
 	v := url.Values{"response_type": {"code"}, "client_id": {ar.ClientID}, "redirect_uri": {ar.RedirectURI}, "scope": {ar.Scope}}
 	for k, s := range map[string]string{"state": ar.State, "nonce": ar.Nonce, "prompt": ar.Prompt, "max_age": ar.MaxAge,
-		"login_hint": ar.LoginHint, "code_challenge": ar.CodeChallenge} {
+		"login_hint": ar.LoginHint, "code_challenge": ar.CodeChallenge, "acr_values": ar.ACRValues} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -234,6 +244,10 @@ func parseAuthorizeParams(c *Client, redirectURI string, params url.Values) (*Au
 			return nil, pageError("invalid_request", "max_age must be a number of seconds")
 		}
 	}
+	acrValues := params.Get("acr_values")
+	if len(acrValues) > maxACRValues {
+		return nil, pageError("invalid_request", "acr_values is longer than %d bytes", maxACRValues)
+	}
 	hint := params.Get("login_hint")
 	if len(hint) > 256 {
 		hint = ""
@@ -243,7 +257,8 @@ func parseAuthorizeParams(c *Client, redirectURI string, params url.Values) (*Au
 		name = c.ID
 	}
 	return &AuthRequest{ClientID: c.ID, RedirectURI: redirectURI, Scope: scope, State: params.Get("state"), Nonce: nonce,
-		CodeChallenge: challenge, Prompt: strings.Join(prompts, " "), MaxAge: maxAge, LoginHint: hint, ClientName: name}, nil
+		CodeChallenge: challenge, Prompt: strings.Join(prompts, " "), MaxAge: maxAge, LoginHint: hint, ACRValues: acrValues,
+		ClientName: name}, nil
 }
 
 // checkAuthorizeShape refuses repeated parameters, the request features
@@ -358,7 +373,7 @@ func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (
 	now := p.now().UTC()
 	if err := p.browser.CreateAuthCode(ctx, store.AuthCode{ID: digest(code), ClientID: ar.ClientID,
 		RedirectURI: ar.RedirectURI, UserID: s.UserID, SessionID: s.ID, Scope: ar.Scope, Nonce: ar.Nonce, CodeChallenge: ar.CodeChallenge,
-		AuthTime: s.AuthTime, CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}, MaxCodesPerSession); err != nil {
+		AuthTime: s.AuthTime, AMR: MethodsOf(s.AMR), CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}, MaxCodesPerSession); err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
 	v := url.Values{"code": {code}, "iss": {p.cfg.Issuer}}

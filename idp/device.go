@@ -221,7 +221,7 @@ func (p *Provider) DecideDevice(ctx context.Context, sess *Session, code, ip str
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.cfg.Store.DecideDeviceCode(ctx, dr.id, approve, sess.User.ID, sess.AuthTime, p.now().UTC())
+	_, err = p.cfg.Store.DecideDeviceCode(ctx, dr.id, approve, sess.User.ID, sess.AuthTime, MethodsOf(sess.AMR), p.now().UTC())
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		return nil, ErrUnknownUserCode
 	}

@@ -40,7 +40,7 @@ func (e *grantEnv) authorizeDevice(t *testing.T, client, scope string) *idp.Devi
 func (e *grantEnv) decide(t *testing.T, userCode string, approve bool) {
 	t.Helper()
 	ctx := context.Background()
-	_, s, err := e.p.StartSession(ctx, e.alice)
+	_, s, err := e.p.StartSession(ctx, e.alice, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestUserCodeGuessing(t *testing.T) {
 	e := newDeviceEnv(t)
 	ctx := context.Background()
 	da := e.authorizeDevice(t, "tv", "openid")
-	_, s, err := e.p.StartSession(ctx, e.alice)
+	_, s, err := e.p.StartSession(ctx, e.alice, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,12 +112,12 @@ func checkVerifier(ac store.AuthCode, c *Client, verifier string) error {
 // codeTokens makes the access and ID tokens of a code, and a refresh token
 // (stored, in a new family) when the client may refresh.
 func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client, u store.User, now time.Time, jkt string) (res *TokenResponse, family string, claims AccessClaims, err error) {
-	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime, jkt: jkt}
+	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime, amr: ac.AMR, jkt: jkt}
 	at, claims, err := p.issueAccess(g)
 	if err != nil {
 		return nil, "", claims, serverError(err)
 	}
-	idt, err := p.issueIDToken(c, u, ac.Scope, ac.Nonce, ac.AuthTime, at)
+	idt, err := p.issueIDToken(c, u, ac.Scope, ac.Nonce, ac.AuthTime, ac.AMR, at)
 	if err != nil {
 		return nil, "", claims, serverError(err)
 	}
@@ -132,7 +132,7 @@ func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client,
 		family = uuid.NewString()
 		t := now.UTC()
 		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: family, ClientID: c.ID,
-			Subject: u.ID, Scope: ac.Scope, AuthTime: ac.AuthTime, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL),
+			Subject: u.ID, Scope: ac.Scope, AuthTime: ac.AuthTime, AMR: ac.AMR, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL),
 			DPoPJKT: refreshBinding(g)}); err != nil {
 			return nil, "", claims, serverError(err)
 		}

@@ -109,12 +109,12 @@ func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Clie
 			return nil, invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
 		}
 	}
-	res, err := p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime, jkt: jkt}, true, "")
+	res, err := p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime, amr: d.AMR, jkt: jkt}, true, "")
 	if err != nil {
 		return nil, err
 	}
 	if slices.Contains(strings.Fields(d.Scope), "openid") {
-		if res.IDToken, err = p.issueIDToken(c, u, d.Scope, "", d.AuthTime, res.AccessToken); err != nil {
+		if res.IDToken, err = p.issueIDToken(c, u, d.Scope, "", d.AuthTime, d.AMR, res.AccessToken); err != nil {
 			return nil, serverError(err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/keygate/keygate/store"
 )
 
 // passwordGrant is the resource owner password credentials grant (RFC 6749
@@ -22,7 +24,32 @@ func (p *Provider) passwordGrant(ctx context.Context, r *Request, c *Client) (*T
 	if err != nil {
 		return nil, loginError(err)
 	}
-	return p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: scope, authTime: p.now(), jkt: r.dpopJKT}, true, "")
+	if err := p.passwordOnlyAllowed(ctx, u); err != nil {
+		return nil, err
+	}
+	return p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: scope, authTime: p.now(),
+		amr: []string{AMRPassword}, jkt: r.dpopJKT}, true, "")
+}
+
+// passwordOnlyAllowed refuses the password grant, which can carry no second
+// factor, to a user who has one or whom the policy requires to have one,
+// unless the deployment allows it (login.password_grant_with_second_factor).
+// It runs after the password check, so the refusal tells only someone who
+// knows the password that the account has a second factor.
+func (p *Provider) passwordOnlyAllowed(ctx context.Context, u store.User) error {
+	if p.cfg.PasswordGrantWithSecondFactor {
+		return nil
+	}
+	has, err := p.HasSecondFactor(ctx, u.ID)
+	if err != nil {
+		return serverError(err)
+	}
+	if has || p.SecondFactorRequired(u) {
+		p.log.Info("password grant refused: the user has or needs a second factor", "user_id", u.ID)
+		return invalidGrant("this user signs in with a second factor, which the password grant cannot carry; " +
+			"use the authorization code flow (or the device flow)")
+	}
+	return nil
 }
 
 // loginError maps CheckPassword's errors to OAuth answers.

@@ -61,14 +61,14 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 		return nil, serverError(err)
 	}
 	next := store.RefreshToken{ID: id, FamilyID: old.FamilyID, ClientID: old.ClientID, Subject: old.Subject, Scope: old.Scope,
-		Audience: old.Audience, AuthTime: old.AuthTime, CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: old.DPoPJKT}
+		Audience: old.Audience, AuthTime: old.AuthTime, AMR: old.AMR, CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: old.DPoPJKT}
 	if err := p.cfg.Store.RotateRefreshToken(ctx, old.ID, now, next); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
 			return nil, serverError(err)
 		}
 		return nil, p.refreshRefused(ctx, old.ID)
 	}
-	g := grant{client: c, subject: old.Subject, scope: scope, audience: old.Audience, authTime: old.AuthTime, jkt: r.dpopJKT}
+	g := grant{client: c, subject: old.Subject, scope: scope, audience: old.Audience, authTime: old.AuthTime, amr: old.AMR, jkt: r.dpopJKT}
 	if user != nil {
 		g.username = user.Username
 	}
@@ -92,7 +92,7 @@ func (p *Provider) refreshIDToken(c *Client, u *store.User, old store.RefreshTok
 	if u == nil || old.AuthTime.IsZero() || !slices.Contains(strings.Fields(old.Scope), "openid") {
 		return "", nil
 	}
-	return p.issueIDToken(c, *u, scope, "", old.AuthTime, accessToken)
+	return p.issueIDToken(c, *u, scope, "", old.AuthTime, old.AMR, accessToken)
 }
 
 // refreshRefused explains a failed rotation; a spent token presented again

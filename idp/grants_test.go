@@ -109,7 +109,7 @@ func grantConfig(t *testing.T) (idp.Config, *gtClock) {
 	return idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour,
 		Clients: gtClients(t), Store: st, Now: clock.Now, Logger: log,
 		Hasher: password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 2)},
-		Issuer: gtIssuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signer: keys.Signer(),
+		Issuer: gtIssuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signer: keys.Signer(), Sealer: sealer,
 		UserThrottle: throttle.Local(throttle.New(throttle.Limits{Burst: 3, Every: time.Minute}, 100)),
 		IPThrottle:   throttle.Local(throttle.New(throttle.Limits{Burst: 1000, Every: time.Millisecond}, 100))}, clock
 }
@@ -177,6 +177,12 @@ func wantError(t *testing.T, what string, err error, code, desc string) {
 // ValidateAccessToken's business).
 func unverifiedClaims(t *testing.T, token string) idp.AccessClaims {
 	t.Helper()
+	return jwtPayload[idp.AccessClaims](t, token)
+}
+
+// jwtPayload decodes a JWT's payload into a T, unverified.
+func jwtPayload[T any](t *testing.T, token string) T {
+	t.Helper()
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT: %q", token)
@@ -185,7 +191,7 @@ func unverifiedClaims(t *testing.T, token string) idp.AccessClaims {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c idp.AccessClaims
+	var c T
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
@@ -358,6 +364,14 @@ func TestRefreshRotation(t *testing.T) {
 // issueCode runs /authorize for alice and returns the code.
 func (e *grantEnv) issueCode(t *testing.T, client, redirect, challenge string) string {
 	t.Helper()
+	code, _ := e.issueCodeWith(t, client, redirect, challenge, nil)
+	return code
+}
+
+// issueCodeWith is issueCode for a session of alice started with the
+// methods amr; it returns the session too.
+func (e *grantEnv) issueCodeWith(t *testing.T, client, redirect, challenge string, amr []string) (string, *idp.Session) {
+	t.Helper()
 	ctx := context.Background()
 	params := url.Values{"client_id": {client}, "redirect_uri": {redirect}, "response_type": {"code"},
 		"scope": {"openid read"}, "state": {"xyz"}, "nonce": {"n-1"}}
@@ -369,7 +383,7 @@ func (e *grantEnv) issueCode(t *testing.T, client, redirect, challenge string) s
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, s, err := e.p.StartSession(ctx, e.alice)
+	_, s, err := e.p.StartSession(ctx, e.alice, amr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +395,7 @@ func (e *grantEnv) issueCode(t *testing.T, client, redirect, challenge string) s
 	if err != nil || u.Query().Get("code") == "" || u.Query().Get("state") != "xyz" || u.Query().Get("iss") != gtIssuer {
 		t.Fatalf("redirect %q: want code, state and iss", loc)
 	}
-	return u.Query().Get("code")
+	return u.Query().Get("code"), s
 }
 
 func s256(verifier string) string {

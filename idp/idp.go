@@ -9,6 +9,7 @@ package idp
 import (
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -84,6 +85,14 @@ type Config struct {
 	HTTPClient   *http.Client   // for clients' jwks_uri
 
 	DPoP DPoPConfig // proof-of-possession (RFC 9449): nonces and the iat window
+	// Second factors (totp.go). Sealer seals TOTP secrets (the signing
+	// keys' key-encryption key); without one, TOTP enrolment is refused.
+	// SecondFactor is login.require_second_factor ("" is none); the
+	// password grant is refused for users with a second factor unless
+	// PasswordGrantWithSecondFactor.
+	Sealer                        SecretSealer
+	SecondFactor                  SecondFactorPolicy
+	PasswordGrantWithSecondFactor bool
 }
 
 // Provider implements the grants, browser sessions and token operations; its
@@ -102,6 +111,8 @@ type Provider struct {
 	hints             *jwks.Verifier // RP-initiated logout's id_token_hint (logout.go)
 
 	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
+
+	rp *webauthn.WebAuthn // the WebAuthn relying party; nil when the issuer's host cannot be an RP ID (passkeys.go)
 }
 
 // New checks cfg, builds the Directory from cfg.DirectoryConfig, and returns
@@ -120,6 +131,9 @@ func New(cfg Config) (*Provider, error) {
 	cfg.DirectoryConfig = dir.cfg // with its defaults
 	p := &Provider{cfg: cfg, dir: dir, now: dir.now, log: dir.log}
 	p.initBrowser()
+	if p.rp, err = newRelyingParty(cfg.Issuer); err != nil {
+		return nil, err
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}

@@ -24,6 +24,8 @@ type IDClaims struct {
 	Expiry   int64    `json:"exp"`
 	IssuedAt int64    `json:"iat"`
 	AuthTime int64    `json:"auth_time"`
+	AMR      []string `json:"amr"` // RFC 8176 methods of the login
+	ACR      string   `json:"acr"` // ACRFor(AMR): urn:keygate:acr:pwd, :mfa or :phr
 	Nonce    string   `json:"nonce,omitempty"`
 	AtHash   string   `json:"at_hash,omitempty"`
 	UserClaims
@@ -65,11 +67,13 @@ func atHash(alg, accessToken string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 }
 
-// issueIDToken signs an ID token for u, issued to client c.
-func (p *Provider) issueIDToken(c *Client, u store.User, scope, nonce string, authTime time.Time, accessToken string) (string, error) {
+// issueIDToken signs an ID token for u, issued to client c, of a login at
+// authTime with the methods amr.
+func (p *Provider) issueIDToken(c *Client, u store.User, scope, nonce string, authTime time.Time, amr []string, accessToken string) (string, error) {
 	now := p.now()
+	amr = MethodsOf(amr)
 	claims := IDClaims{Issuer: p.cfg.Issuer, Subject: u.ID, Audience: Audience{c.ID}, IssuedAt: now.Unix(),
-		Expiry: now.Add(p.cfg.IDTokenTTL).Unix(), AuthTime: authTime.Unix(), Nonce: nonce,
+		Expiry: now.Add(p.cfg.IDTokenTTL).Unix(), AuthTime: authTime.Unix(), AMR: amr, ACR: ACRFor(amr), Nonce: nonce,
 		UserClaims: ClaimsFor(u, scope)}
 	if accessToken != "" {
 		claims.AtHash = atHash(c.SigningAlg, accessToken)

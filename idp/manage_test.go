@@ -149,7 +149,7 @@ func TestDisabledUserRefused(t *testing.T) {
 	ctx := context.Background()
 	before := e.passwordGrant(t, "app")
 	code := e.issueCode(t, "app", gtRedirect, "")
-	sessToken, _, err := e.p.StartSession(ctx, e.alice)
+	sessToken, _, err := e.p.StartSession(ctx, e.alice, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

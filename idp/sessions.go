@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/store"
@@ -54,26 +55,30 @@ type Session struct {
 const maxSessionToken = 128
 
 // StartSession logs u in: a new session with a fresh random 256-bit id,
-// authenticated now. The returned token is the cookie value; only its digest
-// is stored. Every login gets a new id, whatever cookie the browser sent, so
-// a value planted before login is never the session after it (no fixation).
-func (p *Provider) StartSession(ctx context.Context, u store.User) (token string, s *Session, err error) {
+// authenticated now with the methods amr (RFC 8176 values, see authn.go;
+// nil is a password login). It is the one entry point of every login
+// method: the password form, the TOTP step, passkeys. The returned token is
+// the cookie value; only its digest is stored. Every login gets a new id,
+// whatever cookie the browser sent, so a value planted before login is never
+// the session after it (no fixation). The methods travel from the session to
+// the codes and tokens issued from it, as "amr" and "acr".
+func (p *Provider) StartSession(ctx context.Context, u store.User, amr []string) (token string, s *Session, err error) {
 	now := p.now().UTC()
-	return p.createSession(ctx, u, now, now.Add(p.cfg.SessionAbsoluteTimeout))
+	return p.createSession(ctx, u, now, MethodsOf(amr), now.Add(p.cfg.SessionAbsoluteTimeout))
 }
 
 // createSession stores a new session of u with a fresh random id,
-// authenticated at authTime and ending at expires, and returns its cookie
-// value.
-func (p *Provider) createSession(ctx context.Context, u store.User, authTime, expires time.Time) (token string, s *Session, err error) {
+// authenticated at authTime with the methods amr and ending at expires, and
+// returns its cookie value.
+func (p *Provider) createSession(ctx context.Context, u store.User, authTime time.Time, amr []string, expires time.Time) (token string, s *Session, err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", nil, fmt.Errorf("generate session id: %w", err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(b)
 	now := p.now().UTC()
-	ss := store.Session{ID: digest(token), UserID: u.ID, AuthTime: authTime.UTC(), CreatedAt: now, LastSeen: now,
-		ExpiresAt: expires.UTC()}
+	ss := store.Session{ID: digest(token), UserID: u.ID, AuthTime: authTime.UTC(), AMR: slices.Clone(amr), CreatedAt: now,
+		LastSeen: now, ExpiresAt: expires.UTC()}
 	if err := p.browser.CreateSession(ctx, ss); err != nil {
 		return "", nil, fmt.Errorf("create session: %w", err)
 	}
@@ -94,6 +99,9 @@ func (p *Provider) Session(ctx context.Context, token string) (*Session, error) 
 	}
 	if err != nil {
 		return nil, err
+	}
+	if ss.Pending { // a login half done is no session
+		return nil, ErrNoSession
 	}
 	now := p.now()
 	end := func(why string) (*Session, error) {

@@ -72,6 +72,8 @@ type AccessClaims struct {
 	ClientID  string   `json:"client_id"`
 	Scope     string   `json:"scope,omitempty"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
+	AMR       []string `json:"amr,omitempty"` // how the user authenticated (RFC 9068 §2.2.1); user grants only
+	ACR       string   `json:"acr,omitempty"` // ACRFor(AMR)
 	Username  string   `json:"preferred_username,omitempty"`
 	// Confirmation binds the token to the client's DPoP key (RFC 9449
 	// §6.1); nil for a bearer token.
@@ -105,7 +107,8 @@ type grant struct {
 	scope    string
 	audience []string
 	authTime time.Time
-	jkt      string // the DPoP key the token is bound to; "" for a bearer token
+	jkt      string   // the DPoP key the token is bound to; "" for a bearer token
+	amr      []string // how the user authenticated; nil for client grants
 }
 
 // TokenResponse is the RFC 6749 §5.1 answer.
@@ -138,6 +141,8 @@ func (p *Provider) issueAccess(g grant) (token string, claims AccessClaims, err 
 		ClientID: g.client.ID, Scope: g.scope, Username: g.username}
 	if !g.authTime.IsZero() {
 		claims.AuthTime = g.authTime.Unix()
+		claims.AMR = MethodsOf(g.amr)
+		claims.ACR = ACRFor(claims.AMR)
 	}
 	if g.jkt != "" {
 		claims.Confirmation = &Confirmation{JKT: g.jkt}
@@ -284,7 +289,7 @@ func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool, famil
 		}
 		now := p.now().UTC()
 		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: uuid.NewString(),
-			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime,
+			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime, AMR: g.amr,
 			CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: refreshBinding(g)}); err != nil {
 			return nil, serverError(err)
 		}

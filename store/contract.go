@@ -28,6 +28,8 @@ type Store interface {
 	DeviceStore
 	ThrottleStore
 	ConsentStore
+	PasskeyStore
+	SecondFactorStore
 
 	// Ping reports whether the store can serve requests (readiness probes).
 	Ping(ctx context.Context) error
@@ -127,7 +129,7 @@ type UserStore interface {
 	// order.
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser deletes a user, every refresh token whose Subject is the
-	// user's ID, and the user's consents.
+	// user's ID, the user's consents, TOTP and recovery codes, and passkeys.
 	DeleteUser(ctx context.Context, id string) error
 	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
 	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
@@ -233,9 +235,9 @@ type BrowserStore interface {
 	// many replicas, exactly one succeeds.
 	RedeemAuthCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (AuthCode, error)
 
-	// PruneBrowser deletes sessions, authorization codes and device codes
-	// (DeviceStore) whose ExpiresAt is at or before now, and returns how many
-	// rows it deleted.
+	// PruneBrowser deletes sessions, authorization codes, device codes
+	// (DeviceStore) and WebAuthn challenges (PasskeyStore) whose ExpiresAt is
+	// at or before now, and returns how many rows it deleted.
 	PruneBrowser(ctx context.Context, now time.Time) (int64, error)
 }
 

@@ -34,6 +34,7 @@ type DeviceCode struct {
 	Status     DeviceStatus
 	UserID     string        // who approved or denied; empty while pending
 	AuthTime   time.Time     // when that user authenticated
+	AMR        []string      // how that user authenticated (the session's AMR)
 	Interval   time.Duration // the minimum time between two polls, grown by slow_down
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
@@ -56,12 +57,12 @@ type DeviceStore interface {
 	// userCode, in any state, expired or not.
 	GetDeviceCodeByUserCode(ctx context.Context, userCode string) (DeviceCode, error)
 	// DecideDeviceCode approves (or denies) the device code id for userID,
-	// who authenticated at authTime: Status, UserID, AuthTime and
-	// DecidedAt = now, and returns the code as stored. Only a pending code
+	// who authenticated at authTime with the methods amr: Status, UserID,
+	// AuthTime, AMR and DecidedAt = now, and returns the code as stored. Only a pending code
 	// that expires after now can be decided: otherwise the error wraps
 	// ErrConflict (ErrNotFound if there is no such code) and nothing is
 	// written. Of concurrent decisions exactly one succeeds.
-	DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime, now time.Time) (DeviceCode, error)
+	DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime time.Time, amr []string, now time.Time) (DeviceCode, error)
 	// RecordDevicePoll sets LastPollAt = now and Interval = interval on the
 	// device code id, but only if its LastPollAt is still prev (zero for
 	// none): of concurrent polls that read one prev, exactly one records;

@@ -156,6 +156,7 @@ type RefreshToken struct {
 	Scope     string
 	Audience  []string
 	AuthTime  time.Time
+	AMR       []string // how the user authenticated (RFC 8176 values); nil for client grants
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until exchanged
@@ -174,10 +175,16 @@ type RefreshToken struct {
 type Session struct {
 	ID        string    // hex SHA-256 of the cookie value
 	UserID    string    // the user who logged in
-	AuthTime  time.Time // when the user entered their password (OIDC auth_time)
+	AuthTime  time.Time // when the user authenticated (OIDC auth_time)
+	AMR       []string  // how: RFC 8176 authentication method references, e.g. ["pwd", "otp", "mfa"]
 	CreatedAt time.Time
 	LastSeen  time.Time // last request seen with this session
 	ExpiresAt time.Time // absolute expiry
+
+	// Pending marks a login half done: the password was right, a second
+	// factor is still due. It is no session: it only lets its holder
+	// finish the login, for the short time until ExpiresAt.
+	Pending bool
 }
 
 // MaxUserSessions bounds what ListUserSessions returns, so that a user with
@@ -199,6 +206,7 @@ type AuthCode struct {
 	Nonce         string    // OIDC nonce, copied into the id_token; may be empty
 	CodeChallenge string    // PKCE S256 challenge; empty when the client sent none
 	AuthTime      time.Time // when the user authenticated
+	AMR           []string  // how the user authenticated (the session's AMR)
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	UsedAt        time.Time // zero until redeemed

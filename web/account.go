@@ -35,10 +35,14 @@ type sessionRow struct {
 // accountNotices are the confirmations /account shows after a redirect,
 // by the "done" parameter: fixed texts, never anything the request carries.
 var accountNotices = map[string]string{
-	"password":       "Your password has been changed. Every other session has ended, and applications must sign in again.",
-	"session-ended":  "The session has ended.",
-	"others-ended":   "Every other session has ended.",
-	"nothing-to-end": "There were no other sessions.",
+	"password":        "Your password has been changed. Every other session has ended, and applications must sign in again.",
+	"session-ended":   "The session has ended.",
+	"others-ended":    "Every other session has ended.",
+	"nothing-to-end":  "There were no other sessions.",
+	"totp-on":         "Two-factor authentication is on. You will enter a code from your app after your password.",
+	"totp-off":        "Two-factor authentication is off.",
+	"passkey-added":   "Your passkey has been added. You can now log in with it.",
+	"passkey-removed": "The passkey has been removed.",
 }
 
 func (s *Server) registerAccount(e *echo.Echo, csrf echo.MiddlewareFunc) {
@@ -65,6 +69,12 @@ func (s *Server) renderAccount(c echo.Context, status int, sess *idp.Session, d 
 	}
 	d.Title, d.User, d.Account = "Your account", sess.User, v
 	if err := s.accountApps(c, sess, &d); err != nil {
+		return s.internalError(c, err)
+	}
+	if err := s.accountTOTP(c, sess, &d); err != nil {
+		return s.internalError(c, err)
+	}
+	if err := s.accountPasskeys(c, sess, &d); err != nil {
 		return s.internalError(c, err)
 	}
 	return s.render(c, status, "account", d)

@@ -120,6 +120,7 @@ func (s *Server) adminManageRoutes(admin *echo.Group) {
 	admin.POST("/clients/:id/rotate-secret", s.adminRotateSecret)
 	admin.GET("/users", s.adminListUsers)
 	admin.PATCH("/users/:login", s.adminPatchUser)
+	admin.POST("/users/:login/reset-mfa", s.adminResetMFA)
 }
 
 // AdminClientView is a client as the admin API shows it: effective values, and
@@ -342,6 +343,18 @@ func (s *Server) adminListUsers(c echo.Context) error {
 		out = append(out, userView(u))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"users": out})
+}
+
+// adminResetMFA is POST /admin/users/{login}/reset-mfa: it removes the
+// user's second factor (TOTP and recovery codes), as `keygate users
+// reset-mfa` does, and answers {"user": ..., "removed": true|false}.
+func (s *Server) adminResetMFA(c echo.Context) error {
+	had, err := s.dir.ResetSecondFactor(c.Request().Context(), c.Param("login"))
+	if err != nil {
+		return manageError(err)
+	}
+	s.cfg.Logger.Info("admin API: second factor reset", "login", c.Param("login"), "removed", had, "remote_ip", c.RealIP())
+	return c.JSON(http.StatusOK, map[string]any{"user": c.Param("login"), "removed": had})
 }
 
 // adminPatchUser is PATCH /admin/users/{login} (username or email) with any

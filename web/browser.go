@@ -9,6 +9,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -34,10 +35,14 @@ var templateFiles embed.FS
 //go:embed static/style.css
 var styleCSS []byte
 
+//go:embed static/passkeys.js
+var passkeysJS []byte
+
 // browserUI is the browser pages' configuration, built once by New.
 type browserUI struct {
 	pages         map[string]*template.Template
 	cssVersion    string // content hash, so the stylesheet can be cached for long
+	jsVersion     string // the same for the passkey script
 	secure        bool   // the issuer is https: cookies are Secure
 	sessionCookie string
 	csrfCookie    string
@@ -59,7 +64,9 @@ func newBrowserUI(issuer string) (*browserUI, error) {
 	}
 	sum := sha256.Sum256(styleCSS)
 	ui.cssVersion = hex.EncodeToString(sum[:6])
-	for _, page := range []string{"login", "signup", "account", "error", "consent", "logout"} {
+	sum = sha256.Sum256(passkeysJS)
+	ui.jsVersion = hex.EncodeToString(sum[:6])
+	for _, page := range []string{"login", "signup", "account", "error", "consent", "logout", "totp", "enrol", "recovery"} {
 		t, err := template.New(page).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", page, err)
@@ -91,6 +98,8 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 		e.GET("/account", s.account, csrf),
 		e.POST("/logout", s.logout, csrf))
 	s.registerAccount(e, csrf)
+	s.registerPasskeys(e, csrf) // passkeys.go
+	s.registerSecondFactor(e, csrf)
 	s.registerConsent(e)
 	s.registerEndSession(e, csrf) // logout.go
 	e.GET("/static/style.css", s.stylesheet)
@@ -104,9 +113,14 @@ func (s *Server) registerBrowser(e *echo.Echo, signupLimit echo.MiddlewareFunc) 
 // cross-site POST is refused outright) and the token is always required, so
 // a proxy that strips the header cannot break logins, and every form carries
 // a real token.
-func (s *Server) csrfMiddleware() echo.MiddlewareFunc {
-	mw := middleware.CSRFWithConfig(middleware.CSRFConfig{
-		TokenLookup:    "form:csrf",
+func (s *Server) csrfMiddleware() echo.MiddlewareFunc { return s.csrfWith("form:csrf") }
+
+// csrfWith is the CSRF middleware with the token looked up as lookup says
+// (Echo's TokenLookup: "form:csrf", or a header for the passkey script's
+// JSON requests); the cookie is the same.
+func (s *Server) csrfWith(lookup string) echo.MiddlewareFunc {
+	return s.csrfCheck(middleware.CSRFWithConfig(middleware.CSRFConfig{
+		TokenLookup:    lookup,
 		ContextKey:     "csrf",
 		CookieName:     s.ui.csrfCookie,
 		CookiePath:     "/",
@@ -117,7 +131,12 @@ func (s *Server) csrfMiddleware() echo.MiddlewareFunc {
 		ErrorHandler: func(err error, c echo.Context) error {
 			return s.csrfFailed(c)
 		},
-	})
+	}))
+}
+
+// csrfCheck wraps Echo's CSRF middleware mw with the Fetch Metadata check:
+// a cross-site POST is refused whatever token it carries.
+func (s *Server) csrfCheck(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		h := mw(next)
 		return func(c echo.Context) error {
@@ -145,45 +164,51 @@ func (s *Server) csrfFailed(c echo.Context) error {
 
 // pageData is what the templates see.
 type pageData struct {
-	Title      string
-	CSSVersion string
-	CSRF       string
-	Error      string
-	Notice     string
-	ClientName string
-	Request    string // a sealed authorization request
-	ReturnTo   string // a local path to continue to
-	SignupURL  string
-	LoginURL   string
-	Username   string
-	Email      string
-	Name       string
-	Field      map[string]string // signup: problem per field
-	User       store.User
-	Account    *accountView    // the account page: sessions
-	Scopes     []idp.ScopeInfo // consent: what the app asks for
-	Apps       []idp.AppAccess // account: apps with access
-	AppsNotice string          // account: an app's access was revoked
-	Logout     *logoutPage     // logout.go
-	Device     *deviceView     // the device verification page (device.go)
+	Title       string
+	CSSVersion  string
+	JSVersion   string // the passkey script's content hash
+	Passkeys    bool   // passkeys are available: the login page offers them
+	CSRF        string
+	Error       string
+	Notice      string
+	ClientName  string
+	Request     string // a sealed authorization request
+	ReturnTo    string // a local path to continue to
+	SignupURL   string
+	LoginURL    string
+	Username    string
+	Email       string
+	Name        string
+	Field       map[string]string // signup: problem per field
+	User        store.User
+	Account     *accountView    // the account page: sessions
+	Scopes      []idp.ScopeInfo // consent: what the app asks for
+	Apps        []idp.AppAccess // account: apps with access
+	AppsNotice  string          // account: an app's access was revoked
+	Logout      *logoutPage     // logout.go
+	Device      *deviceView     // the device verification page (device.go)
+	PasskeyList []passkeyRow    // account: the user's passkeys (passkeys.go)
+	TOTP        *totpView       // second factor pages and the account section (secondfactor.go)
 }
 
 // setPageHeaders applies to every HTML page: no caching (pages carry CSRF
 // tokens and personal data), no framing (clickjacking), a strict content
-// security policy (the pages need nothing but their stylesheet), and no
+// security policy (the pages need nothing but their stylesheet and the
+// same-origin passkey script, which fetches only from this origin), and no
 // Referer leaving the site. No form-action directive: a successful login
 // redirects to the client's redirect URI, which browsers would check
 // against it.
 func setPageHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 }
 
 func (s *Server) render(c echo.Context, status int, page string, d pageData) error {
-	d.CSSVersion = s.ui.cssVersion
+	d.CSSVersion, d.JSVersion = s.ui.cssVersion, s.ui.jsVersion
+	d.Passkeys = s.cfg.IDP.PasskeysEnabled()
 	if d.CSRF == "" {
 		d.CSRF, _ = c.Get("csrf").(string)
 	}
@@ -269,15 +294,24 @@ func (s *Server) session(c echo.Context) (*idp.Session, error) {
 }
 
 // startSession logs u in with a brand-new session (never the one the browser
-// may have sent: no session fixation), ending the browser's previous one.
-func (s *Server) startSession(c echo.Context, u store.User) (*idp.Session, error) {
+// may have sent: no session fixation), authenticated now with the methods
+// amr (idp.StartSession), ending the browser's previous one.
+func (s *Server) startSession(c echo.Context, u store.User, amr []string) (*idp.Session, error) {
+	return s.replaceSession(c, func(ctx context.Context) (string, *idp.Session, error) {
+		return s.cfg.IDP.StartSession(ctx, u, amr)
+	})
+}
+
+// replaceSession ends the browser's session, if any, and sets the cookie
+// of the one start makes.
+func (s *Server) replaceSession(c echo.Context, start func(context.Context) (string, *idp.Session, error)) (*idp.Session, error) {
 	ctx := c.Request().Context()
 	if ck, err := c.Cookie(s.ui.sessionCookie); err == nil && ck.Value != "" {
 		if err := s.cfg.IDP.EndSession(ctx, ck.Value); err != nil {
 			return nil, err
 		}
 	}
-	token, sess, err := s.cfg.IDP.StartSession(ctx, u)
+	token, sess, err := start(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -427,8 +461,29 @@ func (s *Server) loginPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "login", d)
 }
 
+// setRetryAfter sets Retry-After to wait in whole seconds, rounded up and
+// at least 1, and returns them.
+func setRetryAfter(c echo.Context, wait time.Duration) int {
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
+}
+
 // invalidLogin is the one message for a wrong username or password.
 const invalidLogin = "Invalid username or password."
+
+// loginRetry is the login page shown again after a failed attempt, keeping
+// the authorization request, return address and username.
+func (s *Server) loginRetry(ar *idp.AuthRequest, sealed, returnTo, username string) pageData {
+	d := pageData{Title: "Log in", Request: sealed, ReturnTo: returnTo, Username: username}
+	if ar != nil {
+		d.ClientName = ar.ClientName
+	}
+	if s.cfg.IDP.SignupEnabled() {
+		d.SignupURL = withParams("/signup", "request", sealed, "return_to", returnTo)
+	}
+	return d
+}
 
 // formLogin serves POST /login from the HTML form (CSRF-checked first).
 func (s *Server) formLogin(c echo.Context) error {
@@ -442,25 +497,23 @@ func (s *Server) formLogin(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	d := pageData{Title: "Log in", Request: sealed, ReturnTo: returnTo, Username: username}
-	if ar != nil {
-		d.ClientName = ar.ClientName
-	}
-	if s.cfg.IDP.SignupEnabled() {
-		d.SignupURL = withParams("/signup", "request", sealed, "return_to", returnTo)
-	}
+	d := s.loginRetry(ar, sealed, returnTo, username)
 	if username == "" || pw == "" {
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusOK, Message: "username or password missing"}, username, "")
 		d.Error = invalidLogin
 		return s.render(c, http.StatusOK, "login", d)
 	}
 	u, err := s.cfg.IDP.CheckPassword(r.Context(), username, pw, c.RealIP())
+	if err == nil {
+		if due, derr := s.secondFactorDue(c, u, ar, d); due || derr != nil {
+			return derr
+		}
+	}
 	var te *idp.ThrottledError
 	switch {
 	case errors.As(err, &te):
-		secs := max(1, int((te.RetryAfter+time.Second-1)/time.Second))
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusTooManyRequests, Message: "throttled"}, username, "")
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		secs := setRetryAfter(c, te.RetryAfter)
 		d.Error = fmt.Sprintf("Too many failed attempts. Try again in %d seconds.", secs)
 		return s.render(c, http.StatusTooManyRequests, "login", d)
 	case errors.Is(err, idp.ErrInvalidCredentials):
@@ -471,7 +524,7 @@ func (s *Server) formLogin(c echo.Context) error {
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
 	}
-	sess, err := s.startSession(c, u)
+	sess, err := s.startSession(c, u, []string{idp.AMRPassword})
 	if err != nil {
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusInternalServerError, cause: err}, "", "")
 		return s.internalError(c, err)
@@ -539,7 +592,10 @@ func (s *Server) signupSubmit(c echo.Context) error {
 		return s.internalError(c, err)
 	}
 	s.cfg.Logger.Info("user signed up", "user_id", u.ID, "via", "form")
-	sess, err := s.startSession(c, u)
+	if due, err := s.secondFactorDue(c, u, ar, pageData{Request: sealed, ReturnTo: returnTo, ClientName: d.ClientName}); due || err != nil {
+		return err
+	}
+	sess, err := s.startSession(c, u, []string{idp.AMRPassword})
 	if err != nil {
 		return s.internalError(c, err)
 	}

@@ -1155,7 +1155,8 @@ func TestBrowserDiscovery(t *testing.T) {
 	has("code_challenge_methods_supported", "S256")
 	has("grant_types_supported", "authorization_code", "refresh_token")
 	has("scopes_supported", "openid", "profile", "email")
-	has("claims_supported", "sub", "auth_time", "nonce", "name", "email", "preferred_username")
+	has("claims_supported", "sub", "auth_time", "amr", "acr", "nonce", "name", "email", "preferred_username")
+	has("acr_values_supported", idp.ACRPassword, idp.ACRMultiFactor, idp.ACRPhishingResistant)
 	has("token_endpoint_auth_methods_supported", "none", "client_secret_basic")
 	if list, _ := d["code_challenge_methods_supported"].([]any); slices.Contains(list, any("plain")) {
 		t.Error("advertises PKCE plain")

@@ -46,6 +46,7 @@ func startChromium(t *testing.T) func(t *testing.T) context.Context {
 // relyingParty is a web app that logs its users in with Keygate.
 type relyingParty struct {
 	srv      *httptest.Server
+	url      string // srv.URL, with localhost for 127.0.0.1 when the issuer is on localhost
 	provider *oidc.Provider
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
@@ -87,9 +88,15 @@ func newRelyingParty(t *testing.T, issuer string, register func(redirectURI stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientID := register(rp.srv.URL + "/callback")
+	// Beside an issuer on localhost the app is on localhost too: one site,
+	// as chromedp's navigation needs (passkeys_browser_test.go).
+	rp.url = rp.srv.URL
+	if strings.HasPrefix(issuer, "http://localhost:") {
+		rp.url = strings.Replace(rp.url, "127.0.0.1", "localhost", 1)
+	}
+	clientID := register(rp.url + "/callback")
 	rp.provider = provider
-	rp.oauth = oauth2.Config{ClientID: clientID, Endpoint: provider.Endpoint(), RedirectURL: rp.srv.URL + "/callback",
+	rp.oauth = oauth2.Config{ClientID: clientID, Endpoint: provider.Endpoint(), RedirectURL: rp.url + "/callback",
 		Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
 	rp.verifier = provider.Verifier(&oidc.Config{ClientID: clientID})
 

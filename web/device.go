@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -114,8 +112,7 @@ func (s *Server) deviceSubmit(c echo.Context) error {
 	var te *idp.ThrottledError
 	switch {
 	case errors.As(err, &te):
-		secs := max(1, int((te.RetryAfter+time.Second-1)/time.Second))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		secs := setRetryAfter(c, te.RetryAfter)
 		d.Error = fmt.Sprintf("Too many wrong codes. Try again in %d seconds.", secs)
 		return s.render(c, http.StatusTooManyRequests, "device", d)
 	case errors.Is(err, idp.ErrUnknownUserCode):

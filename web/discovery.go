@@ -44,6 +44,7 @@ type Discovery struct {
 	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ClaimsSupported                            []string `json:"claims_supported"`
+	ACRValuesSupported                         []string `json:"acr_values_supported"`
 
 	// RFC 8414 §2: the algorithms are a MUST while revocation lists
 	// private_key_jwt. OIDC Discovery §3: request_uri_parameter_supported
@@ -89,8 +90,11 @@ func discoveryDocument(issuer string, p *idp.Provider) ([]byte, error) {
 		IntrospectionEndpointAuthMethodsSupported:  idp.AuthMethods,
 		IntrospectionEndpointAuthSigningAlgValues:  algs,
 		ScopesSupported: []string{"openid", "profile", "email"},
-		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
+		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "amr", "acr", "nonce", "at_hash",
 			"preferred_username", "name", "email", "email_verified"},
+		// The authentication context classes of idp/authn.go; /authorize
+		// honours acr_values with them.
+		ACRValuesSupported: idp.ACRValuesSupported,
 
 		RevocationEndpointAuthSigningAlgValues: algs,
 		RequestParameterSupported:              false,

@@ -59,6 +59,7 @@ const (
 	LoginPasswordGrant = "password_grant" // POST /token, grant_type=password
 	LoginForm          = "form"           // the HTML login form
 	LoginScript        = "script"         // POST /login/assertion (and /login with a JWT)
+	LoginPasskey       = "passkey"        // POST /login/passkey: a WebAuthn assertion
 
 	LoginSuccess   = "success"
 	LoginInvalid   = "invalid"   // wrong or missing credentials, unknown user or client
@@ -106,13 +107,13 @@ func NewMetrics(reg *prometheus.Registry, keys func() *rotation.Snapshot, now fu
 			"Failed token endpoint requests, by grant and RFC 6749 error code (other for anything else).",
 			"grant", "error"),
 		logins: counterVec("keygate_logins_total",
-			"Password and script logins, by method (password_grant, form, script) and outcome (success, invalid, throttled, error).",
+			"Password, passkey and script logins, by method (password_grant, form, passkey, script) and outcome (success, invalid, throttled, error).",
 			"method", "outcome"),
 	}
 	for _, g := range grantLabels {
 		m.tokensIssued.WithLabelValues(g)
 	}
-	for _, method := range []string{LoginPasswordGrant, LoginForm, LoginScript} {
+	for _, method := range []string{LoginPasswordGrant, LoginForm, LoginPasskey, LoginScript} {
 		for _, o := range []string{LoginSuccess, LoginInvalid, LoginThrottled, LoginError} {
 			m.logins.WithLabelValues(method, o)
 		}

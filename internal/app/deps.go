@@ -182,18 +182,20 @@ func (d *Deps) Provider(signer idp.Signer) (*idp.Provider, error) {
 		return nil, err
 	}
 	l := d.cfg.Login
+	sealer, err := d.Sealer()
+	if err != nil {
+		return nil, err
+	}
 	dpop := idp.DPoPConfig{NonceLifetime: d.cfg.Server.DPoPNonceLifetime}
 	if d.cfg.Server.DPoPNonce {
-		sealer, err := d.Sealer()
-		if err != nil {
-			return nil, err
-		}
 		if dpop.NonceSecret, err = sealer.DerivedSecret("keygate dpop nonce"); err != nil {
 			return nil, err
 		}
 	}
 	return idp.New(idp.Config{DirectoryConfig: dc, DPoP: dpop,
-		Issuer: d.cfg.Issuer, RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
+		Sealer: sealer, SecondFactor: idp.SecondFactorPolicy(l.RequireSecondFactor),
+		PasswordGrantWithSecondFactor: l.PasswordGrantWithSecondFactor,
+		Issuer:                        d.cfg.Issuer, RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
 		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Signer: signer,
 		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
 		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),

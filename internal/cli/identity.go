@@ -378,7 +378,24 @@ func newUsersCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, newUserUpdateCmd(o), del, passwd)
+	resetMFA := &cobra.Command{
+		Use:   "reset-mfa LOGIN",
+		Short: "Remove a user's second factor (TOTP and recovery codes), for a user who lost their device",
+		Args:  cobra.ExactArgs(1),
+		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
+			had, err := dir.ResetSecondFactor(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if !had {
+				fmt.Fprintf(o.stdout, "%s has no second factor\n", args[0])
+				return nil
+			}
+			fmt.Fprintf(o.stdout, "second factor of %s removed; they sign in with their password and may enrol again\n", args[0])
+			return nil
+		}),
+	}
+	cmd.AddCommand(add, list, newUserUpdateCmd(o), del, passwd, resetMFA)
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,11 +63,17 @@ type Options struct {
 	// Issuer replaces the server's own URL as the issuer, e.g. an https one
 	// to see Secure cookies; flows that follow the issuer's URLs then fail.
 	Issuer string
+	// Localhost names the server http://localhost:PORT instead of
+	// http://127.0.0.1:PORT (it still listens on 127.0.0.1): a WebAuthn
+	// relying party ID must be a domain name, so passkeys need it.
+	Localhost bool
 	// Web, when set, adjusts the web server's configuration before it is
 	// built (e.g. TrustedProxies, MetricsElsewhere).
 	Web func(*web.Config)
 	// DPoP is the provider's DPoP policy (nonces, iat window).
 	DPoP idp.DPoPConfig
+	// SecondFactor is login.require_second_factor ("" is none).
+	SecondFactor idp.SecondFactorPolicy
 }
 
 // Server is a running Keygate.
@@ -138,6 +145,9 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+	if o.Localhost {
+		s.URL = strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
+	}
 	issuer := s.URL
 	if o.Issuer != "" {
 		issuer = o.Issuer
@@ -150,6 +160,7 @@ func Start(t testing.TB, o Options) *Server {
 		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log},
 		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(), DPoP: o.DPoP,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
+		Sealer: sealer, SecondFactor: o.SecondFactor,
 		UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000))})
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 
 // sessionColumns is the column list session queries select, in scanSession's
 // order.
-const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at`
+const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr, pending`
 
 // CreateSession stores a new browser session. It fails with an error wrapping
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
@@ -34,8 +34,8 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires)
+	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR, r.Pending)
 	if err != nil {
 		return writeError(fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), err)
 	}
@@ -122,16 +122,16 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 // scanSession reads one sessions row selected with sessionColumns.
 func scanSession(r pgx.Row) (store.Session, error) {
 	var row columns.SessionRow
-	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires); err != nil {
+	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR, &row.Pending); err != nil {
 		return store.Session{}, err
 	}
-	return columns.SessionFromRow(row), nil
+	return columns.SessionFromRow(row)
 }
 
 // codeColumns is the column list authorization-code queries select, in
 // scanAuthCode's order.
 const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id`
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
@@ -165,9 +165,9 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 		}
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID)
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q for client %q", ac.ID, ac.ClientID), err)
 	}
@@ -267,14 +267,14 @@ func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) er
 func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 	var row columns.AuthCodeRow
 	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR); err != nil {
 		return store.AuthCode{}, err
 	}
-	return columns.AuthCodeFromRow(row), nil
+	return columns.AuthCodeFromRow(row)
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now, and
-// authorization codes and device codes that expired at or before now, and returns how many
+// authorization codes, device codes and WebAuthn challenges that expired at or before now, and returns how many
 // rows it deleted. (A session that timed out for idleness is refused when
 // used and deleted then, or here once its absolute expiry passes.) Both
 // deletes run in one transaction, so the count is of one consistent prune.
@@ -283,5 +283,6 @@ func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) 
 		{"sessions", `DELETE FROM sessions WHERE expires_at <= $1`},
 		{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= $1`},
 		{"device codes", `DELETE FROM device_codes WHERE expires_at <= $1`},
+		{"WebAuthn challenges", `DELETE FROM webauthn_challenges WHERE expires_at <= $1`},
 	})
 }

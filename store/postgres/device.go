@@ -30,7 +30,7 @@ func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error 
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, r.Args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, r.Args()...)
 	if err != nil {
 		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
 	}
@@ -51,8 +51,8 @@ func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (s
 }
 
 // DecideDeviceCode approves or denies a pending, unexpired device code.
-func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime, now time.Time) (store.DeviceCode, error) {
-	status, auth, at, err := columns.Decision(approve, userID, authTime, now)
+func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime time.Time, amr []string, now time.Time) (store.DeviceCode, error) {
+	d, err := columns.Decision(approve, userID, authTime, amr, now)
 	if err == nil {
 		err = checkText("user id", userID)
 	}
@@ -60,10 +60,10 @@ func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, u
 		return store.DeviceCode{}, fmt.Errorf("store/postgres: decide device code %q: %w", id, err)
 	}
 	return guardedUpdate(ctx, s, "decide", id, now, scanDevice, `UPDATE device_codes
-		SET status = $1, user_id = $2, auth_time = $3, decided_at = $4
+		SET status = $1, user_id = $2, auth_time = $3, decided_at = $4, amr = $6
 		WHERE id = $5 AND status = 'pending' AND expires_at > $4
 		RETURNING `+columns.DeviceColumns,
-		status, userID, auth, at, id)
+		d.Status, userID, d.Auth, d.At, id, d.AMR)
 }
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.

@@ -16,7 +16,7 @@ import (
 // refreshColumns is the column list refresh-token queries select, in
 // scanRefreshToken's order.
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
-	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt`
+	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt, amr`
 
 // toRefreshRow validates rt and converts it for binding: the text must be
 // storable in PostgreSQL, and the rest is columns.RefreshToRow.
@@ -37,9 +37,9 @@ type execer interface {
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
 func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
 	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
-		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT)
+		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT, r.AMR)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -149,7 +149,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 func scanRefreshToken(r pgx.Row) (store.RefreshToken, error) {
 	var row columns.RefreshRow
 	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT, &row.AMR); err != nil {
 		return store.RefreshToken{}, err
 	}
 	return columns.RefreshFromRow(row)

@@ -108,6 +108,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM consents WHERE user_id = $1`, id); err != nil {
 			return fmt.Errorf("store/postgres: delete user %q: delete their consents: %w", id, err)
 		}
+		for _, q := range []string{`DELETE FROM user_totp WHERE user_id = $1`, `DELETE FROM recovery_codes WHERE user_id = $1`,
+			`DELETE FROM passkeys WHERE user_id = $1`} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return fmt.Errorf("store/postgres: delete user %q: delete their second factors and passkeys: %w", id, err)
+			}
+		}
 		return nil
 	}, nil)
 }

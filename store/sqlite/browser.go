@@ -14,7 +14,7 @@ import (
 
 // sessionColumns is the column list session queries select, in scanSession's
 // order.
-const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at`
+const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr, pending`
 
 // CreateSession stores a new browser session. It fails with an error wrapping
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
@@ -24,8 +24,8 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create session %q: %w", ss.ID, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR, r.Pending)
 	if err != nil {
 		return writeError(fmt.Sprintf("create session %q", ss.ID), err)
 	}
@@ -84,16 +84,16 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 
 func scanSession(r rowScanner) (store.Session, error) {
 	var row columns.SessionRow
-	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires); err != nil {
+	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR, &row.Pending); err != nil {
 		return store.Session{}, err
 	}
-	return columns.SessionFromRow(row), nil
+	return columns.SessionFromRow(row)
 }
 
 // codeColumns is the column list authorization-code queries select, in
 // scanAuthCode's order.
 const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id`
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
@@ -124,9 +124,9 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 		}
 	}()
 	_, err = tx.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID)
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
 	}
@@ -205,14 +205,14 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 func scanAuthCode(r rowScanner) (store.AuthCode, error) {
 	var row columns.AuthCodeRow
 	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR); err != nil {
 		return store.AuthCode{}, err
 	}
-	return columns.AuthCodeFromRow(row), nil
+	return columns.AuthCodeFromRow(row)
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now, and
-// authorization codes and device codes that expired at or before now, and returns how many
+// authorization codes, device codes and WebAuthn challenges that expired at or before now, and returns how many
 // rows it deleted. (A session that timed out for idleness is refused when
 // used and deleted then, or here once its absolute expiry passes.)
 func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) {
@@ -220,5 +220,6 @@ func (s *Store) PruneBrowser(ctx context.Context, now time.Time) (int64, error) 
 		{"sessions", `DELETE FROM sessions WHERE expires_at <= ?`},
 		{"authorization codes", `DELETE FROM auth_codes WHERE expires_at <= ?`},
 		{"device codes", `DELETE FROM device_codes WHERE expires_at <= ?`},
+		{"WebAuthn challenges", `DELETE FROM webauthn_challenges WHERE expires_at <= ?`},
 	})
 }

@@ -23,7 +23,7 @@ func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error 
 		return fmt.Errorf("store/sqlite: create device code %q: %w", d.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
 	if err != nil {
 		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
 	}
@@ -44,16 +44,16 @@ func (s *Store) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (s
 }
 
 // DecideDeviceCode approves or denies a pending, unexpired device code.
-func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime, now time.Time) (store.DeviceCode, error) {
-	status, auth, at, err := columns.Decision(approve, userID, authTime, now)
+func (s *Store) DecideDeviceCode(ctx context.Context, id string, approve bool, userID string, authTime time.Time, amr []string, now time.Time) (store.DeviceCode, error) {
+	d, err := columns.Decision(approve, userID, authTime, amr, now)
 	if err != nil {
 		return store.DeviceCode{}, fmt.Errorf("store/sqlite: decide device code %q: %w", id, err)
 	}
 	return guardedUpdate(ctx, s, "decide", id, now, scanDevice, `UPDATE device_codes
-		SET status = ?, user_id = ?, auth_time = ?, decided_at = ?
+		SET status = ?, user_id = ?, auth_time = ?, amr = ?, decided_at = ?
 		WHERE id = ? AND status = 'pending' AND expires_at > ?
 		RETURNING `+columns.DeviceColumns,
-		status, userID, auth, at, id, at)
+		d.Status, userID, d.Auth, d.AMR, d.At, id, d.At)
 }
 
 // RecordDevicePoll records a poll if the code's last poll is still prev.

@@ -14,11 +14,11 @@ import (
 // refreshColumns is the column list refresh-token queries select, in
 // scanRefreshToken's order.
 const refreshColumns = `id, family_id, client_id, subject, scope, audience,
-	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt`
+	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt, amr`
 
 // insertRefreshSQL inserts one refresh_tokens row (prepared: Store.insertRefresh).
 const insertRefreshSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // spendRefreshSQL is the guarded spend of a link (prepared: Store.spendRefresh):
 // the primary key makes it match at most one row; RETURNING tells whether it
@@ -40,7 +40,7 @@ type stmtExecer interface {
 func insertRefreshToken(ctx context.Context, db stmtExecer, what string, r columns.RefreshRow) error {
 	_, err := db.ExecContext(ctx,
 		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
-		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT)
+		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT, r.AMR)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -157,7 +157,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 func scanRefreshToken(r rowScanner) (store.RefreshToken, error) {
 	var row columns.RefreshRow
 	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT, &row.AMR); err != nil {
 		return store.RefreshToken{}, err
 	}
 	return columns.RefreshFromRow(row)

@@ -98,6 +98,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ?`, id); err != nil {
 		return fmt.Errorf("store/sqlite: delete user %q: delete their consents: %w", id, err)
 	}
+	for _, q := range []string{`DELETE FROM user_totp WHERE user_id = ?`, `DELETE FROM recovery_codes WHERE user_id = ?`,
+		`DELETE FROM passkeys WHERE user_id = ?`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("store/sqlite: delete user %q: delete their second factors and passkeys: %w", id, err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store/sqlite: delete user %q: commit: %w", id, err)
 	}

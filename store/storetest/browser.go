@@ -20,8 +20,8 @@ var browserTests = []any{
 
 func newSession(t *testing.T, user string, created time.Time) store.Session {
 	t.Helper()
-	return store.Session{ID: randomID(t), UserID: user, AuthTime: created.Add(-time.Second), CreatedAt: created,
-		LastSeen: created, ExpiresAt: created.Add(24 * time.Hour)}
+	return store.Session{ID: randomID(t), UserID: user, AuthTime: created.Add(-time.Second), AMR: []string{"pwd", "otp", "mfa"},
+		CreatedAt: created, LastSeen: created, ExpiresAt: created.Add(24 * time.Hour)}
 }
 
 func sessionDiff(got, want store.Session) string {
@@ -29,6 +29,7 @@ func sessionDiff(got, want store.Session) string {
 	d.text("ID", got.ID, want.ID)
 	d.text("UserID", got.UserID, want.UserID)
 	d.instant("AuthTime", got.AuthTime, want.AuthTime)
+	d.list("AMR", got.AMR, want.AMR)
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.instant("LastSeen", got.LastSeen, want.LastSeen)
 	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
@@ -66,6 +67,7 @@ func testSessionRoundTrip(t *testing.T, s store.Store) {
 	full := newSession(t, "user-1", base)
 	other := newSession(t, "user-2", base.In(nyc).Add(7))
 	other.ExpiresAt = time.Date(2199, time.December, 31, 23, 59, 59, 999999999, nyc)
+	other.AMR = []string{"hwk", "user", "mfa"}
 	minimal := store.Session{ID: randomID(t), UserID: "user-3", ExpiresAt: base}
 	for _, ss := range []store.Session{full, other, minimal} {
 		createSession(t, s, ss)
@@ -137,6 +139,7 @@ func newCode(t *testing.T, created time.Time) store.AuthCode {
 		Nonce:         "n-0S6_WzA2Mj",
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		AuthTime:      created.Add(-time.Minute),
+		AMR:           []string{"pwd"},
 		CreatedAt:     created,
 		ExpiresAt:     created.Add(time.Minute),
 	}
@@ -153,6 +156,7 @@ func codeDiff(got, want store.AuthCode) string {
 	d.text("Nonce", got.Nonce, want.Nonce)
 	d.text("CodeChallenge", got.CodeChallenge, want.CodeChallenge)
 	d.instant("AuthTime", got.AuthTime, want.AuthTime)
+	d.list("AMR", got.AMR, want.AMR)
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
 	d.instant("UsedAt", got.UsedAt, want.UsedAt)

@@ -72,21 +72,22 @@ func testDeviceDecide(t *testing.T, s store.Store) {
 	for _, d := range []store.DeviceCode{approved, denied, expired} {
 		createDevice(t, s, d)
 	}
-	got, err := s.DecideDeviceCode(ctx, approved.ID, true, "alice", base, now)
+	got, err := s.DecideDeviceCode(ctx, approved.ID, true, "alice", base, []string{"pwd", "otp", "mfa"}, now)
 	approved.Status, approved.UserID, approved.AuthTime, approved.DecidedAt = store.DeviceApproved, "alice", base, now
+	approved.AMR = []string{"pwd", "otp", "mfa"}
 	if err != nil || !reflect.DeepEqual(got, approved) {
 		t.Errorf("DecideDeviceCode(approve) = %+v, %v; want %+v", got, err, approved)
 	}
-	if _, err := s.DecideDeviceCode(ctx, denied.ID, false, "bob", base, now); err != nil {
+	if _, err := s.DecideDeviceCode(ctx, denied.ID, false, "bob", base, nil, now); err != nil {
 		t.Errorf("DecideDeviceCode(deny): %v", err)
 	}
 	denied.Status, denied.UserID, denied.AuthTime, denied.DecidedAt = store.DeviceDenied, "bob", base, now
 	for name, id := range map[string]string{"approved": approved.ID, "denied": denied.ID, "expired": expired.ID} {
-		if _, err := s.DecideDeviceCode(ctx, id, false, "mallory", base, now); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.DecideDeviceCode(ctx, id, false, "mallory", base, nil, now); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("DecideDeviceCode(%s) = %v, want ErrConflict", name, err)
 		}
 	}
-	if _, err := s.DecideDeviceCode(ctx, randomID(t), true, "alice", base, now); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DecideDeviceCode(ctx, randomID(t), true, "alice", base, nil, now); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DecideDeviceCode(unknown) = %v, want ErrNotFound", err)
 	}
 	checkDevice(t, s, approved)
@@ -129,13 +130,13 @@ func testDeviceRedeem(t *testing.T, s store.Store) {
 		createDevice(t, s, d)
 	}
 	for _, d := range []*store.DeviceCode{&approved, &late} {
-		v, err := s.DecideDeviceCode(ctx, d.ID, true, "alice", base, now)
+		v, err := s.DecideDeviceCode(ctx, d.ID, true, "alice", base, nil, now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		*d = v
 	}
-	if _, err := s.DecideDeviceCode(ctx, denied.ID, false, "alice", base, now); err != nil {
+	if _, err := s.DecideDeviceCode(ctx, denied.ID, false, "alice", base, nil, now); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.RedeemDeviceCode(ctx, approved.ID, now.Add(time.Second))
@@ -167,7 +168,7 @@ func testDeviceConcurrentRedeem(t *testing.T, s store.Store) {
 	d := newDevice(t, base)
 	createDevice(t, s, d)
 	now := base.Add(time.Minute)
-	if _, err := s.DecideDeviceCode(t.Context(), d.ID, true, "alice", base, now); err != nil {
+	if _, err := s.DecideDeviceCode(t.Context(), d.ID, true, "alice", base, nil, now); err != nil {
 		t.Fatal(err)
 	}
 	errs := race(racers, func(i int) error {
@@ -186,7 +187,7 @@ func testDeviceConcurrentDecide(t *testing.T, s store.Store) {
 	createDevice(t, s, d)
 	now := base.Add(time.Minute)
 	errs := race(racers, func(i int) error {
-		_, err := s.DecideDeviceCode(t.Context(), d.ID, i%2 == 0, "user", base, now)
+		_, err := s.DecideDeviceCode(t.Context(), d.ID, i%2 == 0, "user", base, nil, now)
 		return err
 	})
 	w := checkOneWinner(t, errs)
@@ -241,7 +242,7 @@ func testDeviceInvalidInput(t *testing.T, s store.Store) {
 	}
 	d := newDevice(t, base)
 	createDevice(t, s, d)
-	if _, err := s.DecideDeviceCode(ctx, d.ID, true, "", base, base); err == nil || errors.Is(err, store.ErrConflict) {
+	if _, err := s.DecideDeviceCode(ctx, d.ID, true, "", base, nil, base); err == nil || errors.Is(err, store.ErrConflict) {
 		t.Errorf("DecideDeviceCode without a user = %v, want a non-conflict error", err)
 	}
 	if _, err := s.RedeemDeviceCode(ctx, d.ID, time.Time{}); err == nil || errors.Is(err, store.ErrConflict) {

@@ -57,6 +57,8 @@ func Run(t *testing.T, b Backend) {
 	t.Run("BrowserStore", func(t *testing.T) { runTests(t, b.Open, browserTests...) })
 	t.Run("ConsentStore", func(t *testing.T) { runTests(t, b.Open, consentTests...) })
 	t.Run("DeviceStore", func(t *testing.T) { runTests(t, b.Open, deviceTests...) })
+	t.Run("PasskeyStore", func(t *testing.T) { runTests(t, b.Open, passkeyTests...) })
+	t.Run("SecondFactorStore", func(t *testing.T) { runTests(t, b.Open, secondFactorTests...) })
 	t.Run("UnstorableKeys", func(t *testing.T) { testUnstorableKeys(t, b.Open(t)) })
 	t.Run("UnstorableIdentityInput", func(t *testing.T) { testUnstorableIdentityInput(t, b.Open(t)) })
 	t.Run("RedeemTellsExpiryFromReuse", func(t *testing.T) { testRedeemTellsExpiryFromReuse(t, b.Open(t)) })

@@ -22,6 +22,7 @@ func newLink(t *testing.T, family string, created time.Time) store.RefreshToken 
 		Scope:     "openid offline_access",
 		Audience:  []string{"https://api.example"},
 		AuthTime:  created.Add(-time.Minute),
+		AMR:       []string{"pwd", "otp", "mfa"},
 		CreatedAt: created,
 		ExpiresAt: created.Add(24 * time.Hour),
 	}
@@ -53,6 +54,7 @@ func refreshDiff(got, want store.RefreshToken) string {
 	d.text("Scope", got.Scope, want.Scope)
 	d.list("Audience", got.Audience, want.Audience)
 	d.instant("AuthTime", got.AuthTime, want.AuthTime)
+	d.list("AMR", got.AMR, want.AMR)
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)
 	d.instant("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
 	d.instant("UsedAt", got.UsedAt, want.UsedAt)

@@ -12,7 +12,7 @@ import (
 // DeviceColumns is the column list device-code queries select, in the order
 // of DeviceRow.Dest.
 const DeviceColumns = `id, user_code, client_id, scope, status, user_id, auth_time, poll_interval,
-	created_at, expires_at, last_poll_at, decided_at, used_at`
+	created_at, expires_at, last_poll_at, decided_at, used_at, amr`
 
 // DeviceRow is a store.DeviceCode in the column form of the device_codes
 // table: the interval and times as nanoseconds.
@@ -20,18 +20,19 @@ type DeviceRow struct {
 	ID, UserCode, ClientID, Scope, Status, UserID string
 	Auth, Interval, Created, Expires              int64
 	LastPoll, Decided, Used                       int64
+	AMR                                           string // JSON array
 }
 
 // Dest is what a driver scans a row selected with DeviceColumns into.
 func (r *DeviceRow) Dest() []any {
 	return []any{&r.ID, &r.UserCode, &r.ClientID, &r.Scope, &r.Status, &r.UserID, &r.Auth, &r.Interval,
-		&r.Created, &r.Expires, &r.LastPoll, &r.Decided, &r.Used}
+		&r.Created, &r.Expires, &r.LastPoll, &r.Decided, &r.Used, &r.AMR}
 }
 
 // Args is the row's values in DeviceColumns order, for an INSERT.
 func (r DeviceRow) Args() []any {
 	return []any{r.ID, r.UserCode, r.ClientID, r.Scope, r.Status, r.UserID, r.Auth, r.Interval,
-		r.Created, r.Expires, r.LastPoll, r.Decided, r.Used}
+		r.Created, r.Expires, r.LastPoll, r.Decided, r.Used, r.AMR}
 }
 
 // DeviceToRow validates d for CreateDeviceCode (ID, UserCode, ClientID, a
@@ -57,6 +58,9 @@ func DeviceToRow(d store.DeviceCode) (DeviceRow, error) {
 	if r.Expires, err = RequiredNanos(d.ExpiresAt); err != nil {
 		return DeviceRow{}, fmt.Errorf("expires_at: %w", err)
 	}
+	if r.AMR, err = EncodeList(d.AMR); err != nil {
+		return DeviceRow{}, fmt.Errorf("amr: %w", err)
+	}
 	if err := toNanosAll(
 		timeField{"auth_time", d.AuthTime, &r.Auth},
 		timeField{"created_at", d.CreatedAt, &r.Created},
@@ -79,25 +83,43 @@ func DeviceFromRow(r DeviceRow) (store.DeviceCode, error) {
 	if !d.Status.Valid() {
 		return store.DeviceCode{}, fmt.Errorf("device code %q: unknown status %q", r.ID, r.Status)
 	}
+	amr, err := DecodeList(r.AMR)
+	if err != nil {
+		return store.DeviceCode{}, fmt.Errorf("device code %q: amr: %w", r.ID, err)
+	}
+	d.AMR = amr
 	return d, nil
 }
 
-// Decision is the status and the user a DecideDeviceCode writes, validated.
-func Decision(approve bool, userID string, authTime, now time.Time) (status string, auth, at int64, err error) {
+// DecisionRow is what a DecideDeviceCode writes, in stored form.
+type DecisionRow struct {
+	Status   string
+	Auth, At int64
+	AMR      string // JSON array
+}
+
+// Decision is the status, authentication and time a DecideDeviceCode
+// writes, validated.
+func Decision(approve bool, userID string, authTime time.Time, amr []string, now time.Time) (DecisionRow, error) {
+	var r DecisionRow
+	var err error
 	if userID == "" || !utf8.ValidString(userID) {
-		return "", 0, 0, errors.New("empty or invalid user id")
+		return r, errors.New("empty or invalid user id")
 	}
-	if at, err = RequiredNanos(now); err != nil {
-		return "", 0, 0, fmt.Errorf("now: %w", err)
+	if r.At, err = RequiredNanos(now); err != nil {
+		return r, fmt.Errorf("now: %w", err)
 	}
-	if auth, err = ToNanos(authTime); err != nil {
-		return "", 0, 0, fmt.Errorf("auth_time: %w", err)
+	if r.Auth, err = ToNanos(authTime); err != nil {
+		return r, fmt.Errorf("auth_time: %w", err)
 	}
-	status = string(store.DeviceDenied)
+	if r.AMR, err = EncodeList(amr); err != nil {
+		return r, fmt.Errorf("amr: %w", err)
+	}
+	r.Status = string(store.DeviceDenied)
 	if approve {
-		status = string(store.DeviceApproved)
+		r.Status = string(store.DeviceApproved)
 	}
-	return status, auth, at, nil
+	return r, nil
 }
 
 // PollArgs is the stored forms of now and of the previous poll time prev

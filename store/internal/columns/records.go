@@ -189,6 +189,7 @@ type RefreshRow struct {
 	ID, Family, Client, Subject, Scope, Audience string
 	Auth, Created, Expires, Used, Revoked        int64
 	JKT                                          string // "" for a family bound to no key
+	AMR                                          string // JSON array
 }
 
 // RefreshToRow validates rt and converts it for binding. ID and FamilyID are
@@ -205,6 +206,9 @@ func RefreshToRow(rt store.RefreshToken) (RefreshRow, error) {
 	var err error
 	if r.Audience, err = EncodeList(rt.Audience); err != nil {
 		return RefreshRow{}, fmt.Errorf("audience: %w", err)
+	}
+	if r.AMR, err = EncodeList(rt.AMR); err != nil {
+		return RefreshRow{}, fmt.Errorf("amr: %w", err)
 	}
 	if r.Expires, err = RequiredNanos(rt.ExpiresAt); err != nil {
 		return RefreshRow{}, fmt.Errorf("expires_at: %w", err)
@@ -227,8 +231,12 @@ func RefreshFromRow(r RefreshRow) (store.RefreshToken, error) {
 	if err != nil {
 		return store.RefreshToken{}, fmt.Errorf("refresh token %q: audience: %w", r.ID, err)
 	}
+	amr, err := DecodeList(r.AMR)
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("refresh token %q: amr: %w", r.ID, err)
+	}
 	return store.RefreshToken{
-		ID: r.ID, FamilyID: r.Family, ClientID: r.Client, Subject: r.Subject, Scope: r.Scope, Audience: aud,
+		ID: r.ID, FamilyID: r.Family, ClientID: r.Client, Subject: r.Subject, Scope: r.Scope, Audience: aud, AMR: amr,
 		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
 		UsedAt: FromNanos(r.Used), RevokedAt: FromNanos(r.Revoked), DPoPJKT: r.JKT,
 	}, nil
@@ -238,6 +246,8 @@ func RefreshFromRow(r RefreshRow) (store.RefreshToken, error) {
 type SessionRow struct {
 	ID, UserID                   string
 	Auth, Created, Seen, Expires int64
+	AMR                          string // JSON array
+	Pending                      bool
 }
 
 // SessionToRow validates ss (ID, UserID and ExpiresAt are required) and
@@ -249,10 +259,13 @@ func SessionToRow(ss store.Session) (SessionRow, error) {
 	case ss.UserID == "":
 		return SessionRow{}, errors.New("empty user id")
 	}
-	r := SessionRow{ID: ss.ID, UserID: ss.UserID}
+	r := SessionRow{ID: ss.ID, UserID: ss.UserID, Pending: ss.Pending}
 	var err error
 	if r.Expires, err = RequiredNanos(ss.ExpiresAt); err != nil {
 		return SessionRow{}, fmt.Errorf("expires_at: %w", err)
+	}
+	if r.AMR, err = EncodeList(ss.AMR); err != nil {
+		return SessionRow{}, fmt.Errorf("amr: %w", err)
 	}
 	if err := toNanosAll(
 		timeField{"auth_time", ss.AuthTime, &r.Auth},
@@ -265,11 +278,15 @@ func SessionToRow(ss store.Session) (SessionRow, error) {
 }
 
 // SessionFromRow converts a scanned sessions row back to a store.Session.
-func SessionFromRow(r SessionRow) store.Session {
-	return store.Session{
-		ID: r.ID, UserID: r.UserID,
-		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), LastSeen: FromNanos(r.Seen), ExpiresAt: FromNanos(r.Expires),
+func SessionFromRow(r SessionRow) (store.Session, error) {
+	amr, err := DecodeList(r.AMR)
+	if err != nil {
+		return store.Session{}, fmt.Errorf("session %q: amr: %w", r.ID, err)
 	}
+	return store.Session{
+		ID: r.ID, UserID: r.UserID, AMR: amr, Pending: r.Pending,
+		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), LastSeen: FromNanos(r.Seen), ExpiresAt: FromNanos(r.Expires),
+	}, nil
 }
 
 // AuthCodeRow is a store.AuthCode in the column form of the auth_codes table.
@@ -279,6 +296,7 @@ type AuthCodeRow struct {
 	FamilyID, AccessJTI                                            string
 	AccessExpires                                                  int64
 	SessionID                                                      string
+	AMR                                                            string // JSON array
 }
 
 // AuthCodeToRow validates ac (ID, ClientID, RedirectURI, UserID and ExpiresAt
@@ -300,6 +318,9 @@ func AuthCodeToRow(ac store.AuthCode) (AuthCodeRow, error) {
 	if r.Expires, err = RequiredNanos(ac.ExpiresAt); err != nil {
 		return AuthCodeRow{}, fmt.Errorf("expires_at: %w", err)
 	}
+	if r.AMR, err = EncodeList(ac.AMR); err != nil {
+		return AuthCodeRow{}, fmt.Errorf("amr: %w", err)
+	}
 	if err := toNanosAll(
 		timeField{"auth_time", ac.AuthTime, &r.Auth},
 		timeField{"created_at", ac.CreatedAt, &r.Created},
@@ -312,13 +333,17 @@ func AuthCodeToRow(ac store.AuthCode) (AuthCodeRow, error) {
 }
 
 // AuthCodeFromRow converts a scanned auth_codes row back to a store.AuthCode.
-func AuthCodeFromRow(r AuthCodeRow) store.AuthCode {
+func AuthCodeFromRow(r AuthCodeRow) (store.AuthCode, error) {
+	amr, err := DecodeList(r.AMR)
+	if err != nil {
+		return store.AuthCode{}, fmt.Errorf("authorization code %q: amr: %w", r.ID, err)
+	}
 	return store.AuthCode{
-		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, UserID: r.UserID, SessionID: r.SessionID,
+		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, UserID: r.UserID, SessionID: r.SessionID, AMR: amr,
 		Scope: r.Scope, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
 		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
 		UsedAt: FromNanos(r.Used), FamilyID: r.FamilyID, AccessJTI: r.AccessJTI, AccessExpiresAt: FromNanos(r.AccessExpires),
-	}
+	}, nil
 }
 
 // UserRow is a store.User in the column form of the users table, with the

@@ -1,0 +1,134 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/store/internal/columns"
+)
+
+// PutTOTP stores an unconfirmed TOTP, replacing an unconfirmed one in the
+// same statement; a confirmed one is kept and the answer is ErrConflict.
+func (s *Store) PutTOTP(ctx context.Context, t store.TOTP) error {
+	r, err := columns.TOTPToRow(t)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: put TOTP of %q: %w", t.UserID, err)
+	}
+	n, err := affected(ctx, s.db, fmt.Sprintf("put TOTP of %q", t.UserID), `INSERT INTO user_totp
+		(user_id, sealed, confirmed_at, last_step, created_at) VALUES (?, ?, 0, 0, ?)
+		ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at, last_step = 0
+		WHERE user_totp.confirmed_at = 0`, r.UserID, r.Sealed, r.Created)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/sqlite: put TOTP of %q: a confirmed TOTP exists: %w", t.UserID, store.ErrConflict)
+	}
+	return err
+}
+
+// GetTOTP returns the user's TOTP with the count of unused recovery codes.
+func (s *Store) GetTOTP(ctx context.Context, userID string) (store.TOTP, error) {
+	return getRow(ctx, s, "get TOTP of", userID, `SELECT `+columns.TOTPColumns+` FROM user_totp t WHERE t.user_id = ?`,
+		func(r rowScanner) (store.TOTP, error) {
+			var row columns.TOTPRow
+			if err := r.Scan(row.Dest()...); err != nil {
+				return store.TOTP{}, err
+			}
+			return columns.TOTPFromRow(row), nil
+		})
+}
+
+// ConfirmTOTP activates the user's unconfirmed TOTP and replaces their
+// recovery codes, in one BEGIN IMMEDIATE transaction.
+func (s *Store) ConfirmTOTP(ctx context.Context, userID string, step int64, recovery [][]byte, now time.Time) (err error) {
+	what := fmt.Sprintf("confirm TOTP of %q", userID)
+	at, err := columns.Recovery(userID, recovery, now)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	n, err := affected(ctx, tx, what, `UPDATE user_totp SET confirmed_at = ?, last_step = ? WHERE user_id = ? AND confirmed_at = 0`,
+		at, step, userID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		var one int
+		if qerr := tx.QueryRowContext(ctx, `SELECT 1 FROM user_totp WHERE user_id = ?`, userID).Scan(&one); qerr != nil {
+			return fmt.Errorf("store/sqlite: %s: %w", what, store.ErrNotFound)
+		}
+		return fmt.Errorf("store/sqlite: %s: already confirmed: %w", what, store.ErrConflict)
+	}
+	if _, err = tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("store/sqlite: %s: delete old recovery codes: %w", what, err)
+	}
+	for _, h := range recovery {
+		if _, err = tx.ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES (?, ?, 0)`, userID, h); err != nil {
+			return writeError(what+": store a recovery code", err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// UseTOTPStep moves the user's last accepted step forward to step, in one
+// guarded statement.
+func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {
+	what := fmt.Sprintf("use TOTP step %d of %q", step, userID)
+	n, err := affected(ctx, s.db, what, `UPDATE user_totp SET last_step = ?
+		WHERE user_id = ? AND confirmed_at <> 0 AND last_step < ?`, step, userID, step)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/sqlite: %s: step already used, or no confirmed TOTP: %w", what, store.ErrConflict)
+	}
+	return err
+}
+
+// UseRecoveryCode spends an unused recovery code, in one guarded statement.
+func (s *Store) UseRecoveryCode(ctx context.Context, userID string, hash []byte, now time.Time) error {
+	what := fmt.Sprintf("use a recovery code of %q", userID)
+	at, err := columns.RequiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: now: %w", what, err)
+	}
+	n, err := affected(ctx, s.db, what, `UPDATE recovery_codes SET used_at = ?
+		WHERE user_id = ? AND code_hash = ? AND used_at = 0`, at, userID, hash)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/sqlite: %s: no such unused code: %w", what, store.ErrConflict)
+	}
+	return err
+}
+
+// DeleteTOTP removes the user's TOTP and recovery codes in one transaction.
+func (s *Store) DeleteTOTP(ctx context.Context, userID string) (had bool, err error) {
+	what := fmt.Sprintf("delete TOTP of %q", userID)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	n, err := affected(ctx, tx, what, `DELETE FROM user_totp WHERE user_id = ?`, userID)
+	if err != nil {
+		return false, err
+	}
+	if _, err = tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return false, fmt.Errorf("store/sqlite: %s: recovery codes: %w", what, err)
+	}
+	if err = tx.Commit(); err != nil {
+		return false, fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
+	}
+	return n > 0, nil
+}
