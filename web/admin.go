@@ -142,6 +142,7 @@ type AdminClientView struct {
 	NotBeforeDelay          string     `json:"not_before_delay"`
 	Introspect              bool       `json:"introspect"`
 	ThirdParty              bool       `json:"third_party"`
+	SigningAlg              string     `json:"signing_alg"` // RS256 unless registered with ES256 or EdDSA
 	AllowBareAssertion      bool       `json:"allow_bare_assertion"`
 	CreatedAt               *time.Time `json:"created_at,omitempty"`
 }
@@ -154,7 +155,7 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
 		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
-		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty}
+		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty, SigningAlg: c.EffectiveSigningAlg()}
 	if c.Static {
 		v.Source = "config"
 	}
@@ -259,6 +260,7 @@ type clientPatchBody struct {
 	NotBeforeDelay *string   `json:"not_before_delay"`
 	Introspect     *bool     `json:"introspect"`
 	ThirdParty     *bool     `json:"third_party"`
+	SigningAlg     *string   `json:"signing_alg"`
 }
 
 func parseDurationField(name string, v *string) (*time.Duration, error) {
@@ -278,7 +280,8 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 		return err
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
-		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty}
+		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty,
+		SigningAlg: b.SigningAlg}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err

@@ -7,10 +7,13 @@
 #   internal/benchmarks/load.sh                 # builds ./keygate from this tree
 #   KEYGATE_BIN=/tmp/old-keygate internal/benchmarks/load.sh   # an A/B binary
 #   C=32 D=10s PORT=18090 internal/benchmarks/load.sh      # default: a free port
+#   ROUNDS=5 internal/benchmarks/load.sh        # the default: the phases alternate
+#                                               # five times, D/5 each
 set -eu
 cd "$(dirname "$0")/../.."
 C=${C:-32}
 D=${D:-10s}
+ROUNDS=${ROUNDS:-5}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keygate-load.XXXXXX")
 pid=
 cleanup() {
@@ -48,5 +51,5 @@ until kill -0 "$pid" 2>/dev/null && curl -sf "http://127.0.0.1:$PORT/jwks" >/dev
 	sleep 0.1
 done
 
-"$tmp/load" -url "http://127.0.0.1:$PORT" -c "$C" -d "$D" \
+"$tmp/load" -url "http://127.0.0.1:$PORT" -c "$C" -d "$D" -rounds "$ROUNDS" -pid "$pid" \
 	-client bench -secret "$secret" -user bench -password "$password"

@@ -121,7 +121,7 @@ func newClientsCmd(o *options) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tREDIRECT_URIS")
+			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tTHIRD_PARTY\tSIGNING_ALG\tREDIRECT_URIS")
 			for _, c := range cs {
 				src, auth := "store", []string{}
 				if c.Static {
@@ -145,9 +145,9 @@ func newClientsCmd(o *options) *cobra.Command {
 				}
 				ttl, ttlDefault := dir.EffectiveAccessTTL(c)
 				aud, audDefault := c.EffectiveAudience()
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
 					orNone(strings.Join(c.Scopes, ",")), withDefault(strings.Join(aud, ","), audDefault), withDefault(ttl.String(), ttlDefault),
-					c.NotBeforeDelay, introspect, orNone(strings.Join(c.RedirectURIs, " ")))
+					c.NotBeforeDelay, introspect, c.ThirdParty, withDefault(c.EffectiveSigningAlg(), c.SigningAlg == ""), orNone(strings.Join(c.RedirectURIs, " ")))
 			}
 			return tw.Flush()
 		}),
@@ -192,6 +192,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		accessTTL, nbfDelay    time.Duration
 		introspect, noIntro    bool
 		thirdParty, firstParty bool
+		signingAlg             string
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -200,7 +201,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
   keygate clients update webapp --redirect-uri https://app.example.com/callback,https://app.example.com/cb2
   keygate clients update orders-api --no-introspect
   keygate clients update spa --allowed-origin https://spa.example.com,http://localhost:5173
-  keygate clients update photo-printer --third-party`,
+  keygate clients update photo-printer --third-party
+  keygate clients update billing --signing-alg ES256`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
@@ -224,6 +226,9 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			}
 			if f.Changed("not-before-delay") {
 				pt.NotBeforeDelay = &nbfDelay
+			}
+			if f.Changed("signing-alg") {
+				pt.SigningAlg = &signingAlg
 			}
 			var err error
 			if pt.Introspect, err = flagPair(f.Changed, "introspect", introspect, "no-introspect", noIntro); err != nil {
@@ -254,6 +259,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.BoolVar(&noIntro, "no-introspect", false, "may introspect only its own tokens")
 	f.BoolVar(&thirdParty, "third-party", false, "users consent before its first code (a consent page)")
 	f.BoolVar(&firstParty, "first-party", false, "no consent page (the default)")
+	f.StringVar(&signingAlg, "signing-alg", "", "algorithm its tokens are signed with: RS256 (\"\" also means RS256), ES256 or EdDSA (keys.algorithms must list it)")
 	return cmd
 }
 
