@@ -60,7 +60,17 @@ type Storage struct {
 	// DSN is a SQLite file path (or file: URL) or a postgres:// URL; any
 	// other scheme is refused. Log it only through RedactDSN.
 	DSN string `yaml:"dsn"`
+	// Synchronous is SQLite's durability level, "normal" (the default) or
+	// "full": with normal a committed write survives a crash of the process
+	// but a power cut may roll back the last commits; full fsyncs every
+	// commit, at the disk's fsync rate (README, "SQLite: concurrency and
+	// durability"). SQLite only: PostgreSQL has its own synchronous_commit.
+	Synchronous string `yaml:"synchronous"`
 }
+
+// SynchronousFull reports whether SQLite must fsync every commit
+// (storage.synchronous: full).
+func (s Storage) SynchronousFull() bool { return strings.EqualFold(s.Synchronous, "full") }
 
 // Keys is the signing-key policy.
 type Keys struct {
@@ -356,6 +366,7 @@ var envVars = []envVar{
 	{"KEYGATE_LISTEN", stringVar(func(c *Config) *string { return &c.Listen })},
 	{"KEYGATE_STORAGE_DRIVER", stringVar(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEYGATE_DATABASE_URL", stringVar(func(c *Config) *string { return &c.Storage.DSN })},
+	{"KEYGATE_STORAGE_SYNCHRONOUS", stringVar(func(c *Config) *string { return &c.Storage.Synchronous })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY", stringVar(func(c *Config) *string { return &c.KeyEncryptionKey })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY_FILE", stringVar(func(c *Config) *string { return &c.Keys.EncryptionKeyFile })},
 	{"KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS", boolVar(func(c *Config) *bool { return &c.Keys.AllowDevKEKWithHTTPS })},
