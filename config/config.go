@@ -203,9 +203,10 @@ type Server struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit),
 	// a size such as "200MiB", "1GiB" or "512MB"; the garbage collector works
-	// harder as the heap nears it instead of letting it double. Empty or "0"
-	// (the default): no limit from the configuration. The GOMEMLIMIT
-	// environment variable, when set, wins over this setting.
+	// harder as the heap nears it instead of letting it double. Empty (the
+	// default): 19 MiB per concurrent argon2id computation plus 26 MiB
+	// (app.AutoMemoryLimit; 64 MiB on 2 cores). "0": no limit. The
+	// GOMEMLIMIT environment variable, when set, wins over this setting.
 	MemoryLimit string `yaml:"memory_limit"`
 }
 

@@ -7,6 +7,9 @@
 //	go run ./internal/benchmarks/load -url http://127.0.0.1:18090 -c 32 -d 10s \
 //	    -client bench -secret kgs_... -user bench -password '...' -rounds 5 -pid 1234
 //
+// The password phase sends the password grant (an argon2id verification per
+// request), for memory under a login flood.
+//
 // In the refresh phase every worker first gets its own refresh token with the
 // password grant (not timed), then rotates its own chain: each request spends
 // the token the previous one returned.
@@ -100,6 +103,9 @@ func main() {
 	for _, r := range runs {
 		r.print()
 	}
+	if rss := peakRSS(*pid); rss > 0 {
+		fmt.Printf("server peak RSS (VmHWM) %.0f MiB\n", float64(rss)/(1<<20))
+	}
 	if len(runs) == 2 && runs[0].rate() > 0 {
 		fmt.Printf("%s / %s = %.2f (tokens/s)", runs[1].name, runs[0].name, runs[1].rate()/runs[0].rate())
 		if runs[0].cpu > 0 && runs[1].cpu > 0 {
@@ -116,6 +122,11 @@ func phaseSteps(phase string, token func(url.Values) (map[string]any, error), us
 	case "client_credentials":
 		return func() (string, error) { return "", nil }, func(*string) error {
 			_, err := token(url.Values{"grant_type": {"client_credentials"}})
+			return err
+		}, nil
+	case "password": // argon2id on every request: the memory flood
+		return func() (string, error) { return "", nil }, func(*string) error {
+			_, err := token(url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}})
 			return err
 		}, nil
 	case "refresh_token":
@@ -231,21 +242,39 @@ func (r *phaseRun) print() {
 	}
 }
 
-// cpuTime is the user+system CPU time of process pid (Linux /proc, read by
-// prometheus/procfs), 0 without a pid or when it cannot be read.
-func cpuTime(pid int) time.Duration {
+// fromProc reads a figure of process pid from /proc (Linux, through
+// prometheus/procfs); the zero value without a pid or when it cannot be read.
+func fromProc[T any](pid int, read func(procfs.Proc) (T, error)) T {
+	var zero T
 	if pid <= 0 {
-		return 0
+		return zero
 	}
 	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return 0
+		return zero
 	}
-	st, err := p.Stat()
+	v, err := read(p)
 	if err != nil {
-		return 0
+		return zero
 	}
-	return time.Duration(st.CPUTime() * float64(time.Second))
+	return v
+}
+
+// cpuTime is the user+system CPU time of process pid, 0 when unknown.
+func cpuTime(pid int) time.Duration {
+	return fromProc(pid, func(p procfs.Proc) (time.Duration, error) {
+		st, err := p.Stat()
+		return time.Duration(st.CPUTime() * float64(time.Second)), err
+	})
+}
+
+// peakRSS is the peak resident set size (VmHWM) of process pid in bytes, 0
+// when unknown.
+func peakRSS(pid int) uint64 {
+	return fromProc(pid, func(p procfs.Proc) (uint64, error) {
+		st, err := p.NewStatus()
+		return st.VmHWM, err
+	})
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
