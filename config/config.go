@@ -60,7 +60,17 @@ type Storage struct {
 	// DSN is a SQLite file path (or file: URL) or a postgres:// URL; any
 	// other scheme is refused. Log it only through RedactDSN.
 	DSN string `yaml:"dsn"`
+	// Synchronous is SQLite's durability level, "normal" (the default) or
+	// "full": with normal a committed write survives a crash of the process
+	// but a power cut may roll back the last commits; full fsyncs every
+	// commit, at the disk's fsync rate (README, "SQLite: concurrency and
+	// durability"). SQLite only: PostgreSQL has its own synchronous_commit.
+	Synchronous string `yaml:"synchronous"`
 }
+
+// SynchronousFull reports whether SQLite must fsync every commit
+// (storage.synchronous: full).
+func (s Storage) SynchronousFull() bool { return strings.EqualFold(s.Synchronous, "full") }
 
 // Keys is the signing-key policy.
 type Keys struct {
@@ -204,9 +214,10 @@ type Server struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit),
 	// a size such as "200MiB", "1GiB" or "512MB"; the garbage collector works
-	// harder as the heap nears it instead of letting it double. Empty or "0"
-	// (the default): no limit from the configuration. The GOMEMLIMIT
-	// environment variable, when set, wins over this setting.
+	// harder as the heap nears it instead of letting it double. Empty (the
+	// default): 19 MiB per concurrent argon2id computation plus 26 MiB
+	// (app.AutoMemoryLimit; 64 MiB on 2 cores). "0": no limit. The
+	// GOMEMLIMIT environment variable, when set, wins over this setting.
 	MemoryLimit string `yaml:"memory_limit"`
 	// DPoPNonce makes the token endpoint and Keygate's protected endpoints
 	// require a server nonce in DPoP proofs (RFC 9449 §8, §9): a proof must
@@ -377,6 +388,7 @@ var envVars = []envVar{
 	{"KEYGATE_LISTEN", stringVar(func(c *Config) *string { return &c.Listen })},
 	{"KEYGATE_STORAGE_DRIVER", stringVar(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEYGATE_DATABASE_URL", stringVar(func(c *Config) *string { return &c.Storage.DSN })},
+	{"KEYGATE_STORAGE_SYNCHRONOUS", stringVar(func(c *Config) *string { return &c.Storage.Synchronous })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY", stringVar(func(c *Config) *string { return &c.KeyEncryptionKey })},
 	{"KEYGATE_KEY_ENCRYPTION_KEY_FILE", stringVar(func(c *Config) *string { return &c.Keys.EncryptionKeyFile })},
 	{"KEYGATE_ALLOW_DEV_KEK_WITH_HTTPS", boolVar(func(c *Config) *bool { return &c.Keys.AllowDevKEKWithHTTPS })},

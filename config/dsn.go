@@ -95,6 +95,15 @@ func (c Config) validateStorage() error {
 	default:
 		return fmt.Errorf("storage.driver: must be sqlite or postgres, got %q", c.Storage.Driver)
 	}
+	switch strings.ToLower(c.Storage.Synchronous) {
+	case "", "normal", "full":
+	default:
+		return fmt.Errorf("storage.synchronous: must be normal or full, got %q", c.Storage.Synchronous)
+	}
+	if c.Storage.Synchronous != "" && c.Storage.Driver != "sqlite" {
+		return fmt.Errorf("storage.synchronous: applies to SQLite only (PostgreSQL commits are durable per its synchronous_commit), got %q with storage.driver %s",
+			c.Storage.Synchronous, c.Storage.Driver)
+	}
 	return nil
 }
 

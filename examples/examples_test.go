@@ -264,8 +264,8 @@ func TestFutureTokensScriptLogin(t *testing.T) {
 	}
 }
 
-// TestResourceServerRoutes: the API-key protected route and the client-signed
-// query route.
+// TestResourceServerRoutes: the protected route (RS256, ES256 and EdDSA
+// tokens) and the client-signed query route.
 func TestResourceServerRoutes(t *testing.T) {
 	e := start(t, time.Second)
 	get := func(auth string) (*http.Response, string) {
@@ -287,10 +287,13 @@ func TestResourceServerRoutes(t *testing.T) {
 	if r, _ := get("Bearer not.a.token"); r.StatusCode != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Errorf("bad token: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
 	}
-	tok := e.token(t)
-	for _, scheme := range []string{"Bearer ", "JWT "} {
-		if r, b := get(scheme + tok); r.StatusCode != 200 || !strings.Contains(b, "42") {
-			t.Errorf("%stoken: %d %s", scheme, r.StatusCode, b)
+	for alg, id := range algClients { // the SDK verifies every algorithm Keygate signs with
+		tok := e.tokenFor(t, id)
+		checkAlg(t, tok, alg)
+		for _, scheme := range []string{"Bearer ", "JWT "} {
+			if r, b := get(scheme + tok); r.StatusCode != 200 || !strings.Contains(b, "42") || !strings.Contains(b, `"client_id":"`+id+`"`) {
+				t.Errorf("%s %stoken: %d %s", alg, scheme, r.StatusCode, b)
+			}
 		}
 	}
 

@@ -592,6 +592,7 @@ type ClientPatch struct {
 	NotBeforeDelay *time.Duration
 	Introspect     *bool
 	ThirdParty     *bool
+	SigningAlg     *string // "" or RS256 for the default; ES256 or EdDSA need keys.algorithms
 
 	PostLogoutRedirectURIs *[]string
 	DPoPBoundAccessTokens  *bool
@@ -608,6 +609,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.NotBeforeDelay, pt.NotBeforeDelay)
 	setIf(&c.Introspect, pt.Introspect)
 	setIf(&c.ThirdParty, pt.ThirdParty)
+	setIf(&c.SigningAlg, pt.SigningAlg)
 	setIf(&c.PostLogoutRedirectURIs, pt.PostLogoutRedirectURIs)
 	setIf(&c.DPoPBoundAccessTokens, pt.DPoPBoundAccessTokens)
 }
@@ -721,4 +723,14 @@ func (c *Client) EffectiveAudience() (aud []string, def bool) {
 		return c.Audience, false
 	}
 	return []string{c.ID}, true
+}
+
+// EffectiveSigningAlg is the algorithm c's tokens are signed with: its
+// SigningAlg, or RS256 when it has none, so that listings show what a
+// verifier must accept rather than an empty field.
+func (c *Client) EffectiveSigningAlg() string {
+	if c.SigningAlg == "" {
+		return "RS256"
+	}
+	return c.SigningAlg
 }

@@ -146,6 +146,7 @@ type AdminClientView struct {
 	NotBeforeDelay          string     `json:"not_before_delay"`
 	Introspect              bool       `json:"introspect"`
 	ThirdParty              bool       `json:"third_party"`
+	SigningAlg              string     `json:"signing_alg"` // RS256 unless registered with ES256 or EdDSA
 	AllowBareAssertion      bool       `json:"allow_bare_assertion"`
 	DPoPBoundAccessTokens   bool       `json:"dpop_bound_access_tokens"`
 	CreatedAt               *time.Time `json:"created_at,omitempty"`
@@ -159,7 +160,8 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
 		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
-		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
+		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		SigningAlg: c.EffectiveSigningAlg()}
 	if c.Static {
 		v.Source = "config"
 	}
@@ -265,7 +267,8 @@ type clientPatchBody struct {
 	Introspect     *bool     `json:"introspect"`
 	ThirdParty     *bool     `json:"third_party"`
 	// DPoPBoundAccessTokens: require a DPoP proof on its token requests.
-	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens"`
+	DPoPBoundAccessTokens *bool   `json:"dpop_bound_access_tokens"`
+	SigningAlg            *string `json:"signing_alg"`
 }
 
 func parseDurationField(name string, v *string) (*time.Duration, error) {
@@ -286,7 +289,7 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
 		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty,
-		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens}
+		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens, SigningAlg: b.SigningAlg}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -78,6 +79,69 @@ func TestSigningAlgorithmsWithGoOIDC(t *testing.T) {
 		claims, err := s.IDP.ValidateAccessToken(ctx, tok.AccessToken)
 		if err != nil || claims.ClientID != id {
 			t.Errorf("%s: ValidateAccessToken: %v", alg, err)
+		}
+	}
+}
+
+// TestAdminSigningAlg: the admin API shows each client's signing_alg (RS256
+// when it has none) and PATCH changes it, refusing with 400 and a clear
+// message an algorithm the deployment keeps no keys for; the client's next
+// token is signed with the new algorithm.
+func TestAdminSigningAlg(t *testing.T) {
+	const admin = "kg-admin-bootstrap-token-0123456789abcdef"
+	const secret = "kgs_alg-test-secret-0123456789abcdefghijklmnopqrstu"
+	s := kgtest.Start(t, kgtest.Options{AdminToken: admin, Policy: rotation.Policy{RotationPeriod: 24 * time.Hour,
+		PublishAhead: time.Hour, Retention: 2 * time.Hour, RSABits: 2048, Algorithms: []string{"RS256", "ES256"}}})
+	c := &idp.Client{ID: "billing", GrantTypes: []string{idp.GrantClientCredentials}, Scopes: []string{"read"}}
+	sec, err := s.IDP.Directory().RegisterClient(t.Context(), c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, body string) (int, map[string]any) {
+		t.Helper()
+		r := send(t, s.URL, request{method: method, path: "/admin/clients/billing", body: body, ctype: "application/json",
+			hdr: map[string]string{"Authorization": "Bearer " + admin}})
+		return r.status, r.object(t)
+	}
+	tokenAlg := func() string {
+		t.Helper()
+		res, err := s.IDP.Token(t.Context(), &idp.Request{Form: url.Values{"grant_type": {"client_credentials"},
+			"client_id": {"billing"}, "client_secret": {sec}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr, err := base64.RawURLEncoding.DecodeString(strings.SplitN(res.AccessToken, ".", 2)[0])
+		var h struct{ Alg string }
+		if err != nil || json.Unmarshal(hdr, &h) != nil {
+			t.Fatalf("token header %q: %v", hdr, err)
+		}
+		return h.Alg
+	}
+	for _, step := range []struct {
+		method, body string
+		status       int
+		alg, refused string // the view's signing_alg (and the token's); the error's text
+	}{
+		{"GET", "", 200, "RS256", ""},
+		{"PATCH", `{"signing_alg":"ES256"}`, 200, "ES256", ""},
+		{"PATCH", `{"signing_alg":"EdDSA"}`, 400, "ES256", "EdDSA is not in keys.algorithms (RS256, ES256)"},
+		{"PATCH", `{"signing_alg":"none"}`, 400, "ES256", `"none" is not supported`},
+		{"PATCH", `{"signing_alg":""}`, 200, "RS256", ""},
+		{"PATCH", `{"signing_alg":"ES256"}`, 200, "ES256", ""},
+	} {
+		status, out := call(step.method, step.body)
+		if status != step.status {
+			t.Fatalf("%s %s: %d %v, want %d", step.method, step.body, status, out, step.status)
+		}
+		if step.refused != "" {
+			if msg, _ := out["error"].(string); !strings.Contains(msg, step.refused) {
+				t.Errorf("%s: error %q, want it to say %q", step.body, msg, step.refused)
+			}
+		} else if out["signing_alg"] != step.alg {
+			t.Errorf("%s %s: signing_alg %v, want %s", step.method, step.body, out["signing_alg"], step.alg)
+		}
+		if got := tokenAlg(); got != step.alg {
+			t.Errorf("after %s %s: token alg %s, want %s", step.method, step.body, got, step.alg)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 // Command resource-server is an API protected by Keygate tokens, built only on
 // Keygate's jwks SDK: it verifies every token offline against the cached key
-// set and never calls Keygate on the request path.
+// set and never calls Keygate on the request path. It accepts RS256, ES256
+// and EdDSA access tokens (a client registered with signing_alg gets the
+// latter two), each only with a published key of its type.
 //
 // Usage:
 //
@@ -68,7 +70,8 @@ var zen = []string{
 // New builds the API. The verifiers fetch discovery and the key set now, then
 // serve from their caches.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*echo.Echo, error) {
-	vcfg := jwks.Config{Audience: cfg.Audience, Leeway: cfg.Leeway, NoLeeway: cfg.Leeway == 0, Logger: log}
+	vcfg := jwks.Config{Audience: cfg.Audience, Leeway: cfg.Leeway, NoLeeway: cfg.Leeway == 0, Logger: log,
+		Algorithms: []string{"RS256", "ES256", "EdDSA"}}
 	v, err := jwks.NewVerifier(ctx, cfg.Issuer, vcfg)
 	if err != nil {
 		return nil, fmt.Errorf("keygate verifier for %s: %w", cfg.Issuer, err)

@@ -98,11 +98,17 @@ func TestMetricsListen(t *testing.T) {
 // environment, failing the test on any error.
 func loadConfig(t *testing.T, yaml string) config.Config {
 	t.Helper()
+	return loadConfigEnv(t, yaml, nil)
+}
+
+// loadConfigEnv is loadConfig with the environment variables env.
+func loadConfigEnv(t *testing.T, yaml string, env map[string]string) config.Config {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, func(string) string { return "" })
+	cfg, err := config.Load(path, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

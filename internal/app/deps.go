@@ -24,7 +24,7 @@ type backend struct {
 	// open opens the database at dsn; with create, it creates the database
 	// and its schema if missing, else it fails with an error that
 	// noDatabase recognises and creates nothing.
-	open func(ctx context.Context, dsn string, create bool) (store.Store, error)
+	open func(ctx context.Context, cfg config.Storage, create bool) (store.Store, error)
 	// replicas says whether several servers may share one database, which
 	// makes scheduled key rotation wait for the store's lease (one writer
 	// at a time). A SQLite file serves one server, whose writes nobody
@@ -34,17 +34,21 @@ type backend struct {
 
 // backends maps storage.driver to its backend.
 var backends = map[string]backend{
-	"sqlite": {open: func(ctx context.Context, dsn string, create bool) (store.Store, error) {
-		if create {
-			return sqlite.Open(ctx, dsn)
+	"sqlite": {open: func(ctx context.Context, cfg config.Storage, create bool) (store.Store, error) {
+		var opts []sqlite.Option
+		if cfg.SynchronousFull() {
+			opts = append(opts, sqlite.SynchronousFull())
 		}
-		return sqlite.OpenExisting(ctx, dsn)
+		if create {
+			return sqlite.Open(ctx, cfg.DSN, opts...)
+		}
+		return sqlite.OpenExisting(ctx, cfg.DSN, opts...)
 	}},
-	"postgres": {open: func(ctx context.Context, dsn string, create bool) (store.Store, error) {
+	"postgres": {open: func(ctx context.Context, cfg config.Storage, create bool) (store.Store, error) {
 		if create {
-			return postgres.Open(ctx, dsn)
+			return postgres.Open(ctx, cfg.DSN)
 		}
-		return postgres.OpenExisting(ctx, dsn)
+		return postgres.OpenExisting(ctx, cfg.DSN)
 	}, replicas: true},
 }
 
@@ -87,7 +91,7 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger, create b
 	if !ok {
 		return nil, fmt.Errorf("storage.driver %q is not built into this binary", cfg.Storage.Driver)
 	}
-	st, err := b.open(ctx, cfg.Storage.DSN, create)
+	st, err := b.open(ctx, cfg.Storage, create)
 	if noDatabase(err) {
 		return nil, fmt.Errorf("%w at %s (run where config.yaml is, or pass --config / KEYGATE_CONFIG); "+
 			"to start a new installation there, run `keygate init`", ErrNoDatabase, describeDatabase(cfg))

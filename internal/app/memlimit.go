@@ -3,22 +3,44 @@ package app
 import (
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/password"
 )
+
+// autoMemoryBase is the Go memory the automatic limit allows beyond the
+// argon2id computations: runtime, stacks, SQLite's caches, requests in
+// flight (measured: a server under a token load peaks at 40-65 MiB RSS).
+const autoMemoryBase = 26 << 20
+
+// AutoMemoryLimit is the soft memory limit serve applies when
+// server.memory_limit is not set: the memory of the argon2id computations
+// that may run at once (login.max_concurrent_hashes, by default the cores,
+// 19 MiB each) plus autoMemoryBase; 64 MiB on 2 cores. Under a password flood
+// it keeps RSS under 100 MiB on 2 cores (143 MiB without a limit) at ~10%
+// more CPU per login; token issuance is unchanged (docs/BENCHMARKS.md,
+// "Memory under a password flood").
+func AutoMemoryLimit(cfg config.Config) int64 {
+	return int64(cfg.Login.HashConcurrency())*int64(password.DefaultParams().Memory)<<10 + autoMemoryBase
+}
 
 // applyMemoryLimit sets the Go runtime's soft memory limit from
 // server.memory_limit (debug.SetMemoryLimit) and returns a function that puts
 // back the previous limit. Precedence: the GOMEMLIMIT environment variable,
 // when set, wins (the runtime already applied it at start, and an operator's
-// environment overrides the file); otherwise a non-zero server.memory_limit;
-// otherwise nothing changes (no limit: GOGC alone paces the collector).
+// environment overrides the file); otherwise server.memory_limit: a size, "0"
+// for none (GOGC alone paces the collector), or unset for AutoMemoryLimit.
 //
 // The limit is soft: the collector runs more often as the total Go memory
 // nears it, instead of letting the heap double (GOGC=100) after each
 // argon2id burst; it never makes an allocation fail.
 func applyMemoryLimit(cfg config.Config, getenv func(string) string, log *slog.Logger) (restore func()) {
 	limit, err := cfg.Server.MemoryLimitBytes() // validated by config.Load
+	auto := strings.TrimSpace(cfg.Server.MemoryLimit) == ""
+	if auto {
+		limit = AutoMemoryLimit(cfg)
+	}
 	switch {
 	case err != nil:
 		log.Warn("server.memory_limit ignored", "err", err)
@@ -31,6 +53,6 @@ func applyMemoryLimit(cfg config.Config, getenv func(string) string, log *slog.L
 		return func() {}
 	}
 	prev := debug.SetMemoryLimit(limit)
-	log.Debug("memory limit set", "bytes", limit, "memory_limit", cfg.Server.MemoryLimit)
+	log.Debug("memory limit set", "bytes", limit, "memory_limit", cfg.Server.MemoryLimit, "auto", auto)
 	return func() { debug.SetMemoryLimit(prev) }
 }

@@ -17,14 +17,35 @@ func TestApplyMemoryLimit(t *testing.T) {
 	cfg := config.Default()
 	noEnv := func(string) string { return "" }
 
-	restore := applyMemoryLimit(cfg, noEnv, log) // unset: nothing changes
-	if got := current(); got != before {
-		t.Errorf("no server.memory_limit: limit %d, want it unchanged (%d)", got, before)
+	for _, c := range []struct {
+		setting string
+		hashes  int
+		want    int64 // -1: unchanged
+	}{
+		{"", 2, 2*19<<20 + 26<<20}, // unset: automatic, 64 MiB on 2 cores
+		{"", 4, 4*19<<20 + 26<<20},
+		{" ", 1, 19<<20 + 26<<20},
+		{"0", 2, -1}, // explicitly none
+		{"80MiB", 2, 80 << 20},
+	} {
+		cfg.Server.MemoryLimit, cfg.Login.MaxConcurrent = c.setting, c.hashes
+		want := c.want
+		if want == -1 {
+			want = before
+		}
+		restore := applyMemoryLimit(cfg, noEnv, log)
+		if got := current(); got != want {
+			t.Errorf("server.memory_limit %q, %d hashes: limit %d, want %d", c.setting, c.hashes, got, want)
+		}
+		restore()
+		if got := current(); got != before {
+			t.Errorf("after restore: limit %d, want %d", got, before)
+		}
 	}
-	restore()
+	cfg.Login.MaxConcurrent = 0
 
 	cfg.Server.MemoryLimit = "200MiB"
-	restore = applyMemoryLimit(cfg, noEnv, log)
+	restore := applyMemoryLimit(cfg, noEnv, log)
 	if got := current(); got != 200<<20 {
 		t.Errorf("server.memory_limit 200MiB: limit %d", got)
 	}

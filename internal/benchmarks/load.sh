@@ -7,10 +7,16 @@
 #   internal/benchmarks/load.sh                 # builds ./keygate from this tree
 #   KEYGATE_BIN=/tmp/old-keygate internal/benchmarks/load.sh   # an A/B binary
 #   C=32 D=10s PORT=18090 internal/benchmarks/load.sh      # default: a free port
+#   ROUNDS=5 internal/benchmarks/load.sh        # the default: the phases alternate
+#                                               # five times, D/5 each
+#   PHASES=password C=64 D=15s KEYGATE_MEMORY_LIMIT=64MiB internal/benchmarks/load.sh
+#                                               # a password flood; prints peak RSS
 set -eu
 cd "$(dirname "$0")/../.."
 C=${C:-32}
 D=${D:-10s}
+ROUNDS=${ROUNDS:-5}
+PHASES=${PHASES:-client_credentials,refresh_token}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keygate-load.XXXXXX")
 pid=
 cleanup() {
@@ -28,7 +34,10 @@ go build -o "$tmp/load" ./internal/benchmarks/load
 PORT=${PORT:-$("$tmp/load" -free-port)}
 
 export KEYGATE_DATABASE_URL="$tmp/keygate.db" KEYGATE_LISTEN="127.0.0.1:$PORT" KEYGATE_LOG_LEVEL=error
-# No config.yaml in $tmp: built-in defaults, the dev KEK under $tmp/data.
+# Built-in defaults (the dev KEK under $tmp/data) but for the login throttle,
+# raised so that every password-grant request is verified.
+printf 'login: {user_burst: 100000, user_every: 1ms, ip_burst: 100000, ip_every: 1ms}\n' >"$tmp/keygate.yaml"
+export KEYGATE_CONFIG="$tmp/keygate.yaml"
 (cd "$tmp" && "$bin" init >/dev/null 2>&1)
 secret=$(cd "$tmp" && "$bin" clients add bench --grant client_credentials,password,refresh_token --scope read 2>/dev/null |
 	sed -n 's/^client_secret: *//p')
@@ -48,5 +57,5 @@ until kill -0 "$pid" 2>/dev/null && curl -sf "http://127.0.0.1:$PORT/jwks" >/dev
 	sleep 0.1
 done
 
-"$tmp/load" -url "http://127.0.0.1:$PORT" -c "$C" -d "$D" \
+"$tmp/load" -url "http://127.0.0.1:$PORT" -c "$C" -d "$D" -rounds "$ROUNDS" -pid "$pid" -phases "$PHASES" \
 	-client bench -secret "$secret" -user bench -password "$password"

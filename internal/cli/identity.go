@@ -122,7 +122,7 @@ func newClientsCmd(o *options) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tDPOP\tREDIRECT_URIS")
+			fmt.Fprintln(tw, "ID\tSOURCE\tAUTH\tGRANTS\tSCOPES\tAUDIENCE\tACCESS_TTL\tNOT_BEFORE_DELAY\tINTROSPECT\tTHIRD_PARTY\tSIGNING_ALG\tDPOP\tREDIRECT_URIS")
 			for _, c := range cs {
 				src, auth := "store", []string{}
 				if c.Static {
@@ -150,9 +150,9 @@ func newClientsCmd(o *options) *cobra.Command {
 				if c.DPoPBoundAccessTokens {
 					dpop = "required"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\n", c.ID, src, strings.Join(auth, "+"), strings.Join(c.GrantTypes, ","),
 					orNone(strings.Join(c.Scopes, ",")), withDefault(strings.Join(aud, ","), audDefault), withDefault(ttl.String(), ttlDefault),
-					c.NotBeforeDelay, introspect, dpop, orNone(strings.Join(c.RedirectURIs, " ")))
+					c.NotBeforeDelay, introspect, c.ThirdParty, withDefault(c.EffectiveSigningAlg(), c.SigningAlg == ""), dpop, orNone(strings.Join(c.RedirectURIs, " ")))
 			}
 			return tw.Flush()
 		}),
@@ -198,6 +198,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		introspect, noIntro     bool
 		thirdParty, firstParty  bool
 		dpopBound, dpopOptional bool
+		signingAlg              string
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -207,7 +208,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
   keygate clients update orders-api --no-introspect
   keygate clients update spa --allowed-origin https://spa.example.com,http://localhost:5173
   keygate clients update photo-printer --third-party
-  keygate clients update spa --dpop-bound-access-tokens`,
+  keygate clients update spa --dpop-bound-access-tokens
+  keygate clients update billing --signing-alg ES256`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
@@ -231,6 +233,9 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			}
 			if f.Changed("not-before-delay") {
 				pt.NotBeforeDelay = &nbfDelay
+			}
+			if f.Changed("signing-alg") {
+				pt.SigningAlg = &signingAlg
 			}
 			var err error
 			if pt.Introspect, err = flagPair(f.Changed, "introspect", introspect, "no-introspect", noIntro); err != nil {
@@ -266,6 +271,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.BoolVar(&firstParty, "first-party", false, "no consent page (the default)")
 	f.BoolVar(&dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof (RFC 9449) on every token request")
 	f.BoolVar(&dpopOptional, "no-dpop-bound-access-tokens", false, "accept token requests without a DPoP proof (the default)")
+	f.StringVar(&signingAlg, "signing-alg", "", "algorithm its tokens are signed with: RS256 (\"\" also means RS256), ES256 or EdDSA (keys.algorithms must list it)")
 	return cmd
 }
 

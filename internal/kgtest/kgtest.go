@@ -157,7 +157,7 @@ func Start(t testing.TB, o Options) *Server {
 	hasher := password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 4)
 	s.Hasher = hasher
 	s.IDP, err = idp.New(idp.Config{DirectoryConfig: idp.DirectoryConfig{AccessTTL: o.AccessTTL, MaxAccessTTL: 24 * time.Hour,
-		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log},
+		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log, SigningAlgs: o.Policy.Algorithms},
 		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(), DPoP: o.DPoP,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
 		Sealer: sealer, SecondFactor: o.SecondFactor,

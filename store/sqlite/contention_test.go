@@ -153,6 +153,7 @@ func benchParallelRotate(b *testing.B, now time.Time, opts ...Option) {
 	var mu sync.Mutex
 	var next int
 	var all []time.Duration
+	before := s.rot.batches.Load()
 	b.RunParallel(func(pb *testing.PB) {
 		mu.Lock()
 		w := next
@@ -176,6 +177,7 @@ func benchParallelRotate(b *testing.B, now time.Time, opts ...Option) {
 		mu.Unlock()
 	})
 	reportP99(b, all)
+	b.ReportMetric(float64(b.N)/float64(s.rot.batches.Load()-before), "rotations/tx")
 }
 
 // openBench opens a new database for b and closes it when b ends.

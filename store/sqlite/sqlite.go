@@ -64,6 +64,9 @@ type Store struct {
 	// Prepared statements of refresh rotation, on the writer's one
 	// connection, used in its transactions through Tx.StmtContext.
 	spendRefresh, insertRefresh *sql.Stmt
+	// The savepoint of one rotation in a group commit (rotations).
+	savepoint, rollbackTo, release *sql.Stmt
+	rot                            rotations
 
 	// reads holds the read pool's prepared statements by query text: every
 	// one-row read (getRow: client lookup, refresh token, user, ...) and the
@@ -260,6 +263,9 @@ func (s *Store) prepare(ctx context.Context) error {
 	}{
 		{&s.spendRefresh, s.db.db, spendRefreshSQL},
 		{&s.insertRefresh, s.db.db, insertRefreshSQL},
+		{&s.savepoint, s.db.db, `SAVEPOINT rotation`},
+		{&s.rollbackTo, s.db.db, `ROLLBACK TO rotation`},
+		{&s.release, s.db.db, `RELEASE rotation`},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -435,7 +441,7 @@ func (s *Store) CheckWritable(ctx context.Context) error {
 // Close closes the database. On the last close of the file SQLite checkpoints
 // the write-ahead log back into the main file. Calls after the first return nil.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.spendRefresh, s.insertRefresh} {
+	for _, st := range []*sql.Stmt{s.spendRefresh, s.insertRefresh, s.savepoint, s.rollbackTo, s.release} {
 		if st != nil {
 			st.Close()
 		}
@@ -506,4 +512,25 @@ func execOne(ctx context.Context, db execer, what, query string, args ...any) er
 		err = fmt.Errorf("store/sqlite: %s: %w", what, store.ErrNotFound)
 	}
 	return err
+}
+
+// Synchronous reads back the synchronous level of the writer's connection,
+// "NORMAL" or "FULL" (SynchronousFull), so that the durability a deployment
+// runs with can be checked and logged rather than assumed.
+func (s *Store) Synchronous(ctx context.Context) (string, error) {
+	if err := s.db.enter(ctx); err != nil {
+		return "", fmt.Errorf("store/sqlite: synchronous %q: %w", s.path, err)
+	}
+	defer s.db.leave()
+	var n int
+	if err := s.db.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+		return "", fmt.Errorf("store/sqlite: synchronous %q: %w", s.path, err)
+	}
+	switch n {
+	case 1:
+		return "NORMAL", nil
+	case 2:
+		return "FULL", nil
+	}
+	return "", fmt.Errorf("store/sqlite: synchronous %q: unexpected level %d", s.path, n)
 }

@@ -37,9 +37,9 @@ func TestContract(t *testing.T) {
 }
 
 // openTemp opens the database at path and closes it when the test ends.
-func openTemp(t *testing.T, path string) *Store {
+func openTemp(t *testing.T, path string, opts ...Option) *Store {
 	t.Helper()
-	return backendtest.Open(t, func() (*Store, error) { return Open(t.Context(), path) })
+	return backendtest.Open(t, func() (*Store, error) { return Open(t.Context(), path, opts...) })
 }
 
 // testKey returns a key with random material, created at created.
@@ -341,37 +341,53 @@ func TestTimeRoundTrip(t *testing.T) {
 }
 
 // TestConnectionSettings checks the pragmas every pooled connection must run
-// with: the writer's one connection and the read pool's.
+// with, the writer's one connection and the read pool's, for the default
+// durability and for SynchronousFull, and that Synchronous reads it back.
 func TestConnectionSettings(t *testing.T) {
-	s := openTemp(t, filepath.Join(t.TempDir(), "keygate.db"))
-	for _, c := range []struct {
-		name      string
-		db        *sql.DB
-		queryOnly string
-	}{{"writer", s.db.db, "0"}, {"reader", s.rdb, "1"}} {
-		conn, err := c.db.Conn(t.Context())
-		if err != nil {
-			t.Fatal(err)
+	for _, o := range []struct {
+		opts        []Option
+		level, name string // PRAGMA synchronous's number and name
+	}{{nil, "1", "NORMAL"}, {[]Option{SynchronousFull()}, "2", "FULL"}} {
+		s := openTemp(t, filepath.Join(t.TempDir(), "keygate.db"), o.opts...)
+		for _, c := range []struct {
+			name      string
+			db        *sql.DB
+			queryOnly string
+		}{{"writer", s.db.db, "0"}, {"reader", s.rdb, "1"}} {
+			checkPragmas(t, c.name+" "+o.name, c.db, map[string]string{
+				"journal_mode": "wal",
+				"foreign_keys": "1",
+				"busy_timeout": fmt.Sprint(busyTimeoutMillis),
+				"synchronous":  o.level,
+				"query_only":   c.queryOnly,
+			})
 		}
-		for pragma, want := range map[string]string{
-			"journal_mode": "wal",
-			"foreign_keys": "1",
-			"busy_timeout": fmt.Sprint(busyTimeoutMillis),
-			"synchronous":  "1", // NORMAL
-			"query_only":   c.queryOnly,
-		} {
-			var got string
-			if err := conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
-				t.Fatalf("%s: PRAGMA %s: %v", c.name, pragma, err)
-			}
-			if !strings.EqualFold(got, want) {
-				t.Errorf("%s: PRAGMA %s = %q, want %q", c.name, pragma, got, want)
-			}
+		if got := s.db.db.Stats().MaxOpenConnections; got != 1 {
+			t.Errorf("writer pool allows %d connections, want 1", got)
 		}
-		conn.Close()
+		if got, err := s.Synchronous(t.Context()); err != nil || got != o.name {
+			t.Errorf("Synchronous() = %q, %v; want %s", got, err, o.name)
+		}
 	}
-	if got := s.db.db.Stats().MaxOpenConnections; got != 1 {
-		t.Errorf("writer pool allows %d connections, want 1", got)
+}
+
+// checkPragmas fails unless one connection of db reads back every pragma as
+// want says.
+func checkPragmas(t *testing.T, name string, db *sql.DB, want map[string]string) {
+	t.Helper()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for pragma, w := range want {
+		var got string
+		if err := conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatalf("%s: PRAGMA %s: %v", name, pragma, err)
+		}
+		if !strings.EqualFold(got, w) {
+			t.Errorf("%s: PRAGMA %s = %q, want %q", name, pragma, got, w)
+		}
 	}
 }
 

@@ -85,7 +85,12 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshTo
 // rest. A next whose ID is taken is also store.ErrConflict, with the old link
 // left unspent. next must belong to the old link's family; if it does not, or
 // next or now is invalid, the error wraps neither and nothing is written.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) (err error) {
+//
+// Rotations wait for the writer together: whichever caller gets the writer
+// runs every rotation waiting at that moment in one transaction, each under a
+// savepoint, so that one that fails writes nothing and does not fail the
+// others (group commit; see rotations).
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next store.RefreshToken) error {
 	at, err := columns.RequiredNanos(now)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: now: %w", oldID, err)
@@ -94,38 +99,24 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 	if err != nil {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q: %w", oldID, next.ID, err)
 	}
+	return s.rot.run(ctx, s, &rotation{ctx: ctx, oldID: oldID, now: now, at: at, next: r, done: make(chan error, 1)})
+}
 
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
-	if err != nil {
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: begin: %w", oldID, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-
-	// The prepared statements were prepared on the writer's one connection,
-	// which the transaction has, so StmtContext reuses them.
+// rotate spends r's link and inserts its next one in tx (r's savepoint).
+func (r *rotation) rotate(ctx context.Context, tx *sql.Tx, spend, insert *sql.Stmt) error {
 	var family string
-	err = tx.StmtContext(ctx, s.spendRefresh).QueryRowContext(ctx, at, oldID, at).Scan(&family)
+	err := spend.QueryRowContext(ctx, r.at, r.oldID, r.at).Scan(&family)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return whyNotSpent(ctx, tx, oldID, now)
+		return whyNotSpent(ctx, tx, r.oldID, r.now)
 	case err != nil:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: spend: %w", oldID, err)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: spend: %w", r.oldID, err)
 	}
-	if family != r.Family {
+	if family != r.next.Family {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
-			oldID, r.ID, r.Family, family)
+			r.oldID, r.next.ID, r.next.Family, family)
 	}
-	if err := insertRefreshToken(ctx, tx.StmtContext(ctx, s.insertRefresh), fmt.Sprintf("rotate refresh token %q: insert next token %q", oldID, r.ID), r); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: commit: %w", oldID, err)
-	}
-	return nil
+	return insertRefreshToken(ctx, insert, fmt.Sprintf("rotate refresh token %q: insert next token %q", r.oldID, r.next.ID), r.next)
 }
 
 // whyNotSpent explains why the guarded spend of id matched nothing: no such

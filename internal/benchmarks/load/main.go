@@ -5,7 +5,10 @@
 // a temporary SQLite file and runs it:
 //
 //	go run ./internal/benchmarks/load -url http://127.0.0.1:18090 -c 32 -d 10s \
-//	    -client bench -secret kgs_... -user bench -password '...'
+//	    -client bench -secret kgs_... -user bench -password '...' -rounds 5 -pid 1234
+//
+// The password phase sends the password grant (an argon2id verification per
+// request), for memory under a login flood.
 //
 // In the refresh phase every worker first gets its own refresh token with the
 // password grant (not timed), then rotates its own chain: each request spends
@@ -26,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 func main() {
@@ -37,6 +42,8 @@ func main() {
 	user := flag.String("user", "bench", "username for the password grant")
 	pass := flag.String("password", "", "password for the password grant")
 	phases := flag.String("phases", "client_credentials,refresh_token", "phases to run, in order")
+	rounds := flag.Int("rounds", 1, "alternate the phases this many times, each for d/rounds per round")
+	pid := flag.Int("pid", 0, "the server's process id: also report its CPU time per token (Linux /proc)")
 	freePort := flag.Bool("free-port", false, "print a free TCP port on 127.0.0.1 and exit")
 	flag.Parse()
 	if *freePort {
@@ -69,20 +76,42 @@ func main() {
 		return m, json.Unmarshal(body, &m)
 	}
 
-	for _, phase := range strings.Split(*phases, ",") {
+	names := strings.Split(*phases, ",")
+	runs := make([]*phaseRun, len(names))
+	for i, phase := range names {
 		setup, step, err := phaseSteps(phase, token, *user, *pass)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "load:", err)
 			os.Exit(2)
 		}
-		states := make([]string, *c)
-		for i := range states {
-			if states[i], err = setup(); err != nil {
+		r := &phaseRun{name: phase, states: make([]string, *c), step: step}
+		for i := range r.states {
+			if r.states[i], err = setup(); err != nil {
 				fmt.Fprintf(os.Stderr, "load: %s setup: %v\n", phase, err)
 				os.Exit(1)
 			}
 		}
-		runPhase(phase, states, *d, step)
+		runs[i] = r
+	}
+	// Rounds alternate the phases (A B A B ...), so that a machine whose load
+	// drifts during the run weighs on every phase alike.
+	for range *rounds {
+		for _, r := range runs {
+			r.run(*d/time.Duration(*rounds), *pid)
+		}
+	}
+	for _, r := range runs {
+		r.print()
+	}
+	if rss := peakRSS(*pid); rss > 0 {
+		fmt.Printf("server peak RSS (VmHWM) %.0f MiB\n", float64(rss)/(1<<20))
+	}
+	if len(runs) == 2 && runs[0].rate() > 0 {
+		fmt.Printf("%s / %s = %.2f (tokens/s)", runs[1].name, runs[0].name, runs[1].rate()/runs[0].rate())
+		if runs[0].cpu > 0 && runs[1].cpu > 0 {
+			fmt.Printf(", %.2f (tokens per server CPU second)", runs[1].perCPU()/runs[0].perCPU())
+		}
+		fmt.Println()
 	}
 }
 
@@ -93,6 +122,11 @@ func phaseSteps(phase string, token func(url.Values) (map[string]any, error), us
 	case "client_credentials":
 		return func() (string, error) { return "", nil }, func(*string) error {
 			_, err := token(url.Values{"grant_type": {"client_credentials"}})
+			return err
+		}, nil
+	case "password": // argon2id on every request: the memory flood
+		return func() (string, error) { return "", nil }, func(*string) error {
+			_, err := token(url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}})
 			return err
 		}, nil
 	case "refresh_token":
@@ -124,31 +158,45 @@ func phaseSteps(phase string, token func(url.Values) (map[string]any, error), us
 	return nil, nil, fmt.Errorf("unknown phase %q", phase)
 }
 
-// runPhase runs one worker per state for d and prints throughput and
-// latency percentiles. A refresh worker stops at its first error (its chain
-// is broken); others go on.
-func runPhase(phase string, states []string, d time.Duration, step func(*string) error) {
+// phaseRun is one phase's workers and what its rounds measured.
+type phaseRun struct {
+	name     string
+	states   []string // one per worker: its refresh token in the refresh phase
+	step     func(*string) error
+	lat      []time.Duration
+	errs     int
+	firstErr error
+	elapsed  time.Duration
+	cpu      time.Duration // the server's CPU time during the phase (-pid)
+}
+
+// run runs one worker per state for d, adding to r's latencies, errors,
+// elapsed time and, given the server's pid, its CPU time. A refresh worker
+// stops at its first error (its chain is broken); others go on.
+func (r *phaseRun) run(d time.Duration, pid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var mu sync.Mutex
-	var lat []time.Duration
-	var errs int
-	var firstErr error
 	var wg sync.WaitGroup
+	cpu0 := cpuTime(pid)
 	start := time.Now()
-	for i := range states {
+	for i := range r.states {
+		if r.states[i] == "" && r.name == "refresh_token" {
+			continue // broken in an earlier round
+		}
 		wg.Go(func() {
 			var mine []time.Duration
 			var bad int
 			var ferr error
 			for ctx.Err() == nil {
 				t := time.Now()
-				if err := step(&states[i]); err != nil {
+				if err := r.step(&r.states[i]); err != nil {
 					bad++
 					if ferr == nil {
 						ferr = err
 					}
-					if phase == "refresh_token" {
+					if r.name == "refresh_token" {
+						r.states[i] = ""
 						break
 					}
 					continue
@@ -156,16 +204,26 @@ func runPhase(phase string, states []string, d time.Duration, step func(*string)
 				mine = append(mine, time.Since(t))
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			if firstErr == nil {
-				firstErr = ferr
+			r.lat = append(r.lat, mine...)
+			r.errs += bad
+			if r.firstErr == nil {
+				r.firstErr = ferr
 			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	r.elapsed += time.Since(start)
+	r.cpu += cpuTime(pid) - cpu0
+}
+
+func (r *phaseRun) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
+
+func (r *phaseRun) perCPU() float64 { return float64(len(r.lat)) / r.cpu.Seconds() }
+
+// print writes throughput and latency percentiles over all rounds.
+func (r *phaseRun) print() {
+	lat := r.lat
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {
@@ -173,12 +231,50 @@ func runPhase(phase string, states []string, d time.Duration, step func(*string)
 		}
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 	}
-	fmt.Printf("%-18s c=%d  %8.0f tokens/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (%d ok, %d errors in %.1fs)\n",
-		phase, len(states), float64(len(lat))/elapsed.Seconds(),
-		ms(pct(0.50)), ms(pct(0.99)), ms(pct(1)), len(lat), errs, elapsed.Seconds())
-	if firstErr != nil {
-		fmt.Printf("  first error: %v\n", firstErr)
+	fmt.Printf("%-18s c=%d  %8.0f tokens/s  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (%d ok, %d errors in %.1fs)",
+		r.name, len(r.states), r.rate(), ms(pct(0.50)), ms(pct(0.99)), ms(pct(1)), len(lat), r.errs, r.elapsed.Seconds())
+	if r.cpu > 0 && len(lat) > 0 {
+		fmt.Printf("  server CPU %.3f ms/token", ms(r.cpu)/float64(len(lat)))
 	}
+	fmt.Println()
+	if r.firstErr != nil {
+		fmt.Printf("  first error: %v\n", r.firstErr)
+	}
+}
+
+// fromProc reads a figure of process pid from /proc (Linux, through
+// prometheus/procfs); the zero value without a pid or when it cannot be read.
+func fromProc[T any](pid int, read func(procfs.Proc) (T, error)) T {
+	var zero T
+	if pid <= 0 {
+		return zero
+	}
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return zero
+	}
+	v, err := read(p)
+	if err != nil {
+		return zero
+	}
+	return v
+}
+
+// cpuTime is the user+system CPU time of process pid, 0 when unknown.
+func cpuTime(pid int) time.Duration {
+	return fromProc(pid, func(p procfs.Proc) (time.Duration, error) {
+		st, err := p.Stat()
+		return time.Duration(st.CPUTime() * float64(time.Second)), err
+	})
+}
+
+// peakRSS is the peak resident set size (VmHWM) of process pid in bytes, 0
+// when unknown.
+func peakRSS(pid int) uint64 {
+	return fromProc(pid, func(p procfs.Proc) (uint64, error) {
+		st, err := p.NewStatus()
+		return st.VmHWM, err
+	})
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
