@@ -41,6 +41,7 @@ var accountNotices = map[string]string{
 	"nothing-to-end":  "There were no other sessions.",
 	"totp-on":         "Two-factor authentication is on. You will enter a code from your app after your password.",
 	"totp-off":        "Two-factor authentication is off.",
+	"recovery-codes":  "You have new recovery codes; the old ones no longer work.",
 	"passkey-added":   "Your passkey has been added. You can now log in with it.",
 	"passkey-removed": "The passkey has been removed.",
 }
