@@ -259,7 +259,7 @@ func (s *Server) accountTOTP(c echo.Context, sess *idp.Session, d *pageData) err
 // accountStartTOTP serves POST /account/totp/start: a new secret, shown
 // with its QR code and a form to confirm it.
 func (s *Server) accountStartTOTP(c echo.Context) error {
-	sess, ok, err := s.accountSession(c)
+	sess, ok, err := s.freshAccountSession(c)
 	if !ok {
 		return err
 	}
@@ -276,7 +276,7 @@ func (s *Server) accountStartTOTP(c echo.Context) error {
 
 // accountConfirmTOTP serves POST /account/totp/confirm.
 func (s *Server) accountConfirmTOTP(c echo.Context) error {
-	sess, ok, err := s.accountSession(c)
+	sess, ok, err := s.freshAccountSession(c)
 	if !ok {
 		return err
 	}
