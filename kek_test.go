@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,10 +23,52 @@ func tokenWorks(t *testing.T, s *server, id, secret string) {
 	}
 }
 
+// addTOTPUser creates the user alice with the CLI and enrols her TOTP on the
+// server s, returning the secret.
+func addTOTPUser(t *testing.T, in *instance, s *server, env []string) string {
+	t.Helper()
+	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")
+	add.Env = append(append(os.Environ(), in.env...), env...)
+	add.Stdin = strings.NewReader(alicePassword + "\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("users add: %v\n%s", err, out)
+	}
+	return enrolTOTP(t, s.url, "alice", alicePassword)
+}
+
+const alicePassword = "correct horse battery staple"
+
+// staleWarning is the start-up (and keys list) warning about secrets sealed
+// under an older key-encryption key.
+const staleWarning = "sealed under an older key-encryption key: run `keygate keys rewrap`"
+
+// wantStaleWarning fails unless log holds the stale-KEK warning exactly when
+// want says so.
+func wantStaleWarning(t *testing.T, what, log string, want bool) {
+	t.Helper()
+	if strings.Contains(log, staleWarning) != want {
+		t.Errorf("%s: stale-KEK warning present = %v, want %v:\n%s", what, !want, want, log)
+	}
+}
+
+// rewrapPrints runs `keys rewrap` with env and fails unless it prints each of wants.
+func rewrapPrints(t *testing.T, in *instance, env string, wants ...string) {
+	t.Helper()
+	out, errOut, err := in.run(t, []string{env}, "keys", "rewrap")
+	for _, w := range wants {
+		if err != nil || !strings.Contains(out, w) {
+			t.Fatalf("keys rewrap: %v, want %q in:\n%s%s", err, w, out, errOut)
+		}
+	}
+}
+
 // TestKEKChangeWithoutDowntime changes the key-encryption key the documented way
 // with the real binary: a server on [old]; restarted on [new, old]; `keys rewrap`
 // while it runs (twice: the second changes nothing); restarted on [new] alone.
 // The kids, the JWKS ETag and /token survive; [old] alone no longer starts.
+// A TOTP user enrolled under [old] still signs in on [new] alone, and until
+// the rewrap the server and `keys list` warn that secrets are under the old
+// key, naming how many.
 func TestKEKChangeWithoutDowntime(t *testing.T) {
 	in := newInstance(t, "")
 	oldK := "KEYGATE_KEY_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)
@@ -37,21 +80,25 @@ func TestKEKChangeWithoutDowntime(t *testing.T) {
 	kid := s.kid
 	secret := in.addClient(t, []string{oldK}, "svc", "client_credentials")
 	tokenWorks(t, s, "svc", secret)
+	totpSecret := addTOTPUser(t, in, s, []string{oldK})
 	before := in.keys(t)
+	wantStaleWarning(t, "serve on [old]", s.stderr.String(), false)
 	s.stop(t)
 
 	s = in.serve(t, ring)
 	if s.kid != kid {
 		t.Errorf("signing with %s on [new, old], was %s", s.kid, kid)
 	}
-	out, errOut, err := in.run(t, []string{ring}, "keys", "rewrap")
-	if err != nil || !strings.Contains(out, "rewrapped: 2 keys re-sealed") {
-		t.Fatalf("keys rewrap: %v\n%s%s", err, out, errOut)
+	wantStaleWarning(t, "serve on [new, old]", s.stderr.String(), true)
+	if !strings.Contains(s.stderr.String(), `"signing_keys":2,"totp_secrets":1`) {
+		t.Errorf("the start-up warning does not name 2 keys and 1 TOTP secret:\n%s", s.stderr)
 	}
-	out, errOut, err = in.run(t, []string{ring}, "keys", "rewrap")
-	if err != nil || !strings.Contains(out, "rewrapped: 0 keys re-sealed") || !strings.Contains(out, "2 already were") {
-		t.Fatalf("second keys rewrap: %v\n%s%s", err, out, errOut)
-	}
+	_, errOut, _ := in.run(t, []string{ring}, "keys", "list")
+	wantStaleWarning(t, "keys list before the rewrap", errOut, true)
+	rewrapPrints(t, in, ring, "rewrapped: 2 keys re-sealed", "rewrapped: 1 TOTP secrets re-sealed")
+	rewrapPrints(t, in, ring, "rewrapped: 0 keys re-sealed", "2 already were", "rewrapped: 0 TOTP secrets re-sealed", "1 already were")
+	_, errOut, _ = in.run(t, []string{ring}, "keys", "list")
+	wantStaleWarning(t, "keys list after the rewrap", errOut, false)
 	tokenWorks(t, s, "svc", secret)
 	if _, e := s.jwks(t); e != etag {
 		t.Errorf("JWKS ETag %s after rewrap, was %s", e, etag)
@@ -70,6 +117,8 @@ func TestKEKChangeWithoutDowntime(t *testing.T) {
 		t.Errorf("JWKS ETag %s on [new], was %s", e, etag)
 	}
 	tokenWorks(t, s, "svc", secret)
+	loginWithTOTP(t, s.url, "alice", alicePassword, totpSecret)
+	wantStaleWarning(t, "serve on [new] after the rewrap", s.stderr.String(), false)
 	after := in.keys(t)
 	b1, _ := json.Marshal(before)
 	b2, _ := json.Marshal(after)
@@ -209,6 +258,7 @@ func TestKEKChangeRollsThroughReplicas(t *testing.T) {
 		}
 	}
 	check("[old] [old]", a, b)
+	totpSecret := addTOTPUser(t, in, a, []string{oldK})
 
 	restart := func(s *server, env string) *server {
 		t.Helper()
@@ -224,16 +274,14 @@ func TestKEKChangeRollsThroughReplicas(t *testing.T) {
 	b = restart(b, ring)
 	check("[new,old] [new,old]", b, a)
 
-	out, errOut, err := in.run(t, []string{ring}, "keys", "rewrap")
-	if err != nil || !strings.Contains(out, "rewrapped: 2 keys re-sealed") {
-		t.Fatalf("keys rewrap: %v\n%s%s", err, out, errOut)
-	}
+	rewrapPrints(t, in, ring, "rewrapped: 2 keys re-sealed", "rewrapped: 1 TOTP secrets re-sealed")
 	check("after rewrap", a, b)
 
 	a = restart(a, newK)
 	check("[new] [new,old]", a, b)
 	b = restart(b, newK)
 	check("[new] [new]", b, a)
+	loginWithTOTP(t, a.url, "alice", alicePassword, totpSecret)
 	a.stop(t)
 	b.stop(t)
 }

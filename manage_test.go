@@ -188,41 +188,65 @@ func TestCLIResetMFA(t *testing.T) {
 	}
 }
 
-// enrolTOTP logs user in through the HTML form of the server at base and
-// turns TOTP on from /account with a code computed here.
-func enrolTOTP(t *testing.T, base, user, pw string) {
-	t.Helper()
+// formClient is a browser without JavaScript (a cookie jar) on the server at
+// base: it posts forms with the hidden fields of the page they came from.
+type formClient struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newFormClient(t *testing.T, base string) *formClient {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	hiddenRE := regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-	post := func(path string, page []byte, kv ...string) []byte {
-		t.Helper()
-		form := url.Values{}
-		for _, m := range hiddenRE.FindAllSubmatch(page, -1) {
-			form.Set(string(m[1]), html.UnescapeString(string(m[2])))
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			form.Set(kv[i], kv[i+1])
-		}
-		res, err := c.PostForm(base+path, form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("POST %s: %d\n%s", path, res.StatusCode, b)
-		}
-		return b
+	return &formClient{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+
+// post submits page's hidden fields and kv to path and returns the page it
+// ends on, which must be a 200.
+func (f *formClient) post(path string, page []byte, kv ...string) []byte {
+	f.t.Helper()
+	form := url.Values{}
+	for _, m := range hiddenRE.FindAllSubmatch(page, -1) {
+		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
 	}
-	res, err := c.Get(base + "/login")
+	for i := 0; i+1 < len(kv); i += 2 {
+		form.Set(kv[i], kv[i+1])
+	}
+	res, err := f.c.PostForm(f.base+path, form)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		f.t.Fatalf("POST %s: %d\n%s", path, res.StatusCode, b)
+	}
+	return b
+}
+
+// login posts user's password on the HTML login form and returns the page
+// it ends on: /account, or the code step.
+func (f *formClient) login(user, pw string) []byte {
+	f.t.Helper()
+	res, err := f.c.Get(f.base + "/login")
+	if err != nil {
+		f.t.Fatal(err)
 	}
 	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	account := post("/login", page, "username", user, "password", pw) // redirected to /account
-	enrol := post("/account/totp/start", account)
+	return f.post("/login", page, "username", user, "password", pw)
+}
+
+// enrolTOTP logs user in through the HTML form of the server at base and
+// turns TOTP on from /account with a code computed here; it returns the
+// secret.
+func enrolTOTP(t *testing.T, base, user, pw string) string {
+	t.Helper()
+	f := newFormClient(t, base)
+	account := f.login(user, pw) // redirected to /account
+	enrol := f.post("/account/totp/start", account)
 	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindSubmatch(enrol)
 	if m == nil {
 		t.Fatalf("no secret on the enrolment page:\n%s", enrol)
@@ -231,7 +255,27 @@ func enrolTOTP(t *testing.T, base, user, pw string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done := post("/account/totp/confirm", enrol, "code", code); !strings.Contains(string(done), "recovery codes") {
+	if done := f.post("/account/totp/confirm", enrol, "code", code); !strings.Contains(string(done), "recovery codes") {
 		t.Fatalf("confirmation:\n%s", done)
+	}
+	return string(m[1])
+}
+
+// loginWithTOTP signs user in with the password and then the TOTP code of
+// secret for the next time step (the current one may have been spent by the
+// enrolment), and fails unless it ends on the account page.
+func loginWithTOTP(t *testing.T, base, user, pw, secret string) {
+	t.Helper()
+	f := newFormClient(t, base)
+	step := f.login(user, pw)
+	if !strings.Contains(string(step), `action="/login/totp"`) {
+		t.Fatalf("no code step after the password:\n%s", step)
+	}
+	code, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := f.post("/login/totp", step, "code", code); !strings.Contains(string(page), "<h1>Your account</h1>") {
+		t.Fatalf("the code step did not end on the account page:\n%s", page)
 	}
 }

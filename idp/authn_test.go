@@ -53,6 +53,19 @@ func TestAMRTravels(t *testing.T) {
 			check("ID token", idt.AMR, idt.ACR)
 			at := unverifiedClaims(t, res.AccessToken)
 			check("access token", at.AMR, at.ACR)
+			caller, err := e.dir.Client(context.Background(), "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, tok := range map[string]string{"introspected access token": res.AccessToken, "introspected refresh token": res.RefreshToken} {
+				out, err := e.p.Introspect(context.Background(), caller, tok)
+				if err != nil || out["active"] != true {
+					t.Fatalf("%s: %v %v", what, out, err)
+				}
+				amr, _ := out["amr"].([]string)
+				acr, _ := out["acr"].(string)
+				check(what, amr, acr)
+			}
 			e.clock.Advance(time.Minute)
 			ref, err := e.token("app", gtSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {res.RefreshToken}})
 			if err != nil {

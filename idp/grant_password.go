@@ -31,21 +31,34 @@ func (p *Provider) passwordGrant(ctx context.Context, r *Request, c *Client) (*T
 		amr: []string{AMRPassword}, jkt: r.dpopJKT}, true, "")
 }
 
-// passwordOnlyAllowed refuses the password grant, which can carry no second
-// factor, to a user who has one or whom the policy requires to have one,
-// unless the deployment allows it (login.password_grant_with_second_factor).
-// It runs after the password check, so the refusal tells only someone who
-// knows the password that the account has a second factor.
+// passwordOnlyAllowed applies the browser's rule to the password grant,
+// which can carry no second factor: a user whom login.require_second_factor
+// covers is refused (the browser would not let them in on a password alone
+// either, and this grant cannot make them enrol); a user with any second
+// factor, TOTP or a passkey, is refused unless the deployment allows it
+// (login.password_grant_with_second_factor). It runs after the password
+// check, so the refusal tells only someone who knows the password that the
+// account has a second factor.
 func (p *Provider) passwordOnlyAllowed(ctx context.Context, u store.User) error {
+	if p.SecondFactorRequired(u) {
+		p.log.Info("password grant refused: login.require_second_factor covers the user", "user_id", u.ID)
+		return invalidGrant("this user must sign in with a second factor, which the password grant cannot carry; " +
+			"use the authorization code flow (or the device flow)")
+	}
 	if p.cfg.PasswordGrantWithSecondFactor {
 		return nil
 	}
 	has, err := p.HasSecondFactor(ctx, u.ID)
+	if err == nil && !has {
+		var keys []store.Passkey
+		keys, err = p.cfg.Store.ListUserPasskeys(ctx, u.ID)
+		has = len(keys) > 0
+	}
 	if err != nil {
 		return serverError(err)
 	}
-	if has || p.SecondFactorRequired(u) {
-		p.log.Info("password grant refused: the user has or needs a second factor", "user_id", u.ID)
+	if has {
+		p.log.Info("password grant refused: the user has a second factor", "user_id", u.ID)
 		return invalidGrant("this user signs in with a second factor, which the password grant cannot carry; " +
 			"use the authorization code flow (or the device flow)")
 	}

@@ -82,6 +82,7 @@ func (p *Provider) introspect(ctx context.Context, token string) (map[string]any
 		if rt.DPoPJKT != "" {
 			out["cnf"] = Confirmation{JKT: rt.DPoPJKT}
 		}
+		authnMembers(out, MethodsOf(rt.AMR))
 		return out, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, serverError(err)
@@ -105,5 +106,17 @@ func (p *Provider) introspect(ctx context.Context, token string) (map[string]any
 	if c.Confirmation != nil { // RFC 9449 §6.2: a bound token's key, for the resource server to check
 		out["token_type"], out["cnf"] = TokenTypeDPoP, c.Confirmation
 	}
+	if len(c.AMR) > 0 {
+		out["amr"], out["acr"] = c.AMR, c.ACR // as signed
+	}
 	return out, nil
+}
+
+// authnMembers adds how the user authenticated to the introspection answer
+// for a refresh token (RFC 7662 §2.2 allows members beyond its list): "amr"
+// and "acr" as the tokens it issues carry them, so a resource server can
+// demand a second factor without decoding a token. An access token's answer
+// takes both from its signed claims; a client's own token has neither.
+func authnMembers(out map[string]any, amr []string) {
+	out["amr"], out["acr"] = amr, ACRFor(amr)
 }

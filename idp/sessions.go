@@ -54,6 +54,19 @@ type Session struct {
 // characters.
 const maxSessionToken = 128
 
+// ReauthWindow is how recently a session must have authenticated for its
+// user to add or remove a way to sign in (TOTP, passkeys) from /account: a
+// session left open on a shared computer, or a stolen cookie, must not be
+// enough to add a second factor an attacker controls or to remove the
+// user's own.
+const ReauthWindow = 10 * time.Minute
+
+// RecentlyAuthenticated reports whether s authenticated (its AuthTime)
+// less than ReauthWindow ago.
+func (p *Provider) RecentlyAuthenticated(s *Session) bool {
+	return p.now().Sub(s.AuthTime) < ReauthWindow
+}
+
 // StartSession logs u in: a new session with a fresh random 256-bit id,
 // authenticated now with the methods amr (RFC 8176 values, see authn.go;
 // nil is a password login). It is the one entry point of every login

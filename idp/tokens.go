@@ -226,6 +226,30 @@ func (p *Provider) ValidateAccessToken(ctx context.Context, raw string) (*Access
 	return claims, nil
 }
 
+// readUserClaims copies the claims of a user's access token (auth_time,
+// preferred_username, amr, acr) from c to ac; a client's token has none.
+func readUserClaims(c *jwks.Claims, ac *AccessClaims) {
+	if v, ok := c.Claim("auth_time"); ok {
+		if f, ok := v.(float64); ok {
+			ac.AuthTime = int64(f)
+		}
+	}
+	if v, ok := c.Claim("preferred_username"); ok {
+		ac.Username, _ = v.(string)
+	}
+	if v, ok := c.Claim("amr"); ok {
+		list, _ := v.([]any)
+		for _, m := range list {
+			if s, ok := m.(string); ok {
+				ac.AMR = append(ac.AMR, s)
+			}
+		}
+	}
+	if v, ok := c.Claim("acr"); ok {
+		ac.ACR, _ = v.(string)
+	}
+}
+
 // tokenReasons are the jwks verification failures, in the order a reason is
 // looked for; their texts are short, fixed and safe to show the holder.
 var tokenReasons = [...]error{jwks.ErrExpired, jwks.ErrNotYetValid, jwks.ErrBadSignature, jwks.ErrUnknownKey,
@@ -255,14 +279,7 @@ func (p *Provider) verifyAccess(ctx context.Context, v *jwks.Verifier, raw strin
 	if c.NotBefore.IsZero() {
 		ac.NotBefore = 0
 	}
-	if v, ok := c.Claim("auth_time"); ok {
-		if f, ok := v.(float64); ok {
-			ac.AuthTime = int64(f)
-		}
-	}
-	if v, ok := c.Claim("preferred_username"); ok {
-		ac.Username, _ = v.(string)
-	}
+	readUserClaims(c, ac)
 	if v, ok := c.Claim("cnf"); ok {
 		cnf, _ := v.(map[string]any)
 		jkt, _ := cnf["jkt"].(string)

@@ -387,6 +387,29 @@ func (p *Provider) RemoveTOTP(ctx context.Context, cur *Session, code, ip string
 	return nil
 }
 
+// NewRecoveryCodes replaces every recovery code of cur's user (used or not)
+// with RecoveryCodeCount new ones, returned to show once, after a current
+// code (TOTP or recovery) proves the user still holds the second factor; the
+// old codes stop working in the same transaction that stores the new ones.
+func (p *Provider) NewRecoveryCodes(ctx context.Context, cur *Session, code, ip string) ([]string, error) {
+	if err := p.VerifySecondFactor(ctx, cur.User, code, ip); err != nil {
+		return nil, err
+	}
+	codes, digests, err := newRecoveryCodes(cur.UserID)
+	if err != nil {
+		return nil, err
+	}
+	err = p.cfg.Store.ReplaceRecoveryCodes(ctx, cur.UserID, digests, p.now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoTOTP // removed meanwhile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replace recovery codes of %s: %w", cur.UserID, err)
+	}
+	p.log.Info("recovery codes replaced by their user", "user_id", cur.UserID, "count", len(codes))
+	return codes, nil
+}
+
 // ResetSecondFactor removes the second factor (TOTP and recovery codes) and
 // every passkey of the user login names, for a user who lost their device
 // (the CLI's `users reset-mfa`, the admin API). It reports whether there was

@@ -249,22 +249,29 @@ func TestSecondFactorRemovalAndReset(t *testing.T) {
 	}
 }
 
-// TestPasswordGrantSecondFactor: the password grant is refused, with a
-// description saying why, to a user with a second factor or whom the policy
-// requires to have one, unless the deployment allows it.
+// TestPasswordGrantSecondFactor: the password grant follows the browser's
+// rule, with a description saying why: refused to a user whom
+// login.require_second_factor covers, whatever else; refused to a user with
+// any second factor (TOTP or a passkey) unless
+// login.password_grant_with_second_factor.
 func TestPasswordGrantSecondFactor(t *testing.T) {
 	cases := []struct {
-		name   string
-		enrol  bool
-		policy idp.SecondFactorPolicy
-		allow  bool
-		refuse bool
+		name           string
+		enrol, passkey bool
+		policy         idp.SecondFactorPolicy
+		allow          bool
+		refuse         bool
 	}{
-		{"no second factor", false, "", false, false},
-		{"with TOTP", true, "", false, true},
-		{"with TOTP, allowed", true, "", true, false},
-		{"policy all, not enrolled", false, idp.SecondFactorAll, false, true},
-		{"policy admins, not an admin", false, idp.SecondFactorAdmins, false, false},
+		{"no second factor", false, false, "", false, false},
+		{"with TOTP", true, false, "", false, true},
+		{"with TOTP, allowed", true, false, "", true, false},
+		{"with a passkey", false, true, "", false, true},
+		{"with a passkey, allowed", false, true, "", true, false},
+		{"with TOTP and a passkey", true, true, "", false, true},
+		{"policy all, not enrolled", false, false, idp.SecondFactorAll, false, true},
+		{"policy all, not enrolled, allowed", false, false, idp.SecondFactorAll, true, true},
+		{"policy all, with TOTP, allowed", true, false, idp.SecondFactorAll, true, true},
+		{"policy admins, not an admin", false, false, idp.SecondFactorAdmins, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -273,6 +280,13 @@ func TestPasswordGrantSecondFactor(t *testing.T) {
 			e := grantEnvFor(t, cfg, clock)
 			if c.enrol {
 				e.enrolTOTP(t)
+			}
+			if c.passkey { // a registered passkey as the store keeps it (TestPasskeyLogin registers real ones)
+				err := e.st.CreatePasskey(context.Background(), store.Passkey{ID: "cred-1", UserID: e.alice.ID, Name: "laptop",
+					PublicKey: []byte{1}, AttestationFormat: "none", AAGUID: make([]byte, 16), UserVerified: true, CreatedAt: clock.Now()}, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 			_, err := e.token("app", gtSecret, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {gtPassword}})
 			if c.refuse {

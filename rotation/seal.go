@@ -190,6 +190,14 @@ func (s *Sealer) open(kid string, sealed []byte) ([]byte, int, error) {
 	return nil, 0, fmt.Errorf("open key %s: malformed sealed key: %w", kid, ErrWrongKEK)
 }
 
+// UnderCurrent reports, from its header alone (nothing is opened), whether
+// sealed is in the current format under the current (first) key-encryption
+// key: what Reseal would leave alone. The start-up check uses it to count
+// secrets still under an older key without opening each one.
+func (s *Sealer) UnderCurrent(sealed []byte) bool {
+	return len(sealed) > kekIDSize && sealed[0] == sealVersion && bytes.Equal(sealed[1:1+kekIDSize], s.keks[0].id[:])
+}
+
 // Reseal opens sealed (under any key of the keyring) and, unless it is already in
 // the current format under the current key-encryption key, seals it again under
 // that key. changed reports whether out is a new blob; when it is false, out is

@@ -224,6 +224,12 @@ func TestKeyringOpensVersion1(t *testing.T) {
 		if _, err := oldS.Open("kid", out); !errors.Is(err, rotation.ErrWrongKEK) {
 			t.Errorf("Reseal %s: still opens under the old KEK", name)
 		}
+		if ring.UnderCurrent(in) || !ring.UnderCurrent(out) {
+			t.Errorf("UnderCurrent %s: before %v, after Reseal %v; want false, true", name, ring.UnderCurrent(in), ring.UnderCurrent(out))
+		}
+	}
+	if !oldS.UnderCurrent(underOld) || oldS.UnderCurrent(underNew) || ring.UnderCurrent(nil) || ring.UnderCurrent([]byte{2}) {
+		t.Error("UnderCurrent: a blob is judged by its own header's KEK id against the first key")
 	}
 	if out, changed, err := ring.Reseal("kid", underNew); err != nil || changed || !bytes.Equal(out, underNew) {
 		t.Errorf("Reseal of a current blob: changed=%v %v", changed, err)

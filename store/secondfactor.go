@@ -59,4 +59,20 @@ type SecondFactorStore interface {
 	// DeleteTOTP removes the user's TOTP and recovery codes and reports
 	// whether there was a TOTP.
 	DeleteTOTP(ctx context.Context, userID string) (bool, error)
+	// ReplaceRecoveryCodes replaces every recovery code of the user, used
+	// or not, by the digests recovery (at most MaxRecoveryCodes, each
+	// non-empty), in one transaction, so no moment exists where both the old
+	// and the new codes work; ErrNotFound when the user has no confirmed
+	// TOTP (the codes back it).
+	ReplaceRecoveryCodes(ctx context.Context, userID string, recovery [][]byte, now time.Time) error
+
+	// ListTOTP returns every user's TOTP, confirmed or not, ordered by
+	// UserID, with RecoveryLeft: what `keygate keys rewrap` reseals and the
+	// start-up check counts.
+	ListTOTP(ctx context.Context) ([]TOTP, error)
+	// ResealTOTP replaces the user's sealed secret by sealed, only if it is
+	// still from (compare-and-set); otherwise nothing is written and the
+	// error wraps ErrConflict (the user enrolled again, removed it, or a
+	// concurrent rewrap got there first). Nothing else of the row changes.
+	ResealTOTP(ctx context.Context, userID string, from, sealed []byte) error
 }

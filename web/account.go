@@ -41,6 +41,7 @@ var accountNotices = map[string]string{
 	"nothing-to-end":  "There were no other sessions.",
 	"totp-on":         "Two-factor authentication is on. You will enter a code from your app after your password.",
 	"totp-off":        "Two-factor authentication is off.",
+	"recovery-codes":  "You have new recovery codes; the old ones no longer work.",
 	"passkey-added":   "Your passkey has been added. You can now log in with it.",
 	"passkey-removed": "The passkey has been removed.",
 }
@@ -93,6 +94,27 @@ func (s *Server) accountSession(c echo.Context) (sess *idp.Session, ok bool, err
 		return nil, false, c.Redirect(http.StatusSeeOther, withParams("/login", "return_to", "/account"))
 	}
 	return sess, true, nil
+}
+
+// reauthNeeded says why a change to how the user signs in was refused.
+const reauthNeeded = "Your sign-in is more than 10 minutes old: sign in again (Log out, then Log in) to change how you sign in."
+
+// reauthPath is the login form that asks the session's user to sign in
+// again and comes back to /account.
+const reauthPath = "/login?reauth=1&return_to=%2Faccount"
+
+// freshAccountSession is accountSession for adding or removing a way to
+// sign in (TOTP, passkeys): the session must have authenticated within
+// idp.ReauthWindow. An older one is sent to sign in again (the login flow,
+// password and second factor, which starts a new session), and nothing
+// changes.
+func (s *Server) freshAccountSession(c echo.Context) (*idp.Session, bool, error) {
+	sess, ok, err := s.accountSession(c)
+	if !ok || s.cfg.IDP.RecentlyAuthenticated(sess) {
+		return sess, ok, err
+	}
+	s.cfg.Logger.Info("account change needs a recent sign-in", "user_id", sess.UserID, "path", c.Path())
+	return nil, false, c.Redirect(http.StatusSeeOther, reauthPath)
 }
 
 func accountDone(c echo.Context, done string) error {

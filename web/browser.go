@@ -448,10 +448,14 @@ func (s *Server) loginPage(c echo.Context) error {
 	if ar != nil {
 		return s.continueAuthorization(c, ar, sess)
 	}
-	if sess != nil {
+	reauth := sess != nil && c.QueryParam("reauth") != "" && !s.cfg.IDP.RecentlyAuthenticated(sess)
+	if sess != nil && !reauth {
 		return s.afterLogin(c, nil, sess, returnTo)
 	}
 	d := pageData{Title: "Log in", ReturnTo: returnTo}
+	if reauth { // freshAccountSession sent the user here: the form starts a new session
+		d.Username, d.Notice = sess.User.Username, "Confirm it's you: sign in again to change how you sign in."
+	}
 	if c.QueryParam("logged_out") != "" {
 		d.Notice = "You have been logged out."
 	}

@@ -115,6 +115,9 @@ func (s *Server) passkeyCreationOptions(c echo.Context) error {
 	if sess == nil {
 		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "not logged in"})
 	}
+	if !s.cfg.IDP.RecentlyAuthenticated(sess) {
+		return c.JSON(http.StatusForbidden, map[string]string{"error": reauthNeeded, "login": reauthPath})
+	}
 	opts, err := s.cfg.IDP.PasskeyCreationOptions(c.Request().Context(), sess)
 	if errors.Is(err, idp.ErrTooManyPasskeys) {
 		return c.JSON(http.StatusConflict, map[string]string{"error": err.Error()})
@@ -129,7 +132,7 @@ func (s *Server) passkeyCreationOptions(c echo.Context) error {
 // addPasskey serves POST /account/passkeys: the name and the new
 // credential the script got from the authenticator.
 func (s *Server) addPasskey(c echo.Context) error {
-	sess, ok, err := s.accountSession(c)
+	sess, ok, err := s.freshAccountSession(c)
 	if !ok {
 		return err
 	}
@@ -152,7 +155,7 @@ func (s *Server) addPasskey(c echo.Context) error {
 // removePasskey serves POST /account/passkeys/remove: the passkey the form
 // names, which must be the user's.
 func (s *Server) removePasskey(c echo.Context) error {
-	sess, ok, err := s.accountSession(c)
+	sess, ok, err := s.freshAccountSession(c)
 	if !ok {
 		return err
 	}

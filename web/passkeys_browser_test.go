@@ -10,8 +10,8 @@ package web_test
 // and an RP ID must be a domain name. The relying party is on localhost too
 // (another port, the same site).
 //
-// KEYGATE_UPDATE_SCREENSHOT=1 rewrites docs/account-passkeys.png and
-// docs/login-passkey.png.
+// KEYGATE_UPDATE_SCREENSHOT=1 rewrites docs/account-passkeys.png (the whole
+// account page) and docs/login-passkey.png.
 
 import (
 	"context"
@@ -82,7 +82,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	if got := text(t, tab, "li.passkey"); !strings.Contains(got, "This laptop") || !strings.Contains(got, "never used") {
 		t.Errorf("the passkey is listed as %q", got)
 	}
-	screenshot(t, tab, "account-passkeys.png")
+	screenshotPage(t, tab, "account-passkeys.png") // passkeys and the TOTP section
 
 	// Log out; the app's login offers the passkey; one touch signs in.
 	do(t, tab, "log out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))

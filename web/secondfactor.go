@@ -42,7 +42,8 @@ func (s *Server) registerSecondFactor(e *echo.Echo, csrf echo.MiddlewareFunc) {
 		e.GET("/totp/qr.png", s.totpQR),
 		e.POST("/account/totp/start", s.accountStartTOTP, csrf),
 		e.POST("/account/totp/confirm", s.accountConfirmTOTP, csrf),
-		e.POST("/account/totp/remove", s.accountRemoveTOTP, csrf))
+		e.POST("/account/totp/remove", s.accountRemoveTOTP, csrf),
+		e.POST("/account/totp/recovery-codes", s.accountRecoveryCodes, csrf))
 }
 
 func (s *Server) pendingCookie() string {
@@ -258,7 +259,7 @@ func (s *Server) accountTOTP(c echo.Context, sess *idp.Session, d *pageData) err
 // accountStartTOTP serves POST /account/totp/start: a new secret, shown
 // with its QR code and a form to confirm it.
 func (s *Server) accountStartTOTP(c echo.Context) error {
-	sess, ok, err := s.accountSession(c)
+	sess, ok, err := s.freshAccountSession(c)
 	if !ok {
 		return err
 	}
@@ -275,7 +276,7 @@ func (s *Server) accountStartTOTP(c echo.Context) error {
 
 // accountConfirmTOTP serves POST /account/totp/confirm.
 func (s *Server) accountConfirmTOTP(c echo.Context) error {
-	sess, ok, err := s.accountSession(c)
+	sess, ok, err := s.freshAccountSession(c)
 	if !ok {
 		return err
 	}
@@ -303,15 +304,38 @@ func (s *Server) accountRemoveTOTP(c echo.Context) error {
 		return err
 	}
 	err = s.cfg.IDP.RemoveTOTP(c.Request().Context(), sess, c.FormValue("code"), c.RealIP())
+	if err != nil {
+		return s.accountCodeRefused(c, sess, err, "That code is not valid; two-factor authentication is still on.")
+	}
+	return accountDone(c, "totp-off")
+}
+
+// accountRecoveryCodes serves POST /account/totp/recovery-codes: with a
+// current code (or a recovery code), ten new recovery codes replace all the
+// old ones, and are shown once.
+func (s *Server) accountRecoveryCodes(c echo.Context) error {
+	sess, ok, err := s.accountSession(c)
+	if !ok {
+		return err
+	}
+	codes, err := s.cfg.IDP.NewRecoveryCodes(c.Request().Context(), sess, c.FormValue("code"), c.RealIP())
+	if err != nil {
+		return s.accountCodeRefused(c, sess, err, "That code is not valid; your recovery codes have not changed.")
+	}
+	return s.showRecoveryCodes(c, codes, "/account?done=recovery-codes")
+}
+
+// accountCodeRefused answers an account action that needed a current code
+// and failed with err: a throttled code is a 429 with Retry-After, a wrong
+// one the account page with invalid.
+func (s *Server) accountCodeRefused(c echo.Context, sess *idp.Session, err error, invalid string) error {
 	var te *idp.ThrottledError
 	switch {
 	case errors.As(err, &te):
 		setRetryAfter(c, te.RetryAfter)
 		return s.renderAccount(c, http.StatusTooManyRequests, sess, pageData{Error: "Too many failed attempts. Try again later."})
 	case errors.Is(err, idp.ErrInvalidCode), errors.Is(err, idp.ErrNoTOTP):
-		return s.renderAccount(c, http.StatusOK, sess, pageData{Error: "That code is not valid; two-factor authentication is still on."})
-	case err != nil:
-		return s.internalError(c, err)
+		return s.renderAccount(c, http.StatusOK, sess, pageData{Error: invalid})
 	}
-	return accountDone(c, "totp-off")
+	return s.internalError(c, err)
 }

@@ -76,11 +76,25 @@ func TestBrowserTOTP(t *testing.T) {
 // at the size of docs/login.png.
 func screenshot(t *testing.T, tab context.Context, name string) {
 	t.Helper()
+	capture(t, tab, name, chromedp.CaptureScreenshot())
+}
+
+// screenshotPage is screenshot of the whole page, however long, not only
+// the viewport: for /account, whose sections run below the first screen.
+func screenshotPage(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	capture(t, tab, name, chromedp.FullScreenshot(100))
+}
+
+// capture writes the PNG shot takes at a 480-pixel-wide viewport to
+// docs/name, when KEYGATE_UPDATE_SCREENSHOT=1.
+func capture(t *testing.T, tab context.Context, name string, shot chromedp.Action[[]byte]) {
+	t.Helper()
 	if os.Getenv("KEYGATE_UPDATE_SCREENSHOT") != "1" {
 		return
 	}
 	do(t, tab, "size the viewport", chromedp.EmulateViewport(480, 800, chromedp.EmulateScale(2)))
-	png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(tab, shot)
 	if err != nil {
 		t.Fatal(err)
 	}

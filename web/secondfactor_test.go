@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -264,4 +265,55 @@ func TestResetMFAAdminAPI(t *testing.T) {
 		t.Errorf("reset-mfa of an unknown user: %s", r)
 	}
 	e.wantCodeRedirect(t, sfPassword(t, e.browser(t), params, "alice", brAlicePW), brConfCB, params.Get("state"))
+}
+
+// sfLoginWithCode signs user in on a new browser with the password and
+// code, ending on /account, and returns the browser.
+func sfLoginWithCode(t *testing.T, e *brEnv, user, pw, code string) *brBrowser {
+	t.Helper()
+	b := e.browser(t)
+	hidden := brLoginPage(t, b.get(t, "/login"))
+	hidden = sfCodePage(t, b.submit(t, "/login", hidden, "username", user, "password", pw))
+	if r := b.submit(t, "/login/totp", hidden, "code", code); r.status != http.StatusSeeOther {
+		t.Fatalf("code step: %s", r)
+	}
+	return b
+}
+
+// TestNewRecoveryCodesHTTP: /account shows how many recovery codes are
+// left; "New recovery codes" needs a current code (a wrong one changes
+// nothing), shows ten new codes once, and from then on every old code is
+// refused and the new ones work; the change is audit-logged.
+func TestNewRecoveryCodesHTTP(t *testing.T) {
+	t.Parallel()
+	logs := &kgtest.LogBuffer{}
+	e := newBrEnv(t, kgtest.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	_, old := sfEnrolFromAccount(t, e, "alice", brAlicePW)
+	b := sfLoginWithCode(t, e, "alice", brAlicePW, old[0])
+	account := b.get(t, "/account")
+	brWantPage(t, account, http.StatusOK, "9 recovery codes left")
+	hidden := brFormPage(t, account, "the account page", `action="/account/totp/recovery-codes"`)
+	brWantPage(t, b.submit(t, "/account/totp/recovery-codes", hidden, "code", "000000"), http.StatusOK, "have not changed")
+	brWantPage(t, b.submit(t, "/account/totp/recovery-codes", hidden, "code", old[0]), http.StatusOK, "have not changed") // spent
+	fresh, next := sfRecoveryPage(t, b.submit(t, "/account/totp/recovery-codes", hidden, "code", old[1]))
+	if next != "/account?done=recovery-codes" {
+		t.Errorf("continue to %q", next)
+	}
+	if slices.ContainsFunc(fresh, func(c string) bool { return slices.Contains(old, c) }) {
+		t.Error("a new recovery code equals an old one")
+	}
+	page := b.get(t, next)
+	brWantPage(t, page, http.StatusOK, "the old ones no longer work")
+	brWantPage(t, page, http.StatusOK, "10 recovery codes left")
+	if !strings.Contains(logs.String(), `"msg":"recovery codes replaced by their user"`) {
+		t.Errorf("no audit line:\n%s", logs)
+	}
+	e.clock.Advance(2 * time.Minute) // the refused codes above are regained
+	for _, c := range old[2:4] {
+		b := e.browser(t)
+		hidden := sfCodePage(t, b.submit(t, "/login", brLoginPage(t, b.get(t, "/login")), "username", "alice", "password", brAlicePW))
+		brWantPage(t, b.submit(t, "/login/totp", hidden, "code", c), http.StatusOK, "That code is not valid")
+	}
+	e.clock.Advance(2 * time.Minute)
+	sfLoginWithCode(t, e, "alice", brAlicePW, fresh[0])
 }

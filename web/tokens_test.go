@@ -1024,9 +1024,16 @@ func TestIntrospect(t *testing.T) {
 		if fmt.Sprint(m["aud"]) != fmt.Sprint([]any{tkAPIAud, tkBillingAud}) {
 			t.Errorf("aud = %v", m["aud"])
 		}
+		if _, has := m["amr"]; has || m["acr"] != nil {
+			t.Errorf("a client's own token has amr/acr: %v", m)
+		}
 		m = e.introspect(t, pw.AccessToken)
 		if m["active"] != true || m["sub"] != e.userID["alice"] || m["username"] != "alice" || m["scope"] != "openid read" {
 			t.Errorf("password token: %v", m)
+		}
+		// RFC 7662 §2.2 allows extra members: how the user signed in.
+		if fmt.Sprint(m["amr"]) != "[pwd]" || m["acr"] != idp.ACRPassword {
+			t.Errorf("password token: amr %v acr %v, want [pwd] %s", m["amr"], m["acr"], idp.ACRPassword)
 		}
 	})
 

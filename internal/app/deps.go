@@ -69,6 +69,7 @@ type Deps struct {
 	store   store.Store
 	shared  bool                                                      // several replicas may use store (backend.replicas)
 	pruners []func(ctx context.Context, now time.Time) (int64, error) // shared throttles' housekeeping
+	sealer  *rotation.Sealer                                          // loaded once by Sealer
 }
 
 // OpenDeps opens the configured store, which must exist: a SQLite file with
@@ -227,6 +228,9 @@ func Explain(err error) error {
 // names. It never creates a development key file when the store already holds
 // sealed keys: they would not open under a new one.
 func (d *Deps) Sealer() (*rotation.Sealer, error) {
+	if d.sealer != nil {
+		return d.sealer, nil
+	}
 	keys, err := rotation.LoadKEK(rotation.KEKSource{Value: d.cfg.KeyEncryptionKey, File: d.cfg.Keys.EncryptionKeyFile,
 		DevDefault: d.cfg.DevKEKPath(), SealedKeysExist: d.sealedKeysExist}, d.log)
 	if err != nil {
@@ -241,7 +245,60 @@ func (d *Deps) Sealer() (*rotation.Sealer, error) {
 		d.log.Info("key-encryption keyring: the first key seals, the others only open; drop them once `keygate keys rewrap` has run",
 			"sealing_kek", rotation.KEKID(keys[0]), "keys", len(keys))
 	}
-	return rotation.NewKeyring(keys)
+	if d.sealer, err = rotation.NewKeyring(keys); err != nil {
+		return nil, err
+	}
+	return d.sealer, nil
+}
+
+// KEKAvailable reports whether a key-encryption key is at hand without
+// creating one: configured, or the development key file exists. `keys list`
+// checks sealed secrets only then, so listing never needs, or makes, a key.
+func (d *Deps) KEKAvailable() bool {
+	if d.cfg.KeyEncryptionKey != "" || d.cfg.Keys.EncryptionKeyFile != "" {
+		return true
+	}
+	_, err := os.Stat(d.cfg.DevKEKPath())
+	return err == nil
+}
+
+// WarnStaleSealed logs a warning, naming how many, when any stored secret (a
+// signing key's private half or a TOTP secret) is sealed under a
+// key-encryption key other than the first of the keyring: dropping the older
+// key would then lock those out, so the operator must run `keygate keys
+// rewrap` first. It reads headers only (nothing is opened). serve and
+// `keys list` call it.
+func (d *Deps) WarnStaleSealed(ctx context.Context) error {
+	sealer, err := d.Sealer()
+	if err != nil {
+		return err
+	}
+	keys, err := d.store.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	staleKeys := 0
+	for _, k := range keys {
+		if len(k.Sealed) > 0 && !sealer.UnderCurrent(k.Sealed) {
+			staleKeys++
+		}
+	}
+	secrets, err := d.store.ListTOTP(ctx)
+	if err != nil {
+		return fmt.Errorf("list TOTP secrets: %w", err)
+	}
+	staleTOTP := 0
+	for _, t := range secrets {
+		if !sealer.UnderCurrent(t.Sealed) {
+			staleTOTP++
+		}
+	}
+	if staleKeys+staleTOTP > 0 {
+		d.log.Warn("some stored secrets are sealed under an older key-encryption key: run `keygate keys rewrap` "+
+			"before removing it from the keyring", "signing_keys", staleKeys, "totp_secrets", staleTOTP,
+			"sealing_kek", sealer.CurrentID())
+	}
+	return nil
 }
 
 // sealedKeysExist reports whether the store holds any sealed private key.

@@ -79,6 +79,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 	if a.Provider, err = d.Provider(mgr.Signer()); err != nil {
 		return nil, err
 	}
+	if err := d.WarnStaleSealed(ctx); err != nil {
+		return nil, err
+	}
 	proxies, err := cfg.Server.TrustedProxyNets() // validated by config.Load
 	if err != nil {
 		return nil, err

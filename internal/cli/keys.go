@@ -24,6 +24,11 @@ func newKeysCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if d.KEKAvailable() {
+				if err := d.WarnStaleSealed(cmd.Context()); err != nil {
+					return app.Explain(err)
+				}
+			}
 			return printKeys(o, keys, asJSON, time.Now())
 		}))
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")

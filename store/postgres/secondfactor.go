@@ -42,14 +42,72 @@ func (s *Store) PutTOTP(ctx context.Context, t store.TOTP) error {
 
 // GetTOTP returns the user's TOTP with the count of unused recovery codes.
 func (s *Store) GetTOTP(ctx context.Context, userID string) (store.TOTP, error) {
-	return getRow(ctx, s, "get TOTP of", userID, `SELECT `+columns.TOTPColumns+` FROM user_totp t WHERE t.user_id = $1`,
-		func(r pgx.Row) (store.TOTP, error) {
-			var row columns.TOTPRow
-			if err := r.Scan(row.Dest()...); err != nil {
-				return store.TOTP{}, err
-			}
-			return columns.TOTPFromRow(row), nil
-		})
+	return getRow(ctx, s, "get TOTP of", userID, `SELECT `+columns.TOTPColumns+` FROM user_totp t WHERE t.user_id = $1`, scanTOTP)
+}
+
+func scanTOTP(r pgx.Row) (store.TOTP, error) {
+	var row columns.TOTPRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return store.TOTP{}, err
+	}
+	return columns.TOTPFromRow(row), nil
+}
+
+// ListTOTP returns every TOTP, ordered by user id.
+func (s *Store) ListTOTP(ctx context.Context) ([]store.TOTP, error) {
+	return listRows(ctx, s, "list TOTP", `SELECT `+columns.TOTPColumns+` FROM user_totp t ORDER BY t.user_id COLLATE "C"`, scanTOTP)
+}
+
+// ResealTOTP swaps the sealed secret from → sealed in one guarded statement.
+func (s *Store) ResealTOTP(ctx context.Context, userID string, from, sealed []byte) error {
+	what := fmt.Sprintf("reseal TOTP of %q", userID)
+	if len(sealed) == 0 {
+		return fmt.Errorf("store/postgres: %s: empty sealed secret", what)
+	}
+	if !storable(userID) {
+		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrConflict)
+	}
+	n, err := s.exec(ctx, what, `UPDATE user_totp SET sealed = $1 WHERE user_id = $2 AND sealed = $3`, sealed, userID, from)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/postgres: %s: changed or removed since it was read: %w", what, store.ErrConflict)
+	}
+	return err
+}
+
+// ReplaceRecoveryCodes replaces the user's recovery codes in one
+// transaction, if the user has a confirmed TOTP (its row locked, so a
+// concurrent removal waits or wins outright).
+func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, recovery [][]byte, now time.Time) error {
+	what := fmt.Sprintf("replace recovery codes of %q", userID)
+	_, err := columns.Recovery(userID, recovery, now)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	if !storable(userID) {
+		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		var one int
+		if qerr := tx.QueryRow(ctx, `SELECT 1 FROM user_totp WHERE user_id = $1 AND confirmed_at <> 0 FOR UPDATE`, userID).Scan(&one); qerr != nil {
+			return fmt.Errorf("store/postgres: %s: no confirmed TOTP: %w", what, store.ErrNotFound)
+		}
+		return replaceRecovery(ctx, tx, what, userID, recovery)
+	}, nil)
+}
+
+// replaceRecovery deletes the user's recovery codes and stores recovery, in tx.
+func replaceRecovery(ctx context.Context, tx pgx.Tx, what, userID string, recovery [][]byte) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("store/postgres: %s: delete old recovery codes: %w", what, err)
+	}
+	for _, h := range recovery {
+		if _, err := tx.Exec(ctx, `INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES ($1, $2, 0)`, userID, h); err != nil {
+			return writeError(what+": store a recovery code", err)
+		}
+	}
+	return nil
 }
 
 // ConfirmTOTP activates the user's unconfirmed TOTP and replaces their
@@ -79,15 +137,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, userID string, step int64, reco
 			}
 			return fmt.Errorf("store/postgres: %s: already confirmed: %w", what, store.ErrConflict)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
-			return fmt.Errorf("store/postgres: %s: delete old recovery codes: %w", what, err)
-		}
-		for _, h := range recovery {
-			if _, err := tx.Exec(ctx, `INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES ($1, $2, 0)`, userID, h); err != nil {
-				return writeError(what+": store a recovery code", err)
-			}
-		}
-		return nil
+		return replaceRecovery(ctx, tx, what, userID, recovery)
 	}, nil)
 }
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -28,57 +29,104 @@ func (s *Store) PutTOTP(ctx context.Context, t store.TOTP) error {
 
 // GetTOTP returns the user's TOTP with the count of unused recovery codes.
 func (s *Store) GetTOTP(ctx context.Context, userID string) (store.TOTP, error) {
-	return getRow(ctx, s, "get TOTP of", userID, `SELECT `+columns.TOTPColumns+` FROM user_totp t WHERE t.user_id = ?`,
-		func(r rowScanner) (store.TOTP, error) {
-			var row columns.TOTPRow
-			if err := r.Scan(row.Dest()...); err != nil {
-				return store.TOTP{}, err
-			}
-			return columns.TOTPFromRow(row), nil
-		})
+	return getRow(ctx, s, "get TOTP of", userID, `SELECT `+columns.TOTPColumns+` FROM user_totp t WHERE t.user_id = ?`, scanTOTP)
+}
+
+func scanTOTP(r rowScanner) (store.TOTP, error) {
+	var row columns.TOTPRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return store.TOTP{}, err
+	}
+	return columns.TOTPFromRow(row), nil
+}
+
+// ListTOTP returns every TOTP, ordered by user id.
+func (s *Store) ListTOTP(ctx context.Context) ([]store.TOTP, error) {
+	return listRows(ctx, s, "list TOTP", `SELECT `+columns.TOTPColumns+` FROM user_totp t ORDER BY t.user_id`, scanTOTP)
+}
+
+// ResealTOTP swaps the sealed secret from → sealed in one guarded statement.
+func (s *Store) ResealTOTP(ctx context.Context, userID string, from, sealed []byte) error {
+	what := fmt.Sprintf("reseal TOTP of %q", userID)
+	if len(sealed) == 0 {
+		return fmt.Errorf("store/sqlite: %s: empty sealed secret", what)
+	}
+	n, err := affected(ctx, s.db, what, `UPDATE user_totp SET sealed = ? WHERE user_id = ? AND sealed = ?`, sealed, userID, from)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/sqlite: %s: changed or removed since it was read: %w", what, store.ErrConflict)
+	}
+	return err
+}
+
+// ReplaceRecoveryCodes replaces the user's recovery codes in one BEGIN
+// IMMEDIATE transaction, if the user has a confirmed TOTP.
+func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, recovery [][]byte, now time.Time) error {
+	what := fmt.Sprintf("replace recovery codes of %q", userID)
+	if _, err := columns.Recovery(userID, recovery, now); err != nil {
+		return fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		var one int
+		if qerr := tx.QueryRowContext(ctx, `SELECT 1 FROM user_totp WHERE user_id = ? AND confirmed_at <> 0`, userID).Scan(&one); qerr != nil {
+			return fmt.Errorf("store/sqlite: %s: no confirmed TOTP: %w", what, store.ErrNotFound)
+		}
+		return replaceRecovery(ctx, tx, what, userID, recovery)
+	})
+}
+
+// inTx runs fn in one transaction (BEGIN IMMEDIATE: the DSN's txlock),
+// committed if fn succeeds and rolled back otherwise; what names it in errors.
+func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// replaceRecovery deletes the user's recovery codes and stores recovery, in tx.
+func replaceRecovery(ctx context.Context, tx *sql.Tx, what, userID string, recovery [][]byte) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("store/sqlite: %s: delete old recovery codes: %w", what, err)
+	}
+	for _, h := range recovery {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES (?, ?, 0)`, userID, h); err != nil {
+			return writeError(what+": store a recovery code", err)
+		}
+	}
+	return nil
 }
 
 // ConfirmTOTP activates the user's unconfirmed TOTP and replaces their
 // recovery codes, in one BEGIN IMMEDIATE transaction.
-func (s *Store) ConfirmTOTP(ctx context.Context, userID string, step int64, recovery [][]byte, now time.Time) (err error) {
+func (s *Store) ConfirmTOTP(ctx context.Context, userID string, step int64, recovery [][]byte, now time.Time) error {
 	what := fmt.Sprintf("confirm TOTP of %q", userID)
 	at, err := columns.Recovery(userID, recovery, now)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
-	}
-	defer func() {
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		n, err := affected(ctx, tx, what, `UPDATE user_totp SET confirmed_at = ?, last_step = ? WHERE user_id = ? AND confirmed_at = 0`,
+			at, step, userID)
 		if err != nil {
-			tx.Rollback()
+			return err
 		}
-	}()
-	n, err := affected(ctx, tx, what, `UPDATE user_totp SET confirmed_at = ?, last_step = ? WHERE user_id = ? AND confirmed_at = 0`,
-		at, step, userID)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		var one int
-		if qerr := tx.QueryRowContext(ctx, `SELECT 1 FROM user_totp WHERE user_id = ?`, userID).Scan(&one); qerr != nil {
-			return fmt.Errorf("store/sqlite: %s: %w", what, store.ErrNotFound)
+		if n == 0 {
+			var one int
+			if qerr := tx.QueryRowContext(ctx, `SELECT 1 FROM user_totp WHERE user_id = ?`, userID).Scan(&one); qerr != nil {
+				return fmt.Errorf("store/sqlite: %s: %w", what, store.ErrNotFound)
+			}
+			return fmt.Errorf("store/sqlite: %s: already confirmed: %w", what, store.ErrConflict)
 		}
-		return fmt.Errorf("store/sqlite: %s: already confirmed: %w", what, store.ErrConflict)
-	}
-	if _, err = tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
-		return fmt.Errorf("store/sqlite: %s: delete old recovery codes: %w", what, err)
-	}
-	for _, h := range recovery {
-		if _, err = tx.ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES (?, ?, 0)`, userID, h); err != nil {
-			return writeError(what+": store a recovery code", err)
-		}
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
-	}
-	return nil
+		return replaceRecovery(ctx, tx, what, userID, recovery)
+	})
 }
 
 // UseTOTPStep moves the user's last accepted step forward to step, in one
@@ -109,26 +157,19 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID string, hash []byte,
 }
 
 // DeleteTOTP removes the user's TOTP and recovery codes in one transaction.
-func (s *Store) DeleteTOTP(ctx context.Context, userID string) (had bool, err error) {
+func (s *Store) DeleteTOTP(ctx context.Context, userID string) (bool, error) {
 	what := fmt.Sprintf("delete TOTP of %q", userID)
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
-	}
-	defer func() {
+	var had bool
+	err := s.inTx(ctx, what, func(tx *sql.Tx) error {
+		n, err := affected(ctx, tx, what, `DELETE FROM user_totp WHERE user_id = ?`, userID)
 		if err != nil {
-			tx.Rollback()
+			return err
 		}
-	}()
-	n, err := affected(ctx, tx, what, `DELETE FROM user_totp WHERE user_id = ?`, userID)
-	if err != nil {
-		return false, err
-	}
-	if _, err = tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
-		return false, fmt.Errorf("store/sqlite: %s: recovery codes: %w", what, err)
-	}
-	if err = tx.Commit(); err != nil {
-		return false, fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
-	}
-	return n > 0, nil
+		had = n > 0
+		if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+			return fmt.Errorf("store/sqlite: %s: recovery codes: %w", what, err)
+		}
+		return nil
+	})
+	return had, err
 }

@@ -14,6 +14,7 @@ import (
 
 var secondFactorTests = []any{
 	testTOTPEnrolment, testTOTPStepReplay, testRecoveryCodeSingleUse, testDeleteTOTP, testPendingSession,
+	testReplaceRecoveryCodes, testResealTOTP,
 }
 
 func recoveryDigests(n int) [][]byte {
@@ -168,5 +169,56 @@ func testPendingSession(t *testing.T, s store.Store) {
 	createSession(t, s, full)
 	if got, _ := s.GetSession(t.Context(), full.ID); got.Pending {
 		t.Error("a full session reads back as pending")
+	}
+}
+
+// testReplaceRecoveryCodes: the new codes replace every old one, used or
+// not, at once; a user without a confirmed TOTP has none to replace.
+func testReplaceRecoveryCodes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	old := recoveryDigests(10)
+	fresh := recoveryDigests(20)[10:]
+	checkErr(t, "ReplaceRecoveryCodes without a TOTP", s.ReplaceRecoveryCodes(ctx, "alice", fresh, base), store.ErrNotFound)
+	checkErr(t, "PutTOTP", s.PutTOTP(ctx, store.TOTP{UserID: "alice", Sealed: []byte("sealed"), CreatedAt: base}), nil)
+	checkErr(t, "ReplaceRecoveryCodes of an unconfirmed TOTP", s.ReplaceRecoveryCodes(ctx, "alice", fresh, base), store.ErrNotFound)
+	checkErr(t, "ConfirmTOTP", s.ConfirmTOTP(ctx, "alice", 100, old, base), nil)
+	checkErr(t, "UseRecoveryCode", s.UseRecoveryCode(ctx, "alice", old[0], base), nil)
+	checkErr(t, "ReplaceRecoveryCodes", s.ReplaceRecoveryCodes(ctx, "alice", fresh, base.Add(time.Minute)), nil)
+	if left := getTOTP(t, s, "alice").RecoveryLeft; left != 10 {
+		t.Errorf("RecoveryLeft = %d after replacing, want 10", left)
+	}
+	for i, h := range old {
+		checkErr(t, fmt.Sprintf("old code %d", i), s.UseRecoveryCode(ctx, "alice", h, base), store.ErrConflict)
+	}
+	checkErr(t, "a new code", s.UseRecoveryCode(ctx, "alice", fresh[9], base), nil)
+	checkInvalid(t, "too many codes", s.ReplaceRecoveryCodes(ctx, "alice", recoveryDigests(store.MaxRecoveryCodes+1), base))
+	if left := getTOTP(t, s, "alice").RecoveryLeft; left != 9 {
+		t.Errorf("RecoveryLeft = %d after a refused replacement, want 9", left)
+	}
+}
+
+// testResealTOTP: a reseal is a compare-and-set on the sealed bytes: it
+// changes only them, once, and of concurrent reseals from the same bytes
+// exactly one wins; ListTOTP lists every user's, confirmed or not.
+func testResealTOTP(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	confirmedTOTP(t, s, "bob", 10)
+	checkErr(t, "PutTOTP", s.PutTOTP(ctx, store.TOTP{UserID: "alice", Sealed: []byte("unconfirmed"), CreatedAt: base}), nil)
+	list, err := s.ListTOTP(ctx)
+	if err != nil || len(list) != 2 || list[0].UserID != "alice" || list[1].UserID != "bob" ||
+		list[0].Confirmed() || !list[1].Confirmed() || list[1].RecoveryLeft != 10 {
+		t.Fatalf("ListTOTP = %+v, %v", list, err)
+	}
+	before := getTOTP(t, s, "bob")
+	checkErr(t, "ResealTOTP from the wrong bytes", s.ResealTOTP(ctx, "bob", []byte("other"), []byte("new")), store.ErrConflict)
+	checkErr(t, "ResealTOTP of nobody", s.ResealTOTP(ctx, "nobody", []byte("sealed"), []byte("new")), store.ErrConflict)
+	oneWins(t, "ResealTOTP", func() error { return s.ResealTOTP(ctx, "bob", []byte("sealed"), []byte("resealed")) })
+	after := getTOTP(t, s, "bob")
+	before.Sealed = []byte("resealed")
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("after ResealTOTP: %+v, want %+v", after, before)
+	}
+	if got := getTOTP(t, s, "alice"); string(got.Sealed) != "unconfirmed" {
+		t.Errorf("alice's TOTP changed: %q", got.Sealed)
 	}
 }
