@@ -85,7 +85,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	screenshotPage(t, tab, "account-passkeys.png") // passkeys and the TOTP section
 
 	// Log out; the app's login offers the passkey; one touch signs in.
-	do(t, tab, "log out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
+	logOut(t, tab)
 	startAt(t, tab, rp.url+"/start")
 	do(t, tab, "see the app's login page", chromedp.WaitReady(chromedp.CSS(`#passkey-login input[name=request]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#passkey-login button`)))
@@ -118,7 +118,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	if got := text(t, tab, "p.notice"); got != "The passkey has been removed." {
 		t.Errorf("notice %q", got)
 	}
-	do(t, tab, "log out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
+	logOut(t, tab)
 	startAt(t, tab, rp.url+"/start")
 	do(t, tab, "try the removed passkey",
 		chromedp.WaitReady(chromedp.CSS(`#passkey-login input[name=request]`)),
@@ -140,4 +140,14 @@ func TestBrowserPasskeys(t *testing.T) {
 func startAt(t *testing.T, tab context.Context, url string) {
 	t.Helper()
 	do(t, tab, "open "+url, chromedp.Navigate("about:blank"), chromedp.Navigate(url))
+}
+
+// logOut clicks /account's log-out button and waits for the login page it
+// lands on ("You have been logged out"): /account can show a p.notice of its
+// own, so waiting for any notice could return before the POST lands, and the
+// next navigation would then race it (net::ERR_ABORTED).
+func logOut(t *testing.T, tab context.Context) {
+	t.Helper()
+	do(t, tab, "log out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.notice + form[action="/login"]`)))
 }
