@@ -31,6 +31,9 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err := checkVerifier(ac, c, r.get("code_verifier")); err != nil {
 		return nil, err
 	}
+	if err := checkCodeKey(ac, r.dpopJKT); err != nil {
+		return nil, err
+	}
 	u, err := p.cfg.Store.GetUser(ctx, ac.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidGrant("the user of this authorization code no longer exists")
@@ -107,6 +110,15 @@ func checkVerifier(ac store.AuthCode, c *Client, verifier string) error {
 		return invalidGrant("code_verifier does not match the code_challenge")
 	}
 	return nil
+}
+
+// checkCodeKey applies DPoP authorization code binding (RFC 9449 §10): a
+// code whose request carried dpop_jkt is redeemed only with a proof (already
+// verified by tokenProof) from the key of that thumbprint, so that a code
+// stolen on its way back from /authorize is useless without the client's
+// private key, even to a thief who also has the PKCE verifier.
+func checkCodeKey(ac store.AuthCode, jkt string) error {
+	return checkBoundKey("authorization code (its request's dpop_jkt)", ac.DPoPJKT, jkt)
 }
 
 // codeTokens makes the access and ID tokens of a code, and a refresh token
