@@ -11,9 +11,12 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/jwtforge"
 	"github.com/keygate/keygate/internal/kgtest"
 )
@@ -135,5 +138,101 @@ func TestDPoPCodeFlowXOAuth2(t *testing.T) {
 	req.Header.Set("DPoP", key.Proof(t, http.MethodGet, e.URL+"/userinfo", e.clock.Now(), tok.AccessToken))
 	if res, body := kgtest.Do(t, http.DefaultClient, req); res.StatusCode != http.StatusOK {
 		t.Errorf("userinfo with the DPoP token: %d %s", res.StatusCode, body)
+	}
+}
+
+// approveDevice starts a device authorization for client and has the
+// browser's (logged-in) user approve it; it returns the device code.
+func (b *brBrowser) approveDevice(t *testing.T, client, scope string) string {
+	t.Helper()
+	da := startDevice(t, b.e.URL, client, scope)
+	page := b.get(t, "/device?user_code="+da.UserCode)
+	confirm := b.submit(t, "/device", brHiddenFields(t, page), "user_code", da.UserCode)
+	brWantPage(t, b.submit(t, "/device", brHiddenFields(t, confirm), "action", "approve"), http.StatusOK, "Device connected")
+	return da.DeviceCode
+}
+
+// TestDPoPRequiredForEveryGrant: a client registered with
+// dpop_bound_access_tokens gets no token from any grant without a proof
+// (invalid_dpop_proof, the grant left unspent), and a DPoP-bound one with it:
+// a public client through password, authorization_code, refresh_token and
+// device_code, a confidential one through client_credentials and
+// jwt-bearer (the assertion authenticating the client).
+func TestDPoPRequiredForEveryGrant(t *testing.T) {
+	t.Parallel()
+	e := newBrEnv(t, kgtest.Options{})
+	ck, _ := clientKeys()
+	keys, err := idp.ParsePublicKeys(publicPEM(t, ck))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*idp.Client{
+		{ID: "dpub", Public: true, DPoPBoundAccessTokens: true, Scopes: []string{"openid", "profile"}, RedirectURIs: []string{brAppCB},
+			GrantTypes: []string{idp.GrantPassword, idp.GrantRefreshToken, idp.GrantAuthorizationCode, idp.GrantDeviceCode}},
+		{ID: "dconf", DPoPBoundAccessTokens: true, Scopes: []string{"read"}, Keys: keys,
+			GrantTypes: []string{idp.GrantClientCredentials, idp.GrantJWTBearer}},
+	} {
+		secret, err := e.IDP.Directory().RegisterClient(t.Context(), c, !c.Public)
+		if err != nil {
+			t.Fatalf("register %s: %v", c.ID, err)
+		}
+		e.secret[c.ID] = secret
+	}
+	key := jwtforge.NewDPoPKey(t, "ES256", "client")
+	post := func(r request, withProof bool) reply {
+		r.path = "/token"
+		if withProof {
+			r.hdr = map[string]string{"DPoP": key.Proof(t, http.MethodPost, e.URL+"/token", e.clock.Now(), "")}
+		}
+		return send(t, e.URL, r)
+	}
+	public := func(kv ...string) request { return request{form: formOf(append(kv, "client_id", "dpub")...)} }
+	verifier, challenge := brPKCE("grants")
+	b := e.browser(t)
+	b.login(t, brAuthParams("webapp", brAppCB, challenge), "alice", brAlicePW) // a session for the code and device grants
+
+	cases := []struct {
+		grant string
+		req   func(t *testing.T) request // a fresh, otherwise valid request
+	}{
+		{idp.GrantPassword, func(*testing.T) request {
+			return public("grant_type", idp.GrantPassword, "username", "alice", "password", brAlicePW, "scope", "openid")
+		}},
+		{idp.GrantAuthorizationCode, func(t *testing.T) request {
+			params := brAuthParams("dpub", brAppCB, challenge, "scope", "openid profile")
+			code := e.wantCodeRedirect(t, b.get(t, "/authorize?"+params.Encode()), brAppCB, params.Get("state"))
+			return public("grant_type", idp.GrantAuthorizationCode, "code", code, "redirect_uri", brAppCB, "code_verifier", verifier)
+		}},
+		{idp.GrantRefreshToken, func(t *testing.T) request {
+			res := post(public("grant_type", idp.GrantPassword, "username", "alice", "password", brAlicePW, "scope", "openid"), true)
+			rt, _ := res.object(t)["refresh_token"].(string)
+			return public("grant_type", idp.GrantRefreshToken, "refresh_token", rt)
+		}},
+		{idp.GrantDeviceCode, func(t *testing.T) request {
+			return public("grant_type", idp.GrantDeviceCode, "device_code", b.approveDevice(t, "dpub", "openid profile"))
+		}},
+		{idp.GrantClientCredentials, func(*testing.T) request {
+			return request{form: formOf("grant_type", idp.GrantClientCredentials), basic: []string{"dconf", e.secret["dconf"]}}
+		}},
+		{idp.GrantJWTBearer, func(t *testing.T) request {
+			now := e.clock.Now()
+			return request{form: formOf("grant_type", idp.GrantJWTBearer, "assertion", signRS256(t, ck, jwt.MapClaims{"iss": "dconf",
+				"sub": "dconf", "aud": e.URL + "/token", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": newJTI()}))}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.grant, func(t *testing.T) {
+			if !wantOAuthError(t, post(c.req(t), false), http.StatusBadRequest, "invalid_dpop_proof", "DPoP proof") {
+				t.Errorf("%s without a proof was not refused", c.grant)
+			}
+			res := post(c.req(t), true)
+			var tr tokenResponse
+			if res.status != http.StatusOK || json.Unmarshal(res.body, &tr) != nil {
+				t.Fatalf("%s with a proof: %s", c.grant, res)
+			}
+			if tr.TokenType != "DPoP" || cnfJKT(t, tr.AccessToken) != key.JKT {
+				t.Errorf("%s: token_type %q cnf.jkt %q, want DPoP and %q", c.grant, tr.TokenType, cnfJKT(t, tr.AccessToken), key.JKT)
+			}
+		})
 	}
 }
