@@ -82,10 +82,14 @@ type env struct {
 	resource string
 }
 
-func start(t *testing.T, future time.Duration) *env {
+func start(t *testing.T, future time.Duration, dpop ...idp.DPoPConfig) *env {
 	t.Helper()
 	clientKey(t)
-	kg := kgtest.Start(t, kgtest.Options{Policy: rotation.Policy{RotationPeriod: 24 * time.Hour, PublishAhead: time.Hour,
+	var dc idp.DPoPConfig
+	if len(dpop) > 0 {
+		dc = dpop[0]
+	}
+	kg := kgtest.Start(t, kgtest.Options{DPoP: dc, Policy: rotation.Policy{RotationPeriod: 24 * time.Hour, PublishAhead: time.Hour,
 		Retention: 2 * time.Hour, RSABits: 2048, Algorithms: []string{"RS256", "ES256", "EdDSA"}}, Clients: []idp.Client{
 		{ID: "billing", SecretHash: idp.HashSecret(secret), GrantTypes: []string{idp.GrantClientCredentials},
 			Scopes: []string{"read"}, Audience: []string{"orders"}, AccessTTL: 3 * time.Minute},

@@ -39,6 +39,7 @@ type AuthRequest struct {
 	State         string `json:"state,omitempty"`
 	Nonce         string `json:"nonce,omitempty"`
 	CodeChallenge string `json:"code_challenge,omitempty"` // S256
+	DPoPJKT       string `json:"dpop_jkt,omitempty"`       // RFC 9449 §10: the key the code exchange must prove
 	Prompt        string `json:"prompt,omitempty"`         // "login", "none", ... as sent
 	MaxAge        string `json:"max_age,omitempty"`        // seconds, as sent
 	LoginHint     string `json:"login_hint,omitempty"`
@@ -81,7 +82,7 @@ func (ar *AuthRequest) NeedsLogin(s *Session, now time.Time) bool {
 func (ar *AuthRequest) values() url.Values {
 	v := url.Values{"response_type": {"code"}, "client_id": {ar.ClientID}, "redirect_uri": {ar.RedirectURI}, "scope": {ar.Scope}}
 	for k, s := range map[string]string{"state": ar.State, "nonce": ar.Nonce, "prompt": ar.Prompt, "max_age": ar.MaxAge,
-		"login_hint": ar.LoginHint, "code_challenge": ar.CodeChallenge, "acr_values": ar.ACRValues} {
+		"login_hint": ar.LoginHint, "code_challenge": ar.CodeChallenge, "acr_values": ar.ACRValues, "dpop_jkt": ar.DPoPJKT} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -230,6 +231,10 @@ func parseAuthorizeParams(c *Client, redirectURI string, params url.Values) (*Au
 	if err != nil {
 		return nil, err
 	}
+	jkt := params.Get("dpop_jkt")
+	if jkt != "" && !validChallenge(jkt) {
+		return nil, pageError("invalid_request", "dpop_jkt must be the 43-character base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key")
+	}
 	nonce := params.Get("nonce")
 	if len(nonce) > maxNonce {
 		return nil, pageError("invalid_request", "nonce is longer than %d bytes", maxNonce)
@@ -257,7 +262,7 @@ func parseAuthorizeParams(c *Client, redirectURI string, params url.Values) (*Au
 		name = c.ID
 	}
 	return &AuthRequest{ClientID: c.ID, RedirectURI: redirectURI, Scope: scope, State: params.Get("state"), Nonce: nonce,
-		CodeChallenge: challenge, Prompt: strings.Join(prompts, " "), MaxAge: maxAge, LoginHint: hint, ACRValues: acrValues,
+		CodeChallenge: challenge, DPoPJKT: jkt, Prompt: strings.Join(prompts, " "), MaxAge: maxAge, LoginHint: hint, ACRValues: acrValues,
 		ClientName: name}, nil
 }
 
@@ -340,8 +345,8 @@ func (p *Provider) Refuse(ar *AuthRequest, code, description string) *AuthorizeE
 	return &AuthorizeError{Code: code, Description: description, redirectURI: ar.RedirectURI, state: ar.State, issuer: p.cfg.Issuer}
 }
 
-// validChallenge reports whether s can be an S256 challenge: base64url
-// (no padding) of 32 bytes.
+// validChallenge reports whether s can be an S256 challenge, or a dpop_jkt
+// (an RFC 7638 SHA-256 thumbprint): base64url (no padding) of 32 bytes.
 func validChallenge(s string) bool {
 	if len(s) != 43 {
 		return false
@@ -373,7 +378,7 @@ func (p *Provider) IssueCode(ctx context.Context, ar *AuthRequest, s *Session) (
 	now := p.now().UTC()
 	if err := p.browser.CreateAuthCode(ctx, store.AuthCode{ID: digest(code), ClientID: ar.ClientID,
 		RedirectURI: ar.RedirectURI, UserID: s.UserID, SessionID: s.ID, Scope: ar.Scope, Nonce: ar.Nonce, CodeChallenge: ar.CodeChallenge,
-		AuthTime: s.AuthTime, AMR: MethodsOf(s.AMR), CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}, MaxCodesPerSession); err != nil {
+		DPoPJKT: ar.DPoPJKT, AuthTime: s.AuthTime, AMR: MethodsOf(s.AMR), CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}, MaxCodesPerSession); err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
 	v := url.Values{"code": {code}, "iss": {p.cfg.Issuer}}

@@ -171,6 +171,22 @@ func (p *Provider) tokenProof(ctx context.Context, r *Request, c *Client) error 
 	return nil
 }
 
+// checkBoundKey refuses to redeem what (a refresh token, an authorization
+// code) bound to the DPoP key bound (a thumbprint; "" when it is not bound)
+// unless the request proved possession of that key (jkt, from tokenProof):
+// without a proof invalid_dpop_proof, with another key invalid_grant.
+func checkBoundKey(what, bound, jkt string) error {
+	switch {
+	case bound == "":
+		return nil
+	case jkt == "":
+		return invalidDPoPProof("this %s is bound to a DPoP key: send a DPoP proof signed with it", what)
+	case jkt != bound:
+		return invalidGrant("the %s is bound to another DPoP key", what)
+	}
+	return nil
+}
+
 // CheckResourceProof checks the DPoP proof presented with a DPoP-bound
 // access token at one of Keygate's own protected endpoints (RFC 9449 §7):
 // one proof, for this method and url (the issuer's external URL of the

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err := checkVerifier(ac, c, r.get("code_verifier")); err != nil {
 		return nil, err
 	}
+	if err := checkCodeKey(ac, r.dpopJKT); err != nil {
+		return nil, err
+	}
 	u, err := p.cfg.Store.GetUser(ctx, ac.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidGrant("the user of this authorization code no longer exists")
@@ -44,7 +48,8 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err := p.checkCodeConsent(ctx, ac, c); err != nil {
 		return nil, err
 	}
-	res, family, claims, err := p.codeTokens(ctx, ac, c, u, now, r.dpopJKT)
+	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime, amr: ac.AMR, jkt: r.dpopJKT}
+	res, family, claims, err := p.userTokens(ctx, g, u, ac.Nonce, now)
 	if err != nil {
 		return nil, err
 	}
@@ -109,19 +114,31 @@ func checkVerifier(ac store.AuthCode, c *Client, verifier string) error {
 	return nil
 }
 
-// codeTokens makes the access and ID tokens of a code, and a refresh token
-// (stored, in a new family) when the client may refresh.
-func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client, u store.User, now time.Time, jkt string) (res *TokenResponse, family string, claims AccessClaims, err error) {
-	g := grant{client: c, subject: u.ID, username: u.Username, scope: ac.Scope, authTime: ac.AuthTime, amr: ac.AMR, jkt: jkt}
+// checkCodeKey applies DPoP authorization code binding (RFC 9449 §10): a
+// code whose request carried dpop_jkt is redeemed only with a proof (already
+// verified by tokenProof) from the key of that thumbprint, so that a code
+// stolen on its way back from /authorize is useless without the client's
+// private key, even to a thief who also has the PKCE verifier.
+func checkCodeKey(ac store.AuthCode, jkt string) error {
+	return checkBoundKey("authorization code (its request's dpop_jkt)", ac.DPoPJKT, jkt)
+}
+
+// userTokens makes the tokens a code (an authorization code, a device code)
+// redeems for user u: the access token, the ID token when the scope has
+// openid, and a refresh token (stored, in a new family) when the client may
+// refresh. The code is spent afterwards, bound to what was made here.
+func (p *Provider) userTokens(ctx context.Context, g grant, u store.User, nonce string, now time.Time) (res *TokenResponse, family string, claims AccessClaims, err error) {
+	c := g.client
 	at, claims, err := p.issueAccess(g)
 	if err != nil {
 		return nil, "", claims, serverError(err)
 	}
-	idt, err := p.issueIDToken(c, u, ac.Scope, ac.Nonce, ac.AuthTime, ac.AMR, at)
-	if err != nil {
-		return nil, "", claims, serverError(err)
+	res = &TokenResponse{AccessToken: at, TokenType: tokenType(g), ExpiresIn: claims.Expiry - now.Unix(), Scope: g.scope}
+	if slices.Contains(strings.Fields(g.scope), "openid") {
+		if res.IDToken, err = p.issueIDToken(c, u, g.scope, nonce, g.authTime, g.amr, at); err != nil {
+			return nil, "", claims, serverError(err)
+		}
 	}
-	res = &TokenResponse{AccessToken: at, TokenType: tokenType(g), ExpiresIn: claims.Expiry - now.Unix(), Scope: ac.Scope, IDToken: idt}
 	if c.HasGrant(GrantRefreshToken) {
 		// Stored before the code is spent, so that a concurrent second use,
 		// which revokes the family it finds on the code, finds it complete.
@@ -132,7 +149,7 @@ func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client,
 		family = uuid.NewString()
 		t := now.UTC()
 		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: family, ClientID: c.ID,
-			Subject: u.ID, Scope: ac.Scope, AuthTime: ac.AuthTime, AMR: ac.AMR, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL),
+			Subject: u.ID, Scope: g.scope, AuthTime: g.authTime, AMR: g.amr, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL),
 			DPoPJKT: refreshBinding(g)}); err != nil {
 			return nil, "", claims, serverError(err)
 		}
@@ -145,17 +162,11 @@ func (p *Provider) codeTokens(ctx context.Context, ac store.AuthCode, c *Client,
 // got there first, the unused refresh family is revoked and the answer is
 // the reuse's.
 func (p *Provider) redeemCode(ctx context.Context, ac store.AuthCode, family string, claims AccessClaims, now time.Time) error {
-	// The deny-list entry must outlive the token: a minute of margin over
-	// its exp, which issueAccess computed on a clock read a moment ago.
-	_, err := p.browser.RedeemAuthCode(ctx, ac.ID, now.UTC(), family, claims.ID, time.Unix(claims.Expiry, 0).Add(time.Minute))
+	_, err := p.browser.RedeemAuthCode(ctx, ac.ID, now.UTC(), family, claims.ID, denyUntil(claims))
 	if err == nil {
 		return nil
 	}
-	if family != "" { // never handed out
-		if _, rerr := p.cfg.Store.RevokeRefreshFamily(ctx, family, now.UTC()); rerr != nil {
-			p.log.Warn("revoking an unused refresh token failed", "err", rerr)
-		}
-	}
+	p.dropUnused(ctx, family, now)
 	if !errors.Is(err, store.ErrConflict) {
 		return serverError(err)
 	}
@@ -172,25 +183,48 @@ func (p *Provider) redeemCode(ctx context.Context, ac store.AuthCode, family str
 // codeReused answers a second use of a code: RFC 6749 §4.1.2 says the
 // tokens issued from it should be revoked, since the code has leaked.
 func (p *Provider) codeReused(ctx context.Context, ac store.AuthCode) error {
+	return p.revokeIssued(ctx, "authorization code", ac.ClientID, ac.UserID, ac.FamilyID, ac.AccessJTI, ac.AccessExpiresAt)
+}
+
+// revokeIssued answers a second use of a code (what: "authorization code",
+// "device code"): it revokes the refresh family and the access token the
+// first use issued, since the code has leaked, and refuses with
+// invalid_grant.
+func (p *Provider) revokeIssued(ctx context.Context, what, clientID, userID, familyID, accessJTI string, accessExp time.Time) error {
 	now := p.now().UTC()
 	revoked := 0
-	if ac.FamilyID != "" {
-		n, err := p.cfg.Store.RevokeRefreshFamily(ctx, ac.FamilyID, now)
+	if familyID != "" {
+		n, err := p.cfg.Store.RevokeRefreshFamily(ctx, familyID, now)
 		if err != nil {
 			return serverError(err)
 		}
 		revoked += n
 	}
-	if ac.AccessJTI != "" && !ac.AccessExpiresAt.IsZero() && ac.AccessExpiresAt.After(now) {
-		if err := p.cfg.Store.RevokeAccessToken(ctx, ac.AccessJTI, ac.AccessExpiresAt); err != nil {
+	if accessJTI != "" && !accessExp.IsZero() && accessExp.After(now) {
+		if err := p.cfg.Store.RevokeAccessToken(ctx, accessJTI, accessExp); err != nil {
 			return serverError(err)
 		}
 		revoked++
 	}
-	p.log.Warn("authorization code reuse detected; tokens issued from it revoked", "client_id", ac.ClientID,
-		"user_id", ac.UserID, "revoked", revoked)
+	p.log.Warn(what+" reuse detected; tokens issued from it revoked", "client_id", clientID, "user_id", userID, "revoked", revoked)
 	return &Error{Code: "invalid_grant", Status: http.StatusBadRequest,
-		Description: "the authorization code was already used; the tokens issued from it have been revoked"}
+		Description: "the " + what + " was already used; the tokens issued from it have been revoked"}
+}
+
+// denyUntil is how long the deny-list entry of the access token of claims
+// must last: a minute of margin over its exp, which issueAccess computed on
+// a clock read a moment ago.
+func denyUntil(claims AccessClaims) time.Time { return time.Unix(claims.Expiry, 0).Add(time.Minute) }
+
+// dropUnused revokes the refresh family made for a code whose redemption
+// failed: it was never handed out.
+func (p *Provider) dropUnused(ctx context.Context, family string, now time.Time) {
+	if family == "" {
+		return
+	}
+	if _, err := p.cfg.Store.RevokeRefreshFamily(ctx, family, now.UTC()); err != nil {
+		p.log.Warn("revoking an unused refresh token failed", "err", err)
+	}
 }
 
 // validVerifier checks RFC 7636 §4.1: 43 to 128 unreserved characters.

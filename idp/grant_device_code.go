@@ -50,7 +50,7 @@ func (p *Provider) deviceCodeGrant(ctx context.Context, r *Request, c *Client) (
 	case d.ClientID != c.ID:
 		return nil, invalidGrant("the device code was issued to another client")
 	case !d.UsedAt.IsZero():
-		return nil, invalidGrant("the device code was already used")
+		return nil, p.deviceReused(ctx, d)
 	case !now.Before(d.ExpiresAt):
 		return nil, expiredToken()
 	case d.Status == store.DeviceDenied:
@@ -84,16 +84,12 @@ func (p *Provider) devicePoll(ctx context.Context, d store.DeviceCode, now time.
 	return authorizationPending()
 }
 
-// deviceTokens redeems an approved code and issues its tokens: access, ID
-// (with openid) and refresh (when the client may refresh). The code is
-// spent first, so that of concurrent polls exactly one gets tokens.
+// deviceTokens issues the tokens of an approved code: access, ID (with
+// openid) and refresh (when the client may refresh); then it spends the code
+// and binds them to it in one atomic step, as the authorization code grant
+// does, so that of concurrent polls exactly one gets tokens and a later use
+// of the code revokes them.
 func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Client, now time.Time, jkt string) (*TokenResponse, error) {
-	if _, err := p.cfg.Store.RedeemDeviceCode(ctx, d.ID, now); err != nil {
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			return nil, invalidGrant("the device code was already used or has expired")
-		}
-		return nil, serverError(err)
-	}
 	u, err := p.cfg.Store.GetUser(ctx, d.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidGrant("the user who approved this device no longer exists")
@@ -109,14 +105,28 @@ func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Clie
 			return nil, invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
 		}
 	}
-	res, err := p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime, amr: d.AMR, jkt: jkt}, true, "")
+	g := grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime, amr: d.AMR, jkt: jkt}
+	res, family, claims, err := p.userTokens(ctx, g, u, "", now)
 	if err != nil {
 		return nil, err
 	}
-	if slices.Contains(strings.Fields(d.Scope), "openid") {
-		if res.IDToken, err = p.issueIDToken(c, u, d.Scope, "", d.AuthTime, d.AMR, res.AccessToken); err != nil {
+	if _, err := p.cfg.Store.RedeemDeviceCode(ctx, d.ID, now, family, claims.ID, denyUntil(claims)); err != nil {
+		p.dropUnused(ctx, family, now)
+		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
 			return nil, serverError(err)
 		}
+		if cur, gerr := p.cfg.Store.GetDeviceCode(ctx, d.ID); gerr == nil && !cur.UsedAt.IsZero() {
+			return nil, p.deviceReused(ctx, cur)
+		}
+		return nil, invalidGrant("the device code was already used or has expired")
 	}
 	return res, nil
+}
+
+// deviceReused answers a second use of a device code: the tokens issued
+// from it are revoked, as for a reused authorization code (RFC 6749
+// §4.1.2; RFC 8628 does not require it, but a device code redeemed twice
+// has leaked just the same).
+func (p *Provider) deviceReused(ctx context.Context, d store.DeviceCode) error {
+	return p.revokeIssued(ctx, "device code", d.ClientID, d.UserID, d.FamilyID, d.AccessJTI, d.AccessExpiresAt)
 }

@@ -126,12 +126,6 @@ func checkRefreshHolder(old store.RefreshToken, c *Client, jkt string) error {
 	switch {
 	case old.ClientID != c.ID:
 		return invalidGrant("the refresh token was issued to another client")
-	case old.DPoPJKT == "":
-		return nil
-	case jkt == "":
-		return invalidDPoPProof("this refresh token is bound to a DPoP key: send a DPoP proof signed with it")
-	case jkt != old.DPoPJKT:
-		return invalidGrant("the refresh token is bound to another DPoP key")
 	}
-	return nil
+	return checkBoundKey("refresh token", old.DPoPJKT, jkt)
 }

@@ -20,6 +20,7 @@ type dpopSettings struct {
 	window     time.Duration
 	replay     *replayCache
 	keys       *dpopKeyCache
+	nonces     *dpopNonces // nil: no server nonces
 }
 
 // newDPoPSettings validates the DPoP fields of mc. Like a nil verifier, a
@@ -57,6 +58,10 @@ func newDPoPSettings(mc MiddlewareConfig) dpopSettings {
 		errs = append(errs, fmt.Errorf("DPoPReplayCacheSize: negative size %d", size))
 	case size == 0:
 		size = DefaultDPoPReplayCacheSize
+	}
+	var err error
+	if d.nonces, err = nonceSettings(mc); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		panic(fmt.Sprintf("jwks: MiddlewareConfig: %v", errors.Join(errs...)))
@@ -108,6 +113,13 @@ func (d *dpopSettings) bind(r *http.Request, token string, c *Claims, presentedD
 	if err != nil {
 		return refuse("invalid_dpop_proof", errorDescription(err), err)
 	}
+	if d.nonces != nil && !d.nonces.valid(p.Nonce, now) {
+		desc := "the DPoP proof must carry the nonce of the DPoP-Nonce header"
+		if p.Nonce != "" {
+			desc = "the DPoP proof's nonce has expired; use the one of the DPoP-Nonce header"
+		}
+		return refuse("use_dpop_nonce", desc, errorf(ErrDPoPUseNonce, "nonce %q", p.Nonce))
+	}
 	switch d.replay.add(p.JKT, p.JTI, p.IssuedAt.Add(d.window), now) {
 	case proofReplayed:
 		return refuse("invalid_dpop_proof", "the DPoP proof has been used before",
@@ -118,4 +130,12 @@ func (d *dpopSettings) bind(r *http.Request, token string, c *Claims, presentedD
 			err: fmt.Errorf("jwks: DPoP replay cache full (%d proofs within the window)", d.replay.max)}
 	}
 	return nil
+}
+
+// sendNonce puts the current server nonce on the answer to a request that
+// carries a DPoP proof, refused or not (RFC 9449 §9), when nonces are on.
+func (d *dpopSettings) sendNonce(w http.ResponseWriter, r *http.Request, now time.Time) {
+	if d.nonces != nil && len(r.Header.Values("DPoP")) > 0 {
+		w.Header().Set("DPoP-Nonce", d.nonces.current(now))
+	}
 }

@@ -331,6 +331,9 @@ func TestMiddlewareDPoPConfig(t *testing.T) {
 		{"no algorithm", jwks.MiddlewareConfig{DPoPAlgorithms: []string{}}, "no algorithm"},
 		{"negative window", jwks.MiddlewareConfig{DPoPWindow: -time.Second}, "DPoPWindow"},
 		{"negative cache size", jwks.MiddlewareConfig{DPoPReplayCacheSize: -1}, "DPoPReplayCacheSize"},
+		{"short nonce secret", jwks.MiddlewareConfig{DPoPNonceSecret: []byte("too short")}, "DPoPNonceSecret"},
+		{"nonce lifetime without a secret", jwks.MiddlewareConfig{DPoPNonceLifetime: time.Minute}, "DPoPNonceSecret"},
+		{"negative nonce lifetime", jwks.MiddlewareConfig{DPoPNonceSecret: make([]byte, 32), DPoPNonceLifetime: -time.Minute}, "DPoPNonceLifetime"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {
@@ -376,5 +379,67 @@ func TestMiddlewareDPoPKeyCache(t *testing.T) {
 	}
 	if status, body := send(f.bound, f.key.Proof(t, "GET", target, now, f.bound)); status != 200 {
 		t.Fatalf("genuine again: %d %s", status, body)
+	}
+}
+
+// TestMiddlewareDPoPNonces: with DPoPNonceSecret, a proof must carry the
+// current server nonce (RFC 9449 §9): without it, or with a made-up or old
+// one, 401 "DPoP error=use_dpop_nonce" and a DPoP-Nonce header to retry
+// with; the nonce stays good into the next slot, not beyond; replicas with
+// the same secret accept each other's nonces, one with another secret does
+// not; bearer tokens are not concerned.
+func TestMiddlewareDPoPNonces(t *testing.T) {
+	t.Parallel()
+	f := newDPoPFixture(t)
+	const lifetime = time.Minute
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	mc := jwks.MiddlewareConfig{DPoPNonceSecret: secret, DPoPNonceLifetime: lifetime}
+	srv, replica := f.serve(t, mc), f.serve(t, mc)
+	stranger := f.serve(t, jwks.MiddlewareConfig{DPoPNonceSecret: []byte("another secret, 32 bytes or more")})
+	send := func(srv *httptest.Server, nonce string) (*http.Response, string) {
+		changes := map[string]any{"nonce": nonce}
+		if nonce == "" {
+			changes = nil
+		}
+		return f.do(t, srv, dpopRequest{auth: func(f *dpopFixture) string { return "DPoP " + f.bound },
+			proofs: func(t *testing.T, f *dpopFixture, u string) []string {
+				return []string{f.key.Forge(t, nil, changes, "GET", u+"/res", f.clk.Now(), f.bound)}
+			}})
+	}
+	wantUseNonce := func(name string) func(*http.Response, string) string {
+		return func(res *http.Response, body string) string {
+			ch := res.Header.Get("WWW-Authenticate")
+			if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(ch, `DPoP error="use_dpop_nonce"`) ||
+				!strings.Contains(body, "use_dpop_nonce") || res.Header.Get("DPoP-Nonce") == "" {
+				t.Errorf("%s: %d %s, WWW-Authenticate %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce",
+					name, res.StatusCode, body, ch, res.Header.Get("DPoP-Nonce"))
+			}
+			return res.Header.Get("DPoP-Nonce")
+		}
+	}
+	nonce := wantUseNonce("no nonce")(send(srv, ""))
+	wantUseNonce("a made-up nonce")(send(srv, "made-up"))
+	for _, c := range []struct {
+		name string
+		srv  *httptest.Server
+	}{{"the nonce", srv}, {"the nonce at a replica with the same secret", replica}} {
+		if res, body := send(c.srv, nonce); res.StatusCode != http.StatusOK || res.Header.Get("DPoP-Nonce") != nonce {
+			t.Errorf("%s: %d %s, DPoP-Nonce %q", c.name, res.StatusCode, body, res.Header.Get("DPoP-Nonce"))
+		}
+	}
+	wantUseNonce("the nonce at a server with another secret")(send(stranger, nonce))
+
+	f.clk.Advance(lifetime)
+	if res, body := send(srv, nonce); res.StatusCode != http.StatusOK {
+		t.Errorf("the previous slot's nonce: %d %s", res.StatusCode, body)
+	}
+	f.clk.Advance(lifetime)
+	if fresh := wantUseNonce("a nonce two slots old")(send(srv, nonce)); fresh == nonce {
+		t.Errorf("the DPoP-Nonce did not change in two slots: %q", fresh)
+	}
+
+	res, body := f.do(t, srv, dpopRequest{auth: func(f *dpopFixture) string { return "Bearer " + accessToken(t, f.ti, 0, f.clk.Now()) }})
+	if res.StatusCode != http.StatusOK || res.Header.Get("DPoP-Nonce") != "" {
+		t.Errorf("a bearer token: %d %s, DPoP-Nonce %q; want 200 and no nonce", res.StatusCode, body, res.Header.Get("DPoP-Nonce"))
 	}
 }

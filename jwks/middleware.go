@@ -101,6 +101,18 @@ type MiddlewareConfig struct {
 	// against another replica of the same route. Default:
 	// DefaultDPoPReplayCacheSize.
 	DPoPReplayCacheSize int
+	// DPoPNonceSecret, when set (at least 32 bytes), makes proofs carry a
+	// server nonce (RFC 9449 §9), so that a proof cannot be made ahead of
+	// time even by a thief holding the client's key. The nonce is an HMAC
+	// of the current time slot under this secret: replicas given the same
+	// secret agree without sharing state. A proof without the nonce of
+	// this slot or the previous one gets 401 with "DPoP
+	// error=use_dpop_nonce" and a DPoP-Nonce header to retry with; every
+	// answer to a DPoP request carries the current DPoP-Nonce.
+	DPoPNonceSecret []byte
+	// DPoPNonceLifetime is the length of a nonce's time slot; a nonce
+	// stays good for one to two of them. Default: 5 minutes.
+	DPoPNonceLifetime time.Duration
 }
 
 type middleware struct {
@@ -222,8 +234,10 @@ func newMiddleware(v TokenVerifier, mc MiddlewareConfig) *middleware {
 // refusal carries a "DPoP algs=..." challenge beside the Bearer one (RFC
 // 9449 §7.1), the error on the challenge of the scheme the request used,
 // which comes first: error="invalid_dpop_proof" for a bad proof,
-// "invalid_token" for a bad token. When the replay cache is full of live
-// proofs, DPoP requests get 503 with Retry-After.
+// "invalid_token" for a bad token, "use_dpop_nonce" for a proof without the
+// current server nonce when MiddlewareConfig.DPoPNonceSecret is set. When
+// the replay cache is full of live proofs, DPoP requests get 503 with
+// Retry-After.
 //
 // For Echo, use package jwks/echojwks, which wraps this.
 func Middleware(v TokenVerifier, mc MiddlewareConfig) func(http.Handler) http.Handler {
@@ -231,6 +245,7 @@ func Middleware(v TokenVerifier, mc MiddlewareConfig) func(http.Handler) http.Ha
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ae := m.authenticate(r)
+			m.dpop.sendNonce(w, r, m.now())
 			if ae != nil {
 				m.refuse(w, r, ae)
 				return

@@ -41,6 +41,12 @@ type DeviceCode struct {
 	LastPollAt time.Time // the last poll at the token endpoint; zero before the first
 	DecidedAt  time.Time // when the user approved or denied; zero while pending
 	UsedAt     time.Time // when tokens were issued; zero until then
+
+	// Set when the code is redeemed, so that a second use can revoke them
+	// (as for an authorization code, RFC 6749 §4.1.2).
+	FamilyID        string    // refresh-token family issued; empty when none
+	AccessJTI       string    // jti of the access token issued
+	AccessExpiresAt time.Time // its expiry, for the deny list
 }
 
 // DeviceStore is the part of a Store that holds device authorizations
@@ -68,10 +74,12 @@ type DeviceStore interface {
 	// none): of concurrent polls that read one prev, exactly one records;
 	// the others get ErrConflict (ErrNotFound if there is no such code).
 	RecordDevicePoll(ctx context.Context, id string, prev, now time.Time, interval time.Duration) error
-	// RedeemDeviceCode spends the device code id (UsedAt = now) and returns
-	// it as stored. Only an approved, unused code that expires after now can
-	// be redeemed: otherwise the error wraps ErrConflict (ErrNotFound if
-	// there is no such code) and nothing is written. Of concurrent
+	// RedeemDeviceCode spends the device code id (UsedAt = now), records
+	// what was issued from it (the refresh-token family, empty for none, and
+	// the access token's jti, required, and expiry) in the same step, and
+	// returns it as stored. Only an approved, unused code that expires after
+	// now can be redeemed: otherwise the error wraps ErrConflict (ErrNotFound
+	// if there is no such code) and nothing is written. Of concurrent
 	// redemptions, on however many replicas, exactly one succeeds.
-	RedeemDeviceCode(ctx context.Context, id string, now time.Time) (DeviceCode, error)
+	RedeemDeviceCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (DeviceCode, error)
 }

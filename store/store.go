@@ -205,6 +205,7 @@ type AuthCode struct {
 	Scope         string
 	Nonce         string    // OIDC nonce, copied into the id_token; may be empty
 	CodeChallenge string    // PKCE S256 challenge; empty when the client sent none
+	DPoPJKT       string    // RFC 9449 §10 dpop_jkt: the thumbprint the exchange's proof key must have; empty when none was sent
 	AuthTime      time.Time // when the user authenticated
 	AMR           []string  // how the user authenticated (the session's AMR)
 	CreatedAt     time.Time

@@ -346,6 +346,32 @@ func brWantOAuthError(t *testing.T, r reply, status int, code, mention string) {
 	}
 }
 
+// wantWinnerRevoked checks the answers to concurrent redemptions of one
+// code: exactly one got tokens, the others invalid_grant, and the winner's
+// tokens were revoked by the others' reuse.
+func (e *brEnv) wantWinnerRevoked(t *testing.T, res []reply) {
+	t.Helper()
+	var won []brTokens
+	for _, r := range res {
+		switch r.status {
+		case http.StatusOK:
+			var tr brTokens
+			_ = json.Unmarshal(r.body, &tr)
+			won = append(won, tr)
+		case http.StatusBadRequest:
+			brWantOAuthError(t, r, http.StatusBadRequest, "invalid_grant", "")
+		default:
+			t.Errorf("redemption: %s", r)
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d redemptions succeeded, want 1", len(won))
+	}
+	if e.active(t, won[0].AccessToken) || e.active(t, won[0].RefreshToken) {
+		t.Error("the winner's tokens survived the concurrent reuse")
+	}
+}
+
 // active answers whether a token is active, asked by a confidential client
 // allowed to introspect any token.
 func (e *brEnv) active(t *testing.T, tok string) bool {
@@ -673,25 +699,7 @@ func TestCodeExchangeRefusals(t *testing.T) {
 			wg.Go(func() { res[i] = ex("webapp", code, brAppCB, verifier) })
 		}
 		wg.Wait()
-		var won []brTokens
-		for _, r := range res {
-			switch r.status {
-			case 200:
-				var tr brTokens
-				_ = json.Unmarshal(r.body, &tr)
-				won = append(won, tr)
-			case 400:
-				brWantOAuthError(t, r, 400, "invalid_grant", "")
-			default:
-				t.Errorf("redemption: %s", r)
-			}
-		}
-		if len(won) != 1 {
-			t.Fatalf("%d redemptions succeeded, want 1", len(won))
-		}
-		if e.active(t, won[0].AccessToken) || e.active(t, won[0].RefreshToken) {
-			t.Error("the winner's tokens survived the concurrent reuse")
-		}
+		e.wantWinnerRevoked(t, res)
 	})
 
 	t.Run("code from another client", func(t *testing.T) {

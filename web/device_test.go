@@ -19,6 +19,7 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/throttle"
 )
 
@@ -239,4 +240,51 @@ func TestBrowserDeviceLogin(t *testing.T) {
 	if res := <-got2; res.err != nil || res.body["error"] != "access_denied" {
 		t.Errorf("the denied device got %v, %v; want access_denied", res.body, res.err)
 	}
+}
+
+// TestDeviceCodeReuseRevokesTokens: a device code redeemed a second time
+// has leaked, so the tokens of its first redemption are revoked, as for a
+// reused authorization code (RFC 6749 §4.1.2); of concurrent redemptions
+// one gets tokens, and the others revoke them.
+func TestDeviceCodeReuseRevokesTokens(t *testing.T) {
+	t.Parallel()
+	e := newBrEnv(t, kgtest.Options{})
+	if _, err := e.IDP.Directory().RegisterClient(t.Context(), tvClient(), false); err != nil {
+		t.Fatal(err)
+	}
+	_, challenge := brPKCE("device reuse")
+	b := e.browser(t)
+	b.login(t, brAuthParams("webapp", brAppCB, challenge), "alice", brAlicePW)
+	redeem := func(code string) reply {
+		return e.token(t, "tv", "grant_type", idp.GrantDeviceCode, "device_code", code)
+	}
+	tokensOf := func(r reply) brTokens {
+		var tr brTokens
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &tr) != nil || tr.RefreshToken == "" {
+			t.Fatalf("device tokens: %s", r)
+		}
+		return tr
+	}
+
+	t.Run("second redemption", func(t *testing.T) {
+		code := b.approveDevice(t, "tv", "openid profile")
+		first := tokensOf(redeem(code))
+		if !e.active(t, first.AccessToken) || !e.active(t, first.RefreshToken) {
+			t.Fatal("the first tokens are not active")
+		}
+		brWantOAuthError(t, redeem(code), http.StatusBadRequest, "invalid_grant", "already used")
+		for name, tok := range map[string]string{"access": first.AccessToken, "refresh": first.RefreshToken} {
+			if e.active(t, tok) {
+				t.Errorf("%s token of the first redemption still active after reuse", name)
+			}
+		}
+		if status, _ := e.userinfo(t, first.AccessToken); status != http.StatusUnauthorized {
+			t.Errorf("userinfo with a revoked token: %d", status)
+		}
+	})
+
+	t.Run("concurrent redemptions", func(t *testing.T) {
+		code := b.approveDevice(t, "tv", "openid")
+		e.wantWinnerRevoked(t, stampede.Run(6, func(int) reply { return redeem(code) }))
+	})
 }

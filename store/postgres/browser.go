@@ -131,7 +131,7 @@ func scanSession(r pgx.Row) (store.Session, error) {
 // codeColumns is the column list authorization-code queries select, in
 // scanAuthCode's order.
 const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr`
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr, dpop_jkt`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
@@ -148,7 +148,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 	r, err := storableRow(fmt.Sprintf("create authorization code %q", ac.ID), ac, columns.AuthCodeToRow,
 		"id", ac.ID, "client id", ac.ClientID, "redirect URI", ac.RedirectURI, "user id", ac.UserID, "session id", ac.SessionID,
 		"scope", ac.Scope, "nonce", ac.Nonce, "code challenge", ac.CodeChallenge,
-		"family id", ac.FamilyID, "access jti", ac.AccessJTI)
+		"family id", ac.FamilyID, "access jti", ac.AccessJTI, "dpop jkt", ac.DPoPJKT)
 	if err != nil {
 		return err
 	}
@@ -165,9 +165,9 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 		}
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR)
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR, r.DPoPJKT)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q for client %q", ac.ID, ac.ClientID), err)
 	}
@@ -267,7 +267,7 @@ func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) er
 func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
 	var row columns.AuthCodeRow
 	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR, &row.DPoPJKT); err != nil {
 		return store.AuthCode{}, err
 	}
 	return columns.AuthCodeFromRow(row)

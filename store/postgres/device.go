@@ -23,14 +23,15 @@ import (
 // code fails with an error wrapping store.ErrConflict.
 func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
 	r, err := storableRow(fmt.Sprintf("create device code %q", d.ID), d, columns.DeviceToRow,
-		"id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID)
+		"id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID,
+		"family id", d.FamilyID, "access jti", d.AccessJTI)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, r.Args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, r.Args()...)
 	if err != nil {
 		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
 	}
@@ -78,16 +79,21 @@ func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.
 	return err
 }
 
-// RedeemDeviceCode spends an approved, unused, unexpired device code.
-func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) (store.DeviceCode, error) {
-	at, err := columns.RequiredNanos(now)
-	if err != nil {
-		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: now: %w", id, err)
+// RedeemDeviceCode spends an approved, unused, unexpired device code and
+// records what was issued from it, in one guarded statement.
+func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.DeviceCode, error) {
+	r, err := columns.Redemption(now, familyID, accessJTI, accessExpiresAt)
+	if err == nil {
+		err = checkText("family id", familyID, "access jti", accessJTI)
 	}
-	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes SET used_at = $1
+	if err != nil {
+		return store.DeviceCode{}, fmt.Errorf("store/postgres: redeem device code %q: %w", id, err)
+	}
+	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes
+		SET used_at = $1, family_id = $3, access_jti = $4, access_expires_at = $5
 		WHERE id = $2 AND status = 'approved' AND used_at = 0 AND expires_at > $1
 		RETURNING `+columns.DeviceColumns,
-		at, id)
+		r.At, id, familyID, accessJTI, r.AccessExpires)
 }
 
 // guardedUpdate runs query, an UPDATE of device code id guarded by its

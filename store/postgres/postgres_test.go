@@ -181,7 +181,7 @@ func TestMigrationsWellFormed(t *testing.T) {
 	for _, m := range embeddedMigrations(t) {
 		names = append(names, m.Name)
 	}
-	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql", "0006_client_introspect.sql", "0007_auth_code_session.sql", "0008_heartbeat.sql", "0009_manage.sql", "0010_client_allowed_origins.sql", "0011_consent.sql", "0012_post_logout_redirect_uris.sql", "0013_device_codes.sql", "0014_clients_version.sql", "0015_key_algorithms.sql", "0016_client_signing_alg.sql", "0017_dpop.sql", "0018_amr.sql", "0019_totp.sql", "0020_passkeys.sql"}
+	want := []string{"0001_keys.sql", "0002_identity.sql", "0003_leases.sql", "0004_throttle.sql", "0005_browser.sql", "0006_client_introspect.sql", "0007_auth_code_session.sql", "0008_heartbeat.sql", "0009_manage.sql", "0010_client_allowed_origins.sql", "0011_consent.sql", "0012_post_logout_redirect_uris.sql", "0013_device_codes.sql", "0014_clients_version.sql", "0015_key_algorithms.sql", "0016_client_signing_alg.sql", "0017_dpop.sql", "0018_amr.sql", "0019_totp.sql", "0020_passkeys.sql", "0021_auth_code_dpop_jkt.sql", "0022_device_code_issued.sql"}
 	if !slices.Equal(names, want) {
 		t.Errorf("migrations %q, want %q", names, want)
 	}

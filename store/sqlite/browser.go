@@ -93,7 +93,7 @@ func scanSession(r rowScanner) (store.Session, error) {
 // codeColumns is the column list authorization-code queries select, in
 // scanAuthCode's order.
 const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr`
+	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr, dpop_jkt`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
@@ -105,7 +105,7 @@ const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_ch
 // transaction: writers, in this process or another, take turns, so the cap
 // holds under any concurrency.
 func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSession int) (err error) {
-	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.SessionID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI} {
+	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.SessionID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI, ac.DPoPJKT} {
 		if !utf8.ValidString(v) {
 			return fmt.Errorf("store/sqlite: create authorization code %q: %q is not valid UTF-8", ac.ID, v)
 		}
@@ -124,9 +124,9 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 		}
 	}()
 	_, err = tx.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR)
+		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR, r.DPoPJKT)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
 	}
@@ -205,7 +205,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 func scanAuthCode(r rowScanner) (store.AuthCode, error) {
 	var row columns.AuthCodeRow
 	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR); err != nil {
+		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR, &row.DPoPJKT); err != nil {
 		return store.AuthCode{}, err
 	}
 	return columns.AuthCodeFromRow(row)

@@ -23,7 +23,7 @@ func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error 
 		return fmt.Errorf("store/sqlite: create device code %q: %w", d.ID, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
 	if err != nil {
 		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
 	}
@@ -68,16 +68,18 @@ func (s *Store) RecordDevicePoll(ctx context.Context, id string, prev, now time.
 	return err
 }
 
-// RedeemDeviceCode spends an approved, unused, unexpired device code.
-func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time) (store.DeviceCode, error) {
-	at, err := columns.RequiredNanos(now)
+// RedeemDeviceCode spends an approved, unused, unexpired device code and
+// records what was issued from it, in one guarded statement.
+func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (store.DeviceCode, error) {
+	r, err := columns.Redemption(now, familyID, accessJTI, accessExpiresAt)
 	if err != nil {
-		return store.DeviceCode{}, fmt.Errorf("store/sqlite: redeem device code %q: now: %w", id, err)
+		return store.DeviceCode{}, fmt.Errorf("store/sqlite: redeem device code %q: %w", id, err)
 	}
-	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes SET used_at = ?
+	return guardedUpdate(ctx, s, "redeem", id, now, scanDevice, `UPDATE device_codes
+		SET used_at = ?, family_id = ?, access_jti = ?, access_expires_at = ?
 		WHERE id = ? AND status = 'approved' AND used_at = 0 AND expires_at > ?
 		RETURNING `+columns.DeviceColumns,
-		at, id, at)
+		r.At, familyID, accessJTI, r.AccessExpires, id, r.At)
 }
 
 // guardedUpdate runs query, an UPDATE of device code id guarded by its

@@ -138,6 +138,7 @@ func newCode(t *testing.T, created time.Time) store.AuthCode {
 		Scope:         "openid profile email",
 		Nonce:         "n-0S6_WzA2Mj",
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		DPoPJKT:       "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 		AuthTime:      created.Add(-time.Minute),
 		AMR:           []string{"pwd"},
 		CreatedAt:     created,
@@ -155,6 +156,7 @@ func codeDiff(got, want store.AuthCode) string {
 	d.text("Scope", got.Scope, want.Scope)
 	d.text("Nonce", got.Nonce, want.Nonce)
 	d.text("CodeChallenge", got.CodeChallenge, want.CodeChallenge)
+	d.text("DPoPJKT", got.DPoPJKT, want.DPoPJKT)
 	d.instant("AuthTime", got.AuthTime, want.AuthTime)
 	d.list("AMR", got.AMR, want.AMR)
 	d.instant("CreatedAt", got.CreatedAt, want.CreatedAt)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -139,8 +140,8 @@ func testDeviceRedeem(t *testing.T, s store.Store) {
 	if _, err := s.DecideDeviceCode(ctx, denied.ID, false, "alice", base, nil, now); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.RedeemDeviceCode(ctx, approved.ID, now.Add(time.Second))
-	approved.UsedAt = now.Add(time.Second)
+	got, err := s.RedeemDeviceCode(ctx, approved.ID, now.Add(time.Second), "family-1", "jti-1", now.Add(time.Hour))
+	approved.UsedAt, approved.FamilyID, approved.AccessJTI, approved.AccessExpiresAt = now.Add(time.Second), "family-1", "jti-1", now.Add(time.Hour)
 	if err != nil || !reflect.DeepEqual(got, approved) {
 		t.Errorf("RedeemDeviceCode = %+v, %v; want %+v", got, err, approved)
 	}
@@ -156,7 +157,7 @@ func testDeviceRedeem(t *testing.T, s store.Store) {
 		"unknown": {randomID(t), now, store.ErrNotFound},
 	}
 	for name, c := range cases {
-		if _, err := s.RedeemDeviceCode(ctx, c.id, c.at); !errors.Is(err, c.err) {
+		if _, err := s.RedeemDeviceCode(ctx, c.id, c.at, "", "jti-2", c.at.Add(time.Hour)); !errors.Is(err, c.err) {
 			t.Errorf("RedeemDeviceCode(%s) = %v, want %v", name, err, c.err)
 		}
 	}
@@ -172,13 +173,14 @@ func testDeviceConcurrentRedeem(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	errs := race(racers, func(i int) error {
-		_, err := s.RedeemDeviceCode(t.Context(), d.ID, now.Add(time.Duration(i+1)*time.Millisecond))
+		_, err := s.RedeemDeviceCode(t.Context(), d.ID, now.Add(time.Duration(i+1)*time.Millisecond), "", fmt.Sprintf("jti-%d", i), now.Add(time.Hour))
 		return err
 	})
 	w := checkOneWinner(t, errs)
 	got, err := s.GetDeviceCode(t.Context(), d.ID)
-	if err != nil || !got.UsedAt.Equal(now.Add(time.Duration(w+1)*time.Millisecond)) {
-		t.Errorf("after the race: UsedAt %v, %v; want the winner's %v", got.UsedAt, err, now.Add(time.Duration(w+1)*time.Millisecond))
+	if err != nil || !got.UsedAt.Equal(now.Add(time.Duration(w+1)*time.Millisecond)) || got.AccessJTI != fmt.Sprintf("jti-%d", w) {
+		t.Errorf("after the race: UsedAt %v, AccessJTI %q, %v; want the winner's %v and jti-%d", got.UsedAt, got.AccessJTI, err,
+			now.Add(time.Duration(w+1)*time.Millisecond), w)
 	}
 }
 
@@ -245,8 +247,20 @@ func testDeviceInvalidInput(t *testing.T, s store.Store) {
 	if _, err := s.DecideDeviceCode(ctx, d.ID, true, "", base, nil, base); err == nil || errors.Is(err, store.ErrConflict) {
 		t.Errorf("DecideDeviceCode without a user = %v, want a non-conflict error", err)
 	}
-	if _, err := s.RedeemDeviceCode(ctx, d.ID, time.Time{}); err == nil || errors.Is(err, store.ErrConflict) {
-		t.Errorf("RedeemDeviceCode at the zero time = %v, want a non-conflict error", err)
+	for name, redeem := range map[string]func() error{
+		"at the zero time": func() error {
+			_, err := s.RedeemDeviceCode(ctx, d.ID, time.Time{}, "", "jti", base.Add(time.Hour))
+			return err
+		},
+		"without an access jti": func() error { _, err := s.RedeemDeviceCode(ctx, d.ID, base, "", "", base.Add(time.Hour)); return err },
+		"without the access expiry": func() error {
+			_, err := s.RedeemDeviceCode(ctx, d.ID, base, "", "jti", time.Time{})
+			return err
+		},
+	} {
+		if err := redeem(); err == nil || errors.Is(err, store.ErrConflict) {
+			t.Errorf("RedeemDeviceCode %s = %v, want a non-conflict error", name, err)
+		}
 	}
 	checkDevice(t, s, d)
 }

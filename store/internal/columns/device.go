@@ -12,7 +12,7 @@ import (
 // DeviceColumns is the column list device-code queries select, in the order
 // of DeviceRow.Dest.
 const DeviceColumns = `id, user_code, client_id, scope, status, user_id, auth_time, poll_interval,
-	created_at, expires_at, last_poll_at, decided_at, used_at, amr`
+	created_at, expires_at, last_poll_at, decided_at, used_at, amr, family_id, access_jti, access_expires_at`
 
 // DeviceRow is a store.DeviceCode in the column form of the device_codes
 // table: the interval and times as nanoseconds.
@@ -21,18 +21,20 @@ type DeviceRow struct {
 	Auth, Interval, Created, Expires              int64
 	LastPoll, Decided, Used                       int64
 	AMR                                           string // JSON array
+	FamilyID, AccessJTI                           string
+	AccessExpires                                 int64
 }
 
 // Dest is what a driver scans a row selected with DeviceColumns into.
 func (r *DeviceRow) Dest() []any {
 	return []any{&r.ID, &r.UserCode, &r.ClientID, &r.Scope, &r.Status, &r.UserID, &r.Auth, &r.Interval,
-		&r.Created, &r.Expires, &r.LastPoll, &r.Decided, &r.Used, &r.AMR}
+		&r.Created, &r.Expires, &r.LastPoll, &r.Decided, &r.Used, &r.AMR, &r.FamilyID, &r.AccessJTI, &r.AccessExpires}
 }
 
 // Args is the row's values in DeviceColumns order, for an INSERT.
 func (r DeviceRow) Args() []any {
 	return []any{r.ID, r.UserCode, r.ClientID, r.Scope, r.Status, r.UserID, r.Auth, r.Interval,
-		r.Created, r.Expires, r.LastPoll, r.Decided, r.Used, r.AMR}
+		r.Created, r.Expires, r.LastPoll, r.Decided, r.Used, r.AMR, r.FamilyID, r.AccessJTI, r.AccessExpires}
 }
 
 // DeviceToRow validates d for CreateDeviceCode (ID, UserCode, ClientID, a
@@ -47,13 +49,13 @@ func DeviceToRow(d store.DeviceCode) (DeviceRow, error) {
 	case d.Interval <= 0:
 		return DeviceRow{}, fmt.Errorf("interval %s is not positive", d.Interval)
 	}
-	for _, v := range []string{d.ID, d.UserCode, d.ClientID, d.Scope, d.UserID} {
+	for _, v := range []string{d.ID, d.UserCode, d.ClientID, d.Scope, d.UserID, d.FamilyID, d.AccessJTI} {
 		if !utf8.ValidString(v) {
 			return DeviceRow{}, fmt.Errorf("%q is not valid UTF-8", v)
 		}
 	}
 	r := DeviceRow{ID: d.ID, UserCode: d.UserCode, ClientID: d.ClientID, Scope: d.Scope, Status: string(d.Status),
-		UserID: d.UserID, Interval: int64(d.Interval)}
+		UserID: d.UserID, Interval: int64(d.Interval), FamilyID: d.FamilyID, AccessJTI: d.AccessJTI}
 	var err error
 	if r.Expires, err = RequiredNanos(d.ExpiresAt); err != nil {
 		return DeviceRow{}, fmt.Errorf("expires_at: %w", err)
@@ -67,6 +69,7 @@ func DeviceToRow(d store.DeviceCode) (DeviceRow, error) {
 		timeField{"last_poll_at", d.LastPollAt, &r.LastPoll},
 		timeField{"decided_at", d.DecidedAt, &r.Decided},
 		timeField{"used_at", d.UsedAt, &r.Used},
+		timeField{"access_expires_at", d.AccessExpiresAt, &r.AccessExpires},
 	); err != nil {
 		return DeviceRow{}, err
 	}
@@ -79,7 +82,8 @@ func DeviceFromRow(r DeviceRow) (store.DeviceCode, error) {
 	d := store.DeviceCode{ID: r.ID, UserCode: r.UserCode, ClientID: r.ClientID, Scope: r.Scope,
 		Status: store.DeviceStatus(r.Status), UserID: r.UserID, AuthTime: FromNanos(r.Auth),
 		Interval: time.Duration(r.Interval), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
-		LastPollAt: FromNanos(r.LastPoll), DecidedAt: FromNanos(r.Decided), UsedAt: FromNanos(r.Used)}
+		LastPollAt: FromNanos(r.LastPoll), DecidedAt: FromNanos(r.Decided), UsedAt: FromNanos(r.Used),
+		FamilyID: r.FamilyID, AccessJTI: r.AccessJTI, AccessExpiresAt: FromNanos(r.AccessExpires)}
 	if !d.Status.Valid() {
 		return store.DeviceCode{}, fmt.Errorf("device code %q: unknown status %q", r.ID, r.Status)
 	}
@@ -161,4 +165,25 @@ func DeviceUnchanged(prefix, what, id string, err, noRows error, get func() (sto
 		why = fmt.Sprintf("expired at %v (now %v)", cur.ExpiresAt, now.UTC())
 	}
 	return fmt.Errorf("%s: %s device code %q: %s: %w", prefix, what, id, why, store.ErrConflict)
+}
+
+// RedemptionRow is what a RedeemDeviceCode writes, in stored form.
+type RedemptionRow struct{ At, AccessExpires int64 }
+
+// Redemption validates a redemption at now of what issued the access token
+// accessJTI (required, UTF-8) expiring at accessExpiresAt (required) and the
+// refresh family familyID (may be empty).
+func Redemption(now time.Time, familyID, accessJTI string, accessExpiresAt time.Time) (RedemptionRow, error) {
+	var r RedemptionRow
+	var err error
+	if r.At, err = RequiredNanos(now); err != nil {
+		return r, fmt.Errorf("now: %w", err)
+	}
+	if accessJTI == "" || !utf8.ValidString(accessJTI) || !utf8.ValidString(familyID) {
+		return r, errors.New("empty or invalid access jti or family id")
+	}
+	if r.AccessExpires, err = RequiredNanos(accessExpiresAt); err != nil {
+		return r, fmt.Errorf("access_expires_at: %w", err)
+	}
+	return r, nil
 }

@@ -297,6 +297,7 @@ type AuthCodeRow struct {
 	AccessExpires                                                  int64
 	SessionID                                                      string
 	AMR                                                            string // JSON array
+	DPoPJKT                                                        string
 }
 
 // AuthCodeToRow validates ac (ID, ClientID, RedirectURI, UserID and ExpiresAt
@@ -312,7 +313,7 @@ func AuthCodeToRow(ac store.AuthCode) (AuthCodeRow, error) {
 	r := AuthCodeRow{
 		ID: ac.ID, ClientID: ac.ClientID, RedirectURI: ac.RedirectURI, UserID: ac.UserID,
 		Scope: ac.Scope, Nonce: ac.Nonce, CodeChallenge: ac.CodeChallenge,
-		FamilyID: ac.FamilyID, AccessJTI: ac.AccessJTI, SessionID: ac.SessionID,
+		FamilyID: ac.FamilyID, AccessJTI: ac.AccessJTI, SessionID: ac.SessionID, DPoPJKT: ac.DPoPJKT,
 	}
 	var err error
 	if r.Expires, err = RequiredNanos(ac.ExpiresAt); err != nil {
@@ -340,7 +341,7 @@ func AuthCodeFromRow(r AuthCodeRow) (store.AuthCode, error) {
 	}
 	return store.AuthCode{
 		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, UserID: r.UserID, SessionID: r.SessionID, AMR: amr,
-		Scope: r.Scope, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
+		Scope: r.Scope, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, DPoPJKT: r.DPoPJKT,
 		AuthTime: FromNanos(r.Auth), CreatedAt: FromNanos(r.Created), ExpiresAt: FromNanos(r.Expires),
 		UsedAt: FromNanos(r.Used), FamilyID: r.FamilyID, AccessJTI: r.AccessJTI, AccessExpiresAt: FromNanos(r.AccessExpires),
 	}, nil
