@@ -43,6 +43,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.cfg.AdminToken != "" && strings.EqualFold(scheme, "Bearer") {
 			got := digest(tok)
 			if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) == 1 {
+				c.Set(auditActorKey, ActorBootstrapToken)
 				return next(c)
 			}
 		}
@@ -59,6 +60,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil || !u.Admin || u.Disabled() || !claims.HasScope(AdminScope) {
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
+		c.Set(auditActorKey, u.ID)
 		return next(c)
 	}
 }
@@ -89,7 +91,7 @@ func (s *Server) adminRotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("admin API: rotation", "activated", res.Activated, "scheduled", res.Scheduled, "remote_ip", c.RealIP())
+	auditDetails(c, "activated", res.Activated, "scheduled", res.Scheduled, "force", force)
 	return c.JSON(http.StatusOK, map[string]any{"activated": res.Activated, "retired": res.Retired,
 		"at": res.At.UTC(), "scheduled": res.Scheduled})
 }
@@ -105,13 +107,14 @@ func (s *Server) adminRevoke(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	s.cfg.Logger.Warn("admin API: key revoked", "kid", kid, "remote_ip", c.RealIP())
+	auditDetails(c, "was", string(res.WasState), "activated", res.Activated)
 	return c.JSON(http.StatusOK, map[string]any{"revoked": res.KID, "was": string(res.WasState), "activated": res.Activated})
 }
 
 // adminManageRoutes adds the client and user management API to the /admin
 // group (requireAdmin). Answers are JSON; errors are {"error": ...} with 400
-// (bad input), 404 (unknown id) or 409 (a static client, a taken email).
+// (bad input), 404 (unknown id) or 409 (a static client, a taken email, the
+// last enabled admin).
 // Secret hashes are never shown.
 func (s *Server) adminManageRoutes(admin *echo.Group) {
 	admin.GET("/clients", s.adminListClients)
@@ -211,7 +214,7 @@ func manageError(err error) error {
 		return echo.NewHTTPError(http.StatusBadRequest, ve.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, "not found")
-	case errors.Is(err, idp.ErrStaticClient), errors.Is(err, idp.ErrUserExists):
+	case errors.Is(err, idp.ErrStaticClient), errors.Is(err, idp.ErrUserExists), errors.Is(err, idp.ErrLastAdmin):
 		return echo.NewHTTPError(http.StatusConflict, err.Error())
 	}
 	return err
@@ -298,7 +301,6 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Info("admin API: client updated", "client_id", cl.ID, "remote_ip", c.RealIP())
 	return c.JSON(http.StatusOK, s.clientView(cl))
 }
 
@@ -324,7 +326,7 @@ func (s *Server) adminRotateSecret(c echo.Context) error {
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Warn("admin API: client secret rotated", "client_id", cl.ID, "grace", grace, "remote_ip", c.RealIP())
+	auditDetails(c, "grace", grace.String())
 	c.Response().Header().Set("Cache-Control", "no-store")
 	out := map[string]any{"client_id": cl.ID, "client_secret": secret}
 	if until, ok := s.dir.SecretGraceActive(cl); ok {
@@ -353,7 +355,7 @@ func (s *Server) adminResetMFA(c echo.Context) error {
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Info("admin API: second factor reset", "login", c.Param("login"), "removed", had, "remote_ip", c.RealIP())
+	auditDetails(c, "removed", had)
 	return c.JSON(http.StatusOK, map[string]any{"user": c.Param("login"), "removed": had})
 }
 
@@ -375,6 +377,6 @@ func (s *Server) adminPatchUser(c echo.Context) error {
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Info("admin API: user updated", "user_id", u.ID, "disabled", u.Disabled(), "admin", u.Admin, "remote_ip", c.RealIP())
+	auditDetails(c, "user_id", u.ID, "disabled", u.Disabled(), "admin", u.Admin)
 	return c.JSON(http.StatusOK, userView(u))
 }

@@ -150,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	admin := e.Group("/admin", s.requireAdmin)
+	admin := e.Group("/admin", s.requireAdmin, s.auditWrites)
 	admin.GET("/keys", s.adminListKeys)
 	admin.POST("/keys/rotate", s.adminRotate)
 	admin.POST("/keys/:kid/revoke", s.adminRevoke)

@@ -26,7 +26,9 @@ func withDeps(o *options, run func(*cobra.Command, *app.Deps, []string) error) f
 			return err
 		}
 		defer d.Close()
-		return run(cmd, d, args)
+		err = run(cmd, d, args)
+		auditCommand(d.Logger(), cmd, args, err)
+		return err
 	}
 }
 
@@ -169,7 +171,7 @@ func newClientsCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, newClientUpdateCmd(o), newRotateSecretCmd(o), del, newHashSecretCmd(o))
+	cmd.AddCommand(audited(add), list, audited(newClientUpdateCmd(o)), audited(newRotateSecretCmd(o)), audited(del), newHashSecretCmd(o))
 	return cmd
 }
 
@@ -395,7 +397,7 @@ func newUsersCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, newUserUpdateCmd(o), del, passwd, resetMFA)
+	cmd.AddCommand(audited(add), list, audited(newUserUpdateCmd(o)), audited(del), audited(passwd), audited(resetMFA))
 	return cmd
 }
 

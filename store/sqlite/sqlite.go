@@ -498,6 +498,24 @@ func affected(ctx context.Context, db execer, what, query string, args ...any) (
 	return n, nil
 }
 
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE: it holds SQLite's
+// write lock from the start) and commits it, or rolls it back if fn fails.
+// what names the operation in the errors.
+func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
 // execOne runs query with args on db, a write of one row by key: a write
 // that changes no row fails with an error wrapping store.ErrNotFound.
 func execOne(ctx context.Context, db execer, what, query string, args ...any) error {
