@@ -67,6 +67,7 @@ func TestCLIAuditAndLastAdmin(t *testing.T) {
 		{[]string{"clients", "add", "billing", "--grant", "client_credentials"}, "", "clients add", "billing", "ok", ""},
 		{[]string{"clients", "list"}, "", "", "", "", ""},
 		{[]string{"clients", "update", "billing", "--name", "Billing"}, "", "clients update", "billing", "ok", ""},
+		{[]string{"clients", "update", "billing", "--allow-bare-assertion", "--no-allow-bare-assertion"}, "", "clients update", "billing", "refused", "contradict"},
 		{[]string{"clients", "rotate-secret", "billing"}, "", "clients rotate-secret", "billing", "ok", ""},
 		{[]string{"clients", "delete", "billing"}, "", "clients delete", "billing", "ok", ""},
 		{[]string{"clients", "delete", "billing"}, "", "clients delete", "billing", "refused", "not found"},

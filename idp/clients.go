@@ -595,6 +595,8 @@ type ClientPatch struct {
 
 	PostLogoutRedirectURIs *[]string
 	DPoPBoundAccessTokens  *bool
+	// AllowBareAssertion: accept a bare client-signed login assertion.
+	AllowBareAssertion *bool
 }
 
 func (pt ClientPatch) apply(c *Client) {
@@ -610,6 +612,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.ThirdParty, pt.ThirdParty)
 	setIf(&c.PostLogoutRedirectURIs, pt.PostLogoutRedirectURIs)
 	setIf(&c.DPoPBoundAccessTokens, pt.DPoPBoundAccessTokens)
+	setIf(&c.AllowBareAssertion, pt.AllowBareAssertion)
 }
 
 func setIf[T any](dst *T, v *T) {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -142,6 +143,7 @@ type AdminClientView struct {
 	Audience                []string   `json:"audience"`
 	AudienceDefault         bool       `json:"audience_default"`
 	RedirectURIs            []string   `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string   `json:"post_logout_redirect_uris"`
 	AllowedOrigins          []string   `json:"allowed_origins"` // as registered; none: the redirect URIs' origins
 	Origins                 []string   `json:"origins"`         // the effective CORS origins
 	AccessTTL               string     `json:"access_ttl"`
@@ -159,7 +161,7 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 	aud, audDef := c.EffectiveAudience()
 	v := AdminClientView{ID: c.ID, Name: c.Name, Source: "store", Public: c.Public, HasSecret: len(c.SecretHash) > 0,
 		HasKeys: c.HasKeys(), JWKSURI: c.JWKSURI, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
+		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs),
 		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
 		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
@@ -183,7 +185,8 @@ func nonNil(v []string) []string {
 	return v
 }
 
-// AdminUserView is a user as the admin API shows it, without the password hash.
+// AdminUserView is a user as the admin API shows it, without the password
+// hash; SecondFactor is read-only (reset it with POST .../reset-mfa).
 type AdminUserView struct {
 	ID         string     `json:"id"`
 	Username   string     `json:"username"`
@@ -194,16 +197,22 @@ type AdminUserView struct {
 	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
+
+	SecondFactor idp.SecondFactorState `json:"second_factor"`
 }
 
-func userView(u store.User) AdminUserView {
-	v := AdminUserView{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Admin: u.Admin, Disabled: u.Disabled(),
+func (s *Server) userView(ctx context.Context, u store.User) (AdminUserView, error) {
+	sf, err := s.dir.SecondFactorState(ctx, u.ID)
+	if err != nil {
+		return AdminUserView{}, err
+	}
+	v := AdminUserView{SecondFactor: sf, ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Admin: u.Admin, Disabled: u.Disabled(),
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if u.Disabled() {
 		at := u.DisabledAt.UTC()
 		v.DisabledAt = &at
 	}
-	return v
+	return v, nil
 }
 
 // manageError maps the management operations' errors to answers.
@@ -268,7 +277,9 @@ type clientPatchBody struct {
 	Introspect     *bool     `json:"introspect"`
 	ThirdParty     *bool     `json:"third_party"`
 	// DPoPBoundAccessTokens: require a DPoP proof on its token requests.
-	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens"`
+	DPoPBoundAccessTokens  *bool     `json:"dpop_bound_access_tokens"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
+	AllowBareAssertion     *bool     `json:"allow_bare_assertion"`
 }
 
 func parseDurationField(name string, v *string) (*time.Duration, error) {
@@ -289,7 +300,8 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
 		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty,
-		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens}
+		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens, PostLogoutRedirectURIs: b.PostLogoutRedirectURIs,
+		AllowBareAssertion: b.AllowBareAssertion}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err
@@ -342,7 +354,11 @@ func (s *Server) adminListUsers(c echo.Context) error {
 	}
 	out := make([]AdminUserView, 0, len(us))
 	for _, u := range us {
-		out = append(out, userView(u))
+		v, err := s.userView(c.Request().Context(), u)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"users": out})
 }
@@ -378,5 +394,9 @@ func (s *Server) adminPatchUser(c echo.Context) error {
 		return manageError(err)
 	}
 	auditDetails(c, "user_id", u.ID, "disabled", u.Disabled(), "admin", u.Admin)
-	return c.JSON(http.StatusOK, userView(u))
+	v, err := s.userView(c.Request().Context(), u)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
 }

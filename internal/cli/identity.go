@@ -200,6 +200,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		introspect, noIntro     bool
 		thirdParty, firstParty  bool
 		dpopBound, dpopOptional bool
+		bare, noBare            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -244,6 +245,9 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			if pt.DPoPBoundAccessTokens, err = flagPair(f.Changed, "dpop-bound-access-tokens", dpopBound, "no-dpop-bound-access-tokens", dpopOptional); err != nil {
 				return err
 			}
+			if pt.AllowBareAssertion, err = flagPair(f.Changed, "allow-bare-assertion", bare, "no-allow-bare-assertion", noBare); err != nil {
+				return err
+			}
 			c, err := dir.UpdateClient(cmd.Context(), args[0], pt)
 			if err != nil {
 				return err
@@ -268,6 +272,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.BoolVar(&firstParty, "first-party", false, "no consent page (the default)")
 	f.BoolVar(&dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof (RFC 9449) on every token request")
 	f.BoolVar(&dpopOptional, "no-dpop-bound-access-tokens", false, "accept token requests without a DPoP proof (the default)")
+	f.BoolVar(&bare, "allow-bare-assertion", false, "accept a bare client-signed login assertion (replayable)")
+	f.BoolVar(&noBare, "no-allow-bare-assertion", false, "refuse bare login assertions (the default)")
 	return cmd
 }
 
