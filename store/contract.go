@@ -33,6 +33,13 @@ type Store interface {
 
 	// Ping reports whether the store can serve requests (readiness probes).
 	Ping(ctx context.Context) error
+	// SchemaVersion reports the schema's migration level: applied, what the
+	// database records now, and known, the latest migration this binary
+	// carries. Opening a store migrates it, so they start equal; applied is
+	// read live, so a newer binary migrating the shared database further
+	// (applied > known) or a database restored under a running server
+	// (applied < known) shows.
+	SchemaVersion(ctx context.Context) (applied, known int64, err error)
 	// CheckWritable reports whether the store can commit a write now: it
 	// updates a one-row heartbeat table in a transaction of its own and
 	// returns the error that stopped it (a full disk, a read-only file,

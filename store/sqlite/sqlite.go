@@ -416,6 +416,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SchemaVersion reads the applied migration level and the latest one this
+// binary embeds.
+func (s *Store) SchemaVersion(ctx context.Context) (applied, known int64, err error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	if applied, err = appliedVersion(ctx, s.rdb); err != nil {
+		return 0, 0, fmt.Errorf("store/sqlite: %q: %w", s.path, err)
+	}
+	return applied, ms[len(ms)-1].Version, nil
+}
+
 // CheckWritable updates the heartbeat row (migration 0005), which takes
 // SQLite's write lock and commits to the write-ahead log: it fails when the
 // file, its directory or the disk cannot take a write (read-only, full,
