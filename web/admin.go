@@ -309,6 +309,7 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	if pt.NotBeforeDelay, err = parseDurationField("not_before_delay", b.NotBeforeDelay); err != nil {
 		return err
 	}
+	auditDetails(c, "fields", givenFields(b))
 	cl, err := s.dir.UpdateClient(c.Request().Context(), c.Param("id"), pt)
 	if err != nil {
 		return manageError(err)
@@ -388,6 +389,7 @@ func (s *Server) adminPatchUser(c echo.Context) error {
 	if err := decodeJSON(c, &b); err != nil {
 		return err
 	}
+	auditDetails(c, "fields", givenFields(b))
 	u, err := s.dir.UpdateUser(c.Request().Context(), c.Param("login"),
 		idp.UserPatch{Email: b.Email, Name: b.Name, Admin: b.Admin, Disabled: b.Disabled})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -95,6 +96,13 @@ func TestAdminAuditLog(t *testing.T) {
 			if l["actor"] != c.actor || l["action"] != c.route || l["target"] != c.target || l["outcome"] != c.outcome ||
 				l["status"] != float64(reply.status) {
 				t.Errorf("audit line %v, want actor %q, action %q, target %q, outcome %q, status %d", l, c.actor, c.route, c.target, c.outcome, reply.status)
+			}
+			if strings.HasPrefix(c.route, "PATCH ") {
+				var body map[string]any
+				_ = json.Unmarshal([]byte(c.body), &body)
+				if got, want := fmt.Sprint(l["fields"]), fmt.Sprint(slices.Sorted(maps.Keys(body))); got != want {
+					t.Errorf("audit fields %s, want %s", got, want)
+				}
 			}
 			logged := logs.String()[offset:]
 			secrets := []string{bootstrap, admin}

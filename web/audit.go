@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -74,6 +75,22 @@ func (s *Server) Routes() []string {
 	var out []string
 	for _, r := range s.echo.Routes() {
 		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+// givenFields lists the JSON names of the fields set (non-nil pointers) in
+// a PATCH body struct, for the audit line: which settings a write changed,
+// without their values (a redirect URI list is no secret, but the line stays
+// short and the answer holds the values).
+func givenFields(body any) []string {
+	v := reflect.ValueOf(body)
+	var out []string
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Pointer && !f.IsNil() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+			out = append(out, name)
+		}
 	}
 	return out
 }
