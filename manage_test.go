@@ -137,6 +137,13 @@ func TestCLIManageUsers(t *testing.T) {
 	if _, errOut, err := cmd("users", "update", "alice", "--admin", "--no-admin"); err == nil || !strings.Contains(errOut, "contradict") {
 		t.Errorf("--admin --no-admin: %v\n%s", err, errOut)
 	}
+	// alice is the only admin: disabling her is refused until another exists.
+	if _, errOut, err := cmd("users", "update", "alice", "--disable"); err == nil || !strings.Contains(errOut, "last enabled admin") {
+		t.Errorf("disable the last admin: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := in.runStdin(t, "another horse battery staple\n", "users", "add", "root", "--admin"); err != nil {
+		t.Fatalf("users add root: %v\n%s", err, errOut)
+	}
 
 	s := in.serve(t)
 	pw := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"correct horse battery staple"}}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -132,8 +133,9 @@ func TestServeWithoutConfigurationSaysSo(t *testing.T) {
 	}
 }
 
-// TestVersion: --version and `version` print the version and the Go version,
-// and /metrics carries them as keygate_build_info.
+// TestVersion: --version and `version` print the version and the Go version
+// (`version` also the schema migration levels), and /metrics carries them as
+// keygate_build_info.
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t, "")
@@ -142,8 +144,8 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--version: %v %q", err, out)
 	}
 	out2, _, err := in.run(t, nil, "version")
-	if err != nil || out2 != out {
-		t.Errorf("version: %v %q, want %q", err, out2, out)
+	if err != nil || !strings.HasPrefix(out2, out) || !regexp.MustCompile(`\nschema: migration [1-9][0-9]* \(SQLite\), [1-9][0-9]* \(PostgreSQL\)\n$`).MatchString(out2) {
+		t.Errorf("version: %v %q, want %q and the schema levels", err, out2, out)
 	}
 	ver := strings.Fields(out)[1]
 	s := in.serve(t)

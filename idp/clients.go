@@ -596,6 +596,8 @@ type ClientPatch struct {
 
 	PostLogoutRedirectURIs *[]string
 	DPoPBoundAccessTokens  *bool
+	// AllowBareAssertion: accept a bare client-signed login assertion.
+	AllowBareAssertion *bool
 }
 
 func (pt ClientPatch) apply(c *Client) {
@@ -612,6 +614,7 @@ func (pt ClientPatch) apply(c *Client) {
 	setIf(&c.SigningAlg, pt.SigningAlg)
 	setIf(&c.PostLogoutRedirectURIs, pt.PostLogoutRedirectURIs)
 	setIf(&c.DPoPBoundAccessTokens, pt.DPoPBoundAccessTokens)
+	setIf(&c.AllowBareAssertion, pt.AllowBareAssertion)
 }
 
 func setIf[T any](dst *T, v *T) {

@@ -84,3 +84,29 @@ func (d *Directory) endUserSessions(ctx context.Context, userID string) error {
 	_, err := d.cfg.Store.DeleteUserSessions(ctx, userID)
 	return err
 }
+
+// SecondFactorState is what a user has enrolled, as operators see it (the
+// admin API): never a secret, only whether and how many.
+type SecondFactorState struct {
+	TOTP              bool `json:"totp"`                // a confirmed TOTP authenticator
+	RecoveryCodesLeft int  `json:"recovery_codes_left"` // unused recovery codes
+	Passkeys          int  `json:"passkeys"`            // registered passkeys
+}
+
+// SecondFactorState reads what second factors the user userID has enrolled.
+func (d *Directory) SecondFactorState(ctx context.Context, userID string) (SecondFactorState, error) {
+	var st SecondFactorState
+	t, err := d.cfg.Store.GetTOTP(ctx, userID)
+	switch {
+	case err == nil:
+		st.TOTP, st.RecoveryCodesLeft = t.Confirmed(), t.RecoveryLeft
+	case !errors.Is(err, store.ErrNotFound):
+		return st, fmt.Errorf("read second factor of user %s: %w", userID, err)
+	}
+	pks, err := d.cfg.Store.ListUserPasskeys(ctx, userID)
+	if err != nil {
+		return st, fmt.Errorf("read passkeys of user %s: %w", userID, err)
+	}
+	st.Passkeys = len(pks)
+	return st, nil
+}

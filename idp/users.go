@@ -161,6 +161,22 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Problem }
 // ErrUserExists is the answer to a taken username or email.
 var ErrUserExists = errors.New("that username or email is already registered")
 
+// ErrLastAdmin refuses to demote, disable or delete the only enabled admin
+// user, which would leave /admin to the bootstrap token alone (or to nobody).
+// It holds whether or not admin.token is set: that token is meant to be
+// unset once an admin user exists. The store checks and writes atomically
+// (store.ErrLastAdmin), so concurrent demotions cannot both pass.
+var ErrLastAdmin = errors.New("the last enabled admin user cannot be demoted, disabled or deleted")
+
+// lastAdminError names the user and what to do instead.
+func lastAdminError(login string, err error) error {
+	if errors.Is(err, store.ErrLastAdmin) {
+		return fmt.Errorf("%w: %q is the only one; make another user an admin first "+
+			"(keygate users update OTHER --admin, or PATCH /admin/users/OTHER {\"admin\": true})", ErrLastAdmin, login)
+	}
+	return err
+}
+
 func validateUsername(s string) error {
 	if n := utf8.RuneCountInString(s); n < 3 || n > 64 {
 		return &ValidationError{"username", "must be 3 to 64 characters"}
@@ -269,14 +285,15 @@ func (d *Directory) Users(ctx context.Context) ([]store.User, error) {
 }
 
 // DeleteUser removes a user (and, in the store, their refresh tokens) and
-// ends their browser sessions.
+// ends their browser sessions. Deleting the only enabled admin is
+// ErrLastAdmin.
 func (d *Directory) DeleteUser(ctx context.Context, login string) error {
 	u, err := d.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", login, err)
 	}
 	if err := d.cfg.Store.DeleteUser(ctx, u.ID); err != nil {
-		return err
+		return lastAdminError(login, err)
 	}
 	return d.endUserSessions(ctx, u.ID)
 }
@@ -299,7 +316,8 @@ type UserPatch struct {
 // from then on no grant or form logs them in. An access token issued before
 // stays valid until it expires (at most the access-token lifetime): it is a
 // self-contained JWT, and resource servers do not ask Keygate about the user.
-// Concurrent updates of one user are last writer wins.
+// Concurrent updates of one user are last writer wins. Demoting or disabling
+// the only enabled admin is ErrLastAdmin.
 func (d *Directory) UpdateUser(ctx context.Context, login string, pt UserPatch) (store.User, error) {
 	u, err := d.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
@@ -325,7 +343,7 @@ func (d *Directory) UpdateUser(ctx context.Context, login string, pt UserPatch) 
 		if errors.Is(err, store.ErrConflict) {
 			return store.User{}, ErrUserExists
 		}
-		return store.User{}, err
+		return store.User{}, lastAdminError(login, err)
 	}
 	if disabling {
 		if _, err := d.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, now); err != nil {

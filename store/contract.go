@@ -33,6 +33,13 @@ type Store interface {
 
 	// Ping reports whether the store can serve requests (readiness probes).
 	Ping(ctx context.Context) error
+	// SchemaVersion reports the schema's migration level: applied, what the
+	// database records now, and known, the latest migration this binary
+	// carries. Opening a store migrates it, so they start equal; applied is
+	// read live, so a newer binary migrating the shared database further
+	// (applied > known) or a database restored under a running server
+	// (applied < known) shows.
+	SchemaVersion(ctx context.Context) (applied, known int64, err error)
 	// CheckWritable reports whether the store can commit a write now: it
 	// updates a one-row heartbeat table in a transaction of its own and
 	// returns the error that stopped it (a full disk, a read-only file,
@@ -130,6 +137,8 @@ type UserStore interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser deletes a user, every refresh token whose Subject is the
 	// user's ID, the user's consents, TOTP and recovery codes, and passkeys.
+	// Deleting the only enabled admin (Admin and not disabled) is
+	// ErrLastAdmin and deletes nothing.
 	DeleteUser(ctx context.Context, id string) error
 	// UpdateUserPassword sets a user's PasswordHash, and UpdatedAt to now.
 	UpdateUserPassword(ctx context.Context, id, hash string, now time.Time) error
@@ -137,7 +146,9 @@ type UserStore interface {
 	// the stored user u.ID (ErrNotFound if there is none); ID, Username,
 	// PasswordHash and CreatedAt are kept, so a concurrent password change is
 	// never undone. An email equal to another user's without regard to case
-	// is ErrConflict. It is last writer wins, as UpdateClient is.
+	// is ErrConflict. It is last writer wins, as UpdateClient is. A write
+	// that leaves the only enabled admin not an admin, or disabled, is
+	// ErrLastAdmin and changes nothing; the check and the write are atomic.
 	UpdateUser(ctx context.Context, u User) error
 }
 

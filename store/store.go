@@ -20,6 +20,12 @@ var ErrNotFound = errors.New("store: not found")
 // Nothing of the write was kept; the caller re-reads and decides again.
 var ErrConflict = errors.New("store: conflict")
 
+// ErrLastAdmin refuses a write that would leave no enabled admin user:
+// demoting, disabling or deleting the only one. The check and the write are
+// one transaction in every backend, so two concurrent demotions of the last
+// two admins cannot both pass. Nothing of the refused write is kept.
+var ErrLastAdmin = errors.New("store: the last enabled admin user")
+
 // KeyState is where a signing key is in its life.
 type KeyState string
 

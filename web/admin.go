@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -43,6 +44,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.cfg.AdminToken != "" && strings.EqualFold(scheme, "Bearer") {
 			got := digest(tok)
 			if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) == 1 {
+				c.Set(auditActorKey, ActorBootstrapToken)
 				return next(c)
 			}
 		}
@@ -59,6 +61,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil || !u.Admin || u.Disabled() || !claims.HasScope(AdminScope) {
 			return insufficient.deny(c, http.StatusForbidden, "admin access requires an admin user's token with the admin scope")
 		}
+		c.Set(auditActorKey, u.ID)
 		return next(c)
 	}
 }
@@ -89,7 +92,7 @@ func (s *Server) adminRotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("admin API: rotation", "activated", res.Activated, "scheduled", res.Scheduled, "remote_ip", c.RealIP())
+	auditDetails(c, "activated", res.Activated, "scheduled", res.Scheduled, "force", force)
 	return c.JSON(http.StatusOK, map[string]any{"activated": res.Activated, "retired": res.Retired,
 		"at": res.At.UTC(), "scheduled": res.Scheduled})
 }
@@ -105,13 +108,14 @@ func (s *Server) adminRevoke(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	s.cfg.Logger.Warn("admin API: key revoked", "kid", kid, "remote_ip", c.RealIP())
+	auditDetails(c, "was", string(res.WasState), "activated", res.Activated)
 	return c.JSON(http.StatusOK, map[string]any{"revoked": res.KID, "was": string(res.WasState), "activated": res.Activated})
 }
 
 // adminManageRoutes adds the client and user management API to the /admin
 // group (requireAdmin). Answers are JSON; errors are {"error": ...} with 400
-// (bad input), 404 (unknown id) or 409 (a static client, a taken email).
+// (bad input), 404 (unknown id) or 409 (a static client, a taken email, the
+// last enabled admin).
 // Secret hashes are never shown.
 func (s *Server) adminManageRoutes(admin *echo.Group) {
 	admin.GET("/clients", s.adminListClients)
@@ -139,6 +143,7 @@ type AdminClientView struct {
 	Audience                []string   `json:"audience"`
 	AudienceDefault         bool       `json:"audience_default"`
 	RedirectURIs            []string   `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string   `json:"post_logout_redirect_uris"`
 	AllowedOrigins          []string   `json:"allowed_origins"` // as registered; none: the redirect URIs' origins
 	Origins                 []string   `json:"origins"`         // the effective CORS origins
 	AccessTTL               string     `json:"access_ttl"`
@@ -157,7 +162,7 @@ func (s *Server) clientView(c *idp.Client) AdminClientView {
 	aud, audDef := c.EffectiveAudience()
 	v := AdminClientView{ID: c.ID, Name: c.Name, Source: "store", Public: c.Public, HasSecret: len(c.SecretHash) > 0,
 		HasKeys: c.HasKeys(), JWKSURI: c.JWKSURI, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs),
+		Audience: aud, AudienceDefault: audDef, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs),
 		AllowedOrigins: nonNil(c.AllowedOrigins), Origins: nonNil(c.Origins()), AccessTTL: ttl.String(),
 		AccessTTLDefault: ttlDef, NotBeforeDelay: c.NotBeforeDelay.String(), Introspect: c.Introspect,
 		AllowBareAssertion: c.AllowBareAssertion, ThirdParty: c.ThirdParty, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
@@ -182,7 +187,8 @@ func nonNil(v []string) []string {
 	return v
 }
 
-// AdminUserView is a user as the admin API shows it, without the password hash.
+// AdminUserView is a user as the admin API shows it, without the password
+// hash; SecondFactor is read-only (reset it with POST .../reset-mfa).
 type AdminUserView struct {
 	ID         string     `json:"id"`
 	Username   string     `json:"username"`
@@ -193,16 +199,22 @@ type AdminUserView struct {
 	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
+
+	SecondFactor idp.SecondFactorState `json:"second_factor"`
 }
 
-func userView(u store.User) AdminUserView {
-	v := AdminUserView{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Admin: u.Admin, Disabled: u.Disabled(),
+func (s *Server) userView(ctx context.Context, u store.User) (AdminUserView, error) {
+	sf, err := s.dir.SecondFactorState(ctx, u.ID)
+	if err != nil {
+		return AdminUserView{}, err
+	}
+	v := AdminUserView{SecondFactor: sf, ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Admin: u.Admin, Disabled: u.Disabled(),
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if u.Disabled() {
 		at := u.DisabledAt.UTC()
 		v.DisabledAt = &at
 	}
-	return v
+	return v, nil
 }
 
 // manageError maps the management operations' errors to answers.
@@ -213,7 +225,7 @@ func manageError(err error) error {
 		return echo.NewHTTPError(http.StatusBadRequest, ve.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, "not found")
-	case errors.Is(err, idp.ErrStaticClient), errors.Is(err, idp.ErrUserExists):
+	case errors.Is(err, idp.ErrStaticClient), errors.Is(err, idp.ErrUserExists), errors.Is(err, idp.ErrLastAdmin):
 		return echo.NewHTTPError(http.StatusConflict, err.Error())
 	}
 	return err
@@ -267,8 +279,10 @@ type clientPatchBody struct {
 	Introspect     *bool     `json:"introspect"`
 	ThirdParty     *bool     `json:"third_party"`
 	// DPoPBoundAccessTokens: require a DPoP proof on its token requests.
-	DPoPBoundAccessTokens *bool   `json:"dpop_bound_access_tokens"`
-	SigningAlg            *string `json:"signing_alg"`
+	DPoPBoundAccessTokens  *bool     `json:"dpop_bound_access_tokens"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
+	AllowBareAssertion     *bool     `json:"allow_bare_assertion"`
+	SigningAlg             *string   `json:"signing_alg"`
 }
 
 func parseDurationField(name string, v *string) (*time.Duration, error) {
@@ -289,7 +303,8 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	}
 	pt := idp.ClientPatch{Name: b.Name, GrantTypes: b.GrantTypes, Scopes: b.Scopes, Audience: b.Audience,
 		RedirectURIs: b.RedirectURIs, AllowedOrigins: b.AllowedOrigins, Introspect: b.Introspect, ThirdParty: b.ThirdParty,
-		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens, SigningAlg: b.SigningAlg}
+		DPoPBoundAccessTokens: b.DPoPBoundAccessTokens, PostLogoutRedirectURIs: b.PostLogoutRedirectURIs,
+		AllowBareAssertion: b.AllowBareAssertion, SigningAlg: b.SigningAlg}
 	var err error
 	if pt.AccessTTL, err = parseDurationField("access_ttl", b.AccessTTL); err != nil {
 		return err
@@ -297,11 +312,11 @@ func (s *Server) adminPatchClient(c echo.Context) error {
 	if pt.NotBeforeDelay, err = parseDurationField("not_before_delay", b.NotBeforeDelay); err != nil {
 		return err
 	}
+	auditDetails(c, "fields", givenFields(b))
 	cl, err := s.dir.UpdateClient(c.Request().Context(), c.Param("id"), pt)
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Info("admin API: client updated", "client_id", cl.ID, "remote_ip", c.RealIP())
 	return c.JSON(http.StatusOK, s.clientView(cl))
 }
 
@@ -327,7 +342,7 @@ func (s *Server) adminRotateSecret(c echo.Context) error {
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Warn("admin API: client secret rotated", "client_id", cl.ID, "grace", grace, "remote_ip", c.RealIP())
+	auditDetails(c, "grace", grace.String())
 	c.Response().Header().Set("Cache-Control", "no-store")
 	out := map[string]any{"client_id": cl.ID, "client_secret": secret}
 	if until, ok := s.dir.SecretGraceActive(cl); ok {
@@ -343,7 +358,11 @@ func (s *Server) adminListUsers(c echo.Context) error {
 	}
 	out := make([]AdminUserView, 0, len(us))
 	for _, u := range us {
-		out = append(out, userView(u))
+		v, err := s.userView(c.Request().Context(), u)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"users": out})
 }
@@ -356,7 +375,7 @@ func (s *Server) adminResetMFA(c echo.Context) error {
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Info("admin API: second factor reset", "login", c.Param("login"), "removed", had, "remote_ip", c.RealIP())
+	auditDetails(c, "removed", had)
 	return c.JSON(http.StatusOK, map[string]any{"user": c.Param("login"), "removed": had})
 }
 
@@ -373,11 +392,16 @@ func (s *Server) adminPatchUser(c echo.Context) error {
 	if err := decodeJSON(c, &b); err != nil {
 		return err
 	}
+	auditDetails(c, "fields", givenFields(b))
 	u, err := s.dir.UpdateUser(c.Request().Context(), c.Param("login"),
 		idp.UserPatch{Email: b.Email, Name: b.Name, Admin: b.Admin, Disabled: b.Disabled})
 	if err != nil {
 		return manageError(err)
 	}
-	s.cfg.Logger.Info("admin API: user updated", "user_id", u.ID, "disabled", u.Disabled(), "admin", u.Admin, "remote_ip", c.RealIP())
-	return c.JSON(http.StatusOK, userView(u))
+	auditDetails(c, "user_id", u.ID, "disabled", u.Disabled(), "admin", u.Admin)
+	v, err := s.userView(c.Request().Context(), u)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
 }

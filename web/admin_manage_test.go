@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
 	"strings"
@@ -181,5 +182,59 @@ func TestAdminRotateSecret(t *testing.T) {
 	alice := e.password(t, "alice", atkAlicePW, "admin").AccessToken
 	if r := e.adminCall(t, alice, "PATCH", "/admin/clients/billing", `{"name":"pwned"}`); r.status != 403 {
 		t.Errorf("a plain user's token: %d %s, want 403", r.status, r.body)
+	}
+}
+
+// TestAdminClientFields: every client setting the CLI's `clients update`
+// changes, the admin API changes too (PATCH) and shows back (GET), field by
+// field, and a PATCH of one field leaves the others as they were.
+func TestAdminClientFields(t *testing.T) {
+	e := newAtkEnv(t)
+	admin := e.password(t, "root", atkRootPW, "admin").AccessToken
+	_, err := e.IDP.Directory().RegisterClient(context.Background(), &idp.Client{ID: "web", GrantTypes: []string{"authorization_code"},
+		Scopes: []string{"openid"}, RedirectURIs: []string{"https://app.example/cb"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		field string
+		value string // JSON; shown back the same unless shown is set
+		shown string
+	}{
+		{"name", `"Web app"`, ""},
+		{"grant_types", `["authorization_code","refresh_token"]`, ""},
+		{"scopes", `["openid","profile"]`, ""},
+		{"audience", `["orders"]`, ""},
+		{"redirect_uris", `["https://app.example/cb","https://app.example/cb2"]`, ""},
+		{"post_logout_redirect_uris", `["https://app.example/bye"]`, ""},
+		{"allowed_origins", `["https://spa.example"]`, ""},
+		{"access_ttl", `"5m"`, `"5m0s"`},
+		{"not_before_delay", `"10s"`, ""},
+		{"introspect", `true`, ""},
+		{"third_party", `true`, ""},
+		{"dpop_bound_access_tokens", `true`, ""},
+		{"allow_bare_assertion", `true`, ""},
+	} {
+		t.Run(c.field, func(t *testing.T) {
+			before := wantAdminStatus(t, "GET", e.adminCall(t, admin, "GET", "/admin/clients/web", ""), 200).object(t)
+			wantAdminStatus(t, "PATCH "+c.field, e.adminCall(t, admin, "PATCH", "/admin/clients/web", `{"`+c.field+`":`+c.value+`}`), 200)
+			after := wantAdminStatus(t, "GET", e.adminCall(t, admin, "GET", "/admin/clients/web", ""), 200).object(t)
+			want := c.shown
+			if want == "" {
+				want = c.value
+			}
+			if got, _ := json.Marshal(after[c.field]); string(got) != want {
+				t.Errorf("%s shown as %s after PATCH, want %s", c.field, got, want)
+			}
+			for k, v := range before {
+				derived := map[string]string{"access_ttl": "access_ttl_default", "audience": "audience_default", "allowed_origins": "origins"}
+				if k == c.field || derived[c.field] == k {
+					continue
+				}
+				if b, a := fmt.Sprint(v), fmt.Sprint(after[k]); b != a {
+					t.Errorf("PATCH %s changed %s from %s to %s", c.field, k, b, a)
+				}
+			}
+		})
 	}
 }

@@ -775,6 +775,11 @@ func TestAdminAccessByToken(t *testing.T) {
 	})
 	t.Run("deleted admin user", func(t *testing.T) {
 		tok := e.password(t, "root", atkRootPW, "admin").AccessToken
+		// Another admin first: the last one cannot be deleted (TestAdminLastAdmin).
+		yes := true
+		if _, err := e.IDP.Directory().UpdateUser(ctx, "alice", idp.UserPatch{Admin: &yes}); err != nil {
+			t.Fatal(err)
+		}
 		if err := e.IDP.Directory().DeleteUser(ctx, "root"); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -255,6 +256,30 @@ func TestResetMFAAdminAPI(t *testing.T) {
 	params := brAuthParams("conf", brConfCB, "")
 	sfCodePage(t, sfPassword(t, e.browser(t), params, "alice", brAlicePW))
 	auth := map[string]string{"Authorization": "Bearer " + token}
+	// The user list shows the second factor, read-only, before and after.
+	aliceFactor := func() map[string]any {
+		r := send(t, e.URL, request{method: http.MethodGet, path: "/admin/users", hdr: auth})
+		var list struct{ Users []map[string]any }
+		if err := json.Unmarshal(r.body, &list); err != nil {
+			t.Fatalf("GET /admin/users: %s: %v", r, err)
+		}
+		for _, u := range list.Users {
+			if u["username"] == "alice" {
+				sf, _ := u["second_factor"].(map[string]any)
+				return sf
+			}
+		}
+		t.Fatalf("no alice in %s", r.body)
+		return nil
+	}
+	if sf := aliceFactor(); sf["totp"] != true || sf["recovery_codes_left"].(float64) < 1 || sf["passkeys"] != float64(0) {
+		t.Errorf("second_factor of an enrolled user: %v", sf)
+	}
+	defer func() {
+		if sf := aliceFactor(); sf["totp"] != false || sf["recovery_codes_left"] != float64(0) {
+			t.Errorf("second_factor after reset-mfa: %v", sf)
+		}
+	}()
 	for _, want := range []string{`"removed":true`, `"removed":false`} {
 		r := send(t, e.URL, request{method: http.MethodPost, path: "/admin/users/alice/reset-mfa", hdr: auth})
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), want) {

@@ -12,6 +12,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,21 +43,27 @@ type Keys interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 	CheckWritable(ctx context.Context) error
+	SchemaVersion(ctx context.Context) (applied, known int64, err error)
 }
 
 // Config holds the server's dependencies.
 type Config struct {
-	Issuer       string
-	AdminToken   string // bootstrap bearer secret for /admin; empty: only admin users' tokens (see requireAdmin)
-	MaxBodyBytes int64
-	Keys         Keys
-	IDP          *idp.Provider // tokens and sessions; its Directory: clients, users
-	Store        Pinger
-	JWKS         http.Handler // the pre-serialized key set (a *jwks.Publisher)
-	Metrics      *Metrics
-	Registry     *prometheus.Registry // gathered by /metrics
-	Logger       *slog.Logger
-	Now          func() time.Time
+	Issuer     string
+	AdminToken string // bootstrap bearer secret for /admin; empty: only admin users' tokens (see requireAdmin)
+	// Version is the build's version (internal/version), and SchemaVersion
+	// the store's migration level when the server started: /healthz shows
+	// both, without asking the store.
+	Version       string
+	SchemaVersion int64
+	MaxBodyBytes  int64
+	Keys          Keys
+	IDP           *idp.Provider // tokens and sessions; its Directory: clients, users
+	Store         Pinger
+	JWKS          http.Handler // the pre-serialized key set (a *jwks.Publisher)
+	Metrics       *Metrics
+	Registry      *prometheus.Registry // gathered by /metrics
+	Logger        *slog.Logger
+	Now           func() time.Time
 
 	// TrustedProxies are the reverse proxies (server.trusted_proxies) whose
 	// X-Forwarded-For is believed; see clientIP. Empty: the client is the TCP
@@ -150,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	admin := e.Group("/admin", s.requireAdmin)
+	admin := e.Group("/admin", s.requireAdmin, s.auditWrites)
 	admin.GET("/keys", s.adminListKeys)
 	admin.POST("/keys/rotate", s.adminRotate)
 	admin.POST("/keys/:kid/revoke", s.adminRevoke)
@@ -338,8 +345,32 @@ func (s *rateStore) Len() int {
 	return s.lru.Len()
 }
 
+// healthz is liveness: it answers without touching the store, with the
+// build's version and the schema's migration level at start, which tell an
+// operator which release a replica runs and nothing an attacker could use
+// beyond that (no host, path, backend, configuration or key).
 func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "version": s.cfg.Version, "schema_version": s.cfg.SchemaVersion})
+}
+
+// schemaCheck is /readyz's "schema" check: the database's migration level,
+// read now, against the one this binary carries. Behind (a database restored
+// under a running server) is not ready. Ahead (a newer release migrated the
+// shared database during a rolling upgrade) is reported but stays ready:
+// migrations only add, so this replica keeps working until it is upgraded,
+// and failing it would drop every old replica out of the load balancer the
+// moment the first new one starts (it would refuse to start on it again).
+func schemaCheck(ctx context.Context, st Pinger) (string, bool) {
+	applied, known, err := st.SchemaVersion(ctx)
+	switch {
+	case err != nil:
+		return "unknown", false
+	case applied < known:
+		return fmt.Sprintf("behind: the database is at migration %d, this binary needs %d", applied, known), false
+	case applied > known:
+		return fmt.Sprintf("ahead: the database is at migration %d, this binary knows up to %d; serving, but upgrade it (it would refuse to restart)", applied, known), true
+	}
+	return "ok", true
 }
 
 // readyz is ready when the store answers within two seconds, can commit a
@@ -351,13 +382,19 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"store": "ok", "store_writes": "ok", "signing_key": "ok"}
+	checks := map[string]string{"store": "ok", "store_writes": "ok", "signing_key": "ok", "schema": "ok"}
 	ready := true
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		checks["store"], checks["store_writes"], ready = "unreachable", "unknown", false
+		checks["store"], checks["store_writes"], checks["schema"], ready = "unreachable", "unknown", "unknown", false
 		s.cfg.Logger.Warn("readiness: store unreachable", "err", err)
-	} else if err := s.writes.check(ctx, s.cfg.Store, s.cfg.Logger); err != nil {
-		checks["store_writes"], ready = "failing: the store cannot commit a write", false
+	} else {
+		if err := s.writes.check(ctx, s.cfg.Store, s.cfg.Logger); err != nil {
+			checks["store_writes"], ready = "failing: the store cannot commit a write", false
+		}
+		var ok bool
+		if checks["schema"], ok = schemaCheck(ctx, s.cfg.Store); !ok {
+			ready = false
+		}
 	}
 	if snap := s.cfg.Keys.Current(); snap == nil || snap.Signing.Private == nil {
 		checks["signing_key"], ready = "not loaded", false

@@ -117,6 +117,10 @@ func describeDatabase(cfg config.Config) string {
 // Store is the open store.
 func (d *Deps) Store() store.Store { return d.store }
 
+// Logger is the logger the configuration asked for (log.level, log.format),
+// which commands use for their audit lines.
+func (d *Deps) Logger() *slog.Logger { return d.log }
+
 // Close closes the store.
 func (d *Deps) Close() error { return d.store.Close() }
 

@@ -86,9 +86,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
+	schema, _, err := d.store.SchemaVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the schema version: %w", err)
+	}
 	srv, err := web.New(web.Config{Issuer: cfg.Issuer, AdminToken: cfg.Admin.Token, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Keys: mgr, IDP: a.Provider, Store: d.store, JWKS: publisher, Metrics: metrics, Registry: a.reg, Logger: log,
-		TrustedProxies: proxies, MetricsElsewhere: cfg.Server.MetricsListen != ""})
+		TrustedProxies: proxies, MetricsElsewhere: cfg.Server.MetricsListen != "",
+		Version: version.Get().Version, SchemaVersion: schema})
 	if err != nil {
 		return nil, err
 	}

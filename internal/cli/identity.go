@@ -26,7 +26,9 @@ func withDeps(o *options, run func(*cobra.Command, *app.Deps, []string) error) f
 			return err
 		}
 		defer d.Close()
-		return run(cmd, d, args)
+		err = run(cmd, d, args)
+		auditCommand(d.Logger(), cmd, args, err)
+		return err
 	}
 }
 
@@ -169,7 +171,7 @@ func newClientsCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, newClientUpdateCmd(o), newRotateSecretCmd(o), del, newHashSecretCmd(o))
+	cmd.AddCommand(audited(add), list, audited(newClientUpdateCmd(o)), audited(newRotateSecretCmd(o)), audited(del), newHashSecretCmd(o))
 	return cmd
 }
 
@@ -199,6 +201,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		thirdParty, firstParty  bool
 		dpopBound, dpopOptional bool
 		signingAlg              string
+		bare, noBare            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -247,6 +250,9 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 			if pt.DPoPBoundAccessTokens, err = flagPair(f.Changed, "dpop-bound-access-tokens", dpopBound, "no-dpop-bound-access-tokens", dpopOptional); err != nil {
 				return err
 			}
+			if pt.AllowBareAssertion, err = flagPair(f.Changed, "allow-bare-assertion", bare, "no-allow-bare-assertion", noBare); err != nil {
+				return err
+			}
 			c, err := dir.UpdateClient(cmd.Context(), args[0], pt)
 			if err != nil {
 				return err
@@ -272,6 +278,8 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 	f.BoolVar(&dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof (RFC 9449) on every token request")
 	f.BoolVar(&dpopOptional, "no-dpop-bound-access-tokens", false, "accept token requests without a DPoP proof (the default)")
 	f.StringVar(&signingAlg, "signing-alg", "", "algorithm its tokens are signed with: RS256 (\"\" also means RS256), ES256 or EdDSA (keys.algorithms must list it)")
+	f.BoolVar(&bare, "allow-bare-assertion", false, "accept a bare client-signed login assertion (replayable)")
+	f.BoolVar(&noBare, "no-allow-bare-assertion", false, "refuse bare login assertions (the default)")
 	return cmd
 }
 
@@ -401,7 +409,7 @@ func newUsersCmd(o *options) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, newUserUpdateCmd(o), del, passwd, resetMFA)
+	cmd.AddCommand(audited(add), list, audited(newUserUpdateCmd(o)), audited(del), audited(passwd), audited(resetMFA))
 	return cmd
 }
 

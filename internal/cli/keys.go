@@ -72,7 +72,7 @@ func newKeysCmd(o *options) *cobra.Command {
 	revoke.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w (a KID that begins with '-' goes after --: keygate keys revoke -- KID)", err)
 	})
-	cmd.AddCommand(list, rotate, revoke, newRewrapCmd(o))
+	cmd.AddCommand(list, audited(rotate), audited(revoke), audited(newRewrapCmd(o)))
 	return cmd
 }
 

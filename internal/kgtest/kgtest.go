@@ -21,6 +21,7 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/keyset"
+	"github.com/keygate/keygate/internal/version"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/rotation"
@@ -165,8 +166,13 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	schema, _, err := st.SchemaVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wc := web.Config{Issuer: issuer, AdminToken: o.AdminToken, MaxBodyBytes: 64 << 10, Keys: s.Keys, IDP: s.IDP,
-		Store: st, JWKS: pub, Metrics: metrics, Registry: s.Registry, Logger: log, Now: now}
+		Store: st, JWKS: pub, Metrics: metrics, Registry: s.Registry, Logger: log, Now: now,
+		Version: version.Get().Version, SchemaVersion: schema}
 	if o.Web != nil {
 		o.Web(&wc)
 	}

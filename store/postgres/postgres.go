@@ -176,6 +176,21 @@ func (s *Store) String() string { return s.desc }
 // Ping reports whether the database can be read, so that a readiness probe
 // fails when the schema is missing or unreadable, not only when no connection
 // can be made.
+// SchemaVersion reads the applied migration level and the latest one this
+// binary embeds.
+func (s *Store) SchemaVersion(ctx context.Context) (applied, known int64, err error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	if applied, err = appliedVersion(ctx, s.pool, s.schema); err != nil {
+		return 0, 0, fmt.Errorf("store/postgres: %s: %w", s.desc, err)
+	}
+	return applied, ms[len(ms)-1].Version, nil
+}
+
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()

@@ -95,6 +95,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	return s.inTx(ctx, fmt.Sprintf("delete user %q", id), func(tx pgx.Tx) error {
+		if err := guardLastAdmin(ctx, tx, fmt.Sprintf("delete user %q", id), id, false); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("store/postgres: delete user %q: %w", id, err)
@@ -151,7 +154,9 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 // the username, password hash and created_at are kept. An email another user
 // has, regardless of case, is an error wrapping store.ErrConflict (the unique
 // index decides, so it holds against concurrent writers). It is last writer
-// wins. Text PostgreSQL cannot hold is refused.
+// wins. Text PostgreSQL cannot hold is refused. Leaving the only enabled
+// admin demoted or disabled is an error wrapping store.ErrLastAdmin (see
+// guardLastAdmin).
 func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
 	r, err := storableRow(fmt.Sprintf("update user %q", u.ID), u, columns.UserToRow,
 		"id", u.ID, "username", u.Username, "email", u.Email, "name", u.Name)
@@ -160,14 +165,46 @@ func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, name = $4, admin = $5,
-		updated_at = $6, disabled_at = $7 WHERE id = $1`,
-		r.ID, r.Email, r.EmailLower, r.Name, r.Admin, r.Updated, r.Disabled)
-	if err != nil {
-		return writeError(fmt.Sprintf("update user %q (email %q)", u.ID, u.Email), err)
+	what := fmt.Sprintf("update user %q (email %q)", u.ID, u.Email)
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		if err := guardLastAdmin(ctx, tx, what, u.ID, u.Admin && !u.Disabled()); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, name = $4, admin = $5,
+			updated_at = $6, disabled_at = $7 WHERE id = $1`,
+			r.ID, r.Email, r.EmailLower, r.Name, r.Admin, r.Updated, r.Disabled)
+		if err != nil {
+			return writeError(what, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("store/postgres: update user %q: %w", u.ID, store.ErrNotFound)
+		}
+		return nil
+	}, nil)
+}
+
+// guardLastAdmin fails with an error wrapping store.ErrLastAdmin when user
+// id is an enabled admin, no other user is one, and the write about to be
+// made in tx leaves it not an enabled admin (stays is false). It locks every
+// enabled admin's row (FOR UPDATE, in id order so that concurrent callers
+// queue rather than deadlock) until tx ends: a concurrent demotion of
+// another admin waits, and once it commits the row no longer matches and is
+// not counted, so of two transactions demoting the last two admins the
+// second sees one admin left and is refused.
+func guardLastAdmin(ctx context.Context, tx pgx.Tx, what, id string, stays bool) error {
+	if stays {
+		return nil
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: update user %q: %w", u.ID, store.ErrNotFound)
+	rows, err := tx.Query(ctx, `SELECT id FROM users WHERE admin AND disabled_at = 0 ORDER BY id FOR UPDATE`)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: lock enabled admins: %w", what, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: lock enabled admins: %w", what, err)
+	}
+	if len(ids) == 1 && ids[0] == id {
+		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrLastAdmin)
 	}
 	return nil
 }

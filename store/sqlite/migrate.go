@@ -23,6 +23,17 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this Keygate bin
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// KnownSchemaVersion is the latest migration this binary carries: the
+// level Open brings a database to (`keygate version` prints it). It is 0 if
+// the embedded migrations cannot be read, which Open reports.
+func KnownSchemaVersion() int64 {
+	ms, err := loadMigrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].Version
+}
+
 // loadMigrations reads this backend's embedded migrations.
 func loadMigrations() ([]migrations.Migration, error) {
 	return migrations.Load(migrationFiles, "migrations")

@@ -74,23 +74,6 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, recover
 	})
 }
 
-// inTx runs fn in one transaction (BEGIN IMMEDIATE: the DSN's txlock),
-// committed if fn succeeds and rolled back otherwise; what names it in errors.
-func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
-	}
-	return nil
-}
-
 // replaceRecovery deletes the user's recovery codes and stores recovery, in tx.
 func replaceRecovery(ctx context.Context, tx *sql.Tx, what, userID string, recovery [][]byte) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {

@@ -422,6 +422,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SchemaVersion reads the applied migration level and the latest one this
+// binary embeds.
+func (s *Store) SchemaVersion(ctx context.Context) (applied, known int64, err error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	if applied, err = appliedVersion(ctx, s.rdb); err != nil {
+		return 0, 0, fmt.Errorf("store/sqlite: %q: %w", s.path, err)
+	}
+	return applied, ms[len(ms)-1].Version, nil
+}
+
 // CheckWritable updates the heartbeat row (migration 0005), which takes
 // SQLite's write lock and commits to the write-ahead log: it fails when the
 // file, its directory or the disk cannot take a write (read-only, full,
@@ -502,6 +515,24 @@ func affected(ctx context.Context, db execer, what, query string, args ...any) (
 		return 0, fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
 	return n, nil
+}
+
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE: it holds SQLite's
+// write lock from the start) and commits it, or rolls it back if fn fails.
+// what names the operation in the errors.
+func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
+	}
+	return nil
 }
 
 // execOne runs query with args on db, a write of one row by key: a write

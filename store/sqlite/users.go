@@ -78,36 +78,31 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 // DeleteUser deletes the user with the given ID and, in the same transaction,
 // every refresh token whose subject is that ID, so that a deleted user's
 // sessions cannot be refreshed. It fails with an error wrapping
-// store.ErrNotFound if there is no such user.
-func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete user %q: begin: %w", id, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+// store.ErrNotFound if there is no such user, and with store.ErrLastAdmin if
+// the user is the only enabled admin (see guardLastAdmin).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	what := fmt.Sprintf("delete user %q", id)
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		if err := guardLastAdmin(ctx, tx, what, id, false); err != nil {
+			return err
 		}
-	}()
-	if err = execOne(ctx, tx, fmt.Sprintf("delete user %q", id), `DELETE FROM users WHERE id = ?`, id); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, id); err != nil {
-		return fmt.Errorf("store/sqlite: delete user %q: delete their refresh tokens: %w", id, err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ?`, id); err != nil {
-		return fmt.Errorf("store/sqlite: delete user %q: delete their consents: %w", id, err)
-	}
-	for _, q := range []string{`DELETE FROM user_totp WHERE user_id = ?`, `DELETE FROM recovery_codes WHERE user_id = ?`,
-		`DELETE FROM passkeys WHERE user_id = ?`} {
-		if _, err := tx.ExecContext(ctx, q, id); err != nil {
-			return fmt.Errorf("store/sqlite: delete user %q: delete their second factors and passkeys: %w", id, err)
+		if err := execOne(ctx, tx, what, `DELETE FROM users WHERE id = ?`, id); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: delete user %q: commit: %w", id, err)
-	}
-	return nil
+		if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, id); err != nil {
+			return fmt.Errorf("store/sqlite: %s: delete their refresh tokens: %w", what, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("store/sqlite: %s: delete their consents: %w", what, err)
+		}
+		for _, q := range []string{`DELETE FROM user_totp WHERE user_id = ?`, `DELETE FROM recovery_codes WHERE user_id = ?`,
+			`DELETE FROM passkeys WHERE user_id = ?`} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("store/sqlite: %s: delete their second factors and passkeys: %w", what, err)
+			}
+		}
+		return nil
+	})
 }
 
 // UpdateUserPassword replaces the user's password hash and sets UpdatedAt to
@@ -134,22 +129,51 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 // the username, password hash and created_at are kept. An email another user
 // has, regardless of case, is an error wrapping store.ErrConflict (the unique
 // index decides, so it holds against concurrent writers). It is last writer
-// wins.
+// wins. Leaving the only enabled admin demoted or disabled is an error
+// wrapping store.ErrLastAdmin (see guardLastAdmin).
 func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
+	what := fmt.Sprintf("update user %q (email %q)", u.ID, u.Email)
 	r, err := columns.UserToRow(u)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET email = ?, email_lower = ?, name = ?, admin = ?,
-		updated_at = ?, disabled_at = ? WHERE id = ?`,
-		r.Email, r.EmailLower, r.Name, r.Admin, r.Updated, r.Disabled, r.ID)
-	if err != nil {
-		return writeError(fmt.Sprintf("update user %q (email %q)", u.ID, u.Email), err)
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		if err := guardLastAdmin(ctx, tx, what, u.ID, u.Admin && !u.Disabled()); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, email_lower = ?, name = ?, admin = ?,
+			updated_at = ?, disabled_at = ? WHERE id = ?`,
+			r.Email, r.EmailLower, r.Name, r.Admin, r.Updated, r.Disabled, r.ID)
+		if err != nil {
+			return writeError(what, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store/sqlite: %s: %w", what, err)
+		} else if n == 0 {
+			return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// guardLastAdmin fails with an error wrapping store.ErrLastAdmin when user
+// id is an enabled admin, no other user is one, and the write about to be
+// made in tx leaves it not an enabled admin (stays is false). It runs in the
+// write's own transaction, which BEGIN IMMEDIATE (_txlock=immediate) opened
+// holding SQLite's write lock: no other writer can change the admins between
+// this count and the write.
+func guardLastAdmin(ctx context.Context, tx *sql.Tx, what, id string, stays bool) error {
+	if stays {
+		return nil
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("store/sqlite: update user %q: %w", u.ID, store.ErrNotFound)
+	var self, others int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE id = ?), count(*) FILTER (WHERE id <> ?)
+		FROM users WHERE admin = 1 AND disabled_at = 0`, id, id).Scan(&self, &others)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: count enabled admins: %w", what, err)
+	}
+	if self == 1 && others == 0 {
+		return fmt.Errorf("store/sqlite: %s: %w", what, store.ErrLastAdmin)
 	}
 	return nil
 }

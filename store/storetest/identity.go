@@ -19,7 +19,7 @@ var identityTests = []any{
 	testUserUniqueness, testUserByLogin, testUserOrder, testDeleteUser, testUpdateUserPassword,
 	testUpdateClient, testUpdateUser, testUpdateUserEmailConflict, testRefreshRoundTrip, testRotate,
 	testRotateFailures, testConcurrentRotate, testRevokeFamily, testRevokeSubject, testDenyList, testAssertions,
-	testConcurrentAssertion, testPruneExpired, testInvalidInput,
+	testConcurrentAssertion, testPruneExpired, testInvalidInput, testLastAdmin,
 }
 
 // randomID returns a random hex string shaped like a SHA-256 digest, as

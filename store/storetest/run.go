@@ -69,6 +69,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RedeemAcrossStores", func(t *testing.T) { testRedeemAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("TouchAcrossStores", func(t *testing.T) { testTouchAcrossStores(t, pair(b.OpenPair(t))) })
 	t.Run("DPoPProofAcrossStores", func(t *testing.T) { testDPoPProofAcrossStores(t, pair(b.OpenPair(t))) })
+	t.Run("LastAdminConcurrent", func(t *testing.T) { testLastAdminConcurrent(t, b.OpenPair) })
 	t.Run("CheckWritable", func(t *testing.T) { testCheckWritable(t, pair(b.OpenPair(t))) })
 }
 
