@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -116,5 +117,42 @@ func wantOneWinner(t *testing.T, replies []reply, loser int) {
 	}
 	if won != 1 {
 		t.Errorf("%d requests enrolled, want exactly 1", won)
+	}
+}
+
+// TestSecondFactorLogsNoSecrets: a whole second-factor life (enrolment,
+// wrong and right codes, a recovery code, a wrong password) logs none of
+// the secrets it handles: the password, the TOTP secret, any code typed,
+// the recovery codes, the pending login's and the session's cookies.
+func TestSecondFactorLogsNoSecrets(t *testing.T) {
+	t.Parallel()
+	var logs kgtest.LogBuffer
+	e := newBrEnv(t, kgtest.Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	secret, recovery := sfEnrolFromAccount(t, e, "alice", brAlicePW)
+	e.clock.Advance(30 * time.Second)
+	secrets := []string{brAlicePW, "wrong password!", secret, "123456"}
+	b := e.browser(t)
+	hidden := brLoginPage(t, b.get(t, "/login"))
+	brWantPage(t, b.submit(t, "/login", hidden, "username", "alice", "password", "wrong password!"), http.StatusOK, "Invalid")
+	hidden = sfCodePage(t, b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW))
+	secrets = append(secrets, b.cookie("keygate_login"))
+	brWantPage(t, b.submit(t, "/login/totp", hidden, "code", "123456"), http.StatusOK, "That code is not valid")
+	right := sfCode(t, secret, e.clock.Now())
+	if r := b.submit(t, "/login/totp", hidden, "code", right); r.status != http.StatusSeeOther {
+		t.Fatalf("code step: %s", r)
+	}
+	secrets = append(secrets, right, b.cookie("keygate_session"))
+	sfLoginWithCode(t, e, "alice", brAlicePW, recovery[0])
+	for _, c := range recovery {
+		secrets = append(secrets, c, strings.ReplaceAll(c, "-", ""))
+	}
+	logged := logs.String()
+	if !strings.Contains(logged, "second factor used") {
+		t.Fatalf("no second-factor audit lines captured: %s", logged)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logged, s) {
+			t.Errorf("the log holds a secret (%.4s…)", s)
+		}
 	}
 }
