@@ -413,8 +413,13 @@ func (p *Provider) NewRecoveryCodes(ctx context.Context, cur *Session, code, ip 
 // ResetSecondFactor removes the second factor (TOTP and recovery codes) and
 // every passkey of the user login names, for a user who lost their device
 // (the CLI's `users reset-mfa`, the admin API). It reports whether there was
-// any. The
-// user enrols again at their next login if the policy requires it.
+// any. The user enrols again at their next login if the policy requires it.
+//
+// Like a password change it ends what the lost factor granted: every
+// session of the user (pending logins included) and every refresh-token
+// family, so a browser or app on the lost device keeps no multi-factor
+// session or token (acr urn:keygate:acr:mfa) that nobody can renew with a
+// factor any more.
 func (d *Directory) ResetSecondFactor(ctx context.Context, login string) (bool, error) {
 	u, err := d.cfg.Store.GetUserByLogin(ctx, login)
 	if err != nil {
@@ -428,7 +433,16 @@ func (d *Directory) ResetSecondFactor(ctx context.Context, login string) (bool, 
 	if err != nil {
 		return false, fmt.Errorf("remove passkeys of %s: %w", u.ID, err)
 	}
-	d.log.Info("second factor reset by an operator", "user_id", u.ID, "had_second_factor", had, "passkeys_removed", n)
+	families, err := d.cfg.Store.RevokeSubjectRefreshTokens(ctx, u.ID, d.now().UTC())
+	if err != nil {
+		return false, fmt.Errorf("revoke refresh tokens of %s: %w", u.ID, err)
+	}
+	sessions, err := d.cfg.Store.DeleteUserSessions(ctx, u.ID)
+	if err != nil {
+		return false, fmt.Errorf("end sessions of %s: %w", u.ID, err)
+	}
+	d.log.Info("second factor reset by an operator", "user_id", u.ID, "had_second_factor", had, "passkeys_removed", n,
+		"sessions_ended", sessions, "refresh_families_revoked", families)
 	return had || n > 0, nil
 }
 

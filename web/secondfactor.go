@@ -117,14 +117,30 @@ func (s *Server) pendingLogin(c echo.Context) (pending *idp.Session, ar *idp.Aut
 		pending, err = s.cfg.IDP.PendingLogin(r.Context(), ck.Value)
 	}
 	if cerr != nil || errors.Is(err, idp.ErrNoSession) {
-		s.setPendingCookie(c, "")
-		return nil, nil, d, false, s.errorPage(c, http.StatusBadRequest, "This sign-in has expired",
-			"The second step of the sign-in took too long, or was already completed.", "Sign in again.")
+		return nil, nil, d, false, s.pendingGone(c)
 	}
 	if err != nil {
 		return nil, nil, d, false, s.internalError(c, err)
 	}
 	return pending, ar, d, true, nil
+}
+
+// pendingGone answers a code step whose pending login cannot finish: it
+// expired, was completed, or its user's second factor changed under it (an
+// operator's reset-mfa removed it, a concurrent request confirmed the
+// enrolment). A 400 page asking to sign in again, never a 500: each of these
+// is something a browser (or an attacker holding the form) can cause.
+func (s *Server) pendingGone(c echo.Context) error {
+	s.setPendingCookie(c, "")
+	return s.errorPage(c, http.StatusBadRequest, "This sign-in has expired",
+		"The second step of the sign-in took too long, or was already completed.", "Sign in again.")
+}
+
+// secondFactorChanged reports whether err says the user's TOTP is not in the
+// state the step expected: removed (idp.ErrNoTOTP) or already confirmed
+// (idp.ErrTOTPActive).
+func secondFactorChanged(err error) bool {
+	return errors.Is(err, idp.ErrNoTOTP) || errors.Is(err, idp.ErrTOTPActive)
 }
 
 // codeFailed renders page again with the error of a refused code: a
@@ -154,7 +170,11 @@ func (s *Server) loginTOTP(c echo.Context) error {
 		return err
 	}
 	d.Title, d.TOTP = "Enter your code", &totpView{Action: "/login/totp"}
-	if err := s.cfg.IDP.VerifySecondFactor(c.Request().Context(), pending.User, c.Request().PostFormValue("code"), c.RealIP()); err != nil {
+	err = s.cfg.IDP.VerifySecondFactor(c.Request().Context(), pending.User, c.Request().PostFormValue("code"), c.RealIP())
+	if secondFactorChanged(err) {
+		return s.pendingGone(c)
+	}
+	if err != nil {
 		return s.codeFailed(c, err, "totp", d)
 	}
 	sess, err := s.finishPending(c, pending)
@@ -192,11 +212,17 @@ func (s *Server) loginEnrolTOTP(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	en, err := s.cfg.IDP.PendingTOTPEnrolment(ctx, pending.User)
+	if secondFactorChanged(err) {
+		return s.pendingGone(c)
+	}
 	if err != nil {
 		return s.internalError(c, err)
 	}
 	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: "/login/totp/enrol", Secret: en.Secret}
 	codes, err := s.cfg.IDP.ConfirmTOTP(ctx, pending.User, c.Request().PostFormValue("code"), c.RealIP())
+	if secondFactorChanged(err) {
+		return s.pendingGone(c)
+	}
 	if err != nil {
 		return s.codeFailed(c, err, "enrol", d)
 	}
@@ -282,13 +308,16 @@ func (s *Server) accountConfirmTOTP(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	en, err := s.cfg.IDP.PendingTOTPEnrolment(ctx, sess.User)
-	if errors.Is(err, idp.ErrNoTOTP) || errors.Is(err, idp.ErrTOTPActive) {
+	if secondFactorChanged(err) {
 		return accountDone(c, "")
 	}
 	if err != nil {
 		return s.internalError(c, err)
 	}
 	codes, err := s.cfg.IDP.ConfirmTOTP(ctx, sess.User, c.FormValue("code"), c.RealIP())
+	if secondFactorChanged(err) { // a concurrent confirmation won, or the factor was reset meanwhile
+		return accountDone(c, "")
+	}
 	if err != nil {
 		return s.codeFailed(c, err, "enrol", pageData{Title: "Set up two-factor authentication",
 			TOTP: &totpView{Action: "/account/totp/confirm", Secret: en.Secret}})
