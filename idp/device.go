@@ -171,7 +171,7 @@ type DeviceRequest struct {
 // ThrottledError, a miss ErrUnknownUserCode.
 func (p *Provider) LookupUserCode(ctx context.Context, sess *Session, code, ip string) (*DeviceRequest, error) {
 	now := p.now()
-	sessKey, ipKey := throttleKey("device-session", sess.ID), throttleKey("device-ip", ip)
+	sessKey, ipKey := throttleKey("device-session", sess.ID), addressKey("device-ip", ip)
 	if err := p.reserveLogin(ctx, sessKey, ipKey, now); err != nil {
 		return nil, err
 	}

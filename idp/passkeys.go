@@ -27,6 +27,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/throttle"
 )
 
 // Bounds of the passkey feature: what one user, session or address may hold.
@@ -321,7 +322,7 @@ func (p *Provider) PasskeyRequestOptions(ctx context.Context, ip string) (*proto
 	if err != nil {
 		return nil, fmt.Errorf("begin passkey sign-in: %w", err)
 	}
-	if err := p.saveChallenge(ctx, sd, store.CeremonyLogin, "", "address:"+digest(ip), maxLoginsPerAddress); err != nil {
+	if err := p.saveChallenge(ctx, sd, store.CeremonyLogin, "", "address:"+digest(throttle.NetworkKey(ip)), maxLoginsPerAddress); err != nil {
 		return nil, err
 	}
 	return assertion, nil

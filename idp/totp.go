@@ -248,7 +248,7 @@ func normalizeCode(code string) string {
 // bucket is its own ("otp:" keys), so a correct password never resets it.
 func (p *Provider) throttledCheck(ctx context.Context, userID, ip string, check func() error) error {
 	now := p.now()
-	userKey, ipKey := throttleKey("otp", userID), throttleKey("ip", ip)
+	userKey, ipKey := throttleKey("otp", userID), addressKey("ip", ip)
 	if err := p.reserveLogin(ctx, userKey, ipKey, now); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/throttle"
 )
 
 // ThrottledError refuses a login attempt while a username or client IP is
@@ -55,7 +56,7 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, fmt.Errorf("look up user: %w", err)
 	}
-	userKey, ipKey := accountThrottleKey(u, known, login), throttleKey("ip", ip)
+	userKey, ipKey := accountThrottleKey(u, known, login), addressKey("ip", ip)
 	if err := p.reserveLogin(ctx, userKey, ipKey, now); err != nil {
 		return store.User{}, err
 	}
@@ -142,6 +143,13 @@ func normalizeLogin(login string) string { return strings.ToLower(strings.TrimSp
 func throttleKey(kind, s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return kind + ":" + hex.EncodeToString(sum[:])
+}
+
+// addressKey is the throttle key of a client address: its network
+// (throttle.NetworkKey: the IPv4 address, or the IPv6 /64), so that an
+// attacker holding a /64 cannot get a fresh budget per address.
+func addressKey(kind, ip string) string {
+	return throttleKey(kind, throttle.NetworkKey(ip))
 }
 
 // NewUser is what signup and the CLI provide.

@@ -439,3 +439,22 @@ func TestFloodDistinctAttackerKeysHeap(t *testing.T) {
 		t.Fatalf("heap grew %d bytes for at most %d buckets", grown, maxKeys)
 	}
 }
+
+func TestNetworkKey(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"198.51.100.7", "198.51.100.7"},
+		{"::ffff:198.51.100.7", "198.51.100.7"},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::1", "::/64"},
+		{"not an address", "not an address"},
+		{"", ""},
+	}
+	for _, c := range cases {
+		if got := NetworkKey(c.in); got != c.want {
+			t.Errorf("NetworkKey(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -164,6 +164,33 @@ func TestAttackForwardedForRotation(t *testing.T) {
 		}
 	})
 
+	t.Run("IPv6: every address of one /64 shares a budget", func(t *testing.T) {
+		var logs kgtest.LogBuffer
+		e := newAbuseEnv(t, &logs, "127.0.0.0/8", "::1/128")
+		// A host with a /64 picks a new address for every guess.
+		got := e.flood(t, n, workers, func(i int) map[string]string {
+			return map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:7:7:%x:%x:%x:%x", i, i*7, i*13, i*31)}
+		})
+		if got < minThrottled {
+			t.Errorf("%d of %d guesses from rotating addresses of one /64 were throttled, want at least %d", got, n, minThrottled)
+		}
+		// The neighbouring /64 is another customer, with its own budget.
+		if s := e.guess(t, map[string]string{"X-Forwarded-For": "2001:db8:7:8::1"}); s != 400 {
+			t.Errorf("a guess from the next /64: %d, want 400 (its own budget)", s)
+		}
+		// The signup limiter counts the /64 too.
+		var n429 int
+		for i := range 3 * 10 {
+			r := e.do(t, "POST", "/users", map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:9:9::%x", i+1)}, nil)
+			if r.status == 429 {
+				n429++
+			}
+		}
+		if n429 < 15 {
+			t.Errorf("signups from rotating addresses of one /64: %d of 30 refused, want at least 15", n429)
+		}
+	})
+
 	t.Run("trusted proxies configured, peer not one of them", func(t *testing.T) {
 		var logs kgtest.LogBuffer
 		e := newAbuseEnv(t, &logs, "192.0.2.0/24")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/rotation"
+	"github.com/keygate/keygate/throttle"
 )
 
 // Keys is what the web layer needs of the key lifecycle.
@@ -259,12 +260,16 @@ var errSignupsBusy = errors.New("signup limiter full")
 
 // signupLimiter bounds signups per client IP, JSON (POST /users) and form
 // (POST /signup) alike, on top of the argon2 concurrency bound: each signup
-// costs a password hash. Both routes share its budget. The identifier is
-// c.RealIP(), i.e. clientIP's answer.
+// costs a password hash. Both routes share its budget. The identifier is the
+// network of c.RealIP() (clientIP's answer): the IPv4 address or the IPv6 /64,
+// throttle.NetworkKey, as for the login throttle.
 func (s *Server) signupLimiter() echo.MiddlewareFunc {
 	s.signups = newRateStore(signupEvery, signupBurst, signupMaxAddrs, time.Now)
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Store: s.signups,
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			return throttle.NetworkKey(c.RealIP()), nil
+		},
 		DenyHandler: func(c echo.Context, _ string, err error) error {
 			msg := "Too many signups from this address; slow down."
 			if errors.Is(err, errSignupsBusy) {
