@@ -129,9 +129,5 @@ func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.T
 
 // scanDevice reads one device_codes row selected with columns.DeviceColumns.
 func scanDevice(r pgx.Row) (store.DeviceCode, error) {
-	var row columns.DeviceRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.DeviceCode{}, err
-	}
-	return columns.DeviceFromRow(row)
+	return columns.Scan(r.Scan, columns.DeviceFromRow)
 }

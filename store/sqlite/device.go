@@ -109,9 +109,5 @@ func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.T
 }
 
 func scanDevice(r rowScanner) (store.DeviceCode, error) {
-	var row columns.DeviceRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.DeviceCode{}, err
-	}
-	return columns.DeviceFromRow(row)
+	return columns.Scan(r.Scan, columns.DeviceFromRow)
 }
