@@ -23,18 +23,9 @@ import (
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required, and the text must be storable (valid UTF-8 without NUL).
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	r, err := storableRow(fmt.Sprintf("create session %q", ss.ID), ss, columns.SessionToRow,
+	return insert(ctx, s, fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), ss, columns.SessionToRow,
+		`INSERT INTO sessions (`+columns.SessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		"id", ss.ID, "user id", ss.UserID)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+columns.SessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), err)
-	}
-	return nil
 }
 
 // GetSession returns the session with the given ID, expired or not (the

@@ -19,19 +19,10 @@ import (
 // nanoseconds and times their nanoseconds (read back in UTC). Text PostgreSQL
 // cannot hold (invalid UTF-8, NUL characters) is refused.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	r, err := storableRow(fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
+	return insert(ctx, s, fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
+		`INSERT INTO clients (`+columns.ClientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		"id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+columns.ClientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create client %q", c.ID), err)
-	}
-	return nil
 }
 
 // GetClient returns the client with the given ID, or an error wrapping

@@ -16,20 +16,10 @@ import (
 // statement (atomic under concurrency: ON CONFLICT). Text PostgreSQL cannot
 // hold is refused.
 func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
-	what := fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID)
-	r, err := storableRow(what, c, columns.ConsentToRow,
+	return insert(ctx, s, fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), c, columns.ConsentToRow,
+		`INSERT INTO consents (`+columns.ConsentColumns+`) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`,
 		"user id", c.UserID, "client id", c.ClientID)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO consents (`+columns.ConsentColumns+`) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`, r.Args()...)
-	if err != nil {
-		return writeError(what, err)
-	}
-	return nil
 }
 
 // GetConsent returns the consent of userID to clientID, or an error wrapping

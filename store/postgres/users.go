@@ -22,21 +22,12 @@ import (
 // invalid bytes and so could make different names collide; and no text may
 // contain a NUL character, which PostgreSQL cannot store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	r, err := storableRow(fmt.Sprintf("create user %q", u.ID), u, columns.UserToRow,
+	return insert(ctx, s, fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), u, columns.UserToRow,
+		`INSERT INTO users
+		(`+columns.UserInsertColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		"id", u.ID, "username", u.Username, "email", u.Email,
 		"name", u.Name, "password hash", u.PasswordHash)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO users
-		(`+columns.UserInsertColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
-	}
-	return nil
 }
 
 // GetUser returns the user with the given ID, or an error wrapping

@@ -16,15 +16,8 @@ import (
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	r, err := columns.SessionToRow(ss)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create session %q: %w", ss.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+columns.SessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create session %q", ss.ID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("create session %q", ss.ID), ss, columns.SessionToRow,
+		`INSERT INTO sessions (`+columns.SessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetSession returns the session with the given ID, expired or not (the

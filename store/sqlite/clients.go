@@ -16,16 +16,9 @@ import (
 // nil; a nil or empty SecretHash or JWKS reads back as nil. Durations keep their
 // nanoseconds and times their nanoseconds (read back in UTC).
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	r, err := columns.ClientToRow(c)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create client %q: %w", c.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+columns.ClientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create client %q", c.ID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
+		`INSERT INTO clients (`+columns.ClientColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetClient returns the client with the given ID, or an error wrapping

@@ -14,16 +14,9 @@ import (
 // consent of c.UserID to c.ClientID, keeping its created_at, in one
 // statement.
 func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
-	r, err := columns.ConsentToRow(c)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: upsert consent of %q to %q: %w", c.UserID, c.ClientID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO consents (`+columns.ConsentColumns+`) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), c, columns.ConsentToRow,
+		`INSERT INTO consents (`+columns.ConsentColumns+`) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`)
 }
 
 // GetConsent returns the consent of userID to clientID, or an error wrapping

@@ -21,17 +21,10 @@ import (
 // The username and email must be valid UTF-8, since folding case would change
 // invalid bytes and so could make different names collide.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	r, err := columns.UserToRow(u)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create user %q: %w", u.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO users
+	return insert(ctx, s, fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), u, columns.UserToRow,
+		`INSERT INTO users
 		(`+columns.UserInsertColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
-	}
-	return nil
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetUser returns the user with the given ID, or an error wrapping
