@@ -216,10 +216,7 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
-			var pt idp.ClientPatch
-			if f.Changed("name") {
-				pt.Name = &name
-			}
+			pt := idp.ClientPatch{Name: ifChanged(f.Changed, "name", &name)}
 			for _, l := range []struct {
 				flag string
 				src  []string
@@ -231,26 +228,15 @@ func newClientUpdateCmd(o *options) *cobra.Command {
 					*l.dst = emptyMeansNone(l.src)
 				}
 			}
-			if f.Changed("access-ttl") {
-				pt.AccessTTL = &accessTTL
-			}
-			if f.Changed("not-before-delay") {
-				pt.NotBeforeDelay = &nbfDelay
-			}
-			if f.Changed("signing-alg") {
-				pt.SigningAlg = &signingAlg
-			}
-			var err error
-			if pt.Introspect, err = flagPair(f.Changed, "introspect", introspect, "no-introspect", noIntro); err != nil {
-				return err
-			}
-			if pt.ThirdParty, err = flagPair(f.Changed, "third-party", thirdParty, "first-party", firstParty); err != nil {
-				return err
-			}
-			if pt.DPoPBoundAccessTokens, err = flagPair(f.Changed, "dpop-bound-access-tokens", dpopBound, "no-dpop-bound-access-tokens", dpopOptional); err != nil {
-				return err
-			}
-			if pt.AllowBareAssertion, err = flagPair(f.Changed, "allow-bare-assertion", bare, "no-allow-bare-assertion", noBare); err != nil {
+			pt.AccessTTL = ifChanged(f.Changed, "access-ttl", &accessTTL)
+			pt.NotBeforeDelay = ifChanged(f.Changed, "not-before-delay", &nbfDelay)
+			pt.SigningAlg = ifChanged(f.Changed, "signing-alg", &signingAlg)
+			if err := setPairs(f.Changed,
+				boolPair{"introspect", introspect, "no-introspect", noIntro, &pt.Introspect},
+				boolPair{"third-party", thirdParty, "first-party", firstParty, &pt.ThirdParty},
+				boolPair{"dpop-bound-access-tokens", dpopBound, "no-dpop-bound-access-tokens", dpopOptional, &pt.DPoPBoundAccessTokens},
+				boolPair{"allow-bare-assertion", bare, "no-allow-bare-assertion", noBare, &pt.AllowBareAssertion},
+			); err != nil {
 				return err
 			}
 			c, err := dir.UpdateClient(cmd.Context(), args[0], pt)
@@ -433,18 +419,11 @@ again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withDirectory(o, func(cmd *cobra.Command, dir *idp.Directory, args []string) error {
 			f := cmd.Flags()
-			var pt idp.UserPatch
-			if f.Changed("email") {
-				pt.Email = &email
-			}
-			if f.Changed("name") {
-				pt.Name = &name
-			}
-			var err error
-			if pt.Admin, err = flagPair(f.Changed, "admin", admin, "no-admin", noAdmin); err != nil {
-				return err
-			}
-			if pt.Disabled, err = flagPair(f.Changed, "disable", disable, "enable", enable); err != nil {
+			pt := idp.UserPatch{Email: ifChanged(f.Changed, "email", &email), Name: ifChanged(f.Changed, "name", &name)}
+			if err := setPairs(f.Changed,
+				boolPair{"admin", admin, "no-admin", noAdmin, &pt.Admin},
+				boolPair{"disable", disable, "enable", enable, &pt.Disabled},
+			); err != nil {
 				return err
 			}
 			u, err := dir.UpdateUser(cmd.Context(), args[0], pt)
@@ -467,6 +446,38 @@ again.`,
 	f.BoolVar(&disable, "disable", false, "refuse every login, revoke refresh tokens, end sessions")
 	f.BoolVar(&enable, "enable", false, "allow logins again")
 	return cmd
+}
+
+// ifChanged returns v if the flag name was given, else nil: a nil patch field
+// leaves the stored value as it is.
+func ifChanged[T any](changed func(string) bool, name string, v *T) *T {
+	if changed(name) {
+		return v
+	}
+	return nil
+}
+
+// boolPair is one --yes/--no pair of flags (with their parsed values) and the
+// patch field it sets.
+type boolPair struct {
+	yes  string
+	yesV bool
+	no   string
+	noV  bool
+	dst  **bool
+}
+
+// setPairs sets each pair's field with flagPair, stopping at the first pair
+// given both ways.
+func setPairs(changed func(string) bool, pairs ...boolPair) error {
+	for _, p := range pairs {
+		v, err := flagPair(changed, p.yes, p.yesV, p.no, p.noV)
+		if err != nil {
+			return err
+		}
+		*p.dst = v
+	}
+	return nil
 }
 
 // flagPair turns a --x/--no-x pair into nil (neither given), true or false.

@@ -19,33 +19,19 @@ import (
 // by its WHERE), so replicas sharing the database need no coordination beyond
 // the row locks PostgreSQL takes.
 
-// sessionColumns is the column list session queries select, in scanSession's
-// order.
-const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr, pending`
-
 // CreateSession stores a new browser session. It fails with an error wrapping
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required, and the text must be storable (valid UTF-8 without NUL).
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	r, err := storableRow(fmt.Sprintf("create session %q", ss.ID), ss, columns.SessionToRow,
+	return insert(ctx, s, fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), ss, columns.SessionToRow,
+		`INSERT INTO sessions (`+columns.SessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		"id", ss.ID, "user id", ss.UserID)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR, r.Pending)
-	if err != nil {
-		return writeError(fmt.Sprintf("create session %q of user %q", ss.ID, ss.UserID), err)
-	}
-	return nil
 }
 
 // GetSession returns the session with the given ID, expired or not (the
 // caller applies its timeouts), or an error wrapping store.ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	return getRow(ctx, s, "get session", id, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, scanSession)
+	return getRow(ctx, s, "get session", id, `SELECT `+columns.SessionColumns+` FROM sessions WHERE id = $1`, scanSession)
 }
 
 // TouchSession sets the session's LastSeen to now, never moving it back: the
@@ -100,7 +86,7 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]store.Se
 	if !storable(userID) { // no such user can have sessions
 		return []store.Session{}, nil
 	}
-	return listRows(ctx, s, fmt.Sprintf("list sessions of user %q", userID), `SELECT `+sessionColumns+` FROM sessions
+	return listRows(ctx, s, fmt.Sprintf("list sessions of user %q", userID), `SELECT `+columns.SessionColumns+` FROM sessions
 		WHERE user_id = $1 ORDER BY last_seen DESC, created_at DESC, id DESC LIMIT $2`, scanSession, userID, store.MaxUserSessions)
 }
 
@@ -119,19 +105,10 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 	return int(tag.RowsAffected()), nil
 }
 
-// scanSession reads one sessions row selected with sessionColumns.
+// scanSession reads one sessions row selected with columns.SessionColumns.
 func scanSession(r pgx.Row) (store.Session, error) {
-	var row columns.SessionRow
-	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR, &row.Pending); err != nil {
-		return store.Session{}, err
-	}
-	return columns.SessionFromRow(row)
+	return columns.Scan(r.Scan, columns.SessionFromRow)
 }
-
-// codeColumns is the column list authorization-code queries select, in
-// scanAuthCode's order.
-const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr, dpop_jkt`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
@@ -164,10 +141,8 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 			return fmt.Errorf("store/postgres: create authorization code %q: lock session %q: %w", ac.ID, r.SessionID, err)
 		}
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR, r.DPoPJKT)
+	_, err = tx.Exec(ctx, `INSERT INTO auth_codes (`+columns.AuthCodeColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, r.Args()...)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q for client %q", ac.ID, ac.ClientID), err)
 	}
@@ -193,7 +168,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 // caller whose redemption failed can tell reuse from expiry), or an error
 // wrapping store.ErrNotFound.
 func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, error) {
-	return getRow(ctx, s, "get authorization code", id, `SELECT `+codeColumns+` FROM auth_codes WHERE id = $1`, scanAuthCode)
+	return getRow(ctx, s, "get authorization code", id, `SELECT `+columns.AuthCodeColumns+` FROM auth_codes WHERE id = $1`, scanAuthCode)
 }
 
 // RedeemAuthCode spends the code id at now and records, in the same single
@@ -234,7 +209,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 	ac, err := scanAuthCode(s.pool.QueryRow(ctx, `UPDATE auth_codes
 		SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4
 		WHERE id = $5 AND used_at = 0 AND expires_at > $1
-		RETURNING `+codeColumns, at, familyID, accessJTI, accessExp, id))
+		RETURNING `+columns.AuthCodeColumns, at, familyID, accessJTI, accessExp, id))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.AuthCode{}, s.whyNotRedeemed(ctx, id, now)
@@ -263,14 +238,9 @@ func (s *Store) whyNotRedeemed(ctx context.Context, id string, now time.Time) er
 	}
 }
 
-// scanAuthCode reads one auth_codes row selected with codeColumns.
+// scanAuthCode reads one auth_codes row selected with columns.AuthCodeColumns.
 func scanAuthCode(r pgx.Row) (store.AuthCode, error) {
-	var row columns.AuthCodeRow
-	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR, &row.DPoPJKT); err != nil {
-		return store.AuthCode{}, err
-	}
-	return columns.AuthCodeFromRow(row)
+	return columns.Scan(r.Scan, columns.AuthCodeFromRow)
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now, and

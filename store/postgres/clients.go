@@ -10,12 +10,6 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// clientColumns is the column list client queries select, in scanClient's order.
-const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
-	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at,
-	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg,
-	dpop_bound_access_tokens`
-
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
 // registering one ID at once cannot silently overwrite each other.
@@ -25,36 +19,22 @@ const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scope
 // nanoseconds and times their nanoseconds (read back in UTC). Text PostgreSQL
 // cannot hold (invalid UTF-8, NUL characters) is refused.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	r, err := storableRow(fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
-		"id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+	return insert(ctx, s, fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
+		`INSERT INTO clients (`+columns.ClientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
-		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
-		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
-		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg,
-		r.DPoPBound)
-	if err != nil {
-		return writeError(fmt.Sprintf("create client %q", c.ID), err)
-	}
-	return nil
+		"id", c.ID, "name", c.Name, "jwks_uri", c.JWKSURI)
 }
 
 // GetClient returns the client with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	return getRow(ctx, s, "get client", id, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, scanClient)
+	return getRow(ctx, s, "get client", id, `SELECT `+columns.ClientColumns+` FROM clients WHERE id = $1`, scanClient)
 }
 
 // ListClients returns every stored client ordered by ID (byte order, so the
 // order does not depend on a collation), never nil.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	return listRows(ctx, s, "list clients", `SELECT `+clientColumns+` FROM clients ORDER BY id COLLATE "C"`, scanClient)
+	return listRows(ctx, s, "list clients", `SELECT `+columns.ClientColumns+` FROM clients ORDER BY id COLLATE "C"`, scanClient)
 }
 
 // DeleteClient deletes the client with the given ID, or fails with an error
@@ -115,18 +95,8 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	return nil
 }
 
-// scanClient reads one clients row selected with clientColumns.
-func scanClient(r pgx.Row) (store.Client, error) {
-	var row columns.ClientRow
-	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
-		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
-		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created,
-		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg,
-		&row.DPoPBound); err != nil {
-		return store.Client{}, err
-	}
-	return columns.ClientFromRow(row)
-}
+// scanClient reads one clients row selected with columns.ClientColumns.
+func scanClient(r pgx.Row) (store.Client, error) { return columns.Scan(r.Scan, columns.ClientFromRow) }
 
 // ClientsVersion returns a counter that every write to clients, from any
 // replica or the CLI, increases (trigger of migration 0014): a cache of

@@ -11,30 +11,15 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// consentColumns is the column list consent queries select, in scanConsent's
-// order.
-const consentColumns = `user_id, client_id, scopes, created_at, updated_at`
-
 // UpsertConsent stores c, or replaces the scopes and updated_at of the
 // consent of c.UserID to c.ClientID, keeping its created_at, in one
 // statement (atomic under concurrency: ON CONFLICT). Text PostgreSQL cannot
 // hold is refused.
 func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
-	what := fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID)
-	r, err := storableRow(what, c, columns.ConsentToRow,
-		"user id", c.UserID, "client id", c.ClientID)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO consents (`+consentColumns+`) VALUES ($1, $2, $3, $4, $5)
+	return insert(ctx, s, fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), c, columns.ConsentToRow,
+		`INSERT INTO consents (`+columns.ConsentColumns+`) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`,
-		r.UserID, r.ClientID, r.Scopes, r.Created, r.Updated)
-	if err != nil {
-		return writeError(what, err)
-	}
-	return nil
+		"user id", c.UserID, "client id", c.ClientID)
 }
 
 // GetConsent returns the consent of userID to clientID, or an error wrapping
@@ -46,7 +31,7 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	c, err := scanConsent(s.pool.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents
+	c, err := scanConsent(s.pool.QueryRow(ctx, `SELECT `+columns.ConsentColumns+` FROM consents
 		WHERE user_id = $1 AND client_id = $2`, userID, clientID))
 	return columns.OneRow("store/postgres", what, c, err, pgx.ErrNoRows)
 }
@@ -58,7 +43,7 @@ func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Co
 		return []store.Consent{}, nil
 	}
 	return listRows(ctx, s, fmt.Sprintf("list consents of %q", userID),
-		`SELECT `+consentColumns+` FROM consents WHERE user_id = $1 ORDER BY client_id`, scanConsent, userID)
+		`SELECT `+columns.ConsentColumns+` FROM consents WHERE user_id = $1 ORDER BY client_id`, scanConsent, userID)
 }
 
 // DeleteConsent deletes the consent of userID to clientID, or fails with an
@@ -105,9 +90,5 @@ func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clie
 }
 
 func scanConsent(r pgx.Row) (store.Consent, error) {
-	var row columns.ConsentRow
-	if err := r.Scan(&row.UserID, &row.ClientID, &row.Scopes, &row.Created, &row.Updated); err != nil {
-		return store.Consent{}, err
-	}
-	return columns.ConsentFromRow(row)
+	return columns.Scan(r.Scan, columns.ConsentFromRow)
 }

@@ -22,20 +22,11 @@ import (
 // CreateDeviceCode stores a new pending device code. A taken id or user
 // code fails with an error wrapping store.ErrConflict.
 func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
-	r, err := storableRow(fmt.Sprintf("create device code %q", d.ID), d, columns.DeviceToRow,
+	return insert(ctx, s, fmt.Sprintf("create device code %q", d.ID), d, columns.DeviceToRow,
+		`INSERT INTO device_codes (`+columns.DeviceColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		"id", d.ID, "user code", d.UserCode, "client id", d.ClientID, "scope", d.Scope, "user id", d.UserID,
 		"family id", d.FamilyID, "access jti", d.AccessJTI)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
-	}
-	return nil
 }
 
 // GetDeviceCode returns the device code with the given ID, or an error
@@ -129,9 +120,5 @@ func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.T
 
 // scanDevice reads one device_codes row selected with columns.DeviceColumns.
 func scanDevice(r pgx.Row) (store.DeviceCode, error) {
-	var row columns.DeviceRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.DeviceCode{}, err
-	}
-	return columns.DeviceFromRow(row)
+	return columns.Scan(r.Scan, columns.DeviceFromRow)
 }

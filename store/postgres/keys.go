@@ -27,27 +27,16 @@ const FaultBeforeCommit = "store.before-commit"
 // in separate schemas do not wake each other.
 const KeySetChannel = "keygate_keys"
 
-// keyColumns is the column list ListKeys selects, in scanKey's order.
-const keyColumns = `kid, algorithm, state, public_der, sealed,
-	created_at, activate_at, retired_at, remove_after, revoked_at`
-
 // ListKeys returns every stored signing key, revoked ones included, ordered by
 // creation time and then kid (in byte order), so that callers building the
 // JWKS or deciding a rotation see the whole key set as of one moment (one
 // statement, so one snapshot).
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	return listRows(ctx, s, "list keys", `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid COLLATE "C"`, scanKey)
+	return listRows(ctx, s, "list keys", `SELECT `+columns.KeyColumns+` FROM signing_keys ORDER BY created_at, kid COLLATE "C"`, scanKey)
 }
 
-// scanKey reads one signing_keys row selected with keyColumns.
-func scanKey(rows pgx.Row) (store.Key, error) {
-	var row columns.KeyRow
-	if err := rows.Scan(&row.KID, &row.Algorithm, &row.State, &row.PublicDER, &row.Sealed,
-		&row.Created, &row.Activate, &row.Retired, &row.Remove, &row.Revoked); err != nil {
-		return store.Key{}, err
-	}
-	return columns.KeyFromRow(row)
-}
+// scanKey reads one signing_keys row selected with columns.KeyColumns.
+func scanKey(rows pgx.Row) (store.Key, error) { return columns.Scan(rows.Scan, columns.KeyFromRow) }
 
 // KeySetVersion returns the key-set version, a counter bumped by every applied
 // KeyChange. It is one indexed read of a one-row table, cheap enough for servers
@@ -194,9 +183,7 @@ func insertKeys(ctx context.Context, tx pgx.Tx, rows []columns.KeyRow) error {
 	for _, r := range rows {
 		_, err := tx.Exec(ctx, `INSERT INTO signing_keys
 			(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			r.KID, r.Algorithm, r.State, r.PublicDER, r.Sealed,
-			r.Created, r.Activate, r.Retired, r.Remove, r.Revoked)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.Args()...)
 		if err != nil {
 			return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
 		}

@@ -183,9 +183,5 @@ func (s *Store) ConsumeWebAuthnChallenge(ctx context.Context, id string, now tim
 }
 
 func scanPasskey(r pgx.Row) (store.Passkey, error) {
-	var row columns.PasskeyRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.Passkey{}, err
-	}
-	return columns.PasskeyFromRow(row)
+	return columns.Scan(r.Scan, columns.PasskeyFromRow)
 }

@@ -402,3 +402,20 @@ func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan 
 	v, err := scan(s.pool.QueryRow(ctx, query, key))
 	return columns.OneRow("store/postgres", fmt.Sprintf("%s %q", what, key), v, err, pgx.ErrNoRows)
 }
+
+// insert checks the text fields (pairs of name and value, as checkText),
+// converts v with toRow and runs query, a one-statement write of the row's
+// Args; a refused input or write (writeError: a taken key is ErrConflict)
+// names what.
+func insert[V any, R interface{ Args() []any }](ctx context.Context, s *Store, what string, v V, toRow func(V) (R, error), query string, fields ...string) error {
+	r, err := storableRow(what, v, toRow, fields...)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, query, r.Args()...); err != nil {
+		return writeError(what, err)
+	}
+	return nil
+}

@@ -46,11 +46,7 @@ func (s *Store) GetTOTP(ctx context.Context, userID string) (store.TOTP, error) 
 }
 
 func scanTOTP(r pgx.Row) (store.TOTP, error) {
-	var row columns.TOTPRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.TOTP{}, err
-	}
-	return columns.TOTPFromRow(row), nil
+	return columns.Scan(r.Scan, columns.NoError(columns.TOTPFromRow))
 }
 
 // ListTOTP returns every TOTP, ordered by user id.

@@ -13,11 +13,6 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// refreshColumns is the column list refresh-token queries select, in
-// scanRefreshToken's order.
-const refreshColumns = `id, family_id, client_id, subject, scope, audience,
-	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt, amr`
-
 // toRefreshRow validates rt and converts it for binding: the text must be
 // storable in PostgreSQL, and the rest is columns.RefreshToRow.
 func toRefreshRow(rt store.RefreshToken) (columns.RefreshRow, error) {
@@ -36,10 +31,8 @@ type execer interface {
 
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
 func insertRefreshToken(ctx context.Context, db execer, what string, r columns.RefreshRow) error {
-	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
-		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT, r.AMR)
+	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+columns.RefreshColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, r.Args()...)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -66,7 +59,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 // revokes the family, from mere expiry), or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error) {
-	return getRow(ctx, s, "get refresh token", id, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = $1`, scanRefreshToken)
+	return getRow(ctx, s, "get refresh token", id, `SELECT `+columns.RefreshColumns+` FROM refresh_tokens WHERE id = $1`, scanRefreshToken)
 }
 
 // RotateRefreshToken spends the link oldID at now and stores next in its
@@ -145,14 +138,9 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 	return s.revokeRefresh(ctx, "family_id", "family", familyID, now)
 }
 
-// scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
+// scanRefreshToken reads one refresh_tokens row selected with columns.RefreshColumns.
 func scanRefreshToken(r pgx.Row) (store.RefreshToken, error) {
-	var row columns.RefreshRow
-	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT, &row.AMR); err != nil {
-		return store.RefreshToken{}, err
-	}
-	return columns.RefreshFromRow(row)
+	return columns.Scan(r.Scan, columns.RefreshFromRow)
 }
 
 // RevokeAccessToken puts the access token with the given jti on the deny list

@@ -12,9 +12,6 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// userColumns is the column list user queries select, in scanUser's order.
-const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at, disabled_at`
-
 // CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
 // ID is taken, if another user has the same username regardless of case, or if
 // u has an email and another user has the same email regardless of case; these
@@ -25,28 +22,18 @@ const userColumns = `id, username, email, name, password_hash, admin, created_at
 // invalid bytes and so could make different names collide; and no text may
 // contain a NUL character, which PostgreSQL cannot store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	r, err := storableRow(fmt.Sprintf("create user %q", u.ID), u, columns.UserToRow,
+	return insert(ctx, s, fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), u, columns.UserToRow,
+		`INSERT INTO users
+		(`+columns.UserInsertColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		"id", u.ID, "username", u.Username, "email", u.Email,
 		"name", u.Name, "password hash", u.PasswordHash)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO users
-		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at, disabled_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated, r.Disabled)
-	if err != nil {
-		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
-	}
-	return nil
 }
 
 // GetUser returns the user with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	return getRow(ctx, s, "get user", id, `SELECT `+userColumns+` FROM users WHERE id = $1`, scanUser)
+	return getRow(ctx, s, "get user", id, `SELECT `+columns.UserColumns+` FROM users WHERE id = $1`, scanUser)
 }
 
 // GetUserByLogin returns the user whose username or email is login, both
@@ -64,7 +51,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 	key := columns.FoldName(login)
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+columns.UserColumns+` FROM users
 		WHERE username_lower = $1 OR email_lower = $1
 		ORDER BY CASE WHEN username_lower = $1 THEN 0 ELSE 1 END
 		LIMIT 1`, key))
@@ -81,7 +68,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 // (the order does not depend on a collation, and is total because lowercased
 // usernames are unique), never nil.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	return listRows(ctx, s, "list users", `SELECT `+userColumns+` FROM users ORDER BY username_lower COLLATE "C"`, scanUser)
+	return listRows(ctx, s, "list users", `SELECT `+columns.UserColumns+` FROM users ORDER BY username_lower COLLATE "C"`, scanUser)
 }
 
 // DeleteUser deletes the user with the given ID and, in the same transaction,
@@ -209,11 +196,7 @@ func guardLastAdmin(ctx context.Context, tx pgx.Tx, what, id string, stays bool)
 	return nil
 }
 
-// scanUser reads one users row selected with userColumns.
+// scanUser reads one users row selected with columns.UserColumns.
 func scanUser(r pgx.Row) (store.User, error) {
-	var row columns.UserRow
-	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated, &row.Disabled); err != nil {
-		return store.User{}, err
-	}
-	return columns.UserFromRow(row), nil
+	return columns.Scan(r.Scan, columns.NoError(columns.UserFromRow))
 }

@@ -12,30 +12,18 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// sessionColumns is the column list session queries select, in scanSession's
-// order.
-const sessionColumns = `id, user_id, auth_time, created_at, last_seen, expires_at, amr, pending`
-
 // CreateSession stores a new browser session. It fails with an error wrapping
 // store.ErrConflict if the ID is taken. ID, UserID and ExpiresAt are
 // required.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	r, err := columns.SessionToRow(ss)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create session %q: %w", ss.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.UserID, r.Auth, r.Created, r.Seen, r.Expires, r.AMR, r.Pending)
-	if err != nil {
-		return writeError(fmt.Sprintf("create session %q", ss.ID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("create session %q", ss.ID), ss, columns.SessionToRow,
+		`INSERT INTO sessions (`+columns.SessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetSession returns the session with the given ID, expired or not (the
 // caller applies its timeouts), or an error wrapping store.ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	return getRow(ctx, s, "get session", id, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, scanSession)
+	return getRow(ctx, s, "get session", id, `SELECT `+columns.SessionColumns+` FROM sessions WHERE id = ?`, scanSession)
 }
 
 // TouchSession sets the session's LastSeen to now, never moving it back (a
@@ -71,7 +59,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // recently seen first, at most store.MaxUserSessions (the sessions_user
 // index finds them).
 func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]store.Session, error) {
-	return listRows(ctx, s, fmt.Sprintf("list sessions of user %q", userID), `SELECT `+sessionColumns+` FROM sessions
+	return listRows(ctx, s, fmt.Sprintf("list sessions of user %q", userID), `SELECT `+columns.SessionColumns+` FROM sessions
 		WHERE user_id = ? ORDER BY last_seen DESC, created_at DESC, id DESC LIMIT ?`, scanSession, userID, store.MaxUserSessions)
 }
 
@@ -83,17 +71,8 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 }
 
 func scanSession(r rowScanner) (store.Session, error) {
-	var row columns.SessionRow
-	if err := r.Scan(&row.ID, &row.UserID, &row.Auth, &row.Created, &row.Seen, &row.Expires, &row.AMR, &row.Pending); err != nil {
-		return store.Session{}, err
-	}
-	return columns.SessionFromRow(row)
+	return columns.Scan(r.Scan, columns.SessionFromRow)
 }
-
-// codeColumns is the column list authorization-code queries select, in
-// scanAuthCode's order.
-const codeColumns = `id, client_id, redirect_uri, user_id, scope, nonce, code_challenge,
-	auth_time, created_at, expires_at, used_at, family_id, access_jti, access_expires_at, session_id, amr, dpop_jkt`
 
 // CreateAuthCode stores a new authorization code. It fails with an error
 // wrapping store.ErrConflict if the ID is taken. ID, ClientID, RedirectURI,
@@ -123,10 +102,8 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 			tx.Rollback()
 		}
 	}()
-	_, err = tx.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.ClientID, r.RedirectURI, r.UserID, r.Scope, r.Nonce, r.CodeChallenge,
-		r.Auth, r.Created, r.Expires, r.Used, r.FamilyID, r.AccessJTI, r.AccessExpires, r.SessionID, r.AMR, r.DPoPJKT)
+	_, err = tx.ExecContext(ctx, `INSERT INTO auth_codes (`+columns.AuthCodeColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
 	if err != nil {
 		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
 	}
@@ -152,7 +129,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 // caller whose redemption failed can tell reuse from expiry), or an error
 // wrapping store.ErrNotFound.
 func (s *Store) GetAuthCode(ctx context.Context, id string) (store.AuthCode, error) {
-	return getRow(ctx, s, "get authorization code", id, `SELECT `+codeColumns+` FROM auth_codes WHERE id = ?`, scanAuthCode)
+	return getRow(ctx, s, "get authorization code", id, `SELECT `+columns.AuthCodeColumns+` FROM auth_codes WHERE id = ?`, scanAuthCode)
 }
 
 // RedeemAuthCode spends the code id at now and records, in the same single
@@ -182,7 +159,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 	ac, err := scanAuthCode(s.db.QueryRowContext(ctx, `UPDATE auth_codes
 		SET used_at = ?, family_id = ?, access_jti = ?, access_expires_at = ?
 		WHERE id = ? AND used_at = 0 AND expires_at > ?
-		RETURNING `+codeColumns, at, familyID, accessJTI, accessExp, id, at))
+		RETURNING `+columns.AuthCodeColumns, at, familyID, accessJTI, accessExp, id, at))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		cur, gerr := s.GetAuthCode(ctx, id)
@@ -203,12 +180,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, id string, now time.Time, fa
 }
 
 func scanAuthCode(r rowScanner) (store.AuthCode, error) {
-	var row columns.AuthCodeRow
-	if err := r.Scan(&row.ID, &row.ClientID, &row.RedirectURI, &row.UserID, &row.Scope, &row.Nonce, &row.CodeChallenge,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.FamilyID, &row.AccessJTI, &row.AccessExpires, &row.SessionID, &row.AMR, &row.DPoPJKT); err != nil {
-		return store.AuthCode{}, err
-	}
-	return columns.AuthCodeFromRow(row)
+	return columns.Scan(r.Scan, columns.AuthCodeFromRow)
 }
 
 // PruneBrowser deletes sessions whose absolute expiry is at or before now, and

@@ -8,12 +8,6 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// clientColumns is the column list client queries select, in scanClient's order.
-const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scopes, audience,
-	redirect_uris, is_public, access_ttl, not_before_delay, allow_bare_assertion, may_introspect, created_at,
-	previous_secret_hash, previous_secret_expires_at, allowed_origins, third_party, post_logout_redirect_uris, signing_alg,
-	dpop_bound_access_tokens`
-
 // CreateClient stores c. A client with the same ID already stored makes it fail
 // with an error wrapping store.ErrConflict, so that two administrators
 // registering one ID at once cannot silently overwrite each other.
@@ -22,33 +16,21 @@ const clientColumns = `id, name, secret_hash, jwks, jwks_uri, grant_types, scope
 // nil; a nil or empty SecretHash or JWKS reads back as nil. Durations keep their
 // nanoseconds and times their nanoseconds (read back in UTC).
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	r, err := columns.ClientToRow(c)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create client %q: %w", c.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.Name, r.SecretHash, r.JWKS, r.JWKSURI,
-		r.GrantTypes, r.Scopes, r.Audience, r.RedirectURIs,
-		r.Public, r.AccessTTL, r.NotBeforeDelay, r.AllowBareAssertion, r.Introspect, r.Created,
-		r.PreviousSecretHash, r.PreviousSecretExpires, r.AllowedOrigins, r.ThirdParty, r.PostLogoutRedirectURIs, r.SigningAlg,
-		r.DPoPBound)
-	if err != nil {
-		return writeError(fmt.Sprintf("create client %q", c.ID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("create client %q", c.ID), c, columns.ClientToRow,
+		`INSERT INTO clients (`+columns.ClientColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetClient returns the client with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	return getRow(ctx, s, "get client", id, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, scanClient)
+	return getRow(ctx, s, "get client", id, `SELECT `+columns.ClientColumns+` FROM clients WHERE id = ?`, scanClient)
 }
 
 // ListClients returns every stored client ordered by ID (byte order, so the
 // order does not depend on a collation), never nil.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	return listRows(ctx, s, "list clients", `SELECT `+clientColumns+` FROM clients ORDER BY id`, scanClient)
+	return listRows(ctx, s, "list clients", `SELECT `+columns.ClientColumns+` FROM clients ORDER BY id`, scanClient)
 }
 
 // DeleteClient deletes the client with the given ID, or fails with an error
@@ -114,17 +96,9 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	return nil
 }
 
-// scanClient reads one clients row selected with clientColumns.
+// scanClient reads one clients row selected with columns.ClientColumns.
 func scanClient(r rowScanner) (store.Client, error) {
-	var row columns.ClientRow
-	if err := r.Scan(&row.ID, &row.Name, &row.SecretHash, &row.JWKS, &row.JWKSURI,
-		&row.GrantTypes, &row.Scopes, &row.Audience, &row.RedirectURIs,
-		&row.Public, &row.AccessTTL, &row.NotBeforeDelay, &row.AllowBareAssertion, &row.Introspect, &row.Created,
-		&row.PreviousSecretHash, &row.PreviousSecretExpires, &row.AllowedOrigins, &row.ThirdParty, &row.PostLogoutRedirectURIs, &row.SigningAlg,
-		&row.DPoPBound); err != nil {
-		return store.Client{}, err
-	}
-	return columns.ClientFromRow(row)
+	return columns.Scan(r.Scan, columns.ClientFromRow)
 }
 
 // ClientsVersion returns a counter that every write to clients, from any

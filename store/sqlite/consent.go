@@ -10,31 +10,19 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// consentColumns is the column list consent queries select, in scanConsent's
-// order.
-const consentColumns = `user_id, client_id, scopes, created_at, updated_at`
-
 // UpsertConsent stores c, or replaces the scopes and updated_at of the
 // consent of c.UserID to c.ClientID, keeping its created_at, in one
 // statement.
 func (s *Store) UpsertConsent(ctx context.Context, c store.Consent) error {
-	r, err := columns.ConsentToRow(c)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: upsert consent of %q to %q: %w", c.UserID, c.ClientID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO consents (`+consentColumns+`) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`,
-		r.UserID, r.ClientID, r.Scopes, r.Created, r.Updated)
-	if err != nil {
-		return writeError(fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("upsert consent of %q to %q", c.UserID, c.ClientID), c, columns.ConsentToRow,
+		`INSERT INTO consents (`+columns.ConsentColumns+`) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`)
 }
 
 // GetConsent returns the consent of userID to clientID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.Consent, error) {
-	c, err := scanConsent(s.rdb.QueryRowContext(ctx, `SELECT `+consentColumns+` FROM consents
+	c, err := scanConsent(s.rdb.QueryRowContext(ctx, `SELECT `+columns.ConsentColumns+` FROM consents
 		WHERE user_id = ? AND client_id = ?`, userID, clientID))
 	return columns.OneRow("store/sqlite", fmt.Sprintf("get consent of %q to %q", userID, clientID), c, err, sql.ErrNoRows)
 }
@@ -42,7 +30,7 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (store.
 // ListUserConsents returns the consents of userID ordered by client ID (byte
 // order), never nil.
 func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Consent, error) {
-	return listRows(ctx, s, fmt.Sprintf("list consents of %q", userID), `SELECT `+consentColumns+` FROM consents
+	return listRows(ctx, s, fmt.Sprintf("list consents of %q", userID), `SELECT `+columns.ConsentColumns+` FROM consents
 		WHERE user_id = ? ORDER BY client_id`, scanConsent, userID)
 }
 
@@ -72,9 +60,5 @@ func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clie
 }
 
 func scanConsent(r rowScanner) (store.Consent, error) {
-	var row columns.ConsentRow
-	if err := r.Scan(&row.UserID, &row.ClientID, &row.Scopes, &row.Created, &row.Updated); err != nil {
-		return store.Consent{}, err
-	}
-	return columns.ConsentFromRow(row)
+	return columns.Scan(r.Scan, columns.ConsentFromRow)
 }

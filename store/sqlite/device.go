@@ -18,16 +18,9 @@ import (
 // CreateDeviceCode stores a new pending device code. A taken id or user
 // code fails with an error wrapping store.ErrConflict.
 func (s *Store) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
-	r, err := columns.DeviceToRow(d)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create device code %q: %w", d.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO device_codes (`+columns.DeviceColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create device code %q", d.ID), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("create device code %q", d.ID), d, columns.DeviceToRow,
+		`INSERT INTO device_codes (`+columns.DeviceColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetDeviceCode returns the device code with the given ID, or an error
@@ -109,9 +102,5 @@ func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.T
 }
 
 func scanDevice(r rowScanner) (store.DeviceCode, error) {
-	var row columns.DeviceRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.DeviceCode{}, err
-	}
-	return columns.DeviceFromRow(row)
+	return columns.Scan(r.Scan, columns.DeviceFromRow)
 }

@@ -20,26 +20,15 @@ import (
 // either wholly kept or wholly lost.
 const FaultBeforeCommit = "store.before-commit"
 
-// keyColumns is the column list ListKeys selects, in scanKey's order.
-const keyColumns = `kid, algorithm, state, public_der, sealed,
-	created_at, activate_at, retired_at, remove_after, revoked_at`
-
 // ListKeys returns every stored signing key, revoked ones included, ordered by
 // creation time and then kid, so that callers building the JWKS or deciding a
 // rotation see the whole key set as of one moment.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	return listRows(ctx, s, "list keys", `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid`, scanKey)
+	return listRows(ctx, s, "list keys", `SELECT `+columns.KeyColumns+` FROM signing_keys ORDER BY created_at, kid`, scanKey)
 }
 
-// scanKey reads one signing_keys row selected with keyColumns.
-func scanKey(rows rowScanner) (store.Key, error) {
-	var row columns.KeyRow
-	if err := rows.Scan(&row.KID, &row.Algorithm, &row.State, &row.PublicDER, &row.Sealed,
-		&row.Created, &row.Activate, &row.Retired, &row.Remove, &row.Revoked); err != nil {
-		return store.Key{}, err
-	}
-	return columns.KeyFromRow(row)
-}
+// scanKey reads one signing_keys row selected with columns.KeyColumns.
+func scanKey(rows rowScanner) (store.Key, error) { return columns.Scan(rows.Scan, columns.KeyFromRow) }
 
 // KeySetVersion returns the key-set version, a counter bumped by every applied
 // KeyChange. It is one indexed read of a one-row table, cheap enough for servers
@@ -173,9 +162,7 @@ func insertKeys(ctx context.Context, tx *sql.Tx, rows []columns.KeyRow) error {
 	for _, r := range rows {
 		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys
 			(kid, algorithm, state, public_der, sealed, created_at, activate_at, retired_at, remove_after, revoked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.KID, r.Algorithm, r.State, r.PublicDER, r.Sealed,
-			r.Created, r.Activate, r.Retired, r.Remove, r.Revoked)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
 		if err != nil {
 			return writeError(fmt.Sprintf("insert key %q in state %q", r.KID, r.State), err)
 		}

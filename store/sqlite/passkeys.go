@@ -152,9 +152,5 @@ func (s *Store) ConsumeWebAuthnChallenge(ctx context.Context, id string, now tim
 }
 
 func scanPasskey(r rowScanner) (store.Passkey, error) {
-	var row columns.PasskeyRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return store.Passkey{}, err
-	}
-	return columns.PasskeyFromRow(row)
+	return columns.Scan(r.Scan, columns.PasskeyFromRow)
 }

@@ -565,3 +565,17 @@ func (s *Store) Synchronous(ctx context.Context) (string, error) {
 	}
 	return "", fmt.Errorf("store/sqlite: synchronous %q: unexpected level %d", s.path, n)
 }
+
+// insert converts v with toRow and runs query, a one-statement write of the
+// row's Args; a conversion error or a refused write (writeError: a taken key
+// is ErrConflict) names what.
+func insert[V any, R interface{ Args() []any }](ctx context.Context, s *Store, what string, v V, toRow func(V) (R, error), query string) error {
+	r, err := toRow(v)
+	if err != nil {
+		return fmt.Errorf("store/sqlite: %s: %w", what, err)
+	}
+	if _, err := s.db.ExecContext(ctx, query, r.Args()...); err != nil {
+		return writeError(what, err)
+	}
+	return nil
+}

@@ -11,13 +11,8 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// refreshColumns is the column list refresh-token queries select, in
-// scanRefreshToken's order.
-const refreshColumns = `id, family_id, client_id, subject, scope, audience,
-	auth_time, created_at, expires_at, used_at, revoked_at, dpop_jkt, amr`
-
 // insertRefreshSQL inserts one refresh_tokens row (prepared: Store.insertRefresh).
-const insertRefreshSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `)
+const insertRefreshSQL = `INSERT INTO refresh_tokens (` + columns.RefreshColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // spendRefreshSQL is the guarded spend of a link (prepared: Store.spendRefresh):
@@ -38,9 +33,7 @@ type stmtExecer interface {
 
 // insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
 func insertRefreshToken(ctx context.Context, db stmtExecer, what string, r columns.RefreshRow) error {
-	_, err := db.ExecContext(ctx,
-		r.ID, r.Family, r.Client, r.Subject, r.Scope, r.Audience,
-		r.Auth, r.Created, r.Expires, r.Used, r.Revoked, r.JKT, r.AMR)
+	_, err := db.ExecContext(ctx, r.Args()...)
 	if err != nil {
 		return writeError(what, err)
 	}
@@ -69,7 +62,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 // revokes the family, from mere expiry), or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error) {
-	return getRow(ctx, s, "get refresh token", id, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE id = ?`, scanRefreshToken)
+	return getRow(ctx, s, "get refresh token", id, `SELECT `+columns.RefreshColumns+` FROM refresh_tokens WHERE id = ?`, scanRefreshToken)
 }
 
 // RotateRefreshToken spends the link oldID at now and stores next in its
@@ -144,14 +137,9 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 	return s.revokeRefresh(ctx, "family_id", "family", familyID, now)
 }
 
-// scanRefreshToken reads one refresh_tokens row selected with refreshColumns.
+// scanRefreshToken reads one refresh_tokens row selected with columns.RefreshColumns.
 func scanRefreshToken(r rowScanner) (store.RefreshToken, error) {
-	var row columns.RefreshRow
-	if err := r.Scan(&row.ID, &row.Family, &row.Client, &row.Subject, &row.Scope, &row.Audience,
-		&row.Auth, &row.Created, &row.Expires, &row.Used, &row.Revoked, &row.JKT, &row.AMR); err != nil {
-		return store.RefreshToken{}, err
-	}
-	return columns.RefreshFromRow(row)
+	return columns.Scan(r.Scan, columns.RefreshFromRow)
 }
 
 // RevokeAccessToken puts the access token with the given jti on the deny list

@@ -12,9 +12,6 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// userColumns is the column list user queries select, in scanUser's order.
-const userColumns = `id, username, email, name, password_hash, admin, created_at, updated_at, disabled_at`
-
 // CreateUser stores u. It fails with an error wrapping store.ErrConflict if the
 // ID is taken, if another user has the same username regardless of case, or if
 // u has an email and another user has the same email regardless of case; these
@@ -24,24 +21,16 @@ const userColumns = `id, username, email, name, password_hash, admin, created_at
 // The username and email must be valid UTF-8, since folding case would change
 // invalid bytes and so could make different names collide.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	r, err := columns.UserToRow(u)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create user %q: %w", u.ID, err)
-	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO users
-		(id, username, username_lower, email, email_lower, name, password_hash, admin, created_at, updated_at, disabled_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.Username, r.UsernameLower, r.Email, r.EmailLower, r.Name, r.PasswordHash, r.Admin, r.Created, r.Updated, r.Disabled)
-	if err != nil {
-		return writeError(fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), err)
-	}
-	return nil
+	return insert(ctx, s, fmt.Sprintf("create user %q (username %q, email %q)", u.ID, u.Username, u.Email), u, columns.UserToRow,
+		`INSERT INTO users
+		(`+columns.UserInsertColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // GetUser returns the user with the given ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	return getRow(ctx, s, "get user", id, `SELECT `+userColumns+` FROM users WHERE id = ?`, scanUser)
+	return getRow(ctx, s, "get user", id, `SELECT `+columns.UserColumns+` FROM users WHERE id = ?`, scanUser)
 }
 
 // GetUserByLogin returns the user whose username or email is login, both
@@ -55,7 +44,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 		return store.User{}, fmt.Errorf("store/sqlite: get user by login %q: %w", login, store.ErrNotFound)
 	}
 	key := columns.FoldName(login)
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+columns.UserColumns+` FROM users
 		WHERE username_lower = ? OR email_lower = ?
 		ORDER BY CASE WHEN username_lower = ? THEN 0 ELSE 1 END
 		LIMIT 1`, key, key, key))
@@ -72,7 +61,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (store.User, e
 // (the order does not depend on a collation, and is total because lowercased
 // usernames are unique), never nil.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	return listRows(ctx, s, "list users", `SELECT `+userColumns+` FROM users ORDER BY username_lower`, scanUser)
+	return listRows(ctx, s, "list users", `SELECT `+columns.UserColumns+` FROM users ORDER BY username_lower`, scanUser)
 }
 
 // DeleteUser deletes the user with the given ID and, in the same transaction,
@@ -178,11 +167,7 @@ func guardLastAdmin(ctx context.Context, tx *sql.Tx, what, id string, stays bool
 	return nil
 }
 
-// scanUser reads one users row selected with userColumns.
+// scanUser reads one users row selected with columns.UserColumns.
 func scanUser(r rowScanner) (store.User, error) {
-	var row columns.UserRow
-	if err := r.Scan(&row.ID, &row.Username, &row.Email, &row.Name, &row.PasswordHash, &row.Admin, &row.Created, &row.Updated, &row.Disabled); err != nil {
-		return store.User{}, err
-	}
-	return columns.UserFromRow(row), nil
+	return columns.Scan(r.Scan, columns.NoError(columns.UserFromRow))
 }

@@ -45,21 +45,12 @@ func createSession(t *testing.T, s store.Store, ss store.Session) {
 
 func checkSession(t *testing.T, s store.Store, want store.Session) {
 	t.Helper()
-	got, err := s.GetSession(t.Context(), want.ID)
-	if err != nil {
-		t.Errorf("GetSession(%s): %v", want.ID, err)
-		return
-	}
-	if d := sessionDiff(got, want); d != "" {
-		t.Errorf("session %s: %s", want.ID, d)
-	}
+	checkStored(t, "GetSession", s.GetSession, want.ID, want, sessionDiff, "session "+want.ID)
 }
 
 func checkNoSession(t *testing.T, s store.Store, id string) {
 	t.Helper()
-	if _, err := s.GetSession(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetSession(%s): %v, want ErrNotFound", id, err)
-	}
+	checkGone(t, "GetSession", s.GetSession, id)
 }
 
 func testSessionRoundTrip(t *testing.T, s store.Store) {
@@ -177,14 +168,7 @@ func createCode(t *testing.T, s store.Store, c store.AuthCode) {
 
 func checkCode(t *testing.T, s store.Store, want store.AuthCode) {
 	t.Helper()
-	got, err := s.GetAuthCode(t.Context(), want.ID)
-	if err != nil {
-		t.Errorf("GetAuthCode(%s): %v", want.ID, err)
-		return
-	}
-	if d := codeDiff(got, want); d != "" {
-		t.Errorf("authorization code %s: %s", want.ID, d)
-	}
+	checkStored(t, "GetAuthCode", s.GetAuthCode, want.ID, want, codeDiff, "authorization code "+want.ID)
 }
 
 func testCodeRoundTrip(t *testing.T, s store.Store) {

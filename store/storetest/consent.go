@@ -57,14 +57,7 @@ func checkNoConsent(t *testing.T, s store.Store, user, client string) {
 
 func listConsents(t *testing.T, s store.Store, user string) []store.Consent {
 	t.Helper()
-	cs, err := s.ListUserConsents(t.Context(), user)
-	if err != nil {
-		t.Fatalf("ListUserConsents(%s): %v", user, err)
-	}
-	if cs == nil {
-		t.Errorf("ListUserConsents(%s) = nil, want a non-nil slice", user)
-	}
-	return cs
+	return mustListOf(t, "ListUserConsents", s.ListUserConsents, user)
 }
 
 // testConsentRoundTrip: a consent reads back as written; upserting it again

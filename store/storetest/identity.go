@@ -181,33 +181,18 @@ func newClient(t *testing.T, id string) store.Client {
 
 func getClient(t *testing.T, s store.Store, id string) store.Client {
 	t.Helper()
-	c, err := s.GetClient(t.Context(), id)
-	if err != nil {
-		t.Fatalf("GetClient(%q): %v", id, err)
-	}
-	return c
+	return mustGet(t, "GetClient", s.GetClient, id)
 }
 
 func listClients(t *testing.T, s store.Store) []store.Client {
 	t.Helper()
-	cs, err := s.ListClients(t.Context())
-	if err != nil {
-		t.Fatalf("ListClients: %v", err)
-	}
-	return cs
+	return mustList(t, "ListClients", s.ListClients)
 }
 
 // checkClients fails the test unless got holds exactly want, in order.
 func checkClients(t *testing.T, got, want []store.Client) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d clients, want %d", len(got), len(want))
-	}
-	for i := range got {
-		if d := clientDiff(got[i], want[i]); d != "" {
-			t.Errorf("client %d (%s): %s", i, want[i].ID, d)
-		}
-	}
+	checkAll(t, "client", got, want, clientDiff, func(c store.Client) string { return c.ID })
 }
 
 func testClientRoundTrip(t *testing.T, s store.Store) {
@@ -370,33 +355,18 @@ func createUser(t *testing.T, s store.Store, u store.User) {
 
 func getUser(t *testing.T, s store.Store, id string) store.User {
 	t.Helper()
-	u, err := s.GetUser(t.Context(), id)
-	if err != nil {
-		t.Fatalf("GetUser(%q): %v", id, err)
-	}
-	return u
+	return mustGet(t, "GetUser", s.GetUser, id)
 }
 
 func listUsers(t *testing.T, s store.Store) []store.User {
 	t.Helper()
-	us, err := s.ListUsers(t.Context())
-	if err != nil {
-		t.Fatalf("ListUsers: %v", err)
-	}
-	return us
+	return mustList(t, "ListUsers", s.ListUsers)
 }
 
 // checkUsers fails the test unless got holds exactly want, in order.
 func checkUsers(t *testing.T, got, want []store.User) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d users, want %d", len(got), len(want))
-	}
-	for i := range got {
-		if d := userDiff(got[i], want[i]); d != "" {
-			t.Errorf("user %d (%s): %s", i, want[i].Username, d)
-		}
-	}
+	checkAll(t, "user", got, want, userDiff, func(u store.User) string { return u.Username })
 }
 
 func testUserRoundTrip(t *testing.T, s store.Store) {

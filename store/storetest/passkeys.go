@@ -52,25 +52,12 @@ func createPasskey(t *testing.T, s store.Store, p store.Passkey) {
 
 func checkPasskey(t *testing.T, s store.Store, want store.Passkey) {
 	t.Helper()
-	got, err := s.GetPasskey(t.Context(), want.ID)
-	if err != nil {
-		t.Fatalf("GetPasskey(%s): %v", want.ID, err)
-	}
-	if d := passkeyDiff(got, want); d != "" {
-		t.Errorf("passkey %s: %s", want.ID, d)
-	}
+	checkStored(t, "GetPasskey", s.GetPasskey, want.ID, want, passkeyDiff, "passkey "+want.ID)
 }
 
 func listPasskeys(t *testing.T, s store.Store, userID string) []store.Passkey {
 	t.Helper()
-	ps, err := s.ListUserPasskeys(t.Context(), userID)
-	if err != nil {
-		t.Fatalf("ListUserPasskeys(%s): %v", userID, err)
-	}
-	if ps == nil {
-		t.Errorf("ListUserPasskeys(%s) = nil, want a non-nil slice", userID)
-	}
-	return ps
+	return mustListOf(t, "ListUserPasskeys", s.ListUserPasskeys, userID)
 }
 
 func passkeyIDs(ps []store.Passkey) []string {

@@ -28,11 +28,7 @@ func recoveryDigests(n int) [][]byte {
 
 func getTOTP(t *testing.T, s store.Store, user string) store.TOTP {
 	t.Helper()
-	got, err := s.GetTOTP(t.Context(), user)
-	if err != nil {
-		t.Fatalf("GetTOTP(%s): %v", user, err)
-	}
-	return got
+	return mustGet(t, "GetTOTP", s.GetTOTP, user)
 }
 
 // confirmedTOTP stores and confirms a TOTP for user at step 100 with n

@@ -66,22 +66,13 @@ func refreshDiff(got, want store.RefreshToken) string {
 // checkLink fails the test unless the stored link with want's ID equals want.
 func checkLink(t *testing.T, s store.Store, want store.RefreshToken) {
 	t.Helper()
-	got, err := s.GetRefreshToken(t.Context(), want.ID)
-	if err != nil {
-		t.Errorf("GetRefreshToken(%s): %v", want.ID, err)
-		return
-	}
-	if d := refreshDiff(got, want); d != "" {
-		t.Errorf("refresh token %s: %s", want.ID, d)
-	}
+	checkStored(t, "GetRefreshToken", s.GetRefreshToken, want.ID, want, refreshDiff, "refresh token "+want.ID)
 }
 
 // checkNoLink fails the test unless no link with the ID is stored.
 func checkNoLink(t *testing.T, s store.Store, id string) {
 	t.Helper()
-	if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetRefreshToken(%s): %v, want ErrNotFound", id, err)
-	}
+	checkGone(t, "GetRefreshToken", s.GetRefreshToken, id)
 }
 
 func testRefreshRoundTrip(t *testing.T, s store.Store) {
