@@ -99,22 +99,14 @@ func (s *Server) secondFactorDue(c echo.Context, u store.User, ar *idp.AuthReque
 // none (expired, finished, never started) it has answered with a page (ok
 // false).
 func (s *Server) pendingLogin(c echo.Context) (pending *idp.Session, ar *idp.AuthRequest, d pageData, ok bool, err error) {
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return nil, nil, d, false, s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
-	}
-	sealed, returnTo := r.PostFormValue("request"), localPath(r.PostFormValue("return_to"))
-	ar, ok, err = s.openRequest(c, sealed)
+	f, ok, err := s.postedFlow(c)
 	if !ok {
 		return nil, nil, d, false, err
 	}
-	d = pageData{Request: sealed, ReturnTo: returnTo}
-	if ar != nil {
-		d.ClientName = ar.ClientName
-	}
+	ar, d = f.ar, f.page("")
 	ck, cerr := c.Cookie(s.pendingCookie())
 	if cerr == nil {
-		pending, err = s.cfg.IDP.PendingLogin(r.Context(), ck.Value)
+		pending, err = s.cfg.IDP.PendingLogin(c.Request().Context(), ck.Value)
 	}
 	if cerr != nil || errors.Is(err, idp.ErrNoSession) {
 		return nil, nil, d, false, s.pendingGone(c)
@@ -261,7 +253,7 @@ func (s *Server) totpQR(c echo.Context) error {
 		return s.errorPage(c, http.StatusNotFound, "Not found", "There is no authenticator being set up.", "")
 	}
 	en, err := s.cfg.IDP.PendingTOTPEnrolment(ctx, *u)
-	if errors.Is(err, idp.ErrNoTOTP) || errors.Is(err, idp.ErrTOTPActive) {
+	if secondFactorChanged(err) {
 		return s.errorPage(c, http.StatusNotFound, "Not found", "There is no authenticator being set up.", "")
 	}
 	if err != nil {
