@@ -90,9 +90,16 @@ func (s *Server) secondFactorDue(c echo.Context, u store.User, ar *idp.AuthReque
 	if err != nil {
 		return true, s.internalError(c, err)
 	}
-	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: "/login/totp/enrol", Secret: en.Secret}
+	d = enrolPage(d, "/login/totp/enrol", en.Secret)
 	d.Notice = "This sign-in needs a second factor. Set up an authenticator app to continue."
 	return true, s.render(c, http.StatusOK, "enrol", d)
+}
+
+// enrolPage is d as the TOTP enrolment page: secret to type in (or scan),
+// and the code form posting to action.
+func enrolPage(d pageData, action, secret string) pageData {
+	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: action, Secret: secret}
+	return d
 }
 
 // pendingLogin reads the pending login and the form's sign-in state; with
@@ -210,7 +217,7 @@ func (s *Server) loginEnrolTOTP(c echo.Context) error {
 	if err != nil {
 		return s.internalError(c, err)
 	}
-	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: "/login/totp/enrol", Secret: en.Secret}
+	d = enrolPage(d, "/login/totp/enrol", en.Secret)
 	codes, err := s.cfg.IDP.ConfirmTOTP(ctx, pending.User, c.Request().PostFormValue("code"), c.RealIP())
 	if secondFactorChanged(err) {
 		return s.pendingGone(c)
@@ -288,8 +295,7 @@ func (s *Server) accountStartTOTP(c echo.Context) error {
 	if err != nil {
 		return s.internalError(c, err)
 	}
-	return s.render(c, http.StatusOK, "enrol", pageData{Title: "Set up two-factor authentication",
-		TOTP: &totpView{Action: "/account/totp/confirm", Secret: en.Secret}})
+	return s.render(c, http.StatusOK, "enrol", enrolPage(pageData{}, "/account/totp/confirm", en.Secret))
 }
 
 // accountConfirmTOTP serves POST /account/totp/confirm.
@@ -311,8 +317,7 @@ func (s *Server) accountConfirmTOTP(c echo.Context) error {
 		return accountDone(c, "")
 	}
 	if err != nil {
-		return s.codeFailed(c, err, "enrol", pageData{Title: "Set up two-factor authentication",
-			TOTP: &totpView{Action: "/account/totp/confirm", Secret: en.Secret}})
+		return s.codeFailed(c, err, "enrol", enrolPage(pageData{}, "/account/totp/confirm", en.Secret))
 	}
 	return s.showRecoveryCodes(c, codes, "/account?done=totp-on")
 }
