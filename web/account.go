@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -178,9 +177,8 @@ func (s *Server) changePassword(c echo.Context) error {
 	case errors.As(err, &ve):
 		return fail(http.StatusBadRequest, "The new password "+ve.Problem+".")
 	case errors.As(err, &te):
-		secs := max(1, int((te.RetryAfter+time.Second-1)/time.Second))
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusTooManyRequests, Message: "throttled"}, sess.User.Username, "")
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		secs := setRetryAfter(c, te.RetryAfter)
 		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %d seconds.", secs))
 	case errors.Is(err, idp.ErrInvalidCredentials):
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusBadRequest, Message: "wrong current password"}, sess.User.Username, "")

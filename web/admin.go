@@ -37,9 +37,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, tok, ok := strings.Cut(auth, " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) || tok == "" {
-			c.Response().Header().Add(echo.HeaderWWWAuthenticate, challenge{Scheme: "Bearer", Realm: adminRealm}.String())
-			c.Set(authSchemeKey, "DPoP")
-			return s.tokenChallenge(c, adminRealm).add(c, http.StatusUnauthorized, "admin access token required (Bearer, or DPoP with a proof)")
+			return s.noToken(c, adminRealm, "admin access token required (Bearer, or DPoP with a proof)")
 		}
 		if s.cfg.AdminToken != "" && strings.EqualFold(scheme, "Bearer") {
 			got := digest(tok)

@@ -402,6 +402,36 @@ func (s *Server) authorizeFailed(c echo.Context, err error) error {
 		"Go back to the application and try again; if it keeps happening, tell its operator.")
 }
 
+// flowForm is the sign-in state a login-flow form carries from page to
+// page: the sealed authorization request (ar, opened; nil when none) and a
+// local return_to.
+type flowForm struct {
+	ar       *idp.AuthRequest
+	sealed   string
+	returnTo string
+}
+
+// page is the data of a login-flow page titled title that carries f on.
+func (f flowForm) page(title string) pageData {
+	d := pageData{Title: title, Request: f.sealed, ReturnTo: f.returnTo}
+	if f.ar != nil {
+		d.ClientName = f.ar.ClientName
+	}
+	return d
+}
+
+// postedFlow parses a posted login-flow form and opens its request; ok is
+// false when a page has been written instead.
+func (s *Server) postedFlow(c echo.Context) (f flowForm, ok bool, err error) {
+	r := c.Request()
+	if err := r.ParseForm(); err != nil {
+		return f, false, s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
+	}
+	f.sealed, f.returnTo = r.PostFormValue("request"), localPath(r.PostFormValue("return_to"))
+	f.ar, ok, err = s.openRequest(c, f.sealed)
+	return f, ok, err
+}
+
 // openRequest reads the sealed authorization request a form carries; nil
 // when there is none. ok is false when a page has been written instead.
 func (s *Server) openRequest(c echo.Context, sealed string) (ar *idp.AuthRequest, ok bool, err error) {
@@ -478,30 +508,24 @@ const invalidLogin = "Invalid username or password."
 
 // loginRetry is the login page shown again after a failed attempt, keeping
 // the authorization request, return address and username.
-func (s *Server) loginRetry(ar *idp.AuthRequest, sealed, returnTo, username string) pageData {
-	d := pageData{Title: "Log in", Request: sealed, ReturnTo: returnTo, Username: username}
-	if ar != nil {
-		d.ClientName = ar.ClientName
-	}
+func (s *Server) loginRetry(f flowForm, username string) pageData {
+	d := f.page("Log in")
+	d.Username = username
 	if s.cfg.IDP.SignupEnabled() {
-		d.SignupURL = withParams("/signup", "request", sealed, "return_to", returnTo)
+		d.SignupURL = withParams("/signup", "request", f.sealed, "return_to", f.returnTo)
 	}
 	return d
 }
 
 // formLogin serves POST /login from the HTML form (CSRF-checked first).
 func (s *Server) formLogin(c echo.Context) error {
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
-	}
-	username, pw := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
-	sealed, returnTo := r.PostFormValue("request"), localPath(r.PostFormValue("return_to"))
-	ar, ok, err := s.openRequest(c, sealed)
+	f, ok, err := s.postedFlow(c)
 	if !ok {
 		return err
 	}
-	d := s.loginRetry(ar, sealed, returnTo, username)
+	r := c.Request()
+	username, pw := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
+	d := s.loginRetry(f, username)
 	if username == "" || pw == "" {
 		s.loginFailed(c, LoginForm, &problem{Status: http.StatusOK, Message: "username or password missing"}, username, "")
 		d.Error = invalidLogin
@@ -509,7 +533,7 @@ func (s *Server) formLogin(c echo.Context) error {
 	}
 	u, err := s.cfg.IDP.CheckPassword(r.Context(), username, pw, c.RealIP())
 	if err == nil {
-		if due, derr := s.secondFactorDue(c, u, ar, d); due || derr != nil {
+		if due, derr := s.secondFactorDue(c, u, f.ar, d); due || derr != nil {
 			return derr
 		}
 	}
@@ -535,7 +559,7 @@ func (s *Server) formLogin(c echo.Context) error {
 	}
 	s.cfg.Metrics.Login(LoginForm, LoginSuccess)
 	s.cfg.Logger.Info("browser login", "user_id", u.ID)
-	return s.afterLogin(c, ar, sess, returnTo)
+	return s.afterLogin(c, f.ar, sess, f.returnTo)
 }
 
 // --- signup ---
@@ -566,22 +590,16 @@ func (s *Server) signupSubmit(c echo.Context) error {
 	if !s.cfg.IDP.SignupEnabled() {
 		return s.signupClosed(c)
 	}
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
-	}
-	sealed, returnTo := r.PostFormValue("request"), localPath(r.PostFormValue("return_to"))
-	ar, ok, err := s.openRequest(c, sealed)
+	f, ok, err := s.postedFlow(c)
 	if !ok {
 		return err
 	}
+	r := c.Request()
 	nu := idp.NewUser{Username: r.PostFormValue("username"), Password: r.PostFormValue("password"),
 		Email: r.PostFormValue("email"), Name: r.PostFormValue("name")}
-	d := pageData{Title: "Sign up", Request: sealed, ReturnTo: returnTo, Username: nu.Username, Email: nu.Email, Name: nu.Name,
-		LoginURL: withParams("/login", "request", sealed, "return_to", returnTo), Field: map[string]string{}}
-	if ar != nil {
-		d.ClientName = ar.ClientName
-	}
+	d := f.page("Sign up")
+	d.Username, d.Email, d.Name, d.Field = nu.Username, nu.Email, nu.Name, map[string]string{}
+	d.LoginURL = withParams("/login", "request", f.sealed, "return_to", f.returnTo)
 	u, err := s.dir.CreateUser(r.Context(), nu)
 	var ve *idp.ValidationError
 	switch {
@@ -596,25 +614,22 @@ func (s *Server) signupSubmit(c echo.Context) error {
 		return s.internalError(c, err)
 	}
 	s.cfg.Logger.Info("user signed up", "user_id", u.ID, "via", "form")
-	if due, err := s.secondFactorDue(c, u, ar, pageData{Request: sealed, ReturnTo: returnTo, ClientName: d.ClientName}); due || err != nil {
+	if due, err := s.secondFactorDue(c, u, f.ar, f.page("")); due || err != nil {
 		return err
 	}
 	sess, err := s.startSession(c, u, []string{idp.AMRPassword})
 	if err != nil {
 		return s.internalError(c, err)
 	}
-	return s.afterLogin(c, ar, sess, returnTo)
+	return s.afterLogin(c, f.ar, sess, f.returnTo)
 }
 
 // --- account and logout ---
 
 func (s *Server) account(c echo.Context) error {
-	sess, err := s.session(c)
-	if err != nil {
-		return s.internalError(c, err)
-	}
-	if sess == nil {
-		return c.Redirect(http.StatusSeeOther, withParams("/login", "return_to", "/account"))
+	sess, ok, err := s.accountSession(c)
+	if !ok {
+		return err
 	}
 	return s.renderAccount(c, http.StatusOK, sess, pageData{Notice: accountNotices[c.QueryParam("done")]})
 }

@@ -135,13 +135,8 @@ func (s *Server) observeToken(c echo.Context, req *idp.Request, err error) {
 // when the request failed before the password was checked (the client's
 // authentication, a missing field, the scope).
 func passwordOutcome(p *problem) string {
-	switch {
-	case p.Status >= 500:
-		return LoginError
-	case p.Status == http.StatusTooManyRequests:
-		return LoginThrottled
-	case p.Code == "invalid_grant":
-		return LoginInvalid
+	if outcome := loginOutcome(p); outcome != LoginInvalid || p.Code == "invalid_grant" {
+		return outcome
 	}
 	return ""
 }

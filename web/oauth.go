@@ -171,10 +171,7 @@ func (s *Server) accessClaims(c echo.Context, realm string) (*idp.AccessClaims, 
 	scheme, tok := requestToken(c)
 	c.Set(authSchemeKey, scheme)
 	if tok == "" {
-		// RFC 9449 §7.1: a resource accepting both schemes offers both.
-		c.Response().Header().Add(echo.HeaderWWWAuthenticate, challenge{Scheme: "Bearer", Realm: realm}.String())
-		c.Set(authSchemeKey, "DPoP")
-		return nil, s.tokenChallenge(c, realm).add(c, http.StatusUnauthorized, "an access token is required (Bearer, or DPoP with a proof)")
+		return nil, s.noToken(c, realm, "an access token is required (Bearer, or DPoP with a proof)")
 	}
 	if n := s.cfg.IDP.DPoPNonce(); n != "" && scheme == "DPoP" {
 		c.Response().Header().Set(headerDPoPNonce, n)
@@ -207,6 +204,14 @@ func (s *Server) accessClaims(c echo.Context, realm string) (*idp.AccessClaims, 
 		}
 	}
 	return claims, nil
+}
+
+// noToken is the 401 answer to a request without an access token: RFC 9449
+// §7.1, a resource accepting both schemes offers both challenges.
+func (s *Server) noToken(c echo.Context, realm, msg string) error {
+	c.Response().Header().Add(echo.HeaderWWWAuthenticate, challenge{Scheme: "Bearer", Realm: realm}.String())
+	c.Set(authSchemeKey, "DPoP")
+	return s.tokenChallenge(c, realm).add(c, http.StatusUnauthorized, msg)
 }
 
 // invalidToken is the 401 invalid_token answer in the request's scheme.

@@ -72,20 +72,16 @@ func (s *Server) passkeyRequestOptions(c echo.Context) error {
 // from the authenticator, with the login form's state. It continues like a
 // password login; a refused passkey shows the login page with an error.
 func (s *Server) passkeyLogin(c echo.Context) error {
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
-	}
-	sealed, returnTo := r.PostFormValue("request"), localPath(r.PostFormValue("return_to"))
-	ar, ok, err := s.openRequest(c, sealed)
+	f, ok, err := s.postedFlow(c)
 	if !ok {
 		return err
 	}
+	r := c.Request()
 	pl, err := s.cfg.IDP.LoginWithPasskey(r.Context(), []byte(r.PostFormValue("credential")))
 	switch {
 	case errors.Is(err, idp.ErrPasskeyRefused), errors.Is(err, idp.ErrPasskeysUnavailable):
 		s.loginFailed(c, LoginPasskey, &problem{Status: http.StatusBadRequest, Message: err.Error()}, "", "")
-		d := s.loginRetry(ar, sealed, returnTo, "")
+		d := s.loginRetry(f, "")
 		d.Error = "That passkey was not accepted. Try again, or log in with your password."
 		return s.render(c, http.StatusBadRequest, "login", d)
 	case err != nil:
@@ -99,7 +95,7 @@ func (s *Server) passkeyLogin(c echo.Context) error {
 	}
 	s.cfg.Metrics.Login(LoginPasskey, LoginSuccess)
 	s.cfg.Logger.Info("browser login", "user_id", pl.User.ID, "method", "passkey")
-	return s.afterLogin(c, ar, sess, returnTo)
+	return s.afterLogin(c, f.ar, sess, f.returnTo)
 }
 
 // passkeyCreationOptions serves POST /account/passkeys/options: the options

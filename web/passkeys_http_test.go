@@ -95,14 +95,7 @@ func TestPasskeyHTTP(t *testing.T) {
 	brWantPage(t, b.submit(t, "/account/passkeys/remove", url.Values{}, "passkey", "not-mine"), http.StatusForbidden, "did not come from this site")
 
 	// Another browser signs in with it, no username typed.
-	other := e.browser(t)
-	login = brLoginPage(t, other.get(t, "/login"))
-	r = other.options(t, "/login/passkey/options", login.Get("csrf"), nil)
-	r = other.submit(t, "/login/passkey", login, "credential", string(a.Get(t, r.body)))
-	if r.status != http.StatusSeeOther || r.location(t).String() != "/account" {
-		t.Fatalf("passkey sign-in: %s", r)
-	}
-	brFormPage(t, other.get(t, "/account"), "alice's account page", "alice@example.com")
+	other := e.passkeySignIn(t, a, "passkey sign-in")
 
 	// An application demanding a multi-factor login (acr_values) gets a code
 	// at once from the passkey session; the password session must log in
@@ -165,12 +158,21 @@ func TestPasskeySatisfiesSecondFactorPolicy(t *testing.T) {
 	if r.status == http.StatusSeeOther && r.location(t).Path == "/account" {
 		t.Fatalf("the password alone signed in despite the policy: %s", r)
 	}
-	b = e.browser(t)
-	login = brLoginPage(t, b.get(t, "/login"))
-	r = b.options(t, "/login/passkey/options", login.Get("csrf"), nil)
+	e.passkeySignIn(t, a, "passkey sign-in under the policy")
+}
+
+// passkeySignIn signs alice in with a's passkey from a fresh browser, no
+// username typed, and checks she lands on her account page; what names the
+// step in a failure.
+func (e *brEnv) passkeySignIn(t *testing.T, a *kgtest.Authenticator, what string) *brBrowser {
+	t.Helper()
+	b := e.browser(t)
+	login := brLoginPage(t, b.get(t, "/login"))
+	r := b.options(t, "/login/passkey/options", login.Get("csrf"), nil)
 	r = b.submit(t, "/login/passkey", login, "credential", string(a.Get(t, r.body)))
 	if r.status != http.StatusSeeOther || r.location(t).String() != "/account" {
-		t.Fatalf("passkey sign-in under the policy: %s", r)
+		t.Fatalf("%s: %s", what, r)
 	}
 	brFormPage(t, b.get(t, "/account"), "alice's account page", "alice@example.com")
+	return b
 }

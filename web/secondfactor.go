@@ -90,31 +90,30 @@ func (s *Server) secondFactorDue(c echo.Context, u store.User, ar *idp.AuthReque
 	if err != nil {
 		return true, s.internalError(c, err)
 	}
-	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: "/login/totp/enrol", Secret: en.Secret}
+	d = enrolPage(d, "/login/totp/enrol", en.Secret)
 	d.Notice = "This sign-in needs a second factor. Set up an authenticator app to continue."
 	return true, s.render(c, http.StatusOK, "enrol", d)
+}
+
+// enrolPage is d as the TOTP enrolment page: secret to type in (or scan),
+// and the code form posting to action.
+func enrolPage(d pageData, action, secret string) pageData {
+	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: action, Secret: secret}
+	return d
 }
 
 // pendingLogin reads the pending login and the form's sign-in state; with
 // none (expired, finished, never started) it has answered with a page (ok
 // false).
 func (s *Server) pendingLogin(c echo.Context) (pending *idp.Session, ar *idp.AuthRequest, d pageData, ok bool, err error) {
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return nil, nil, d, false, s.errorPage(c, http.StatusBadRequest, "Invalid form", "The form could not be read.", "")
-	}
-	sealed, returnTo := r.PostFormValue("request"), localPath(r.PostFormValue("return_to"))
-	ar, ok, err = s.openRequest(c, sealed)
+	f, ok, err := s.postedFlow(c)
 	if !ok {
 		return nil, nil, d, false, err
 	}
-	d = pageData{Request: sealed, ReturnTo: returnTo}
-	if ar != nil {
-		d.ClientName = ar.ClientName
-	}
+	ar, d = f.ar, f.page("")
 	ck, cerr := c.Cookie(s.pendingCookie())
 	if cerr == nil {
-		pending, err = s.cfg.IDP.PendingLogin(r.Context(), ck.Value)
+		pending, err = s.cfg.IDP.PendingLogin(c.Request().Context(), ck.Value)
 	}
 	if cerr != nil || errors.Is(err, idp.ErrNoSession) {
 		return nil, nil, d, false, s.pendingGone(c)
@@ -218,7 +217,7 @@ func (s *Server) loginEnrolTOTP(c echo.Context) error {
 	if err != nil {
 		return s.internalError(c, err)
 	}
-	d.Title, d.TOTP = "Set up two-factor authentication", &totpView{Action: "/login/totp/enrol", Secret: en.Secret}
+	d = enrolPage(d, "/login/totp/enrol", en.Secret)
 	codes, err := s.cfg.IDP.ConfirmTOTP(ctx, pending.User, c.Request().PostFormValue("code"), c.RealIP())
 	if secondFactorChanged(err) {
 		return s.pendingGone(c)
@@ -261,7 +260,7 @@ func (s *Server) totpQR(c echo.Context) error {
 		return s.errorPage(c, http.StatusNotFound, "Not found", "There is no authenticator being set up.", "")
 	}
 	en, err := s.cfg.IDP.PendingTOTPEnrolment(ctx, *u)
-	if errors.Is(err, idp.ErrNoTOTP) || errors.Is(err, idp.ErrTOTPActive) {
+	if secondFactorChanged(err) {
 		return s.errorPage(c, http.StatusNotFound, "Not found", "There is no authenticator being set up.", "")
 	}
 	if err != nil {
@@ -296,8 +295,7 @@ func (s *Server) accountStartTOTP(c echo.Context) error {
 	if err != nil {
 		return s.internalError(c, err)
 	}
-	return s.render(c, http.StatusOK, "enrol", pageData{Title: "Set up two-factor authentication",
-		TOTP: &totpView{Action: "/account/totp/confirm", Secret: en.Secret}})
+	return s.render(c, http.StatusOK, "enrol", enrolPage(pageData{}, "/account/totp/confirm", en.Secret))
 }
 
 // accountConfirmTOTP serves POST /account/totp/confirm.
@@ -319,8 +317,7 @@ func (s *Server) accountConfirmTOTP(c echo.Context) error {
 		return accountDone(c, "")
 	}
 	if err != nil {
-		return s.codeFailed(c, err, "enrol", pageData{Title: "Set up two-factor authentication",
-			TOTP: &totpView{Action: "/account/totp/confirm", Secret: en.Secret}})
+		return s.codeFailed(c, err, "enrol", enrolPage(pageData{}, "/account/totp/confirm", en.Secret))
 	}
 	return s.showRecoveryCodes(c, codes, "/account?done=totp-on")
 }

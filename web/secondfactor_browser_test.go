@@ -31,6 +31,9 @@ func TestBrowserTOTP(t *testing.T) {
 	do(t, tab, "start the set-up", chromedp.WaitVisible(chromedp.CSS(`#two-factor`)),
 		chromedp.Click(chromedp.CSS(`form[action="/account/totp/start"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#totp-secret`)))
+	// Wait until the image has loaded or failed (a busy machine may still be
+	// fetching it); its width then says which.
+	_, _ = chromedp.Run(tab, chromedp.Poll[bool](`document.querySelector(".qr img").complete`))
 	loaded, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelector(".qr img").naturalWidth`))
 	if err != nil || loaded != 240 {
 		t.Errorf("the QR code image did not load: width %d, %v", loaded, err)
