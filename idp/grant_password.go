@@ -28,7 +28,7 @@ func (p *Provider) passwordGrant(ctx context.Context, r *Request, c *Client) (*T
 		return nil, err
 	}
 	return p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: scope, authTime: p.now(),
-		amr: []string{AMRPassword}, jkt: r.dpopJKT}, true, "")
+		amr: []string{AMRPassword}, jkt: r.dpopJKT}, true)
 }
 
 // passwordOnlyAllowed applies the browser's rule to the password grant,

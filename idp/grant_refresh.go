@@ -72,7 +72,7 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 	if user != nil {
 		g.username = user.Username
 	}
-	res, err := p.respond(ctx, g, false, old.FamilyID)
+	res, err := p.respond(ctx, g, false)
 	if err != nil {
 		return nil, err
 	}
