@@ -33,15 +33,9 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err := checkCodeKey(ac, r.dpopJKT); err != nil {
 		return nil, err
 	}
-	u, err := p.cfg.Store.GetUser(ctx, ac.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidGrant("the user of this authorization code no longer exists")
-	}
+	u, err := p.grantUser(ctx, ac.UserID, "the user of this authorization code")
 	if err != nil {
-		return nil, serverError(err)
-	}
-	if u.Disabled() {
-		return nil, invalidGrant("the user of this authorization code is disabled")
+		return nil, err
 	}
 	if err := p.checkCodeConsent(ctx, ac, c); err != nil {
 		return nil, err
