@@ -45,6 +45,30 @@ func TestAccountSessionsAndPassword(t *testing.T) {
 	tokA2, a2 := start("alice")
 	tokB, b := start("bob")
 
+	checkEndUserSession(t, pr, [2]*idp.Session{a, a2}, b, live, tokA, tokA2, tokB)
+
+	tokA3, _ := start("alice")
+	tokNew, n, err := pr.EndOtherSessions(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live(tokA) || live(tokA3) || !live(tokNew) || !live(tokB) {
+		t.Error("EndOtherSessions: wrong sessions alive")
+	}
+	if !n.AuthTime.Equal(a.AuthTime) || !n.ExpiresAt.Equal(a.ExpiresAt) {
+		t.Errorf("EndOtherSessions moved auth_time %v→%v or expiry %v→%v", a.AuthTime, n.AuthTime, a.ExpiresAt, n.ExpiresAt)
+	}
+
+	checkChangePassword(t, pr, n, live, tokNew, tokB)
+}
+
+// checkEndUserSession: UserSessions lists alice's two sessions a[0] and a[1]
+// by handle; EndUserSession refuses bob's b, her own and unknown handles, and
+// ends the other one.
+func checkEndUserSession(t *testing.T, pr *idp.Provider, as [2]*idp.Session, b *idp.Session, live func(string) bool, tokA, tokA2, tokB string) {
+	t.Helper()
+	ctx := context.Background()
+	a, a2 := as[0], as[1]
 	list, err := pr.UserSessions(ctx, a)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("UserSessions = %v, %v; want 2", list, err)
@@ -69,18 +93,13 @@ func TestAccountSessionsAndPassword(t *testing.T) {
 		t.Fatalf("EndUserSession of the other session: %v", err)
 	}
 
-	tokA3, _ := start("alice")
-	tokNew, n, err := pr.EndOtherSessions(ctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if live(tokA) || live(tokA3) || !live(tokNew) || !live(tokB) {
-		t.Error("EndOtherSessions: wrong sessions alive")
-	}
-	if !n.AuthTime.Equal(a.AuthTime) || !n.ExpiresAt.Equal(a.ExpiresAt) {
-		t.Errorf("EndOtherSessions moved auth_time %v→%v or expiry %v→%v", a.AuthTime, n.AuthTime, a.ExpiresAt, n.ExpiresAt)
-	}
+}
 
+// checkChangePassword: ChangePassword validates the new password and
+// re-authenticates, and on success rotates the session n (tokNew).
+func checkChangePassword(t *testing.T, pr *idp.Provider, n *idp.Session, live func(string) bool, tokNew, tokB string) {
+	t.Helper()
+	ctx := context.Background()
 	var ve *idp.ValidationError
 	if _, _, err := pr.ChangePassword(ctx, n, "alice passphrase", "short", ""); !errors.As(err, &ve) {
 		t.Errorf("short new password: %v", err)

@@ -77,10 +77,6 @@ func ACRFor(amr []string) string {
 	return ACRPassword
 }
 
-// IsMultiFactor reports whether a login with the methods amr used two
-// factors.
-func IsMultiFactor(amr []string) bool { return acrLevel(ACRFor(amr)) >= acrLevel(ACRMultiFactor) }
-
 // maxACRValues bounds acr_values, which the sealed login request carries.
 const maxACRValues = 512
 

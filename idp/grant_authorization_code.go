@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/keygate/keygate/store"
 )
 
@@ -35,15 +33,9 @@ func (p *Provider) authorizationCodeGrant(ctx context.Context, r *Request, c *Cl
 	if err := checkCodeKey(ac, r.dpopJKT); err != nil {
 		return nil, err
 	}
-	u, err := p.cfg.Store.GetUser(ctx, ac.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidGrant("the user of this authorization code no longer exists")
-	}
+	u, err := p.grantUser(ctx, ac.UserID, "the user of this authorization code")
 	if err != nil {
-		return nil, serverError(err)
-	}
-	if u.Disabled() {
-		return nil, invalidGrant("the user of this authorization code is disabled")
+		return nil, err
 	}
 	if err := p.checkCodeConsent(ctx, ac, c); err != nil {
 		return nil, err
@@ -142,18 +134,9 @@ func (p *Provider) userTokens(ctx context.Context, g grant, u store.User, nonce 
 	if c.HasGrant(GrantRefreshToken) {
 		// Stored before the code is spent, so that a concurrent second use,
 		// which revokes the family it finds on the code, finds it complete.
-		rt, id, err := newRefreshToken()
-		if err != nil {
-			return nil, "", claims, serverError(err)
+		if res.RefreshToken, family, err = p.newRefreshFamily(ctx, g, now); err != nil {
+			return nil, "", claims, err
 		}
-		family = uuid.NewString()
-		t := now.UTC()
-		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: family, ClientID: c.ID,
-			Subject: u.ID, Scope: g.scope, AuthTime: g.authTime, AMR: g.amr, CreatedAt: t, ExpiresAt: t.Add(p.cfg.RefreshTTL),
-			DPoPJKT: refreshBinding(g)}); err != nil {
-			return nil, "", claims, serverError(err)
-		}
-		res.RefreshToken = rt
 	}
 	return res, family, claims, nil
 }

@@ -12,5 +12,5 @@ func (p *Provider) clientCredentialsGrant(ctx context.Context, r *Request, c *Cl
 	if err != nil {
 		return nil, err
 	}
-	return p.respond(ctx, grant{client: c, subject: c.ID, scope: scope, jkt: r.dpopJKT}, false, "")
+	return p.respond(ctx, grant{client: c, subject: c.ID, scope: scope, jkt: r.dpopJKT}, false)
 }

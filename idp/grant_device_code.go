@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/keygate/keygate/store"
@@ -90,20 +88,12 @@ func (p *Provider) devicePoll(ctx context.Context, d store.DeviceCode, now time.
 // does, so that of concurrent polls exactly one gets tokens and a later use
 // of the code revokes them.
 func (p *Provider) deviceTokens(ctx context.Context, d store.DeviceCode, c *Client, now time.Time, jkt string) (*TokenResponse, error) {
-	u, err := p.cfg.Store.GetUser(ctx, d.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidGrant("the user who approved this device no longer exists")
-	}
+	u, err := p.grantUser(ctx, d.UserID, "the user who approved this device")
 	if err != nil {
-		return nil, serverError(err)
+		return nil, err
 	}
-	if u.Disabled() {
-		return nil, invalidGrant("the user who approved this device is disabled")
-	}
-	for _, s := range strings.Fields(d.Scope) {
-		if !slices.Contains(c.Scopes, s) { // the client's scopes were narrowed since
-			return nil, invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
-		}
+	if err := checkStillAllowed(c, d.Scope); err != nil {
+		return nil, err
 	}
 	g := grant{client: c, subject: u.ID, username: u.Username, scope: d.Scope, authTime: d.AuthTime, amr: d.AMR, jkt: jkt}
 	res, family, claims, err := p.userTokens(ctx, g, u, "", now)

@@ -41,5 +41,5 @@ func (p *Provider) jwtBearer(ctx context.Context, r *Request, authenticated *Cli
 	if err != nil {
 		return nil, err
 	}
-	return p.respond(ctx, grant{client: a.client, subject: a.client.ID, scope: scope, jkt: r.dpopJKT}, false, "")
+	return p.respond(ctx, grant{client: a.client, subject: a.client.ID, scope: scope, jkt: r.dpopJKT}, false)
 }

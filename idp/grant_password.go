@@ -28,7 +28,7 @@ func (p *Provider) passwordGrant(ctx context.Context, r *Request, c *Client) (*T
 		return nil, err
 	}
 	return p.respond(ctx, grant{client: c, subject: u.ID, username: u.Username, scope: scope, authTime: p.now(),
-		amr: []string{AMRPassword}, jkt: r.dpopJKT}, true, "")
+		amr: []string{AMRPassword}, jkt: r.dpopJKT}, true)
 }
 
 // passwordOnlyAllowed applies the browser's rule to the password grant,
@@ -48,16 +48,11 @@ func (p *Provider) passwordOnlyAllowed(ctx context.Context, u store.User) error 
 	if p.cfg.PasswordGrantWithSecondFactor {
 		return nil
 	}
-	has, err := p.HasSecondFactor(ctx, u.ID)
-	if err == nil && !has {
-		var keys []store.Passkey
-		keys, err = p.cfg.Store.ListUserPasskeys(ctx, u.ID)
-		has = len(keys) > 0
-	}
+	st, err := p.dir.SecondFactorState(ctx, u.ID)
 	if err != nil {
 		return serverError(err)
 	}
-	if has {
+	if st.TOTP || st.Passkeys > 0 {
 		p.log.Info("password grant refused: the user has a second factor", "user_id", u.ID)
 		return invalidGrant("this user signs in with a second factor, which the password grant cannot carry; " +
 			"use the authorization code flow (or the device flow)")

@@ -29,31 +29,24 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 	}
 	scope := old.Scope
 	if req := r.get("scope"); req != "" {
-		for _, s := range strings.Fields(req) {
-			if !slices.Contains(strings.Fields(old.Scope), s) {
+		granted, requested := strings.Fields(old.Scope), strings.Fields(req)
+		for _, s := range requested {
+			if !slices.Contains(granted, s) {
 				return nil, invalidScope("scope %q exceeds the original grant", s)
 			}
 		}
-		scope = strings.Join(strings.Fields(req), " ")
+		scope = strings.Join(requested, " ")
 	}
 	var user *store.User
 	if old.Subject != c.ID {
-		u, err := p.cfg.Store.GetUser(ctx, old.Subject)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, invalidGrant("the user of this refresh token no longer exists")
-		}
+		u, err := p.grantUser(ctx, old.Subject, "the user of this refresh token")
 		if err != nil {
-			return nil, serverError(err)
-		}
-		if u.Disabled() {
-			return nil, invalidGrant("the user of this refresh token is disabled")
+			return nil, err
 		}
 		user = &u
 	}
-	for _, s := range strings.Fields(scope) {
-		if !slices.Contains(c.Scopes, s) { // the client's scopes were narrowed since
-			return nil, invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
-		}
+	if err := checkStillAllowed(c, scope); err != nil {
+		return nil, err
 	}
 	now := p.now().UTC()
 	token, id, err := newRefreshToken()
@@ -72,7 +65,7 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 	if user != nil {
 		g.username = user.Username
 	}
-	res, err := p.respond(ctx, g, false, old.FamilyID)
+	res, err := p.respond(ctx, g, false)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +116,7 @@ func (p *Provider) refreshRefused(ctx context.Context, id string) error {
 // key: a refresh token copied from such a client is useless without its
 // private key.
 func checkRefreshHolder(old store.RefreshToken, c *Client, jkt string) error {
-	switch {
-	case old.ClientID != c.ID:
+	if old.ClientID != c.ID {
 		return invalidGrant("the refresh token was issued to another client")
 	}
 	return checkBoundKey("refresh token", old.DPoPJKT, jkt)

@@ -149,6 +149,34 @@ func (p *Provider) secretClient(ctx context.Context, id, secret string) (*Client
 	return c, nil
 }
 
+// grantUser reads the user a grant is redeemed for (whose: "the user of
+// this refresh token", ...) and refuses with invalid_grant one who no longer
+// exists or is disabled.
+func (p *Provider) grantUser(ctx context.Context, id, whose string) (store.User, error) {
+	u, err := p.cfg.Store.GetUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, invalidGrant("%s no longer exists", whose)
+	}
+	if err != nil {
+		return store.User{}, serverError(err)
+	}
+	if u.Disabled() {
+		return store.User{}, invalidGrant("%s is disabled", whose)
+	}
+	return u, nil
+}
+
+// checkStillAllowed refuses a stored grant's scope when the client may no
+// longer have all of it (its scopes were narrowed since).
+func checkStillAllowed(c *Client, scope string) error {
+	for s := range strings.FieldsSeq(scope) {
+		if !slices.Contains(c.Scopes, s) {
+			return invalidScope("scope %q is no longer allowed for client %q", s, c.ID)
+		}
+	}
+	return nil
+}
+
 // grantScope resolves the requested scope against what the client may have:
 // empty means all of the client's scopes (RFC 6749 §3.3 default).
 func grantScope(c *Client, requested string) (string, error) {

@@ -291,28 +291,37 @@ func (p *Provider) verifyAccess(ctx context.Context, v *jwks.Verifier, raw strin
 	return ac, nil
 }
 
-// respond builds the token response, with a refresh token when the client may
-// refresh and the grant calls for one.
-func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool, family string) (*TokenResponse, error) {
+// respond builds the token response, with a refresh token (in a new family)
+// when the client may refresh and the grant calls for one.
+func (p *Provider) respond(ctx context.Context, g grant, withRefresh bool) (*TokenResponse, error) {
 	at, claims, err := p.issueAccess(g)
 	if err != nil {
 		return nil, serverError(err)
 	}
 	res := &TokenResponse{AccessToken: at, TokenType: tokenType(g), ExpiresIn: claims.Expiry - p.now().Unix(), Scope: g.scope}
-	if withRefresh && g.client.HasGrant(GrantRefreshToken) && family == "" {
-		rt, id, err := newRefreshToken()
-		if err != nil {
-			return nil, serverError(err)
+	if withRefresh && g.client.HasGrant(GrantRefreshToken) {
+		if res.RefreshToken, _, err = p.newRefreshFamily(ctx, g, p.now()); err != nil {
+			return nil, err
 		}
-		now := p.now().UTC()
-		if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: uuid.NewString(),
-			ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime, AMR: g.amr,
-			CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: refreshBinding(g)}); err != nil {
-			return nil, serverError(err)
-		}
-		res.RefreshToken = rt
 	}
 	return res, nil
+}
+
+// newRefreshFamily stores the first refresh token of a new family for g,
+// created at now, and returns the token and the family's id.
+func (p *Provider) newRefreshFamily(ctx context.Context, g grant, now time.Time) (token, family string, err error) {
+	token, id, err := newRefreshToken()
+	if err != nil {
+		return "", "", serverError(err)
+	}
+	family = uuid.NewString()
+	now = now.UTC()
+	if err := p.cfg.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, FamilyID: family,
+		ClientID: g.client.ID, Subject: g.subject, Scope: g.scope, Audience: g.audience, AuthTime: g.authTime, AMR: g.amr,
+		CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: refreshBinding(g)}); err != nil {
+		return "", "", serverError(err)
+	}
+	return token, family, nil
 }
 
 // tokenType is the token_type of g's access token: DPoP when it is bound to

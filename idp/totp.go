@@ -242,26 +242,10 @@ func normalizeCode(code string) string {
 }
 
 // throttledCheck runs check under the second-factor throttle of userID and
-// the address ip: one token reserved from each before anything is checked
-// (a refusal is a *ThrottledError); a failure keeps them, a success resets
-// the user's bucket and gives the address its token back. The user's
-// bucket is its own ("otp:" keys), so a correct password never resets it.
+// the address ip (see throttled). The user's bucket is its own ("otp:"
+// keys), so a correct password never resets it.
 func (p *Provider) throttledCheck(ctx context.Context, userID, ip string, check func() error) error {
-	now := p.now()
-	userKey, ipKey := throttleKey("otp", userID), addressKey("ip", ip)
-	if err := p.reserveLogin(ctx, userKey, ipKey, now); err != nil {
-		return err
-	}
-	if err := check(); err != nil {
-		return err
-	}
-	if err := p.cfg.UserThrottle.Reset(ctx, userKey); err != nil {
-		p.log.Warn("second factor throttle reset failed", "err", err)
-	}
-	if err := p.cfg.IPThrottle.Release(ctx, ipKey, now); err != nil {
-		p.log.Warn("second factor throttle release failed", "err", err)
-	}
-	return nil
+	return p.throttled(ctx, "second factor", throttleKey("otp", userID), addressKey("ip", ip), p.now(), check)
 }
 
 // ConfirmTOTP checks a code of u's unconfirmed TOTP, throttled; on success

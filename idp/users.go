@@ -56,27 +56,23 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, fmt.Errorf("look up user: %w", err)
 	}
-	userKey, ipKey := accountThrottleKey(u, known, login), addressKey("ip", ip)
-	if err := p.reserveLogin(ctx, userKey, ipKey, now); err != nil {
-		return store.User{}, err
-	}
-	ok := false
-	if known {
-		if ok, err = p.cfg.Hasher.Verify(ctx, pw, u.PasswordHash); err != nil {
-			// Both tokens stay taken: fail closed.
-			return store.User{}, fmt.Errorf("verify password of %s: %w", u.ID, err)
+	err = p.throttled(ctx, "login", accountThrottleKey(u, known, login), addressKey("ip", ip), now, func() error {
+		if !known {
+			p.cfg.Hasher.VerifyDummy(ctx, pw)
+			return ErrInvalidCredentials
 		}
-	} else {
-		p.cfg.Hasher.VerifyDummy(ctx, pw)
-	}
-	if !ok {
-		return store.User{}, ErrInvalidCredentials // the reserved tokens pay for the failure
-	}
-	if err := p.cfg.UserThrottle.Reset(ctx, userKey); err != nil {
-		p.log.Warn("login throttle reset failed", "err", err)
-	}
-	if err := p.cfg.IPThrottle.Release(ctx, ipKey, now); err != nil {
-		p.log.Warn("login throttle release failed", "err", err)
+		ok, err := p.cfg.Hasher.Verify(ctx, pw, u.PasswordHash)
+		if err != nil {
+			// Both tokens stay taken: fail closed.
+			return fmt.Errorf("verify password of %s: %w", u.ID, err)
+		}
+		if !ok {
+			return ErrInvalidCredentials // the reserved tokens pay for the failure
+		}
+		return nil
+	})
+	if err != nil {
+		return store.User{}, err
 	}
 	if u.Disabled() {
 		// Checked after the password, so that the answer reveals the state
@@ -86,6 +82,27 @@ func (p *Provider) CheckPassword(ctx context.Context, login, pw, ip string) (sto
 	}
 	p.upgradeHash(ctx, u, pw, now)
 	return u, nil
+}
+
+// throttled runs check under the throttle buckets userKey (of the account)
+// and ipKey (of the client address), what naming them in logs ("login",
+// "second factor"): one token reserved from each before anything is checked
+// (a refusal is a *ThrottledError); a failure keeps them, a success resets
+// the account's bucket and gives the address its token back.
+func (p *Provider) throttled(ctx context.Context, what, userKey, ipKey string, now time.Time, check func() error) error {
+	if err := p.reserveLogin(ctx, userKey, ipKey, now); err != nil {
+		return err
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	if err := p.cfg.UserThrottle.Reset(ctx, userKey); err != nil {
+		p.log.Warn(what+" throttle reset failed", "err", err)
+	}
+	if err := p.cfg.IPThrottle.Release(ctx, ipKey, now); err != nil {
+		p.log.Warn(what+" throttle release failed", "err", err)
+	}
+	return nil
 }
 
 // reserveLogin reserves one attempt for the account and one for the address,
