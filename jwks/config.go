@@ -243,6 +243,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// rsaAlgorithms are the RSA signature algorithms (RFC 7518 §3.3, §3.5) the
+// verifier checks and NewDocument publishes; isRSASignatureAlg tests them.
 var rsaAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
+// signatureAlgorithms are all the algorithms Config.Algorithms may name;
+// isSignatureAlg tests them.
 var signatureAlgorithms = append(slices.Clone(rsaAlgorithms), "ES256", "EdDSA")

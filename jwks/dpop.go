@@ -170,7 +170,7 @@ func verifyDPoPProof(proof string, check DPoPProofCheck, keys *dpopKeyCache) (*D
 	if err := key.verifier.Verify([]byte(proof[:dot]), sig, key.raw); err != nil {
 		return nil, errorf(ErrDPoPInvalidProof, "signature does not verify with the header's jwk: %v", err)
 	}
-	claims, err := dpopProofClaims(proof)
+	claims, err := dpopProofClaims(proof[len(seg)+1 : dot])
 	if err != nil {
 		return nil, err
 	}
@@ -314,11 +314,10 @@ func dpopPublicKey(k jwk.Key, alg string) (any, error) {
 	return raw, nil
 }
 
-// dpopProofClaims decodes the proof's claims; call it only after the
-// signature has been verified.
-func dpopProofClaims(proof string) (dpopClaims, error) {
+// dpopProofClaims decodes the proof's claims from its payload segment; call
+// it only after the signature has been verified.
+func dpopProofClaims(payload string) (dpopClaims, error) {
 	var c dpopClaims
-	payload := proof[strings.IndexByte(proof, '.')+1 : strings.LastIndexByte(proof, '.')]
 	m, err := decodeSegment(payload, ErrDPoPInvalidProof, "payload")
 	if err != nil {
 		return c, err

@@ -135,16 +135,6 @@ func (e *liveEnv) tokenHTTP(t testing.TB, clientID string) string {
 	return body.AccessToken
 }
 
-// advance moves the shared clock and lets Keygate's key manager act on it,
-// as its background loop would.
-func (e *liveEnv) advance(t testing.TB, d time.Duration) {
-	t.Helper()
-	e.clock.Advance(d)
-	if _, err := e.kg.Keys.Reconcile(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func (e *liveEnv) signingKID() string { return e.kg.Keys.Current().Signing.KID }
 
 // publishedKIDs is what Keygate's /jwks serves right now, sorted.

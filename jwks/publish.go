@@ -246,19 +246,12 @@ func rsaPublic(key crypto.PublicKey) (*rsa.PublicKey, error) {
 	return pub, nil
 }
 
-// isSignatureAlg reports whether alg is one the verifier can check:
-// an RSA algorithm, ES256 or EdDSA.
-func isSignatureAlg(alg string) bool {
-	return isRSASignatureAlg(alg) || alg == "ES256" || alg == "EdDSA"
-}
+// isSignatureAlg reports whether alg is one the verifier can check (one of
+// signatureAlgorithms): an RSA algorithm, ES256 or EdDSA.
+func isSignatureAlg(alg string) bool { return slices.Contains(signatureAlgorithms, alg) }
 
-func isRSASignatureAlg(alg string) bool {
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		return true
-	}
-	return false
-}
+// isRSASignatureAlg reports whether alg is one of rsaAlgorithms.
+func isRSASignatureAlg(alg string) bool { return slices.Contains(rsaAlgorithms, alg) }
 
 // checkMembers re-reads the serialized set and verifies that every key has
 // exactly the allowed members, in the expected order of kids. It is a last

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -29,30 +27,22 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/keygate/keygate/internal/jwtforge"
 	"github.com/keygate/keygate/internal/poll"
 	"github.com/keygate/keygate/jwks"
 )
 
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
 // rawToken builds a compact token by hand, for shapes jwx refuses to make.
 func rawToken(t *testing.T, hdr, cl map[string]any, sig []byte) string {
 	t.Helper()
-	h, _ := json.Marshal(hdr)
-	p, _ := json.Marshal(cl)
-	return b64(h) + "." + b64(p) + "." + b64(sig)
+	return jwtforge.Compact(t, hdr, cl, func([]byte) []byte { return sig })
 }
 
 // hs256 signs hdr.claims with HMAC-SHA256 under secret, by hand, to mount
 // the classic key-confusion attack with the issuer's public key as secret.
 func hs256(t *testing.T, hdr, cl map[string]any, secret []byte) string {
 	t.Helper()
-	h, _ := json.Marshal(hdr)
-	p, _ := json.Marshal(cl)
-	in := b64(h) + "." + b64(p)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(in))
-	return in + "." + b64(mac.Sum(nil))
+	return jwtforge.Compact(t, hdr, cl, jwtforge.HS256(secret))
 }
 
 func TestVerify(t *testing.T) {
@@ -141,7 +131,7 @@ func TestVerify(t *testing.T) {
 		{"four parts", valid + ".x", jwks.ErrMalformed},
 		{"empty", "", jwks.ErrMalformed},
 		{"bad base64 header", "!!!" + valid[strings.IndexByte(valid, '.'):], jwks.ErrMalformed},
-		{"header not JSON", b64([]byte("nope")) + valid[strings.IndexByte(valid, '.'):], jwks.ErrMalformed},
+		{"header not JSON", jwtforge.B64([]byte("nope")) + valid[strings.IndexByte(valid, '.'):], jwks.ErrMalformed},
 		{"huge", strings.Repeat("a", 20000) + ".b.c", jwks.ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -541,7 +531,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 	rest := forged[strings.IndexByte(forged, '.'):]
 	withKID := func(kid string) string {
 		h, _ := json.Marshal(map[string]any{"alg": "RS256", "kid": kid, "typ": "at+jwt"})
-		return b64(h) + rest
+		return jwtforge.B64(h) + rest
 	}
 
 	flood := func(round int) {

@@ -132,16 +132,10 @@ func openPrivate(sealer *Sealer, kid string, sealed []byte) (crypto.Signer, erro
 	if err != nil {
 		return nil, fmt.Errorf("parse private key %s: %w", kid, err)
 	}
-	var priv crypto.Signer
-	switch p := k.(type) {
-	case *rsa.PrivateKey:
-		priv = p
-	case *ecdsa.PrivateKey:
-		priv = p
-	case ed25519.PrivateKey:
-		priv = p
-	}
-	if priv == nil || algorithmOf(priv.Public()) == "" {
+	// algorithmOf decides which key types are accepted (x509 also returns
+	// *ecdh.PrivateKey, which is no crypto.Signer).
+	priv, ok := k.(crypto.Signer)
+	if !ok || algorithmOf(priv.Public()) == "" {
 		return nil, fmt.Errorf("private key %s is %T, want RSA, ECDSA P-256 or Ed25519", kid, k)
 	}
 	got, err := Thumbprint(priv.Public())

@@ -145,49 +145,43 @@ func (s *Sealer) Seal(kid string, plaintext []byte) ([]byte, error) {
 // Open decrypts what Seal produced for kid, under whichever key of the keyring
 // sealed it. Any failure wraps ErrWrongKEK.
 func (s *Sealer) Open(kid string, sealed []byte) ([]byte, error) {
-	pt, _, err := s.open(kid, sealed)
-	return pt, err
-}
-
-// open returns the plaintext and the index in the keyring of the key that opened it.
-func (s *Sealer) open(kid string, sealed []byte) ([]byte, int, error) {
 	if len(sealed) == 0 {
-		return nil, 0, fmt.Errorf("open key %s: malformed sealed key: %w", kid, ErrWrongKEK)
+		return nil, fmt.Errorf("open key %s: malformed sealed key: %w", kid, ErrWrongKEK)
 	}
 	switch sealed[0] {
 	case sealV1: // no KEK id: try each key
-		for i, k := range s.keks {
+		for _, k := range s.keks {
 			ns := k.aead.NonceSize()
 			if len(sealed) < 1+ns+k.aead.Overhead() {
 				break
 			}
 			if pt, err := k.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], associatedDataV1(kid)); err == nil {
-				return pt, i, nil
+				return pt, nil
 			}
 		}
-		return nil, 0, fmt.Errorf("open key %s: %w", kid, ErrWrongKEK)
+		return nil, fmt.Errorf("open key %s: %w", kid, ErrWrongKEK)
 	case sealVersion:
 		const h = 1 + kekIDSize
 		if len(sealed) < h {
 			break
 		}
 		header, known := sealed[:h], false
-		for i, k := range s.keks {
+		for _, k := range s.keks {
 			ns := k.aead.NonceSize()
 			if !bytes.Equal(k.id[:], header[1:]) || len(sealed) < h+ns+k.aead.Overhead() {
 				continue
 			}
 			known = true
 			if pt, err := k.aead.Open(nil, sealed[h:h+ns], sealed[h+ns:], associatedData(header, kid)); err == nil {
-				return pt, i, nil
+				return pt, nil
 			}
 		}
 		if !known {
-			return nil, 0, fmt.Errorf("open key %s: sealed under key-encryption key %x, which is not in the keyring: %w", kid, header[1:], ErrWrongKEK)
+			return nil, fmt.Errorf("open key %s: sealed under key-encryption key %x, which is not in the keyring: %w", kid, header[1:], ErrWrongKEK)
 		}
-		return nil, 0, fmt.Errorf("open key %s: %w", kid, ErrWrongKEK)
+		return nil, fmt.Errorf("open key %s: %w", kid, ErrWrongKEK)
 	}
-	return nil, 0, fmt.Errorf("open key %s: malformed sealed key: %w", kid, ErrWrongKEK)
+	return nil, fmt.Errorf("open key %s: malformed sealed key: %w", kid, ErrWrongKEK)
 }
 
 // UnderCurrent reports, from its header alone (nothing is opened), whether
@@ -203,12 +197,12 @@ func (s *Sealer) UnderCurrent(sealed []byte) bool {
 // that key. changed reports whether out is a new blob; when it is false, out is
 // sealed itself. A blob that does not open wraps ErrWrongKEK.
 func (s *Sealer) Reseal(kid string, sealed []byte) (out []byte, changed bool, err error) {
-	pt, i, err := s.open(kid, sealed)
+	pt, err := s.Open(kid, sealed)
 	if err != nil {
 		return nil, false, err
 	}
 	defer clear(pt)
-	if i == 0 && sealed[0] == sealVersion {
+	if s.UnderCurrent(sealed) {
 		return sealed, false, nil
 	}
 	out, err = s.Seal(kid, pt)

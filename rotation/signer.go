@@ -4,11 +4,11 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/jwks"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/store"
 )
 
@@ -45,16 +45,11 @@ func (s *Signer) SignWith(alg string, payload []byte, typ string) (string, error
 	if snap == nil {
 		return "", errors.New("no signing key loaded")
 	}
-	k, ok := snap.Signers[alg]
-	if !ok && alg == Algorithm && snap.Signing.Private != nil {
-		k, ok = snap.Signing, true // a Snapshot made without Signers
-	}
-	if !ok || (k.Signer == nil && k.Private == nil) {
+	// Snapshots are only made by Manager.load, which fills Signers; Private
+	// is Signer's RSA form, so Signer alone decides.
+	k := snap.Signers[alg]
+	if k.Signer == nil {
 		return "", fmt.Errorf("no %s signing key loaded", alg)
-	}
-	var key any = k.Signer
-	if key == nil {
-		key = k.Private
 	}
 	hdr := jws.NewHeaders()
 	if err := hdr.Set(jws.KeyIDKey, k.KID); err != nil {
@@ -63,7 +58,7 @@ func (s *Signer) SignWith(alg string, payload []byte, typ string) (string, error
 	if err := hdr.Set(jws.TypeKey, typ); err != nil {
 		return "", err
 	}
-	b, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(alg), key, jws.WithProtectedHeaders(hdr)))
+	b, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(alg), k.Signer, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
 		return "", fmt.Errorf("sign token with %s: %w", k.KID, err)
 	}
