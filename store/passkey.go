@@ -73,6 +73,10 @@ type PasskeyStore interface {
 	DeletePasskey(ctx context.Context, userID, id string) error
 	// DeleteUserPasskeys deletes every passkey of userID and returns how many.
 	DeleteUserPasskeys(ctx context.Context, userID string) (int, error)
+	// CountPasskeysByUser returns how many passkeys each user has (users
+	// with none are absent), in one query: what a listing of every user
+	// shows, without a read per user.
+	CountPasskeysByUser(ctx context.Context) (map[string]int, error)
 
 	// CreateWebAuthnChallenge stores c; a taken ID is ErrConflict. ID,
 	// Ceremony, Binding and ExpiresAt are required. In the same transaction

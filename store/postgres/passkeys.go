@@ -185,3 +185,10 @@ func (s *Store) ConsumeWebAuthnChallenge(ctx context.Context, id string, now tim
 func scanPasskey(r pgx.Row) (store.Passkey, error) {
 	return columns.Scan(r.Scan, columns.PasskeyFromRow)
 }
+
+// CountPasskeysByUser returns the number of passkeys of every user who has one.
+func (s *Store) CountPasskeysByUser(ctx context.Context) (map[string]int, error) {
+	rows, err := listRows(ctx, s, "count passkeys by user", `SELECT user_id, COUNT(*) FROM passkeys GROUP BY user_id`,
+		func(r pgx.Row) (columns.UserCount, error) { return columns.ScanUserCount(r.Scan) })
+	return columns.CountsByUser(rows), err
+}

@@ -91,6 +91,9 @@ func testPasskeyRoundTrip(t *testing.T, s store.Store) {
 	if ps := listPasskeys(t, s, "nobody"); len(ps) != 0 {
 		t.Errorf("an unknown user has %d passkeys", len(ps))
 	}
+	if counts, err := s.CountPasskeysByUser(ctx); err != nil || len(counts) != 2 || counts[alice.ID] != 3 || counts[bob.ID] != 1 {
+		t.Errorf("CountPasskeysByUser = %v, %v; want alice 3, bob 1 and nobody else", counts, err)
+	}
 	dup := newPasskey(t, bob.ID, base)
 	dup.ID = first.ID
 	checkErr(t, "CreatePasskey with a taken ID", s.CreatePasskey(ctx, dup, 0), store.ErrConflict)
