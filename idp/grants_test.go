@@ -23,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/keygate/keygate/idp"
+	"github.com/keygate/keygate/internal/jwtforge"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
@@ -510,16 +511,8 @@ func TestJWTBearerGrant(t *testing.T) {
 	jti := 0
 	claims := func(change map[string]any) map[string]any {
 		jti++
-		c := map[string]any{"iss": "signer", "sub": "signer", "aud": gtIssuer + "/token", "iat": now, "exp": now + 60,
-			"jti": "j-" + string(rune('a'+jti))}
-		for k, v := range change {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return c
+		return jwtforge.With(map[string]any{"iss": "signer", "sub": "signer", "aud": gtIssuer + "/token", "iat": now, "exp": now + 60,
+			"jti": "j-" + string(rune('a'+jti))}, change)
 	}
 	replayed := claims(map[string]any{"jti": "once"})
 	cases := []struct {
