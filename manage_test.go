@@ -1,7 +1,6 @@
 package main
 
 import (
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/keygate/keygate/internal/kgtest"
 )
 
 // secretOf is the client secret a command printed (see clientSecret).
@@ -208,16 +209,11 @@ func newFormClient(t *testing.T, base string) *formClient {
 	return &formClient{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
 }
 
-var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
 // post submits page's hidden fields and kv to path and returns the page it
 // ends on, which must be a 200.
 func (f *formClient) post(path string, page []byte, kv ...string) []byte {
 	f.t.Helper()
-	form := url.Values{}
-	for _, m := range hiddenRE.FindAllSubmatch(page, -1) {
-		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
-	}
+	form := kgtest.HiddenFields(page)
 	for i := 0; i+1 < len(kv); i += 2 {
 		form.Set(kv[i], kv[i+1])
 	}
