@@ -66,7 +66,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if _, etag2 := r.jwks(t); etag2 != etag || r.kid != s.kid {
 		t.Errorf("restored server: etag %s kid %s, want %s %s", etag2, r.kid, etag, s.kid)
 	}
-	code, tok := tokenRequest(r.url, secret)
+	code, tok := tokenRequest(r.url, "svc", secret)
 	if code != 200 {
 		t.Fatalf("restored server: /token = %d %v", code, tok)
 	}
@@ -118,7 +118,7 @@ func requestTokens(t *testing.T, base, secret string) (finish func() (failed int
 					return
 				default:
 				}
-				if code, _ := tokenRequest(base, secret); code == 200 {
+				if code, _ := tokenRequest(base, "svc", secret); code == 200 {
 					issued.Add(1)
 				} else {
 					failed.Add(1)
@@ -144,12 +144,12 @@ func clientSecret(out string) string {
 	return ""
 }
 
-// tokenRequest asks base for a client_credentials token for client svc; it
-// is safe to call from any goroutine.
-func tokenRequest(base, secret string) (int, map[string]any) {
+// tokenRequest asks base for a client_credentials token for client; it is
+// safe to call from any goroutine (a transport error is status 0).
+func tokenRequest(base, client, secret string) (int, map[string]any) {
 	req, _ := http.NewRequest("POST", base+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("svc", secret)
+	req.SetBasicAuth(client, secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, map[string]any{"error": err.Error()}

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -31,12 +29,7 @@ func TestBrowserLoginFromTheCommandLine(t *testing.T) {
 	if err != nil || !strings.Contains(out, redirect) {
 		t.Fatalf("clients list does not show the redirect URI: %v\n%s", err, out)
 	}
-	add := exec.Command(binary, "--config", in.config, "users", "add", "alice", "--email", "alice@example.com")
-	add.Env = append(os.Environ(), in.env...)
-	add.Stdin = strings.NewReader("alice's long passphrase\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("users add: %v\n%s", err, out)
-	}
+	in.addUser(t, nil, "alice's long passphrase", "alice", "--email", "alice@example.com")
 	srv := in.serve(t)
 
 	jar, _ := cookiejar.New(nil)

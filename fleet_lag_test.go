@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,25 +17,11 @@ import (
 // mintToken gets a client_credentials access token from s (safe off the test
 // goroutine: it reports errors instead of failing the test).
 func mintToken(s *server, client, secret string) (string, error) {
-	req, err := http.NewRequest("POST", s.url+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
-	if err != nil {
-		return "", err
+	code, res := tokenRequest(s.url, client, secret)
+	if tok, _ := res["access_token"].(string); code == 200 && tok != "" {
+		return tok, nil
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(client, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if resp.StatusCode != 200 || json.Unmarshal(b, &tok) != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("token at %s: %d %s", s.url, resp.StatusCode, b)
-	}
-	return tok.AccessToken, nil
+	return "", fmt.Errorf("token at %s: %d %v", s.url, code, res)
 }
 
 // newKID returns a kid that s publishes and known lacks, or "".

@@ -218,12 +218,7 @@ func TestFleetOnPostgres(t *testing.T) {
 
 	// A refresh token presented at two replicas at once: exactly one success.
 	for _, u := range []string{"fleetuser", "throttled"} {
-		cmd := exec.Command(binary, "--config", in.config, "users", "add", u)
-		cmd.Env = append(os.Environ(), in.env...)
-		cmd.Stdin = strings.NewReader("a fleet password\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("users add: %v %s", err, out)
-		}
+		in.addUser(t, nil, "a fleet password", u)
 	}
 	// Login throttling is shared: failures at B and C add up (user_burst 5),
 	// and the correct password is then refused with 429 at either.

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,12 +26,7 @@ func tokenWorks(t *testing.T, s *server, id, secret string) {
 // server s, returning the secret.
 func addTOTPUser(t *testing.T, in *instance, s *server, env []string) string {
 	t.Helper()
-	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")
-	add.Env = append(append(os.Environ(), in.env...), env...)
-	add.Stdin = strings.NewReader(alicePassword + "\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("users add: %v\n%s", err, out)
-	}
+	in.addUser(t, env, alicePassword, "alice")
 	return enrolTOTP(t, s.url, "alice", alicePassword)
 }
 

@@ -59,11 +59,18 @@ func newInstance(t *testing.T, extra string) *instance {
 	return &instance{dir: dir, config: cfg, env: []string{"KEYGATE_POLL_INTERVAL=100ms"}}
 }
 
+// command is keygate args with the instance's configuration and environment,
+// plus env.
+func (in *instance) command(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, append([]string{"--config", in.config}, args...)...)
+	cmd.Env = append(append(os.Environ(), in.env...), env...)
+	return cmd
+}
+
 // run executes a keygate command to completion.
 func (in *instance) run(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--config", in.config}, args...)...)
-	cmd.Env = append(append(os.Environ(), in.env...), env...)
+	cmd := in.command(env, args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
@@ -113,8 +120,7 @@ type server struct {
 // serve starts the server and waits for its "keygate started" log line.
 func (in *instance) serve(t *testing.T, extraEnv ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "--config", in.config)
-	cmd.Env = append(append(os.Environ(), in.env...), extraEnv...)
+	cmd := in.command(extraEnv)
 	pr, pw := io.Pipe()
 	s := &server{cmd: cmd, stderr: &kgtest.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = io.MultiWriter(pw, s.stderr)

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/keygate/keygate/internal/kgtest"
 )
 
 // secretOf is the client secret a command printed (see clientSecret).
@@ -35,17 +34,23 @@ func (in *instance) must(t *testing.T, args ...string) string {
 	return out
 }
 
+// addUser runs `keygate users add` with args (the username, flags) and
+// password on stdin, with env added to the instance's environment, and fails
+// the test if it fails.
+func (in *instance) addUser(t *testing.T, env []string, password string, args ...string) {
+	t.Helper()
+	cmd := in.command(env, append([]string{"users", "add"}, args...)...)
+	cmd.Stdin = strings.NewReader(password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("users add: %v\n%s", err, out)
+	}
+}
+
+// tokenStatus is the status of a token request with form, as client id.
 func tokenStatus(t *testing.T, s *server, form url.Values, id, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", s.url+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := s.post(t, "/token", form, id, secret)
+	return code
 }
 
 // TestCLIManageClients: clients update changes only the flags given and is
@@ -123,12 +128,7 @@ func TestCLIManageUsers(t *testing.T) {
 	in := newInitialized(t, "")
 	secret := secretOf(t, in.must(t, "clients", "add", "app", "--grant", "password,refresh_token", "--scope", "openid"))
 	cmd := func(args ...string) (string, string, error) { return in.run(t, nil, args...) }
-	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")
-	add.Env = append(os.Environ(), in.env...)
-	add.Stdin = strings.NewReader("correct horse battery staple\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("users add: %v\n%s", err, out)
-	}
+	in.addUser(t, nil, "correct horse battery staple", "alice")
 	in.must(t, "users", "update", "alice", "--email", "alice@example.com", "--name", "Alice", "--admin")
 	out := in.must(t, "users", "list")
 	if !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "DISABLED") || !strings.Contains(out, "true") {
@@ -169,12 +169,7 @@ func TestCLIManageUsers(t *testing.T) {
 func TestCLIResetMFA(t *testing.T) {
 	in := newInitialized(t, "")
 	secret := secretOf(t, in.must(t, "clients", "add", "app", "--grant", "password", "--scope", "openid"))
-	add := exec.Command(binary, "--config", in.config, "users", "add", "alice")
-	add.Env = append(os.Environ(), in.env...)
-	add.Stdin = strings.NewReader("correct horse battery staple\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("users add: %v\n%s", err, out)
-	}
+	in.addUser(t, nil, "correct horse battery staple", "alice")
 	s := in.serve(t)
 	pw := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"correct horse battery staple"}}
 	enrolTOTP(t, s.url, "alice", "correct horse battery staple")
@@ -208,16 +203,11 @@ func newFormClient(t *testing.T, base string) *formClient {
 	return &formClient{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
 }
 
-var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
 // post submits page's hidden fields and kv to path and returns the page it
 // ends on, which must be a 200.
 func (f *formClient) post(path string, page []byte, kv ...string) []byte {
 	f.t.Helper()
-	form := url.Values{}
-	for _, m := range hiddenRE.FindAllSubmatch(page, -1) {
-		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
-	}
+	form := kgtest.HiddenFields(page)
 	for i := 0; i+1 < len(kv); i += 2 {
 		form.Set(kv[i], kv[i+1])
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -12,8 +10,7 @@ import (
 // runStdin runs a keygate command with stdin (a password) to completion.
 func (in *instance) runStdin(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--config", in.config}, args...)...)
-	cmd.Env = append(os.Environ(), in.env...)
+	cmd := in.command(nil, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

@@ -362,9 +362,7 @@ func copyTracked(t *testing.T, dir string) {
 	t.Helper()
 	var files []string
 	if out, err := exec.Command("git", "ls-files", "-z").Output(); err == nil && len(out) > 0 {
-		for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
-			files = append(files, f)
-		}
+		files = strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
 	} else {
 		t.Logf("git ls-files: %v; copying the directory instead", err)
 		err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {

@@ -407,14 +407,7 @@ var envVars = []envVar{
 	{"KEYGATE_LEASE_TTL", durationVar(func(c *Config) *time.Duration { return &c.Keys.LeaseTTL })},
 	{"KEYGATE_JWKS_MAX_AGE", durationVar(func(c *Config) *time.Duration { return &c.JWKS.MaxAge })},
 	{"KEYGATE_ACCESS_TTL", durationVar(func(c *Config) *time.Duration { return &c.Tokens.AccessTTL })},
-	{"KEYGATE_SIGNUP_ENABLED", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("not true or false: %q", v)
-		}
-		c.Signup.Enabled = b
-		return nil
-	}},
+	{"KEYGATE_SIGNUP_ENABLED", boolVar(func(c *Config) *bool { return &c.Signup.Enabled })},
 	{"KEYGATE_TRUSTED_PROXIES", func(c *Config, v string) error {
 		c.Server.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {

@@ -101,7 +101,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 	return a, nil
 }
 
-// Close closes the store; call it after Serve or Run has returned.
+// Close closes the store; call it after Serve or ServeListeners has returned.
 func (a *App) Close() error { return a.d.Close() }
 
 // buildInfo is the keygate_build_info gauge: always 1, its labels say which
@@ -156,15 +156,6 @@ func listenError(setting string, err error) error {
 		return fmt.Errorf("%s: %w (another process has the port: stop it, or change %s); nothing was created", setting, err, setting)
 	}
 	return fmt.Errorf("%s: %w", setting, err)
-}
-
-// Run listens on the configured addresses and serves until ctx ends.
-func (a *App) Run(ctx context.Context) error {
-	ls, err := Listen(a.d.cfg)
-	if err != nil {
-		return err
-	}
-	return a.ServeListeners(ctx, ls)
 }
 
 // Serve serves on ln (and on server.metrics_listen, which it binds, if set)

@@ -98,8 +98,11 @@ func (a *Authenticator) Create(t testing.TB, options []byte) []byte {
 		t.Fatalf("user.id: %v", err)
 	}
 	a.UserHandle = uh
-	x, y := a.Key.PublicKey.X.FillBytes(make([]byte, 32)), a.Key.PublicKey.Y.FillBytes(make([]byte, 32))
-	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: x, -3: y})
+	pub, err := a.Key.PublicKey.Bytes() // 0x04 | X | Y, 32 bytes each
+	if err != nil {
+		t.Fatal(err)
+	}
+	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: pub[1:33], -3: pub[33:65]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,11 @@ package kgtest
 
 import (
 	"bytes"
+	"html"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"sync"
 	"testing"
 )
@@ -57,4 +60,18 @@ func Do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []byte
 		t.Fatal(err)
 	}
 	return res, body
+}
+
+// hiddenField is one hidden input of Keygate's templates, as they write it.
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+
+// HiddenFields returns the hidden form fields (csrf, request, ...) of a page
+// Keygate rendered, unescaped, for tests that post its forms back as a
+// browser without JavaScript would.
+func HiddenFields(page []byte) url.Values {
+	v := url.Values{}
+	for _, m := range hiddenField.FindAllSubmatch(page, -1) {
+		v.Set(string(m[1]), html.UnescapeString(string(m[2])))
+	}
+	return v
 }

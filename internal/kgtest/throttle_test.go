@@ -1,12 +1,10 @@
 package kgtest_test
 
 import (
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -71,11 +69,6 @@ func (e *env) passwordGrant(t *testing.T, user, pw string) int {
 	return postForm(t, http.DefaultClient, e.URL+"/token", f, "pw", e.secret)
 }
 
-// burstOf sends n attempts at once and returns their statuses.
-func burstOf(n int, attempt func(i int) int) []int {
-	return stampede.Run(n, attempt)
-}
-
 func count(statuses []int, status int) int {
 	n := 0
 	for _, s := range statuses {
@@ -93,7 +86,7 @@ func count(statuses []int, status int) int {
 func TestConcurrentPasswordGrantGuessesCannotBeatThrottle(t *testing.T) {
 	e := start(t)
 	before := e.Hasher.Computations()
-	statuses := burstOf(40, func(int) int { return e.passwordGrant(t, "alice", "wrong guess") })
+	statuses := stampede.Run(40, func(int) int { return e.passwordGrant(t, "alice", "wrong guess") })
 	if runs := e.Hasher.Computations() - before; runs > burst {
 		t.Errorf("40 concurrent guesses ran argon2 %d times, want at most user_burst %d", runs, burst)
 	}
@@ -105,7 +98,7 @@ func TestConcurrentPasswordGrantGuessesCannotBeatThrottle(t *testing.T) {
 	}
 	// A burst beyond the limit that includes the right password cannot get
 	// 200 either: the bucket is empty, and nothing is verified.
-	statuses = burstOf(10, func(i int) int {
+	statuses = stampede.Run(10, func(i int) int {
 		if i == 5 {
 			return e.passwordGrant(t, "alice", alicePW)
 		}
@@ -120,8 +113,6 @@ func TestConcurrentPasswordGrantGuessesCannotBeatThrottle(t *testing.T) {
 	}
 }
 
-var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
 // formClient gets the login form once and returns a function that posts it
 // with a username and password, reusing the CSRF cookie and token.
 func (e *env) formClient(t *testing.T) func(user, pw string) int {
@@ -135,10 +126,7 @@ func (e *env) formClient(t *testing.T) func(user, pw string) int {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	hidden := url.Values{}
-	for _, m := range hiddenField.FindAllStringSubmatch(string(body), -1) {
-		hidden.Set(m[1], html.UnescapeString(m[2]))
-	}
+	hidden := kgtest.HiddenFields(body)
 	if hidden.Get("csrf") == "" {
 		t.Fatalf("login page has no csrf field: %d %s", res.StatusCode, body)
 	}
@@ -157,7 +145,7 @@ func TestConcurrentFormLoginGuessesCannotBeatThrottle(t *testing.T) {
 	e := start(t)
 	post := e.formClient(t)
 	before := e.Hasher.Computations()
-	statuses := burstOf(40, func(int) int { return post("alice", "wrong guess") })
+	statuses := stampede.Run(40, func(int) int { return post("alice", "wrong guess") })
 	if runs := e.Hasher.Computations() - before; runs > burst {
 		t.Errorf("40 concurrent form guesses ran argon2 %d times, want at most user_burst %d", runs, burst)
 	}
@@ -178,7 +166,7 @@ func TestConcurrentFormLoginGuessesCannotBeatThrottle(t *testing.T) {
 // after the burst; the right password then gets 200.
 func TestBurstOf120GuessesLockoutIsBounded(t *testing.T) {
 	e := start(t)
-	burstOf(120, func(int) int { return e.passwordGrant(t, "alice", "bad guess") })
+	stampede.Run(120, func(int) int { return e.passwordGrant(t, "alice", "bad guess") })
 	e.clock.Advance(time.Minute)
 	if st := e.passwordGrant(t, "alice", alicePW); st != http.StatusOK {
 		t.Errorf("right password one minute after a 120-guess burst: %d, want 200", st)
