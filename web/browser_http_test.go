@@ -146,15 +146,11 @@ func (b *brBrowser) setCookie(name, value string) {
 	b.jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
 }
 
-var brHidden = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
-// hidden returns a page's hidden form fields.
+// brHiddenFields returns a page's hidden form fields (kgtest.HiddenFields),
+// which must include the CSRF token.
 func brHiddenFields(t *testing.T, r reply) url.Values {
 	t.Helper()
-	v := url.Values{}
-	for _, m := range brHidden.FindAllStringSubmatch(string(r.body), -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
+	v := kgtest.HiddenFields(r.body)
 	if v.Get("csrf") == "" {
 		t.Fatalf("page has no csrf field: %s", r)
 	}
