@@ -70,6 +70,11 @@ type SecondFactorStore interface {
 	// UserID, with RecoveryLeft: what `keygate keys rewrap` reseals and the
 	// start-up check counts.
 	ListTOTP(ctx context.Context) ([]TOTP, error)
+	// ListSealedTOTP returns every stored TOTP secret's sealed bytes and
+	// nothing else, in no particular order: what a check of which
+	// key-encryption key sealed them needs, without the per-user recovery
+	// code counts ListTOTP computes.
+	ListSealedTOTP(ctx context.Context) ([][]byte, error)
 	// ResealTOTP replaces the user's sealed secret by sealed, only if it is
 	// still from (compare-and-set); otherwise nothing is written and the
 	// error wraps ErrConflict (the user enrolled again, removed it, or a

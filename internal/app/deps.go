@@ -287,13 +287,13 @@ func (d *Deps) WarnStaleSealed(ctx context.Context) error {
 			staleKeys++
 		}
 	}
-	secrets, err := d.store.ListTOTP(ctx)
+	secrets, err := d.store.ListSealedTOTP(ctx)
 	if err != nil {
 		return fmt.Errorf("list TOTP secrets: %w", err)
 	}
 	staleTOTP := 0
-	for _, t := range secrets {
-		if !sealer.UnderCurrent(t.Sealed) {
+	for _, sealed := range secrets {
+		if !sealer.UnderCurrent(sealed) {
 			staleTOTP++
 		}
 	}

@@ -152,3 +152,9 @@ func (s *Store) DeleteTOTP(ctx context.Context, userID string) (bool, error) {
 	})
 	return had, err
 }
+
+// ListSealedTOTP returns every TOTP secret's sealed bytes.
+func (s *Store) ListSealedTOTP(ctx context.Context) ([][]byte, error) {
+	return listRows(ctx, s, "list sealed TOTP secrets", `SELECT sealed FROM user_totp`,
+		func(r rowScanner) (b []byte, err error) { return b, r.Scan(&b) })
+}

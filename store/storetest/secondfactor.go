@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -204,6 +205,11 @@ func testResealTOTP(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 2 || list[0].UserID != "alice" || list[1].UserID != "bob" ||
 		list[0].Confirmed() || !list[1].Confirmed() || list[1].RecoveryLeft != 10 {
 		t.Fatalf("ListTOTP = %+v, %v", list, err)
+	}
+	if sealed, err := s.ListSealedTOTP(ctx); err != nil || len(sealed) != 2 ||
+		!slices.ContainsFunc(sealed, func(b []byte) bool { return string(b) == "unconfirmed" }) ||
+		!slices.ContainsFunc(sealed, func(b []byte) bool { return string(b) == string(list[1].Sealed) }) {
+		t.Errorf("ListSealedTOTP = %q, %v; want alice's and bob's sealed secrets", sealed, err)
 	}
 	before := getTOTP(t, s, "bob")
 	checkErr(t, "ResealTOTP from the wrong bytes", s.ResealTOTP(ctx, "bob", []byte("other"), []byte("new")), store.ErrConflict)
