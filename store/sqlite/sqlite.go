@@ -254,20 +254,20 @@ func pingNew(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// prepare prepares the statements of the hot paths.
+// prepare prepares the statements of the hot paths, all on the writer's
+// connection.
 func (s *Store) prepare(ctx context.Context) error {
 	for _, p := range []struct {
 		dst   **sql.Stmt
-		db    *sql.DB
 		query string
 	}{
-		{&s.spendRefresh, s.db.db, spendRefreshSQL},
-		{&s.insertRefresh, s.db.db, insertRefreshSQL},
-		{&s.savepoint, s.db.db, `SAVEPOINT rotation`},
-		{&s.rollbackTo, s.db.db, `ROLLBACK TO rotation`},
-		{&s.release, s.db.db, `RELEASE rotation`},
+		{&s.spendRefresh, spendRefreshSQL},
+		{&s.insertRefresh, insertRefreshSQL},
+		{&s.savepoint, `SAVEPOINT rotation`},
+		{&s.rollbackTo, `ROLLBACK TO rotation`},
+		{&s.release, `RELEASE rotation`},
 	} {
-		st, err := p.db.PrepareContext(ctx, p.query)
+		st, err := s.db.db.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.query, err)
 		}
