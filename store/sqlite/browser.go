@@ -49,10 +49,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) erro
 // DeleteSession deletes the session with the given ID (logout). It fails with
 // an error wrapping store.ErrNotFound if there is no such session.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if err := execOne(ctx, s.db, fmt.Sprintf("delete session %q", id), `DELETE FROM sessions WHERE id = ?`, id); err != nil {
-		return err
-	}
-	return nil
+	return execOne(ctx, s.db, fmt.Sprintf("delete session %q", id), `DELETE FROM sessions WHERE id = ?`, id)
 }
 
 // ListUserSessions returns the user's sessions, expired or not, most
