@@ -306,8 +306,7 @@ func probe(ctx context.Context, abs string) error {
 	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 		return ErrNoDatabase
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "mode=ro"}
-	db, err := sql.Open("sqlite", u.String())
+	db, err := sql.Open("sqlite", fileURI(abs, "mode=ro"))
 	if err != nil {
 		return err
 	}
@@ -379,10 +378,9 @@ func (r errRow) Scan(...any) error { return r.err }
 // (A reader writes nothing, but it may run the checkpoint when it closes the
 // file last, which syncs as syncLevel says.)
 func readDSN(abs, syncLevel string) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
-	return u.String() + fmt.Sprintf(
-		"?mode=rw&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)&_pragma=query_only(1)",
-		busyTimeoutMillis, syncLevel)
+	return fileURI(abs, fmt.Sprintf(
+		"mode=rw&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)&_pragma=query_only(1)",
+		busyTimeoutMillis, syncLevel))
 }
 
 // dsn is the modernc.org/sqlite data source name for the database file at the
@@ -393,18 +391,23 @@ func readDSN(abs, syncLevel string) string {
 // or FULL with SynchronousFull; see README, "SQLite: concurrency and durability"). _txlock=immediate makes
 // BeginTx issue BEGIN IMMEDIATE, taking the write lock up front.
 //
-// The path goes in a file: URI, percent-escaped, so that a '?', '#' or '%' in a
-// directory name cannot be mistaken for the start of the query. Unless create,
-// mode=rw keeps SQLite from creating a file that vanished since it was checked.
+// The path goes in a file: URI (fileURI). Unless create, mode=rw keeps SQLite from creating a file that vanished since it was checked.
 func dsn(abs string, create bool) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
 	mode := ""
 	if !create {
 		mode = "&mode=rw"
 	}
-	return u.String() + fmt.Sprintf(
-		"?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate%s",
-		busyTimeoutMillis, mode)
+	return fileURI(abs, fmt.Sprintf(
+		"_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate%s",
+		busyTimeoutMillis, mode))
+}
+
+// fileURI is the file: URI of the absolute path abs with the query string
+// query. The path is percent-escaped, so that a '?', '#' or '%' in a
+// directory name cannot be mistaken for the start of the query.
+func fileURI(abs, query string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: query}
+	return u.String()
 }
 
 // Path returns the absolute path of the database file, for messages and
