@@ -500,7 +500,7 @@ func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan 
 	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
 
-// execer is what affected, execOne and insertRefreshToken need: *sql.DB and
+// execer is what affected and execOne need: the writer (*writeDB) and
 // *sql.Tx both have it.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
