@@ -552,12 +552,8 @@ func execOne(ctx context.Context, db execer, what, query string, args ...any) er
 // "NORMAL" or "FULL" (SynchronousFull), so that the durability a deployment
 // runs with can be checked and logged rather than assumed.
 func (s *Store) Synchronous(ctx context.Context) (string, error) {
-	if err := s.db.enter(ctx); err != nil {
-		return "", fmt.Errorf("store/sqlite: synchronous %q: %w", s.path, err)
-	}
-	defer s.db.leave()
 	var n int
-	if err := s.db.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
 		return "", fmt.Errorf("store/sqlite: synchronous %q: %w", s.path, err)
 	}
 	switch n {
