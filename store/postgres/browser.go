@@ -67,16 +67,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if !storable(id) {
 		return fmt.Errorf("store/postgres: delete session %q: %w", id, store.ErrNotFound)
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("store/postgres: delete session %q: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: delete session %q: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return s.execOne(ctx, fmt.Sprintf("delete session %q", id), `DELETE FROM sessions WHERE id = $1`, id)
 }
 
 // ListUserSessions returns the user's sessions, expired or not, most
@@ -96,13 +87,8 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 	if !storable(userID) { // no such user can have sessions
 		return 0, nil
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: delete sessions of user %q: %w", userID, err)
-	}
-	return int(tag.RowsAffected()), nil
+	n, err := s.exec(ctx, fmt.Sprintf("delete sessions of user %q", userID), `DELETE FROM sessions WHERE user_id = $1`, userID)
+	return int(n), err
 }
 
 // scanSession reads one sessions row selected with columns.SessionColumns.

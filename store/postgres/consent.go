@@ -53,16 +53,7 @@ func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) erro
 	if !storable(userID) || !storable(clientID) {
 		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`, userID, clientID)
-	if err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
-	}
-	return nil
+	return s.execOne(ctx, what, `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`, userID, clientID)
 }
 
 // RevokeUserClientRefreshTokens revokes every refresh-token family of
@@ -79,14 +70,9 @@ func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, subject, clie
 	if !storable(subject) || !storable(clientID) { // no such row can exist
 		return 0, nil
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $1
+	n, err := s.exec(ctx, fmt.Sprintf("revoke refresh tokens of %q for %q", subject, clientID), `UPDATE refresh_tokens SET revoked_at = $1
 		WHERE subject = $2 AND client_id = $3 AND revoked_at = 0`, at, subject, clientID)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %q for %q: %w", subject, clientID, err)
-	}
-	return int(tag.RowsAffected()), nil
+	return int(n), err
 }
 
 func scanConsent(r pgx.Row) (store.Consent, error) {

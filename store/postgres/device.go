@@ -89,7 +89,8 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time, 
 
 // guardedUpdate runs query, an UPDATE of device code id guarded by its
 // WHERE and RETURNING what scan reads, and explains through
-// columns.DeviceUnchanged why it failed if it did; what names the update.
+// columns.DeviceUnchanged why it failed if it did (reading the code again
+// under the same context); what names the update.
 func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now time.Time, scan func(pgx.Row) (T, error), query string, args ...any) (T, error) {
 	var zero T
 	if !storable(id) {
@@ -99,7 +100,8 @@ func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now ti
 	defer cancel()
 	v, err := scan(s.pool.QueryRow(ctx, query, args...))
 	if err != nil {
-		return zero, s.deviceUnchanged(ctx, what, id, now, err)
+		get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
+		return zero, columns.DeviceUnchanged("store/postgres", what, id, err, pgx.ErrNoRows, get, now)
 	}
 	return v, nil
 }
@@ -109,13 +111,6 @@ func scanID(r pgx.Row) (string, error) {
 	var id string
 	err := r.Scan(&id)
 	return id, err
-}
-
-// deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
-// update of device code id failed with err.
-func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
-	get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
-	return columns.DeviceUnchanged("store/postgres", what, id, err, pgx.ErrNoRows, get, now)
 }
 
 // scanDevice reads one device_codes row selected with columns.DeviceColumns.

@@ -75,15 +75,12 @@ func (s *Store) RecordPasskeyUse(ctx context.Context, id string, prev, count uin
 	if !storable(id) {
 		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
 	}
-	ctx, cancel := s.callContext(ctx)
+	ctx, cancel := s.callContext(ctx) // one deadline for the update and the look-up after it
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `UPDATE passkeys SET sign_count = $1, backup_state = $2, last_used_at = $3
+	n, err := s.exec(ctx, what, `UPDATE passkeys SET sign_count = $1, backup_state = $2, last_used_at = $3
 		WHERE id = $4 AND sign_count = $5`, int64(count), backupState, at, id, int64(prev))
-	if err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return nil
+	if err != nil || n == 1 {
+		return err
 	}
 	if _, err := s.GetPasskey(ctx, id); err != nil {
 		return err
@@ -98,16 +95,7 @@ func (s *Store) DeletePasskey(ctx context.Context, userID, id string) error {
 	if !storable(userID) || !storable(id) {
 		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM passkeys WHERE id = $1 AND user_id = $2`, id, userID)
-	if err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
-	}
-	return nil
+	return s.execOne(ctx, what, `DELETE FROM passkeys WHERE id = $1 AND user_id = $2`, id, userID)
 }
 
 // DeleteUserPasskeys deletes every passkey of userID and returns how many.
@@ -115,13 +103,8 @@ func (s *Store) DeleteUserPasskeys(ctx context.Context, userID string) (int, err
 	if !storable(userID) {
 		return 0, nil
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM passkeys WHERE user_id = $1`, userID)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: delete passkeys of %q: %w", userID, err)
-	}
-	return int(tag.RowsAffected()), nil
+	n, err := s.exec(ctx, fmt.Sprintf("delete passkeys of %q", userID), `DELETE FROM passkeys WHERE user_id = $1`, userID)
+	return int(n), err
 }
 
 // CreateWebAuthnChallenge stores c and trims its binding's challenges

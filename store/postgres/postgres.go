@@ -403,6 +403,28 @@ func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan 
 	return columns.OneRow("store/postgres", fmt.Sprintf("%s %q", what, key), v, err, pgx.ErrNoRows)
 }
 
+// exec runs one write under the Store's deadline and returns how many rows
+// it changed; what names it in errors.
+func (s *Store) exec(ctx context.Context, what, query string, args ...any) (int64, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("store/postgres: %s: %w", what, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// execOne runs query with args as exec does, a write of one row by key: a
+// write that changes no row fails with an error wrapping store.ErrNotFound.
+func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
+	n, err := s.exec(ctx, what, query, args...)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store/postgres: %s: %w", what, store.ErrNotFound)
+	}
+	return err
+}
+
 // insert checks the text fields (pairs of name and value, as checkText),
 // converts v with toRow and runs query, a one-statement write of the row's
 // Args; a refused input or write (writeError: a taken key is ErrConflict)

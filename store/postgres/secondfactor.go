@@ -11,18 +11,6 @@ import (
 	"github.com/keygate/keygate/store/internal/columns"
 )
 
-// exec runs one write under the Store's deadline and returns how many rows
-// it changed; what names it in errors.
-func (s *Store) exec(ctx context.Context, what, query string, args ...any) (int64, error) {
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, query, args...)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: %s: %w", what, err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // PutTOTP stores an unconfirmed TOTP, replacing an unconfirmed one in the
 // same statement; a confirmed one is kept and the answer is ErrConflict.
 func (s *Store) PutTOTP(ctx context.Context, t store.TOTP) error {

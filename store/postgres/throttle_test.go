@@ -2,11 +2,10 @@ package postgres
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/store"
 )
 
@@ -102,24 +101,19 @@ func TestSharedThrottleConcurrentReplicasAtMostBurst(t *testing.T) {
 	a, b := openStore(t, dsn), openStore(t, dsn)
 	l := store.ThrottleLimits{Burst: 5, Every: time.Minute}
 	replicas := []store.Throttle{a.Throttle("user", l), b.Throttle("user", l)}
-	var got atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range 40 {
-		wg.Go(func() {
-			<-start
-			_, ok, err := replicas[i%2].Reserve(context.Background(), "user:victim", throttleT0)
-			if err != nil {
-				t.Error(err)
-			}
-			if ok {
-				got.Add(1)
-			}
-		})
+	n := 0
+	for _, ok := range stampede.Run(40, func(i int) bool {
+		_, ok, err := replicas[i%2].Reserve(context.Background(), "user:victim", throttleT0)
+		if err != nil {
+			t.Error(err)
+		}
+		return ok
+	}) {
+		if ok {
+			n++
+		}
 	}
-	close(start)
-	wg.Wait()
-	if n := got.Load(); n != int32(l.Burst) {
+	if n != l.Burst {
 		t.Fatalf("%d of 40 concurrent reservations from two replicas succeeded, want exactly Burst %d", n, l.Burst)
 	}
 	if wait, ok, err := replicas[0].Reserve(t.Context(), "user:victim", throttleT0); err != nil || ok || wait != l.Every {

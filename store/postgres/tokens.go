@@ -159,15 +159,10 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 	if err != nil {
 		return fmt.Errorf("store/postgres: revoke access token %q: expires_at: %w", jti, err)
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
+	_, err = s.exec(ctx, fmt.Sprintf("revoke access token %q", jti), `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
 		ON CONFLICT (jti) DO UPDATE
 		SET expires_at = GREATEST(revoked_access_tokens.expires_at, excluded.expires_at)`, jti, exp)
-	if err != nil {
-		return fmt.Errorf("store/postgres: revoke access token %q: %w", jti, err)
-	}
-	return nil
+	return err
 }
 
 // IsAccessTokenRevoked reports whether the access token with the given jti is
@@ -300,12 +295,7 @@ func (s *Store) revokeRefresh(ctx context.Context, column, what, value string, n
 	if !storable(value) { // no such row can exist
 		return 0, nil
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx,
+	n, err := s.exec(ctx, fmt.Sprintf("revoke refresh tokens of %s %q", what, value),
 		`UPDATE refresh_tokens SET revoked_at = $1 WHERE `+column+` = $2 AND revoked_at = 0`, at, value)
-	if err != nil {
-		return 0, fmt.Errorf("store/postgres: revoke refresh tokens of %s %q: %w", what, value, err)
-	}
-	return int(tag.RowsAffected()), nil
+	return int(n), err
 }

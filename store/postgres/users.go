@@ -123,17 +123,8 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 	if !storable(id) {
 		return fmt.Errorf("store/postgres: update password of user %q: %w", id, store.ErrNotFound)
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx,
+	return s.execOne(ctx, fmt.Sprintf("update password of user %q", id),
 		`UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3`, hash, updated, id)
-	if err != nil {
-		return fmt.Errorf("store/postgres: update password of user %q: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: update password of user %q: %w", id, store.ErrNotFound)
-	}
-	return nil
 }
 
 // UpdateUser replaces the email, name, admin flag, disabled_at and updated_at

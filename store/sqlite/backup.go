@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 )
@@ -118,16 +117,14 @@ func vacuumInto(ctx context.Context, src, dst string) (tmp string, err error) {
 // needs write access to the WAL index of a WAL database) but never creates it,
 // and leaves its journal mode and schema alone.
 func existingDSN(abs string) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
-	return u.String() + fmt.Sprintf("?mode=rw&_pragma=busy_timeout(%d)", busyTimeoutMillis)
+	return fileURI(abs, fmt.Sprintf("mode=rw&_pragma=busy_timeout(%d)", busyTimeoutMillis))
 }
 
 // readBackup opens the copy at path read-only and describes it; a copy that
 // does not hold a Keygate key set is an error.
 func readBackup(ctx context.Context, path string) (BackupInfo, error) {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
 	// immutable: nobody else has the file, so no locks and no WAL index.
-	db, err := sql.Open("sqlite", u.String()+"?mode=ro&immutable=1")
+	db, err := sql.Open("sqlite", fileURI(path, "mode=ro&immutable=1"))
 	if err != nil {
 		return BackupInfo{}, err
 	}

@@ -49,10 +49,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) erro
 // DeleteSession deletes the session with the given ID (logout). It fails with
 // an error wrapping store.ErrNotFound if there is no such session.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if err := execOne(ctx, s.db, fmt.Sprintf("delete session %q", id), `DELETE FROM sessions WHERE id = ?`, id); err != nil {
-		return err
-	}
-	return nil
+	return execOne(ctx, s.db, fmt.Sprintf("delete session %q", id), `DELETE FROM sessions WHERE id = ?`, id)
 }
 
 // ListUserSessions returns the user's sessions, expired or not, most
@@ -83,7 +80,7 @@ func scanSession(r rowScanner) (store.Session, error) {
 // ones, and unredeemed ones beyond maxPerSession) are one BEGIN IMMEDIATE
 // transaction: writers, in this process or another, take turns, so the cap
 // holds under any concurrency.
-func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSession int) (err error) {
+func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSession int) error {
 	for _, v := range []string{ac.ClientID, ac.RedirectURI, ac.UserID, ac.SessionID, ac.Scope, ac.Nonce, ac.CodeChallenge, ac.FamilyID, ac.AccessJTI, ac.DPoPJKT} {
 		if !utf8.ValidString(v) {
 			return fmt.Errorf("store/sqlite: create authorization code %q: %q is not valid UTF-8", ac.ID, v)
@@ -93,36 +90,26 @@ func (s *Store) CreateAuthCode(ctx context.Context, ac store.AuthCode, maxPerSes
 	if err != nil {
 		return fmt.Errorf("store/sqlite: create authorization code %q: %w", ac.ID, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
-	if err != nil {
-		return fmt.Errorf("store/sqlite: create authorization code %q: begin: %w", ac.ID, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	what := fmt.Sprintf("create authorization code %q", ac.ID)
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_codes (`+columns.AuthCodeColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...); err != nil {
+			return writeError(what, err)
 		}
-	}()
-	_, err = tx.ExecContext(ctx, `INSERT INTO auth_codes (`+columns.AuthCodeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...)
-	if err != nil {
-		return writeError(fmt.Sprintf("create authorization code %q", ac.ID), err)
-	}
-	if r.SessionID != "" {
+		if r.SessionID == "" {
+			return nil
+		}
 		// The session's expired codes, and its unredeemed codes other than
 		// the new one beyond the newest maxPerSession-1.
-		_, err = tx.ExecContext(ctx, `DELETE FROM auth_codes
+		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_codes
 			WHERE session_id = ?1 AND id <> ?2 AND (expires_at <= ?3 OR (used_at = 0 AND id NOT IN (
 				SELECT id FROM auth_codes WHERE session_id = ?1 AND id <> ?2 AND used_at = 0 AND expires_at > ?3
 				ORDER BY created_at DESC, id DESC LIMIT ?4)))`,
-			r.SessionID, r.ID, r.Created, columns.CodeCapLimit(maxPerSession))
-		if err != nil {
-			return fmt.Errorf("store/sqlite: create authorization code %q: cap the codes of session %q: %w", ac.ID, r.SessionID, err)
+			r.SessionID, r.ID, r.Created, columns.CodeCapLimit(maxPerSession)); err != nil {
+			return fmt.Errorf("store/sqlite: %s: cap the codes of session %q: %w", what, r.SessionID, err)
 		}
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: create authorization code %q: commit: %w", ac.ID, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // GetAuthCode returns the code with the given ID, redeemed or not (so that a

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/keygate/keygate/store"
@@ -37,29 +38,20 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 // wrapping store.ErrNotFound. The refresh tokens issued to it are deleted in the
 // same transaction: a deleted client's sessions must end with it, and must not
 // come back to life if a client with the same ID is registered later.
-func (s *Store) DeleteClient(ctx context.Context, id string) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: delete client %q: begin: %w", id, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	what := fmt.Sprintf("delete client %q", id)
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		if err := execOne(ctx, tx, what, `DELETE FROM clients WHERE id = ?`, id); err != nil {
+			return err
 		}
-	}()
-	if err = execOne(ctx, tx, fmt.Sprintf("delete client %q", id), `DELETE FROM clients WHERE id = ?`, id); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE client_id = ?`, id); err != nil {
-		return fmt.Errorf("store/sqlite: delete client %q: delete its refresh tokens: %w", id, err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE client_id = ?`, id); err != nil {
-		return fmt.Errorf("store/sqlite: delete client %q: delete its consents: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: delete client %q: commit: %w", id, err)
-	}
-	return nil
+		if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE client_id = ?`, id); err != nil {
+			return fmt.Errorf("store/sqlite: %s: delete its refresh tokens: %w", what, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE client_id = ?`, id); err != nil {
+			return fmt.Errorf("store/sqlite: %s: delete its consents: %w", what, err)
+		}
+		return nil
+	})
 }
 
 // rowScanner is what scanClient and the other scanners need, satisfied by both

@@ -37,10 +37,7 @@ func (s *Store) ListUserConsents(ctx context.Context, userID string) ([]store.Co
 // DeleteConsent deletes the consent of userID to clientID, or fails with an
 // error wrapping store.ErrNotFound.
 func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
-	if err := execOne(ctx, s.db, fmt.Sprintf("delete consent of %q to %q", userID, clientID), `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID); err != nil {
-		return err
-	}
-	return nil
+	return execOne(ctx, s.db, fmt.Sprintf("delete consent of %q to %q", userID, clientID), `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
 }
 
 // RevokeUserClientRefreshTokens revokes every refresh-token family of

@@ -77,12 +77,14 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, id string, now time.Time, 
 
 // guardedUpdate runs query, an UPDATE of device code id guarded by its
 // WHERE and RETURNING what scan reads, and explains through
-// columns.DeviceUnchanged why it failed if it did; what names the update.
+// columns.DeviceUnchanged why it failed if it did (reading the code again
+// under the same context); what names the update.
 func guardedUpdate[T any](ctx context.Context, s *Store, what, id string, now time.Time, scan func(rowScanner) (T, error), query string, args ...any) (T, error) {
 	var zero T
 	v, err := scan(s.db.QueryRowContext(ctx, query, args...))
 	if err != nil {
-		return zero, s.deviceUnchanged(ctx, what, id, now, err)
+		get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
+		return zero, columns.DeviceUnchanged("store/sqlite", what, id, err, sql.ErrNoRows, get, now)
 	}
 	return v, nil
 }
@@ -92,13 +94,6 @@ func scanID(r rowScanner) (string, error) {
 	var id string
 	err := r.Scan(&id)
 	return id, err
-}
-
-// deviceUnchanged explains, through columns.DeviceUnchanged, why a guarded
-// update of device code id failed with err.
-func (s *Store) deviceUnchanged(ctx context.Context, what, id string, now time.Time, err error) error {
-	get := func() (store.DeviceCode, error) { return s.GetDeviceCode(ctx, id) }
-	return columns.DeviceUnchanged("store/sqlite", what, id, err, sql.ErrNoRows, get, now)
 }
 
 func scanDevice(r rowScanner) (store.DeviceCode, error) {

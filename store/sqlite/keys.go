@@ -56,7 +56,7 @@ func (s *Store) KeySetVersion(ctx context.Context) (int64, error) {
 // retired, remove-after and revoked times); its KID selects the row, and its
 // Algorithm, PublicDER and CreatedAt are ignored because they never change. An
 // empty change writes nothing and leaves the version alone.
-func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err error) {
+func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) error {
 	if c.Empty() {
 		return nil
 	}
@@ -66,34 +66,22 @@ func (s *Store) ApplyKeyChange(ctx context.Context, c store.KeyChange) (err erro
 		return err
 	}
 
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
-	if err != nil {
-		return fmt.Errorf("store/sqlite: apply key change: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	return s.inTx(ctx, "apply key change", func(tx *sql.Tx) error {
+		if err := updateKeys(ctx, tx, c.Updates, updates); err != nil {
+			return err
 		}
-	}()
-
-	if err := updateKeys(ctx, tx, c.Updates, updates); err != nil {
-		return err
-	}
-	if err := deleteKeys(ctx, tx, c.Deletes); err != nil {
-		return err
-	}
-	if err := insertKeys(ctx, tx, inserts); err != nil {
-		return err
-	}
-	if err := bumpKeySetVersion(ctx, tx); err != nil {
-		return err
-	}
-
-	faults.Inject(FaultBeforeCommit)
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: apply key change: commit: %w", err)
-	}
-	return nil
+		if err := deleteKeys(ctx, tx, c.Deletes); err != nil {
+			return err
+		}
+		if err := insertKeys(ctx, tx, inserts); err != nil {
+			return err
+		}
+		if err := bumpKeySetVersion(ctx, tx); err != nil {
+			return err
+		}
+		faults.Inject(FaultBeforeCommit)
+		return nil
+	})
 }
 
 // keyChangeRows validates c and converts its updates and inserts for binding.

@@ -14,40 +14,30 @@ import (
 // CreatePasskey stores p if its user exists and has fewer than maxPerUser
 // passkeys: the check and the insert are one BEGIN IMMEDIATE transaction, so
 // writers in any process take turns and the cap holds under concurrency.
-func (s *Store) CreatePasskey(ctx context.Context, p store.Passkey, maxPerUser int) (err error) {
+func (s *Store) CreatePasskey(ctx context.Context, p store.Passkey, maxPerUser int) error {
 	what := fmt.Sprintf("create passkey %q of %q", p.ID, p.UserID)
 	r, err := columns.PasskeyToRow(p)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
-	if err != nil {
-		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		var users, have int
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM users WHERE id = ?1),
+			(SELECT count(*) FROM passkeys WHERE user_id = ?1)`, r.UserID).Scan(&users, &have); err != nil {
+			return fmt.Errorf("store/sqlite: %s: count: %w", what, err)
 		}
-	}()
-	var users, have int
-	if err = tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM users WHERE id = ?1),
-		(SELECT count(*) FROM passkeys WHERE user_id = ?1)`, r.UserID).Scan(&users, &have); err != nil {
-		return fmt.Errorf("store/sqlite: %s: count: %w", what, err)
-	}
-	if users == 0 {
-		return fmt.Errorf("store/sqlite: %s: no such user: %w", what, store.ErrNotFound)
-	}
-	if maxPerUser > 0 && have >= maxPerUser {
-		return fmt.Errorf("store/sqlite: %s: the user has %d passkeys already, the most allowed: %w", what, have, store.ErrConflict)
-	}
-	if _, err = tx.ExecContext(ctx, `INSERT INTO passkeys (`+columns.PasskeyColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...); err != nil {
-		return writeError(what, err)
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
-	}
-	return nil
+		if users == 0 {
+			return fmt.Errorf("store/sqlite: %s: no such user: %w", what, store.ErrNotFound)
+		}
+		if maxPerUser > 0 && have >= maxPerUser {
+			return fmt.Errorf("store/sqlite: %s: the user has %d passkeys already, the most allowed: %w", what, have, store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO passkeys (`+columns.PasskeyColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Args()...); err != nil {
+			return writeError(what, err)
+		}
+		return nil
+	})
 }
 
 // GetPasskey returns the passkey with credential ID id, or an error wrapping
@@ -97,36 +87,26 @@ func (s *Store) DeleteUserPasskeys(ctx context.Context, userID string) (int, err
 // CreateWebAuthnChallenge stores c and trims its binding's challenges
 // (expired ones, and the oldest beyond maxPerBinding) in one BEGIN IMMEDIATE
 // transaction.
-func (s *Store) CreateWebAuthnChallenge(ctx context.Context, c store.WebAuthnChallenge, maxPerBinding int) (err error) {
+func (s *Store) CreateWebAuthnChallenge(ctx context.Context, c store.WebAuthnChallenge, maxPerBinding int) error {
 	what := fmt.Sprintf("create WebAuthn challenge %q", c.ID)
 	r, err := columns.ChallengeToRow(c)
 	if err != nil {
 		return fmt.Errorf("store/sqlite: %s: %w", what, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store/sqlite: %s: begin: %w", what, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	return s.inTx(ctx, what, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webauthn_challenges (`+columns.ChallengeColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Args()...); err != nil {
+			return writeError(what, err)
 		}
-	}()
-	if _, err = tx.ExecContext(ctx, `INSERT INTO webauthn_challenges (`+columns.ChallengeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Args()...); err != nil {
-		return writeError(what, err)
-	}
-	if _, err = tx.ExecContext(ctx, `DELETE FROM webauthn_challenges
-		WHERE binding = ?1 AND id <> ?2 AND (expires_at <= ?3 OR id NOT IN (
-			SELECT id FROM webauthn_challenges WHERE binding = ?1 AND id <> ?2 AND expires_at > ?3
-			ORDER BY created_at DESC, id DESC LIMIT ?4))`,
-		r.Binding, r.ID, r.Created, columns.CodeCapLimit(maxPerBinding)); err != nil {
-		return fmt.Errorf("store/sqlite: %s: cap the challenges of its binding: %w", what, err)
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("store/sqlite: %s: commit: %w", what, err)
-	}
-	return nil
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webauthn_challenges
+			WHERE binding = ?1 AND id <> ?2 AND (expires_at <= ?3 OR id NOT IN (
+				SELECT id FROM webauthn_challenges WHERE binding = ?1 AND id <> ?2 AND expires_at > ?3
+				ORDER BY created_at DESC, id DESC LIMIT ?4))`,
+			r.Binding, r.ID, r.Created, columns.CodeCapLimit(maxPerBinding)); err != nil {
+			return fmt.Errorf("store/sqlite: %s: cap the challenges of its binding: %w", what, err)
+		}
+		return nil
+	})
 }
 
 // ConsumeWebAuthnChallenge deletes challenge id and returns it, in one

@@ -120,14 +120,16 @@ func (s *Store) runRotations(ctx context.Context, batch []*rotation) {
 		return
 	}
 	// The prepared statements were prepared on the writer's one connection,
-	// which the transaction has, so StmtContext reuses them.
+	// which the transaction has, so StmtContext reuses them; they are bound
+	// to the transaction once for the whole batch.
 	spend, insert := tx.StmtContext(ctx, s.spendRefresh), tx.StmtContext(ctx, s.insertRefresh)
+	sp := savepoint{tx.StmtContext(ctx, s.savepoint), tx.StmtContext(ctx, s.rollbackTo), tx.StmtContext(ctx, s.release)}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = fmt.Errorf("store/sqlite: rotate refresh token %q: %w", r.oldID, err)
 			continue
 		}
-		if err := s.inSavepoint(ctx, tx, func() error { return r.rotate(ctx, tx, spend, insert) }, &results[i]); err != nil {
+		if err := sp.run(ctx, func() error { return r.rotate(ctx, tx, spend, insert) }, &results[i]); err != nil {
 			tx.Rollback()
 			fail("savepoint", err)
 			return
@@ -138,18 +140,23 @@ func (s *Store) runRotations(ctx context.Context, batch []*rotation) {
 	}
 }
 
-// inSavepoint runs f under a savepoint of tx and stores its error in *result;
-// if f fails, what it wrote is rolled back and the rest of tx stands. The
-// error returned is the savepoint's own failure, which leaves tx unusable.
-func (s *Store) inSavepoint(ctx context.Context, tx *sql.Tx, f func() error, result *error) error {
-	if _, err := tx.StmtContext(ctx, s.savepoint).ExecContext(ctx); err != nil {
+// savepoint is the savepoint statements of one group commit, bound to its
+// transaction.
+type savepoint struct{ begin, rollbackTo, release *sql.Stmt }
+
+// run runs f under the savepoint and stores its error in *result; if f
+// fails, what it wrote is rolled back and the rest of the transaction stands.
+// The error returned is the savepoint's own failure, which leaves the
+// transaction unusable.
+func (sp savepoint) run(ctx context.Context, f func() error, result *error) error {
+	if _, err := sp.begin.ExecContext(ctx); err != nil {
 		return err
 	}
 	if *result = f(); *result != nil {
-		if _, err := tx.StmtContext(ctx, s.rollbackTo).ExecContext(ctx); err != nil {
+		if _, err := sp.rollbackTo.ExecContext(ctx); err != nil {
 			return err
 		}
 	}
-	_, err := tx.StmtContext(ctx, s.release).ExecContext(ctx)
+	_, err := sp.release.ExecContext(ctx)
 	return err
 }

@@ -254,20 +254,20 @@ func pingNew(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// prepare prepares the statements of the hot paths.
+// prepare prepares the statements of the hot paths, all on the writer's
+// connection.
 func (s *Store) prepare(ctx context.Context) error {
 	for _, p := range []struct {
 		dst   **sql.Stmt
-		db    *sql.DB
 		query string
 	}{
-		{&s.spendRefresh, s.db.db, spendRefreshSQL},
-		{&s.insertRefresh, s.db.db, insertRefreshSQL},
-		{&s.savepoint, s.db.db, `SAVEPOINT rotation`},
-		{&s.rollbackTo, s.db.db, `ROLLBACK TO rotation`},
-		{&s.release, s.db.db, `RELEASE rotation`},
+		{&s.spendRefresh, spendRefreshSQL},
+		{&s.insertRefresh, insertRefreshSQL},
+		{&s.savepoint, `SAVEPOINT rotation`},
+		{&s.rollbackTo, `ROLLBACK TO rotation`},
+		{&s.release, `RELEASE rotation`},
 	} {
-		st, err := p.db.PrepareContext(ctx, p.query)
+		st, err := s.db.db.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.query, err)
 		}
@@ -306,8 +306,7 @@ func probe(ctx context.Context, abs string) error {
 	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 		return ErrNoDatabase
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "mode=ro"}
-	db, err := sql.Open("sqlite", u.String())
+	db, err := sql.Open("sqlite", fileURI(abs, "mode=ro"))
 	if err != nil {
 		return err
 	}
@@ -379,10 +378,9 @@ func (r errRow) Scan(...any) error { return r.err }
 // (A reader writes nothing, but it may run the checkpoint when it closes the
 // file last, which syncs as syncLevel says.)
 func readDSN(abs, syncLevel string) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
-	return u.String() + fmt.Sprintf(
-		"?mode=rw&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)&_pragma=query_only(1)",
-		busyTimeoutMillis, syncLevel)
+	return fileURI(abs, fmt.Sprintf(
+		"mode=rw&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)&_pragma=query_only(1)",
+		busyTimeoutMillis, syncLevel))
 }
 
 // dsn is the modernc.org/sqlite data source name for the database file at the
@@ -393,18 +391,23 @@ func readDSN(abs, syncLevel string) string {
 // or FULL with SynchronousFull; see README, "SQLite: concurrency and durability"). _txlock=immediate makes
 // BeginTx issue BEGIN IMMEDIATE, taking the write lock up front.
 //
-// The path goes in a file: URI, percent-escaped, so that a '?', '#' or '%' in a
-// directory name cannot be mistaken for the start of the query. Unless create,
-// mode=rw keeps SQLite from creating a file that vanished since it was checked.
+// The path goes in a file: URI (fileURI). Unless create, mode=rw keeps SQLite from creating a file that vanished since it was checked.
 func dsn(abs string, create bool) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
 	mode := ""
 	if !create {
 		mode = "&mode=rw"
 	}
-	return u.String() + fmt.Sprintf(
-		"?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate%s",
-		busyTimeoutMillis, mode)
+	return fileURI(abs, fmt.Sprintf(
+		"_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate%s",
+		busyTimeoutMillis, mode))
+}
+
+// fileURI is the file: URI of the absolute path abs with the query string
+// query. The path is percent-escaped, so that a '?', '#' or '%' in a
+// directory name cannot be mistaken for the start of the query.
+func fileURI(abs, query string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: query}
+	return u.String()
 }
 
 // Path returns the absolute path of the database file, for messages and
@@ -497,7 +500,7 @@ func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan 
 	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
 
-// execer is what affected, execOne and insertRefreshToken need: *sql.DB and
+// execer is what affected and execOne need: the writer (*writeDB) and
 // *sql.Tx both have it.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -549,12 +552,8 @@ func execOne(ctx context.Context, db execer, what, query string, args ...any) er
 // "NORMAL" or "FULL" (SynchronousFull), so that the durability a deployment
 // runs with can be checked and logged rather than assumed.
 func (s *Store) Synchronous(ctx context.Context) (string, error) {
-	if err := s.db.enter(ctx); err != nil {
-		return "", fmt.Errorf("store/sqlite: synchronous %q: %w", s.path, err)
-	}
-	defer s.db.leave()
 	var n int
-	if err := s.db.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
 		return "", fmt.Errorf("store/sqlite: synchronous %q: %w", s.path, err)
 	}
 	switch n {

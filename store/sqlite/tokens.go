@@ -212,13 +212,9 @@ func (s *Store) recordOnce(ctx context.Context, r columns.OnceTable, owner, jti 
 	if err != nil {
 		return fmt.Errorf("store/sqlite: %s: %w", r.Describe(owner, jti), err)
 	}
-	res, err := s.db.ExecContext(ctx, r.Upsert([4]string{"?", "?", "?", "?"}), owner, jti, exp, at)
+	n, err := affected(ctx, s.db, r.Describe(owner, jti), r.Upsert([4]string{"?", "?", "?", "?"}), owner, jti, exp, at)
 	if err != nil {
-		return fmt.Errorf("store/sqlite: %s: %w", r.Describe(owner, jti), err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store/sqlite: %s: %w", r.Describe(owner, jti), err)
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("store/sqlite: %s: already used and not yet expired (replay): %w", r.Describe(owner, jti), store.ErrConflict)

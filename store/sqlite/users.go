@@ -106,11 +106,8 @@ func (s *Store) UpdateUserPassword(ctx context.Context, id, hash string, now tim
 	if updated == 0 {
 		return fmt.Errorf("store/sqlite: update password of user %q: zero time", id)
 	}
-	if err := execOne(ctx, s.db, fmt.Sprintf("update password of user %q", id),
-		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, updated, id); err != nil {
-		return err
-	}
-	return nil
+	return execOne(ctx, s.db, fmt.Sprintf("update password of user %q", id),
+		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, updated, id)
 }
 
 // UpdateUser replaces the email, name, admin flag, disabled_at and updated_at

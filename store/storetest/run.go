@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -287,12 +286,7 @@ func testKeysAcrossStores(t *testing.T, stores []store.Store) {
 	change := store.KeyChange{Updates: []store.KeyUpdate{
 		{Key: retired, From: store.KeyActive}, {Key: promoted, From: store.KeyNext},
 	}}
-	var errs [2]error
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		wg.Go(func() { errs[i] = s.ApplyKeyChange(t.Context(), change) })
-	}
-	wg.Wait()
+	errs := race(len(stores), func(i int) error { return stores[i].ApplyKeyChange(t.Context(), change) })
 	if (errs[0] == nil) == (errs[1] == nil) {
 		t.Fatalf("want exactly one rotation to succeed, got errors %v and %v", errs[0], errs[1])
 	}

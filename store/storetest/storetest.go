@@ -27,10 +27,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/store"
 	"github.com/keygate/keygate/store/internal/backendtest"
 )
@@ -585,20 +585,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 }
 
 // race runs n copies of do at once and returns their errors.
-func race(n int, do func(i int) error) []error {
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			errs[i] = do(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
+func race(n int, do func(i int) error) []error { return stampede.Run(n, do) }
 
 // checkOneWinner fails the test unless exactly one of errs is nil and every
 // other is store.ErrConflict, and returns the winner's index.
