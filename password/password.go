@@ -24,9 +24,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/keygate/keygate/password/argon2id"
 )
 
 // Bounds on the parameters this package accepts, both for a Hasher's own
@@ -118,10 +119,18 @@ func (p Params) Validate() error {
 // stored hash's, which is at most MaxMemory). Callers beyond the bound wait
 // for a slot, and give up when their context ends.
 //
+// The argon2 memory itself is reused: a slot's computation takes a working
+// memory from a pool and puts it back, so a flood of logins allocates its
+// maxConcurrent × Memory KiB once instead of once per login. The pool holds
+// at most one memory per slot, only of the Hasher's own size (a larger one
+// grown for an old stored hash is dropped), and the runtime empties it after
+// two collections without a login, so an idle server gives the memory back.
+//
 // A Hasher is safe for concurrent use.
 type Hasher struct {
 	params Params
 	sem    chan struct{} // one token per running argon2 computation
+	mem    sync.Pool     // *argon2id.Memory, at most one per slot
 	dummy  string        // encoded hash with params, for VerifyDummy
 	runs   atomic.Uint64 // argon2 computations started, for Computations
 }
@@ -223,7 +232,18 @@ func (h *Hasher) derive(ctx context.Context, plain string, salt []byte, p Params
 	}
 	defer h.release()
 	h.runs.Add(1)
-	return argon2.IDKey([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen), nil
+	m, _ := h.mem.Get().(*argon2id.Memory)
+	if m == nil {
+		m = new(argon2id.Memory)
+	}
+	key, err := m.Key([]byte(plain), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	if m.Size() <= h.params.Memory {
+		h.mem.Put(m) // a memory grown beyond the Hasher's own is left to the collector
+	}
+	if err != nil {
+		return nil, fmt.Errorf("argon2id with %+v: %w", p, err)
+	}
+	return key, nil
 }
 
 // acquire takes a slot, or returns ctx.Err() once ctx ends. A context that has
@@ -251,7 +271,7 @@ func b64() *base64.Encoding { return base64.RawStdEncoding.Strict() }
 
 func encode(p Params, salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, p.Memory, p.Iterations, p.Parallelism,
+		argon2id.Version, p.Memory, p.Iterations, p.Parallelism,
 		b64().EncodeToString(salt), b64().EncodeToString(key))
 }
 
@@ -276,10 +296,10 @@ func decode(encoded string) (p Params, salt, key []byte, err error) {
 	}
 	v, ok := strings.CutPrefix(f[2], "v=")
 	if !ok {
-		return bad("version field %q, want v=%d", f[2], argon2.Version)
+		return bad("version field %q, want v=%d", f[2], argon2id.Version)
 	}
-	if n, err := parseUint(v); err != nil || n != argon2.Version {
-		return bad("version %q, want %d", v, argon2.Version)
+	if n, err := parseUint(v); err != nil || n != argon2id.Version {
+		return bad("version %q, want %d", v, argon2id.Version)
 	}
 	if p, err = decodeParams(f[3]); err != nil {
 		return bad("%v", err)

@@ -1,10 +1,13 @@
 package password
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // smallParams keeps tests fast: 64 KiB and one pass instead of 19 MiB and two.
@@ -403,6 +406,71 @@ func BenchmarkVerifyDefault(b *testing.B) {
 	for b.Loop() {
 		if ok, err := h.Verify(ctx, "correct horse battery staple", enc); err != nil || !ok {
 			b.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+}
+
+// TestPoolKeepsOnlyOwnSize: the working memory of a computation with the
+// Hasher's own parameters goes back to the pool for the next login, and one
+// grown for a costlier stored hash does not, so an old or planted row cannot
+// pin a large memory per slot for the life of the process.
+func TestPoolKeepsOnlyOwnSize(t *testing.T) {
+	ctx := context.Background()
+	p := Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+	h := NewHasher(p, 1)
+	costly := p
+	costly.Memory = 1024
+	big, err := NewHasher(costly, 1).Hash(ctx, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := h.Verify(ctx, "pw", big); !ok || err != nil {
+		t.Fatalf("Verify of a costlier hash = %v, %v", ok, err)
+	}
+	if m := h.mem.Get(); m != nil {
+		t.Fatalf("the pool kept a memory grown to the costlier hash's size: %v KiB", sizeOf(m))
+	}
+	if _, err := h.Hash(ctx, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	// sync.Pool may drop an item (it does at random under the race
+	// detector), so only what it returns is checked.
+	if m := h.mem.Get(); m != nil && sizeOf(m) != p.Memory {
+		t.Fatalf("the pool holds a memory of %d KiB; want the Hasher's %d", sizeOf(m), p.Memory)
+	}
+}
+
+func sizeOf(m any) uint32 {
+	type sized interface{ Size() uint32 }
+	return m.(sized).Size()
+}
+
+// TestHashesOfXCryptoVerify: hashes stored before the Hasher computed
+// argon2id itself (golang.org/x/crypto/argon2) still verify, and the
+// Hasher's own verify with x/crypto, over several parameter sets.
+func TestHashesOfXCryptoVerify(t *testing.T) {
+	ctx := context.Background()
+	salt := []byte("0123456789abcdef")
+	for _, p := range []Params{
+		DefaultParams(),
+		{Memory: 64, Iterations: 3, Parallelism: 2, SaltLen: 16, KeyLen: 16},
+		{Memory: 4096, Iterations: 1, Parallelism: 4, SaltLen: 16, KeyLen: 64},
+	} {
+		enc := encode(p, salt, argon2.IDKey([]byte("hunter2"), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen))
+		h := NewHasher(p, 2)
+		if ok, err := h.Verify(ctx, "hunter2", enc); !ok || err != nil {
+			t.Errorf("%+v: x/crypto's hash does not verify: %v, %v", p, ok, err)
+		}
+		mine, err := h.Hash(ctx, "hunter2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, s, key, err := decode(mine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := argon2.IDKey([]byte("hunter2"), s, p.Iterations, p.Memory, p.Parallelism, p.KeyLen); !bytes.Equal(key, want) {
+			t.Errorf("%+v: Hash made %x; x/crypto makes %x", p, key, want)
 		}
 	}
 }
