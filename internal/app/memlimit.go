@@ -17,10 +17,10 @@ const autoMemoryBase = 26 << 20
 // AutoMemoryLimit is the soft memory limit serve applies when
 // server.memory_limit is not set: the memory of the argon2id computations
 // that may run at once (login.max_concurrent_hashes, by default the cores,
-// 19 MiB each) plus autoMemoryBase; 64 MiB on 2 cores. Under a password flood
-// it keeps RSS under 100 MiB on 2 cores (143 MiB without a limit) at ~10%
-// more CPU per login; token issuance is unchanged (docs/BENCHMARKS.md,
-// "Memory under a password flood").
+// 19 MiB each, reused from login to login) plus autoMemoryBase; 64 MiB on 2
+// cores. Under a password flood it keeps RSS under 100 MiB on 2 cores
+// (83-90 MiB; 107-146 MiB without a limit) at the same login rate, and token
+// issuance is unchanged (docs/BENCHMARKS.md, "Argon2id in reused memory").
 func AutoMemoryLimit(cfg config.Config) int64 {
 	return int64(cfg.Login.HashConcurrency())*int64(password.DefaultParams().Memory)<<10 + autoMemoryBase
 }
