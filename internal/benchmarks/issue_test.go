@@ -94,7 +94,11 @@ func BenchmarkRawRS256Sign(b *testing.B) {
 // BenchmarkIssueVsRawInterleaved alternates one issuance (stored client, the
 // whole handler) and one raw RS256 signature with the same key size, timing
 // each, so both see the same machine: the reported raw/issue is the share of
-// the raw signing rate that issuance reaches (target ≥ 0.85).
+// the raw signing rate that issuance reaches (target ≥ 0.92 per CPU second).
+// raw/issue-cpu charges each its thread's CPU time (the handler runs on the
+// benchmark's goroutine, locked to its thread), which another process
+// taking the core does not move; raw/issue is the same in wall time. The
+// order of the two alternates between iterations.
 func BenchmarkIssueVsRawInterleaved(b *testing.B) {
 	const secret = "kgs_benchmark-secret-0123456789abcdefghijklmnopqr"
 	s := kgtest.Start(b, kgtest.Options{})
@@ -111,30 +115,44 @@ func BenchmarkIssueVsRawInterleaved(b *testing.B) {
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench:"+secret))
 	w := &discard{h: http.Header{}}
 	input := []byte(strings.Repeat("x", 400))
-	var issue, raw time.Duration
-	for b.Loop() {
-		t0 := time.Now()
+	issueOne := func() {
 		req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader("grant_type=client_credentials&scope=read"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Authorization", auth)
 		clear(w.h)
 		w.code = 0
 		h.ServeHTTP(w, req)
-		t1 := time.Now()
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+	rawOne := func() {
 		d := sha256.Sum256(input)
 		if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, d[:]); err != nil {
 			b.Fatal(err)
 		}
-		t2 := time.Now()
-		if w.code != http.StatusOK {
-			b.Fatalf("status %d", w.code)
+	}
+	lockThread(b)
+	var issue, raw, issueCPU, rawCPU time.Duration
+	timed := func(f func(), wall, cpu *time.Duration) {
+		t0, c0 := time.Now(), threadCPU(b)
+		f()
+		*cpu += threadCPU(b) - c0
+		*wall += time.Since(t0)
+	}
+	for n := 0; b.Loop(); n++ {
+		if n%2 == 0 {
+			timed(issueOne, &issue, &issueCPU)
+			timed(rawOne, &raw, &rawCPU)
+		} else {
+			timed(rawOne, &raw, &rawCPU)
+			timed(issueOne, &issue, &issueCPU)
 		}
-		issue += t1.Sub(t0)
-		raw += t2.Sub(t1)
 	}
 	b.ReportMetric(float64(issue.Nanoseconds())/float64(b.N), "issue-ns/op")
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
 	b.ReportMetric(float64(raw)/float64(issue), "raw/issue")
+	b.ReportMetric(float64(rawCPU)/float64(issueCPU), "raw/issue-cpu")
 }
 
 // algServer starts a server keeping RS256, ES256 and EdDSA keys, with one
