@@ -216,8 +216,12 @@ func ecPublic(key crypto.PublicKey) (*ecdsa.PublicKey, error) {
 	default:
 		return nil, fmt.Errorf("algorithm ES256 needs an ECDSA P-256 public key, got %T", key)
 	}
+	//lint:ignore SA1019 Bytes dereferences X and Y, so missing ones must be refused first, and only these fields show it
 	if pub == nil || pub.Curve != elliptic.P256() || pub.X == nil || pub.Y == nil {
 		return nil, errors.New("algorithm ES256 needs an ECDSA key on curve P-256")
+	}
+	if _, err := pub.Bytes(); err != nil { // a point not on the curve
+		return nil, fmt.Errorf("algorithm ES256 needs a valid P-256 public key: %w", err)
 	}
 	return pub, nil
 }

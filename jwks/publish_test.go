@@ -257,6 +257,13 @@ func TestNewDocumentErrors(t *testing.T) {
 		{"none alg", with(func(k *jwks.PublicKey) { k.Algorithm = "none" }), "not a supported signature algorithm"},
 		{"hmac alg", with(func(k *jwks.PublicKey) { k.Algorithm = "HS256" }), "not a supported signature algorithm"},
 		{"ec alg", with(func(k *jwks.PublicKey) { k.Algorithm = "ES256" }), "needs an ECDSA P-256 public key"},
+		{"ec without coordinates", with(func(k *jwks.PublicKey) {
+			k.Algorithm, k.Key = "ES256", &ecdsa.PublicKey{Curve: elliptic.P256()}
+		}), "needs an ECDSA key on curve P-256"},
+		{"ec point off the curve", with(func(k *jwks.PublicKey) {
+			//lint:ignore SA1019 a point off the curve can only be built from raw coordinates
+			k.Algorithm, k.Key = "ES256", &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(2)}
+		}), "needs a valid P-256 public key"},
 		{"lowercase alg", with(func(k *jwks.PublicKey) { k.Algorithm = "rs256" }), "not a supported signature algorithm"},
 	}
 	for _, tt := range tests {
