@@ -78,6 +78,12 @@ var (
 	ErrTOTPActive = errors.New("a one-time code authenticator is already set up")
 	// ErrNoSealer: the provider was built without a SecretSealer.
 	ErrNoSealer = errors.New("second factors need the key-encryption key")
+	// ErrTOTPUnavailable: the user's TOTP secret is sealed under a
+	// key-encryption key the keyring no longer holds, so codes from the app
+	// cannot be checked (recovery codes still can: they are digests, not
+	// sealed). The operator restores that key to the keyring, or resets the
+	// user's second factor; the login page says so instead of failing.
+	ErrTOTPUnavailable = errors.New("the one-time code secret cannot be opened with the configured key-encryption keys")
 )
 
 // TOTPEnrolment is an unconfirmed TOTP as the enrolment page shows it.
@@ -198,21 +204,44 @@ func (p *Provider) PendingTOTPEnrolment(ctx context.Context, u store.User) (*TOT
 // openTOTP reads and unseals userID's TOTP (the raw secret); ErrNoTOTP
 // when there is none.
 func (p *Provider) openTOTP(ctx context.Context, userID string) (store.TOTP, []byte, error) {
+	t, err := p.readTOTP(ctx, userID)
+	if err != nil {
+		return store.TOTP{}, nil, err
+	}
+	secret, err := p.openSecret(t)
+	if err != nil {
+		return store.TOTP{}, nil, err
+	}
+	return t, secret, nil
+}
+
+// readTOTP reads userID's TOTP row without opening its secret; ErrNoTOTP
+// when there is none.
+func (p *Provider) readTOTP(ctx context.Context, userID string) (store.TOTP, error) {
 	if p.cfg.Sealer == nil {
-		return store.TOTP{}, nil, ErrNoSealer
+		return store.TOTP{}, ErrNoSealer
 	}
 	t, err := p.cfg.Store.GetTOTP(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.TOTP{}, nil, ErrNoTOTP
+		return store.TOTP{}, ErrNoTOTP
 	}
 	if err != nil {
-		return store.TOTP{}, nil, fmt.Errorf("read TOTP of %s: %w", userID, err)
+		return store.TOTP{}, fmt.Errorf("read TOTP of %s: %w", userID, err)
 	}
-	secret, err := p.cfg.Sealer.Open(sealName(userID), t.Sealed)
+	return t, nil
+}
+
+// openSecret unseals t's secret. One that no key of the keyring opens is
+// ErrTOTPUnavailable (wrapping the sealer's error), logged with what the
+// operator can do about it.
+func (p *Provider) openSecret(t store.TOTP) ([]byte, error) {
+	secret, err := p.cfg.Sealer.Open(sealName(t.UserID), t.Sealed)
 	if err != nil {
-		return store.TOTP{}, nil, fmt.Errorf("open TOTP secret of %s: %w", userID, err)
+		p.log.Error("a TOTP secret cannot be opened: restore the key-encryption key it was sealed under to the keyring, "+
+			"or run `keygate users reset-mfa` for this user", "user_id", t.UserID, "err", err)
+		return nil, fmt.Errorf("open TOTP secret of %s: %w: %w", t.UserID, ErrTOTPUnavailable, err)
 	}
-	return t, secret, nil
+	return secret, nil
 }
 
 // matchStep returns the time step, within totpSkew of now's, whose code is
@@ -314,7 +343,7 @@ func recoveryDigest(userID, normalized string) []byte {
 func (p *Provider) VerifySecondFactor(ctx context.Context, u store.User, code, ip string) error {
 	method := "totp"
 	err := p.throttledCheck(ctx, u.ID, ip, func() error {
-		t, secret, err := p.openTOTP(ctx, u.ID)
+		t, err := p.readTOTP(ctx, u.ID)
 		if err != nil {
 			return err
 		}
@@ -322,9 +351,13 @@ func (p *Provider) VerifySecondFactor(ctx context.Context, u store.User, code, i
 			return ErrNoTOTP
 		}
 		norm := normalizeCode(code)
-		if len(norm) == 16 {
+		if len(norm) == 16 { // a recovery code: a digest, no secret to open
 			method = "recovery code"
 			return p.useRecoveryCode(ctx, u.ID, norm)
+		}
+		secret, err := p.openSecret(t)
+		if err != nil {
+			return err
 		}
 		step, ok := matchStep(secret, norm, p.now())
 		if !ok {

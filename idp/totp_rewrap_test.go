@@ -31,7 +31,7 @@ func TestRewrapTOTP(t *testing.T) {
 	cfg, clock := grantConfig(t)
 	cfg.Sealer = oldS
 	e := grantEnvFor(t, cfg, clock)
-	secret, _ := e.enrolTOTP(t)
+	secret, recovery := e.enrolTOTP(t)
 	bob, err := e.dir.CreateUser(ctx, idp.NewUser{Username: "bob", Password: gtPassword})
 	if err != nil {
 		t.Fatal(err)
@@ -45,8 +45,13 @@ func TestRewrapTOTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Minute)
-	if err := onNew.VerifySecondFactor(ctx, e.alice, totpCode(t, secret, clock.Now()), "192.0.2.1"); !errors.Is(err, rotation.ErrWrongKEK) {
-		t.Fatalf("a code under [new] before the rewrap: %v, want ErrWrongKEK", err)
+	if err := onNew.VerifySecondFactor(ctx, e.alice, totpCode(t, secret, clock.Now()), "192.0.2.1"); !errors.Is(err, idp.ErrTOTPUnavailable) ||
+		!errors.Is(err, rotation.ErrWrongKEK) {
+		t.Fatalf("a code under [new] before the rewrap: %v, want ErrTOTPUnavailable wrapping ErrWrongKEK", err)
+	}
+	// A recovery code is a digest, not sealed: it still signs alice in.
+	if err := onNew.VerifySecondFactor(ctx, e.alice, recovery[0], "192.0.2.1"); err != nil {
+		t.Fatalf("a recovery code under [new] before the rewrap: %v", err)
 	}
 
 	if _, _, err := idp.RewrapTOTP(ctx, e.st, newS); !errors.Is(err, rotation.ErrWrongKEK) {

@@ -144,10 +144,18 @@ func secondFactorChanged(err error) bool {
 
 // codeFailed renders page again with the error of a refused code: a
 // throttled one is 429 with Retry-After, a wrong one 200 (as a wrong
-// password is).
+// password is), and one that cannot be checked because the secret is sealed
+// under a key-encryption key the server no longer has 503 (the operator's
+// to fix; the log says how), pointing the user at a recovery code.
 func (s *Server) codeFailed(c echo.Context, err error, page string, d pageData) error {
 	var te *idp.ThrottledError
 	switch {
+	case errors.Is(err, idp.ErrTOTPUnavailable):
+		d.Error = "Codes from your authenticator app cannot be checked at the moment. Enter a recovery code, or ask an administrator."
+		if page == "enrol" {
+			d.Error = "This authenticator can no longer be set up. Start again from your account page, or ask an administrator."
+		}
+		return s.render(c, http.StatusServiceUnavailable, page, d)
 	case errors.As(err, &te):
 		secs := setRetryAfter(c, te.RetryAfter)
 		d.Error = fmt.Sprintf("Too many failed attempts. Try again in %d seconds.", secs)
