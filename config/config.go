@@ -121,6 +121,14 @@ type Login struct {
 	UserEvery time.Duration `yaml:"user_every"` // one more regained every ...
 	IPBurst   int           `yaml:"ip_burst"`
 	IPEvery   time.Duration `yaml:"ip_every"`
+	// PasskeyBurst and PasskeyEvery bound how fast passkey sign-ins may
+	// begin, from all addresses together: each stores a challenge until it
+	// is used or expires (5 minutes), so this caps that table at about
+	// PasskeyBurst + 5m/PasskeyEvery rows per server whatever the number of
+	// attacking addresses (3,300 by default: 300 at once, one more every
+	// 100ms, that is 10 per second sustained).
+	PasskeyBurst int           `yaml:"passkey_burst"`
+	PasskeyEvery time.Duration `yaml:"passkey_every"`
 	// MaxConcurrent bounds the argon2id computations running at once (19 MiB
 	// each); 0 (the default) means runtime.GOMAXPROCS(0), the usable cores:
 	// more would only share the same cores and hold more memory. See
@@ -309,7 +317,8 @@ func Default() Config {
 		Tokens: Tokens{AccessTTL: 15 * time.Minute, MaxAccessTTL: 24 * time.Hour, IDTokenTTL: time.Hour,
 			RefreshTTL: 30 * 24 * time.Hour, Leeway: time.Minute},
 		Signup: Signup{Enabled: true},
-		Login:  Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second},
+		Login: Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second,
+			PasskeyBurst: 300, PasskeyEvery: 100 * time.Millisecond},
 		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes: 64 << 10},
@@ -500,6 +509,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("login.user_burst and login.ip_burst: must be at least 1, got %d and %d", l.UserBurst, l.IPBurst)
 	case l.UserEvery <= 0 || l.IPEvery <= 0:
 		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
+	case l.PasskeyBurst < 1 || l.PasskeyEvery <= 0:
+		return fmt.Errorf("login.passkey_burst and login.passkey_every: must be at least 1 and positive, got %d and %s", l.PasskeyBurst, l.PasskeyEvery)
 	case l.MaxConcurrent < 0:
 		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, or 0 for the number of cores, got %d", l.MaxConcurrent)
 	case !slices.Contains([]string{"", "none", "admins", "all"}, l.RequireSecondFactor):

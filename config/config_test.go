@@ -89,6 +89,8 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{file: "server:\n  max_body_bytes: 0\n", want: "server.max_body_bytes"},
 		{file: "log:\n  level: loud\n", want: "log.level"},
 		{file: "login:\n  max_concurrent_hashes: -1\n", want: "login.max_concurrent_hashes"},
+		{file: "login:\n  passkey_burst: 0\n", want: "login.passkey_burst"},
+		{file: "login:\n  passkey_every: -1s\n", want: "login.passkey_every"},
 		{file: "server:\n  memory_limit: lots\n", want: "server.memory_limit"},
 		{file: "storage:\n  synchronous: extra\n", want: "storage.synchronous: must be normal or full"},
 		{env: map[string]string{"KEYGATE_STORAGE_SYNCHRONOUS": "off"}, want: "storage.synchronous: must be normal or full"},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/store"
+	"github.com/keygate/keygate/throttle"
 )
 
 // Signer signs tokens with the active key and gives the published keys to
@@ -93,6 +94,18 @@ type Config struct {
 	Sealer                        SecretSealer
 	SecondFactor                  SecondFactorPolicy
 	PasswordGrantWithSecondFactor bool
+	// PasskeySignIns bounds how fast passkey sign-in ceremonies may begin,
+	// all addresses together (zero: DefaultPasskeySignIns()). Each stores a
+	// challenge for its 5 minutes; the per-address cap alone would let an
+	// attacker with many addresses grow that table without bound.
+	PasskeySignIns throttle.Limits
+}
+
+// DefaultPasskeySignIns is the default of Config.PasskeySignIns: 300 at
+// once, then 10 per second, so at most about 3,300 sign-in challenges are
+// outstanding per server.
+func DefaultPasskeySignIns() throttle.Limits {
+	return throttle.Limits{Burst: 300, Every: 100 * time.Millisecond}
 }
 
 // Provider implements the grants, browser sessions and token operations; its
@@ -112,7 +125,8 @@ type Provider struct {
 
 	browser store.BrowserStore // sessions and codes: the Store's BrowserStore part
 
-	rp *webauthn.WebAuthn // the WebAuthn relying party; nil when the issuer's host cannot be an RP ID (passkeys.go)
+	rp            *webauthn.WebAuthn // the WebAuthn relying party; nil when the issuer's host cannot be an RP ID (passkeys.go)
+	passkeyStarts *throttle.Throttle // one bucket: sign-in ceremonies begun, all addresses together
 }
 
 // New checks cfg, builds the Directory from cfg.DirectoryConfig, and returns
@@ -129,11 +143,18 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	cfg.DirectoryConfig = dir.cfg // with its defaults
+	if cfg.PasskeySignIns == (throttle.Limits{}) {
+		cfg.PasskeySignIns = DefaultPasskeySignIns()
+	}
+	if err := cfg.PasskeySignIns.Validate(); err != nil {
+		return nil, fmt.Errorf("idp: PasskeySignIns: %w", err)
+	}
 	p := &Provider{cfg: cfg, dir: dir, now: dir.now, log: dir.log}
 	p.initBrowser()
 	if p.rp, err = newRelyingParty(cfg.Issuer); err != nil {
 		return nil, err
 	}
+	p.passkeyStarts = throttle.New(cfg.PasskeySignIns, 1)
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}

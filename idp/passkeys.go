@@ -318,6 +318,13 @@ func (p *Provider) PasskeyRequestOptions(ctx context.Context, ip string) (*proto
 	if p.rp == nil {
 		return nil, ErrPasskeysUnavailable
 	}
+	// Reserved before the challenge is made and stored, so concurrent
+	// requests cannot all pass a check and then all write.
+	if wait, ok := p.passkeyStarts.Reserve("passkey sign-ins", p.now()); !ok {
+		p.log.Warn("passkey sign-ins refused: new ceremonies from all addresses are over login.passkey_burst/passkey_every",
+			"retry_after", wait)
+		return nil, &ThrottledError{RetryAfter: wait}
+	}
 	assertion, sd, err := p.rp.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return nil, fmt.Errorf("begin passkey sign-in: %w", err)

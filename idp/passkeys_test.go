@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/kgtest"
 	"github.com/keygate/keygate/internal/stampede"
+	"github.com/keygate/keygate/throttle"
 )
 
 // passkeyEnv is a Keygate at http://localhost:PORT (a WebAuthn RP ID must
@@ -356,5 +358,40 @@ func TestPasskeyRegistration(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), `"passkeys_removed":20`) {
 		t.Error("no audit line for the reset")
+	}
+}
+
+// TestPasskeySignInsBoundedOverall: the per-address cap on sign-in
+// ceremonies does not bound an attacker with many addresses, so sign-ins
+// begun from all addresses together draw on one bucket, reserved before the
+// challenge is stored: 40 concurrent requests from 40 networks against a
+// burst of 5 begin (and store) exactly 5 challenges; the rest are ThrottledError with a
+// Retry-After, and the bucket refills with time.
+func TestPasskeySignInsBoundedOverall(t *testing.T) {
+	t.Parallel()
+	clock := kgtest.NewClock(time.Date(2031, 5, 17, 9, 0, 0, 0, time.UTC))
+	kg := kgtest.Start(t, kgtest.Options{Localhost: true, Clock: clock,
+		PasskeySignIns: throttle.Limits{Burst: 5, Every: time.Minute}})
+	errs := stampede.Run(40, func(i int) error {
+		_, err := kg.IDP.PasskeyRequestOptions(context.Background(), fmt.Sprintf("2001:db8:%x::1", i))
+		return err
+	})
+	ok := 0
+	for _, err := range errs {
+		var te *idp.ThrottledError
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &te) && te.RetryAfter > 0:
+		default:
+			t.Fatalf("PasskeyRequestOptions: %v; want success or ThrottledError", err)
+		}
+	}
+	if ok != 5 {
+		t.Errorf("%d of 40 concurrent sign-ins began; want the burst, 5", ok)
+	}
+	clock.Advance(time.Minute)
+	if _, err := kg.IDP.PasskeyRequestOptions(t.Context(), "192.0.2.9"); err != nil {
+		t.Errorf("after a minute, one more sign-in: %v", err)
 	}
 }

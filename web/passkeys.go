@@ -61,6 +61,11 @@ func (s *Server) passkeyRequestOptions(c echo.Context) error {
 		return noPasskeys(c)
 	}
 	opts, err := s.cfg.IDP.PasskeyRequestOptions(c.Request().Context(), c.RealIP())
+	var te *idp.ThrottledError
+	if errors.As(err, &te) {
+		setRetryAfter(c, te.RetryAfter)
+		return c.JSON(http.StatusTooManyRequests, map[string]string{"error": "too many passkey sign-ins are under way; try again shortly"})
+	}
 	if err != nil {
 		return s.internalError(c, err)
 	}

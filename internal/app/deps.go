@@ -207,8 +207,9 @@ func (d *Deps) Provider(signer idp.Signer) (*idp.Provider, error) {
 		Issuer:                        d.cfg.Issuer, RefreshTTL: d.cfg.Tokens.RefreshTTL, Leeway: d.cfg.Tokens.Leeway, Signup: d.cfg.Signup.Enabled,
 		IDTokenTTL: d.cfg.Tokens.IDTokenTTL, Signer: signer,
 		SessionIdleTimeout: d.cfg.Sessions.IdleTimeout, SessionAbsoluteTimeout: d.cfg.Sessions.AbsoluteTimeout,
-		UserThrottle: d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
-		IPThrottle:   d.throttle("ip", throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}),
+		UserThrottle:   d.throttle("user", throttle.Limits{Burst: l.UserBurst, Every: l.UserEvery}),
+		IPThrottle:     d.throttle("ip", throttle.Limits{Burst: l.IPBurst, Every: l.IPEvery}),
+		PasskeySignIns: throttle.Limits{Burst: l.PasskeyBurst, Every: l.PasskeyEvery},
 	})
 }
 

@@ -75,6 +75,9 @@ type Options struct {
 	DPoP idp.DPoPConfig
 	// SecondFactor is login.require_second_factor ("" is none).
 	SecondFactor idp.SecondFactorPolicy
+	// PasskeySignIns bounds passkey sign-ins begun, all addresses together
+	// (zero: idp's default).
+	PasskeySignIns throttle.Limits
 }
 
 // Server is a running Keygate.
@@ -161,7 +164,7 @@ func Start(t testing.TB, o Options) *Server {
 		Clients: o.Clients, Store: st, Hasher: hasher, Now: now, Logger: log, SigningAlgs: o.Policy.Algorithms},
 		Issuer: issuer, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second, Signup: signup, Signer: s.Keys.Signer(), DPoP: o.DPoP,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout,
-		Sealer: sealer, SecondFactor: o.SecondFactor,
+		Sealer: sealer, SecondFactor: o.SecondFactor, PasskeySignIns: o.PasskeySignIns,
 		UserThrottle: throttle.Local(throttle.New(o.UserLimits, 10_000)), IPThrottle: throttle.Local(throttle.New(o.IPLimits, 10_000))})
 	if err != nil {
 		t.Fatal(err)
