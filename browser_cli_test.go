@@ -35,23 +35,53 @@ func TestBrowserLoginFromTheCommandLine(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	verifier := strings.Repeat("v", 50)
+	form := webappLoginForm(t, c, srv.url, redirect, verifier)
+	form.Set("username", "alice")
+	form.Set("password", "alice's long passphrase")
+	code := webappLogin(t, c, srv.url, redirect, form)
+	idToken := webappIDToken(t, srv.url, redirect, code, verifier)
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(idToken, ".")[1])
+	var claims struct {
+		Exp, Iat int64
+		Nonce    string
+		Email    string
+	}
+	_ = json.Unmarshal(payload, &claims)
+	if claims.Exp-claims.Iat != 300 || claims.Nonce != "n1" || claims.Email != "alice@example.com" {
+		t.Errorf("id_token claims %+v, want a 300 s life (tokens.id_token_ttl), nonce n1, the email", claims)
+	}
+}
+
+// webappLoginForm starts webapp's code flow (state xyz, nonce n1, PKCE S256
+// of verifier) at base's /authorize with c and returns the csrf and request
+// fields of the login form it answers with.
+func webappLoginForm(t *testing.T, c *http.Client, base, redirect, verifier string) url.Values {
+	t.Helper()
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"response_type": {"code"}, "client_id": {"webapp"}, "redirect_uri": {redirect}, "scope": {"openid email"},
 		"state": {"xyz"}, "nonce": {"n1"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	res, err := c.Get(srv.url + "/authorize?" + q.Encode())
+	res, err := c.Get(base + "/authorize?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	form := url.Values{"username": {"alice"}, "password": {"alice's long passphrase"}}
+	form := url.Values{}
 	for _, m := range regexp.MustCompile(`name="(csrf|request)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
 		form.Set(m[1], html.UnescapeString(m[2]))
 	}
 	if form.Get("csrf") == "" || form.Get("request") == "" {
 		t.Fatalf("no login form at /authorize: %d %s", res.StatusCode, page)
 	}
-	res, err = c.PostForm(srv.url+"/login", form)
+	return form
+}
+
+// webappLogin posts the login form with c, checks the session cookie lasts
+// sessions.absolute_timeout (1 h) and the answer redirects to redirect with
+// state xyz, and returns the code.
+func webappLogin(t *testing.T, c *http.Client, base, redirect string, form url.Values) string {
+	t.Helper()
+	res, err := c.PostForm(base+"/login", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +99,15 @@ func TestBrowserLoginFromTheCommandLine(t *testing.T) {
 	if err != nil || !strings.HasPrefix(loc.String(), redirect+"?") || loc.Query().Get("state") != "xyz" {
 		t.Fatalf("login answered %d, Location %q", res.StatusCode, res.Header.Get("Location"))
 	}
-	res, err = http.PostForm(srv.url+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {"webapp"},
-		"code": {loc.Query().Get("code")}, "redirect_uri": {redirect}, "code_verifier": {verifier}})
+	return loc.Query().Get("code")
+}
+
+// webappIDToken redeems code at base's /token as the public client webapp
+// and returns the ID token, failing unless a refresh token comes with it.
+func webappIDToken(t *testing.T, base, redirect, code, verifier string) string {
+	t.Helper()
+	res, err := http.PostForm(base+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {"webapp"},
+		"code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +119,5 @@ func TestBrowserLoginFromTheCommandLine(t *testing.T) {
 	if err := json.NewDecoder(res.Body).Decode(&tr); err != nil || res.StatusCode != 200 || tr.IDToken == "" || tr.RefreshToken == "" {
 		t.Fatalf("token: %d %v %+v", res.StatusCode, err, tr)
 	}
-	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tr.IDToken, ".")[1])
-	var claims struct {
-		Exp, Iat int64
-		Nonce    string
-		Email    string
-	}
-	_ = json.Unmarshal(payload, &claims)
-	if claims.Exp-claims.Iat != 300 || claims.Nonce != "n1" || claims.Email != "alice@example.com" {
-		t.Errorf("id_token claims %+v, want a 300 s life (tokens.id_token_ttl), nonce n1, the email", claims)
-	}
+	return tr.IDToken
 }

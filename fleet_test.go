@@ -135,16 +135,7 @@ func TestFleetOnPostgres(t *testing.T) {
 	before := in.keys(t)
 
 	// A dies inside its first scheduled rotation.
-	select {
-	case err := <-a.done:
-		a.done <- err // for the cleanup, which waits for it
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("replica A ended with %v, want SIGKILL at rotation.after-promote\n%s", err, a.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("replica A was not killed inside a rotation:\n%s", a.stderr)
-	}
+	waitKilledAtFault(t, a)
 	after := in.keys(t)
 	checkValid(t, after, false)
 	for _, k := range before {
@@ -173,12 +164,7 @@ func TestFleetOnPostgres(t *testing.T) {
 	// next key afterwards, in the background: wait for that key, then every
 	// replica serves the same bytes, within the poll bound.
 	waitFor(t, func() bool {
-		for _, k := range in.keys(t) {
-			if k.State == "next" {
-				return true
-			}
-		}
-		return false
+		return countStates(in.keys(t), "next") > 0
 	}, "the lease holder to generate the next key after the last rotation")
 	waitFor(t, func() bool {
 		bb, eb := b.jwks(t)
@@ -186,9 +172,38 @@ func TestFleetOnPostgres(t *testing.T) {
 		return eb == ec && string(bb) == string(bc)
 	}, "B and C to serve the same JWKS")
 
-	// Each rotation happened once: no kid was activated twice, and the number
-	// of activations matches the keys that ever signed.
 	acts := scheduledActivations(a.stderr.String(), b.stderr.String(), c.stderr.String())
+	assertRotatedOnce(t, in.keys(t), acts)
+
+	secret := in.addClient(t, nil, "fleet", "client_credentials,password,refresh_token")
+	assertTokensCrossReplicas(t, b, c, secret)
+	for _, u := range []string{"fleetuser", "throttled"} {
+		in.addUser(t, nil, "a fleet password", u)
+	}
+	assertSharedLoginThrottle(t, b, c, secret)
+	assertRefreshOnceAcross(t, b, c, secret)
+}
+
+// waitKilledAtFault waits for a to be SIGKILLed by its fault point.
+func waitKilledAtFault(t *testing.T, a *server) {
+	t.Helper()
+	select {
+	case err := <-a.done:
+		a.done <- err // for the cleanup, which waits for it
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("replica A ended with %v, want SIGKILL at rotation.after-promote\n%s", err, a.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("replica A was not killed inside a rotation:\n%s", a.stderr)
+	}
+}
+
+// assertRotatedOnce checks that each rotation happened once: no kid of acts
+// (the scheduled activations logged) was activated twice, and their number
+// matches the keys that ever signed, then that keys is a complete valid set.
+func assertRotatedOnce(t *testing.T, keys []web.KeyView, acts []string) {
+	t.Helper()
 	seen := map[string]bool{}
 	for _, k := range acts {
 		if seen[k] {
@@ -196,15 +211,17 @@ func TestFleetOnPostgres(t *testing.T) {
 		}
 		seen[k] = true
 	}
-	keys := in.keys(t)
 	signed := countStates(keys, "active", "retired")
 	if len(acts) < 3 || len(acts) != signed-1 {
 		t.Errorf("%d scheduled activations logged, %d keys have signed (1 initial): %v", len(acts), signed, acts)
 	}
 	checkValid(t, keys, true)
+}
 
-	// A token from one replica verifies at the other.
-	secret := in.addClient(t, nil, "fleet", "client_credentials,password,refresh_token")
+// assertTokensCrossReplicas checks that a token from one replica is active
+// at the other, both ways.
+func assertTokensCrossReplicas(t *testing.T, b, c *server, secret string) {
+	t.Helper()
 	for _, pair := range [][2]*server{{b, c}, {c, b}} {
 		code, tok := pair[0].post(t, "/token", url.Values{"grant_type": {"client_credentials"}}, "fleet", secret)
 		if code != 200 {
@@ -215,13 +232,13 @@ func TestFleetOnPostgres(t *testing.T) {
 			t.Errorf("a token from %s is not active at %s: %v", pair[0].url, pair[1].url, res)
 		}
 	}
+}
 
-	// A refresh token presented at two replicas at once: exactly one success.
-	for _, u := range []string{"fleetuser", "throttled"} {
-		in.addUser(t, nil, "a fleet password", u)
-	}
-	// Login throttling is shared: failures at B and C add up (user_burst 5),
-	// and the correct password is then refused with 429 at either.
+// assertSharedLoginThrottle checks that login throttling is shared: failures
+// at B and C add up (user_burst 5), and the correct password is then refused
+// with 429 at either.
+func assertSharedLoginThrottle(t *testing.T, b, c *server, secret string) {
+	t.Helper()
 	for i := range 5 {
 		code, _ := []*server{b, c}[i%2].post(t, "/token", url.Values{"grant_type": {"password"}, "username": {"throttled"},
 			"password": {"wrong password"}}, "fleet", secret)
@@ -235,7 +252,12 @@ func TestFleetOnPostgres(t *testing.T) {
 			t.Errorf("after 5 failures spread over two replicas, %s answered %d %v, want 429", s.url, code, res)
 		}
 	}
+}
 
+// assertRefreshOnceAcross presents a refresh token at B and C at once, five
+// rounds: exactly one success each time.
+func assertRefreshOnceAcross(t *testing.T, b, c *server, secret string) {
+	t.Helper()
 	for round := range 5 {
 		code, tok := b.post(t, "/token", url.Values{"grant_type": {"password"}, "username": {"fleetuser"},
 			"password": {"a fleet password"}, "scope": {"read"}}, "fleet", secret)

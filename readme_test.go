@@ -108,94 +108,143 @@ var skipMarker = regexp.MustCompile(`^<!--\s*readme-test:\s*skip\b(.*?)-->\s*$`)
 // readmeBlocks returns README's indented code blocks and ```sh fences, with
 // their commands, in order.
 func readmeBlocks(readme string) []readmeBlock {
-	lines := strings.Split(readme, "\n")
-	var (
-		blocks    []readmeBlock
-		lastText  string // last non-blank line outside a block
-		inList    bool
-		inComment bool
-	)
-	isBlank := func(s string) bool { return strings.TrimSpace(s) == "" }
-	listItem := regexp.MustCompile(`^ {0,3}([-*+]|\d+[.)])\s`)
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if inComment {
-			inComment = !strings.Contains(l, "-->")
-			lastText = l
-			continue
-		}
-		if strings.HasPrefix(l, "<!--") && !strings.Contains(l, "-->") {
-			inComment = true
-			lastText = l
-			continue
-		}
-		if fence := strings.TrimSpace(l); strings.HasPrefix(fence, "```") && !strings.HasPrefix(l, "    ") {
-			lang := strings.TrimSpace(strings.TrimPrefix(fence, "```"))
-			b := readmeBlock{line: i + 2}
-			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
-				b.text = append(b.text, lines[i])
-			}
-			if lang == "sh" || lang == "bash" || lang == "shell" {
-				b.skip = skipReason(lastText)
-				blocks = append(blocks, b)
-			}
-			lastText = "```"
-			continue
-		}
-		prevBlank := i == 0 || isBlank(lines[i-1])
-		indented := strings.HasPrefix(l, "    ") || strings.HasPrefix(l, "\t")
-		if indented && prevBlank && !inList && !isBlank(l) {
-			b := readmeBlock{line: i + 1, skip: skipReason(lastText)}
-			for ; i < len(lines); i++ {
-				if isBlank(lines[i]) {
-					// A blank line belongs to the block if indented lines follow.
-					j := i
-					for j < len(lines) && isBlank(lines[j]) {
-						j++
-					}
-					if j < len(lines) && strings.HasPrefix(lines[j], "    ") {
-						b.text = append(b.text, "")
-						continue
-					}
-					break
-				}
-				if !strings.HasPrefix(lines[i], "    ") && !strings.HasPrefix(lines[i], "\t") {
-					break
-				}
-				b.text = append(b.text, strings.TrimPrefix(strings.TrimPrefix(lines[i], "\t"), "    "))
-			}
-			i--
-			blocks = append(blocks, b)
-			lastText = "    "
-			continue
-		}
-		if isBlank(l) {
-			continue
-		}
-		switch {
-		case listItem.MatchString(l):
-			inList = true
-		case !strings.HasPrefix(l, " ") && prevBlank:
-			inList = false
-		}
-		lastText = l
+	s := readmeScanner{lines: strings.Split(readme, "\n")}
+	for ; s.i < len(s.lines); s.i++ {
+		s.line()
 	}
-	for k := range blocks {
-		b := &blocks[k]
-		for j := 0; j < len(b.text); j++ {
-			first := j
-			cmd := b.text[j]
-			for strings.HasSuffix(cmd, `\`) && j+1 < len(b.text) {
-				j++
-				cmd += "\n" + b.text[j]
-			}
-			if t := strings.TrimSpace(cmd); t == "" || strings.HasPrefix(t, "#") {
-				continue
-			}
-			b.commands = append(b.commands, readmeCommand{line: b.line + first, text: cmd})
-		}
+	for k := range s.blocks {
+		s.blocks[k].splitCommands()
 	}
-	return blocks
+	return s.blocks
+}
+
+var readmeListItem = regexp.MustCompile(`^ {0,3}([-*+]|\d+[.)])\s`)
+
+func readmeBlank(s string) bool { return strings.TrimSpace(s) == "" }
+
+func readmeIndented(s string) bool { return strings.HasPrefix(s, "    ") || strings.HasPrefix(s, "\t") }
+
+// readmeScanner walks README's lines, collecting its shell blocks.
+type readmeScanner struct {
+	lines     []string
+	i         int // the current line
+	blocks    []readmeBlock
+	lastText  string // last non-blank line outside a block
+	inList    bool
+	inComment bool
+}
+
+// line takes in line i and, when it opens a block, the rest of the block
+// (leaving i on its last line).
+func (s *readmeScanner) line() {
+	l := s.lines[s.i]
+	switch {
+	case s.comment(l), s.fence(l), s.indentedBlock(l):
+	default:
+		s.prose(l)
+	}
+}
+
+// comment skips a multi-line HTML comment, reporting whether l is part of one.
+func (s *readmeScanner) comment(l string) bool {
+	switch {
+	case s.inComment:
+		s.inComment = !strings.Contains(l, "-->")
+	case strings.HasPrefix(l, "<!--") && !strings.Contains(l, "-->"):
+		s.inComment = true
+	default:
+		return false
+	}
+	s.lastText = l
+	return true
+}
+
+// fence takes in a fenced block opened by l, keeping it if it is a shell one.
+func (s *readmeScanner) fence(l string) bool {
+	fence := strings.TrimSpace(l)
+	if !strings.HasPrefix(fence, "```") || strings.HasPrefix(l, "    ") {
+		return false
+	}
+	lang := strings.TrimSpace(strings.TrimPrefix(fence, "```"))
+	b := readmeBlock{line: s.i + 2}
+	for s.i++; s.i < len(s.lines) && strings.TrimSpace(s.lines[s.i]) != "```"; s.i++ {
+		b.text = append(b.text, s.lines[s.i])
+	}
+	if lang == "sh" || lang == "bash" || lang == "shell" {
+		b.skip = skipReason(s.lastText)
+		s.blocks = append(s.blocks, b)
+	}
+	s.lastText = "```"
+	return true
+}
+
+func (s *readmeScanner) prevBlank() bool { return s.i == 0 || readmeBlank(s.lines[s.i-1]) }
+
+// indentedBlock takes in an indented code block opened by l (not a list
+// item's continuation).
+func (s *readmeScanner) indentedBlock(l string) bool {
+	if !readmeIndented(l) || !s.prevBlank() || s.inList || readmeBlank(l) {
+		return false
+	}
+	b := readmeBlock{line: s.i + 1, skip: skipReason(s.lastText)}
+	for ; s.i < len(s.lines); s.i++ {
+		if readmeBlank(s.lines[s.i]) {
+			if !s.indentedFollows() {
+				break
+			}
+			b.text = append(b.text, "")
+			continue
+		}
+		if !readmeIndented(s.lines[s.i]) {
+			break
+		}
+		b.text = append(b.text, strings.TrimPrefix(strings.TrimPrefix(s.lines[s.i], "\t"), "    "))
+	}
+	s.i--
+	s.blocks = append(s.blocks, b)
+	s.lastText = "    "
+	return true
+}
+
+// indentedFollows reports whether the blank line i belongs to an indented
+// block: indented lines follow it.
+func (s *readmeScanner) indentedFollows() bool {
+	j := s.i
+	for j < len(s.lines) && readmeBlank(s.lines[j]) {
+		j++
+	}
+	return j < len(s.lines) && strings.HasPrefix(s.lines[j], "    ")
+}
+
+// prose takes in a line outside any block, tracking lists.
+func (s *readmeScanner) prose(l string) {
+	if readmeBlank(l) {
+		return
+	}
+	switch {
+	case readmeListItem.MatchString(l):
+		s.inList = true
+	case !strings.HasPrefix(l, " ") && s.prevBlank():
+		s.inList = false
+	}
+	s.lastText = l
+}
+
+// splitCommands cuts b's text into commands: a line with its `\`
+// continuations, leaving out blank lines and comments.
+func (b *readmeBlock) splitCommands() {
+	for j := 0; j < len(b.text); j++ {
+		first := j
+		cmd := b.text[j]
+		for strings.HasSuffix(cmd, `\`) && j+1 < len(b.text) {
+			j++
+			cmd += "\n" + b.text[j]
+		}
+		if t := strings.TrimSpace(cmd); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		b.commands = append(b.commands, readmeCommand{line: b.line + first, text: cmd})
+	}
 }
 
 func skipReason(marker string) string {

@@ -276,6 +276,41 @@ func TestStaticBinaryRunsUnprivileged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	base, dirs := serviceDirs(t)
+	bin := filepath.Join(dirs["bin"], "keygate")
+	buildStatic(t, bin)
+	assertStatic(t, bin)
+
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot run the binary as uid 65532 (the static build was checked)")
+	}
+	etcConfig, kek := installServiceFiles(t, dirs)
+
+	before := snapshot(t, base, dirs["data"])
+	scratchBefore := scratchOwnedBy(nonroot)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	svc := startUnprivileged(t, ctx, bin, etcConfig, kek, dirs["data"])
+	svc.checkServes(t)
+	svc.stop(t)
+
+	assertDataOwned(t, dirs["data"])
+	// Nothing else: the binary, configuration and credential are untouched,
+	// and nothing of the service's user appeared in the world-writable scratch
+	// directories (the only other places it could write).
+	assertUnchanged(t, before, snapshot(t, base, dirs["data"]))
+	for p := range scratchOwnedBy(nonroot) {
+		if !scratchBefore[p] {
+			t.Errorf("written outside the data directory: %s", p)
+		}
+	}
+}
+
+// serviceDirs makes a traversable root-owned base directory holding bin,
+// etc, credentials and data, as a host lays the service out.
+func serviceDirs(t *testing.T) (base string, dirs map[string]string) {
+	t.Helper()
 	base, err := os.MkdirTemp("", "keygate-deploy")
 	if err != nil {
 		t.Fatal(err)
@@ -284,31 +319,39 @@ func TestStaticBinaryRunsUnprivileged(t *testing.T) {
 	if err := os.Chmod(base, 0o755); err != nil { // traversable by the service user
 		t.Fatal(err)
 	}
-	dirs := map[string]string{}
+	dirs = map[string]string{}
 	for _, d := range []string{"bin", "etc", "credentials", "data"} {
 		dirs[d] = filepath.Join(base, d)
 		if err := os.Mkdir(dirs[d], 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(dirs["bin"], "keygate")
+	return base, dirs
+}
+
+// buildStatic builds keygate to bin with the Dockerfile's environment and
+// flags.
+func buildStatic(t *testing.T, bin string) {
+	t.Helper()
 	build := exec.Command("go", append(goBuildArgs, "-o", bin, "github.com/keygate/keygate")...)
 	build.Dir = ".."
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	assertStatic(t, bin)
+}
 
-	if os.Geteuid() != 0 {
-		t.Skip("not root: cannot run the binary as uid 65532 (the static build was checked)")
-	}
+// installServiceFiles puts the shipped configuration in etc and a KEK in
+// credentials, and hands the data directory (0700) and the KEK to the
+// service user, returning the configuration's and the KEK's paths.
+func installServiceFiles(t *testing.T, dirs map[string]string) (etcConfig, kek string) {
+	t.Helper()
 	cfg, err := os.ReadFile(configFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	etcConfig := filepath.Join(dirs["etc"], "config.yaml")
-	kek := filepath.Join(dirs["credentials"], "kek")
+	etcConfig = filepath.Join(dirs["etc"], "config.yaml")
+	kek = filepath.Join(dirs["credentials"], "kek")
 	if err := os.WriteFile(etcConfig, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -327,51 +370,67 @@ func TestStaticBinaryRunsUnprivileged(t *testing.T) {
 	if err := os.Chmod(dirs["data"], 0o700); err != nil {
 		t.Fatal(err)
 	}
+	return etcConfig, kek
+}
 
-	before := snapshot(t, base, dirs["data"])
-	scratchBefore := scratchOwnedBy(nonroot)
+// service is a keygate process running as the service user.
+type service struct {
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan error // its exit
+	url  string     // where it listens, once started
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// startUnprivileged runs bin as uid/gid 65532 in data with the service's
+// environment and waits for its "keygate started" log line.
+func startUnprivileged(t *testing.T, ctx context.Context, bin, etcConfig, kek, data string) *service {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, "--config", etcConfig)
-	cmd.Dir = dirs["data"] // WorkingDirectory=/var/lib/keygate, WORKDIR /data
+	cmd.Dir = data // WorkingDirectory=/var/lib/keygate, WORKDIR /data
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent",
 		"KEYGATE_LISTEN=127.0.0.1:0",
-		"KEYGATE_DATABASE_URL=" + filepath.Join(dirs["data"], "keygate.db"),
+		"KEYGATE_DATABASE_URL=" + filepath.Join(data, "keygate.db"),
 		"KEYGATE_KEY_ENCRYPTION_KEY_FILE=" + kek}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nonroot, Gid: nonroot, Groups: []uint32{}}}
-	var log bytes.Buffer
+	s := &service{cmd: cmd, log: new(bytes.Buffer), done: make(chan error, 1)}
 	pr, pw := io.Pipe()
-	cmd.Stderr = io.MultiWriter(pw, &log)
+	cmd.Stderr = io.MultiWriter(pw, s.log)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); pw.Close() }()
+	go func() { s.done <- cmd.Wait(); pw.Close() }()
 	listen := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "keygate started" {
-				listen <- fmt.Sprint(line["listen"])
-			}
-		}
-		close(listen)
-	}()
-	var url string
+	go scanListen(pr, listen)
 	select {
 	case addr, ok := <-listen:
 		if !ok {
-			t.Fatalf("keygate exited before starting: %v\n%s", <-done, &log)
+			t.Fatalf("keygate exited before starting: %v\n%s", <-s.done, s.log)
 		}
-		url = "http://" + addr
+		s.url = "http://" + addr
 	case <-time.After(30 * time.Second):
-		t.Fatalf("keygate did not start:\n%s", &log)
+		t.Fatalf("keygate did not start:\n%s", s.log)
 	}
+	return s
+}
 
+// scanListen sends the listen address of the "keygate started" line of the
+// JSON log r to listen, and closes listen when r ends.
+func scanListen(r io.Reader, listen chan<- string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "keygate started" {
+			listen <- fmt.Sprint(line["listen"])
+		}
+	}
+	close(listen)
+}
+
+// checkServes checks that the service is ready and serves a key set.
+func (s *service) checkServes(t *testing.T) {
+	t.Helper()
 	for _, path := range []string{"/readyz", "/jwks"} {
-		resp, err := http.Get(url + path)
+		resp, err := http.Get(s.url + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,27 +443,36 @@ func TestStaticBinaryRunsUnprivileged(t *testing.T) {
 			t.Errorf("GET /jwks: no key: %s", body)
 		}
 	}
+}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+// stop sends SIGTERM and checks for a clean, logged shutdown that used the
+// credential KEK.
+func (s *service) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
+	case err := <-s.done:
 		if err != nil {
-			t.Fatalf("keygate did not exit cleanly on SIGTERM: %v\n%s", err, &log)
+			t.Fatalf("keygate did not exit cleanly on SIGTERM: %v\n%s", err, s.log)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("keygate did not stop on SIGTERM:\n%s", &log)
+		t.Fatalf("keygate did not stop on SIGTERM:\n%s", s.log)
 	}
-	if !strings.Contains(log.String(), `"msg":"stopped"`) {
-		t.Errorf("no graceful-shutdown log line:\n%s", &log)
+	if !strings.Contains(s.log.String(), `"msg":"stopped"`) {
+		t.Errorf("no graceful-shutdown log line:\n%s", s.log)
 	}
-	if strings.Contains(log.String(), "development key-encryption key") {
-		t.Errorf("the credential KEK was not used:\n%s", &log)
+	if strings.Contains(s.log.String(), "development key-encryption key") {
+		t.Errorf("the credential KEK was not used:\n%s", s.log)
 	}
+}
 
-	// Written: the database, in the data directory, owned by the service user.
-	entries, err := os.ReadDir(dirs["data"])
+// assertDataOwned checks what was written: the database, in the data
+// directory, owned by the service user.
+func assertDataOwned(t *testing.T, data string) {
+	t.Helper()
+	entries, err := os.ReadDir(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,10 +487,12 @@ func TestStaticBinaryRunsUnprivileged(t *testing.T) {
 	if !strings.Contains(strings.Join(names, " "), "keygate.db") {
 		t.Errorf("no database in the data directory: %v", names)
 	}
-	// Nothing else: the binary, configuration and credential are untouched,
-	// and nothing of the service's user appeared in the world-writable scratch
-	// directories (the only other places it could write).
-	after := snapshot(t, base, dirs["data"])
+}
+
+// assertUnchanged fails for every path of snapshot before that is changed or
+// gone in after, and every path of after that is new.
+func assertUnchanged(t *testing.T, before, after map[string]string) {
+	t.Helper()
 	for p, s := range after {
 		if before[p] != s {
 			t.Errorf("written outside the data directory: %s (%s, was %q)", p, s, before[p])
@@ -431,11 +501,6 @@ func TestStaticBinaryRunsUnprivileged(t *testing.T) {
 	for p := range before {
 		if _, ok := after[p]; !ok {
 			t.Errorf("removed outside the data directory: %s", p)
-		}
-	}
-	for p := range scratchOwnedBy(nonroot) {
-		if !scratchBefore[p] {
-			t.Errorf("written outside the data directory: %s", p)
 		}
 	}
 }

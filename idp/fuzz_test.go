@@ -328,20 +328,9 @@ func FuzzAssertion(f *testing.F) {
 // only what must hold for any acceptance, so it never refuses what the server
 // rightly accepts.
 func unacceptable(header, claims []byte, endpoint, issuer string) string {
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if json.Unmarshal(header, &h) != nil || h.Alg != "RS256" {
-		return "has no RS256 alg header (the harness signs RS256)"
-	}
-	var c map[string]any
-	dec := json.NewDecoder(bytes.NewReader(claims))
-	dec.UseNumber()
-	if dec.Decode(&c) != nil || c == nil {
-		return "has no JSON object as claims"
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return "has bytes after the claims object"
+	c, why := assertionClaims(header, claims)
+	if why != "" {
+		return why
 	}
 	iss, _ := c["iss"].(string)
 	if iss != "svc" && iss != "seed" {
@@ -350,17 +339,11 @@ func unacceptable(header, claims []byte, endpoint, issuer string) string {
 	if sub, has := c["sub"]; has && sub != iss {
 		return "has a sub that is not the client"
 	}
+	hasExp, why := assertionExp(c)
+	if why != "" {
+		return why
+	}
 	bare := iss == "seed" // may omit exp, jti and aud, except in client authentication (looser here)
-	exp, hasExp := c["exp"].(json.Number)
-	if _, present := c["exp"]; present && !hasExp {
-		return "has a non-numeric exp"
-	}
-	if hasExp {
-		f, err := exp.Float64()
-		if err != nil || f+30 <= float64(fuzzT0.Unix()) || f-float64(fuzzT0.Unix()) > 3600 {
-			return "is expired or lives too long"
-		}
-	}
 	if bare {
 		return ""
 	}
@@ -370,11 +353,53 @@ func unacceptable(header, claims []byte, endpoint, issuer string) string {
 	if jti, _ := c["jti"].(string); jti == "" {
 		return "has no jti"
 	}
+	return assertionAudience(c["aud"], issuer)
+}
+
+// assertionClaims decodes an assertion's claims, numbers kept as
+// json.Number, or says why header and claims cannot be accepted.
+func assertionClaims(header, claims []byte) (c map[string]any, why string) {
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(header, &h) != nil || h.Alg != "RS256" {
+		return nil, "has no RS256 alg header (the harness signs RS256)"
+	}
+	dec := json.NewDecoder(bytes.NewReader(claims))
+	dec.UseNumber()
+	if dec.Decode(&c) != nil || c == nil {
+		return nil, "has no JSON object as claims"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, "has bytes after the claims object"
+	}
+	return c, ""
+}
+
+// assertionExp reports whether c has an exp, or why it is unacceptable: not
+// a number, past (beyond 30 s of leeway) or more than an hour ahead.
+func assertionExp(c map[string]any) (hasExp bool, why string) {
+	exp, hasExp := c["exp"].(json.Number)
+	if _, present := c["exp"]; present && !hasExp {
+		return false, "has a non-numeric exp"
+	}
+	if hasExp {
+		f, err := exp.Float64()
+		if err != nil || f+30 <= float64(fuzzT0.Unix()) || f-float64(fuzzT0.Unix()) > 3600 {
+			return true, "is expired or lives too long"
+		}
+	}
+	return hasExp, ""
+}
+
+// assertionAudience says why aud does not name issuer (or its token or
+// login endpoint), or "".
+func assertionAudience(aud any, issuer string) string {
 	audOK := func(v any) bool {
 		s, _ := v.(string)
 		return slices.Contains([]string{issuer, issuer + "/token", issuer + "/login"}, s)
 	}
-	switch aud := c["aud"].(type) {
+	switch aud := aud.(type) {
 	case string:
 		if !audOK(aud) {
 			return "is for another audience"

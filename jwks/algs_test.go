@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -22,46 +23,17 @@ import (
 // family.
 func TestES256AndEdDSA(t *testing.T) {
 	t.Parallel()
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edPub, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaKey := vkeys(t)[0]
+	k := newAlgKeys(t)
 	doc, err := jwks.NewDocument([]jwks.PublicKey{
-		{KID: "rsa", Algorithm: "RS256", Key: &rsaKey.PublicKey},
-		{KID: "ec", Algorithm: "ES256", Key: &ec.PublicKey},
-		{KID: "ed", Algorithm: "EdDSA", Key: edPub},
+		{KID: "rsa", Algorithm: "RS256", Key: &k.rsa.PublicKey},
+		{KID: "ec", Algorithm: "ES256", Key: &k.ec.PublicKey},
+		{KID: "ed", Algorithm: "EdDSA", Key: k.edPub},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var set struct{ Keys []map[string]any }
-	if err := json.Unmarshal(doc.Body, &set); err != nil {
-		t.Fatal(err)
-	}
-	if k := set.Keys[1]; len(k) != 7 || k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["x"] == nil || k["y"] == nil {
-		t.Errorf("EC key published as %v", k)
-	}
-	if k := set.Keys[2]; len(k) != 6 || k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["x"] == nil {
-		t.Errorf("Ed25519 key published as %v", k)
-	}
-
-	// Wrong pairings are refused at publication.
-	for _, bad := range []jwks.PublicKey{
-		{KID: "x", Algorithm: "RS256", Key: &ec.PublicKey},
-		{KID: "x", Algorithm: "ES256", Key: &rsaKey.PublicKey},
-		{KID: "x", Algorithm: "EdDSA", Key: &ec.PublicKey},
-		{KID: "x", Algorithm: "ES256", Key: ec},
-		{KID: "x", Algorithm: "EdDSA", Key: ed},
-	} {
-		if _, err := jwks.NewDocument([]jwks.PublicKey{bad}); err == nil {
-			t.Errorf("NewDocument(%s with %T) succeeded", bad.Algorithm, bad.Key)
-		}
-	}
+	assertECAndEdMembers(t, doc)
+	assertWrongPairingsRefused(t, k)
 
 	const iss = "https://id.example.com"
 	now := time.Now()
@@ -77,9 +49,9 @@ func TestES256AndEdDSA(t *testing.T) {
 	}
 	all := newV("RS256", "ES256", "EdDSA")
 	ctx := context.Background()
-	esTok := signJWT(t, jwa.ES256, ec, header("ec"), cl)
-	edTok := signJWT(t, jwa.EdDSA, ed, header("ed"), cl)
-	rsTok := signJWT(t, jwa.RS256, rsaKey, header("rsa"), cl)
+	esTok := signJWT(t, jwa.ES256, k.ec, header("ec"), cl)
+	edTok := signJWT(t, jwa.EdDSA, k.ed, header("ed"), cl)
+	rsTok := signJWT(t, jwa.RS256, k.rsa, header("rsa"), cl)
 	for name, tok := range map[string]string{"ES256": esTok, "EdDSA": edTok, "RS256": rsTok} {
 		if c, err := all.Verify(ctx, tok); err != nil || c.Subject != "user-42" {
 			t.Errorf("%s: %v", name, err)
@@ -95,25 +67,77 @@ func TestES256AndEdDSA(t *testing.T) {
 	if _, err := newV().Verify(ctx, rsTok); err != nil {
 		t.Errorf("RS256 under the default algorithms: %v", err)
 	}
-	// Headers naming another key's kid: the key's type and alg decide.
-	cases := map[string]string{
-		"ES256 header, Ed25519 key": signJWT(t, jwa.ES256, ec, header("ed"), cl),
-		"EdDSA header, EC key":      signJWT(t, jwa.EdDSA, ed, header("ec"), cl),
-		"RS256 header, EC key":      signJWT(t, jwa.RS256, rsaKey, header("ec"), cl),
-		"ES256 header, RSA key":     signJWT(t, jwa.ES256, ec, header("rsa"), cl),
-	}
-	for name, tok := range cases {
-		if _, err := all.Verify(ctx, tok); !errors.Is(err, jwks.ErrAlgorithm) {
-			t.Errorf("%s: %v, want ErrAlgorithm", name, err)
+	for _, c := range []struct {
+		name, tok string
+		want      error
+	}{
+		// Headers naming another key's kid: the key's type and alg decide.
+		{"ES256 header, Ed25519 key", signJWT(t, jwa.ES256, k.ec, header("ed"), cl), jwks.ErrAlgorithm},
+		{"EdDSA header, EC key", signJWT(t, jwa.EdDSA, k.ed, header("ec"), cl), jwks.ErrAlgorithm},
+		{"RS256 header, EC key", signJWT(t, jwa.RS256, k.rsa, header("ec"), cl), jwks.ErrAlgorithm},
+		{"ES256 header, RSA key", signJWT(t, jwa.ES256, k.ec, header("rsa"), cl), jwks.ErrAlgorithm},
+		{"tampered ES256", esTok[:len(esTok)-4] + "AAAA", jwks.ErrBadSignature},
+		{"tampered EdDSA", edTok[:len(edTok)-4] + "AAAA", jwks.ErrBadSignature},
+	} {
+		if _, err := all.Verify(ctx, c.tok); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
-	}
-	if _, err := all.Verify(ctx, esTok[:len(esTok)-4]+"AAAA"); !errors.Is(err, jwks.ErrBadSignature) {
-		t.Errorf("tampered ES256: %v, want ErrBadSignature", err)
-	}
-	if _, err := all.Verify(ctx, edTok[:len(edTok)-4]+"AAAA"); !errors.Is(err, jwks.ErrBadSignature) {
-		t.Errorf("tampered EdDSA: %v, want ErrBadSignature", err)
 	}
 	if _, err := jwks.NewLocalVerifier(local, jwks.Config{Issuer: iss, Algorithms: []string{"ES384"}}); err == nil {
 		t.Error("Config.Algorithms ES384 accepted")
+	}
+}
+
+// algKeys is one key of each family: RSA, EC P-256 and Ed25519.
+type algKeys struct {
+	rsa   *rsa.PrivateKey
+	ec    *ecdsa.PrivateKey
+	ed    ed25519.PrivateKey
+	edPub ed25519.PublicKey
+}
+
+func newAlgKeys(t *testing.T) algKeys {
+	t.Helper()
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return algKeys{rsa: vkeys(t)[0], ec: ec, ed: ed, edPub: edPub}
+}
+
+// assertECAndEdMembers checks that doc's second and third keys, EC and
+// Ed25519, are published with exactly their public members.
+func assertECAndEdMembers(t *testing.T, doc *jwks.Document) {
+	t.Helper()
+	var set struct{ Keys []map[string]any }
+	if err := json.Unmarshal(doc.Body, &set); err != nil {
+		t.Fatal(err)
+	}
+	if k := set.Keys[1]; len(k) != 7 || k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["x"] == nil || k["y"] == nil {
+		t.Errorf("EC key published as %v", k)
+	}
+	if k := set.Keys[2]; len(k) != 6 || k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["x"] == nil {
+		t.Errorf("Ed25519 key published as %v", k)
+	}
+}
+
+// assertWrongPairingsRefused checks that keys paired with an algorithm of
+// another family, or private keys, are refused at publication.
+func assertWrongPairingsRefused(t *testing.T, k algKeys) {
+	t.Helper()
+	for _, bad := range []jwks.PublicKey{
+		{KID: "x", Algorithm: "RS256", Key: &k.ec.PublicKey},
+		{KID: "x", Algorithm: "ES256", Key: &k.rsa.PublicKey},
+		{KID: "x", Algorithm: "EdDSA", Key: &k.ec.PublicKey},
+		{KID: "x", Algorithm: "ES256", Key: k.ec},
+		{KID: "x", Algorithm: "EdDSA", Key: k.ed},
+	} {
+		if _, err := jwks.NewDocument([]jwks.PublicKey{bad}); err == nil {
+			t.Errorf("NewDocument(%s with %T) succeeded", bad.Algorithm, bad.Key)
+		}
 	}
 }

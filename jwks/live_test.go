@@ -576,314 +576,395 @@ type liveConsumer struct {
 // are asserted.
 func TestLiveRotationWhileVerifying(t *testing.T) {
 	t.Parallel()
+	r := newLiveRotation(t)
+	r.startWorkers()
+	t.Cleanup(r.stopWorkers)
+
+	r.issue()
+	for range 3 {
+		r.keyChange("scheduled rotation", r.scheduled)
+	}
+	r.issue()
+
+	// A manual rotation while the next key is younger than PublishAhead is
+	// scheduled for the instant it has been published that long.
+	r.keyChange("manual rotation (scheduled)", r.manualRotationScheduled)
+	// Once the next key is old enough, a manual rotation is immediate.
+	r.advance(25 * time.Minute)
+	r.issue()
+	r.keyChange("manual rotation", r.manualRotationImmediate)
+	r.keyChange("forced rotation", r.forcedRotation)
+	r.issue()
+
+	revokedRetired := r.revokeRetired()
+	// Revoking the active key: the next key signs at once.
+	revokedActive := r.withdraw(r.e.signingKID())
+	r.keyChange("revocation of the active key", func() { r.revokeActive(revokedActive) })
+
+	// The next scheduled rotation brings a kid generated after the counted
+	// consumers' last fetch: its refetch drops both revoked kids.
+	if !r.keyChange("scheduled rotation after the revocations", r.scheduled) {
+		t.Fatal("the rotation after the revocations needed no refetch; the test cannot show the revoked kids dropped")
+	}
+	r.checkRevokedDropped(revokedRetired, revokedActive)
+	r.keyChange("scheduled rotation", r.scheduled)
+	r.issue()
+
+	r.stopWorkers()
+	r.checkTotals()
+}
+
+// liveRotation is the state of TestLiveRotationWhileVerifying: the live
+// Keygate, its consumers, the live set of tokens the verifying goroutines
+// present, and what the key changes counted.
+type liveRotation struct {
+	t         *testing.T
+	ctx       context.Context
+	e         *liveEnv
+	front     *liveFront
+	consumers []*liveConsumer // orders, billing, reports (counted), refresher
+	refresher *liveConsumer
+
+	mu   sync.RWMutex
+	live []liveTok // guarded by mu, as is the clock
+
+	// The verifying goroutines.
+	stop            chan struct{}
+	wg              sync.WaitGroup
+	stopWorkers     func() // stops them, once
+	verified        atomic.Int64
+	falseRejections atomic.Int64
+	errMu           sync.Mutex
+	errs            []string // guarded by errMu
+
+	perStep   []string // "kid: fetches per counted consumer"
+	zeroSteps int      // new signing kids picked up ahead of use
+	oneSteps  int      // new signing kids that cost exactly one refetch
+}
+
+// liveRotationInterval is the consumers' unknown-kid interval.
+const liveRotationInterval = 30 * time.Second
+
+func newLiveRotation(t *testing.T) *liveRotation {
+	t.Helper()
 	e := liveStart(t, kgtest.Options{
 		Policy:     rotation.Policy{RotationPeriod: time.Hour, PublishAhead: 20 * time.Minute, Retention: 2 * time.Hour, RSABits: 2048},
 		JWKSMaxAge: time.Second,
 	})
-	ctx := context.Background()
-	front := newLiveFront(t, e.kg)
-	const interval = 30 * time.Second
-
-	var consumers []*liveConsumer
+	r := &liveRotation{t: t, ctx: context.Background(), e: e, front: newLiveFront(t, e.kg), stop: make(chan struct{})}
 	for _, name := range []string{"orders", "billing", "reports"} {
-		consumers = append(consumers, &liveConsumer{name: name, counted: true, v: liveVerifier(t, e.kg.URL, e.clock,
-			jwks.Config{Audience: []string{name}, HTTPClient: front.client(name), MinRefresh: 10 * time.Minute, MaxRefresh: time.Hour, UnknownKIDInterval: interval})})
+		r.consumers = append(r.consumers, &liveConsumer{name: name, counted: true, v: liveVerifier(t, e.kg.URL, e.clock,
+			jwks.Config{Audience: []string{name}, HTTPClient: r.front.client(name), MinRefresh: 10 * time.Minute, MaxRefresh: time.Hour, UnknownKIDInterval: liveRotationInterval})})
 	}
-	refresher := &liveConsumer{name: "refresher", v: liveVerifier(t, e.kg.URL, e.clock,
-		jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("refresher"), MinRefresh: time.Second, MaxRefresh: time.Minute, UnknownKIDInterval: interval})}
-	consumers = append(consumers, refresher)
-	for _, c := range consumers[:3] {
-		if s := c.v.Stats(); s.Fetches != 1 || front.jwksHits(c.name) != 1 {
-			t.Fatalf("%s after NewVerifier: %+v, %d JWKS requests; want 1", c.name, s, front.jwksHits(c.name))
+	r.refresher = &liveConsumer{name: "refresher", v: liveVerifier(t, e.kg.URL, e.clock,
+		jwks.Config{Audience: []string{"orders"}, HTTPClient: r.front.client("refresher"), MinRefresh: time.Second, MaxRefresh: time.Minute, UnknownKIDInterval: liveRotationInterval})}
+	r.consumers = append(r.consumers, r.refresher)
+	for _, c := range r.consumers[:3] {
+		if s := c.v.Stats(); s.Fetches != 1 || r.front.jwksHits(c.name) != 1 {
+			t.Fatalf("%s after NewVerifier: %+v, %d JWKS requests; want 1", c.name, s, r.front.jwksHits(c.name))
 		}
 	}
+	return r
+}
 
-	var (
-		mu   sync.RWMutex
-		live []liveTok // guarded by mu, as is the clock
-	)
-	issue := func() liveTok {
-		t.Helper()
-		g := jwtforge.Parse(t, e.token(t, "fleet"))
-		tk := liveTok{raw: g.Raw, kid: g.KID(), exp: g.Exp(t)}
-		mu.Lock()
-		live = append(live, tk)
-		mu.Unlock()
-		return tk
-	}
-	// advance moves the clock, first dropping the tokens that expire on the
-	// way, then lets the key manager act.
-	advance := func(d time.Duration) {
-		t.Helper()
-		mu.Lock()
-		to := e.clock.Now().Add(d)
-		live = slices.DeleteFunc(live, func(tk liveTok) bool { return !to.Before(tk.exp) })
-		e.clock.Advance(d)
-		mu.Unlock()
-		if _, err := e.kg.Keys.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// withdraw takes kid's tokens out of the live set, returning one of them.
-	withdraw := func(kid string) liveTok {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		var one liveTok
-		live = slices.DeleteFunc(live, func(tk liveTok) bool {
-			if tk.kid == kid {
-				one = tk
-				return true
-			}
-			return false
-		})
-		if one.raw == "" {
-			t.Fatalf("no live token of kid %s to revoke", kid)
-		}
-		return one
-	}
+// issue adds a fresh token of the fleet client to the live set.
+func (r *liveRotation) issue() liveTok {
+	r.t.Helper()
+	g := jwtforge.Parse(r.t, r.e.token(r.t, "fleet"))
+	tk := liveTok{raw: g.Raw, kid: g.KID(), exp: g.Exp(r.t)}
+	r.mu.Lock()
+	r.live = append(r.live, tk)
+	r.mu.Unlock()
+	return tk
+}
 
-	// The verifying goroutines.
-	var (
-		stop            = make(chan struct{})
-		wg              sync.WaitGroup
-		verified        atomic.Int64
-		falseRejections atomic.Int64
-		errMu           sync.Mutex
-		errs            []string
-	)
-	for _, c := range consumers {
+// advance moves the clock, first dropping the tokens that expire on the
+// way, then lets the key manager act.
+func (r *liveRotation) advance(d time.Duration) {
+	r.t.Helper()
+	r.mu.Lock()
+	to := r.e.clock.Now().Add(d)
+	r.live = slices.DeleteFunc(r.live, func(tk liveTok) bool { return !to.Before(tk.exp) })
+	r.e.clock.Advance(d)
+	r.mu.Unlock()
+	if _, err := r.e.kg.Keys.Reconcile(r.ctx); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// withdraw takes kid's tokens out of the live set, returning one of them.
+func (r *liveRotation) withdraw(kid string) liveTok {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var one liveTok
+	r.live = slices.DeleteFunc(r.live, func(tk liveTok) bool {
+		if tk.kid == kid {
+			one = tk
+			return true
+		}
+		return false
+	})
+	if one.raw == "" {
+		r.t.Fatalf("no live token of kid %s to revoke", kid)
+	}
+	return one
+}
+
+// startWorkers starts three verifying goroutines per counted consumer and
+// two for the refresher.
+func (r *liveRotation) startWorkers() {
+	for _, c := range r.consumers {
 		for w := range 3 {
-			if c == refresher && w > 1 {
+			if c == r.refresher && w > 1 {
 				break
 			}
-			wg.Go(func() {
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.RLock()
-					if len(live) == 0 {
-						mu.RUnlock()
-						continue
-					}
-					tk := live[len(live)-1-i%len(live)] // newest first
-					_, err := c.v.Verify(ctx, tk.raw)
-					mu.RUnlock()
-					verified.Add(1)
-					if i%20 == 19 {
-						// Pacing only (no time window depends on it): on a
-						// two-core runner, eleven spinning verifiers would
-						// starve Keygate's RSA key generation.
-						time.Sleep(time.Millisecond)
-					}
-					if err != nil {
-						falseRejections.Add(1)
-						errMu.Lock()
-						if len(errs) < 10 {
-							errs = append(errs, fmt.Sprintf("%s: kid %s: %v", c.name, tk.kid, err))
-						}
-						errMu.Unlock()
-					}
-				}
-			})
+			r.wg.Go(func() { r.verifyLoop(c) })
 		}
 	}
-	stopWorkers := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopWorkers)
+	r.stopWorkers = sync.OnceFunc(func() { close(r.stop); r.wg.Wait() })
+}
 
-	issue()
-	var (
-		perStep   []string // "kid: fetches per counted consumer"
-		zeroSteps int      // new signing kids picked up ahead of use
-		oneSteps  int      // new signing kids that cost exactly one refetch
-	)
-	// keyChange runs change (which must put a new kid to signing), then
-	// checks every consumer gets the new kid with the predicted fetches.
-	keyChange := func(name string, change func()) (fetched bool) {
-		t.Helper()
-		type before struct {
-			cached        []string
-			fetches, hits int64
-			unknown       uint64
+// verifyLoop has c verify live tokens, newest first, until stop is closed;
+// every refusal is a false rejection.
+func (r *liveRotation) verifyLoop(c *liveConsumer) {
+	for i := 0; ; i++ {
+		select {
+		case <-r.stop:
+			return
+		default:
 		}
-		prev := e.signingKID()
-		bs := map[string]before{}
-		for _, c := range consumers {
-			s := c.v.Stats()
-			bs[c.name] = before{cached: c.v.KeyIDs(), fetches: int64(s.Fetches), hits: front.jwksHits(c.name), unknown: s.UnknownKIDRefetches}
+		r.mu.RLock()
+		if len(r.live) == 0 {
+			r.mu.RUnlock()
+			continue
 		}
-		change()
-		kid := e.signingKID()
-		if kid == prev {
-			t.Fatalf("%s: the signing kid is still %s", name, kid)
+		tk := r.live[len(r.live)-1-i%len(r.live)] // newest first
+		_, err := c.v.Verify(r.ctx, tk.raw)
+		r.mu.RUnlock()
+		r.verified.Add(1)
+		if i%20 == 19 {
+			// Pacing only (no time window depends on it): on a
+			// two-core runner, eleven spinning verifiers would
+			// starve Keygate's RSA key generation.
+			time.Sleep(time.Millisecond)
 		}
-		advance(time.Minute) // past the unknown-kid interval (see the doc comment)
-		tk := issue()
-		if tk.kid != kid {
-			t.Fatalf("%s: token signed by %s, want %s", name, tk.kid, kid)
+		if err != nil {
+			r.falseRejections.Add(1)
+			r.errMu.Lock()
+			if len(r.errs) < 10 {
+				r.errs = append(r.errs, fmt.Sprintf("%s: kid %s: %v", c.name, tk.kid, err))
+			}
+			r.errMu.Unlock()
 		}
-		for _, c := range consumers {
-			if _, err := c.v.Verify(ctx, tk.raw); err != nil {
-				falseRejections.Add(1)
-				t.Errorf("%s: %s refused a fresh token of the new signing kid %s: %v", name, c.name, kid, err)
-			}
+	}
+}
+
+// liveBefore is what a consumer held before a key change.
+type liveBefore struct {
+	cached        []string
+	fetches, hits int64
+	unknown       uint64
+}
+
+// keyChange runs change (which must put a new kid to signing), then
+// checks every consumer gets the new kid with the predicted fetches.
+func (r *liveRotation) keyChange(name string, change func()) (fetched bool) {
+	t := r.t
+	t.Helper()
+	prev := r.e.signingKID()
+	bs := map[string]liveBefore{}
+	for _, c := range r.consumers {
+		s := c.v.Stats()
+		bs[c.name] = liveBefore{cached: c.v.KeyIDs(), fetches: int64(s.Fetches), hits: r.front.jwksHits(c.name), unknown: s.UnknownKIDRefetches}
+	}
+	change()
+	kid := r.e.signingKID()
+	if kid == prev {
+		t.Fatalf("%s: the signing kid is still %s", name, kid)
+	}
+	r.advance(time.Minute) // past the unknown-kid interval (see the doc comment)
+	tk := r.issue()
+	if tk.kid != kid {
+		t.Fatalf("%s: token signed by %s, want %s", name, tk.kid, kid)
+	}
+	for _, c := range r.consumers {
+		if _, err := c.v.Verify(r.ctx, tk.raw); err != nil {
+			r.falseRejections.Add(1)
+			t.Errorf("%s: %s refused a fresh token of the new signing kid %s: %v", name, c.name, kid, err)
 		}
-		want := int64(1)
-		if slices.Contains(bs["orders"].cached, kid) {
-			want = 0
-		}
-		var got []string
-		for _, c := range consumers {
-			b, s := bs[c.name], c.v.Stats()
-			fetches, hits := int64(s.Fetches)-b.fetches, front.jwksHits(c.name)-b.hits
-			if !c.counted {
-				if u := s.UnknownKIDRefetches - b.unknown; u > 1 {
-					t.Errorf("%s: %s made %d unknown-kid refetches for one new kid", name, c.name, u)
-				}
-				continue
-			}
-			w := int64(1)
-			if slices.Contains(b.cached, kid) {
-				w = 0
-			}
-			if w != want {
-				t.Errorf("%s: consumers had different key sets before the change", name)
-			}
-			if fetches != w || hits != w || int64(s.UnknownKIDRefetches-b.unknown) != w {
-				t.Errorf("%s: %s: %d fetches (Stats), %d JWKS requests (server), %d unknown-kid refetches for new signing kid %s; want %d (its cached set was %v)",
-					name, c.name, fetches, hits, s.UnknownKIDRefetches-b.unknown, kid, w, b.cached)
-			}
-			if w == 1 && !slices.Equal(liveSortedKIDs(c.v), e.publishedKIDs()) {
-				t.Errorf("%s: %s holds %v after its refetch, Keygate publishes %v", name, c.name, liveSortedKIDs(c.v), e.publishedKIDs())
-			}
+	}
+	want := int64(1)
+	if slices.Contains(bs["orders"].cached, kid) {
+		want = 0
+	}
+	var got []string
+	for _, c := range r.consumers {
+		if fetches, counted := r.checkStepFetches(name, kid, want, c, bs[c.name]); counted {
 			got = append(got, fmt.Sprint(fetches))
 		}
-		perStep = append(perStep, fmt.Sprintf("%s -> %s: %s", name, kid[:min(8, len(kid))], strings.Join(got, "/")))
-		if want == 0 {
-			zeroSteps++
-		} else {
-			oneSteps++
-		}
-		return want == 1
 	}
-	// scheduled advances to the next key's activation in steps, issuing a
-	// token at each.
-	scheduled := func() {
-		t.Helper()
-		next, ok := e.keyIn(store.KeyNext)
-		if !ok {
-			t.Fatal("no next key")
-		}
-		for {
-			d := next.ActivateAt.Sub(e.clock.Now())
-			if d <= 0 {
-				return
-			}
-			advance(min(d, 15*time.Minute))
-			if e.signingKID() != next.KID {
-				issue()
-			}
-		}
+	r.perStep = append(r.perStep, fmt.Sprintf("%s -> %s: %s", name, kid[:min(8, len(kid))], strings.Join(got, "/")))
+	if want == 0 {
+		r.zeroSteps++
+	} else {
+		r.oneSteps++
 	}
-	// revokedGone polls until c no longer holds kid, then checks that tok
-	// is refused as unknown without another fetch (the interval forbids it:
-	// the fetch that dropped kid was stamped with the current instant).
-	revokedGone := func(c *liveConsumer, kid string, tok liveTok) {
-		t.Helper()
-		poll.Until(t, 10*time.Second, c.name+" to drop revoked kid "+kid, func() bool { return !slices.Contains(c.v.KeyIDs(), kid) })
-		before := c.v.Stats().Fetches
-		if _, err := c.v.Verify(ctx, tok.raw); !errors.Is(err, jwks.ErrUnknownKey) {
-			t.Errorf("%s: token of revoked kid %s after the refresh: %v, want ErrUnknownKey", c.name, kid, err)
-		} else {
-			c.expectedFailures++
-		}
-		if got := c.v.Stats().Fetches - before; got != 0 {
-			t.Errorf("%s: verifying a revoked kid right after a refresh made %d fetches, want 0", c.name, got)
-		}
-	}
+	return want == 1
+}
 
-	for range 3 {
-		keyChange("scheduled rotation", scheduled)
+// checkStepFetches checks what c fetched for the new signing kid since b:
+// at most one unknown-kid refetch for the refresher; for a counted consumer
+// exactly none if b held kid and one otherwise (want, like every counted
+// consumer), after which it holds what Keygate publishes. It returns the
+// fetches of a counted consumer.
+func (r *liveRotation) checkStepFetches(name, kid string, want int64, c *liveConsumer, b liveBefore) (fetches int64, counted bool) {
+	t := r.t
+	t.Helper()
+	s := c.v.Stats()
+	fetches, hits := int64(s.Fetches)-b.fetches, r.front.jwksHits(c.name)-b.hits
+	if !c.counted {
+		if u := s.UnknownKIDRefetches - b.unknown; u > 1 {
+			t.Errorf("%s: %s made %d unknown-kid refetches for one new kid", name, c.name, u)
+		}
+		return 0, false
 	}
-	issue()
+	w := int64(1)
+	if slices.Contains(b.cached, kid) {
+		w = 0
+	}
+	if w != want {
+		t.Errorf("%s: consumers had different key sets before the change", name)
+	}
+	if fetches != w || hits != w || int64(s.UnknownKIDRefetches-b.unknown) != w {
+		t.Errorf("%s: %s: %d fetches (Stats), %d JWKS requests (server), %d unknown-kid refetches for new signing kid %s; want %d (its cached set was %v)",
+			name, c.name, fetches, hits, s.UnknownKIDRefetches-b.unknown, kid, w, b.cached)
+	}
+	if w == 1 && !slices.Equal(liveSortedKIDs(c.v), r.e.publishedKIDs()) {
+		t.Errorf("%s: %s holds %v after its refetch, Keygate publishes %v", name, c.name, liveSortedKIDs(c.v), r.e.publishedKIDs())
+	}
+	return fetches, true
+}
 
-	// A manual rotation while the next key is younger than PublishAhead is
-	// scheduled for the instant it has been published that long.
-	keyChange("manual rotation (scheduled)", func() {
-		res, err := e.kg.Keys.Rotate(ctx, false)
-		if err != nil {
-			t.Fatal(err)
+// scheduled advances to the next key's activation in steps, issuing a
+// token at each.
+func (r *liveRotation) scheduled() {
+	r.t.Helper()
+	next, ok := r.e.keyIn(store.KeyNext)
+	if !ok {
+		r.t.Fatal("no next key")
+	}
+	for {
+		d := next.ActivateAt.Sub(r.e.clock.Now())
+		if d <= 0 {
+			return
 		}
-		next, _ := e.keyIn(store.KeyNext)
-		if !res.Scheduled || res.Activated != next.KID || !res.At.Equal(next.CreatedAt.Add(20*time.Minute)) {
-			t.Fatalf("manual rotation: %+v, want scheduled at %s", res, next.CreatedAt.Add(20*time.Minute))
+		r.advance(min(d, 15*time.Minute))
+		if r.e.signingKID() != next.KID {
+			r.issue()
 		}
-		scheduled()
-	})
-	// Once the next key is old enough, a manual rotation is immediate.
-	advance(25 * time.Minute)
-	issue()
-	keyChange("manual rotation", func() {
-		res, err := e.kg.Keys.Rotate(ctx, false)
-		if err != nil || res.Scheduled || res.Retired == "" {
-			t.Fatalf("manual rotation: %+v, %v; want immediate", res, err)
-		}
-	})
-	keyChange("forced rotation", func() {
-		next, _ := e.keyIn(store.KeyNext)
-		if age := e.clock.Now().Sub(next.CreatedAt); age >= 20*time.Minute {
-			t.Fatalf("next key is %s old: the rotation would not need force", age)
-		}
-		res, err := e.kg.Keys.Rotate(ctx, true)
-		if err != nil || res.Scheduled {
-			t.Fatalf("forced rotation: %+v, %v", res, err)
-		}
-	})
-	issue()
+	}
+}
 
-	// Revoking a retired key that signed live tokens: no new signing kid,
-	// so only the refresher (background refresh) drops it now.
-	retired, ok := e.keyIn(store.KeyRetired)
+// manualRotationScheduled asks for a rotation while the next key is younger
+// than PublishAhead: it is scheduled for the instant the key has been
+// published that long, and reached as scheduled.
+func (r *liveRotation) manualRotationScheduled() {
+	res, err := r.e.kg.Keys.Rotate(r.ctx, false)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	next, _ := r.e.keyIn(store.KeyNext)
+	if !res.Scheduled || res.Activated != next.KID || !res.At.Equal(next.CreatedAt.Add(20*time.Minute)) {
+		r.t.Fatalf("manual rotation: %+v, want scheduled at %s", res, next.CreatedAt.Add(20*time.Minute))
+	}
+	r.scheduled()
+}
+
+// manualRotationImmediate asks for a rotation once the next key is old
+// enough: it is immediate.
+func (r *liveRotation) manualRotationImmediate() {
+	res, err := r.e.kg.Keys.Rotate(r.ctx, false)
+	if err != nil || res.Scheduled || res.Retired == "" {
+		r.t.Fatalf("manual rotation: %+v, %v; want immediate", res, err)
+	}
+}
+
+// forcedRotation forces a rotation to a next key too young for a manual one.
+func (r *liveRotation) forcedRotation() {
+	next, _ := r.e.keyIn(store.KeyNext)
+	if age := r.e.clock.Now().Sub(next.CreatedAt); age >= 20*time.Minute {
+		r.t.Fatalf("next key is %s old: the rotation would not need force", age)
+	}
+	res, err := r.e.kg.Keys.Rotate(r.ctx, true)
+	if err != nil || res.Scheduled {
+		r.t.Fatalf("forced rotation: %+v, %v", res, err)
+	}
+}
+
+// revokeRetired revokes a retired key that signed live tokens: no new
+// signing kid, so only the refresher (background refresh) drops it now. It
+// returns one of its tokens.
+func (r *liveRotation) revokeRetired() liveTok {
+	t := r.t
+	t.Helper()
+	retired, ok := r.e.keyIn(store.KeyRetired)
 	if !ok {
 		t.Fatal("no retired key")
 	}
-	revokedRetired := withdraw(retired.KID)
-	if _, err := e.kg.Keys.Revoke(ctx, retired.KID); err != nil {
+	revoked := r.withdraw(retired.KID)
+	if _, err := r.e.kg.Keys.Revoke(r.ctx, retired.KID); err != nil {
 		t.Fatal(err)
 	}
-	revokedGone(refresher, retired.KID, revokedRetired)
-	for _, c := range consumers[:3] {
+	r.revokedGone(r.refresher, retired.KID, revoked)
+	for _, c := range r.consumers[:3] {
 		// Not asserted: the SDK only promises to drop it at its next fetch.
-		_, err := c.v.Verify(ctx, revokedRetired.raw)
+		_, err := c.v.Verify(r.ctx, revoked.raw)
 		t.Logf("%s, before any refetch, on a token of revoked (retired) kid %s: err=%v", c.name, retired.KID, err)
 		if err != nil {
 			c.expectedFailures++
 		}
 	}
+	return revoked
+}
 
-	// Revoking the active key: the next key signs at once.
-	revokedActive := withdraw(e.signingKID())
-	activeKID := revokedActive.kid
-	keyChange("revocation of the active key", func() {
-		res, err := e.kg.Keys.Revoke(ctx, activeKID)
-		if err != nil || res.Activated == "" {
-			t.Fatalf("revoke: %+v, %v", res, err)
-		}
-		revokedGone(refresher, activeKID, revokedActive)
-	})
-
-	// The next scheduled rotation brings a kid generated after the counted
-	// consumers' last fetch: its refetch drops both revoked kids.
-	if !keyChange("scheduled rotation after the revocations", scheduled) {
-		t.Fatal("the rotation after the revocations needed no refetch; the test cannot show the revoked kids dropped")
+// revokeActive revokes the active key, of which tok was withdrawn: the next
+// key signs at once, and the refresher drops it.
+func (r *liveRotation) revokeActive(tok liveTok) {
+	res, err := r.e.kg.Keys.Revoke(r.ctx, tok.kid)
+	if err != nil || res.Activated == "" {
+		r.t.Fatalf("revoke: %+v, %v", res, err)
 	}
-	for _, c := range consumers[:3] {
+	r.revokedGone(r.refresher, tok.kid, tok)
+}
+
+// revokedGone polls until c no longer holds kid, then checks that tok
+// is refused as unknown without another fetch (the interval forbids it:
+// the fetch that dropped kid was stamped with the current instant).
+func (r *liveRotation) revokedGone(c *liveConsumer, kid string, tok liveTok) {
+	t := r.t
+	t.Helper()
+	poll.Until(t, 10*time.Second, c.name+" to drop revoked kid "+kid, func() bool { return !slices.Contains(c.v.KeyIDs(), kid) })
+	before := c.v.Stats().Fetches
+	if _, err := c.v.Verify(r.ctx, tok.raw); !errors.Is(err, jwks.ErrUnknownKey) {
+		t.Errorf("%s: token of revoked kid %s after the refresh: %v, want ErrUnknownKey", c.name, kid, err)
+	} else {
+		c.expectedFailures++
+	}
+	if got := c.v.Stats().Fetches - before; got != 0 {
+		t.Errorf("%s: verifying a revoked kid right after a refresh made %d fetches, want 0", c.name, got)
+	}
+}
+
+// checkRevokedDropped checks that the counted consumers, after their
+// refetch, refuse the revoked tokens as unknown without fetching again.
+func (r *liveRotation) checkRevokedDropped(revoked ...liveTok) {
+	t := r.t
+	t.Helper()
+	for _, c := range r.consumers[:3] {
 		before := c.v.Stats().Fetches
-		for _, tk := range []liveTok{revokedRetired, revokedActive} {
-			if _, err := c.v.Verify(ctx, tk.raw); !errors.Is(err, jwks.ErrUnknownKey) {
+		for _, tk := range revoked {
+			if _, err := c.v.Verify(r.ctx, tk.raw); !errors.Is(err, jwks.ErrUnknownKey) {
 				t.Errorf("%s: token of revoked kid %s after the refetch: %v, want ErrUnknownKey", c.name, tk.kid, err)
 			} else {
 				c.expectedFailures++
@@ -893,32 +974,36 @@ func TestLiveRotationWhileVerifying(t *testing.T) {
 			t.Errorf("%s: revoked kids within the interval caused %d fetches, want 0", c.name, got)
 		}
 	}
-	keyChange("scheduled rotation", scheduled)
-	issue()
+}
 
-	stopWorkers()
-	for _, s := range errs {
+// checkTotals checks, once the goroutines have stopped, that no valid token
+// was refused, that both kinds of key change happened, and every consumer's
+// failures and (for the counted ones) fetches.
+func (r *liveRotation) checkTotals() {
+	t := r.t
+	t.Helper()
+	for _, s := range r.errs {
 		t.Error("false rejection: " + s)
 	}
-	if n := falseRejections.Load(); n != 0 {
+	if n := r.falseRejections.Load(); n != 0 {
 		t.Errorf("%d false rejections of valid tokens", n)
 	}
-	if zeroSteps == 0 || oneSteps == 0 {
-		t.Errorf("%d kids were picked up ahead of use and %d cost a refetch; the scenario should show both", zeroSteps, oneSteps)
+	if r.zeroSteps == 0 || r.oneSteps == 0 {
+		t.Errorf("%d kids were picked up ahead of use and %d cost a refetch; the scenario should show both", r.zeroSteps, r.oneSteps)
 	}
-	for _, c := range consumers {
+	for _, c := range r.consumers {
 		s := c.v.Stats()
-		t.Logf("%-9s %+v, %d JWKS requests", c.name, s, front.jwksHits(c.name))
+		t.Logf("%-9s %+v, %d JWKS requests", c.name, s, r.front.jwksHits(c.name))
 		if s.Failures != c.expectedFailures || s.RefreshFailures != 0 {
 			t.Errorf("%s: %d failures (want the %d deliberate ones), %d refresh failures", c.name, s.Failures, c.expectedFailures, s.RefreshFailures)
 		}
-		if c.counted && (s.Fetches != uint64(1+oneSteps) || s.UnknownKIDRefetches != uint64(oneSteps) || front.jwksHits(c.name) != int64(1+oneSteps)) {
+		if c.counted && (s.Fetches != uint64(1+r.oneSteps) || s.UnknownKIDRefetches != uint64(r.oneSteps) || r.front.jwksHits(c.name) != int64(1+r.oneSteps)) {
 			t.Errorf("%s: %+v, %d JWKS requests; want %d fetches: the initial one and one per kid not published ahead",
-				c.name, s, front.jwksHits(c.name), 1+oneSteps)
+				c.name, s, r.front.jwksHits(c.name), 1+r.oneSteps)
 		}
 	}
 	t.Logf("%d verifications by the goroutines; per new signing kid, fetches of orders/billing/reports:\n  %s",
-		verified.Load(), strings.Join(perStep, "\n  "))
+		r.verified.Load(), strings.Join(r.perStep, "\n  "))
 }
 
 // ---------------------------------------------------------------------------
@@ -932,104 +1017,134 @@ func TestLiveRotationWhileVerifying(t *testing.T) {
 // is accepted.
 func TestLiveIssuerDown(t *testing.T) {
 	t.Parallel()
-	const interval = 10 * time.Second
-	for _, tc := range []struct {
-		name       string
-		down, up   func(f *liveFront)
-		serverSees bool // whether the failed attempts reach a server
-	}{
+	for _, tc := range []liveOutage{
 		{name: "server stopped", down: (*liveFront).stop, up: (*liveFront).start},
 		{name: "500", down: func(f *liveFront) { f.mode.Store(live500) }, up: func(f *liveFront) { f.mode.Store(liveUp) }, serverSees: true},
 		{name: "garbage", down: func(f *liveFront) { f.mode.Store(liveGarbage) }, up: func(f *liveFront) { f.mode.Store(liveUp) }, serverSees: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := liveStart(t, kgtest.Options{})
-			ctx := context.Background()
-			front := newLiveFront(t, e.kg)
-			// v refreshes only on unknown kids here (default bounds: 1 min
-			// of real time at least); bg refreshes in the background every
-			// second.
-			v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
-			bg := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("bg"), MinRefresh: time.Second, MaxRefresh: time.Second})
-			cached := liveSortedKIDs(v)
-			tok0 := e.token(t, "orders-app")
-
-			tc.down(front)
-			// Keygate rotates while its key set cannot be fetched: the first
-			// forced rotation activates the next key (published ahead, so
-			// cached), the second one a key generated just now.
-			var toks []string
-			for range 2 {
-				if _, err := e.kg.Keys.Rotate(ctx, true); err != nil {
-					t.Fatal(err)
-				}
-				toks = append(toks, e.token(t, "orders-app"))
-			}
-			tok1, tok2 := toks[0], toks[1]
-			kid2 := jwtforge.Parse(t, tok2).KID()
-			if !slices.Contains(cached, jwtforge.Parse(t, tok1).KID()) || slices.Contains(cached, kid2) {
-				t.Fatalf("cached %v; want the first new kid in it and not %s", cached, kid2)
-			}
-			mustVerify := func(v *jwks.Verifier, what string, toks ...string) {
-				t.Helper()
-				for i, tok := range toks {
-					if _, err := v.Verify(ctx, tok); err != nil {
-						t.Fatalf("%s: token %d under a cached kid: %v", what, i, err)
-					}
-				}
-			}
-
-			hits0, fetches0 := front.jwksHits("v"), v.Stats().Fetches
-			const attempts = 3
-			for i := 1; i <= attempts; i++ {
-				e.clock.Advance(interval)
-				for range 5 { // one attempt per interval, however many tokens
-					if _, err := v.Verify(ctx, tok2); !errors.Is(err, jwks.ErrUnknownKey) {
-						t.Fatalf("new kid while the issuer is down: %v, want ErrUnknownKey", err)
-					}
-				}
-				mustVerify(v, "issuer down", tok0, tok1)
-				if s := v.Stats(); s.RefreshFailures != uint64(i) || s.Fetches-fetches0 != uint64(i) {
-					t.Fatalf("after %d intervals down: %+v; want %d failed fetches", i, s, i)
-				}
-			}
-			wantHits := int64(0)
-			if tc.serverSees {
-				wantHits = attempts
-			}
-			if got := front.jwksHits("v") - hits0; got != wantHits {
-				t.Errorf("%d JWKS requests reached the server while down, want %d", got, wantHits)
-			}
-			if got := liveSortedKIDs(v); !slices.Equal(got, cached) {
-				t.Errorf("cached kids after failed refetches: %v, want %v", got, cached)
-			}
-			// The background refresh fails too, and is counted; the cached
-			// set keeps verifying.
-			poll.Until(t, 10*time.Second, "a failed background refresh", func() bool { return bg.Stats().RefreshFailures >= 1 })
-			mustVerify(bg, "issuer down, background refresh failing", tok0, tok1)
-
-			tc.up(front)
-			// The failed attempt still counts for the interval: no fetch yet.
-			if _, err := v.Verify(ctx, tok2); !errors.Is(err, jwks.ErrUnknownKey) {
-				t.Errorf("new kid within the interval of the last failed attempt: %v, want ErrUnknownKey", err)
-			}
-			e.clock.Advance(interval)
-			if c, err := v.Verify(ctx, tok2); err != nil || c.KeyID != kid2 {
-				t.Fatalf("new kid once the issuer is back: %v, %v", c, err)
-			}
-			mustVerify(v, "issuer back", tok0, tok1, tok2)
-			mustVerify(bg, "issuer back", tok0, tok1)
-			s := v.Stats()
-			if s.RefreshFailures != attempts || s.Fetches-fetches0 != attempts+1 || front.jwksHits("v")-hits0 != wantHits+1 {
-				t.Errorf("after the issuer came back: %+v, %d JWKS requests; want %d failures and %d fetches",
-					s, front.jwksHits("v")-hits0, attempts, attempts+1)
-			}
-			if !slices.Contains(v.KeyIDs(), kid2) {
-				t.Errorf("kids %v lack %s", v.KeyIDs(), kid2)
-			}
-			t.Logf("v %+v; bg %+v", s, bg.Stats())
+			tc.run(t)
 		})
+	}
+}
+
+// liveOutage is one way the issuer goes down and comes back.
+type liveOutage struct {
+	name       string
+	down, up   func(f *liveFront)
+	serverSees bool // whether the failed attempts reach a server
+}
+
+// liveDownInterval is the unknown-kid interval of TestLiveIssuerDown.
+const liveDownInterval = 10 * time.Second
+
+func (tc liveOutage) run(t *testing.T) {
+	const interval = liveDownInterval
+	e := liveStart(t, kgtest.Options{})
+	ctx := context.Background()
+	front := newLiveFront(t, e.kg)
+	// v refreshes only on unknown kids here (default bounds: 1 min
+	// of real time at least); bg refreshes in the background every
+	// second.
+	v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
+	bg := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("bg"), MinRefresh: time.Second, MaxRefresh: time.Second})
+	cached := liveSortedKIDs(v)
+	tok0 := e.token(t, "orders-app")
+
+	tc.down(front)
+	tok1, tok2 := liveRotateTwice(t, e, cached)
+	kid2 := jwtforge.Parse(t, tok2).KID()
+
+	hits0, fetches0 := front.jwksHits("v"), v.Stats().Fetches
+	const attempts = 3
+	liveAttemptsWhileDown(t, e, v, attempts, fetches0, tok2, tok0, tok1)
+	wantHits := int64(0)
+	if tc.serverSees {
+		wantHits = attempts
+	}
+	if got := front.jwksHits("v") - hits0; got != wantHits {
+		t.Errorf("%d JWKS requests reached the server while down, want %d", got, wantHits)
+	}
+	if got := liveSortedKIDs(v); !slices.Equal(got, cached) {
+		t.Errorf("cached kids after failed refetches: %v, want %v", got, cached)
+	}
+	// The background refresh fails too, and is counted; the cached
+	// set keeps verifying.
+	poll.Until(t, 10*time.Second, "a failed background refresh", func() bool { return bg.Stats().RefreshFailures >= 1 })
+	liveMustVerify(t, bg, "issuer down, background refresh failing", tok0, tok1)
+
+	tc.up(front)
+	// The failed attempt still counts for the interval: no fetch yet.
+	if _, err := v.Verify(ctx, tok2); !errors.Is(err, jwks.ErrUnknownKey) {
+		t.Errorf("new kid within the interval of the last failed attempt: %v, want ErrUnknownKey", err)
+	}
+	e.clock.Advance(interval)
+	if c, err := v.Verify(ctx, tok2); err != nil || c.KeyID != kid2 {
+		t.Fatalf("new kid once the issuer is back: %v, %v", c, err)
+	}
+	liveMustVerify(t, v, "issuer back", tok0, tok1, tok2)
+	liveMustVerify(t, bg, "issuer back", tok0, tok1)
+	s := v.Stats()
+	if s.RefreshFailures != attempts || s.Fetches-fetches0 != attempts+1 || front.jwksHits("v")-hits0 != wantHits+1 {
+		t.Errorf("after the issuer came back: %+v, %d JWKS requests; want %d failures and %d fetches",
+			s, front.jwksHits("v")-hits0, attempts, attempts+1)
+	}
+	if !slices.Contains(v.KeyIDs(), kid2) {
+		t.Errorf("kids %v lack %s", v.KeyIDs(), kid2)
+	}
+	t.Logf("v %+v; bg %+v", s, bg.Stats())
+}
+
+// liveRotateTwice has Keygate rotate while its key set cannot be fetched:
+// the first forced rotation activates the next key (published ahead, so in
+// cached), the second one a key generated just now (not in cached). It
+// returns a token signed after each.
+func liveRotateTwice(t *testing.T, e *liveEnv, cached []string) (tok1, tok2 string) {
+	t.Helper()
+	var toks []string
+	for range 2 {
+		if _, err := e.kg.Keys.Rotate(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, e.token(t, "orders-app"))
+	}
+	tok1, tok2 = toks[0], toks[1]
+	kid2 := jwtforge.Parse(t, tok2).KID()
+	if !slices.Contains(cached, jwtforge.Parse(t, tok1).KID()) || slices.Contains(cached, kid2) {
+		t.Fatalf("cached %v; want the first new kid in it and not %s", cached, kid2)
+	}
+	return tok1, tok2
+}
+
+// liveAttemptsWhileDown advances the clock attempts intervals; at each, v
+// refuses newTok (a kid it lacks) with ErrUnknownKey, trying one fetch
+// however many times it is presented, counted as a refresh failure, and
+// keeps verifying cachedToks.
+func liveAttemptsWhileDown(t *testing.T, e *liveEnv, v *jwks.Verifier, attempts int, fetches0 uint64, newTok string, cachedToks ...string) {
+	t.Helper()
+	for i := 1; i <= attempts; i++ {
+		e.clock.Advance(liveDownInterval)
+		for range 5 { // one attempt per interval, however many tokens
+			if _, err := v.Verify(context.Background(), newTok); !errors.Is(err, jwks.ErrUnknownKey) {
+				t.Fatalf("new kid while the issuer is down: %v, want ErrUnknownKey", err)
+			}
+		}
+		liveMustVerify(t, v, "issuer down", cachedToks...)
+		if s := v.Stats(); s.RefreshFailures != uint64(i) || s.Fetches-fetches0 != uint64(i) {
+			t.Fatalf("after %d intervals down: %+v; want %d failed fetches", i, s, i)
+		}
+	}
+}
+
+// liveMustVerify fails unless v accepts every token of toks (each under a
+// kid it has cached).
+func liveMustVerify(t *testing.T, v *jwks.Verifier, what string, toks ...string) {
+	t.Helper()
+	for i, tok := range toks {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatalf("%s: token %d under a cached kid: %v", what, i, err)
+		}
 	}
 }
 
@@ -1048,12 +1163,60 @@ func TestLiveKIDFlood(t *testing.T) {
 		workers  = 16
 	)
 	e := liveStart(t, kgtest.Options{})
-	ctx := context.Background()
 	front := newLiveFront(t, e.kg)
 	v := liveVerifier(t, e.kg.URL, e.clock, jwks.Config{Audience: []string{"orders"}, HTTPClient: front.client("v"), UnknownKIDInterval: interval})
 	genuine := e.token(t, "orders-app")
-	g := jwtforge.Parse(t, genuine)
+	forged := liveForgedKIDs(t, jwtforge.Parse(t, genuine), n)
 
+	f := &liveFlood{v: v, genuine: genuine, workers: workers}
+	hits := func() int64 { return front.jwksHits("v") }
+
+	h := hits()
+	f.run(forged) // right after NewVerifier's fetch, at the same instant
+	if got := hits() - h; got != 0 {
+		t.Errorf("flood within the interval of the initial fetch: %d JWKS requests, want 0", got)
+	}
+	e.clock.Advance(interval)
+	h = hits()
+	f.run(forged)
+	if got := hits() - h; got != 1 {
+		t.Errorf("flood one interval later: %d JWKS requests, want 1", got)
+	}
+	// Three more intervals in quarter steps, a burst at each: a fetch at
+	// every fourth burst only.
+	const steps = 12
+	h = hits()
+	var perBurst []int64
+	for i := range steps {
+		e.clock.Advance(interval / 4)
+		b := hits()
+		f.run(forged[i*n/steps : (i+1)*n/steps])
+		perBurst = append(perBurst, hits()-b)
+	}
+	if got := hits() - h; got != steps/4 {
+		t.Errorf("%d bursts over %s: %d JWKS requests (per burst %v), want %d", steps, steps*interval/4, got, perBurst, steps/4)
+	}
+	s := v.Stats()
+	const total = 3 * n
+	f.check(t)
+	if s.Fetches != 1+1+steps/4 || s.UnknownKIDRefetches != 1+steps/4 || hits() != int64(s.Fetches) || s.RefreshFailures != 0 {
+		t.Errorf("stats %+v, %d JWKS requests; want %d fetches", s, hits(), 1+1+steps/4)
+	}
+	if int64(s.Failures) != total {
+		t.Errorf("Failures = %d, want %d", s.Failures, total)
+	}
+	t.Logf("%d forged tokens presented, %d JWKS requests in all (%+v); per quarter-interval burst %v", total, hits(), s, perBurst)
+
+	// The price of the cap: a genuinely new kid (a forced rotation, so not
+	// published ahead) arriving right after the flood spent the interval's
+	// refetch waits for the next interval, at most.
+	liveNewKIDAfterFlood(t, e, v, interval, hits)
+}
+
+// liveForgedKIDs forges n tokens over g's header and claims, each with a
+// random kid, signed by the attacker's key.
+func liveForgedKIDs(t *testing.T, g jwtforge.Token, n int) []string {
+	t.Helper()
 	forged := make([]string, n)
 	signer := jwtforge.RS256(jwtforge.Key(t, "attacker"))
 	var wg sync.WaitGroup
@@ -1067,79 +1230,68 @@ func TestLiveKIDFlood(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	return forged
+}
 
-	var accepted, otherErrors, genuineRefused atomic.Int64
-	flood := func(toks []string) {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for i := w; i < len(toks); i += workers {
-					_, err := v.Verify(ctx, toks[i])
-					switch {
-					case err == nil:
-						accepted.Add(1)
-					case !errors.Is(err, jwks.ErrUnknownKey):
-						otherErrors.Add(1)
-					}
-					if i%100 == 0 {
-						if _, err := v.Verify(ctx, genuine); err != nil {
-							genuineRefused.Add(1)
-						}
-					}
-				}
-			})
+// liveFlood presents forged tokens to v from workers goroutines, the genuine
+// token among them every hundredth, and counts what should never happen.
+type liveFlood struct {
+	v       *jwks.Verifier
+	genuine string
+	workers int
+
+	accepted, otherErrors, genuineRefused atomic.Int64
+}
+
+// run presents toks, spread over the workers, and waits for them.
+func (f *liveFlood) run(toks []string) {
+	var wg sync.WaitGroup
+	for w := range f.workers {
+		wg.Go(func() { f.present(toks, w) })
+	}
+	wg.Wait()
+}
+
+// present is worker w's share of toks.
+func (f *liveFlood) present(toks []string, w int) {
+	ctx := context.Background()
+	for i := w; i < len(toks); i += f.workers {
+		_, err := f.v.Verify(ctx, toks[i])
+		switch {
+		case err == nil:
+			f.accepted.Add(1)
+		case !errors.Is(err, jwks.ErrUnknownKey):
+			f.otherErrors.Add(1)
 		}
-		wg.Wait()
+		if i%100 == 0 {
+			if _, err := f.v.Verify(ctx, f.genuine); err != nil {
+				f.genuineRefused.Add(1)
+			}
+		}
 	}
-	hits := func() int64 { return front.jwksHits("v") }
+}
 
-	h := hits()
-	flood(forged) // right after NewVerifier's fetch, at the same instant
-	if got := hits() - h; got != 0 {
-		t.Errorf("flood within the interval of the initial fetch: %d JWKS requests, want 0", got)
-	}
-	e.clock.Advance(interval)
-	h = hits()
-	flood(forged)
-	if got := hits() - h; got != 1 {
-		t.Errorf("flood one interval later: %d JWKS requests, want 1", got)
-	}
-	// Three more intervals in quarter steps, a burst at each: a fetch at
-	// every fourth burst only.
-	const steps = 12
-	h = hits()
-	var perBurst []int64
-	for i := range steps {
-		e.clock.Advance(interval / 4)
-		b := hits()
-		flood(forged[i*n/steps : (i+1)*n/steps])
-		perBurst = append(perBurst, hits()-b)
-	}
-	if got := hits() - h; got != steps/4 {
-		t.Errorf("%d bursts over %s: %d JWKS requests (per burst %v), want %d", steps, steps*interval/4, got, perBurst, steps/4)
-	}
-	s := v.Stats()
-	const total = 3 * n
-	if a := accepted.Load(); a != 0 {
+// check fails if a forged token was accepted or refused for another reason
+// than its unknown kid, or the genuine token was refused.
+func (f *liveFlood) check(t *testing.T) {
+	t.Helper()
+	if a := f.accepted.Load(); a != 0 {
 		t.Errorf("%d forged tokens accepted", a)
 	}
-	if o := otherErrors.Load(); o != 0 {
+	if o := f.otherErrors.Load(); o != 0 {
 		t.Errorf("%d forged tokens refused with another error than ErrUnknownKey", o)
 	}
-	if r := genuineRefused.Load(); r != 0 {
+	if r := f.genuineRefused.Load(); r != 0 {
 		t.Errorf("the genuine token was refused %d times during the flood", r)
 	}
-	if s.Fetches != 1+1+steps/4 || s.UnknownKIDRefetches != 1+steps/4 || hits() != int64(s.Fetches) || s.RefreshFailures != 0 {
-		t.Errorf("stats %+v, %d JWKS requests; want %d fetches", s, hits(), 1+1+steps/4)
-	}
-	if int64(s.Failures) != total {
-		t.Errorf("Failures = %d, want %d", s.Failures, total)
-	}
-	t.Logf("%d forged tokens presented, %d JWKS requests in all (%+v); per quarter-interval burst %v", total, hits(), s, perBurst)
+}
 
-	// The price of the cap: a genuinely new kid (a forced rotation, so not
-	// published ahead) arriving right after the flood spent the interval's
-	// refetch waits for the next interval, at most.
+// liveNewKIDAfterFlood checks that a kid generated right after the flood
+// (two forced rotations) is refused within the interval the flood used and
+// accepted one interval later, at the cost of one JWKS request.
+func liveNewKIDAfterFlood(t *testing.T, e *liveEnv, v *jwks.Verifier, interval time.Duration, hits func() int64) {
+	t.Helper()
+	ctx := context.Background()
 	for range 2 {
 		if _, err := e.kg.Keys.Rotate(ctx, true); err != nil {
 			t.Fatal(err)
@@ -1149,7 +1301,7 @@ func TestLiveKIDFlood(t *testing.T) {
 	if slices.Contains(v.KeyIDs(), jwtforge.Parse(t, fresh).KID()) {
 		t.Fatal("the new kid is already cached")
 	}
-	h = hits()
+	h := hits()
 	if _, err := v.Verify(ctx, fresh); !errors.Is(err, jwks.ErrUnknownKey) {
 		t.Errorf("new kid in the interval the flood used: %v, want ErrUnknownKey", err)
 	}

@@ -106,72 +106,91 @@ func TestNewDocumentMembers(t *testing.T) {
 			{KID: "c", Algorithm: "RS512", Key: keys[2].PublicKey}, // value, not pointer
 		}},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assertDocumentMembers(t, mustDoc(t, tt.keys), tt.keys)
+		})
+	}
+}
+
+// assertDocumentMembers checks that doc, made of keys, is compact JSON with
+// only a keys array holding, in order, exactly the public members of each
+// key, and that its KIDs are the keys'.
+func assertDocumentMembers(t *testing.T, doc *jwks.Document, keys []jwks.PublicKey) {
+	t.Helper()
 	allowed := []string{"alg", "e", "kid", "kty", "n", "use"}
 	forbidden := []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "x5c", "key_ops"}
 
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			doc := mustDoc(t, tt.keys)
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, doc.Body); err != nil {
+		t.Fatalf("body is not JSON: %v\n%s", err, doc.Body)
+	}
+	if !bytes.Equal(compact.Bytes(), doc.Body) {
+		t.Errorf("body is not compact:\n%s", doc.Body)
+	}
+	if len(keys) == 0 && string(doc.Body) != `{"keys":[]}` {
+		t.Errorf("empty set body = %s, want {\"keys\":[]}", doc.Body)
+	}
+	for i, e := range documentEntries(t, doc.Body, len(keys)) {
+		if got := slices.Sorted(mapKeys(e)); !slices.Equal(got, allowed) {
+			t.Errorf("key %d members = %v, want exactly %v", i, got, allowed)
+		}
+		assertKeyEntry(t, i, e, keys[i], forbidden)
+	}
+	// Belt and braces: the raw bytes never name a private member.
+	for _, f := range forbidden {
+		if bytes.Contains(doc.Body, []byte(`"`+f+`":`)) {
+			t.Errorf("body contains %q member:\n%s", f, doc.Body)
+		}
+	}
 
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, doc.Body); err != nil {
-				t.Fatalf("body is not JSON: %v\n%s", err, doc.Body)
-			}
-			if !bytes.Equal(compact.Bytes(), doc.Body) {
-				t.Errorf("body is not compact:\n%s", doc.Body)
-			}
-			if len(tt.keys) == 0 && string(doc.Body) != `{"keys":[]}` {
-				t.Errorf("empty set body = %s, want {\"keys\":[]}", doc.Body)
-			}
+	wantKIDs := make([]string, 0, len(keys))
+	for _, k := range keys {
+		wantKIDs = append(wantKIDs, k.KID)
+	}
+	if got := doc.KIDs(); !slices.Equal(got, wantKIDs) {
+		t.Errorf("KIDs() = %v, want %v", got, wantKIDs)
+	}
+}
 
-			var top map[string]json.RawMessage
-			if err := json.Unmarshal(doc.Body, &top); err != nil {
-				t.Fatal(err)
-			}
-			if len(top) != 1 || top["keys"] == nil {
-				t.Fatalf("top-level members = %v, want only keys", slices.Sorted(mapKeys(top)))
-			}
-			var entries []map[string]any
-			if err := json.Unmarshal(top["keys"], &entries); err != nil {
-				t.Fatal(err)
-			}
-			if entries == nil {
-				t.Fatalf("keys is null, want an array")
-			}
-			if len(entries) != len(tt.keys) {
-				t.Fatalf("got %d keys, want %d", len(entries), len(tt.keys))
-			}
-			for i, e := range entries {
-				if got := slices.Sorted(mapKeys(e)); !slices.Equal(got, allowed) {
-					t.Errorf("key %d members = %v, want exactly %v", i, got, allowed)
-				}
-				for _, f := range forbidden {
-					if _, ok := e[f]; ok {
-						t.Errorf("key %d has forbidden member %q", i, f)
-					}
-				}
-				if e["kty"] != "RSA" || e["use"] != "sig" {
-					t.Errorf("key %d kty=%v use=%v, want RSA sig", i, e["kty"], e["use"])
-				}
-				if e["kid"] != tt.keys[i].KID || e["alg"] != tt.keys[i].Algorithm {
-					t.Errorf("key %d kid=%v alg=%v, want %s %s (order must be kept)", i, e["kid"], e["alg"], tt.keys[i].KID, tt.keys[i].Algorithm)
-				}
-			}
-			// Belt and braces: the raw bytes never name a private member.
-			for _, f := range forbidden {
-				if bytes.Contains(doc.Body, []byte(`"`+f+`":`)) {
-					t.Errorf("body contains %q member:\n%s", f, doc.Body)
-				}
-			}
+// documentEntries returns the entries of body's keys array, the only
+// top-level member, failing unless it is an array of n.
+func documentEntries(t *testing.T, body []byte, n int) []map[string]any {
+	t.Helper()
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 1 || top["keys"] == nil {
+		t.Fatalf("top-level members = %v, want only keys", slices.Sorted(mapKeys(top)))
+	}
+	var entries []map[string]any
+	if err := json.Unmarshal(top["keys"], &entries); err != nil {
+		t.Fatal(err)
+	}
+	if entries == nil {
+		t.Fatalf("keys is null, want an array")
+	}
+	if len(entries) != n {
+		t.Fatalf("got %d keys, want %d", len(entries), n)
+	}
+	return entries
+}
 
-			wantKIDs := make([]string, 0, len(tt.keys))
-			for _, k := range tt.keys {
-				wantKIDs = append(wantKIDs, k.KID)
-			}
-			if got := doc.KIDs(); !slices.Equal(got, wantKIDs) {
-				t.Errorf("KIDs() = %v, want %v", got, wantKIDs)
-			}
-		})
+// assertKeyEntry checks entry i of a published set against want: an RSA
+// signing key of its kid and alg, with none of the forbidden members.
+func assertKeyEntry(t *testing.T, i int, e map[string]any, want jwks.PublicKey, forbidden []string) {
+	t.Helper()
+	for _, f := range forbidden {
+		if _, ok := e[f]; ok {
+			t.Errorf("key %d has forbidden member %q", i, f)
+		}
+	}
+	if e["kty"] != "RSA" || e["use"] != "sig" {
+		t.Errorf("key %d kty=%v use=%v, want RSA sig", i, e["kty"], e["use"])
+	}
+	if e["kid"] != want.KID || e["alg"] != want.Algorithm {
+		t.Errorf("key %d kid=%v alg=%v, want %s %s (order must be kept)", i, e["kid"], e["alg"], want.KID, want.Algorithm)
 	}
 }
 

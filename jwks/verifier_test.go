@@ -312,92 +312,21 @@ func TestNewVerifierConfiguration(t *testing.T) {
 	t.Parallel()
 	ti := newTestIssuer(t, 5*time.Minute, 0)
 	ctx := context.Background()
-	quiet := jwks.Config{Logger: discardLogger}
 
-	t.Run("discovery", func(t *testing.T) {
-		before := ti.discoHits.Load()
-		v, err := jwks.NewVerifier(ctx, ti.URL(), quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer v.Close()
-		if v.Issuer() != ti.URL() || v.JWKSURL() != ti.URL()+"/jwks" || ti.discoHits.Load() != before+1 {
-			t.Errorf("issuer %q, jwks %q, discovery hits %d", v.Issuer(), v.JWKSURL(), ti.discoHits.Load()-before)
-		}
-		if s := v.Stats(); s.Fetches != 1 {
-			t.Errorf("Fetches = %d after NewVerifier, want 1", s.Fetches)
-		}
-		if got := v.KeyIDs(); !slices.Equal(got, []string{kidOf(0)}) {
-			t.Errorf("KeyIDs = %v", got)
-		}
-	})
-	t.Run("JWKS URL needs Config.Issuer", func(t *testing.T) {
-		_, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", quiet)
-		if err == nil || !strings.Contains(err.Error(), "Config.Issuer") {
-			t.Fatalf("err = %v", err)
-		}
-		before := ti.discoHits.Load()
-		v, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", jwks.Config{Logger: discardLogger, Issuer: ti.URL()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer v.Close()
-		if ti.discoHits.Load() != before || v.Issuer() != ti.URL() {
-			t.Error("a JWKS URL should skip discovery")
-		}
-	})
-	t.Run("Config.JWKSURL", func(t *testing.T) {
-		before := ti.discoHits.Load()
-		v, err := jwks.NewVerifier(ctx, "https://id.example.com", jwks.Config{Logger: discardLogger, JWKSURL: ti.URL() + "/jwks"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer v.Close()
-		if ti.discoHits.Load() != before || v.Issuer() != "https://id.example.com" {
-			t.Error("Config.JWKSURL should skip discovery and keep the given issuer")
-		}
-	})
-	t.Run("discovery issuer mismatch", func(t *testing.T) {
-		ti := newTestIssuer(t, 5*time.Minute, 0)
-		evil := "https://evil.example"
-		ti.discoIssuer.Store(&evil)
-		_, err := jwks.NewVerifier(ctx, ti.URL(), quiet)
-		if !errors.Is(err, jwks.ErrWrongIssuer) {
-			t.Fatalf("err = %v, want ErrWrongIssuer", err)
-		}
-		// With Config.Issuer, the document must name that issuer instead.
-		v, err := jwks.NewVerifier(ctx, ti.URL(), jwks.Config{Logger: discardLogger, Issuer: evil})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v.Close()
-	})
-	t.Run("https issuer with an http jwks_uri", func(t *testing.T) {
-		var tls *httptest.Server
-		tls = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": tls.URL, "jwks_uri": ti.URL() + "/jwks"})
-		}))
-		defer tls.Close()
-		_, err := jwks.NewVerifier(ctx, tls.URL, jwks.Config{Logger: discardLogger, HTTPClient: tls.Client()})
-		if err == nil || !strings.Contains(err.Error(), "not https") {
-			t.Fatalf("err = %v, want a refusal of the http jwks_uri", err)
-		}
-	})
-	t.Run("first fetch fails", func(t *testing.T) {
-		ti := newTestIssuer(t, 5*time.Minute, 0)
-		ti.mode.Store(mode500)
-		_, err := jwks.NewVerifier(ctx, ti.URL(), quiet)
-		if err == nil || !strings.Contains(err.Error(), "500") {
-			t.Fatalf("err = %v, want a failure quoting the 500", err)
-		}
-	})
-	t.Run("discovery unreachable", func(t *testing.T) {
-		srv := httptest.NewServer(http.NotFoundHandler())
-		srv.Close()
-		if _, err := jwks.NewVerifier(ctx, srv.URL, quiet); err == nil {
-			t.Fatal("no error")
-		}
-	})
+	for _, sc := range []struct {
+		name string
+		run  func(t *testing.T, ti *testIssuer)
+	}{
+		{"discovery", verifierByDiscovery},
+		{"JWKS URL needs Config.Issuer", verifierFromJWKSURL},
+		{"Config.JWKSURL", verifierWithConfigJWKSURL},
+		{"discovery issuer mismatch", verifierDiscoveryIssuerMismatch},
+		{"https issuer with an http jwks_uri", verifierHTTPJWKSURI},
+		{"first fetch fails", verifierFirstFetchFails},
+		{"discovery unreachable", verifierDiscoveryUnreachable},
+	} {
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, ti) })
+	}
 	for _, tt := range []struct {
 		name string
 		url  string
@@ -418,6 +347,111 @@ func TestNewVerifierConfiguration(t *testing.T) {
 				t.Fatal("no error")
 			}
 		})
+	}
+}
+
+// verifierByDiscovery: an issuer URL is discovered once, and the key set
+// fetched once.
+func verifierByDiscovery(t *testing.T, ti *testIssuer) {
+	before := ti.discoHits.Load()
+	v, err := jwks.NewVerifier(context.Background(), ti.URL(), jwks.Config{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.Issuer() != ti.URL() || v.JWKSURL() != ti.URL()+"/jwks" || ti.discoHits.Load() != before+1 {
+		t.Errorf("issuer %q, jwks %q, discovery hits %d", v.Issuer(), v.JWKSURL(), ti.discoHits.Load()-before)
+	}
+	if s := v.Stats(); s.Fetches != 1 {
+		t.Errorf("Fetches = %d after NewVerifier, want 1", s.Fetches)
+	}
+	if got := v.KeyIDs(); !slices.Equal(got, []string{kidOf(0)}) {
+		t.Errorf("KeyIDs = %v", got)
+	}
+}
+
+// verifierFromJWKSURL: a JWKS URL needs Config.Issuer, and skips discovery.
+func verifierFromJWKSURL(t *testing.T, ti *testIssuer) {
+	ctx := context.Background()
+	_, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", jwks.Config{Logger: discardLogger})
+	if err == nil || !strings.Contains(err.Error(), "Config.Issuer") {
+		t.Fatalf("err = %v", err)
+	}
+	before := ti.discoHits.Load()
+	v, err := jwks.NewVerifier(ctx, ti.URL()+"/jwks", jwks.Config{Logger: discardLogger, Issuer: ti.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if ti.discoHits.Load() != before || v.Issuer() != ti.URL() {
+		t.Error("a JWKS URL should skip discovery")
+	}
+}
+
+// verifierWithConfigJWKSURL: Config.JWKSURL skips discovery and keeps the
+// given issuer.
+func verifierWithConfigJWKSURL(t *testing.T, ti *testIssuer) {
+	before := ti.discoHits.Load()
+	v, err := jwks.NewVerifier(context.Background(), "https://id.example.com", jwks.Config{Logger: discardLogger, JWKSURL: ti.URL() + "/jwks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if ti.discoHits.Load() != before || v.Issuer() != "https://id.example.com" {
+		t.Error("Config.JWKSURL should skip discovery and keep the given issuer")
+	}
+}
+
+// verifierDiscoveryIssuerMismatch: a discovery document naming another
+// issuer is refused, unless Config.Issuer names that one.
+func verifierDiscoveryIssuerMismatch(t *testing.T, _ *testIssuer) {
+	ctx := context.Background()
+	ti := newTestIssuer(t, 5*time.Minute, 0)
+	evil := "https://evil.example"
+	ti.discoIssuer.Store(&evil)
+	_, err := jwks.NewVerifier(ctx, ti.URL(), jwks.Config{Logger: discardLogger})
+	if !errors.Is(err, jwks.ErrWrongIssuer) {
+		t.Fatalf("err = %v, want ErrWrongIssuer", err)
+	}
+	// With Config.Issuer, the document must name that issuer instead.
+	v, err := jwks.NewVerifier(ctx, ti.URL(), jwks.Config{Logger: discardLogger, Issuer: evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+}
+
+// verifierHTTPJWKSURI: an https issuer whose jwks_uri is http is refused.
+func verifierHTTPJWKSURI(t *testing.T, ti *testIssuer) {
+	var tls *httptest.Server
+	tls = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": tls.URL, "jwks_uri": ti.URL() + "/jwks"})
+	}))
+	defer tls.Close()
+	_, err := jwks.NewVerifier(context.Background(), tls.URL, jwks.Config{Logger: discardLogger, HTTPClient: tls.Client()})
+	if err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Fatalf("err = %v, want a refusal of the http jwks_uri", err)
+	}
+}
+
+// verifierFirstFetchFails: NewVerifier fails, quoting the status, when the
+// first key-set fetch does.
+func verifierFirstFetchFails(t *testing.T, _ *testIssuer) {
+	ti := newTestIssuer(t, 5*time.Minute, 0)
+	ti.mode.Store(mode500)
+	_, err := jwks.NewVerifier(context.Background(), ti.URL(), jwks.Config{Logger: discardLogger})
+	if err == nil || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("err = %v, want a failure quoting the 500", err)
+	}
+}
+
+// verifierDiscoveryUnreachable: NewVerifier fails when discovery cannot be
+// reached.
+func verifierDiscoveryUnreachable(t *testing.T, _ *testIssuer) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	if _, err := jwks.NewVerifier(context.Background(), srv.URL, jwks.Config{Logger: discardLogger}); err == nil {
+		t.Fatal("no error")
 	}
 }
 

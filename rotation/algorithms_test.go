@@ -24,35 +24,124 @@ func TestAlgorithms(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
 	st := openStore(t, filepath.Join(t.TempDir(), "k.db"))
-	sealer, err := rotation.NewSealer(newKEK(t))
+	algs := []string{"RS256", "ES256", "EdDSA"}
+	m := algManager(t, st, newKEK(t), clk, algs...)
+	snap, err := m.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneActiveOneNext := map[store.KeyState]int{store.KeyActive: 1, store.KeyNext: 1}
+	assertKeysPerAlg(t, snap, algs, oneActiveOneNext, "after Reconcile")
+	assertSigners(t, snap, algs)
+
+	// Every algorithm's tokens verify against the published set.
+	signer := m.Signer()
+	v, err := jwks.NewLocalVerifier(signer.KeySet, jwks.Config{Issuer: "https://id.example", Algorithms: signer.Algorithms(), SkipTypeCheck: true, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyAll := func(when string) {
+		t.Helper()
+		verifyEachAlg(t, signer, v, clk.Now(), algs, when)
+	}
+	verifyAll("initially")
+
+	// A day later every algorithm has rotated: its next key signs.
+	before := snap.Signers
+	clk.Set(t0.Add(25 * time.Hour))
+	if snap, err = m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range algs {
+		if snap.Signers[alg].KID == before[alg].KID {
+			t.Errorf("%s did not rotate", alg)
+		}
+	}
+	assertKeysPerAlg(t, snap, algs, map[store.KeyState]int{store.KeyActive: 1, store.KeyNext: 1, store.KeyRetired: 1}, "after a rotation")
+	verifyAll("after rotation")
+
+	// Revoking the active ES256 key promotes the ES256 next key only.
+	rs, ed := snap.Signers["RS256"].KID, snap.Signers["EdDSA"].KID
+	res, err := m.Revoke(ctx, snap.Signers["ES256"].KID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap = m.Current()
+	if snap.Signers["ES256"].KID != res.Activated || snap.Signers["RS256"].KID != rs || snap.Signers["EdDSA"].KID != ed {
+		t.Errorf("after revoking the ES256 key: signers %v, activated %s", snap.Signers, res.Activated)
+	}
+	assertKeysPerAlg(t, snap, algs, oneActiveOneNext, "after the revocation")
+	verifyAll("after revocation")
+
+	for _, kv := range rotation.ViewKeys(snap.Keys) {
+		if kv.Bits == 0 {
+			t.Errorf("key %s (%s) shows 0 bits", kv.KID, kv.Algorithm)
+		}
+	}
+
+	for _, c := range []struct {
+		what string
+		algs []string
+	}{
+		{"a policy without RS256", []string{"ES256"}},
+		{"a policy with ES384", []string{"RS256", "ES384"}},
+	} {
+		if err := (rotation.Policy{RotationPeriod: time.Hour, PublishAhead: time.Minute, Retention: time.Hour, RSABits: 2048, Algorithms: c.algs}).Validate(); err == nil {
+			t.Errorf("%s validated", c.what)
+		}
+	}
+}
+
+// algManager is a manager of the test policy with algs configured.
+func algManager(t *testing.T, st store.KeyStore, kek []byte, clk *clock, algs ...string) *rotation.Manager {
+	t.Helper()
+	sealer, err := rotation.NewSealer(kek)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := policy
-	p.Algorithms = []string{"RS256", "ES256", "EdDSA"}
+	p.Algorithms = algs
 	m, err := rotation.New(rotation.Config{Policy: p, Store: st, Sealer: sealer, Now: clk.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := m.Reconcile(ctx)
-	if err != nil {
-		t.Fatal(err)
+	return m
+}
+
+// keyCounts counts s's keys per algorithm and state.
+func keyCounts(s *rotation.Snapshot) map[string]map[store.KeyState]int {
+	out := map[string]map[store.KeyState]int{}
+	for _, k := range s.Keys {
+		if out[k.Algorithm] == nil {
+			out[k.Algorithm] = map[store.KeyState]int{}
+		}
+		out[k.Algorithm][k.State]++
 	}
-	count := func(s *rotation.Snapshot) map[string]map[store.KeyState]int {
-		out := map[string]map[store.KeyState]int{}
-		for _, k := range s.Keys {
-			if out[k.Algorithm] == nil {
-				out[k.Algorithm] = map[store.KeyState]int{}
+	return out
+}
+
+// assertKeysPerAlg fails unless every algorithm of algs has, in each state
+// of want, that many keys.
+func assertKeysPerAlg(t *testing.T, snap *rotation.Snapshot, algs []string, want map[store.KeyState]int, when string) {
+	t.Helper()
+	counts := keyCounts(snap)
+	for _, alg := range algs {
+		c := counts[alg]
+		for state, n := range want {
+			if c[state] != n {
+				t.Errorf("%s keys %s: %v, want %v", alg, when, c, want)
+				break
 			}
-			out[k.Algorithm][k.State]++
 		}
-		return out
 	}
-	for _, alg := range p.Algorithms {
-		if c := count(snap)[alg]; c[store.KeyActive] != 1 || c[store.KeyNext] != 1 {
-			t.Errorf("%s keys after Reconcile: %v, want one active and one next", alg, c)
-		}
+}
+
+// assertSigners checks there is a signer per algorithm, of the algorithm's
+// key type, and that Signing is the RS256 one.
+func assertSigners(t *testing.T, snap *rotation.Snapshot, algs []string) {
+	t.Helper()
+	for _, alg := range algs {
 		if snap.Signers[alg].KID == "" {
 			t.Errorf("no %s signer", alg)
 		}
@@ -66,73 +155,21 @@ func TestAlgorithms(t *testing.T) {
 	if snap.Signing.KID != snap.Signers["RS256"].KID || snap.Signing.Private == nil {
 		t.Errorf("Signing is not the RS256 key")
 	}
+}
 
-	// Every algorithm's tokens verify against the published set.
-	signer := m.Signer()
-	v, err := jwks.NewLocalVerifier(signer.KeySet, jwks.Config{Issuer: "https://id.example", Algorithms: signer.Algorithms(), SkipTypeCheck: true, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifyAll := func(when string) {
-		t.Helper()
-		for _, alg := range p.Algorithms {
-			payload := []byte(`{"iss":"https://id.example","exp":` + itoa(clk.Now().Add(time.Hour).Unix()) + `}`)
-			tok, err := signer.SignWith(alg, payload, "at+jwt")
-			if err != nil {
-				t.Fatalf("%s: SignWith %s: %v", when, alg, err)
-			}
-			if _, err := v.Verify(ctx, tok); err != nil {
-				t.Errorf("%s: %s token: %v", when, alg, err)
-			}
+// verifyEachAlg signs a token valid for an hour from now with each of algs
+// and verifies it with v.
+func verifyEachAlg(t *testing.T, signer *rotation.Signer, v *jwks.Verifier, now time.Time, algs []string, when string) {
+	t.Helper()
+	for _, alg := range algs {
+		payload := []byte(`{"iss":"https://id.example","exp":` + itoa(now.Add(time.Hour).Unix()) + `}`)
+		tok, err := signer.SignWith(alg, payload, "at+jwt")
+		if err != nil {
+			t.Fatalf("%s: SignWith %s: %v", when, alg, err)
 		}
-	}
-	verifyAll("initially")
-
-	// A day later every algorithm has rotated: its next key signs.
-	before := snap.Signers
-	clk.Set(t0.Add(25 * time.Hour))
-	if snap, err = m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, alg := range p.Algorithms {
-		if snap.Signers[alg].KID == before[alg].KID {
-			t.Errorf("%s did not rotate", alg)
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Errorf("%s: %s token: %v", when, alg, err)
 		}
-		if c := count(snap)[alg]; c[store.KeyActive] != 1 || c[store.KeyNext] != 1 || c[store.KeyRetired] != 1 {
-			t.Errorf("%s keys after a rotation: %v", alg, c)
-		}
-	}
-	verifyAll("after rotation")
-
-	// Revoking the active ES256 key promotes the ES256 next key only.
-	rs, ed := snap.Signers["RS256"].KID, snap.Signers["EdDSA"].KID
-	res, err := m.Revoke(ctx, snap.Signers["ES256"].KID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap = m.Current()
-	if snap.Signers["ES256"].KID != res.Activated || snap.Signers["RS256"].KID != rs || snap.Signers["EdDSA"].KID != ed {
-		t.Errorf("after revoking the ES256 key: signers %v, activated %s", snap.Signers, res.Activated)
-	}
-	for _, alg := range p.Algorithms {
-		if c := count(snap)[alg]; c[store.KeyActive] != 1 || c[store.KeyNext] != 1 {
-			t.Errorf("%s keys after the revocation: %v", alg, c)
-		}
-	}
-	verifyAll("after revocation")
-
-	views := rotation.ViewKeys(snap.Keys)
-	for _, kv := range views {
-		if kv.Bits == 0 {
-			t.Errorf("key %s (%s) shows 0 bits", kv.KID, kv.Algorithm)
-		}
-	}
-
-	if err := (rotation.Policy{RotationPeriod: time.Hour, PublishAhead: time.Minute, Retention: time.Hour, RSABits: 2048, Algorithms: []string{"ES256"}}).Validate(); err == nil {
-		t.Error("a policy without RS256 validated")
-	}
-	if err := (rotation.Policy{RotationPeriod: time.Hour, PublishAhead: time.Minute, Retention: time.Hour, RSABits: 2048, Algorithms: []string{"RS256", "ES384"}}).Validate(); err == nil {
-		t.Error("a policy with ES384 validated")
 	}
 }
 
@@ -146,16 +183,7 @@ func TestAlgorithmDropped(t *testing.T) {
 	clk := &clock{t: t0}
 	st := openStore(t, filepath.Join(t.TempDir(), "k.db"))
 	kek := newKEK(t)
-	sealer, err := rotation.NewSealer(kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := policy
-	p.Algorithms = []string{"RS256", "ES256"}
-	m, err := rotation.New(rotation.Config{Policy: p, Store: st, Sealer: sealer, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := algManager(t, st, kek, clk, "RS256", "ES256")
 	snap, err := m.Reconcile(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -199,34 +199,20 @@ func TestKeyringOpensVersion1(t *testing.T) {
 	oldK, newK, other := newKEK(t), newKEK(t), newKEK(t)
 	oldS, _ := rotation.NewSealer(oldK)
 	ring, _ := rotation.NewKeyring([][]byte{newK, oldK})
+	otherS, _ := rotation.NewSealer(other)
 	secret := []byte("pkcs8")
 	underOld, _ := oldS.Seal("kid", secret)
 	underNew, _ := ring.Seal("kid", secret)
 	legacy := sealV1(t, oldK, "kid", secret)
 	for name, s := range map[string]*rotation.Sealer{"alone": oldS, "second in a ring": ring} {
-		if got, err := s.Open("kid", legacy); err != nil || !bytes.Equal(got, secret) {
-			t.Errorf("version-1 blob, old KEK %s: %q, %v", name, got, err)
-		}
-		if _, err := s.Open("other", legacy); !errors.Is(err, rotation.ErrWrongKEK) {
-			t.Errorf("version-1 blob on another kid, %s: %v", name, err)
-		}
+		assertOpensV1(t, name, s, legacy, secret)
 	}
-	otherS, _ := rotation.NewSealer(other)
 	if _, err := otherS.Open("kid", legacy); !errors.Is(err, rotation.ErrWrongKEK) {
 		t.Errorf("version-1 blob, wrong KEK: %v", err)
 	}
 
 	for name, in := range map[string][]byte{"version 1": legacy, "old KEK": underOld} {
-		out, changed, err := ring.Reseal("kid", in)
-		if err != nil || !changed || out[0] != 2 || hex.EncodeToString(out[1:5]) != ring.CurrentID() {
-			t.Errorf("Reseal %s: changed=%v %v", name, changed, err)
-		}
-		if _, err := oldS.Open("kid", out); !errors.Is(err, rotation.ErrWrongKEK) {
-			t.Errorf("Reseal %s: still opens under the old KEK", name)
-		}
-		if ring.UnderCurrent(in) || !ring.UnderCurrent(out) {
-			t.Errorf("UnderCurrent %s: before %v, after Reseal %v; want false, true", name, ring.UnderCurrent(in), ring.UnderCurrent(out))
-		}
+		assertResealed(t, name, ring, oldS, in)
 	}
 	if !oldS.UnderCurrent(underOld) || oldS.UnderCurrent(underNew) || ring.UnderCurrent(nil) || ring.UnderCurrent([]byte{2}) {
 		t.Error("UnderCurrent: a blob is judged by its own header's KEK id against the first key")
@@ -236,6 +222,34 @@ func TestKeyringOpensVersion1(t *testing.T) {
 	}
 	if _, _, err := otherS.Reseal("kid", underNew); !errors.Is(err, rotation.ErrWrongKEK) {
 		t.Errorf("Reseal under a keyring that cannot open it: %v", err)
+	}
+}
+
+// assertOpensV1 checks that s (named name) opens legacy, a version-1 blob of
+// secret sealed for "kid", and refuses it for another kid.
+func assertOpensV1(t *testing.T, name string, s *rotation.Sealer, legacy, secret []byte) {
+	t.Helper()
+	if got, err := s.Open("kid", legacy); err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("version-1 blob, old KEK %s: %q, %v", name, got, err)
+	}
+	if _, err := s.Open("other", legacy); !errors.Is(err, rotation.ErrWrongKEK) {
+		t.Errorf("version-1 blob on another kid, %s: %v", name, err)
+	}
+}
+
+// assertResealed checks that ring reseals in (a blob for "kid" under oldS's
+// KEK, named name) to version 2 under its current KEK, which oldS cannot open.
+func assertResealed(t *testing.T, name string, ring, oldS *rotation.Sealer, in []byte) {
+	t.Helper()
+	out, changed, err := ring.Reseal("kid", in)
+	if err != nil || !changed || out[0] != 2 || hex.EncodeToString(out[1:5]) != ring.CurrentID() {
+		t.Errorf("Reseal %s: changed=%v %v", name, changed, err)
+	}
+	if _, err := oldS.Open("kid", out); !errors.Is(err, rotation.ErrWrongKEK) {
+		t.Errorf("Reseal %s: still opens under the old KEK", name)
+	}
+	if ring.UnderCurrent(in) || !ring.UnderCurrent(out) {
+		t.Errorf("UnderCurrent %s: before %v, after Reseal %v; want false, true", name, ring.UnderCurrent(in), ring.UnderCurrent(out))
 	}
 }
 

@@ -21,17 +21,7 @@ func TestSharedThrottle(t *testing.T) {
 	ta, tb := a.Throttle("user", l), b.Throttle("user", l)
 	t0 := throttleT0
 
-	for i, th := range []store.Throttle{ta, tb, ta} {
-		if _, ok, err := th.Reserve(ctx, "alice", t0); err != nil || !ok {
-			t.Fatalf("reservation %d: ok=%v err=%v", i, ok, err)
-		}
-	}
-	for name, th := range map[string]store.Throttle{"a": ta, "b": tb} {
-		wait, ok, err := th.Reserve(ctx, "alice", t0)
-		if err != nil || ok || wait != time.Minute {
-			t.Errorf("replica %s after 3 reservations: wait=%s ok=%v err=%v, want locked for 1m", name, wait, ok, err)
-		}
-	}
+	assertLockedAcross(t, ta, tb, t0)
 	if _, ok, _ := tb.Reserve(ctx, "bob", t0); !ok {
 		t.Error("keys are not independent")
 	}
@@ -51,18 +41,7 @@ func TestSharedThrottle(t *testing.T) {
 		t.Error("Reset at one replica is not seen at the other")
 	}
 
-	// Release gives one token back, never beyond Burst.
-	for range 5 {
-		if err := tb.Release(ctx, "alice", t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := reserveN(t, ta, "alice", t0, 10); n != 3 {
-		t.Errorf("after releases: %d reservations, want Burst 3 (released beyond Burst)", n)
-	}
-	if err := ta.Release(ctx, "nobody", t0); err != nil {
-		t.Errorf("release of an unknown key: %v", err)
-	}
+	assertReleaseCapped(t, ta, tb, t0)
 
 	// Full buckets are pruned; limited ones are kept.
 	reserveN(t, ta, "dave", t0, 1)
@@ -73,6 +52,42 @@ func TestSharedThrottle(t *testing.T) {
 	// alice was emptied at t0: two tokens back at +2m, not three.
 	if n := reserveN(t, tb, "alice", t0.Add(2*time.Minute), 3); n != 2 {
 		t.Errorf("alice after pruning: %d reservations, want 2 (pruning freed a limited key)", n)
+	}
+}
+
+// assertLockedAcross takes the 3 tokens of alice's bucket (Burst) at ta, tb
+// and ta at t0, then checks both replicas see alice locked for a minute.
+func assertLockedAcross(t *testing.T, ta, tb store.Throttle, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for i, th := range []store.Throttle{ta, tb, ta} {
+		if _, ok, err := th.Reserve(ctx, "alice", t0); err != nil || !ok {
+			t.Fatalf("reservation %d: ok=%v err=%v", i, ok, err)
+		}
+	}
+	for name, th := range map[string]store.Throttle{"a": ta, "b": tb} {
+		wait, ok, err := th.Reserve(ctx, "alice", t0)
+		if err != nil || ok || wait != time.Minute {
+			t.Errorf("replica %s after 3 reservations: wait=%s ok=%v err=%v, want locked for 1m", name, wait, ok, err)
+		}
+	}
+}
+
+// assertReleaseCapped checks that Release gives one token back, never
+// beyond Burst (3), and accepts an unknown key.
+func assertReleaseCapped(t *testing.T, ta, tb store.Throttle, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for range 5 {
+		if err := tb.Release(ctx, "alice", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reserveN(t, ta, "alice", t0, 10); n != 3 {
+		t.Errorf("after releases: %d reservations, want Burst 3 (released beyond Burst)", n)
+	}
+	if err := ta.Release(ctx, "nobody", t0); err != nil {
+		t.Errorf("release of an unknown key: %v", err)
 	}
 }
 
