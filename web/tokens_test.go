@@ -9,6 +9,7 @@ package web_test
 // crossed by advancing it, never by sleeping.
 
 import (
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -229,35 +230,118 @@ func TestTokenEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
 	ck, _ := clientKeys()
-	tokenURL, now := e.URL+"/token", e.clock.Now().Unix()
+	tokenURL := e.URL + "/token"
+	te := &tkTokenEnv{tkEnv: e, ck: ck, tokenURL: tokenURL, now: e.clock.Now().Unix()}
+	for _, tc := range te.cases() {
+		t.Run(tc.name, func(t *testing.T) { te.run(t, tc) })
+	}
 
-	type check func(t *testing.T, tr tokenResponse, c accessClaims)
-	// keyedWith makes a private_key_jwt client_credentials request of client
-	// "keyed" whose assertion, signed with ck, has the usual claims edited by
-	// editClaims with kv.
-	keyedWith := func(kv ...any) func(t *testing.T) request {
-		return func(t *testing.T) request {
-			c := editClaims(e.assertionClaims("keyed", tokenURL), kv...)
-			return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
+	t.Run("GET is not allowed", func(t *testing.T) {
+		q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
+		res := e.do(t, request{method: http.MethodGet, path: "/token?" + q})
+		if res.status != http.StatusMethodNotAllowed || res.object(t)["error"] == nil {
+			t.Errorf("GET /token: %s, want 405 with a JSON error", res)
 		}
-	}
-	// bearerAs makes a jwt-bearer grant request whose assertion, signed with
-	// ck, has client id's usual claims edited by editClaims with kv.
-	bearerAs := func(id string, kv ...any) func(t *testing.T) request {
-		return func(t *testing.T) request {
-			c := editClaims(e.assertionClaims(id, tokenURL), kv...)
-			return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
+	})
+
+	t.Run("unknown client and wrong secret answer alike", func(t *testing.T) {
+		a := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"svc", "wrong"}})
+		b := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"nobody", "wrong"}})
+		if a.status != b.status || string(a.body) != string(b.body) {
+			t.Errorf("wrong secret %s, unknown client %s", a, b)
 		}
+	})
+
+	t.Run("private_key_jwt replay", func(t *testing.T) {
+		a := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
+		e.mustToken(t, request{form: withClientAssertion(formOf("grant_type", tkCC), a)})
+		res := e.do(t, request{path: "/token", form: withClientAssertion(formOf("grant_type", tkCC), a)})
+		wantOAuthError(t, res, 401, "invalid_client", "already used")
+		// The same jti in a jwt-bearer grant assertion is a replay too.
+		g := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
+		e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", g)})
+		wantOAuthError(t, e.do(t, request{path: "/token", form: formOf("grant_type", tkJWT, "assertion", g)}), 400, "invalid_grant", "already used")
+	})
+}
+
+// tkCase is a request to /token and the answer it must get: a §5.1 success
+// that check inspects, or a §5.2 error.
+type tkCase struct {
+	name   string
+	mk     func(t *testing.T) request
+	status int    // 200 or the error's
+	code   string // RFC 6749 §5.2 error
+	desc   string // in error_description
+	check  tkCheck
+}
+
+// tkCheck inspects a successful token response and its access token's claims.
+type tkCheck func(t *testing.T, tr tokenResponse, c accessClaims)
+
+// tkTokenEnv is a tkEnv with what TestTokenEndpoint's requests are made of.
+type tkTokenEnv struct {
+	*tkEnv
+	ck       *rsa.PrivateKey // the clients' key (clientKeys)
+	tokenURL string
+	now      int64 // the clock when the test began, in Unix seconds
+}
+
+// cases are every request TestTokenEndpoint makes, in order.
+func (e *tkTokenEnv) cases() []tkCase {
+	return slices.Concat(e.secretGrants(), e.keyGrants(), e.passwordGrants(), e.refreshGrants(), e.bearerGrants(),
+		e.malformed(), e.clientAuthRefusals(), e.keyRefusals(), e.grantRefusals(), e.passwordRefusals(),
+		e.refreshRefusals(), e.bearerRefusals())
+}
+
+// keyedWith makes a private_key_jwt client_credentials request of client
+// "keyed" whose assertion, signed with ck, has the usual claims edited by
+// editClaims with kv.
+func (e *tkTokenEnv) keyedWith(kv ...any) func(t *testing.T) request {
+	return func(t *testing.T) request {
+		c := editClaims(e.assertionClaims("keyed", e.tokenURL), kv...)
+		return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, c))}
 	}
-	cases := []struct {
-		name   string
-		mk     func(t *testing.T) request
-		status int    // 200 or the error's
-		code   string // RFC 6749 §5.2 error
-		desc   string // in error_description
-		check  check
-	}{
-		// Successes.
+}
+
+// bearerAs makes a jwt-bearer grant request whose assertion, signed with
+// ck, has client id's usual claims edited by editClaims with kv.
+func (e *tkTokenEnv) bearerAs(id string, kv ...any) func(t *testing.T) request {
+	return func(t *testing.T) request {
+		c := editClaims(e.assertionClaims(id, e.tokenURL), kv...)
+		return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, c))}
+	}
+}
+
+// run sends tc's request and checks the answer: the §5.2 error, or a §5.1
+// success whose access token the independent consumer accepts, with our
+// issuer and an exp matching expires_in, then tc.check.
+func (e *tkTokenEnv) run(t *testing.T, tc tkCase) {
+	r := tc.mk(t)
+	if r.path == "" {
+		r.path = "/token"
+	}
+	res := e.do(t, r)
+	if tc.status != http.StatusOK {
+		wantOAuthError(t, res, tc.status, tc.code, tc.desc)
+		return
+	}
+	if res.status != http.StatusOK {
+		t.Fatalf("%s", res)
+	}
+	tr := checkTokenResponse(t, res)
+	c := e.verify(t, tr.AccessToken)
+	if c.Iss != e.URL || c.Exp-e.clock.Now().Unix() != tr.ExpiresIn {
+		t.Errorf("iss %q, exp %d, expires_in %d", c.Iss, c.Exp, tr.ExpiresIn)
+	}
+	if tc.check != nil {
+		tc.check(t, tr, c)
+	}
+}
+
+// secretGrants are the client_credentials successes with a client secret,
+// however sent.
+func (e *tkTokenEnv) secretGrants() []tkCase {
+	return []tkCase{
 		{name: "client_credentials, client_secret_basic", status: 200,
 			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkCC), basic: e.basic("svc")} },
 			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
@@ -265,7 +349,7 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("response: %+v", tr)
 				}
 				if c.Sub != "svc" || c.ClientID != "svc" || c.Scope != "read write" || c.Exp-c.Iat != 300 ||
-					c.Nbf != c.Iat || !slices.Equal(c.Aud, []string{tkAPIAud, tkBillingAud}) || c.Iat != now {
+					c.Nbf != c.Iat || !slices.Equal(c.Aud, []string{tkAPIAud, tkBillingAud}) || c.Iat != e.now {
 					t.Errorf("claims: %+v (per-client ttl 5m, audience %s %s)", c, tkAPIAud, tkBillingAud)
 				}
 			}},
@@ -300,9 +384,15 @@ func TestTokenEndpoint(t *testing.T) {
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkCC), basic: e.basic("svc"), ctype: "application/x-www-form-urlencoded; charset=UTF-8"}
 			}},
+	}
+}
+
+// keyGrants are the client_credentials successes with private_key_jwt.
+func (e *tkTokenEnv) keyGrants() []tkCase {
+	return []tkCase{
 		{name: "client_credentials, private_key_jwt, aud = token endpoint", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			},
 			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != "keyed" || c.ClientID != "keyed" || !slices.Equal(c.Aud, []string{"keyed"}) ||
@@ -312,13 +402,19 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "private_key_jwt, aud = issuer", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", e.URL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.URL)))}
 			}},
 		{name: "private_key_jwt, aud an array, with client_id", status: 200,
 			mk: func(t *testing.T) request {
-				a := signRS256(t, ck, editClaims(e.assertionClaims("keyed", ""), "aud", []string{"https://elsewhere", tokenURL}))
+				a := signRS256(t, e.ck, editClaims(e.assertionClaims("keyed", ""), "aud", []string{"https://elsewhere", e.tokenURL}))
 				return request{form: withClientAssertion(formOf("grant_type", tkCC, "client_id", "keyed"), a)}
 			}},
+	}
+}
+
+// passwordGrants are the password grant's successes.
+func (e *tkTokenEnv) passwordGrants() []tkCase {
+	return []tkCase{
 		{name: "password, client_secret_basic", status: 200,
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("script")}
@@ -348,6 +444,12 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
+	}
+}
+
+// refreshGrants are the refresh_token grant's successes.
+func (e *tkTokenEnv) refreshGrants() []tkCase {
+	return []tkCase{
 		{name: "refresh_token, public client (none)", status: 200,
 			mk: func(t *testing.T) request {
 				rt := e.password(t, "pub", "bob", tkBobPW, "").RefreshToken
@@ -368,9 +470,16 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
+	}
+}
+
+// bearerGrants are the jwt-bearer grant's successes, alone or with client
+// authentication.
+func (e *tkTokenEnv) bearerGrants() []tkCase {
+	return []tkCase{
 		{name: "jwt-bearer, the assertion alone", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			},
 			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != "keyed" || c.ClientID != "keyed" || tr.RefreshToken != "" {
@@ -379,16 +488,20 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "jwt-bearer with private_key_jwt", status: 200,
 			mk: func(t *testing.T) request {
-				f := formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
-				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				f := formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))
+				return request{form: withClientAssertion(f, signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "jwt-bearer with client_secret_basic", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", e.URL))),
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.URL))),
 					basic: e.basic("keyed")}
 			}},
+	}
+}
 
-		// Malformed requests.
+// malformed are malformed requests.
+func (e *tkTokenEnv) malformed() []tkCase {
+	return []tkCase{
 		{name: "missing grant_type", status: 400, code: "invalid_request", desc: "grant_type",
 			mk: func(t *testing.T) request { return request{form: formOf("scope", "read"), basic: e.basic("svc")} }},
 		{name: "empty body without Content-Type", status: 400, code: "invalid_request",
@@ -426,8 +539,12 @@ func TestTokenEndpoint(t *testing.T) {
 				q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
 				return request{path: "/token?" + q, form: url.Values{}}
 			}},
+	}
+}
 
-		// Client authentication.
+// clientAuthRefusals are failed or ambiguous client authentication.
+func (e *tkTokenEnv) clientAuthRefusals() []tkCase {
+	return []tkCase{
 		{name: "wrong secret, client_secret_basic", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkCC), basic: []string{"svc", e.secret["svc"] + "x"}}
@@ -479,66 +596,70 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "two methods: Basic and client_assertion", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL))),
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL))),
 					basic: e.basic("keyed")}
 			}},
 		{name: "two methods: client_secret and client_assertion", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
 				f := formOf("grant_type", tkCC, "client_id", "keyed", "client_secret", e.secret["keyed"])
-				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(f, signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "client_id differs from the Basic user", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkCC, "client_id", "other"), basic: e.basic("svc")}
 			}},
+	}
+}
 
-		// private_key_jwt (RFC 7523 §2.2, §3).
+// keyRefusals are bad private_key_jwt assertions (RFC 7523 §2.2, §3).
+func (e *tkTokenEnv) keyRefusals() []tkCase {
+	return []tkCase{
 		{name: "private_key_jwt signed by another key", status: 401, code: "invalid_client", desc: "signature",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, otherKey, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt expired", status: 401, code: "invalid_client", desc: "expired",
-			mk: keyedWith("exp", e.clock.Now().Add(-5*time.Minute).Unix(),
+			mk: e.keyedWith("exp", e.clock.Now().Add(-5*time.Minute).Unix(),
 				"iat", e.clock.Now().Add(-6*time.Minute).Unix())},
 		{name: "private_key_jwt without exp", status: 401, code: "invalid_client", desc: "exp",
-			mk: keyedWith("exp", nil)},
+			mk: e.keyedWith("exp", nil)},
 		{name: "private_key_jwt exp too far ahead", status: 401, code: "invalid_client",
-			mk: keyedWith("exp", e.clock.Now().Add(30*24*time.Hour).Unix())},
+			mk: e.keyedWith("exp", e.clock.Now().Add(30*24*time.Hour).Unix())},
 		{name: "private_key_jwt without jti", status: 401, code: "invalid_client", desc: "jti",
-			mk: keyedWith("jti", nil)},
+			mk: e.keyedWith("jti", nil)},
 		{name: "private_key_jwt for another audience", status: 401, code: "invalid_client", desc: "aud",
 			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com/token")
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, c))}
 			}},
 		{name: "private_key_jwt without aud", status: 401, code: "invalid_client", desc: "aud",
-			mk: keyedWith("aud", nil)},
+			mk: e.keyedWith("aud", nil)},
 		{name: "private_key_jwt with sub != iss", status: 401, code: "invalid_client", desc: "sub",
-			mk: keyedWith("sub", "nojwt")},
+			mk: e.keyedWith("sub", "nojwt")},
 		{name: "private_key_jwt without sub", status: 401, code: "invalid_client", desc: "sub",
-			mk: keyedWith("sub", nil)},
+			mk: e.keyedWith("sub", nil)},
 		{name: "private_key_jwt HS256 keyed with the public key PEM", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
-				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
+				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, e.ck), e.assertionClaims("keyed", e.tokenURL))
 				return request{form: withClientAssertion(formOf("grant_type", tkCC), a)}
 			}},
 		{name: "private_key_jwt alg none", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
-				a := signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, e.assertionClaims("keyed", tokenURL))
+				a := signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, e.assertionClaims("keyed", e.tokenURL))
 				return request{form: withClientAssertion(formOf("grant_type", tkCC), a)}
 			}},
 		{name: "private_key_jwt from a client without keys", status: 401, code: "invalid_client", desc: "key",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("nokeys", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt from an unknown client", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("nobody", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt iss differs from client_id", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
 				f := formOf("grant_type", tkCC, "client_id", "nojwt")
-				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(f, signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt not a JWT", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
@@ -546,16 +667,20 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "wrong client_assertion_type", status: 400, code: "invalid_request", desc: "client_assertion_type",
 			mk: func(t *testing.T) request {
-				f := withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
+				f := withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))
 				f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer")
 				return request{form: f}
 			}},
 		{name: "client_assertion without its type", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkCC, "client_assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkCC, "client_assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
+	}
+}
 
-		// Grants and scopes.
+// grantRefusals are grants and scopes the client may not have.
+func (e *tkTokenEnv) grantRefusals() []tkCase {
+	return []tkCase{
 		{name: "grant not allowed for the client", status: 400, code: "unauthorized_client",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("svc")}
@@ -570,8 +695,12 @@ func TestTokenEndpoint(t *testing.T) {
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "bob", "password", tkBobPW, "client_id", "pub", "scope", "openid read")}
 			}},
+	}
+}
 
-		// The password grant.
+// passwordRefusals are the password grant's refusals.
+func (e *tkTokenEnv) passwordRefusals() []tkCase {
+	return []tkCase{
 		{name: "password without username", status: 400, code: "invalid_request", desc: "username",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "password", tkAlicePW), basic: e.basic("script")}
@@ -588,8 +717,13 @@ func TestTokenEndpoint(t *testing.T) {
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "mallory", "password", tkAlicePW), basic: e.basic("script")}
 			}},
+	}
+}
 
-		// The refresh_token grant (more in TestRefreshTokens).
+// refreshRefusals are the refresh_token grant's refusals (more in
+// TestRefreshTokens).
+func (e *tkTokenEnv) refreshRefusals() []tkCase {
+	return []tkCase{
 		{name: "refresh_token missing", status: 400, code: "invalid_request", desc: "refresh_token",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkRefresh), basic: e.basic("script")}
@@ -603,99 +737,53 @@ func TestTokenEndpoint(t *testing.T) {
 				rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
 				return request{form: formOf("grant_type", tkRefresh, "refresh_token", rt), basic: e.basic("svc")}
 			}},
+	}
+}
 
-		// The jwt-bearer grant (RFC 7523 §2.1, §3.1: a bad assertion is invalid_grant).
+// bearerRefusals are the jwt-bearer grant's refusals (RFC 7523 §2.1, §3.1: a
+// bad assertion is invalid_grant).
+func (e *tkTokenEnv) bearerRefusals() []tkCase {
+	return []tkCase{
 		{name: "jwt-bearer without assertion", status: 400, code: "invalid_request", desc: "assertion",
 			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkJWT)} }},
 		{name: "jwt-bearer signed by another key", status: 400, code: "invalid_grant", desc: "signature",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, otherKey, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "jwt-bearer from an unknown issuer", status: 400, code: "invalid_grant",
-			mk: bearerAs("nobody")},
+			mk: e.bearerAs("nobody")},
 		{name: "jwt-bearer expired", status: 400, code: "invalid_grant", desc: "expired",
-			mk: bearerAs("keyed", "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)},
+			mk: e.bearerAs("keyed", "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)},
 		{name: "jwt-bearer without exp", status: 400, code: "invalid_grant", desc: "exp",
-			mk: bearerAs("keyed", "exp", nil)},
+			mk: e.bearerAs("keyed", "exp", nil)},
 		{name: "jwt-bearer without jti", status: 400, code: "invalid_grant", desc: "jti",
-			mk: bearerAs("keyed", "jti", nil)},
+			mk: e.bearerAs("keyed", "jti", nil)},
 		{name: "jwt-bearer for another audience", status: 400, code: "invalid_grant", desc: "aud",
 			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com")
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, c))}
 			}},
 		{name: "jwt-bearer with sub != iss", status: 400, code: "invalid_grant", desc: "sub",
-			mk: bearerAs("keyed", "sub", "alice")},
+			mk: e.bearerAs("keyed", "sub", "alice")},
 		{name: "jwt-bearer HS256 keyed with the public key PEM", status: 400, code: "invalid_grant",
 			mk: func(t *testing.T) request {
-				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
+				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, e.ck), e.assertionClaims("keyed", e.tokenURL))
 				return request{form: formOf("grant_type", tkJWT, "assertion", a)}
 			}},
 		{name: "jwt-bearer from a client without keys", status: 400, code: "invalid_grant", desc: "key",
-			mk: bearerAs("nokeys")},
+			mk: e.bearerAs("nokeys")},
 		{name: "jwt-bearer not allowed for the client", status: 400, code: "unauthorized_client",
-			mk: bearerAs("nojwt")},
+			mk: e.bearerAs("nojwt")},
 		{name: "jwt-bearer assertion of another client than the authenticated one", status: 400, code: "invalid_grant",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("strict", tokenURL))),
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("strict", e.tokenURL))),
 					basic: e.basic("keyed")}
 			}},
 		{name: "jwt-bearer scope not allowed", status: 400, code: "invalid_scope",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "scope", "write", "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkJWT, "scope", "write", "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := tc.mk(t)
-			if r.path == "" {
-				r.path = "/token"
-			}
-			res := e.do(t, r)
-			if tc.status != http.StatusOK {
-				wantOAuthError(t, res, tc.status, tc.code, tc.desc)
-				return
-			}
-			if res.status != http.StatusOK {
-				t.Fatalf("%s", res)
-			}
-			tr := checkTokenResponse(t, res)
-			c := e.verify(t, tr.AccessToken)
-			if c.Iss != e.URL || c.Exp-e.clock.Now().Unix() != tr.ExpiresIn {
-				t.Errorf("iss %q, exp %d, expires_in %d", c.Iss, c.Exp, tr.ExpiresIn)
-			}
-			if tc.check != nil {
-				tc.check(t, tr, c)
-			}
-		})
-	}
-
-	t.Run("GET is not allowed", func(t *testing.T) {
-		q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
-		res := e.do(t, request{method: http.MethodGet, path: "/token?" + q})
-		if res.status != http.StatusMethodNotAllowed || res.object(t)["error"] == nil {
-			t.Errorf("GET /token: %s, want 405 with a JSON error", res)
-		}
-	})
-
-	t.Run("unknown client and wrong secret answer alike", func(t *testing.T) {
-		a := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"svc", "wrong"}})
-		b := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"nobody", "wrong"}})
-		if a.status != b.status || string(a.body) != string(b.body) {
-			t.Errorf("wrong secret %s, unknown client %s", a, b)
-		}
-	})
-
-	t.Run("private_key_jwt replay", func(t *testing.T) {
-		a := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
-		e.mustToken(t, request{form: withClientAssertion(formOf("grant_type", tkCC), a)})
-		res := e.do(t, request{path: "/token", form: withClientAssertion(formOf("grant_type", tkCC), a)})
-		wantOAuthError(t, res, 401, "invalid_client", "already used")
-		// The same jti in a jwt-bearer grant assertion is a replay too.
-		g := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
-		e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", g)})
-		wantOAuthError(t, e.do(t, request{path: "/token", form: formOf("grant_type", tkJWT, "assertion", g)}), 400, "invalid_grant", "already used")
-	})
 }
 
 // ---------------------------------------------------------------------------
