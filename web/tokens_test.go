@@ -847,103 +847,120 @@ func TestAccessTokenPolicy(t *testing.T) {
 func TestRefreshTokens(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
+	t.Run("rotated on every use; reuse revokes the family", func(t *testing.T) { refreshRotation(t, e) })
+	t.Run("another client cannot use it", func(t *testing.T) { refreshOtherClient(t, e) })
+	t.Run("scope may narrow, never widen", func(t *testing.T) { refreshScope(t, e) })
+	t.Run("public client", func(t *testing.T) { refreshPublicClient(t, e) })
+	t.Run("client_credentials and jwt-bearer give none", func(t *testing.T) { refreshNoneForClients(t, e) })
+	t.Run("expired", func(t *testing.T) { refreshExpired(t, e) }) // runs last: it moves the clock
+}
 
-	t.Run("rotated on every use; reuse revokes the family", func(t *testing.T) {
-		first := e.password(t, "script", "alice", tkAlicePW, "openid profile read")
-		rt0 := first.RefreshToken
-		if !strings.HasPrefix(rt0, "kgr_") || len(rt0) < 40 {
-			t.Errorf("refresh token %q does not look opaque and 256-bit", rt0)
-		}
-		res := e.refresh(t, "script", rt0, "")
-		if res.status != 200 {
-			t.Fatalf("first refresh: %s", res)
-		}
-		second := checkTokenResponse(t, res)
-		rt1 := second.RefreshToken
-		if rt1 == "" || rt1 == rt0 || second.AccessToken == first.AccessToken {
-			t.Fatalf("not rotated: %q → %q", rt0, rt1)
-		}
-		if c := e.verify(t, second.AccessToken); c.Sub != e.userID["alice"] || c.Scope != "openid profile read" {
-			t.Errorf("refreshed claims %+v", c)
-		}
-		if m := e.introspect(t, rt1); m["active"] != true || m["token_type"] != nil || m["client_id"] != "script" {
-			t.Errorf("introspect the new refresh token: %v", m)
-		}
-		if e.active(t, rt0) {
-			t.Error("the spent refresh token is still active")
-		}
+// refreshRotation: every use rotates the refresh token; using a spent one
+// revokes the whole family.
+func refreshRotation(t *testing.T, e *tkEnv) {
+	first := e.password(t, "script", "alice", tkAlicePW, "openid profile read")
+	rt0 := first.RefreshToken
+	if !strings.HasPrefix(rt0, "kgr_") || len(rt0) < 40 {
+		t.Errorf("refresh token %q does not look opaque and 256-bit", rt0)
+	}
+	res := e.refresh(t, "script", rt0, "")
+	if res.status != 200 {
+		t.Fatalf("first refresh: %s", res)
+	}
+	second := checkTokenResponse(t, res)
+	rt1 := second.RefreshToken
+	if rt1 == "" || rt1 == rt0 || second.AccessToken == first.AccessToken {
+		t.Fatalf("not rotated: %q → %q", rt0, rt1)
+	}
+	if c := e.verify(t, second.AccessToken); c.Sub != e.userID["alice"] || c.Scope != "openid profile read" {
+		t.Errorf("refreshed claims %+v", c)
+	}
+	if m := e.introspect(t, rt1); m["active"] != true || m["token_type"] != nil || m["client_id"] != "script" {
+		t.Errorf("introspect the new refresh token: %v", m)
+	}
+	if e.active(t, rt0) {
+		t.Error("the spent refresh token is still active")
+	}
 
-		// The spent one again: refused, and the whole family with it.
-		wantOAuthError(t, e.refresh(t, "script", rt0, ""), 400, "invalid_grant", "already used")
-		wantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "")
-		if e.active(t, rt1) {
-			t.Error("after reuse of its ancestor, the newest refresh token is still active")
-		}
-	})
+	// The spent one again: refused, and the whole family with it.
+	wantOAuthError(t, e.refresh(t, "script", rt0, ""), 400, "invalid_grant", "already used")
+	wantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "")
+	if e.active(t, rt1) {
+		t.Error("after reuse of its ancestor, the newest refresh token is still active")
+	}
+}
 
-	t.Run("another client cannot use it", func(t *testing.T) {
-		rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-		wantOAuthError(t, e.refresh(t, "other", rt, ""), 400, "invalid_grant", "another client")
-		wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
-		// The attempt neither spent nor revoked it.
-		if res := e.refresh(t, "script", rt, ""); res.status != 200 {
-			t.Errorf("the owner's refresh after a foreign attempt: %s", res)
-		}
-	})
+// refreshOtherClient: another client cannot use a refresh token, and its
+// attempt neither spends nor revokes it.
+func refreshOtherClient(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
+	wantOAuthError(t, e.refresh(t, "other", rt, ""), 400, "invalid_grant", "another client")
+	wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
+	// The attempt neither spent nor revoked it.
+	if res := e.refresh(t, "script", rt, ""); res.status != 200 {
+		t.Errorf("the owner's refresh after a foreign attempt: %s", res)
+	}
+}
 
-	t.Run("scope may narrow, never widen", func(t *testing.T) {
-		rt := e.password(t, "script", "alice", tkAlicePW, "openid profile").RefreshToken
-		wantOAuthError(t, e.refresh(t, "script", rt, "openid email"), 400, "invalid_scope", "email")
-		wantOAuthError(t, e.refresh(t, "script", rt, "read"), 400, "invalid_scope", "")
-		// A refused widening does not burn the token.
-		res := e.refresh(t, "script", rt, "openid")
-		if res.status != 200 {
-			t.Fatalf("narrowing after a refused widening: %s", res)
-		}
-		narrow := checkTokenResponse(t, res)
-		if c := e.verify(t, narrow.AccessToken); narrow.Scope != "openid" || c.Scope != "openid" {
-			t.Errorf("narrowed: response scope %q, claims %+v", narrow.Scope, c)
-		}
-		// Omitting scope asks for the original grant again (RFC 6749 §6).
-		res = e.refresh(t, "script", narrow.RefreshToken, "")
-		if res.status != 200 {
-			t.Fatalf("refresh after narrowing: %s", res)
-		}
-		if again := checkTokenResponse(t, res); e.verify(t, again.AccessToken).Scope != "openid profile" {
-			t.Errorf("scope after narrowing and omitting: %q", again.Scope)
-		}
-		// But never wider than the original.
-		wantOAuthError(t, e.refresh(t, "script", narrow.RefreshToken, "openid profile email"), 400, "invalid_scope", "")
-	})
+// refreshScope: a refresh may narrow the scope, never widen it past the original
+// grant; a refused widening does not burn the token.
+func refreshScope(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "script", "alice", tkAlicePW, "openid profile").RefreshToken
+	wantOAuthError(t, e.refresh(t, "script", rt, "openid email"), 400, "invalid_scope", "email")
+	wantOAuthError(t, e.refresh(t, "script", rt, "read"), 400, "invalid_scope", "")
+	// A refused widening does not burn the token.
+	res := e.refresh(t, "script", rt, "openid")
+	if res.status != 200 {
+		t.Fatalf("narrowing after a refused widening: %s", res)
+	}
+	narrow := checkTokenResponse(t, res)
+	if c := e.verify(t, narrow.AccessToken); narrow.Scope != "openid" || c.Scope != "openid" {
+		t.Errorf("narrowed: response scope %q, claims %+v", narrow.Scope, c)
+	}
+	// Omitting scope asks for the original grant again (RFC 6749 §6).
+	res = e.refresh(t, "script", narrow.RefreshToken, "")
+	if res.status != 200 {
+		t.Fatalf("refresh after narrowing: %s", res)
+	}
+	if again := checkTokenResponse(t, res); e.verify(t, again.AccessToken).Scope != "openid profile" {
+		t.Errorf("scope after narrowing and omitting: %q", again.Scope)
+	}
+	// But never wider than the original.
+	wantOAuthError(t, e.refresh(t, "script", narrow.RefreshToken, "openid profile email"), 400, "invalid_scope", "")
+}
 
-	t.Run("public client", func(t *testing.T) {
-		rt := e.password(t, "pub", "bob", tkBobPW, "openid").RefreshToken
-		res := e.refresh(t, "pub", rt, "")
-		if res.status != 200 {
-			t.Fatalf("%s", res)
-		}
-		next := checkTokenResponse(t, res)
-		if next.RefreshToken == "" || next.RefreshToken == rt {
-			t.Error("not rotated")
-		}
-		wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
-		wantOAuthError(t, e.refresh(t, "pub", next.RefreshToken, ""), 400, "invalid_grant", "")
-	})
+// refreshPublicClient: a public client's refresh token rotates, and reuse
+// revokes the family.
+func refreshPublicClient(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "pub", "bob", tkBobPW, "openid").RefreshToken
+	res := e.refresh(t, "pub", rt, "")
+	if res.status != 200 {
+		t.Fatalf("%s", res)
+	}
+	next := checkTokenResponse(t, res)
+	if next.RefreshToken == "" || next.RefreshToken == rt {
+		t.Error("not rotated")
+	}
+	wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
+	wantOAuthError(t, e.refresh(t, "pub", next.RefreshToken, ""), 400, "invalid_grant", "")
+}
 
-	t.Run("client_credentials and jwt-bearer give none", func(t *testing.T) {
-		if tr := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}); tr.RefreshToken != "" {
-			t.Error("client_credentials returned a refresh token")
-		}
-	})
+// refreshNoneForClients: client_credentials gives no refresh token.
+func refreshNoneForClients(t *testing.T, e *tkEnv) {
+	if tr := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}); tr.RefreshToken != "" {
+		t.Error("client_credentials returned a refresh token")
+	}
+}
 
-	t.Run("expired", func(t *testing.T) { // runs last: it moves the clock
-		rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-		e.clock.Advance(24*time.Hour + time.Second)
-		if e.active(t, rt) {
-			t.Error("an expired refresh token introspects active")
-		}
-		wantOAuthError(t, e.refresh(t, "script", rt, ""), 400, "invalid_grant", "expired")
-	})
+// refreshExpired: an expired refresh token is inactive and refused. It moves
+// the clock.
+func refreshExpired(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
+	e.clock.Advance(24*time.Hour + time.Second)
+	if e.active(t, rt) {
+		t.Error("an expired refresh token introspects active")
+	}
+	wantOAuthError(t, e.refresh(t, "script", rt, ""), 400, "invalid_grant", "expired")
 }
 
 // ---------------------------------------------------------------------------
@@ -1076,103 +1093,120 @@ func TestIntrospect(t *testing.T) {
 	ck, _ := clientKeys()
 	svc := e.mustToken(t, request{form: formOf("grant_type", tkCC, "scope", "read"), basic: e.basic("svc")})
 	pw := e.password(t, "script", "alice", tkAlicePW, "openid read")
+	t.Run("requires client authentication", func(t *testing.T) { introspectNeedsClientAuth(t, e, svc) })
+	t.Run("an active token shows its claims", func(t *testing.T) { introspectActive(t, e, svc, pw) })
+	t.Run("private_key_jwt with aud = introspection endpoint", func(t *testing.T) { introspectKeyAuth(t, e, ck, svc) })
+	t.Run("garbage is inactive", func(t *testing.T) { introspectGarbage(t, e, svc) })
+	t.Run("revoked is inactive", func(t *testing.T) { introspectRevoked(t, e) })
+	t.Run("expired is inactive", func(t *testing.T) { introspectExpired(t, e, svc, pw) }) // runs last: it moves the clock
+}
 
-	t.Run("requires client authentication", func(t *testing.T) {
-		for _, tc := range []refusal{
-			{"none", request{form: formOf("token", svc.AccessToken)}, 401, "invalid_client"},
-			{"public client", request{form: formOf("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
-			{"wrong secret", request{form: formOf("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},
-			{"no token", request{form: formOf(), basic: e.basic("svc")}, 400, "invalid_request"},
-			{"JSON body", request{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("svc")}, 400, "invalid_request"},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				tc.r.path = "/introspect"
-				res := e.do(t, tc.r)
-				wantOAuthError(t, res, tc.status, tc.code, "")
-				if strings.Contains(string(res.body), `"active"`) {
-					t.Errorf("refused introspection reveals activity: %s", res.body)
-				}
-			})
-		}
-		if res := e.do(t, request{method: http.MethodGet, path: "/introspect"}); res.status != 405 {
-			t.Errorf("GET /introspect: %s", res)
-		}
-	})
-
-	t.Run("an active token shows its claims", func(t *testing.T) {
-		c := e.verify(t, svc.AccessToken)
-		m := e.introspect(t, svc.AccessToken)
-		want := map[string]any{"active": true, "iss": e.URL, "sub": "svc", "client_id": "svc", "scope": "read",
-			"jti": c.Jti, "exp": float64(c.Exp), "iat": float64(c.Iat), "nbf": float64(c.Nbf)}
-		for k, v := range want {
-			if m[k] != v {
-				t.Errorf("%s = %v, want %v (%v)", k, m[k], v, m)
+// introspectNeedsClientAuth: /introspect refuses a caller that does not
+// authenticate as a confidential client, or sends no token, without revealing
+// anything about the token; GET is not allowed.
+func introspectNeedsClientAuth(t *testing.T, e *tkEnv, svc tokenResponse) {
+	for _, tc := range []refusal{
+		{"none", request{form: formOf("token", svc.AccessToken)}, 401, "invalid_client"},
+		{"public client", request{form: formOf("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
+		{"wrong secret", request{form: formOf("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},
+		{"no token", request{form: formOf(), basic: e.basic("svc")}, 400, "invalid_request"},
+		{"JSON body", request{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("svc")}, 400, "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.path = "/introspect"
+			res := e.do(t, tc.r)
+			wantOAuthError(t, res, tc.status, tc.code, "")
+			if strings.Contains(string(res.body), `"active"`) {
+				t.Errorf("refused introspection reveals activity: %s", res.body)
 			}
-		}
-		if fmt.Sprint(m["aud"]) != fmt.Sprint([]any{tkAPIAud, tkBillingAud}) {
-			t.Errorf("aud = %v", m["aud"])
-		}
-		if _, has := m["amr"]; has || m["acr"] != nil {
-			t.Errorf("a client's own token has amr/acr: %v", m)
-		}
-		m = e.introspect(t, pw.AccessToken)
-		if m["active"] != true || m["sub"] != e.userID["alice"] || m["username"] != "alice" || m["scope"] != "openid read" {
-			t.Errorf("password token: %v", m)
-		}
-		// RFC 7662 §2.2 allows extra members: how the user signed in.
-		if fmt.Sprint(m["amr"]) != "[pwd]" || m["acr"] != idp.ACRPassword {
-			t.Errorf("password token: amr %v acr %v, want [pwd] %s", m["amr"], m["acr"], idp.ACRPassword)
-		}
-	})
+		})
+	}
+	if res := e.do(t, request{method: http.MethodGet, path: "/introspect"}); res.status != 405 {
+		t.Errorf("GET /introspect: %s", res)
+	}
+}
 
-	t.Run("private_key_jwt with aud = introspection endpoint", func(t *testing.T) {
-		f := withClientAssertion(formOf("token", svc.AccessToken), signRS256(t, ck, e.assertionClaims("keyed", e.URL+"/introspect")))
-		res := e.do(t, request{path: "/introspect", form: f})
-		if res.status != 200 || res.object(t)["active"] != true {
-			t.Errorf("%s", res)
+// introspectActive: an active token's introspection shows its claims, and a
+// password token's also how the user signed in (amr, acr).
+func introspectActive(t *testing.T, e *tkEnv, svc, pw tokenResponse) {
+	c := e.verify(t, svc.AccessToken)
+	m := e.introspect(t, svc.AccessToken)
+	want := map[string]any{"active": true, "iss": e.URL, "sub": "svc", "client_id": "svc", "scope": "read",
+		"jti": c.Jti, "exp": float64(c.Exp), "iat": float64(c.Iat), "nbf": float64(c.Nbf)}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v (%v)", k, m[k], v, m)
 		}
-	})
+	}
+	if fmt.Sprint(m["aud"]) != fmt.Sprint([]any{tkAPIAud, tkBillingAud}) {
+		t.Errorf("aud = %v", m["aud"])
+	}
+	if _, has := m["amr"]; has || m["acr"] != nil {
+		t.Errorf("a client's own token has amr/acr: %v", m)
+	}
+	m = e.introspect(t, pw.AccessToken)
+	if m["active"] != true || m["sub"] != e.userID["alice"] || m["username"] != "alice" || m["scope"] != "openid read" {
+		t.Errorf("password token: %v", m)
+	}
+	// RFC 7662 §2.2 allows extra members: how the user signed in.
+	if fmt.Sprint(m["amr"]) != "[pwd]" || m["acr"] != idp.ACRPassword {
+		t.Errorf("password token: amr %v acr %v, want [pwd] %s", m["amr"], m["acr"], idp.ACRPassword)
+	}
+}
 
-	t.Run("garbage is inactive", func(t *testing.T) {
-		for _, tok := range []string{"x", "a.b.c", "kgr_nothing", svc.AccessToken + "x"} {
-			if e.active(t, tok) {
-				t.Errorf("%q introspects active", tok)
-			}
-		}
-	})
+// introspectKeyAuth: a client may authenticate with private_key_jwt whose aud
+// is the introspection endpoint.
+func introspectKeyAuth(t *testing.T, e *tkEnv, ck *rsa.PrivateKey, svc tokenResponse) {
+	f := withClientAssertion(formOf("token", svc.AccessToken), signRS256(t, ck, e.assertionClaims("keyed", e.URL+"/introspect")))
+	res := e.do(t, request{path: "/introspect", form: f})
+	if res.status != 200 || res.object(t)["active"] != true {
+		t.Errorf("%s", res)
+	}
+}
 
-	t.Run("revoked is inactive", func(t *testing.T) {
-		at := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}).AccessToken
-		if !e.active(t, at) {
-			t.Fatal("fresh token inactive")
+// introspectGarbage: strings that are no token of ours are inactive.
+func introspectGarbage(t *testing.T, e *tkEnv, svc tokenResponse) {
+	for _, tok := range []string{"x", "a.b.c", "kgr_nothing", svc.AccessToken + "x"} {
+		if e.active(t, tok) {
+			t.Errorf("%q introspects active", tok)
 		}
-		if res := e.do(t, request{path: "/revoke", form: formOf("token", at), basic: e.basic("other")}); res.status != 200 {
-			t.Fatal(res)
-		}
-		if e.active(t, at) {
-			t.Error("revoked token active")
-		}
-	})
+	}
+}
 
-	t.Run("expired is inactive", func(t *testing.T) { // runs last: it moves the clock
-		e.clock.Advance(5*time.Minute - time.Second)
-		if !e.active(t, svc.AccessToken) {
-			t.Error("inactive one second before exp")
-		}
-		e.clock.Advance(time.Second)
-		if e.active(t, svc.AccessToken) {
-			t.Error("active at exp")
-		}
-		res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
-		if res.status != 200 {
-			t.Errorf("a 15-minute token at +5 min: %s", res)
-		}
-		e.clock.Advance(10 * time.Minute)
-		res = e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
-		if res.status != 401 || !strings.Contains(res.hdr.Get("WWW-Authenticate"), "expired") {
-			t.Errorf("userinfo with an expired token: %s %q", res, res.hdr.Get("WWW-Authenticate"))
-		}
-	})
+// introspectRevoked: a revoked token is inactive.
+func introspectRevoked(t *testing.T, e *tkEnv) {
+	at := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}).AccessToken
+	if !e.active(t, at) {
+		t.Fatal("fresh token inactive")
+	}
+	if res := e.do(t, request{path: "/revoke", form: formOf("token", at), basic: e.basic("other")}); res.status != 200 {
+		t.Fatal(res)
+	}
+	if e.active(t, at) {
+		t.Error("revoked token active")
+	}
+}
+
+// introspectExpired: a token is active until its exp, and userinfo refuses it
+// after. It moves the clock.
+func introspectExpired(t *testing.T, e *tkEnv, svc, pw tokenResponse) {
+	e.clock.Advance(5*time.Minute - time.Second)
+	if !e.active(t, svc.AccessToken) {
+		t.Error("inactive one second before exp")
+	}
+	e.clock.Advance(time.Second)
+	if e.active(t, svc.AccessToken) {
+		t.Error("active at exp")
+	}
+	res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
+	if res.status != 200 {
+		t.Errorf("a 15-minute token at +5 min: %s", res)
+	}
+	e.clock.Advance(10 * time.Minute)
+	res = e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
+	if res.status != 401 || !strings.Contains(res.hdr.Get("WWW-Authenticate"), "expired") {
+		t.Errorf("userinfo with an expired token: %s %q", res, res.hdr.Get("WWW-Authenticate"))
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1182,130 +1216,157 @@ func TestIntrospect(t *testing.T) {
 func TestScriptLoginFutureTokens(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := clientKeys()
-
-	// Exactly what the example script sends: jwt.encode({'iss': "client"}, key, algorithm="RS256").
-	scriptAssertion := func(t *testing.T) string { return signRS256(t, ck, jwt.MapClaims{"iss": "client"}) }
-
-	login := func(t *testing.T, body, ctype string) reply {
-		t.Helper()
-		return e.do(t, request{path: "/login", body: body, ctype: ctype})
-	}
-
 	for _, tc := range []struct {
 		name  string
-		issue func(t *testing.T) string
+		issue func(t *testing.T, e *tkEnv) string
 	}{
-		{"POST /login application/jwt", func(t *testing.T) string {
-			res := login(t, scriptAssertion(t), "application/jwt")
-			if res.status != 200 {
-				t.Fatalf("login: %s", res)
-			}
-			if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/jwt") {
-				t.Errorf("Content-Type %q, want application/jwt", ct)
-			}
-			if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-				t.Errorf("Cache-Control %q", cc)
-			}
-			tok := string(res.body)
-			if strings.Count(tok, ".") != 2 || strings.TrimSpace(tok) != tok || strings.ContainsAny(tok, `{}"`) {
-				t.Fatalf("body is not a bare token: %q", tok)
-			}
-			return tok
-		}},
-		{"POST /login/assertion application/jwt", func(t *testing.T) string {
-			res := e.do(t, request{path: "/login/assertion", body: scriptAssertion(t), ctype: "application/jwt"})
-			if res.status != 200 || !strings.HasPrefix(res.hdr.Get("Content-Type"), "application/jwt") {
-				t.Fatalf("login: %s %q", res, res.hdr.Get("Content-Type"))
-			}
-			return string(res.body)
-		}},
-		{"POST /login without Content-Type (Python requests' data=)", func(t *testing.T) string {
-			res := login(t, scriptAssertion(t), "")
-			if res.status != 200 {
-				t.Fatalf("login: %s", res)
-			}
-			return string(res.body)
-		}},
-		{"POST /token jwt-bearer", func(t *testing.T) string {
-			tr := e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", scriptAssertion(t))})
-			if tr.ExpiresIn != 30 || tr.RefreshToken != "" {
-				t.Errorf("response %+v", tr)
-			}
-			return tr.AccessToken
-		}},
+		{"POST /login application/jwt", scriptLoginJWT},
+		{"POST /login/assertion application/jwt", scriptLoginAssertionPath},
+		{"POST /login without Content-Type (Python requests' data=)", scriptLoginUntyped},
+		{"POST /token jwt-bearer", scriptLoginJWTBearer},
+	} {
+		t.Run(tc.name, func(t *testing.T) { e.wantFutureToken(t, tc.issue) })
+	}
+	t.Run("refusals", func(t *testing.T) { scriptLoginRefusals(t, e) })
+}
+
+// tkScriptAssertion is exactly what the example script sends:
+// jwt.encode({'iss': "client"}, key, algorithm="RS256").
+func tkScriptAssertion(t *testing.T) string {
+	ck, _ := clientKeys()
+	return signRS256(t, ck, jwt.MapClaims{"iss": "client"})
+}
+
+// scriptLogin POSTs body to /login with Content-Type ctype.
+func (e *tkEnv) scriptLogin(t *testing.T, body, ctype string) reply {
+	t.Helper()
+	return e.do(t, request{path: "/login", body: body, ctype: ctype})
+}
+
+// scriptLoginJWT logs in by POST /login with application/jwt: the answer is
+// the bare token, as application/jwt, not to be stored.
+func scriptLoginJWT(t *testing.T, e *tkEnv) string {
+	res := e.scriptLogin(t, tkScriptAssertion(t), "application/jwt")
+	if res.status != 200 {
+		t.Fatalf("login: %s", res)
+	}
+	if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/jwt") {
+		t.Errorf("Content-Type %q, want application/jwt", ct)
+	}
+	if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("Cache-Control %q", cc)
+	}
+	tok := string(res.body)
+	if strings.Count(tok, ".") != 2 || strings.TrimSpace(tok) != tok || strings.ContainsAny(tok, `{}"`) {
+		t.Fatalf("body is not a bare token: %q", tok)
+	}
+	return tok
+}
+
+// scriptLoginAssertionPath logs in by POST /login/assertion with
+// application/jwt.
+func scriptLoginAssertionPath(t *testing.T, e *tkEnv) string {
+	res := e.do(t, request{path: "/login/assertion", body: tkScriptAssertion(t), ctype: "application/jwt"})
+	if res.status != 200 || !strings.HasPrefix(res.hdr.Get("Content-Type"), "application/jwt") {
+		t.Fatalf("login: %s %q", res, res.hdr.Get("Content-Type"))
+	}
+	return string(res.body)
+}
+
+// scriptLoginUntyped logs in by POST /login without a Content-Type, as
+// Python requests' data= sends it.
+func scriptLoginUntyped(t *testing.T, e *tkEnv) string {
+	res := e.scriptLogin(t, tkScriptAssertion(t), "")
+	if res.status != 200 {
+		t.Fatalf("login: %s", res)
+	}
+	return string(res.body)
+}
+
+// scriptLoginJWTBearer gets the same token from /token's jwt-bearer grant.
+func scriptLoginJWTBearer(t *testing.T, e *tkEnv) string {
+	tr := e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", tkScriptAssertion(t))})
+	if tr.ExpiresIn != 30 || tr.RefreshToken != "" {
+		t.Errorf("response %+v", tr)
+	}
+	return tr.AccessToken
+}
+
+// wantFutureToken issues a token with issue and checks it is client's,
+// valid from 10 s to 30 s after issue, and active exactly then, walking the
+// clock past each edge.
+func (e *tkEnv) wantFutureToken(t *testing.T, issue func(t *testing.T, e *tkEnv) string) {
+	t0 := e.clock.Now()
+	tok := issue(t, e)
+	c := e.verifyAt(t, tok, t0.Add(10*time.Second))
+	if c.Sub != "client" || c.ClientID != "client" || c.Iat != t0.Unix() || c.Nbf != c.Iat+10 || c.Exp != c.Iat+30 {
+		t.Errorf("claims %+v, want nbf = iat+10, exp = iat+30", c)
+	}
+	for _, step := range []struct {
+		at     time.Duration
+		active bool
+	}{{0, false}, {9 * time.Second, false}, {10 * time.Second, true}, {29 * time.Second, true}, {30 * time.Second, false}, {time.Hour, false}} {
+		e.clock.Advance(t0.Add(step.at).Sub(e.clock.Now()))
+		if got := e.active(t, tok); got != step.active {
+			t.Errorf("t+%s: active=%v, want %v", step.at, got, step.active)
+		}
+	}
+}
+
+// scriptLoginRefusals: every assertion the script login must refuse, with
+// the reason in the error, a challenge on 401, and no token.
+func scriptLoginRefusals(t *testing.T, e *tkEnv) {
+	ck, _ := clientKeys()
+	now := func() int64 { return e.clock.Now().Unix() }
+	strict := func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": "strict", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}
+	}
+	replayed := signRS256(t, ck, strict())
+	if res := e.scriptLogin(t, replayed, "application/jwt"); res.status != 200 {
+		t.Fatalf("strict client with exp, jti, aud: %s", res)
+	}
+	for _, tc := range []struct {
+		name   string
+		body   string
+		ctype  string
+		status int
+		reason string
+	}{
+		{"unknown client", signRS256(t, ck, jwt.MapClaims{"iss": "nobody"}), "application/jwt", 401, "unknown client"},
+		{"bad signature", signRS256(t, otherKey, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "signature"},
+		{"tampered payload", tkTamper(t, tkScriptAssertion(t)), "application/jwt", 401, "signature"},
+		{"HS256 with the public key as secret", signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
+		{"alg none", signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
+		{"no iss", signRS256(t, ck, jwt.MapClaims{"sub": "client"}), "application/jwt", 401, "iss"},
+		{"not a JWT", "hello", "application/jwt", 401, "JWT"},
+		{"empty body", "", "application/jwt", 401, ""},
+		{"bare assertion with a wrong aud", signRS256(t, ck, jwt.MapClaims{"iss": "client", "aud": "https://elsewhere"}), "application/jwt", 401, "aud"},
+		{"bare assertion, expired", signRS256(t, ck, jwt.MapClaims{"iss": "client", "exp": now() - 3600}), "application/jwt", 401, "expired"},
+		{"strict client, bare", signRS256(t, ck, jwt.MapClaims{"iss": "strict"}), "application/jwt", 401, "exp"},
+		{"strict client without aud", signRS256(t, ck, editClaims(strict(), "aud", nil)), "application/jwt", 401, "aud"},
+		{"strict client without jti", signRS256(t, ck, editClaims(strict(), "jti", nil)), "application/jwt", 401, "jti"},
+		{"strict client without exp", signRS256(t, ck, editClaims(strict(), "exp", nil)), "application/jwt", 401, "exp"},
+		{"strict client replay", replayed, "application/jwt", 401, "already used"},
+		{"client without the jwt-bearer grant", signRS256(t, ck, jwt.MapClaims{"iss": "nojwt", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}), "application/jwt", 403, "jwt-bearer"},
+		{"JSON", `{"iss":"client"}`, "application/json", 415, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t0 := e.clock.Now()
-			tok := tc.issue(t)
-			c := e.verifyAt(t, tok, t0.Add(10*time.Second))
-			if c.Sub != "client" || c.ClientID != "client" || c.Iat != t0.Unix() || c.Nbf != c.Iat+10 || c.Exp != c.Iat+30 {
-				t.Errorf("claims %+v, want nbf = iat+10, exp = iat+30", c)
+			res := e.scriptLogin(t, tc.body, tc.ctype)
+			if res.status != tc.status {
+				t.Fatalf("%s, want %d", res, tc.status)
 			}
-			for _, step := range []struct {
-				at     time.Duration
-				active bool
-			}{{0, false}, {9 * time.Second, false}, {10 * time.Second, true}, {29 * time.Second, true}, {30 * time.Second, false}, {time.Hour, false}} {
-				e.clock.Advance(t0.Add(step.at).Sub(e.clock.Now()))
-				if got := e.active(t, tok); got != step.active {
-					t.Errorf("t+%s: active=%v, want %v", step.at, got, step.active)
-				}
+			msg, _ := res.object(t)["error"].(string)
+			if msg == "" || !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.reason)) {
+				t.Errorf("error %q does not give the reason %q", msg, tc.reason)
+			}
+			if tc.status == 401 && res.hdr.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if strings.Count(string(res.body), ".") == 2 && !strings.HasPrefix(string(res.body), "{") {
+				t.Error("a refusal returned a token")
 			}
 		})
 	}
-
-	t.Run("refusals", func(t *testing.T) {
-		now := func() int64 { return e.clock.Now().Unix() }
-		strict := func() jwt.MapClaims {
-			return jwt.MapClaims{"iss": "strict", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}
-		}
-		replayed := signRS256(t, ck, strict())
-		if res := login(t, replayed, "application/jwt"); res.status != 200 {
-			t.Fatalf("strict client with exp, jti, aud: %s", res)
-		}
-		for _, tc := range []struct {
-			name   string
-			body   string
-			ctype  string
-			status int
-			reason string
-		}{
-			{"unknown client", signRS256(t, ck, jwt.MapClaims{"iss": "nobody"}), "application/jwt", 401, "unknown client"},
-			{"bad signature", signRS256(t, otherKey, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "signature"},
-			{"tampered payload", tkTamper(t, scriptAssertion(t)), "application/jwt", 401, "signature"},
-			{"HS256 with the public key as secret", signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
-			{"alg none", signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
-			{"no iss", signRS256(t, ck, jwt.MapClaims{"sub": "client"}), "application/jwt", 401, "iss"},
-			{"not a JWT", "hello", "application/jwt", 401, "JWT"},
-			{"empty body", "", "application/jwt", 401, ""},
-			{"bare assertion with a wrong aud", signRS256(t, ck, jwt.MapClaims{"iss": "client", "aud": "https://elsewhere"}), "application/jwt", 401, "aud"},
-			{"bare assertion, expired", signRS256(t, ck, jwt.MapClaims{"iss": "client", "exp": now() - 3600}), "application/jwt", 401, "expired"},
-			{"strict client, bare", signRS256(t, ck, jwt.MapClaims{"iss": "strict"}), "application/jwt", 401, "exp"},
-			{"strict client without aud", signRS256(t, ck, editClaims(strict(), "aud", nil)), "application/jwt", 401, "aud"},
-			{"strict client without jti", signRS256(t, ck, editClaims(strict(), "jti", nil)), "application/jwt", 401, "jti"},
-			{"strict client without exp", signRS256(t, ck, editClaims(strict(), "exp", nil)), "application/jwt", 401, "exp"},
-			{"strict client replay", replayed, "application/jwt", 401, "already used"},
-			{"client without the jwt-bearer grant", signRS256(t, ck, jwt.MapClaims{"iss": "nojwt", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}), "application/jwt", 403, "jwt-bearer"},
-			{"JSON", `{"iss":"client"}`, "application/json", 415, ""},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				res := login(t, tc.body, tc.ctype)
-				if res.status != tc.status {
-					t.Fatalf("%s, want %d", res, tc.status)
-				}
-				msg, _ := res.object(t)["error"].(string)
-				if msg == "" || !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.reason)) {
-					t.Errorf("error %q does not give the reason %q", msg, tc.reason)
-				}
-				if tc.status == 401 && res.hdr.Get("WWW-Authenticate") == "" {
-					t.Error("401 without WWW-Authenticate")
-				}
-				if strings.Count(string(res.body), ".") == 2 && !strings.HasPrefix(string(res.body), "{") {
-					t.Error("a refusal returned a token")
-				}
-			})
-		}
-	})
 }
 
 // tkTamper changes a JWT's payload (adds a claim, keeps iss), keeping the
@@ -1378,14 +1439,26 @@ func TestGetKey(t *testing.T) {
 func TestUsersAPI(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	signup := func(t *testing.T, body, ctype string) reply {
-		t.Helper()
-		return e.do(t, request{path: "/users", body: body, ctype: ctype})
-	}
 	const davePW = "dave's very long password"
 
 	// Signup. A burst of ten signups per address is allowed; this uses nine.
-	res := signup(t, `{"username":"dave","password":"`+davePW+`","email":"dave@example.com","name":"Dave","admin":true}`, "application/json")
+	created := usersSignUpDave(t, e, davePW)
+	usersSignupRefusals(t, e)
+	// The new user logs in and reads their profile.
+	usersReadProfile(t, e, davePW, created)
+	usersProfileRefusals(t, e, davePW)
+}
+
+// signup POSTs body to /users with Content-Type ctype.
+func (e *tkEnv) signup(t *testing.T, body, ctype string) reply {
+	t.Helper()
+	return e.do(t, request{path: "/users", body: body, ctype: ctype})
+}
+
+// usersSignUpDave signs dave up, trying to make him an admin, and returns
+// the user created, which is no admin and shows no secret.
+func usersSignUpDave(t *testing.T, e *tkEnv, davePW string) map[string]any {
+	res := e.signup(t, `{"username":"dave","password":"`+davePW+`","email":"dave@example.com","name":"Dave","admin":true}`, "application/json")
 	if res.status != 201 || res.hdr.Get("Location") != "/users/me" {
 		t.Fatalf("signup: %s (Location %q)", res, res.hdr.Get("Location"))
 	}
@@ -1394,6 +1467,11 @@ func TestUsersAPI(t *testing.T) {
 		t.Errorf("created: %v", created)
 	}
 	tkNoSecrets(t, res.body, davePW)
+	return created
+}
+
+// usersSignupRefusals: signups that must be refused, each with its reason.
+func usersSignupRefusals(t *testing.T, e *tkEnv) {
 	for _, tc := range []struct {
 		name, body, ctype string
 		status            int
@@ -1409,7 +1487,7 @@ func TestUsersAPI(t *testing.T) {
 		{"form body", "username=hank&password=a+long+password", "application/x-www-form-urlencoded", 415, "JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := signup(t, tc.body, tc.ctype)
+			res := e.signup(t, tc.body, tc.ctype)
 			if res.status != tc.status {
 				t.Fatalf("%s, want %d", res, tc.status)
 			}
@@ -1418,10 +1496,13 @@ func TestUsersAPI(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// The new user logs in and reads their profile.
+// usersReadProfile logs dave in and checks /users/me shows his profile,
+// no secret, and that signup did not make him an admin.
+func usersReadProfile(t *testing.T, e *tkEnv, davePW string, created map[string]any) {
 	tr := e.password(t, "pub", "dave", davePW, "openid profile email")
-	res = e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + tr.AccessToken}})
+	res := e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + tr.AccessToken}})
 	if res.status != 200 {
 		t.Fatalf("/users/me: %s", res)
 	}
@@ -1433,7 +1514,11 @@ func TestUsersAPI(t *testing.T) {
 	if u, err := e.IDP.Directory().UserByLogin(t.Context(), "dave"); err != nil || u.Admin {
 		t.Errorf("signup could set admin: %+v %v", u, err)
 	}
+}
 
+// usersProfileRefusals: /users/me wants a user's bearer token; without one,
+// with a bad one, with Basic credentials or a client's token it answers 401.
+func usersProfileRefusals(t *testing.T, e *tkEnv, davePW string) {
 	for _, tc := range []struct {
 		name, auth string
 		status     int
@@ -1610,35 +1695,59 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 	if res.status != 200 {
 		t.Fatal(res)
 	}
-	var d struct {
-		Issuer             string   `json:"issuer"`
-		Token              string   `json:"token_endpoint"`
-		Revocation         string   `json:"revocation_endpoint"`
-		Introspection      string   `json:"introspection_endpoint"`
-		Userinfo           string   `json:"userinfo_endpoint"`
-		JWKS               string   `json:"jwks_uri"`
-		Grants             []string `json:"grant_types_supported"`
-		TokenAuth          []string `json:"token_endpoint_auth_methods_supported"`
-		TokenAuthAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-		RevocationAuth     []string `json:"revocation_endpoint_auth_methods_supported"`
-		IntrospectionAuth  []string `json:"introspection_endpoint_auth_methods_supported"`
-		IntrospectionAlgs  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
-		ScopesSupported    []string `json:"scopes_supported"`
-		ResponseTypes      []string `json:"response_types_supported"`
-		SubjectTypes       []string `json:"subject_types_supported"`
-		IDTokenSigningAlgs []string `json:"id_token_signing_alg_values_supported"`
-	}
+	var d tkDiscovery
 	if err := json.Unmarshal(res.body, &d); err != nil {
 		t.Fatal(err)
 	}
+	d.wantEndpointURLs(t, e.URL)
+	d.wantListed(t)
+	wantAdvertisedAnswer(t, e, res.body)
+
+	t.Run("token endpoint advertises none for public clients", func(t *testing.T) {
+		if !slices.Contains(d.TokenAuth, "none") {
+			t.Error("token_endpoint_auth_methods_supported lacks \"none\", though /token accepts public clients " +
+				"(client_id only) on the password and refresh_token grants; RFC 8414 §2 lists every supported method")
+		}
+	})
+}
+
+// tkDiscovery is what the discovery document says of the token endpoint and
+// its companions.
+type tkDiscovery struct {
+	Issuer             string   `json:"issuer"`
+	Token              string   `json:"token_endpoint"`
+	Revocation         string   `json:"revocation_endpoint"`
+	Introspection      string   `json:"introspection_endpoint"`
+	Userinfo           string   `json:"userinfo_endpoint"`
+	JWKS               string   `json:"jwks_uri"`
+	Grants             []string `json:"grant_types_supported"`
+	TokenAuth          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenAuthAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationAuth     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionAuth  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionAlgs  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	ScopesSupported    []string `json:"scopes_supported"`
+	ResponseTypes      []string `json:"response_types_supported"`
+	SubjectTypes       []string `json:"subject_types_supported"`
+	IDTokenSigningAlgs []string `json:"id_token_signing_alg_values_supported"`
+}
+
+// wantEndpointURLs checks the issuer and every endpoint is at its path under
+// the issuer URL.
+func (d tkDiscovery) wantEndpointURLs(t *testing.T, issuer string) {
 	for k, v := range map[string]string{"issuer": d.Issuer, "token_endpoint": d.Token, "revocation_endpoint": d.Revocation,
 		"introspection_endpoint": d.Introspection, "userinfo_endpoint": d.Userinfo, "jwks_uri": d.JWKS} {
-		want := e.URL + map[string]string{"issuer": "", "token_endpoint": "/token", "revocation_endpoint": "/revoke",
+		want := issuer + map[string]string{"issuer": "", "token_endpoint": "/token", "revocation_endpoint": "/revoke",
 			"introspection_endpoint": "/introspect", "userinfo_endpoint": "/userinfo", "jwks_uri": "/jwks"}[k]
 		if v != want {
 			t.Errorf("%s = %q, want %q", k, v, want)
 		}
 	}
+}
+
+// wantListed checks the grants, authentication methods, algorithms and
+// scopes advertised, and the members OIDC Discovery requires.
+func (d tkDiscovery) wantListed(t *testing.T) {
 	contains := func(name string, list []string, want ...string) {
 		t.Helper()
 		for _, w := range want {
@@ -1665,9 +1774,13 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 	if d.ResponseTypes == nil || d.SubjectTypes == nil || d.IDTokenSigningAlgs == nil {
 		t.Error("a member OIDC Discovery requires is missing")
 	}
-	// No advertised endpoint is a 404, by GET or by POST, and none fails.
+}
+
+// wantAdvertisedAnswer: no endpoint the discovery document body advertises
+// is a 404, by GET or by POST, and none fails.
+func wantAdvertisedAnswer(t *testing.T, e *tkEnv, body []byte) {
 	var doc map[string]any
-	json.Unmarshal(res.body, &doc)
+	json.Unmarshal(body, &doc)
 	for k, v := range doc {
 		s, ok := v.(string)
 		if !ok || !(strings.HasSuffix(k, "_endpoint") || strings.HasSuffix(k, "_uri")) {
@@ -1683,11 +1796,4 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 			}
 		}
 	}
-
-	t.Run("token endpoint advertises none for public clients", func(t *testing.T) {
-		if !slices.Contains(d.TokenAuth, "none") {
-			t.Error("token_endpoint_auth_methods_supported lacks \"none\", though /token accepts public clients " +
-				"(client_id only) on the password and refresh_token grants; RFC 8414 §2 lists every supported method")
-		}
-	})
 }
