@@ -102,108 +102,125 @@ func requestIPs(logs, path string) map[string]int {
 }
 
 func TestAttackForwardedForRotation(t *testing.T) {
-	const n, workers = 40, 8
-	// At most one request per worker can pass the throttle's check while an
-	// earlier failure is still being hashed.
-	const minThrottled = n - abuseIPBurst - workers
+	t.Run("no trusted proxies: the TCP peer", xffNoTrustedProxies)
+	t.Run("behind a trusted proxy: the rightmost untrusted hop", xffBehindTrustedProxy)
+	t.Run("IPv6: every address of one /64 shares a budget", xffIPv6Prefix)
+	t.Run("trusted proxies configured, peer not one of them", xffUntrustedPeer)
+}
 
-	t.Run("no trusted proxies: the TCP peer", func(t *testing.T) {
-		var logs kgtest.LogBuffer
-		e := newAbuseEnv(t, &logs)
-		got := e.flood(t, n, workers, func(i int) map[string]string {
-			return map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i),
-				"X-Real-IP": fmt.Sprintf("203.0.113.%d", i)}
-		})
-		if got < minThrottled {
-			t.Errorf("%d of %d guesses with a rotating X-Forwarded-For were throttled, want at least %d", got, n, minThrottled)
-		}
-		ips := requestIPs(logs.String(), "/token")
-		if len(ips) != 1 || ips["127.0.0.1"] != n {
-			t.Errorf("request log addresses %v, want only the TCP peer 127.0.0.1 (%d times)", ips, n)
-		}
-		if l := logs.String(); strings.Contains(l, "198.51.100.") || strings.Contains(l, "203.0.113.") {
-			t.Error("the log records an address from a forwarding header")
-		}
+// The floods of TestAttackForwardedForRotation: xffGuesses wrong passwords
+// from xffWorkers goroutines. At most one request per worker can pass the
+// throttle's check while an earlier failure is still being hashed.
+const (
+	xffGuesses, xffWorkers = 40, 8
+	xffMinThrottled        = xffGuesses - abuseIPBurst - xffWorkers
+)
 
-		// The signup limiter: the same address, whatever the headers.
-		var n429 int
-		for i := range 3 * 10 {
-			r := e.do(t, "POST", "/users", map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i)}, nil)
-			if r.status == 429 {
-				n429++
-			}
+// signupsRefused sends 30 signups, the i-th with X-Forwarded-For xff(i), and
+// counts the 429s.
+func (e *atkEnv) signupsRefused(t *testing.T, xff func(i int) string) int {
+	var n429 int
+	for i := range 3 * 10 {
+		r := e.do(t, "POST", "/users", map[string]string{"X-Forwarded-For": xff(i)}, nil)
+		if r.status == 429 {
+			n429++
 		}
-		if n429 < 15 {
-			t.Errorf("signups with a rotating X-Forwarded-For: %d of 30 refused, want at least 15", n429)
-		}
+	}
+	return n429
+}
+
+// xffNoTrustedProxies: with no trusted proxy, forwarding headers are ignored:
+// the login throttle and the signup limiter count the TCP peer, and the log
+// records it.
+func xffNoTrustedProxies(t *testing.T) {
+	var logs kgtest.LogBuffer
+	e := newAbuseEnv(t, &logs)
+	got := e.flood(t, xffGuesses, xffWorkers, func(i int) map[string]string {
+		return map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i),
+			"X-Real-IP": fmt.Sprintf("203.0.113.%d", i)}
 	})
+	if got < xffMinThrottled {
+		t.Errorf("%d of %d guesses with a rotating X-Forwarded-For were throttled, want at least %d", got, xffGuesses, xffMinThrottled)
+	}
+	ips := requestIPs(logs.String(), "/token")
+	if len(ips) != 1 || ips["127.0.0.1"] != xffGuesses {
+		t.Errorf("request log addresses %v, want only the TCP peer 127.0.0.1 (%d times)", ips, xffGuesses)
+	}
+	if l := logs.String(); strings.Contains(l, "198.51.100.") || strings.Contains(l, "203.0.113.") {
+		t.Error("the log records an address from a forwarding header")
+	}
 
-	t.Run("behind a trusted proxy: the rightmost untrusted hop", func(t *testing.T) {
-		var logs kgtest.LogBuffer
-		// The test client is the proxy; 10.0.0.0/8 is a second proxy tier.
-		e := newAbuseEnv(t, &logs, "127.0.0.0/8", "::1/128", "10.0.0.0/8")
-		// The client writes its own X-Forwarded-For; the proxies append the
-		// address they saw (198.51.100.7) and their own (10.1.2.3).
-		got := e.flood(t, n, workers, func(i int) map[string]string {
-			return map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d, 198.51.100.7, 10.1.2.3", i),
-				"X-Real-IP": fmt.Sprintf("203.0.113.%d", i)}
-		})
-		if got < minThrottled {
-			t.Errorf("%d of %d guesses with a rotating leftmost hop were throttled, want at least %d", got, n, minThrottled)
-		}
-		// Another client behind the same proxy has its own budget.
-		if s := e.guess(t, map[string]string{"X-Forwarded-For": "198.51.100.8"}); s != 400 {
-			t.Errorf("another client behind the proxy: %d, want 400 (its own budget)", s)
-		}
-		ips := requestIPs(logs.String(), "/token")
-		if ips["198.51.100.7"] != n || ips["198.51.100.8"] != 1 || len(ips) != 2 {
-			t.Errorf("request log addresses %v, want 198.51.100.7 ×%d and 198.51.100.8 ×1", ips, n)
-		}
-		if strings.Contains(logs.String(), "203.0.113.") {
-			t.Error("the log records the address the client wrote itself")
-		}
-	})
+	// The signup limiter: the same address, whatever the headers.
+	if n429 := e.signupsRefused(t, func(i int) string { return fmt.Sprintf("198.51.100.%d", i) }); n429 < 15 {
+		t.Errorf("signups with a rotating X-Forwarded-For: %d of 30 refused, want at least 15", n429)
+	}
+}
 
-	t.Run("IPv6: every address of one /64 shares a budget", func(t *testing.T) {
-		var logs kgtest.LogBuffer
-		e := newAbuseEnv(t, &logs, "127.0.0.0/8", "::1/128")
-		// A host with a /64 picks a new address for every guess.
-		got := e.flood(t, n, workers, func(i int) map[string]string {
-			return map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:7:7:%x:%x:%x:%x", i, i*7, i*13, i*31)}
-		})
-		if got < minThrottled {
-			t.Errorf("%d of %d guesses from rotating addresses of one /64 were throttled, want at least %d", got, n, minThrottled)
-		}
-		// The neighbouring /64 is another customer, with its own budget.
-		if s := e.guess(t, map[string]string{"X-Forwarded-For": "2001:db8:7:8::1"}); s != 400 {
-			t.Errorf("a guess from the next /64: %d, want 400 (its own budget)", s)
-		}
-		// The signup limiter counts the /64 too.
-		var n429 int
-		for i := range 3 * 10 {
-			r := e.do(t, "POST", "/users", map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:9:9::%x", i+1)}, nil)
-			if r.status == 429 {
-				n429++
-			}
-		}
-		if n429 < 15 {
-			t.Errorf("signups from rotating addresses of one /64: %d of 30 refused, want at least 15", n429)
-		}
+// xffBehindTrustedProxy: behind trusted proxies the client is the rightmost
+// untrusted hop, not what the client wrote itself; another client behind the
+// same proxy has its own budget.
+func xffBehindTrustedProxy(t *testing.T) {
+	var logs kgtest.LogBuffer
+	// The test client is the proxy; 10.0.0.0/8 is a second proxy tier.
+	e := newAbuseEnv(t, &logs, "127.0.0.0/8", "::1/128", "10.0.0.0/8")
+	// The client writes its own X-Forwarded-For; the proxies append the
+	// address they saw (198.51.100.7) and their own (10.1.2.3).
+	got := e.flood(t, xffGuesses, xffWorkers, func(i int) map[string]string {
+		return map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d, 198.51.100.7, 10.1.2.3", i),
+			"X-Real-IP": fmt.Sprintf("203.0.113.%d", i)}
 	})
+	if got < xffMinThrottled {
+		t.Errorf("%d of %d guesses with a rotating leftmost hop were throttled, want at least %d", got, xffGuesses, xffMinThrottled)
+	}
+	// Another client behind the same proxy has its own budget.
+	if s := e.guess(t, map[string]string{"X-Forwarded-For": "198.51.100.8"}); s != 400 {
+		t.Errorf("another client behind the proxy: %d, want 400 (its own budget)", s)
+	}
+	ips := requestIPs(logs.String(), "/token")
+	if ips["198.51.100.7"] != xffGuesses || ips["198.51.100.8"] != 1 || len(ips) != 2 {
+		t.Errorf("request log addresses %v, want 198.51.100.7 ×%d and 198.51.100.8 ×1", ips, xffGuesses)
+	}
+	if strings.Contains(logs.String(), "203.0.113.") {
+		t.Error("the log records the address the client wrote itself")
+	}
+}
 
-	t.Run("trusted proxies configured, peer not one of them", func(t *testing.T) {
-		var logs kgtest.LogBuffer
-		e := newAbuseEnv(t, &logs, "192.0.2.0/24")
-		got := e.flood(t, n, workers, func(i int) map[string]string {
-			return map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d, 192.0.2.1", i)}
-		})
-		if got < minThrottled {
-			t.Errorf("%d of %d guesses were throttled, want at least %d", got, n, minThrottled)
-		}
-		if ips := requestIPs(logs.String(), "/token"); len(ips) != 1 || ips["127.0.0.1"] != n {
-			t.Errorf("request log addresses %v, want only the TCP peer", ips)
-		}
+// xffIPv6Prefix: every address of one IPv6 /64 shares the login and signup
+// budgets; the next /64 has its own.
+func xffIPv6Prefix(t *testing.T) {
+	var logs kgtest.LogBuffer
+	e := newAbuseEnv(t, &logs, "127.0.0.0/8", "::1/128")
+	// A host with a /64 picks a new address for every guess.
+	got := e.flood(t, xffGuesses, xffWorkers, func(i int) map[string]string {
+		return map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:7:7:%x:%x:%x:%x", i, i*7, i*13, i*31)}
 	})
+	if got < xffMinThrottled {
+		t.Errorf("%d of %d guesses from rotating addresses of one /64 were throttled, want at least %d", got, xffGuesses, xffMinThrottled)
+	}
+	// The neighbouring /64 is another customer, with its own budget.
+	if s := e.guess(t, map[string]string{"X-Forwarded-For": "2001:db8:7:8::1"}); s != 400 {
+		t.Errorf("a guess from the next /64: %d, want 400 (its own budget)", s)
+	}
+	// The signup limiter counts the /64 too.
+	if n429 := e.signupsRefused(t, func(i int) string { return fmt.Sprintf("2001:db8:9:9::%x", i+1) }); n429 < 15 {
+		t.Errorf("signups from rotating addresses of one /64: %d of 30 refused, want at least 15", n429)
+	}
+}
+
+// xffUntrustedPeer: with trusted proxies configured, a peer that is not one of
+// them is taken as the client, whatever it forwards.
+func xffUntrustedPeer(t *testing.T) {
+	var logs kgtest.LogBuffer
+	e := newAbuseEnv(t, &logs, "192.0.2.0/24")
+	got := e.flood(t, xffGuesses, xffWorkers, func(i int) map[string]string {
+		return map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d, 192.0.2.1", i)}
+	})
+	if got < xffMinThrottled {
+		t.Errorf("%d of %d guesses were throttled, want at least %d", got, xffGuesses, xffMinThrottled)
+	}
+	if ips := requestIPs(logs.String(), "/token"); len(ips) != 1 || ips["127.0.0.1"] != xffGuesses {
+		t.Errorf("request log addresses %v, want only the TCP peer", ips)
+	}
 }
 
 // heapInUse is the live heap after a collection.

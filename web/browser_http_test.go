@@ -173,6 +173,13 @@ func brFormPage(t *testing.T, r reply, what, mark string) url.Values {
 	return brHiddenFields(t, r)
 }
 
+// loginForm gets path, checks it is the login form and returns its hidden
+// fields.
+func (b *brBrowser) loginForm(t *testing.T, path string) url.Values {
+	t.Helper()
+	return brLoginPage(t, b.get(t, path))
+}
+
 // submit posts the form's hidden fields plus kv to path.
 func (b *brBrowser) submit(t *testing.T, path string, hidden url.Values, kv ...string) reply {
 	t.Helper()
@@ -429,87 +436,101 @@ func TestCodeFlowHTTP(t *testing.T) {
 	e := newBrEnv(t, kgtest.Options{})
 	aliceID := func() string { u, _ := e.IDP.Directory().UserByLogin(t.Context(), "alice"); return u.ID }()
 
-	t.Run("public client, PKCE", func(t *testing.T) {
-		b := e.browser(t)
-		verifier, challenge := brPKCE("a")
-		params := brAuthParams("webapp", brAppCB, challenge)
-		loginAt := e.clock.Now()
-		code := b.login(t, params, "alice", brAlicePW)
-		e.clock.Advance(5 * time.Second)
-		tr := e.exchange(t, "webapp", code, brAppCB, verifier)
-		if tr.RefreshToken == "" || tr.Scope != "openid profile email" {
-			t.Errorf("token response %+v: want a refresh token and the scope", tr)
-		}
-		tok, claims := e.verifyIDToken(t, "webapp", tr.IDToken, tr.AccessToken)
-		if tok.Subject != aliceID || tok.Nonce != "n-webapp" || claims["auth_time"] != float64(loginAt.Unix()) {
-			t.Errorf("id_token sub %s nonce %q auth_time %v; want %s, n-webapp, %d", tok.Subject, tok.Nonce, claims["auth_time"], aliceID, loginAt.Unix())
-		}
-		for k, want := range map[string]any{"name": "Alice Liddell", "email": "alice@example.com", "preferred_username": "alice",
-			"email_verified": false, "aud": "webapp", "iss": e.URL} {
-			if claims[k] != want {
-				t.Errorf("id_token %s = %v, want %v", k, claims[k], want)
-			}
-		}
-		if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 3600 {
-			t.Errorf("id_token lives %v s, want 3600 (the default id_token TTL)", exp-iat)
-		}
-		// userinfo answers the same claims.
-		status, ui := e.userinfo(t, tr.AccessToken)
-		if status != 200 {
-			t.Fatalf("userinfo: %d %v", status, ui)
-		}
-		for _, k := range []string{"sub", "name", "email", "preferred_username", "email_verified"} {
-			if ui[k] != claims[k] {
-				t.Errorf("userinfo %s = %v, id_token has %v", k, ui[k], claims[k])
-			}
-		}
-		// The refresh token works (public client: client_id only).
-		if r := e.token(t, "webapp", "grant_type", "refresh_token", "refresh_token", tr.RefreshToken); r.status != 200 {
-			t.Errorf("refresh: %s", r)
-		}
+	t.Run("public client, PKCE", func(t *testing.T) { codeFlowPublicPKCE(t, e, aliceID) })
+	t.Run("confidential client, Basic auth, no PKCE, scope openid only", func(t *testing.T) { codeFlowConfidential(t, e) })
+	t.Run("scope email only; a user without name or email", func(t *testing.T) { codeFlowScopeEmail(t, e) })
+	t.Run("client without refresh_token gets none", func(t *testing.T) { codeFlowNoRefreshGrant(t, e) })
+}
 
-		// The session is remembered: no form the second time.
-		_, challenge2 := brPKCE("b")
-		r := b.get(t, "/authorize?"+brAuthParams("webapp", brAppCB2, challenge2, "state", "second").Encode())
-		e.wantCodeRedirect(t, r, brAppCB2, "second")
-	})
+// codeFlowPublicPKCE runs the flow for the public client with PKCE and checks
+// the tokens, the ID token's claims, userinfo, the refresh token, and that the
+// session spares the form the second time.
+func codeFlowPublicPKCE(t *testing.T, e *brEnv, aliceID string) {
+	b := e.browser(t)
+	verifier, challenge := brPKCE("a")
+	params := brAuthParams("webapp", brAppCB, challenge)
+	loginAt := e.clock.Now()
+	code := b.login(t, params, "alice", brAlicePW)
+	e.clock.Advance(5 * time.Second)
+	tr := e.exchange(t, "webapp", code, brAppCB, verifier)
+	if tr.RefreshToken == "" || tr.Scope != "openid profile email" {
+		t.Errorf("token response %+v: want a refresh token and the scope", tr)
+	}
+	tok, claims := e.verifyIDToken(t, "webapp", tr.IDToken, tr.AccessToken)
+	if tok.Subject != aliceID || tok.Nonce != "n-webapp" || claims["auth_time"] != float64(loginAt.Unix()) {
+		t.Errorf("id_token sub %s nonce %q auth_time %v; want %s, n-webapp, %d", tok.Subject, tok.Nonce, claims["auth_time"], aliceID, loginAt.Unix())
+	}
+	for k, want := range map[string]any{"name": "Alice Liddell", "email": "alice@example.com", "preferred_username": "alice",
+		"email_verified": false, "aud": "webapp", "iss": e.URL} {
+		if claims[k] != want {
+			t.Errorf("id_token %s = %v, want %v", k, claims[k], want)
+		}
+	}
+	if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 3600 {
+		t.Errorf("id_token lives %v s, want 3600 (the default id_token TTL)", exp-iat)
+	}
+	// userinfo answers the same claims.
+	status, ui := e.userinfo(t, tr.AccessToken)
+	if status != 200 {
+		t.Fatalf("userinfo: %d %v", status, ui)
+	}
+	for _, k := range []string{"sub", "name", "email", "preferred_username", "email_verified"} {
+		if ui[k] != claims[k] {
+			t.Errorf("userinfo %s = %v, id_token has %v", k, ui[k], claims[k])
+		}
+	}
+	// The refresh token works (public client: client_id only).
+	if r := e.token(t, "webapp", "grant_type", "refresh_token", "refresh_token", tr.RefreshToken); r.status != 200 {
+		t.Errorf("refresh: %s", r)
+	}
 
-	t.Run("confidential client, Basic auth, no PKCE, scope openid only", func(t *testing.T) {
-		b := e.browser(t)
-		params := brAuthParams("conf", brConfCB, "", "scope", "openid")
-		code := b.login(t, params, "alice@example.com", brAlicePW) // by email
-		tr := e.exchange(t, "conf", code, brConfCB, "")
-		_, claims := e.verifyIDToken(t, "conf", tr.IDToken, tr.AccessToken)
-		for _, k := range []string{"name", "email", "preferred_username"} {
-			if _, ok := claims[k]; ok {
-				t.Errorf("id_token for scope openid carries %s", k)
-			}
-		}
-		if claims["nonce"] != "n-conf" {
-			t.Errorf("nonce %v", claims["nonce"])
-		}
-	})
+	// The session is remembered: no form the second time.
+	_, challenge2 := brPKCE("b")
+	r := b.get(t, "/authorize?"+brAuthParams("webapp", brAppCB2, challenge2, "state", "second").Encode())
+	e.wantCodeRedirect(t, r, brAppCB2, "second")
+}
 
-	t.Run("scope email only; a user without name or email", func(t *testing.T) {
-		b := e.browser(t)
-		_, claims := e.verifyIDToken(t, "conf", e.exchange(t, "conf",
-			b.login(t, brAuthParams("conf", brConfCB, "", "scope", "openid email"), "alice", brAlicePW), brConfCB, "").IDToken, "")
-		if claims["email"] != "alice@example.com" || claims["name"] != nil {
-			t.Errorf("scope openid email: claims %v", claims)
+// codeFlowConfidential: a confidential client with Basic auth and no PKCE,
+// scope openid only: the ID token carries no profile or email claims.
+func codeFlowConfidential(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	params := brAuthParams("conf", brConfCB, "", "scope", "openid")
+	code := b.login(t, params, "alice@example.com", brAlicePW) // by email
+	tr := e.exchange(t, "conf", code, brConfCB, "")
+	_, claims := e.verifyIDToken(t, "conf", tr.IDToken, tr.AccessToken)
+	for _, k := range []string{"name", "email", "preferred_username"} {
+		if _, ok := claims[k]; ok {
+			t.Errorf("id_token for scope openid carries %s", k)
 		}
-		_, claims = e.verifyIDToken(t, "conf", e.exchange(t, "conf",
-			e.browser(t).login(t, brAuthParams("conf", brConfCB, "", "nonce", ""), "bob", brBobPW), brConfCB, "").IDToken, "")
-		if claims["preferred_username"] != "bob" || claims["email"] != nil || claims["name"] != nil || claims["nonce"] != nil {
-			t.Errorf("bob without a nonce: claims %v", claims)
-		}
-	})
+	}
+	if claims["nonce"] != "n-conf" {
+		t.Errorf("nonce %v", claims["nonce"])
+	}
+}
 
-	t.Run("client without refresh_token gets none", func(t *testing.T) {
-		tr := e.exchange(t, "other", e.browser(t).login(t, brAuthParams("other", brOtherCB, "", "scope", "openid"), "alice", brAlicePW), brOtherCB, "")
-		if tr.RefreshToken != "" {
-			t.Errorf("refresh token for a client without the grant")
-		}
-	})
+// codeFlowScopeEmail: scope openid email gives the email only; bob, who has
+// no name or email, gets neither, and no nonce when none was sent.
+func codeFlowScopeEmail(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	_, claims := e.verifyIDToken(t, "conf", e.exchange(t, "conf",
+		b.login(t, brAuthParams("conf", brConfCB, "", "scope", "openid email"), "alice", brAlicePW), brConfCB, "").IDToken, "")
+	if claims["email"] != "alice@example.com" || claims["name"] != nil {
+		t.Errorf("scope openid email: claims %v", claims)
+	}
+	_, claims = e.verifyIDToken(t, "conf", e.exchange(t, "conf",
+		e.browser(t).login(t, brAuthParams("conf", brConfCB, "", "nonce", ""), "bob", brBobPW), brConfCB, "").IDToken, "")
+	if claims["preferred_username"] != "bob" || claims["email"] != nil || claims["name"] != nil || claims["nonce"] != nil {
+		t.Errorf("bob without a nonce: claims %v", claims)
+	}
+}
+
+// codeFlowNoRefreshGrant: a client without the refresh_token grant gets
+// no refresh token.
+func codeFlowNoRefreshGrant(t *testing.T, e *brEnv) {
+	tr := e.exchange(t, "other", e.browser(t).login(t, brAuthParams("other", brOtherCB, "", "scope", "openid"), "alice", brAlicePW), brOtherCB, "")
+	if tr.RefreshToken != "" {
+		t.Errorf("refresh token for a client without the grant")
+	}
 }
 
 // TestAuthorizePrompts covers prompt=login, prompt=none and max_age.
@@ -752,247 +773,270 @@ func TestCodeExchangeRefusals(t *testing.T) {
 func TestLoginForm(t *testing.T) {
 	t.Parallel()
 	e := newBrEnv(t, kgtest.Options{UserLimits: throttle.Limits{Burst: 3, Every: time.Minute}})
+	t.Run("page: labels, autocomplete, security headers, no script", func(t *testing.T) { loginFormPage(t, e) })
+	t.Run("CSRF token missing or wrong", func(t *testing.T) { loginFormCSRF(t, e) })
+	t.Run("wrong password: one generic message, username kept", func(t *testing.T) { loginFormWrongPassword(t, e) })
+	t.Run("throttling: 429 with Retry-After, even for the right password", func(t *testing.T) { loginFormThrottling(t, e) })
+	t.Run("cookies: session HttpOnly SameSite=Lax, CSRF SameSite=Strict, not Secure over http", func(t *testing.T) { loginFormCookies(t, e) })
+	t.Run("session fixation: a cookie set before login is never the session after it", func(t *testing.T) { loginFormSessionFixation(t, e) })
+	t.Run("logged in: GET /login goes to /account; the account page shows the user", func(t *testing.T) { loginFormLoggedIn(t, e) })
+	t.Run("open redirects through return_to are ignored", func(t *testing.T) { loginFormOpenRedirects(t, e) })
+	t.Run("logout ends the session", func(t *testing.T) { loginFormLogout(t, e) })
+	t.Run("tampered login request", func(t *testing.T) { loginFormTamperedRequest(t, e) })
+}
 
-	loginForm := func(t *testing.T, b *brBrowser, path string) url.Values {
-		t.Helper()
-		return brLoginPage(t, b.get(t, path))
+// loginFormPage checks the login page: labels, autocomplete, security headers,
+// no script, and the stylesheet it links.
+func loginFormPage(t *testing.T, e *brEnv) {
+	r := e.browser(t).get(t, "/login")
+	brLoginPage(t, r)
+	for _, want := range []string{`<label for="username">`, `<label for="password">`, `id="username" name="username"`,
+		`autocomplete="username"`, `autocomplete="current-password"`, `type="password"`, `href="/signup"`,
+		`<meta name="viewport"`, `/static/style.css`} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("login page lacks %s", want)
+		}
+	}
+	if strings.Contains(strings.ToLower(string(r.body)), "<script") {
+		t.Error("login page has a script")
+	}
+	for h, want := range map[string]string{"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+		"Content-Security-Policy": "frame-ancestors 'none'", "Content-Type": "text/html"} {
+		if !strings.Contains(r.hdr.Get(h), want) {
+			t.Errorf("%s %q, want %q", h, r.hdr.Get(h), want)
+		}
+	}
+	css := e.browser(t).get(t, "/static/style.css")
+	if css.status != 200 || !strings.HasPrefix(css.hdr.Get("Content-Type"), "text/css") {
+		t.Errorf("stylesheet: %d %s", css.status, css.hdr.Get("Content-Type"))
+	}
+}
+
+// loginFormCSRF: a missing, empty or wrong CSRF token, a token without its
+// cookie and a cross-site POST are refused, on /login, /signup and /logout.
+func loginFormCSRF(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	hidden := b.loginForm(t, "/login")
+	creds := []string{"username", "alice", "password", brAlicePW}
+	for name, edit := range map[string]func(url.Values){
+		"missing": func(v url.Values) { v.Del("csrf") },
+		"empty":   func(v url.Values) { v.Set("csrf", "") },
+		"wrong":   func(v url.Values) { v.Set("csrf", strings.Repeat("x", 32)) },
+	} {
+		h := url.Values{}
+		for k, v := range hidden {
+			h[k] = v
+		}
+		edit(h)
+		r := b.submit(t, "/login", h, creds...)
+		brWantPage(t, r, http.StatusForbidden, "did not come from this site")
+		if b.cookie("keygate_session") != "" {
+			t.Fatalf("CSRF %s: a session was started", name)
+		}
+	}
+	// The right token without the cookie it must match.
+	fresh := e.browser(t)
+	brWantPage(t, fresh.submit(t, "/login", hidden, creds...), http.StatusForbidden, "did not come from this site")
+	// A cross-site POST is refused even with a good token.
+	r := b.do(t, http.MethodPost, "/login", func() url.Values {
+		v := url.Values{"username": {"alice"}, "password": {brAlicePW}}
+		v.Set("csrf", hidden.Get("csrf"))
+		return v
+	}(), map[string]string{"Sec-Fetch-Site": "cross-site"})
+	brWantPage(t, r, http.StatusForbidden, "did not come from this site")
+	// Signup and logout check it too.
+	brWantPage(t, b.post(t, "/signup", url.Values{"username": {"mallory"}, "password": {"a long password"}}), http.StatusForbidden, "")
+	brWantPage(t, b.post(t, "/logout", url.Values{}), http.StatusForbidden, "")
+	// And with the token, the same form logs in.
+	if r := b.submit(t, "/login", hidden, creds...); r.status != http.StatusSeeOther {
+		t.Fatalf("login with the token: %s", r)
+	}
+}
+
+// loginFormWrongPassword: a wrong password and an unknown user get one
+// generic message, keep the username, echo no password and start no session.
+func loginFormWrongPassword(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	hidden := b.loginForm(t, "/login")
+	for _, creds := range [][2]string{{"bob", "not bob's password"}, {"nobody-here", "whatever it is"}} {
+		r := b.submit(t, "/login", hidden, "username", creds[0], "password", creds[1])
+		brLoginPage(t, r)
+		if !strings.Contains(string(r.body), "Invalid username or password.") {
+			t.Errorf("%s: no error message: %s", creds[0], r.body)
+		}
+		if !strings.Contains(string(r.body), `value="`+creds[0]+`"`) {
+			t.Errorf("%s: the username is not kept", creds[0])
+		}
+		if strings.Contains(string(r.body), creds[1]) {
+			t.Errorf("%s: the password is echoed", creds[0])
+		}
+		if b.cookie("keygate_session") != "" {
+			t.Errorf("%s: a session was started", creds[0])
+		}
+	}
+}
+
+// loginFormThrottling: past the user's budget the form answers 429 with
+// Retry-After, still showing the form.
+func loginFormThrottling(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	hidden := b.loginForm(t, "/login")
+	var r reply
+	for range 4 {
+		r = b.submit(t, "/login", hidden, "username", "carol-target", "password", "wrong password")
+	}
+	if r.status != http.StatusTooManyRequests || r.hdr.Get("Retry-After") == "" || !strings.Contains(string(r.body), "Too many failed attempts") {
+		t.Fatalf("after 4 failures: %d Retry-After %q", r.status, r.hdr.Get("Retry-After"))
+	}
+	brLoginPage(t, reply{status: 200, body: r.body})
+}
+
+// loginFormCookies checks the session and CSRF cookies' attributes over http.
+func loginFormCookies(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	r0 := b.get(t, "/login")
+	hidden := brLoginPage(t, r0)
+	r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
+	sc := brSetCookie(t, r, "keygate_session")
+	if !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Secure || sc.Path != "/" || sc.MaxAge != 86400 || len(sc.Value) != 43 {
+		t.Errorf("session cookie %+v", sc)
+	}
+	cc := brSetCookie(t, r0, "keygate_csrf")
+	if !cc.HttpOnly || cc.SameSite != http.SameSiteStrictMode || cc.Secure || cc.Path != "/" {
+		t.Errorf("CSRF cookie %+v", cc)
+	}
+}
+
+// loginFormSessionFixation: neither a made-up session id nor another
+// user's real one, planted before login, is the session after it.
+func loginFormSessionFixation(t *testing.T, e *brEnv) {
+	// A value the attacker made up is not adopted.
+	victim := e.browser(t)
+	const planted = "attacker-chosen-session-value-0123456789ab"
+	hidden := victim.loginForm(t, "/login")
+	victim.setCookie("keygate_session", planted)
+	if r := victim.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %s", r)
+	}
+	got := victim.cookie("keygate_session")
+	if got == "" || got == planted {
+		t.Fatalf("session cookie after login %q: the planted value was adopted", got)
+	}
+	attacker := e.browser(t)
+	attacker.setCookie("keygate_session", planted)
+	if r := attacker.get(t, "/account"); r.status != http.StatusSeeOther {
+		t.Errorf("the planted value opens /account: %s", r)
 	}
 
-	t.Run("page: labels, autocomplete, security headers, no script", func(t *testing.T) {
-		r := e.browser(t).get(t, "/login")
-		brLoginPage(t, r)
-		for _, want := range []string{`<label for="username">`, `<label for="password">`, `id="username" name="username"`,
-			`autocomplete="username"`, `autocomplete="current-password"`, `type="password"`, `href="/signup"`,
-			`<meta name="viewport"`, `/static/style.css`} {
-			if !strings.Contains(string(r.body), want) {
-				t.Errorf("login page lacks %s", want)
-			}
-		}
-		if strings.Contains(strings.ToLower(string(r.body)), "<script") {
-			t.Error("login page has a script")
-		}
-		for h, want := range map[string]string{"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-			"Content-Security-Policy": "frame-ancestors 'none'", "Content-Type": "text/html"} {
-			if !strings.Contains(r.hdr.Get(h), want) {
-				t.Errorf("%s %q, want %q", h, r.hdr.Get(h), want)
-			}
-		}
-		css := e.browser(t).get(t, "/static/style.css")
-		if css.status != 200 || !strings.HasPrefix(css.hdr.Get("Content-Type"), "text/css") {
-			t.Errorf("stylesheet: %d %s", css.status, css.hdr.Get("Content-Type"))
-		}
-	})
+	// Nor is a real session: the attacker logs in as bob and plants his
+	// own session id; the victim then logs in as alice.
+	attacker = e.browser(t)
+	h := attacker.loginForm(t, "/login")
+	attacker.submit(t, "/login", h, "username", "bob", "password", brBobPW)
+	bobs := attacker.cookie("keygate_session")
+	victim = e.browser(t)
+	hidden = victim.loginForm(t, "/login")
+	victim.setCookie("keygate_session", bobs)
+	if r := victim.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %s", r)
+	}
+	if got := victim.cookie("keygate_session"); got == bobs || got == "" {
+		t.Fatalf("the victim's session id after login is the planted one")
+	}
+	if acc := attacker.get(t, "/account"); strings.Contains(string(acc.body), "alice@example.com") || acc.status != http.StatusSeeOther {
+		t.Errorf("the planted session id now opens the victim's account: %s", acc)
+	}
+}
 
-	t.Run("CSRF token missing or wrong", func(t *testing.T) {
+// loginFormLoggedIn: a logged-in browser is sent from /login to /account,
+// which shows the user.
+func loginFormLoggedIn(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	hidden := b.loginForm(t, "/login")
+	r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
+	if loc := r.hdr.Get("Location"); loc != "/account" {
+		t.Fatalf("after login: Location %q, want /account", loc)
+	}
+	if loc := b.get(t, "/login").hdr.Get("Location"); loc != "/account" {
+		t.Errorf("GET /login when logged in: Location %q, want /account", loc)
+	}
+	acc := b.get(t, "/account")
+	for _, want := range []string{"alice", "Alice Liddell", "alice@example.com", `action="/logout"`, `name="csrf"`} {
+		if !strings.Contains(string(acc.body), want) {
+			t.Errorf("account page lacks %s", want)
+		}
+	}
+}
+
+// loginFormOpenRedirects: return_to never leaves the site; a local one
+// is followed.
+func loginFormOpenRedirects(t *testing.T, e *brEnv) {
+	for _, evil := range []string{"//evil.example", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
+		"/\t/evil.example", "http:evil.example", "javascript:alert(1)", "evil.example", "///evil.example", "/%0a/evil.example\n"} {
 		b := e.browser(t)
-		hidden := loginForm(t, b, "/login")
-		creds := []string{"username", "alice", "password", brAlicePW}
-		for name, edit := range map[string]func(url.Values){
-			"missing": func(v url.Values) { v.Del("csrf") },
-			"empty":   func(v url.Values) { v.Set("csrf", "") },
-			"wrong":   func(v url.Values) { v.Set("csrf", strings.Repeat("x", 32)) },
-		} {
-			h := url.Values{}
-			for k, v := range hidden {
-				h[k] = v
-			}
-			edit(h)
-			r := b.submit(t, "/login", h, creds...)
-			brWantPage(t, r, http.StatusForbidden, "did not come from this site")
-			if b.cookie("keygate_session") != "" {
-				t.Fatalf("CSRF %s: a session was started", name)
-			}
+		hidden := b.loginForm(t, "/login?"+url.Values{"return_to": {evil}}.Encode())
+		if hidden.Get("return_to") != "" {
+			t.Errorf("return_to %q kept in the form", evil)
 		}
-		// The right token without the cookie it must match.
-		fresh := e.browser(t)
-		brWantPage(t, fresh.submit(t, "/login", hidden, creds...), http.StatusForbidden, "did not come from this site")
-		// A cross-site POST is refused even with a good token.
-		r := b.do(t, http.MethodPost, "/login", func() url.Values {
-			v := url.Values{"username": {"alice"}, "password": {brAlicePW}}
-			v.Set("csrf", hidden.Get("csrf"))
-			return v
-		}(), map[string]string{"Sec-Fetch-Site": "cross-site"})
-		brWantPage(t, r, http.StatusForbidden, "did not come from this site")
-		// Signup and logout check it too.
-		brWantPage(t, b.post(t, "/signup", url.Values{"username": {"mallory"}, "password": {"a long password"}}), http.StatusForbidden, "")
-		brWantPage(t, b.post(t, "/logout", url.Values{}), http.StatusForbidden, "")
-		// And with the token, the same form logs in.
-		if r := b.submit(t, "/login", hidden, creds...); r.status != http.StatusSeeOther {
-			t.Fatalf("login with the token: %s", r)
-		}
-	})
-
-	t.Run("wrong password: one generic message, username kept", func(t *testing.T) {
-		b := e.browser(t)
-		hidden := loginForm(t, b, "/login")
-		for _, creds := range [][2]string{{"bob", "not bob's password"}, {"nobody-here", "whatever it is"}} {
-			r := b.submit(t, "/login", hidden, "username", creds[0], "password", creds[1])
-			brLoginPage(t, r)
-			if !strings.Contains(string(r.body), "Invalid username or password.") {
-				t.Errorf("%s: no error message: %s", creds[0], r.body)
-			}
-			if !strings.Contains(string(r.body), `value="`+creds[0]+`"`) {
-				t.Errorf("%s: the username is not kept", creds[0])
-			}
-			if strings.Contains(string(r.body), creds[1]) {
-				t.Errorf("%s: the password is echoed", creds[0])
-			}
-			if b.cookie("keygate_session") != "" {
-				t.Errorf("%s: a session was started", creds[0])
-			}
-		}
-	})
-
-	t.Run("throttling: 429 with Retry-After, even for the right password", func(t *testing.T) {
-		b := e.browser(t)
-		hidden := loginForm(t, b, "/login")
-		var r reply
-		for range 4 {
-			r = b.submit(t, "/login", hidden, "username", "carol-target", "password", "wrong password")
-		}
-		if r.status != http.StatusTooManyRequests || r.hdr.Get("Retry-After") == "" || !strings.Contains(string(r.body), "Too many failed attempts") {
-			t.Fatalf("after 4 failures: %d Retry-After %q", r.status, r.hdr.Get("Retry-After"))
-		}
-		brLoginPage(t, reply{status: 200, body: r.body})
-	})
-
-	t.Run("cookies: session HttpOnly SameSite=Lax, CSRF SameSite=Strict, not Secure over http", func(t *testing.T) {
-		b := e.browser(t)
-		r0 := b.get(t, "/login")
-		hidden := brLoginPage(t, r0)
-		r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
-		sc := brSetCookie(t, r, "keygate_session")
-		if !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Secure || sc.Path != "/" || sc.MaxAge != 86400 || len(sc.Value) != 43 {
-			t.Errorf("session cookie %+v", sc)
-		}
-		cc := brSetCookie(t, r0, "keygate_csrf")
-		if !cc.HttpOnly || cc.SameSite != http.SameSiteStrictMode || cc.Secure || cc.Path != "/" {
-			t.Errorf("CSRF cookie %+v", cc)
-		}
-	})
-
-	t.Run("session fixation: a cookie set before login is never the session after it", func(t *testing.T) {
-		// A value the attacker made up is not adopted.
-		victim := e.browser(t)
-		const planted = "attacker-chosen-session-value-0123456789ab"
-		hidden := loginForm(t, victim, "/login")
-		victim.setCookie("keygate_session", planted)
-		if r := victim.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW); r.status != http.StatusSeeOther {
-			t.Fatalf("login: %s", r)
-		}
-		got := victim.cookie("keygate_session")
-		if got == "" || got == planted {
-			t.Fatalf("session cookie after login %q: the planted value was adopted", got)
-		}
-		attacker := e.browser(t)
-		attacker.setCookie("keygate_session", planted)
-		if r := attacker.get(t, "/account"); r.status != http.StatusSeeOther {
-			t.Errorf("the planted value opens /account: %s", r)
-		}
-
-		// Nor is a real session: the attacker logs in as bob and plants his
-		// own session id; the victim then logs in as alice.
-		attacker = e.browser(t)
-		h := loginForm(t, attacker, "/login")
-		attacker.submit(t, "/login", h, "username", "bob", "password", brBobPW)
-		bobs := attacker.cookie("keygate_session")
-		victim = e.browser(t)
-		hidden = loginForm(t, victim, "/login")
-		victim.setCookie("keygate_session", bobs)
-		if r := victim.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW); r.status != http.StatusSeeOther {
-			t.Fatalf("login: %s", r)
-		}
-		if got := victim.cookie("keygate_session"); got == bobs || got == "" {
-			t.Fatalf("the victim's session id after login is the planted one")
-		}
-		if acc := attacker.get(t, "/account"); strings.Contains(string(acc.body), "alice@example.com") || acc.status != http.StatusSeeOther {
-			t.Errorf("the planted session id now opens the victim's account: %s", acc)
-		}
-	})
-
-	t.Run("logged in: GET /login goes to /account; the account page shows the user", func(t *testing.T) {
-		b := e.browser(t)
-		hidden := loginForm(t, b, "/login")
+		hidden.Set("return_to", evil) // and forced into the POST
 		r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
 		if loc := r.hdr.Get("Location"); loc != "/account" {
-			t.Fatalf("after login: Location %q, want /account", loc)
+			t.Errorf("return_to %q: Location %q, want /account", evil, loc)
 		}
-		if loc := b.get(t, "/login").hdr.Get("Location"); loc != "/account" {
-			t.Errorf("GET /login when logged in: Location %q, want /account", loc)
+		if loc := b.get(t, "/login?"+url.Values{"return_to": {evil}}.Encode()).hdr.Get("Location"); loc != "/account" {
+			t.Errorf("logged in, return_to %q: Location %q, want /account", evil, loc)
 		}
-		acc := b.get(t, "/account")
-		for _, want := range []string{"alice", "Alice Liddell", "alice@example.com", `action="/logout"`, `name="csrf"`} {
-			if !strings.Contains(string(acc.body), want) {
-				t.Errorf("account page lacks %s", want)
-			}
-		}
-	})
+	}
+	b := e.browser(t)
+	hidden := b.loginForm(t, "/login?return_to=%2Faccount%3Fx%3D1")
+	if loc := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW).hdr.Get("Location"); loc != "/account?x=1" {
+		t.Errorf("local return_to: Location %q", loc)
+	}
+}
 
-	t.Run("open redirects through return_to are ignored", func(t *testing.T) {
-		for _, evil := range []string{"//evil.example", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
-			"/\t/evil.example", "http:evil.example", "javascript:alert(1)", "evil.example", "///evil.example", "/%0a/evil.example\n"} {
-			b := e.browser(t)
-			hidden := loginForm(t, b, "/login?"+url.Values{"return_to": {evil}}.Encode())
-			if hidden.Get("return_to") != "" {
-				t.Errorf("return_to %q kept in the form", evil)
-			}
-			hidden.Set("return_to", evil) // and forced into the POST
-			r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
-			if loc := r.hdr.Get("Location"); loc != "/account" {
-				t.Errorf("return_to %q: Location %q, want /account", evil, loc)
-			}
-			if loc := b.get(t, "/login?"+url.Values{"return_to": {evil}}.Encode()).hdr.Get("Location"); loc != "/account" {
-				t.Errorf("logged in, return_to %q: Location %q, want /account", evil, loc)
-			}
-		}
-		b := e.browser(t)
-		hidden := loginForm(t, b, "/login?return_to=%2Faccount%3Fx%3D1")
-		if loc := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW).hdr.Get("Location"); loc != "/account?x=1" {
-			t.Errorf("local return_to: Location %q", loc)
-		}
-	})
+// loginFormLogout: logout clears the cookie and ends the session server-side.
+func loginFormLogout(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	hidden := b.loginForm(t, "/login")
+	b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
+	old := b.cookie("keygate_session")
+	acc := b.get(t, "/account")
+	r := b.submit(t, "/logout", brHiddenFields(t, acc))
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.hdr.Get("Location"), "/login") {
+		t.Fatalf("logout: %s %v", r, r.hdr)
+	}
+	if b.cookie("keygate_session") != "" {
+		t.Error("session cookie not cleared")
+	}
+	if loc := b.get(t, "/account").hdr.Get("Location"); loc != "/login?return_to=%2Faccount" {
+		t.Errorf("/account after logout: Location %q", loc)
+	}
+	replay := e.browser(t)
+	replay.setCookie("keygate_session", old)
+	if r := replay.get(t, "/account"); r.status != http.StatusSeeOther {
+		t.Errorf("the logged-out session id still opens /account: %s", r)
+	}
+	if !strings.Contains(string(b.get(t, "/login?logged_out=1").body), "logged out") {
+		t.Error("no logout notice")
+	}
+}
 
-	t.Run("logout ends the session", func(t *testing.T) {
-		b := e.browser(t)
-		hidden := loginForm(t, b, "/login")
-		b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
-		old := b.cookie("keygate_session")
-		acc := b.get(t, "/account")
-		r := b.submit(t, "/logout", brHiddenFields(t, acc))
-		if r.status != http.StatusSeeOther || !strings.HasPrefix(r.hdr.Get("Location"), "/login") {
-			t.Fatalf("logout: %s %v", r, r.hdr)
-		}
-		if b.cookie("keygate_session") != "" {
-			t.Error("session cookie not cleared")
-		}
-		if loc := b.get(t, "/account").hdr.Get("Location"); loc != "/login?return_to=%2Faccount" {
-			t.Errorf("/account after logout: Location %q", loc)
-		}
-		replay := e.browser(t)
-		replay.setCookie("keygate_session", old)
-		if r := replay.get(t, "/account"); r.status != http.StatusSeeOther {
-			t.Errorf("the logged-out session id still opens /account: %s", r)
-		}
-		if !strings.Contains(string(b.get(t, "/login?logged_out=1").body), "logged out") {
-			t.Error("no logout notice")
-		}
-	})
-
-	t.Run("tampered login request", func(t *testing.T) {
-		b := e.browser(t)
-		_, ch := brPKCE("t")
-		hidden := brLoginPage(t, b.get(t, "/authorize?"+brAuthParams("webapp", brAppCB, ch).Encode()))
-		req := hidden.Get("request")
-		parts := strings.Split(req, ".")
-		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-		forged := strings.Replace(string(payload), "app.example", "evil.example", 1)
-		hidden.Set("request", parts[0]+"."+base64.RawURLEncoding.EncodeToString([]byte(forged))+"."+parts[2])
-		r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
-		brWantPage(t, r, http.StatusBadRequest, "no longer valid")
-		if b.cookie("keygate_session") != "" {
-			t.Error("a session was started with a forged request")
-		}
-	})
+// loginFormTamperedRequest: a login form whose signed authorization
+// request was edited is refused, and no session starts.
+func loginFormTamperedRequest(t *testing.T, e *brEnv) {
+	b := e.browser(t)
+	_, ch := brPKCE("t")
+	hidden := brLoginPage(t, b.get(t, "/authorize?"+brAuthParams("webapp", brAppCB, ch).Encode()))
+	req := hidden.Get("request")
+	parts := strings.Split(req, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := strings.Replace(string(payload), "app.example", "evil.example", 1)
+	hidden.Set("request", parts[0]+"."+base64.RawURLEncoding.EncodeToString([]byte(forged))+"."+parts[2])
+	r := b.submit(t, "/login", hidden, "username", "alice", "password", brAlicePW)
+	brWantPage(t, r, http.StatusBadRequest, "no longer valid")
+	if b.cookie("keygate_session") != "" {
+		t.Error("a session was started with a forged request")
+	}
 }
 
 // TestSessionTimeouts: idle and absolute.

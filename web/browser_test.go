@@ -265,119 +265,10 @@ func TestBrowserLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("code flow with PKCE through the login form", func(t *testing.T) {
-		tab := newTab(t)
-		do(t, tab, "start at the relying party",
-			chromedp.Navigate(rp.srv.URL+"/start"),
-			chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
-		)
-		if loc := location(t, tab); !strings.HasPrefix(loc, kg.URL+"/authorize?") {
-			t.Fatalf("the login form is at %s, want Keygate's /authorize", loc)
-		}
-		if h := text(t, tab, "h1"); !strings.Contains(h, "Example App") {
-			t.Errorf("login heading %q does not name the client", h)
-		}
-		if os.Getenv("KEYGATE_UPDATE_SCREENSHOT") == "1" {
-			saveScreenshot(t, tab)
-		}
-		fillLogin(t, tab, "alice", brAlicePW)
-		do(t, tab, "land on the relying party", chromedp.WaitVisible(chromedp.CSS(`#result`)))
-		if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
-			t.Fatalf("relying party says %q", got)
-		}
-		if loc := location(t, tab); !strings.HasPrefix(loc, rp.srv.URL+"/callback?") {
-			t.Errorf("landed on %s, want the redirect URI", loc)
-		}
-		res := rp.lastResult(t)
-		if res.Subject != alice.ID || res.Audience != "webapp" || res.Nonce == "" || !res.HasRefresh {
-			t.Errorf("relying party result %+v", res)
-		}
-		for k, want := range map[string]any{"email": "alice@example.com", "name": "Alice Liddell", "preferred_username": "alice"} {
-			if res.IDClaims[k] != want || res.UserInfo[k] != want {
-				t.Errorf("%s: id_token %v, userinfo %v, want %v", k, res.IDClaims[k], res.UserInfo[k], want)
-			}
-		}
-		if _, ok := res.IDClaims["auth_time"]; !ok {
-			t.Error("id_token without auth_time")
-		}
-
-		// Single sign-on: a second login at the app needs no form.
-		do(t, tab, "log in again", chromedp.Navigate(rp.srv.URL+"/start"), chromedp.WaitVisible(chromedp.CSS(`#result`)))
-		if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
-			t.Errorf("second login: %q", got)
-		}
-	})
-
-	t.Run("wrong password shows the error and keeps the username", func(t *testing.T) {
-		tab := newTab(t)
-		do(t, tab, "open the login page", chromedp.Navigate(rp.srv.URL+"/start"))
-		fillLogin(t, tab, "alice", "not alice's password")
-		do(t, tab, "see the error", chromedp.WaitVisible(chromedp.CSS(`p.error`)))
-		if got := text(t, tab, "p.error"); got != "Invalid username or password." {
-			t.Errorf("error %q", got)
-		}
-		user, _ := chromedp.Run(tab, chromedp.Value(chromedp.CSS(`input[name=username]`)))
-		pw, _ := chromedp.Run(tab, chromedp.Value(chromedp.CSS(`input[name=password]`)))
-		if user != "alice" || pw != "" {
-			t.Errorf("after a failure the form holds username %q, password %q; want alice and nothing", user, pw)
-		}
-		// The form still works, and still leads to the app.
-		fillLogin(t, tab, "", brAlicePW)
-		do(t, tab, "land on the relying party", chromedp.WaitVisible(chromedp.CSS(`#result`)))
-		if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
-			t.Errorf("relying party says %q", got)
-		}
-	})
-
-	t.Run("signup then login", func(t *testing.T) {
-		tab := newTab(t)
-		do(t, tab, "follow the sign-up link from the app's login page",
-			chromedp.Navigate(rp.srv.URL+"/start"),
-			chromedp.WaitVisible(chromedp.CSS(`a[href^="/signup"]`)),
-			chromedp.Click(chromedp.CSS(`a[href^="/signup"]`)),
-			chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
-			chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "zoe"),
-			chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "zoe@example.com"),
-			chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "Zoe Zebra"),
-			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "zoe's long passphrase"),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-			chromedp.WaitVisible(chromedp.CSS(`#result`)),
-		)
-		if got := text(t, tab, "#result"); got != "Hello, Zoe Zebra" {
-			t.Fatalf("after signup the relying party says %q", got)
-		}
-		// Another browser: log in with the new account.
-		other := newTab(t)
-		do(t, other, "open the login page", chromedp.Navigate(rp.srv.URL+"/start"))
-		fillLogin(t, other, "zoe@example.com", "zoe's long passphrase")
-		do(t, other, "land on the relying party", chromedp.WaitVisible(chromedp.CSS(`#result`)))
-		if got := text(t, other, "#result"); got != "Hello, Zoe Zebra" {
-			t.Errorf("login with the new account: %q", got)
-		}
-	})
-
-	t.Run("logout ends the session", func(t *testing.T) {
-		tab := newTab(t)
-		do(t, tab, "open /login", chromedp.Navigate(kg.URL+"/login"))
-		fillLogin(t, tab, "alice", brAlicePW)
-		do(t, tab, "see the account page", chromedp.WaitVisible(chromedp.CSS(`dl`)))
-		if acc := text(t, tab, "main"); !strings.Contains(acc, "alice@example.com") || !strings.Contains(acc, "Alice Liddell") {
-			t.Errorf("account page: %q", acc)
-		}
-		do(t, tab, "log out",
-			chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
-			chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
-		)
-		do(t, tab, "visit /account", chromedp.Navigate(kg.URL+"/account"), chromedp.WaitVisible(chromedp.CSS(`input[name=password]`)))
-		if loc := location(t, tab); !strings.HasPrefix(loc, kg.URL+"/login") {
-			t.Errorf("/account after logout shows %s, want the login page", loc)
-		}
-		// The app's next login asks for the password again.
-		do(t, tab, "log in at the app", chromedp.Navigate(rp.srv.URL+"/start"), chromedp.WaitVisible(chromedp.CSS(`input[name=password]`)))
-		if loc := location(t, tab); !strings.HasPrefix(loc, kg.URL+"/authorize?") {
-			t.Errorf("after logout the app's login goes to %s", loc)
-		}
-	})
+	t.Run("code flow with PKCE through the login form", func(t *testing.T) { browserCodeFlow(t, newTab, kg, rp, alice.ID) })
+	t.Run("wrong password shows the error and keeps the username", func(t *testing.T) { browserWrongPassword(t, newTab, rp) })
+	t.Run("signup then login", func(t *testing.T) { browserSignup(t, newTab, rp) })
+	t.Run("logout ends the session", func(t *testing.T) { browserLogout(t, newTab, kg, rp) })
 
 	rp.mu.Lock()
 	if left := len(rp.pending); left > 1 { // the logout subtest leaves one flow unfinished
@@ -387,6 +278,129 @@ func TestBrowserLogin(t *testing.T) {
 		t.Error("an id_token for another audience")
 	}
 	rp.mu.Unlock()
+}
+
+// browserCodeFlow: the relying party's login goes through Keygate's form and
+// back with alice's claims in the ID token and userinfo; the second login needs
+// no form (single sign-on).
+func browserCodeFlow(t *testing.T, newTab func(t *testing.T) context.Context, kg *kgtest.Server, rp *relyingParty, aliceID string) {
+	tab := newTab(t)
+	do(t, tab, "start at the relying party",
+		chromedp.Navigate(rp.srv.URL+"/start"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+	)
+	if loc := location(t, tab); !strings.HasPrefix(loc, kg.URL+"/authorize?") {
+		t.Fatalf("the login form is at %s, want Keygate's /authorize", loc)
+	}
+	if h := text(t, tab, "h1"); !strings.Contains(h, "Example App") {
+		t.Errorf("login heading %q does not name the client", h)
+	}
+	if os.Getenv("KEYGATE_UPDATE_SCREENSHOT") == "1" {
+		saveScreenshot(t, tab)
+	}
+	fillLogin(t, tab, "alice", brAlicePW)
+	do(t, tab, "land on the relying party", chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
+		t.Fatalf("relying party says %q", got)
+	}
+	if loc := location(t, tab); !strings.HasPrefix(loc, rp.srv.URL+"/callback?") {
+		t.Errorf("landed on %s, want the redirect URI", loc)
+	}
+	res := rp.lastResult(t)
+	if res.Subject != aliceID || res.Audience != "webapp" || res.Nonce == "" || !res.HasRefresh {
+		t.Errorf("relying party result %+v", res)
+	}
+	for k, want := range map[string]any{"email": "alice@example.com", "name": "Alice Liddell", "preferred_username": "alice"} {
+		if res.IDClaims[k] != want || res.UserInfo[k] != want {
+			t.Errorf("%s: id_token %v, userinfo %v, want %v", k, res.IDClaims[k], res.UserInfo[k], want)
+		}
+	}
+	if _, ok := res.IDClaims["auth_time"]; !ok {
+		t.Error("id_token without auth_time")
+	}
+
+	// Single sign-on: a second login at the app needs no form.
+	do(t, tab, "log in again", chromedp.Navigate(rp.srv.URL+"/start"), chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
+		t.Errorf("second login: %q", got)
+	}
+}
+
+// browserWrongPassword: a wrong password shows the error, keeps the username
+// and clears the password; the form still leads to the app.
+func browserWrongPassword(t *testing.T, newTab func(t *testing.T) context.Context, rp *relyingParty) {
+	tab := newTab(t)
+	do(t, tab, "open the login page", chromedp.Navigate(rp.srv.URL+"/start"))
+	fillLogin(t, tab, "alice", "not alice's password")
+	do(t, tab, "see the error", chromedp.WaitVisible(chromedp.CSS(`p.error`)))
+	if got := text(t, tab, "p.error"); got != "Invalid username or password." {
+		t.Errorf("error %q", got)
+	}
+	user, _ := chromedp.Run(tab, chromedp.Value(chromedp.CSS(`input[name=username]`)))
+	pw, _ := chromedp.Run(tab, chromedp.Value(chromedp.CSS(`input[name=password]`)))
+	if user != "alice" || pw != "" {
+		t.Errorf("after a failure the form holds username %q, password %q; want alice and nothing", user, pw)
+	}
+	// The form still works, and still leads to the app.
+	fillLogin(t, tab, "", brAlicePW)
+	do(t, tab, "land on the relying party", chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	if got := text(t, tab, "#result"); got != "Hello, Alice Liddell" {
+		t.Errorf("relying party says %q", got)
+	}
+}
+
+// browserSignup: signing up from the app's login page lands on the app, and the
+// new account logs in from another browser.
+func browserSignup(t *testing.T, newTab func(t *testing.T) context.Context, rp *relyingParty) {
+	tab := newTab(t)
+	do(t, tab, "follow the sign-up link from the app's login page",
+		chromedp.Navigate(rp.srv.URL+"/start"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href^="/signup"]`)),
+		chromedp.Click(chromedp.CSS(`a[href^="/signup"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=email]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "zoe"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "zoe@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "Zoe Zebra"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "zoe's long passphrase"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#result`)),
+	)
+	if got := text(t, tab, "#result"); got != "Hello, Zoe Zebra" {
+		t.Fatalf("after signup the relying party says %q", got)
+	}
+	// Another browser: log in with the new account.
+	other := newTab(t)
+	do(t, other, "open the login page", chromedp.Navigate(rp.srv.URL+"/start"))
+	fillLogin(t, other, "zoe@example.com", "zoe's long passphrase")
+	do(t, other, "land on the relying party", chromedp.WaitVisible(chromedp.CSS(`#result`)))
+	if got := text(t, other, "#result"); got != "Hello, Zoe Zebra" {
+		t.Errorf("login with the new account: %q", got)
+	}
+}
+
+// browserLogout: logging out of Keygate ends the session; /account and the app's
+// next login ask for the password again.
+func browserLogout(t *testing.T, newTab func(t *testing.T) context.Context, kg *kgtest.Server, rp *relyingParty) {
+	tab := newTab(t)
+	do(t, tab, "open /login", chromedp.Navigate(kg.URL+"/login"))
+	fillLogin(t, tab, "alice", brAlicePW)
+	do(t, tab, "see the account page", chromedp.WaitVisible(chromedp.CSS(`dl`)))
+	if acc := text(t, tab, "main"); !strings.Contains(acc, "alice@example.com") || !strings.Contains(acc, "Alice Liddell") {
+		t.Errorf("account page: %q", acc)
+	}
+	do(t, tab, "log out",
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
+	)
+	do(t, tab, "visit /account", chromedp.Navigate(kg.URL+"/account"), chromedp.WaitVisible(chromedp.CSS(`input[name=password]`)))
+	if loc := location(t, tab); !strings.HasPrefix(loc, kg.URL+"/login") {
+		t.Errorf("/account after logout shows %s, want the login page", loc)
+	}
+	// The app's next login asks for the password again.
+	do(t, tab, "log in at the app", chromedp.Navigate(rp.srv.URL+"/start"), chromedp.WaitVisible(chromedp.CSS(`input[name=password]`)))
+	if loc := location(t, tab); !strings.HasPrefix(loc, kg.URL+"/authorize?") {
+		t.Errorf("after logout the app's login goes to %s", loc)
+	}
 }
 
 // saveScreenshot writes docs/login.png from the login page, at a phone-ish

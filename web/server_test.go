@@ -43,6 +43,16 @@ var admin = map[string]string{"Authorization": "Bearer " + adminToken}
 
 func TestJWKSRoutes(t *testing.T) {
 	h := start(t, adminToken)
+	etag, b1 := h.wantJWKSRoutes(t)
+	h.wantJWKSMembers(t, b1)
+	h.wantJWKSConditional(t, etag)
+	h.wantJWKSETagFollowsKeys(t, etag, b1)
+}
+
+// wantJWKSRoutes checks /jwks and /.well-known/jwks.json serve the same set
+// with the same caching headers and a strong ETag, and returns the ETag and
+// the set.
+func (h *harness) wantJWKSRoutes(t *testing.T) (string, []byte) {
 	r1, b1 := h.do(t, "GET", "/jwks", nil, nil)
 	r2, b2 := h.do(t, "GET", "/.well-known/jwks.json", nil, nil)
 	if r1.StatusCode != 200 || r2.StatusCode != 200 || !bytes.Equal(b1, b2) || r1.Header.Get("ETag") != r2.Header.Get("ETag") {
@@ -57,8 +67,13 @@ func TestJWKSRoutes(t *testing.T) {
 	if !strings.HasPrefix(etag, `"`) {
 		t.Errorf("ETag %q is not a strong validator", etag)
 	}
+	return etag, b1
+}
 
-	// Exactly kty, kid, use, alg, n, e per key: nothing private, nothing else.
+// wantJWKSMembers checks the set b1 publishes the active and next keys with
+// exactly kty, kid, use, alg, n, e each (nothing private, nothing else), and
+// that jwx parses it.
+func (h *harness) wantJWKSMembers(t *testing.T, b1 []byte) {
 	var doc struct{ Keys []map[string]any }
 	if err := json.Unmarshal(b1, &doc); err != nil {
 		t.Fatal(err)
@@ -78,8 +93,11 @@ func TestJWKSRoutes(t *testing.T) {
 	if set, err := jwk.Parse(b1); err != nil || set.Len() != 2 {
 		t.Fatalf("jwx cannot parse the set: %v", err)
 	}
+}
 
-	// Conditional and HEAD requests.
+// wantJWKSConditional checks conditional and HEAD requests on /jwks, and that
+// POST is not allowed.
+func (h *harness) wantJWKSConditional(t *testing.T, etag string) {
 	if r, b := h.do(t, "GET", "/jwks", map[string]string{"If-None-Match": etag}, nil); r.StatusCode != 304 || len(b) != 0 {
 		t.Errorf("If-None-Match with the current ETag: %d, %d bytes", r.StatusCode, len(b))
 	}
@@ -92,7 +110,11 @@ func TestJWKSRoutes(t *testing.T) {
 	if r, _ := h.do(t, "POST", "/jwks", nil, nil); r.StatusCode != 405 {
 		t.Errorf("POST /jwks: %d, want 405", r.StatusCode)
 	}
+}
 
+// wantJWKSETagFollowsKeys checks the ETag stays while the key set does and
+// changes with a rotation.
+func (h *harness) wantJWKSETagFollowsKeys(t *testing.T, etag string, b1 []byte) {
 	// The ETag does not change without a key-set change ...
 	if _, err := h.mgr.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package web_test
 // crossed by advancing it, never by sleeping.
 
 import (
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -229,35 +230,118 @@ func TestTokenEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
 	ck, _ := clientKeys()
-	tokenURL, now := e.URL+"/token", e.clock.Now().Unix()
+	tokenURL := e.URL + "/token"
+	te := &tkTokenEnv{tkEnv: e, ck: ck, tokenURL: tokenURL, now: e.clock.Now().Unix()}
+	for _, tc := range te.cases() {
+		t.Run(tc.name, func(t *testing.T) { te.run(t, tc) })
+	}
 
-	type check func(t *testing.T, tr tokenResponse, c accessClaims)
-	// keyedWith makes a private_key_jwt client_credentials request of client
-	// "keyed" whose assertion, signed with ck, has the usual claims edited by
-	// editClaims with kv.
-	keyedWith := func(kv ...any) func(t *testing.T) request {
-		return func(t *testing.T) request {
-			c := editClaims(e.assertionClaims("keyed", tokenURL), kv...)
-			return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
+	t.Run("GET is not allowed", func(t *testing.T) {
+		q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
+		res := e.do(t, request{method: http.MethodGet, path: "/token?" + q})
+		if res.status != http.StatusMethodNotAllowed || res.object(t)["error"] == nil {
+			t.Errorf("GET /token: %s, want 405 with a JSON error", res)
 		}
-	}
-	// bearerAs makes a jwt-bearer grant request whose assertion, signed with
-	// ck, has client id's usual claims edited by editClaims with kv.
-	bearerAs := func(id string, kv ...any) func(t *testing.T) request {
-		return func(t *testing.T) request {
-			c := editClaims(e.assertionClaims(id, tokenURL), kv...)
-			return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
+	})
+
+	t.Run("unknown client and wrong secret answer alike", func(t *testing.T) {
+		a := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"svc", "wrong"}})
+		b := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"nobody", "wrong"}})
+		if a.status != b.status || string(a.body) != string(b.body) {
+			t.Errorf("wrong secret %s, unknown client %s", a, b)
 		}
+	})
+
+	t.Run("private_key_jwt replay", func(t *testing.T) {
+		a := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
+		e.mustToken(t, request{form: withClientAssertion(formOf("grant_type", tkCC), a)})
+		res := e.do(t, request{path: "/token", form: withClientAssertion(formOf("grant_type", tkCC), a)})
+		wantOAuthError(t, res, 401, "invalid_client", "already used")
+		// The same jti in a jwt-bearer grant assertion is a replay too.
+		g := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
+		e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", g)})
+		wantOAuthError(t, e.do(t, request{path: "/token", form: formOf("grant_type", tkJWT, "assertion", g)}), 400, "invalid_grant", "already used")
+	})
+}
+
+// tkCase is a request to /token and the answer it must get: a §5.1 success
+// that check inspects, or a §5.2 error.
+type tkCase struct {
+	name   string
+	mk     func(t *testing.T) request
+	status int    // 200 or the error's
+	code   string // RFC 6749 §5.2 error
+	desc   string // in error_description
+	check  tkCheck
+}
+
+// tkCheck inspects a successful token response and its access token's claims.
+type tkCheck func(t *testing.T, tr tokenResponse, c accessClaims)
+
+// tkTokenEnv is a tkEnv with what TestTokenEndpoint's requests are made of.
+type tkTokenEnv struct {
+	*tkEnv
+	ck       *rsa.PrivateKey // the clients' key (clientKeys)
+	tokenURL string
+	now      int64 // the clock when the test began, in Unix seconds
+}
+
+// cases are every request TestTokenEndpoint makes, in order.
+func (e *tkTokenEnv) cases() []tkCase {
+	return slices.Concat(e.secretGrants(), e.keyGrants(), e.passwordGrants(), e.refreshGrants(), e.bearerGrants(),
+		e.malformed(), e.clientAuthRefusals(), e.keyRefusals(), e.grantRefusals(), e.passwordRefusals(),
+		e.refreshRefusals(), e.bearerRefusals())
+}
+
+// keyedWith makes a private_key_jwt client_credentials request of client
+// "keyed" whose assertion, signed with ck, has the usual claims edited by
+// editClaims with kv.
+func (e *tkTokenEnv) keyedWith(kv ...any) func(t *testing.T) request {
+	return func(t *testing.T) request {
+		c := editClaims(e.assertionClaims("keyed", e.tokenURL), kv...)
+		return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, c))}
 	}
-	cases := []struct {
-		name   string
-		mk     func(t *testing.T) request
-		status int    // 200 or the error's
-		code   string // RFC 6749 §5.2 error
-		desc   string // in error_description
-		check  check
-	}{
-		// Successes.
+}
+
+// bearerAs makes a jwt-bearer grant request whose assertion, signed with
+// ck, has client id's usual claims edited by editClaims with kv.
+func (e *tkTokenEnv) bearerAs(id string, kv ...any) func(t *testing.T) request {
+	return func(t *testing.T) request {
+		c := editClaims(e.assertionClaims(id, e.tokenURL), kv...)
+		return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, c))}
+	}
+}
+
+// run sends tc's request and checks the answer: the §5.2 error, or a §5.1
+// success whose access token the independent consumer accepts, with our
+// issuer and an exp matching expires_in, then tc.check.
+func (e *tkTokenEnv) run(t *testing.T, tc tkCase) {
+	r := tc.mk(t)
+	if r.path == "" {
+		r.path = "/token"
+	}
+	res := e.do(t, r)
+	if tc.status != http.StatusOK {
+		wantOAuthError(t, res, tc.status, tc.code, tc.desc)
+		return
+	}
+	if res.status != http.StatusOK {
+		t.Fatalf("%s", res)
+	}
+	tr := checkTokenResponse(t, res)
+	c := e.verify(t, tr.AccessToken)
+	if c.Iss != e.URL || c.Exp-e.clock.Now().Unix() != tr.ExpiresIn {
+		t.Errorf("iss %q, exp %d, expires_in %d", c.Iss, c.Exp, tr.ExpiresIn)
+	}
+	if tc.check != nil {
+		tc.check(t, tr, c)
+	}
+}
+
+// secretGrants are the client_credentials successes with a client secret,
+// however sent.
+func (e *tkTokenEnv) secretGrants() []tkCase {
+	return []tkCase{
 		{name: "client_credentials, client_secret_basic", status: 200,
 			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkCC), basic: e.basic("svc")} },
 			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
@@ -265,7 +349,7 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("response: %+v", tr)
 				}
 				if c.Sub != "svc" || c.ClientID != "svc" || c.Scope != "read write" || c.Exp-c.Iat != 300 ||
-					c.Nbf != c.Iat || !slices.Equal(c.Aud, []string{tkAPIAud, tkBillingAud}) || c.Iat != now {
+					c.Nbf != c.Iat || !slices.Equal(c.Aud, []string{tkAPIAud, tkBillingAud}) || c.Iat != e.now {
 					t.Errorf("claims: %+v (per-client ttl 5m, audience %s %s)", c, tkAPIAud, tkBillingAud)
 				}
 			}},
@@ -300,9 +384,15 @@ func TestTokenEndpoint(t *testing.T) {
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkCC), basic: e.basic("svc"), ctype: "application/x-www-form-urlencoded; charset=UTF-8"}
 			}},
+	}
+}
+
+// keyGrants are the client_credentials successes with private_key_jwt.
+func (e *tkTokenEnv) keyGrants() []tkCase {
+	return []tkCase{
 		{name: "client_credentials, private_key_jwt, aud = token endpoint", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			},
 			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != "keyed" || c.ClientID != "keyed" || !slices.Equal(c.Aud, []string{"keyed"}) ||
@@ -312,13 +402,19 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "private_key_jwt, aud = issuer", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", e.URL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.URL)))}
 			}},
 		{name: "private_key_jwt, aud an array, with client_id", status: 200,
 			mk: func(t *testing.T) request {
-				a := signRS256(t, ck, editClaims(e.assertionClaims("keyed", ""), "aud", []string{"https://elsewhere", tokenURL}))
+				a := signRS256(t, e.ck, editClaims(e.assertionClaims("keyed", ""), "aud", []string{"https://elsewhere", e.tokenURL}))
 				return request{form: withClientAssertion(formOf("grant_type", tkCC, "client_id", "keyed"), a)}
 			}},
+	}
+}
+
+// passwordGrants are the password grant's successes.
+func (e *tkTokenEnv) passwordGrants() []tkCase {
+	return []tkCase{
 		{name: "password, client_secret_basic", status: 200,
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("script")}
@@ -348,6 +444,12 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
+	}
+}
+
+// refreshGrants are the refresh_token grant's successes.
+func (e *tkTokenEnv) refreshGrants() []tkCase {
+	return []tkCase{
 		{name: "refresh_token, public client (none)", status: 200,
 			mk: func(t *testing.T) request {
 				rt := e.password(t, "pub", "bob", tkBobPW, "").RefreshToken
@@ -368,9 +470,16 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("response %+v, claims %+v", tr, c)
 				}
 			}},
+	}
+}
+
+// bearerGrants are the jwt-bearer grant's successes, alone or with client
+// authentication.
+func (e *tkTokenEnv) bearerGrants() []tkCase {
+	return []tkCase{
 		{name: "jwt-bearer, the assertion alone", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			},
 			check: func(t *testing.T, tr tokenResponse, c accessClaims) {
 				if c.Sub != "keyed" || c.ClientID != "keyed" || tr.RefreshToken != "" {
@@ -379,16 +488,20 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "jwt-bearer with private_key_jwt", status: 200,
 			mk: func(t *testing.T) request {
-				f := formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
-				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				f := formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))
+				return request{form: withClientAssertion(f, signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "jwt-bearer with client_secret_basic", status: 200,
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("keyed", e.URL))),
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.URL))),
 					basic: e.basic("keyed")}
 			}},
+	}
+}
 
-		// Malformed requests.
+// malformed are malformed requests.
+func (e *tkTokenEnv) malformed() []tkCase {
+	return []tkCase{
 		{name: "missing grant_type", status: 400, code: "invalid_request", desc: "grant_type",
 			mk: func(t *testing.T) request { return request{form: formOf("scope", "read"), basic: e.basic("svc")} }},
 		{name: "empty body without Content-Type", status: 400, code: "invalid_request",
@@ -426,8 +539,12 @@ func TestTokenEndpoint(t *testing.T) {
 				q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
 				return request{path: "/token?" + q, form: url.Values{}}
 			}},
+	}
+}
 
-		// Client authentication.
+// clientAuthRefusals are failed or ambiguous client authentication.
+func (e *tkTokenEnv) clientAuthRefusals() []tkCase {
+	return []tkCase{
 		{name: "wrong secret, client_secret_basic", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkCC), basic: []string{"svc", e.secret["svc"] + "x"}}
@@ -479,66 +596,70 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "two methods: Basic and client_assertion", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL))),
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL))),
 					basic: e.basic("keyed")}
 			}},
 		{name: "two methods: client_secret and client_assertion", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
 				f := formOf("grant_type", tkCC, "client_id", "keyed", "client_secret", e.secret["keyed"])
-				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(f, signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "client_id differs from the Basic user", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkCC, "client_id", "other"), basic: e.basic("svc")}
 			}},
+	}
+}
 
-		// private_key_jwt (RFC 7523 §2.2, §3).
+// keyRefusals are bad private_key_jwt assertions (RFC 7523 §2.2, §3).
+func (e *tkTokenEnv) keyRefusals() []tkCase {
+	return []tkCase{
 		{name: "private_key_jwt signed by another key", status: 401, code: "invalid_client", desc: "signature",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, otherKey, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt expired", status: 401, code: "invalid_client", desc: "expired",
-			mk: keyedWith("exp", e.clock.Now().Add(-5*time.Minute).Unix(),
+			mk: e.keyedWith("exp", e.clock.Now().Add(-5*time.Minute).Unix(),
 				"iat", e.clock.Now().Add(-6*time.Minute).Unix())},
 		{name: "private_key_jwt without exp", status: 401, code: "invalid_client", desc: "exp",
-			mk: keyedWith("exp", nil)},
+			mk: e.keyedWith("exp", nil)},
 		{name: "private_key_jwt exp too far ahead", status: 401, code: "invalid_client",
-			mk: keyedWith("exp", e.clock.Now().Add(30*24*time.Hour).Unix())},
+			mk: e.keyedWith("exp", e.clock.Now().Add(30*24*time.Hour).Unix())},
 		{name: "private_key_jwt without jti", status: 401, code: "invalid_client", desc: "jti",
-			mk: keyedWith("jti", nil)},
+			mk: e.keyedWith("jti", nil)},
 		{name: "private_key_jwt for another audience", status: 401, code: "invalid_client", desc: "aud",
 			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com/token")
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, c))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, c))}
 			}},
 		{name: "private_key_jwt without aud", status: 401, code: "invalid_client", desc: "aud",
-			mk: keyedWith("aud", nil)},
+			mk: e.keyedWith("aud", nil)},
 		{name: "private_key_jwt with sub != iss", status: 401, code: "invalid_client", desc: "sub",
-			mk: keyedWith("sub", "nojwt")},
+			mk: e.keyedWith("sub", "nojwt")},
 		{name: "private_key_jwt without sub", status: 401, code: "invalid_client", desc: "sub",
-			mk: keyedWith("sub", nil)},
+			mk: e.keyedWith("sub", nil)},
 		{name: "private_key_jwt HS256 keyed with the public key PEM", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
-				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
+				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, e.ck), e.assertionClaims("keyed", e.tokenURL))
 				return request{form: withClientAssertion(formOf("grant_type", tkCC), a)}
 			}},
 		{name: "private_key_jwt alg none", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
-				a := signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, e.assertionClaims("keyed", tokenURL))
+				a := signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, e.assertionClaims("keyed", e.tokenURL))
 				return request{form: withClientAssertion(formOf("grant_type", tkCC), a)}
 			}},
 		{name: "private_key_jwt from a client without keys", status: 401, code: "invalid_client", desc: "key",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("nokeys", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("nokeys", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt from an unknown client", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
-				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("nobody", tokenURL)))}
+				return request{form: withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("nobody", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt iss differs from client_id", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
 				f := formOf("grant_type", tkCC, "client_id", "nojwt")
-				return request{form: withClientAssertion(f, signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: withClientAssertion(f, signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "private_key_jwt not a JWT", status: 401, code: "invalid_client",
 			mk: func(t *testing.T) request {
@@ -546,16 +667,20 @@ func TestTokenEndpoint(t *testing.T) {
 			}},
 		{name: "wrong client_assertion_type", status: 400, code: "invalid_request", desc: "client_assertion_type",
 			mk: func(t *testing.T) request {
-				f := withClientAssertion(formOf("grant_type", tkCC), signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))
+				f := withClientAssertion(formOf("grant_type", tkCC), signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))
 				f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer")
 				return request{form: f}
 			}},
 		{name: "client_assertion without its type", status: 400, code: "invalid_request",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkCC, "client_assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkCC, "client_assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
+	}
+}
 
-		// Grants and scopes.
+// grantRefusals are grants and scopes the client may not have.
+func (e *tkTokenEnv) grantRefusals() []tkCase {
+	return []tkCase{
 		{name: "grant not allowed for the client", status: 400, code: "unauthorized_client",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "alice", "password", tkAlicePW), basic: e.basic("svc")}
@@ -570,8 +695,12 @@ func TestTokenEndpoint(t *testing.T) {
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "bob", "password", tkBobPW, "client_id", "pub", "scope", "openid read")}
 			}},
+	}
+}
 
-		// The password grant.
+// passwordRefusals are the password grant's refusals.
+func (e *tkTokenEnv) passwordRefusals() []tkCase {
+	return []tkCase{
 		{name: "password without username", status: 400, code: "invalid_request", desc: "username",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "password", tkAlicePW), basic: e.basic("script")}
@@ -588,8 +717,13 @@ func TestTokenEndpoint(t *testing.T) {
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkPW, "username", "mallory", "password", tkAlicePW), basic: e.basic("script")}
 			}},
+	}
+}
 
-		// The refresh_token grant (more in TestRefreshTokens).
+// refreshRefusals are the refresh_token grant's refusals (more in
+// TestRefreshTokens).
+func (e *tkTokenEnv) refreshRefusals() []tkCase {
+	return []tkCase{
 		{name: "refresh_token missing", status: 400, code: "invalid_request", desc: "refresh_token",
 			mk: func(t *testing.T) request {
 				return request{form: formOf("grant_type", tkRefresh), basic: e.basic("script")}
@@ -603,99 +737,53 @@ func TestTokenEndpoint(t *testing.T) {
 				rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
 				return request{form: formOf("grant_type", tkRefresh, "refresh_token", rt), basic: e.basic("svc")}
 			}},
+	}
+}
 
-		// The jwt-bearer grant (RFC 7523 §2.1, §3.1: a bad assertion is invalid_grant).
+// bearerRefusals are the jwt-bearer grant's refusals (RFC 7523 §2.1, §3.1: a
+// bad assertion is invalid_grant).
+func (e *tkTokenEnv) bearerRefusals() []tkCase {
+	return []tkCase{
 		{name: "jwt-bearer without assertion", status: 400, code: "invalid_request", desc: "assertion",
 			mk: func(t *testing.T) request { return request{form: formOf("grant_type", tkJWT)} }},
 		{name: "jwt-bearer signed by another key", status: 400, code: "invalid_grant", desc: "signature",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, otherKey, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, otherKey, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 		{name: "jwt-bearer from an unknown issuer", status: 400, code: "invalid_grant",
-			mk: bearerAs("nobody")},
+			mk: e.bearerAs("nobody")},
 		{name: "jwt-bearer expired", status: 400, code: "invalid_grant", desc: "expired",
-			mk: bearerAs("keyed", "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)},
+			mk: e.bearerAs("keyed", "exp", e.clock.Now().Add(-time.Hour).Unix(), "iat", nil)},
 		{name: "jwt-bearer without exp", status: 400, code: "invalid_grant", desc: "exp",
-			mk: bearerAs("keyed", "exp", nil)},
+			mk: e.bearerAs("keyed", "exp", nil)},
 		{name: "jwt-bearer without jti", status: 400, code: "invalid_grant", desc: "jti",
-			mk: bearerAs("keyed", "jti", nil)},
+			mk: e.bearerAs("keyed", "jti", nil)},
 		{name: "jwt-bearer for another audience", status: 400, code: "invalid_grant", desc: "aud",
 			mk: func(t *testing.T) request {
 				c := e.assertionClaims("keyed", "https://other-idp.example.com")
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, c))}
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, c))}
 			}},
 		{name: "jwt-bearer with sub != iss", status: 400, code: "invalid_grant", desc: "sub",
-			mk: bearerAs("keyed", "sub", "alice")},
+			mk: e.bearerAs("keyed", "sub", "alice")},
 		{name: "jwt-bearer HS256 keyed with the public key PEM", status: 400, code: "invalid_grant",
 			mk: func(t *testing.T) request {
-				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), e.assertionClaims("keyed", tokenURL))
+				a := signJWT(t, jwt.SigningMethodHS256, publicPEM(t, e.ck), e.assertionClaims("keyed", e.tokenURL))
 				return request{form: formOf("grant_type", tkJWT, "assertion", a)}
 			}},
 		{name: "jwt-bearer from a client without keys", status: 400, code: "invalid_grant", desc: "key",
-			mk: bearerAs("nokeys")},
+			mk: e.bearerAs("nokeys")},
 		{name: "jwt-bearer not allowed for the client", status: 400, code: "unauthorized_client",
-			mk: bearerAs("nojwt")},
+			mk: e.bearerAs("nojwt")},
 		{name: "jwt-bearer assertion of another client than the authenticated one", status: 400, code: "invalid_grant",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, ck, e.assertionClaims("strict", tokenURL))),
+				return request{form: formOf("grant_type", tkJWT, "assertion", signRS256(t, e.ck, e.assertionClaims("strict", e.tokenURL))),
 					basic: e.basic("keyed")}
 			}},
 		{name: "jwt-bearer scope not allowed", status: 400, code: "invalid_scope",
 			mk: func(t *testing.T) request {
-				return request{form: formOf("grant_type", tkJWT, "scope", "write", "assertion", signRS256(t, ck, e.assertionClaims("keyed", tokenURL)))}
+				return request{form: formOf("grant_type", tkJWT, "scope", "write", "assertion", signRS256(t, e.ck, e.assertionClaims("keyed", e.tokenURL)))}
 			}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := tc.mk(t)
-			if r.path == "" {
-				r.path = "/token"
-			}
-			res := e.do(t, r)
-			if tc.status != http.StatusOK {
-				wantOAuthError(t, res, tc.status, tc.code, tc.desc)
-				return
-			}
-			if res.status != http.StatusOK {
-				t.Fatalf("%s", res)
-			}
-			tr := checkTokenResponse(t, res)
-			c := e.verify(t, tr.AccessToken)
-			if c.Iss != e.URL || c.Exp-e.clock.Now().Unix() != tr.ExpiresIn {
-				t.Errorf("iss %q, exp %d, expires_in %d", c.Iss, c.Exp, tr.ExpiresIn)
-			}
-			if tc.check != nil {
-				tc.check(t, tr, c)
-			}
-		})
-	}
-
-	t.Run("GET is not allowed", func(t *testing.T) {
-		q := formOf("grant_type", tkCC, "client_id", "svc", "client_secret", e.secret["svc"]).Encode()
-		res := e.do(t, request{method: http.MethodGet, path: "/token?" + q})
-		if res.status != http.StatusMethodNotAllowed || res.object(t)["error"] == nil {
-			t.Errorf("GET /token: %s, want 405 with a JSON error", res)
-		}
-	})
-
-	t.Run("unknown client and wrong secret answer alike", func(t *testing.T) {
-		a := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"svc", "wrong"}})
-		b := e.do(t, request{path: "/token", form: formOf("grant_type", tkCC), basic: []string{"nobody", "wrong"}})
-		if a.status != b.status || string(a.body) != string(b.body) {
-			t.Errorf("wrong secret %s, unknown client %s", a, b)
-		}
-	})
-
-	t.Run("private_key_jwt replay", func(t *testing.T) {
-		a := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
-		e.mustToken(t, request{form: withClientAssertion(formOf("grant_type", tkCC), a)})
-		res := e.do(t, request{path: "/token", form: withClientAssertion(formOf("grant_type", tkCC), a)})
-		wantOAuthError(t, res, 401, "invalid_client", "already used")
-		// The same jti in a jwt-bearer grant assertion is a replay too.
-		g := signRS256(t, ck, e.assertionClaims("keyed", tokenURL))
-		e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", g)})
-		wantOAuthError(t, e.do(t, request{path: "/token", form: formOf("grant_type", tkJWT, "assertion", g)}), 400, "invalid_grant", "already used")
-	})
 }
 
 // ---------------------------------------------------------------------------
@@ -759,103 +847,120 @@ func TestAccessTokenPolicy(t *testing.T) {
 func TestRefreshTokens(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
+	t.Run("rotated on every use; reuse revokes the family", func(t *testing.T) { refreshRotation(t, e) })
+	t.Run("another client cannot use it", func(t *testing.T) { refreshOtherClient(t, e) })
+	t.Run("scope may narrow, never widen", func(t *testing.T) { refreshScope(t, e) })
+	t.Run("public client", func(t *testing.T) { refreshPublicClient(t, e) })
+	t.Run("client_credentials and jwt-bearer give none", func(t *testing.T) { refreshNoneForClients(t, e) })
+	t.Run("expired", func(t *testing.T) { refreshExpired(t, e) }) // runs last: it moves the clock
+}
 
-	t.Run("rotated on every use; reuse revokes the family", func(t *testing.T) {
-		first := e.password(t, "script", "alice", tkAlicePW, "openid profile read")
-		rt0 := first.RefreshToken
-		if !strings.HasPrefix(rt0, "kgr_") || len(rt0) < 40 {
-			t.Errorf("refresh token %q does not look opaque and 256-bit", rt0)
-		}
-		res := e.refresh(t, "script", rt0, "")
-		if res.status != 200 {
-			t.Fatalf("first refresh: %s", res)
-		}
-		second := checkTokenResponse(t, res)
-		rt1 := second.RefreshToken
-		if rt1 == "" || rt1 == rt0 || second.AccessToken == first.AccessToken {
-			t.Fatalf("not rotated: %q → %q", rt0, rt1)
-		}
-		if c := e.verify(t, second.AccessToken); c.Sub != e.userID["alice"] || c.Scope != "openid profile read" {
-			t.Errorf("refreshed claims %+v", c)
-		}
-		if m := e.introspect(t, rt1); m["active"] != true || m["token_type"] != nil || m["client_id"] != "script" {
-			t.Errorf("introspect the new refresh token: %v", m)
-		}
-		if e.active(t, rt0) {
-			t.Error("the spent refresh token is still active")
-		}
+// refreshRotation: every use rotates the refresh token; using a spent one
+// revokes the whole family.
+func refreshRotation(t *testing.T, e *tkEnv) {
+	first := e.password(t, "script", "alice", tkAlicePW, "openid profile read")
+	rt0 := first.RefreshToken
+	if !strings.HasPrefix(rt0, "kgr_") || len(rt0) < 40 {
+		t.Errorf("refresh token %q does not look opaque and 256-bit", rt0)
+	}
+	res := e.refresh(t, "script", rt0, "")
+	if res.status != 200 {
+		t.Fatalf("first refresh: %s", res)
+	}
+	second := checkTokenResponse(t, res)
+	rt1 := second.RefreshToken
+	if rt1 == "" || rt1 == rt0 || second.AccessToken == first.AccessToken {
+		t.Fatalf("not rotated: %q → %q", rt0, rt1)
+	}
+	if c := e.verify(t, second.AccessToken); c.Sub != e.userID["alice"] || c.Scope != "openid profile read" {
+		t.Errorf("refreshed claims %+v", c)
+	}
+	if m := e.introspect(t, rt1); m["active"] != true || m["token_type"] != nil || m["client_id"] != "script" {
+		t.Errorf("introspect the new refresh token: %v", m)
+	}
+	if e.active(t, rt0) {
+		t.Error("the spent refresh token is still active")
+	}
 
-		// The spent one again: refused, and the whole family with it.
-		wantOAuthError(t, e.refresh(t, "script", rt0, ""), 400, "invalid_grant", "already used")
-		wantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "")
-		if e.active(t, rt1) {
-			t.Error("after reuse of its ancestor, the newest refresh token is still active")
-		}
-	})
+	// The spent one again: refused, and the whole family with it.
+	wantOAuthError(t, e.refresh(t, "script", rt0, ""), 400, "invalid_grant", "already used")
+	wantOAuthError(t, e.refresh(t, "script", rt1, ""), 400, "invalid_grant", "")
+	if e.active(t, rt1) {
+		t.Error("after reuse of its ancestor, the newest refresh token is still active")
+	}
+}
 
-	t.Run("another client cannot use it", func(t *testing.T) {
-		rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-		wantOAuthError(t, e.refresh(t, "other", rt, ""), 400, "invalid_grant", "another client")
-		wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
-		// The attempt neither spent nor revoked it.
-		if res := e.refresh(t, "script", rt, ""); res.status != 200 {
-			t.Errorf("the owner's refresh after a foreign attempt: %s", res)
-		}
-	})
+// refreshOtherClient: another client cannot use a refresh token, and its
+// attempt neither spends nor revokes it.
+func refreshOtherClient(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
+	wantOAuthError(t, e.refresh(t, "other", rt, ""), 400, "invalid_grant", "another client")
+	wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
+	// The attempt neither spent nor revoked it.
+	if res := e.refresh(t, "script", rt, ""); res.status != 200 {
+		t.Errorf("the owner's refresh after a foreign attempt: %s", res)
+	}
+}
 
-	t.Run("scope may narrow, never widen", func(t *testing.T) {
-		rt := e.password(t, "script", "alice", tkAlicePW, "openid profile").RefreshToken
-		wantOAuthError(t, e.refresh(t, "script", rt, "openid email"), 400, "invalid_scope", "email")
-		wantOAuthError(t, e.refresh(t, "script", rt, "read"), 400, "invalid_scope", "")
-		// A refused widening does not burn the token.
-		res := e.refresh(t, "script", rt, "openid")
-		if res.status != 200 {
-			t.Fatalf("narrowing after a refused widening: %s", res)
-		}
-		narrow := checkTokenResponse(t, res)
-		if c := e.verify(t, narrow.AccessToken); narrow.Scope != "openid" || c.Scope != "openid" {
-			t.Errorf("narrowed: response scope %q, claims %+v", narrow.Scope, c)
-		}
-		// Omitting scope asks for the original grant again (RFC 6749 §6).
-		res = e.refresh(t, "script", narrow.RefreshToken, "")
-		if res.status != 200 {
-			t.Fatalf("refresh after narrowing: %s", res)
-		}
-		if again := checkTokenResponse(t, res); e.verify(t, again.AccessToken).Scope != "openid profile" {
-			t.Errorf("scope after narrowing and omitting: %q", again.Scope)
-		}
-		// But never wider than the original.
-		wantOAuthError(t, e.refresh(t, "script", narrow.RefreshToken, "openid profile email"), 400, "invalid_scope", "")
-	})
+// refreshScope: a refresh may narrow the scope, never widen it past the original
+// grant; a refused widening does not burn the token.
+func refreshScope(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "script", "alice", tkAlicePW, "openid profile").RefreshToken
+	wantOAuthError(t, e.refresh(t, "script", rt, "openid email"), 400, "invalid_scope", "email")
+	wantOAuthError(t, e.refresh(t, "script", rt, "read"), 400, "invalid_scope", "")
+	// A refused widening does not burn the token.
+	res := e.refresh(t, "script", rt, "openid")
+	if res.status != 200 {
+		t.Fatalf("narrowing after a refused widening: %s", res)
+	}
+	narrow := checkTokenResponse(t, res)
+	if c := e.verify(t, narrow.AccessToken); narrow.Scope != "openid" || c.Scope != "openid" {
+		t.Errorf("narrowed: response scope %q, claims %+v", narrow.Scope, c)
+	}
+	// Omitting scope asks for the original grant again (RFC 6749 §6).
+	res = e.refresh(t, "script", narrow.RefreshToken, "")
+	if res.status != 200 {
+		t.Fatalf("refresh after narrowing: %s", res)
+	}
+	if again := checkTokenResponse(t, res); e.verify(t, again.AccessToken).Scope != "openid profile" {
+		t.Errorf("scope after narrowing and omitting: %q", again.Scope)
+	}
+	// But never wider than the original.
+	wantOAuthError(t, e.refresh(t, "script", narrow.RefreshToken, "openid profile email"), 400, "invalid_scope", "")
+}
 
-	t.Run("public client", func(t *testing.T) {
-		rt := e.password(t, "pub", "bob", tkBobPW, "openid").RefreshToken
-		res := e.refresh(t, "pub", rt, "")
-		if res.status != 200 {
-			t.Fatalf("%s", res)
-		}
-		next := checkTokenResponse(t, res)
-		if next.RefreshToken == "" || next.RefreshToken == rt {
-			t.Error("not rotated")
-		}
-		wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
-		wantOAuthError(t, e.refresh(t, "pub", next.RefreshToken, ""), 400, "invalid_grant", "")
-	})
+// refreshPublicClient: a public client's refresh token rotates, and reuse
+// revokes the family.
+func refreshPublicClient(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "pub", "bob", tkBobPW, "openid").RefreshToken
+	res := e.refresh(t, "pub", rt, "")
+	if res.status != 200 {
+		t.Fatalf("%s", res)
+	}
+	next := checkTokenResponse(t, res)
+	if next.RefreshToken == "" || next.RefreshToken == rt {
+		t.Error("not rotated")
+	}
+	wantOAuthError(t, e.refresh(t, "pub", rt, ""), 400, "invalid_grant", "")
+	wantOAuthError(t, e.refresh(t, "pub", next.RefreshToken, ""), 400, "invalid_grant", "")
+}
 
-	t.Run("client_credentials and jwt-bearer give none", func(t *testing.T) {
-		if tr := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}); tr.RefreshToken != "" {
-			t.Error("client_credentials returned a refresh token")
-		}
-	})
+// refreshNoneForClients: client_credentials gives no refresh token.
+func refreshNoneForClients(t *testing.T, e *tkEnv) {
+	if tr := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}); tr.RefreshToken != "" {
+		t.Error("client_credentials returned a refresh token")
+	}
+}
 
-	t.Run("expired", func(t *testing.T) { // runs last: it moves the clock
-		rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
-		e.clock.Advance(24*time.Hour + time.Second)
-		if e.active(t, rt) {
-			t.Error("an expired refresh token introspects active")
-		}
-		wantOAuthError(t, e.refresh(t, "script", rt, ""), 400, "invalid_grant", "expired")
-	})
+// refreshExpired: an expired refresh token is inactive and refused. It moves
+// the clock.
+func refreshExpired(t *testing.T, e *tkEnv) {
+	rt := e.password(t, "script", "alice", tkAlicePW, "").RefreshToken
+	e.clock.Advance(24*time.Hour + time.Second)
+	if e.active(t, rt) {
+		t.Error("an expired refresh token introspects active")
+	}
+	wantOAuthError(t, e.refresh(t, "script", rt, ""), 400, "invalid_grant", "expired")
 }
 
 // ---------------------------------------------------------------------------
@@ -988,103 +1093,120 @@ func TestIntrospect(t *testing.T) {
 	ck, _ := clientKeys()
 	svc := e.mustToken(t, request{form: formOf("grant_type", tkCC, "scope", "read"), basic: e.basic("svc")})
 	pw := e.password(t, "script", "alice", tkAlicePW, "openid read")
+	t.Run("requires client authentication", func(t *testing.T) { introspectNeedsClientAuth(t, e, svc) })
+	t.Run("an active token shows its claims", func(t *testing.T) { introspectActive(t, e, svc, pw) })
+	t.Run("private_key_jwt with aud = introspection endpoint", func(t *testing.T) { introspectKeyAuth(t, e, ck, svc) })
+	t.Run("garbage is inactive", func(t *testing.T) { introspectGarbage(t, e, svc) })
+	t.Run("revoked is inactive", func(t *testing.T) { introspectRevoked(t, e) })
+	t.Run("expired is inactive", func(t *testing.T) { introspectExpired(t, e, svc, pw) }) // runs last: it moves the clock
+}
 
-	t.Run("requires client authentication", func(t *testing.T) {
-		for _, tc := range []refusal{
-			{"none", request{form: formOf("token", svc.AccessToken)}, 401, "invalid_client"},
-			{"public client", request{form: formOf("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
-			{"wrong secret", request{form: formOf("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},
-			{"no token", request{form: formOf(), basic: e.basic("svc")}, 400, "invalid_request"},
-			{"JSON body", request{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("svc")}, 400, "invalid_request"},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				tc.r.path = "/introspect"
-				res := e.do(t, tc.r)
-				wantOAuthError(t, res, tc.status, tc.code, "")
-				if strings.Contains(string(res.body), `"active"`) {
-					t.Errorf("refused introspection reveals activity: %s", res.body)
-				}
-			})
-		}
-		if res := e.do(t, request{method: http.MethodGet, path: "/introspect"}); res.status != 405 {
-			t.Errorf("GET /introspect: %s", res)
-		}
-	})
-
-	t.Run("an active token shows its claims", func(t *testing.T) {
-		c := e.verify(t, svc.AccessToken)
-		m := e.introspect(t, svc.AccessToken)
-		want := map[string]any{"active": true, "iss": e.URL, "sub": "svc", "client_id": "svc", "scope": "read",
-			"jti": c.Jti, "exp": float64(c.Exp), "iat": float64(c.Iat), "nbf": float64(c.Nbf)}
-		for k, v := range want {
-			if m[k] != v {
-				t.Errorf("%s = %v, want %v (%v)", k, m[k], v, m)
+// introspectNeedsClientAuth: /introspect refuses a caller that does not
+// authenticate as a confidential client, or sends no token, without revealing
+// anything about the token; GET is not allowed.
+func introspectNeedsClientAuth(t *testing.T, e *tkEnv, svc tokenResponse) {
+	for _, tc := range []refusal{
+		{"none", request{form: formOf("token", svc.AccessToken)}, 401, "invalid_client"},
+		{"public client", request{form: formOf("token", svc.AccessToken, "client_id", "pub")}, 401, "invalid_client"},
+		{"wrong secret", request{form: formOf("token", svc.AccessToken), basic: []string{"svc", "wrong"}}, 401, "invalid_client"},
+		{"no token", request{form: formOf(), basic: e.basic("svc")}, 400, "invalid_request"},
+		{"JSON body", request{body: `{"token":"x"}`, ctype: "application/json", basic: e.basic("svc")}, 400, "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.path = "/introspect"
+			res := e.do(t, tc.r)
+			wantOAuthError(t, res, tc.status, tc.code, "")
+			if strings.Contains(string(res.body), `"active"`) {
+				t.Errorf("refused introspection reveals activity: %s", res.body)
 			}
-		}
-		if fmt.Sprint(m["aud"]) != fmt.Sprint([]any{tkAPIAud, tkBillingAud}) {
-			t.Errorf("aud = %v", m["aud"])
-		}
-		if _, has := m["amr"]; has || m["acr"] != nil {
-			t.Errorf("a client's own token has amr/acr: %v", m)
-		}
-		m = e.introspect(t, pw.AccessToken)
-		if m["active"] != true || m["sub"] != e.userID["alice"] || m["username"] != "alice" || m["scope"] != "openid read" {
-			t.Errorf("password token: %v", m)
-		}
-		// RFC 7662 §2.2 allows extra members: how the user signed in.
-		if fmt.Sprint(m["amr"]) != "[pwd]" || m["acr"] != idp.ACRPassword {
-			t.Errorf("password token: amr %v acr %v, want [pwd] %s", m["amr"], m["acr"], idp.ACRPassword)
-		}
-	})
+		})
+	}
+	if res := e.do(t, request{method: http.MethodGet, path: "/introspect"}); res.status != 405 {
+		t.Errorf("GET /introspect: %s", res)
+	}
+}
 
-	t.Run("private_key_jwt with aud = introspection endpoint", func(t *testing.T) {
-		f := withClientAssertion(formOf("token", svc.AccessToken), signRS256(t, ck, e.assertionClaims("keyed", e.URL+"/introspect")))
-		res := e.do(t, request{path: "/introspect", form: f})
-		if res.status != 200 || res.object(t)["active"] != true {
-			t.Errorf("%s", res)
+// introspectActive: an active token's introspection shows its claims, and a
+// password token's also how the user signed in (amr, acr).
+func introspectActive(t *testing.T, e *tkEnv, svc, pw tokenResponse) {
+	c := e.verify(t, svc.AccessToken)
+	m := e.introspect(t, svc.AccessToken)
+	want := map[string]any{"active": true, "iss": e.URL, "sub": "svc", "client_id": "svc", "scope": "read",
+		"jti": c.Jti, "exp": float64(c.Exp), "iat": float64(c.Iat), "nbf": float64(c.Nbf)}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v (%v)", k, m[k], v, m)
 		}
-	})
+	}
+	if fmt.Sprint(m["aud"]) != fmt.Sprint([]any{tkAPIAud, tkBillingAud}) {
+		t.Errorf("aud = %v", m["aud"])
+	}
+	if _, has := m["amr"]; has || m["acr"] != nil {
+		t.Errorf("a client's own token has amr/acr: %v", m)
+	}
+	m = e.introspect(t, pw.AccessToken)
+	if m["active"] != true || m["sub"] != e.userID["alice"] || m["username"] != "alice" || m["scope"] != "openid read" {
+		t.Errorf("password token: %v", m)
+	}
+	// RFC 7662 §2.2 allows extra members: how the user signed in.
+	if fmt.Sprint(m["amr"]) != "[pwd]" || m["acr"] != idp.ACRPassword {
+		t.Errorf("password token: amr %v acr %v, want [pwd] %s", m["amr"], m["acr"], idp.ACRPassword)
+	}
+}
 
-	t.Run("garbage is inactive", func(t *testing.T) {
-		for _, tok := range []string{"x", "a.b.c", "kgr_nothing", svc.AccessToken + "x"} {
-			if e.active(t, tok) {
-				t.Errorf("%q introspects active", tok)
-			}
-		}
-	})
+// introspectKeyAuth: a client may authenticate with private_key_jwt whose aud
+// is the introspection endpoint.
+func introspectKeyAuth(t *testing.T, e *tkEnv, ck *rsa.PrivateKey, svc tokenResponse) {
+	f := withClientAssertion(formOf("token", svc.AccessToken), signRS256(t, ck, e.assertionClaims("keyed", e.URL+"/introspect")))
+	res := e.do(t, request{path: "/introspect", form: f})
+	if res.status != 200 || res.object(t)["active"] != true {
+		t.Errorf("%s", res)
+	}
+}
 
-	t.Run("revoked is inactive", func(t *testing.T) {
-		at := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}).AccessToken
-		if !e.active(t, at) {
-			t.Fatal("fresh token inactive")
+// introspectGarbage: strings that are no token of ours are inactive.
+func introspectGarbage(t *testing.T, e *tkEnv, svc tokenResponse) {
+	for _, tok := range []string{"x", "a.b.c", "kgr_nothing", svc.AccessToken + "x"} {
+		if e.active(t, tok) {
+			t.Errorf("%q introspects active", tok)
 		}
-		if res := e.do(t, request{path: "/revoke", form: formOf("token", at), basic: e.basic("other")}); res.status != 200 {
-			t.Fatal(res)
-		}
-		if e.active(t, at) {
-			t.Error("revoked token active")
-		}
-	})
+	}
+}
 
-	t.Run("expired is inactive", func(t *testing.T) { // runs last: it moves the clock
-		e.clock.Advance(5*time.Minute - time.Second)
-		if !e.active(t, svc.AccessToken) {
-			t.Error("inactive one second before exp")
-		}
-		e.clock.Advance(time.Second)
-		if e.active(t, svc.AccessToken) {
-			t.Error("active at exp")
-		}
-		res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
-		if res.status != 200 {
-			t.Errorf("a 15-minute token at +5 min: %s", res)
-		}
-		e.clock.Advance(10 * time.Minute)
-		res = e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
-		if res.status != 401 || !strings.Contains(res.hdr.Get("WWW-Authenticate"), "expired") {
-			t.Errorf("userinfo with an expired token: %s %q", res, res.hdr.Get("WWW-Authenticate"))
-		}
-	})
+// introspectRevoked: a revoked token is inactive.
+func introspectRevoked(t *testing.T, e *tkEnv) {
+	at := e.mustToken(t, request{form: formOf("grant_type", tkCC), basic: e.basic("other")}).AccessToken
+	if !e.active(t, at) {
+		t.Fatal("fresh token inactive")
+	}
+	if res := e.do(t, request{path: "/revoke", form: formOf("token", at), basic: e.basic("other")}); res.status != 200 {
+		t.Fatal(res)
+	}
+	if e.active(t, at) {
+		t.Error("revoked token active")
+	}
+}
+
+// introspectExpired: a token is active until its exp, and userinfo refuses it
+// after. It moves the clock.
+func introspectExpired(t *testing.T, e *tkEnv, svc, pw tokenResponse) {
+	e.clock.Advance(5*time.Minute - time.Second)
+	if !e.active(t, svc.AccessToken) {
+		t.Error("inactive one second before exp")
+	}
+	e.clock.Advance(time.Second)
+	if e.active(t, svc.AccessToken) {
+		t.Error("active at exp")
+	}
+	res := e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
+	if res.status != 200 {
+		t.Errorf("a 15-minute token at +5 min: %s", res)
+	}
+	e.clock.Advance(10 * time.Minute)
+	res = e.do(t, request{method: http.MethodGet, path: "/userinfo", hdr: map[string]string{"Authorization": "Bearer " + pw.AccessToken}})
+	if res.status != 401 || !strings.Contains(res.hdr.Get("WWW-Authenticate"), "expired") {
+		t.Errorf("userinfo with an expired token: %s %q", res, res.hdr.Get("WWW-Authenticate"))
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1094,130 +1216,157 @@ func TestIntrospect(t *testing.T) {
 func TestScriptLoginFutureTokens(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	ck, _ := clientKeys()
-
-	// Exactly what the example script sends: jwt.encode({'iss': "client"}, key, algorithm="RS256").
-	scriptAssertion := func(t *testing.T) string { return signRS256(t, ck, jwt.MapClaims{"iss": "client"}) }
-
-	login := func(t *testing.T, body, ctype string) reply {
-		t.Helper()
-		return e.do(t, request{path: "/login", body: body, ctype: ctype})
-	}
-
 	for _, tc := range []struct {
 		name  string
-		issue func(t *testing.T) string
+		issue func(t *testing.T, e *tkEnv) string
 	}{
-		{"POST /login application/jwt", func(t *testing.T) string {
-			res := login(t, scriptAssertion(t), "application/jwt")
-			if res.status != 200 {
-				t.Fatalf("login: %s", res)
-			}
-			if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/jwt") {
-				t.Errorf("Content-Type %q, want application/jwt", ct)
-			}
-			if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-				t.Errorf("Cache-Control %q", cc)
-			}
-			tok := string(res.body)
-			if strings.Count(tok, ".") != 2 || strings.TrimSpace(tok) != tok || strings.ContainsAny(tok, `{}"`) {
-				t.Fatalf("body is not a bare token: %q", tok)
-			}
-			return tok
-		}},
-		{"POST /login/assertion application/jwt", func(t *testing.T) string {
-			res := e.do(t, request{path: "/login/assertion", body: scriptAssertion(t), ctype: "application/jwt"})
-			if res.status != 200 || !strings.HasPrefix(res.hdr.Get("Content-Type"), "application/jwt") {
-				t.Fatalf("login: %s %q", res, res.hdr.Get("Content-Type"))
-			}
-			return string(res.body)
-		}},
-		{"POST /login without Content-Type (Python requests' data=)", func(t *testing.T) string {
-			res := login(t, scriptAssertion(t), "")
-			if res.status != 200 {
-				t.Fatalf("login: %s", res)
-			}
-			return string(res.body)
-		}},
-		{"POST /token jwt-bearer", func(t *testing.T) string {
-			tr := e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", scriptAssertion(t))})
-			if tr.ExpiresIn != 30 || tr.RefreshToken != "" {
-				t.Errorf("response %+v", tr)
-			}
-			return tr.AccessToken
-		}},
+		{"POST /login application/jwt", scriptLoginJWT},
+		{"POST /login/assertion application/jwt", scriptLoginAssertionPath},
+		{"POST /login without Content-Type (Python requests' data=)", scriptLoginUntyped},
+		{"POST /token jwt-bearer", scriptLoginJWTBearer},
+	} {
+		t.Run(tc.name, func(t *testing.T) { e.wantFutureToken(t, tc.issue) })
+	}
+	t.Run("refusals", func(t *testing.T) { scriptLoginRefusals(t, e) })
+}
+
+// tkScriptAssertion is exactly what the example script sends:
+// jwt.encode({'iss': "client"}, key, algorithm="RS256").
+func tkScriptAssertion(t *testing.T) string {
+	ck, _ := clientKeys()
+	return signRS256(t, ck, jwt.MapClaims{"iss": "client"})
+}
+
+// scriptLogin POSTs body to /login with Content-Type ctype.
+func (e *tkEnv) scriptLogin(t *testing.T, body, ctype string) reply {
+	t.Helper()
+	return e.do(t, request{path: "/login", body: body, ctype: ctype})
+}
+
+// scriptLoginJWT logs in by POST /login with application/jwt: the answer is
+// the bare token, as application/jwt, not to be stored.
+func scriptLoginJWT(t *testing.T, e *tkEnv) string {
+	res := e.scriptLogin(t, tkScriptAssertion(t), "application/jwt")
+	if res.status != 200 {
+		t.Fatalf("login: %s", res)
+	}
+	if ct := res.hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/jwt") {
+		t.Errorf("Content-Type %q, want application/jwt", ct)
+	}
+	if cc := res.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("Cache-Control %q", cc)
+	}
+	tok := string(res.body)
+	if strings.Count(tok, ".") != 2 || strings.TrimSpace(tok) != tok || strings.ContainsAny(tok, `{}"`) {
+		t.Fatalf("body is not a bare token: %q", tok)
+	}
+	return tok
+}
+
+// scriptLoginAssertionPath logs in by POST /login/assertion with
+// application/jwt.
+func scriptLoginAssertionPath(t *testing.T, e *tkEnv) string {
+	res := e.do(t, request{path: "/login/assertion", body: tkScriptAssertion(t), ctype: "application/jwt"})
+	if res.status != 200 || !strings.HasPrefix(res.hdr.Get("Content-Type"), "application/jwt") {
+		t.Fatalf("login: %s %q", res, res.hdr.Get("Content-Type"))
+	}
+	return string(res.body)
+}
+
+// scriptLoginUntyped logs in by POST /login without a Content-Type, as
+// Python requests' data= sends it.
+func scriptLoginUntyped(t *testing.T, e *tkEnv) string {
+	res := e.scriptLogin(t, tkScriptAssertion(t), "")
+	if res.status != 200 {
+		t.Fatalf("login: %s", res)
+	}
+	return string(res.body)
+}
+
+// scriptLoginJWTBearer gets the same token from /token's jwt-bearer grant.
+func scriptLoginJWTBearer(t *testing.T, e *tkEnv) string {
+	tr := e.mustToken(t, request{form: formOf("grant_type", tkJWT, "assertion", tkScriptAssertion(t))})
+	if tr.ExpiresIn != 30 || tr.RefreshToken != "" {
+		t.Errorf("response %+v", tr)
+	}
+	return tr.AccessToken
+}
+
+// wantFutureToken issues a token with issue and checks it is client's,
+// valid from 10 s to 30 s after issue, and active exactly then, walking the
+// clock past each edge.
+func (e *tkEnv) wantFutureToken(t *testing.T, issue func(t *testing.T, e *tkEnv) string) {
+	t0 := e.clock.Now()
+	tok := issue(t, e)
+	c := e.verifyAt(t, tok, t0.Add(10*time.Second))
+	if c.Sub != "client" || c.ClientID != "client" || c.Iat != t0.Unix() || c.Nbf != c.Iat+10 || c.Exp != c.Iat+30 {
+		t.Errorf("claims %+v, want nbf = iat+10, exp = iat+30", c)
+	}
+	for _, step := range []struct {
+		at     time.Duration
+		active bool
+	}{{0, false}, {9 * time.Second, false}, {10 * time.Second, true}, {29 * time.Second, true}, {30 * time.Second, false}, {time.Hour, false}} {
+		e.clock.Advance(t0.Add(step.at).Sub(e.clock.Now()))
+		if got := e.active(t, tok); got != step.active {
+			t.Errorf("t+%s: active=%v, want %v", step.at, got, step.active)
+		}
+	}
+}
+
+// scriptLoginRefusals: every assertion the script login must refuse, with
+// the reason in the error, a challenge on 401, and no token.
+func scriptLoginRefusals(t *testing.T, e *tkEnv) {
+	ck, _ := clientKeys()
+	now := func() int64 { return e.clock.Now().Unix() }
+	strict := func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": "strict", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}
+	}
+	replayed := signRS256(t, ck, strict())
+	if res := e.scriptLogin(t, replayed, "application/jwt"); res.status != 200 {
+		t.Fatalf("strict client with exp, jti, aud: %s", res)
+	}
+	for _, tc := range []struct {
+		name   string
+		body   string
+		ctype  string
+		status int
+		reason string
+	}{
+		{"unknown client", signRS256(t, ck, jwt.MapClaims{"iss": "nobody"}), "application/jwt", 401, "unknown client"},
+		{"bad signature", signRS256(t, otherKey, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "signature"},
+		{"tampered payload", tkTamper(t, tkScriptAssertion(t)), "application/jwt", 401, "signature"},
+		{"HS256 with the public key as secret", signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
+		{"alg none", signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
+		{"no iss", signRS256(t, ck, jwt.MapClaims{"sub": "client"}), "application/jwt", 401, "iss"},
+		{"not a JWT", "hello", "application/jwt", 401, "JWT"},
+		{"empty body", "", "application/jwt", 401, ""},
+		{"bare assertion with a wrong aud", signRS256(t, ck, jwt.MapClaims{"iss": "client", "aud": "https://elsewhere"}), "application/jwt", 401, "aud"},
+		{"bare assertion, expired", signRS256(t, ck, jwt.MapClaims{"iss": "client", "exp": now() - 3600}), "application/jwt", 401, "expired"},
+		{"strict client, bare", signRS256(t, ck, jwt.MapClaims{"iss": "strict"}), "application/jwt", 401, "exp"},
+		{"strict client without aud", signRS256(t, ck, editClaims(strict(), "aud", nil)), "application/jwt", 401, "aud"},
+		{"strict client without jti", signRS256(t, ck, editClaims(strict(), "jti", nil)), "application/jwt", 401, "jti"},
+		{"strict client without exp", signRS256(t, ck, editClaims(strict(), "exp", nil)), "application/jwt", 401, "exp"},
+		{"strict client replay", replayed, "application/jwt", 401, "already used"},
+		{"client without the jwt-bearer grant", signRS256(t, ck, jwt.MapClaims{"iss": "nojwt", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}), "application/jwt", 403, "jwt-bearer"},
+		{"JSON", `{"iss":"client"}`, "application/json", 415, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t0 := e.clock.Now()
-			tok := tc.issue(t)
-			c := e.verifyAt(t, tok, t0.Add(10*time.Second))
-			if c.Sub != "client" || c.ClientID != "client" || c.Iat != t0.Unix() || c.Nbf != c.Iat+10 || c.Exp != c.Iat+30 {
-				t.Errorf("claims %+v, want nbf = iat+10, exp = iat+30", c)
+			res := e.scriptLogin(t, tc.body, tc.ctype)
+			if res.status != tc.status {
+				t.Fatalf("%s, want %d", res, tc.status)
 			}
-			for _, step := range []struct {
-				at     time.Duration
-				active bool
-			}{{0, false}, {9 * time.Second, false}, {10 * time.Second, true}, {29 * time.Second, true}, {30 * time.Second, false}, {time.Hour, false}} {
-				e.clock.Advance(t0.Add(step.at).Sub(e.clock.Now()))
-				if got := e.active(t, tok); got != step.active {
-					t.Errorf("t+%s: active=%v, want %v", step.at, got, step.active)
-				}
+			msg, _ := res.object(t)["error"].(string)
+			if msg == "" || !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.reason)) {
+				t.Errorf("error %q does not give the reason %q", msg, tc.reason)
+			}
+			if tc.status == 401 && res.hdr.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if strings.Count(string(res.body), ".") == 2 && !strings.HasPrefix(string(res.body), "{") {
+				t.Error("a refusal returned a token")
 			}
 		})
 	}
-
-	t.Run("refusals", func(t *testing.T) {
-		now := func() int64 { return e.clock.Now().Unix() }
-		strict := func() jwt.MapClaims {
-			return jwt.MapClaims{"iss": "strict", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}
-		}
-		replayed := signRS256(t, ck, strict())
-		if res := login(t, replayed, "application/jwt"); res.status != 200 {
-			t.Fatalf("strict client with exp, jti, aud: %s", res)
-		}
-		for _, tc := range []struct {
-			name   string
-			body   string
-			ctype  string
-			status int
-			reason string
-		}{
-			{"unknown client", signRS256(t, ck, jwt.MapClaims{"iss": "nobody"}), "application/jwt", 401, "unknown client"},
-			{"bad signature", signRS256(t, otherKey, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "signature"},
-			{"tampered payload", tkTamper(t, scriptAssertion(t)), "application/jwt", 401, "signature"},
-			{"HS256 with the public key as secret", signJWT(t, jwt.SigningMethodHS256, publicPEM(t, ck), jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
-			{"alg none", signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "client"}), "application/jwt", 401, "algorithm"},
-			{"no iss", signRS256(t, ck, jwt.MapClaims{"sub": "client"}), "application/jwt", 401, "iss"},
-			{"not a JWT", "hello", "application/jwt", 401, "JWT"},
-			{"empty body", "", "application/jwt", 401, ""},
-			{"bare assertion with a wrong aud", signRS256(t, ck, jwt.MapClaims{"iss": "client", "aud": "https://elsewhere"}), "application/jwt", 401, "aud"},
-			{"bare assertion, expired", signRS256(t, ck, jwt.MapClaims{"iss": "client", "exp": now() - 3600}), "application/jwt", 401, "expired"},
-			{"strict client, bare", signRS256(t, ck, jwt.MapClaims{"iss": "strict"}), "application/jwt", 401, "exp"},
-			{"strict client without aud", signRS256(t, ck, editClaims(strict(), "aud", nil)), "application/jwt", 401, "aud"},
-			{"strict client without jti", signRS256(t, ck, editClaims(strict(), "jti", nil)), "application/jwt", 401, "jti"},
-			{"strict client without exp", signRS256(t, ck, editClaims(strict(), "exp", nil)), "application/jwt", 401, "exp"},
-			{"strict client replay", replayed, "application/jwt", 401, "already used"},
-			{"client without the jwt-bearer grant", signRS256(t, ck, jwt.MapClaims{"iss": "nojwt", "aud": e.URL, "exp": now() + 60, "jti": newJTI()}), "application/jwt", 403, "jwt-bearer"},
-			{"JSON", `{"iss":"client"}`, "application/json", 415, ""},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				res := login(t, tc.body, tc.ctype)
-				if res.status != tc.status {
-					t.Fatalf("%s, want %d", res, tc.status)
-				}
-				msg, _ := res.object(t)["error"].(string)
-				if msg == "" || !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.reason)) {
-					t.Errorf("error %q does not give the reason %q", msg, tc.reason)
-				}
-				if tc.status == 401 && res.hdr.Get("WWW-Authenticate") == "" {
-					t.Error("401 without WWW-Authenticate")
-				}
-				if strings.Count(string(res.body), ".") == 2 && !strings.HasPrefix(string(res.body), "{") {
-					t.Error("a refusal returned a token")
-				}
-			})
-		}
-	})
 }
 
 // tkTamper changes a JWT's payload (adds a claim, keeps iss), keeping the
@@ -1290,14 +1439,26 @@ func TestGetKey(t *testing.T) {
 func TestUsersAPI(t *testing.T) {
 	t.Parallel()
 	e := newTkEnv(t, kgtest.Options{})
-	signup := func(t *testing.T, body, ctype string) reply {
-		t.Helper()
-		return e.do(t, request{path: "/users", body: body, ctype: ctype})
-	}
 	const davePW = "dave's very long password"
 
 	// Signup. A burst of ten signups per address is allowed; this uses nine.
-	res := signup(t, `{"username":"dave","password":"`+davePW+`","email":"dave@example.com","name":"Dave","admin":true}`, "application/json")
+	created := usersSignUpDave(t, e, davePW)
+	usersSignupRefusals(t, e)
+	// The new user logs in and reads their profile.
+	usersReadProfile(t, e, davePW, created)
+	usersProfileRefusals(t, e, davePW)
+}
+
+// signup POSTs body to /users with Content-Type ctype.
+func (e *tkEnv) signup(t *testing.T, body, ctype string) reply {
+	t.Helper()
+	return e.do(t, request{path: "/users", body: body, ctype: ctype})
+}
+
+// usersSignUpDave signs dave up, trying to make him an admin, and returns
+// the user created, which is no admin and shows no secret.
+func usersSignUpDave(t *testing.T, e *tkEnv, davePW string) map[string]any {
+	res := e.signup(t, `{"username":"dave","password":"`+davePW+`","email":"dave@example.com","name":"Dave","admin":true}`, "application/json")
 	if res.status != 201 || res.hdr.Get("Location") != "/users/me" {
 		t.Fatalf("signup: %s (Location %q)", res, res.hdr.Get("Location"))
 	}
@@ -1306,6 +1467,11 @@ func TestUsersAPI(t *testing.T) {
 		t.Errorf("created: %v", created)
 	}
 	tkNoSecrets(t, res.body, davePW)
+	return created
+}
+
+// usersSignupRefusals: signups that must be refused, each with its reason.
+func usersSignupRefusals(t *testing.T, e *tkEnv) {
 	for _, tc := range []struct {
 		name, body, ctype string
 		status            int
@@ -1321,7 +1487,7 @@ func TestUsersAPI(t *testing.T) {
 		{"form body", "username=hank&password=a+long+password", "application/x-www-form-urlencoded", 415, "JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := signup(t, tc.body, tc.ctype)
+			res := e.signup(t, tc.body, tc.ctype)
 			if res.status != tc.status {
 				t.Fatalf("%s, want %d", res, tc.status)
 			}
@@ -1330,10 +1496,13 @@ func TestUsersAPI(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// The new user logs in and reads their profile.
+// usersReadProfile logs dave in and checks /users/me shows his profile,
+// no secret, and that signup did not make him an admin.
+func usersReadProfile(t *testing.T, e *tkEnv, davePW string, created map[string]any) {
 	tr := e.password(t, "pub", "dave", davePW, "openid profile email")
-	res = e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + tr.AccessToken}})
+	res := e.do(t, request{method: http.MethodGet, path: "/users/me", hdr: map[string]string{"Authorization": "Bearer " + tr.AccessToken}})
 	if res.status != 200 {
 		t.Fatalf("/users/me: %s", res)
 	}
@@ -1345,7 +1514,11 @@ func TestUsersAPI(t *testing.T) {
 	if u, err := e.IDP.Directory().UserByLogin(t.Context(), "dave"); err != nil || u.Admin {
 		t.Errorf("signup could set admin: %+v %v", u, err)
 	}
+}
 
+// usersProfileRefusals: /users/me wants a user's bearer token; without one,
+// with a bad one, with Basic credentials or a client's token it answers 401.
+func usersProfileRefusals(t *testing.T, e *tkEnv, davePW string) {
 	for _, tc := range []struct {
 		name, auth string
 		status     int
@@ -1522,35 +1695,59 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 	if res.status != 200 {
 		t.Fatal(res)
 	}
-	var d struct {
-		Issuer             string   `json:"issuer"`
-		Token              string   `json:"token_endpoint"`
-		Revocation         string   `json:"revocation_endpoint"`
-		Introspection      string   `json:"introspection_endpoint"`
-		Userinfo           string   `json:"userinfo_endpoint"`
-		JWKS               string   `json:"jwks_uri"`
-		Grants             []string `json:"grant_types_supported"`
-		TokenAuth          []string `json:"token_endpoint_auth_methods_supported"`
-		TokenAuthAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-		RevocationAuth     []string `json:"revocation_endpoint_auth_methods_supported"`
-		IntrospectionAuth  []string `json:"introspection_endpoint_auth_methods_supported"`
-		IntrospectionAlgs  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
-		ScopesSupported    []string `json:"scopes_supported"`
-		ResponseTypes      []string `json:"response_types_supported"`
-		SubjectTypes       []string `json:"subject_types_supported"`
-		IDTokenSigningAlgs []string `json:"id_token_signing_alg_values_supported"`
-	}
+	var d tkDiscovery
 	if err := json.Unmarshal(res.body, &d); err != nil {
 		t.Fatal(err)
 	}
+	d.wantEndpointURLs(t, e.URL)
+	d.wantListed(t)
+	wantAdvertisedAnswer(t, e, res.body)
+
+	t.Run("token endpoint advertises none for public clients", func(t *testing.T) {
+		if !slices.Contains(d.TokenAuth, "none") {
+			t.Error("token_endpoint_auth_methods_supported lacks \"none\", though /token accepts public clients " +
+				"(client_id only) on the password and refresh_token grants; RFC 8414 §2 lists every supported method")
+		}
+	})
+}
+
+// tkDiscovery is what the discovery document says of the token endpoint and
+// its companions.
+type tkDiscovery struct {
+	Issuer             string   `json:"issuer"`
+	Token              string   `json:"token_endpoint"`
+	Revocation         string   `json:"revocation_endpoint"`
+	Introspection      string   `json:"introspection_endpoint"`
+	Userinfo           string   `json:"userinfo_endpoint"`
+	JWKS               string   `json:"jwks_uri"`
+	Grants             []string `json:"grant_types_supported"`
+	TokenAuth          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenAuthAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationAuth     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionAuth  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionAlgs  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	ScopesSupported    []string `json:"scopes_supported"`
+	ResponseTypes      []string `json:"response_types_supported"`
+	SubjectTypes       []string `json:"subject_types_supported"`
+	IDTokenSigningAlgs []string `json:"id_token_signing_alg_values_supported"`
+}
+
+// wantEndpointURLs checks the issuer and every endpoint is at its path under
+// the issuer URL.
+func (d tkDiscovery) wantEndpointURLs(t *testing.T, issuer string) {
 	for k, v := range map[string]string{"issuer": d.Issuer, "token_endpoint": d.Token, "revocation_endpoint": d.Revocation,
 		"introspection_endpoint": d.Introspection, "userinfo_endpoint": d.Userinfo, "jwks_uri": d.JWKS} {
-		want := e.URL + map[string]string{"issuer": "", "token_endpoint": "/token", "revocation_endpoint": "/revoke",
+		want := issuer + map[string]string{"issuer": "", "token_endpoint": "/token", "revocation_endpoint": "/revoke",
 			"introspection_endpoint": "/introspect", "userinfo_endpoint": "/userinfo", "jwks_uri": "/jwks"}[k]
 		if v != want {
 			t.Errorf("%s = %q, want %q", k, v, want)
 		}
 	}
+}
+
+// wantListed checks the grants, authentication methods, algorithms and
+// scopes advertised, and the members OIDC Discovery requires.
+func (d tkDiscovery) wantListed(t *testing.T) {
 	contains := func(name string, list []string, want ...string) {
 		t.Helper()
 		for _, w := range want {
@@ -1577,9 +1774,13 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 	if d.ResponseTypes == nil || d.SubjectTypes == nil || d.IDTokenSigningAlgs == nil {
 		t.Error("a member OIDC Discovery requires is missing")
 	}
-	// No advertised endpoint is a 404, by GET or by POST, and none fails.
+}
+
+// wantAdvertisedAnswer: no endpoint the discovery document body advertises
+// is a 404, by GET or by POST, and none fails.
+func wantAdvertisedAnswer(t *testing.T, e *tkEnv, body []byte) {
 	var doc map[string]any
-	json.Unmarshal(res.body, &doc)
+	json.Unmarshal(body, &doc)
 	for k, v := range doc {
 		s, ok := v.(string)
 		if !ok || !(strings.HasSuffix(k, "_endpoint") || strings.HasSuffix(k, "_uri")) {
@@ -1595,11 +1796,4 @@ func TestDiscoveryTokenEndpoints(t *testing.T) {
 			}
 		}
 	}
-
-	t.Run("token endpoint advertises none for public clients", func(t *testing.T) {
-		if !slices.Contains(d.TokenAuth, "none") {
-			t.Error("token_endpoint_auth_methods_supported lacks \"none\", though /token accepts public clients " +
-				"(client_id only) on the password and refresh_token grants; RFC 8414 §2 lists every supported method")
-		}
-	})
 }
