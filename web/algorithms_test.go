@@ -89,7 +89,6 @@ func TestSigningAlgorithmsWithGoOIDC(t *testing.T) {
 // token is signed with the new algorithm.
 func TestAdminSigningAlg(t *testing.T) {
 	const admin = "kg-admin-bootstrap-token-0123456789abcdef"
-	const secret = "kgs_alg-test-secret-0123456789abcdefghijklmnopqrstu"
 	s := kgtest.Start(t, kgtest.Options{AdminToken: admin, Policy: rotation.Policy{RotationPeriod: 24 * time.Hour,
 		PublishAhead: time.Hour, Retention: 2 * time.Hour, RSABits: 2048, Algorithms: []string{"RS256", "ES256"}}})
 	c := &idp.Client{ID: "billing", GrantTypes: []string{idp.GrantClientCredentials}, Scopes: []string{"read"}}
