@@ -543,9 +543,13 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 
 // getRow runs query, which selects at most one row by key (its one
 // parameter), and scans the row with scan; no such row is an error wrapping
-// store.ErrNotFound. what names the read in errors.
+// store.ErrNotFound. what names the read in errors (formatted only then: the
+// refresh grant's reads are hot).
 func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
 	v, err := scan(s.queryRow(ctx, query, key))
+	if err == nil {
+		return v, nil
+	}
 	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
 
