@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/store"
 )
@@ -55,25 +56,63 @@ func (p *Provider) refreshGrant(ctx context.Context, r *Request, c *Client) (*To
 	}
 	next := store.RefreshToken{ID: id, FamilyID: old.FamilyID, ClientID: old.ClientID, Subject: old.Subject, Scope: old.Scope,
 		Audience: old.Audience, AuthTime: old.AuthTime, AMR: old.AMR, CreatedAt: now, ExpiresAt: now.Add(p.cfg.RefreshTTL), DPoPJKT: old.DPoPJKT}
-	if err := p.cfg.Store.RotateRefreshToken(ctx, old.ID, now, next); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
-			return nil, serverError(err)
-		}
-		return nil, p.refreshRefused(ctx, old.ID)
-	}
 	g := grant{client: c, subject: old.Subject, scope: scope, audience: old.Audience, authTime: old.AuthTime, amr: old.AMR, jkt: r.dpopJKT}
 	if user != nil {
 		g.username = user.Username
 	}
-	res, err := p.respond(ctx, g, false)
-	if err != nil {
-		return nil, err
+	return p.rotateWhileSigning(ctx, old, now, next, func() (*TokenResponse, error) {
+		res, err := p.respond(ctx, g, false)
+		if err != nil {
+			return nil, err
+		}
+		res.RefreshToken = token
+		if res.IDToken, err = p.refreshIDToken(c, user, old, scope, res.AccessToken); err != nil {
+			return nil, serverError(err)
+		}
+		return res, nil
+	})
+}
+
+// rotateWhileSigning rotates old to next and returns the response sign
+// builds, only if the rotation succeeded. The new access and ID tokens do not
+// depend on the rotation, only whether they are sent does, so sign (the
+// signatures: most of the grant's CPU) runs while the rotation waits for the
+// store's writer instead of after it: the CPU is not left idle while every
+// refresh in flight waits behind the same writer. A link that the read
+// already showed spent, revoked or expired is rotated first, as before, so
+// that presenting one (a leaked token, replayed) costs no signature; only a
+// link spent between that read and the rotation (two presentations racing)
+// wastes one.
+func (p *Provider) rotateWhileSigning(ctx context.Context, old store.RefreshToken, now time.Time, next store.RefreshToken,
+	sign func() (*TokenResponse, error)) (*TokenResponse, error) {
+	if !old.UsedAt.IsZero() || !old.RevokedAt.IsZero() || !old.ExpiresAt.After(now) {
+		if err := p.rotate(ctx, old.ID, now, next); err != nil {
+			return nil, err
+		}
+		return sign()
 	}
-	res.RefreshToken = token
-	if res.IDToken, err = p.refreshIDToken(c, user, old, scope, res.AccessToken); err != nil {
-		return nil, serverError(err)
+	rotated := make(chan error, 1)
+	go func() { rotated <- p.rotate(ctx, old.ID, now, next) }()
+	res, err := sign()
+	if rerr := <-rotated; rerr != nil {
+		return nil, rerr
 	}
-	return res, nil
+	return res, err
+}
+
+// rotate spends the link id at now and stores next in its place; a link
+// that cannot be spent is explained (and its reuse punished) by
+// refreshRefused.
+func (p *Provider) rotate(ctx context.Context, id string, now time.Time, next store.RefreshToken) error {
+	err := p.cfg.Store.RotateRefreshToken(ctx, id, now, next)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrConflict):
+		return serverError(err)
+	default:
+		return p.refreshRefused(ctx, id)
+	}
 }
 
 // refreshIDToken is the ID token of a refresh response (OIDC Core §12.2):

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keygate/keygate/idp"
 	"github.com/keygate/keygate/internal/jwtforge"
+	"github.com/keygate/keygate/internal/stampede"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/rotation"
 	"github.com/keygate/keygate/store"
@@ -360,6 +361,43 @@ func TestRefreshRotation(t *testing.T) {
 	e.clock.Advance(24*time.Hour + time.Second)
 	_, err = refresh("app", rt, "")
 	wantError(t, "expired", err, "invalid_grant", "expired")
+}
+
+// TestRefreshRacingPresentations presents one refresh token many times at
+// once. The grant signs the new tokens while the rotation waits for the
+// store, so those that lose the race have signed tokens too: none may leave
+// with them. Exactly one presentation gets tokens; the rest are refused as
+// reuse (or, once the family is revoked, as revoked), and the reuse revokes
+// the winner's new token with the rest of the family.
+func TestRefreshRacingPresentations(t *testing.T) {
+	e := newGrantEnv(t)
+	rt := e.passwordGrant(t, "app").RefreshToken
+	type result struct {
+		res *idp.TokenResponse
+		err error
+	}
+	results := stampede.Run(16, func(int) result {
+		res, err := e.token("app", gtSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+		return result{res, err}
+	})
+	var winner *idp.TokenResponse
+	for i, r := range results {
+		switch code, desc := oauthError(r.err); {
+		case r.err == nil && winner == nil && r.res.AccessToken != "" && r.res.RefreshToken != "":
+			winner = r.res
+		case r.err == nil:
+			t.Errorf("presentation %d: tokens, but another presentation already had them", i)
+		case r.res != nil:
+			t.Errorf("presentation %d: refused (%v) with a response %+v", i, r.err, r.res)
+		case code != "invalid_grant" || !strings.Contains(desc, "already used") && !strings.Contains(desc, "revoked"):
+			t.Errorf("presentation %d: %v, want invalid_grant for reuse", i, r.err)
+		}
+	}
+	if winner == nil {
+		t.Fatal("no presentation got tokens")
+	}
+	_, err := e.token("app", gtSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {winner.RefreshToken}})
+	wantError(t, "the winner's token after the reuse", err, "invalid_grant", "revoked")
 }
 
 // issueCode runs /authorize for alice and returns the code.

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/store"
@@ -68,6 +69,10 @@ type Store struct {
 	savepoint, rollbackTo, release *sql.Stmt
 	rot                            rotations
 
+	// ckpt checkpoints the write-ahead log in the background; nil for a
+	// QueryOnly store.
+	ckpt *checkpointer
+
 	// reads holds the read pool's prepared statements by query text: every
 	// one-row read (getRow: client lookup, refresh token, user, ...) and the
 	// deny-list check is prepared on first use and reused (database/sql
@@ -91,6 +96,12 @@ type Store struct {
 type writeDB struct {
 	db   *sql.DB
 	gate chan struct{}
+	// turns counts the turns taken at the writer (leave), and every
+	// kickEvery-th turn sends on kick (one slot, never blocking): how the
+	// checkpointer learns of new writes.
+	turns     atomic.Int64
+	kick      chan struct{}
+	kickEvery int64
 }
 
 func newWriteDB(db *sql.DB) *writeDB {
@@ -98,7 +109,7 @@ func newWriteDB(db *sql.DB) *writeDB {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return &writeDB{db: db, gate: make(chan struct{}, 1)}
+	return &writeDB{db: db, gate: make(chan struct{}, 1), kick: make(chan struct{}, 1), kickEvery: checkpointEveryTurns}
 }
 
 func (w *writeDB) enter(ctx context.Context) error {
@@ -110,7 +121,25 @@ func (w *writeDB) enter(ctx context.Context) error {
 	}
 }
 
-func (w *writeDB) leave() { <-w.gate }
+func (w *writeDB) leave() {
+	if w.turns.Add(1)%w.kickEvery == 0 {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+	<-w.gate
+}
+
+// conn takes the writer's connection, in its turn, and keeps it until the
+// caller closes the *sql.Conn: no write of this process runs meanwhile.
+func (w *writeDB) conn(ctx context.Context) (*sql.Conn, error) {
+	if err := w.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer w.leave()
+	return w.db.Conn(ctx)
+}
 
 func (w *writeDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if err := w.enter(ctx); err != nil {
@@ -199,6 +228,10 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 	src += "&_pragma=synchronous(" + syncLevel + ")"
 	if o.queryOnly {
 		src += "&_pragma=query_only(1)"
+	} else {
+		// The checkpointer (checkpoint.go) checkpoints instead, off the
+		// commit path.
+		src += "&_pragma=wal_autocheckpoint(0)"
 	}
 	db, err := sql.Open("sqlite", src)
 	if err != nil {
@@ -229,6 +262,12 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+	}
+	if !o.queryOnly {
+		if s.ckpt, err = startCheckpointer(ctx, abs, syncLevel, s.db, o); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)
+		}
 	}
 	return s, nil
 }
@@ -282,6 +321,9 @@ type Option func(*options)
 type options struct {
 	queryOnly bool
 	syncFull  bool
+	// Tests: writer turns per checkpointer wake-up, log length that
+	// restarts it (0: checkpointEveryTurns, restartFrames).
+	kickEvery, restartFrames int64
 }
 
 // SynchronousFull opens the database with synchronous=FULL instead of the
@@ -457,6 +499,10 @@ func (s *Store) CheckWritable(ctx context.Context) error {
 // Close closes the database. On the last close of the file SQLite checkpoints
 // the write-ahead log back into the main file. Calls after the first return nil.
 func (s *Store) Close() error {
+	var cerr error
+	if s.ckpt != nil {
+		cerr = s.ckpt.close()
+	}
 	for _, st := range []*sql.Stmt{s.spendRefresh, s.insertRefresh, s.savepoint, s.rollbackTo, s.release} {
 		if st != nil {
 			st.Close()
@@ -474,6 +520,9 @@ func (s *Store) Close() error {
 	}
 	if rerr != nil {
 		return fmt.Errorf("store/sqlite: close %q: %w", s.path, rerr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("store/sqlite: close %q: %w", s.path, cerr)
 	}
 	return nil
 }
@@ -494,9 +543,13 @@ func listRows[T any](ctx context.Context, s *Store, what, query string, scan fun
 
 // getRow runs query, which selects at most one row by key (its one
 // parameter), and scans the row with scan; no such row is an error wrapping
-// store.ErrNotFound. what names the read in errors.
+// store.ErrNotFound. what names the read in errors (formatted only then: the
+// refresh grant's reads are hot).
 func getRow[T any](ctx context.Context, s *Store, what, key, query string, scan func(rowScanner) (T, error)) (T, error) {
 	v, err := scan(s.queryRow(ctx, query, key))
+	if err == nil {
+		return v, nil
+	}
 	return columns.OneRow("store/sqlite", fmt.Sprintf("%s %q", what, key), v, err, sql.ErrNoRows)
 }
 

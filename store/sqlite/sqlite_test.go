@@ -341,8 +341,9 @@ func TestTimeRoundTrip(t *testing.T) {
 }
 
 // TestConnectionSettings checks the pragmas every pooled connection must run
-// with, the writer's one connection and the read pool's, for the default
-// durability and for SynchronousFull, and that Synchronous reads it back.
+// with, the writer's one connection and the read pool's (and the
+// checkpointer's), for the default durability and for SynchronousFull, and
+// that Synchronous reads it back.
 func TestConnectionSettings(t *testing.T) {
 	for _, o := range []struct {
 		opts        []Option
@@ -362,6 +363,13 @@ func TestConnectionSettings(t *testing.T) {
 				"query_only":   c.queryOnly,
 			})
 		}
+		// The writer leaves checkpoints to the checkpointer, whose own
+		// connection waits briefly and syncs as the store does.
+		checkPragmas(t, "writer "+o.name, s.db.db, map[string]string{"wal_autocheckpoint": "0"})
+		checkPragmas(t, "checkpointer "+o.name, s.ckpt.db, map[string]string{
+			"busy_timeout": fmt.Sprint(checkpointBusyMillis),
+			"synchronous":  o.level,
+		})
 		if got := s.db.db.Stats().MaxOpenConnections; got != 1 {
 			t.Errorf("writer pool allows %d connections, want 1", got)
 		}

@@ -16,11 +16,12 @@ const insertRefreshSQL = `INSERT INTO refresh_tokens (` + columns.RefreshColumns
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // spendRefreshSQL is the guarded spend of a link (prepared: Store.spendRefresh):
-// the primary key makes it match at most one row; RETURNING tells whether it
-// did and which family the link belongs to.
+// the primary key makes it match at most one row, and only in the next link's
+// family; the count of rows changed tells whether it did (a plain UPDATE
+// costs less than one that returns a row, and the rare refusal is explained
+// afterwards by whyNotSpent).
 const spendRefreshSQL = `UPDATE refresh_tokens SET used_at = ?
-		WHERE id = ? AND used_at = 0 AND revoked_at = 0 AND expires_at > ?
-		RETURNING family_id`
+		WHERE id = ? AND family_id = ? AND used_at = 0 AND revoked_at = 0 AND expires_at > ?`
 
 // isRevokedSQL is the deny-list check (prepared on the read pool: Store.queryRow).
 const isRevokedSQL = `SELECT 1 FROM revoked_access_tokens WHERE jti = ?`
@@ -96,36 +97,45 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 }
 
 // rotate spends r's link and inserts its next one in tx (r's savepoint).
+// Error messages are formatted only on failure: this is the refresh grant's
+// hot path.
 func (r *rotation) rotate(ctx context.Context, tx *sql.Tx, spend, insert *sql.Stmt) error {
-	var family string
-	err := spend.QueryRowContext(ctx, r.at, r.oldID, r.at).Scan(&family)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return whyNotSpent(ctx, tx, r.oldID, r.now)
-	case err != nil:
+	res, err := spend.ExecContext(ctx, r.at, r.oldID, r.next.Family, r.at)
+	if err != nil {
 		return fmt.Errorf("store/sqlite: rotate refresh token %q: spend: %w", r.oldID, err)
 	}
-	if family != r.next.Family {
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
-			r.oldID, r.next.ID, r.next.Family, family)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: spend: %w", r.oldID, err)
 	}
-	return insertRefreshToken(ctx, insert, fmt.Sprintf("rotate refresh token %q: insert next token %q", r.oldID, r.next.ID), r.next)
+	if n == 0 {
+		return whyNotSpent(ctx, tx, r)
+	}
+	if _, err := insert.ExecContext(ctx, r.next.Args()...); err != nil {
+		return writeError(fmt.Sprintf("rotate refresh token %q: insert next token %q", r.oldID, r.next.ID), err)
+	}
+	return nil
 }
 
-// whyNotSpent explains why the guarded spend of id matched nothing: no such
-// link (store.ErrNotFound), or a link that is revoked, spent or expired
-// (store.ErrConflict).
-func whyNotSpent(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
+// whyNotSpent explains why the guarded spend of r's link matched nothing: no
+// such link (store.ErrNotFound), a link that is revoked, spent or expired
+// (store.ErrConflict), or a spendable link of another family than r's next
+// one (neither).
+func whyNotSpent(ctx context.Context, tx *sql.Tx, r *rotation) error {
 	var used, revoked, expires int64
-	err := tx.QueryRowContext(ctx, `SELECT used_at, revoked_at, expires_at FROM refresh_tokens WHERE id = ?`, id).
-		Scan(&used, &revoked, &expires)
+	var family string
+	err := tx.QueryRowContext(ctx, `SELECT used_at, revoked_at, expires_at, family_id FROM refresh_tokens WHERE id = ?`, r.oldID).
+		Scan(&used, &revoked, &expires, &family)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: %w", id, store.ErrNotFound)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: %w", r.oldID, store.ErrNotFound)
 	case err != nil:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: not spendable (reading why failed: %v): %w", id, err, store.ErrConflict)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: not spendable (reading why failed: %v): %w", r.oldID, err, store.ErrConflict)
+	case used == 0 && revoked == 0 && expires > r.at:
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: next token %q is in family %q, want the old token's family %q",
+			r.oldID, r.next.ID, r.next.Family, family)
 	default:
-		return fmt.Errorf("store/sqlite: rotate refresh token %q: %s: %w", id, columns.NotSpentReason(used, revoked, expires, now), store.ErrConflict)
+		return fmt.Errorf("store/sqlite: rotate refresh token %q: %s: %w", r.oldID, columns.NotSpentReason(used, revoked, expires, r.now), store.ErrConflict)
 	}
 }
 

@@ -13,6 +13,10 @@
 // In the refresh phase every worker first gets its own refresh token with the
 // password grant (not timed), then rotates its own chain: each request spends
 // the token the previous one returned.
+//
+// Given the server's pid (Linux), each phase also reports the server's CPU
+// time per token and the cores in use on average: the server's, the load
+// generator's own, and the machine's idle ones.
 package main
 
 import (
@@ -168,6 +172,8 @@ type phaseRun struct {
 	firstErr error
 	elapsed  time.Duration
 	cpu      time.Duration // the server's CPU time during the phase (-pid)
+	own      time.Duration // this load generator's CPU time during the phase
+	idle     float64       // the machine's idle CPU seconds during the phase
 }
 
 // run runs one worker per state for d, adding to r's latencies, errors,
@@ -178,7 +184,7 @@ func (r *phaseRun) run(d time.Duration, pid int) {
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	cpu0 := cpuTime(pid)
+	cpu0, own0, idle0 := cpuTime(pid), cpuTime(os.Getpid()), idleTime()
 	start := time.Now()
 	for i := range r.states {
 		if r.states[i] == "" && r.name == "refresh_token" {
@@ -215,6 +221,8 @@ func (r *phaseRun) run(d time.Duration, pid int) {
 	wg.Wait()
 	r.elapsed += time.Since(start)
 	r.cpu += cpuTime(pid) - cpu0
+	r.own += cpuTime(os.Getpid()) - own0
+	r.idle += idleTime() - idle0
 }
 
 func (r *phaseRun) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
@@ -235,6 +243,12 @@ func (r *phaseRun) print() {
 		r.name, len(r.states), r.rate(), ms(pct(0.50)), ms(pct(0.99)), ms(pct(1)), len(lat), r.errs, r.elapsed.Seconds())
 	if r.cpu > 0 && len(lat) > 0 {
 		fmt.Printf("  server CPU %.3f ms/token", ms(r.cpu)/float64(len(lat)))
+		// Cores busy on average: the server's, this generator's, and the
+		// machine's idle ones. A server that does not use the cores the
+		// generator leaves it is waiting (for its writer, say) rather
+		// than working.
+		sec := r.elapsed.Seconds()
+		fmt.Printf("  cores: server %.2f load %.2f idle %.2f", r.cpu.Seconds()/sec, r.own.Seconds()/sec, r.idle/sec)
 	}
 	fmt.Println()
 	if r.firstErr != nil {
@@ -266,6 +280,20 @@ func cpuTime(pid int) time.Duration {
 		st, err := p.Stat()
 		return time.Duration(st.CPUTime() * float64(time.Second)), err
 	})
+}
+
+// idleTime is the machine's idle CPU time so far in seconds, all cores
+// together (/proc/stat idle and iowait), 0 when unknown.
+func idleTime() float64 {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0
+	}
+	st, err := fs.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.CPUTotal.Idle + st.CPUTotal.Iowait
 }
 
 // peakRSS is the peak resident set size (VmHWM) of process pid in bytes, 0
