@@ -123,7 +123,11 @@ func (in *instance) serve(t *testing.T, extraEnv ...string) *server {
 	cmd := in.command(extraEnv)
 	pr, pw := io.Pipe()
 	s := &server{cmd: cmd, stderr: &kgtest.LogBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = io.MultiWriter(pw, s.stderr)
+	// The buffer first: once the scanner below sees "keygate started", every
+	// line before it must already be in s.stderr (the other order let a test
+	// read the buffer while the chunk holding the start-up lines was still on
+	// its way there).
+	cmd.Stderr = io.MultiWriter(s.stderr, pw)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
