@@ -13,6 +13,12 @@
 #                                               # a password flood; prints peak RSS
 set -eu
 cd "$(dirname "$0")/../.."
+# The server runs on the built-in defaults: drop any KEYGATE_ setting of the
+# calling shell (an issuer, a PostgreSQL driver, a KEK file of another
+# deployment) but this script's own inputs, KEYGATE_BIN and KEYGATE_MEMORY_LIMIT.
+for v in $(env | sed -n 's/^\(KEYGATE_[A-Z0-9_]*\)=.*/\1/p'); do
+	case $v in KEYGATE_BIN | KEYGATE_MEMORY_LIMIT) ;; *) unset "$v" ;; esac
+done
 C=${C:-32}
 D=${D:-10s}
 ROUNDS=${ROUNDS:-5}
@@ -47,7 +53,7 @@ password='load test password 1234'
 (cd "$tmp" && exec "$bin" serve >"$tmp/server.log" 2>&1) &
 pid=$!
 i=0
-until kill -0 "$pid" 2>/dev/null && curl -sf "http://127.0.0.1:$PORT/jwks" >/dev/null 2>&1; do
+until kill -0 "$pid" 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$PORT/jwks" 2>/dev/null; do # up: it answers at all
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
 		echo "load.sh: the server did not start:" >&2
