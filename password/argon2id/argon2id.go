@@ -100,22 +100,17 @@ func initialHash(password, salt []byte, time, memory, lanes, keyLen uint32) [bla
 func variableHash(out []byte, in ...[]byte) {
 	var prefix [4]byte
 	binary.LittleEndian.PutUint32(prefix[:], uint32(len(out)))
+	h, _ := blake2b.New(min(len(out), blake2b.Size), nil) // 1..64 bytes: cannot fail
+	h.Write(prefix[:])
+	for _, p := range in {
+		h.Write(p)
+	}
 	if len(out) <= blake2b.Size {
-		h, _ := blake2b.New(len(out), nil) // 1..64 bytes: cannot fail
-		h.Write(prefix[:])
-		for _, p := range in {
-			h.Write(p)
-		}
 		h.Sum(out[:0])
 		return
 	}
 	// V1 = H(len||in); each later V is the hash of the one before; the
 	// output is the first half of each V but the last, then the last whole.
-	h, _ := blake2b.New512(nil)
-	h.Write(prefix[:])
-	for _, p := range in {
-		h.Write(p)
-	}
 	var v [blake2b.Size]byte
 	h.Sum(v[:0])
 	for len(out) > blake2b.Size {
