@@ -204,11 +204,9 @@ func (c *computation) fillSegment(pass, lane, slice uint32) {
 	}
 	seg := c.segmentLen()
 	first := uint32(0)
-	if pass == 0 && slice == 0 {
+	if pass == 0 && slice == 0 { // so independent, too
 		first = 2 // the two blocks made from H0
-		if independent {
-			addr.next()
-		}
+		addr.next()
 	}
 	laneStart := lane * c.laneLen
 	var scratch block
