@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/password/argon2id"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -440,10 +441,7 @@ func TestPoolKeepsOnlyOwnSize(t *testing.T) {
 	}
 }
 
-func sizeOf(m any) uint32 {
-	type sized interface{ Size() uint32 }
-	return m.(sized).Size()
-}
+func sizeOf(m any) uint32 { return m.(*argon2id.Memory).Size() }
 
 // TestHashesOfXCryptoVerify: hashes stored before the Hasher computed
 // argon2id itself (golang.org/x/crypto/argon2) still verify, and the

@@ -100,22 +100,17 @@ func initialHash(password, salt []byte, time, memory, lanes, keyLen uint32) [bla
 func variableHash(out []byte, in ...[]byte) {
 	var prefix [4]byte
 	binary.LittleEndian.PutUint32(prefix[:], uint32(len(out)))
+	h, _ := blake2b.New(min(len(out), blake2b.Size), nil) // 1..64 bytes: cannot fail
+	h.Write(prefix[:])
+	for _, p := range in {
+		h.Write(p)
+	}
 	if len(out) <= blake2b.Size {
-		h, _ := blake2b.New(len(out), nil) // 1..64 bytes: cannot fail
-		h.Write(prefix[:])
-		for _, p := range in {
-			h.Write(p)
-		}
 		h.Sum(out[:0])
 		return
 	}
 	// V1 = H(len||in); each later V is the hash of the one before; the
 	// output is the first half of each V but the last, then the last whole.
-	h, _ := blake2b.New512(nil)
-	h.Write(prefix[:])
-	for _, p := range in {
-		h.Write(p)
-	}
 	var v [blake2b.Size]byte
 	h.Sum(v[:0])
 	for len(out) > blake2b.Size {
@@ -209,11 +204,9 @@ func (c *computation) fillSegment(pass, lane, slice uint32) {
 	}
 	seg := c.segmentLen()
 	first := uint32(0)
-	if pass == 0 && slice == 0 {
+	if pass == 0 && slice == 0 { // so independent, too
 		first = 2 // the two blocks made from H0
-		if independent {
-			addr.next()
-		}
+		addr.next()
 	}
 	laneStart := lane * c.laneLen
 	var scratch block

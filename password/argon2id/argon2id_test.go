@@ -3,6 +3,7 @@ package argon2id
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -48,11 +49,18 @@ func TestMatchesXCrypto(t *testing.T) {
 		passes := uint32(1 + rng.IntN(4))
 		keyLen := uint32(1 + rng.IntN(200)) // both sides of BLAKE2b's 64 bytes
 		pw, salt := randomBytes(rng, 80), randomBytes(rng, 40)
-		want := argon2.IDKey(pw, salt, passes, memory, threads, keyLen)
-		got, err := m.Key(pw, salt, passes, memory, threads, keyLen)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("case %d (t=%d m=%d p=%d len=%d): got %x, %v; want %x", n, passes, memory, threads, keyLen, got, err, want)
-		}
+		matchXCrypto(t, fmt.Sprintf("case %d: ", n), &m, pw, salt, passes, memory, threads, keyLen)
+	}
+}
+
+// matchXCrypto fails t unless m.Key and golang.org/x/crypto/argon2.IDKey
+// make the same tag of these arguments; label starts the message.
+func matchXCrypto(t *testing.T, label string, m *Memory, pw, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) {
+	t.Helper()
+	want := argon2.IDKey(pw, salt, passes, memory, threads, keyLen)
+	got, err := m.Key(pw, salt, passes, memory, threads, keyLen)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%st=%d m=%d p=%d len=%d: got %x, %v; want %x", label, passes, memory, threads, keyLen, got, err, want)
 	}
 }
 
@@ -74,11 +82,7 @@ func FuzzMatchesXCrypto(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pw, salt []byte, passes uint8, memory uint16, threads, keyLen uint8) {
 		passes, threads, keyLen = 1+passes%4, 1+threads%8, max(keyLen, 1)
 		memory %= 2048
-		want := argon2.IDKey(pw, salt, uint32(passes), uint32(memory), threads, uint32(keyLen))
-		got, err := m.Key(pw, salt, uint32(passes), uint32(memory), threads, uint32(keyLen))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("t=%d m=%d p=%d len=%d: got %x, %v; want %x", passes, memory, threads, keyLen, got, err, want)
-		}
+		matchXCrypto(t, "", &m, pw, salt, uint32(passes), uint32(memory), threads, uint32(keyLen))
 	})
 }
 
