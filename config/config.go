@@ -307,6 +307,7 @@ type Log struct {
 
 // Default returns the built-in defaults that the file and environment overlay.
 func Default() Config {
+	passkeys := idp.DefaultPasskeySignIns() // one place for the default: idp's, used when Config.PasskeySignIns is zero
 	return Config{
 		Issuer:  "http://localhost:8080",
 		Listen:  "127.0.0.1:8080",
@@ -318,7 +319,7 @@ func Default() Config {
 			RefreshTTL: 30 * 24 * time.Hour, Leeway: time.Minute},
 		Signup: Signup{Enabled: true},
 		Login: Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second,
-			PasskeyBurst: 300, PasskeyEvery: 100 * time.Millisecond},
+			PasskeyBurst: passkeys.Burst, PasskeyEvery: passkeys.Every},
 		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes: 64 << 10},
