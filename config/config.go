@@ -307,6 +307,7 @@ type Log struct {
 
 // Default returns the built-in defaults that the file and environment overlay.
 func Default() Config {
+	passkeys := idp.DefaultPasskeySignIns() // one place for the default: idp's, used when Config.PasskeySignIns is zero
 	return Config{
 		Issuer:  "http://localhost:8080",
 		Listen:  "127.0.0.1:8080",
@@ -318,7 +319,7 @@ func Default() Config {
 			RefreshTTL: 30 * 24 * time.Hour, Leeway: time.Minute},
 		Signup: Signup{Enabled: true},
 		Login: Login{UserBurst: 5, UserEvery: time.Minute, IPBurst: 50, IPEvery: time.Second,
-			PasskeyBurst: 300, PasskeyEvery: 100 * time.Millisecond},
+			PasskeyBurst: passkeys.Burst, PasskeyEvery: passkeys.Every},
 		Server: Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes: 64 << 10},
@@ -503,18 +504,8 @@ func (c Config) Validate() error {
 	case t.RefreshTTL <= 0:
 		return fmt.Errorf("tokens.refresh_ttl: must be positive, got %s", t.RefreshTTL)
 	}
-	l := c.Login
-	switch {
-	case l.UserBurst < 1 || l.IPBurst < 1:
-		return fmt.Errorf("login.user_burst and login.ip_burst: must be at least 1, got %d and %d", l.UserBurst, l.IPBurst)
-	case l.UserEvery <= 0 || l.IPEvery <= 0:
-		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
-	case l.PasskeyBurst < 1 || l.PasskeyEvery <= 0:
-		return fmt.Errorf("login.passkey_burst and login.passkey_every: must be at least 1 and positive, got %d and %s", l.PasskeyBurst, l.PasskeyEvery)
-	case l.MaxConcurrent < 0:
-		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, or 0 for the number of cores, got %d", l.MaxConcurrent)
-	case !slices.Contains([]string{"", "none", "admins", "all"}, l.RequireSecondFactor):
-		return fmt.Errorf("login.require_second_factor: must be none, admins or all, got %q", l.RequireSecondFactor)
+	if err := c.validateLogin(); err != nil {
+		return err
 	}
 	if _, err := c.Server.MemoryLimitBytes(); err != nil {
 		return err
@@ -541,6 +532,25 @@ func (c Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: must be text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+// validateLogin checks the login section: the throttles' limits, the hashes
+// at once and the second-factor policy.
+func (c Config) validateLogin() error {
+	l := c.Login
+	switch {
+	case l.UserBurst < 1 || l.IPBurst < 1:
+		return fmt.Errorf("login.user_burst and login.ip_burst: must be at least 1, got %d and %d", l.UserBurst, l.IPBurst)
+	case l.UserEvery <= 0 || l.IPEvery <= 0:
+		return fmt.Errorf("login.user_every and login.ip_every: must be positive, got %s and %s", l.UserEvery, l.IPEvery)
+	case l.PasskeyBurst < 1 || l.PasskeyEvery <= 0:
+		return fmt.Errorf("login.passkey_burst and login.passkey_every: must be at least 1 and positive, got %d and %s", l.PasskeyBurst, l.PasskeyEvery)
+	case l.MaxConcurrent < 0:
+		return fmt.Errorf("login.max_concurrent_hashes: must be at least 1, or 0 for the number of cores, got %d", l.MaxConcurrent)
+	case !slices.Contains([]string{"", "none", "admins", "all"}, l.RequireSecondFactor):
+		return fmt.Errorf("login.require_second_factor: must be none, admins or all, got %q", l.RequireSecondFactor)
 	}
 	return nil
 }
