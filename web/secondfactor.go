@@ -142,6 +142,12 @@ func secondFactorChanged(err error) bool {
 	return errors.Is(err, idp.ErrNoTOTP) || errors.Is(err, idp.ErrTOTPActive)
 }
 
+// totpUnavailable is the message for a code that cannot be checked because
+// the TOTP secret is sealed under a key-encryption key the server no longer
+// has (idp.ErrTOTPUnavailable): the login's code step and /account answer it
+// with 503.
+const totpUnavailable = "Codes from your authenticator app cannot be checked at the moment. Enter a recovery code, or ask an administrator."
+
 // codeFailed renders page again with the error of a refused code: a
 // throttled one is 429 with Retry-After, a wrong one 200 (as a wrong
 // password is), and one that cannot be checked because the secret is sealed
@@ -151,7 +157,7 @@ func (s *Server) codeFailed(c echo.Context, err error, page string, d pageData) 
 	var te *idp.ThrottledError
 	switch {
 	case errors.Is(err, idp.ErrTOTPUnavailable):
-		d.Error = "Codes from your authenticator app cannot be checked at the moment. Enter a recovery code, or ask an administrator."
+		d.Error = totpUnavailable
 		if page == "enrol" {
 			d.Error = "This authenticator can no longer be set up. Start again from your account page, or ask an administrator."
 		}
@@ -370,6 +376,8 @@ func (s *Server) accountCodeRefused(c echo.Context, sess *idp.Session, err error
 		return s.renderAccount(c, http.StatusTooManyRequests, sess, pageData{Error: "Too many failed attempts. Try again later."})
 	case errors.Is(err, idp.ErrInvalidCode), errors.Is(err, idp.ErrNoTOTP):
 		return s.renderAccount(c, http.StatusOK, sess, pageData{Error: invalid})
+	case errors.Is(err, idp.ErrTOTPUnavailable):
+		return s.renderAccount(c, http.StatusServiceUnavailable, sess, pageData{Error: totpUnavailable})
 	}
 	return s.internalError(c, err)
 }

@@ -50,4 +50,12 @@ func TestTOTPUnderMissingKEK(t *testing.T) {
 	brWantPage(t, b.submit(t, "/login/totp", hidden, "code", "123456"), http.StatusServiceUnavailable, "Enter a recovery code")
 	code := e.wantCodeRedirect(t, b.submit(t, "/login/totp", hidden, "code", recovery[0]), brAppCB, params.Get("state"))
 	e.exchange(t, "webapp", code, brAppCB, verifier)
+
+	// On /account too: removing TOTP with an app code answers 503 with the
+	// same advice, and a recovery code still removes it.
+	hidden = brFormPage(t, b.get(t, "/account"), "the account page", `action="/account/totp/remove"`)
+	brWantPage(t, b.submit(t, "/account/totp/remove", hidden, "code", "123456"), http.StatusServiceUnavailable, "Enter a recovery code")
+	if r := b.submit(t, "/account/totp/remove", hidden, "code", recovery[1]); r.status != http.StatusSeeOther {
+		t.Fatalf("removal with a recovery code: %s", r)
+	}
 }
