@@ -103,10 +103,7 @@ func startCheckpointer(ctx context.Context, abs, syncLevel string, w *writeDB, o
 	if err != nil {
 		return nil, fmt.Errorf("checkpointer: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
+	oneConn(db)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("checkpointer: %w", err)

@@ -105,11 +105,17 @@ type writeDB struct {
 }
 
 func newWriteDB(db *sql.DB) *writeDB {
+	oneConn(db)
+	return &writeDB{db: db, gate: make(chan struct{}, 1), kick: make(chan struct{}, 1), kickEvery: checkpointEveryTurns}
+}
+
+// oneConn limits db's pool to one connection, kept open for good: the
+// writer's, and the checkpointer's.
+func oneConn(db *sql.DB) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return &writeDB{db: db, gate: make(chan struct{}, 1), kick: make(chan struct{}, 1), kickEvery: checkpointEveryTurns}
 }
 
 func (w *writeDB) enter(ctx context.Context) error {
