@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -76,8 +75,9 @@ type checkpointer struct {
 	ctx           context.Context // ends when close is called
 	cancel        context.CancelFunc
 	done          chan struct{} // closed when the goroutine has returned
-	// seen is the writer's turn count when the last round began.
-	seen atomic.Int64
+	// seen is the writer's turn count when the last round began (the
+	// goroutine's, then close's once the goroutine has returned).
+	seen int64
 	// req asks the goroutine for a round now, answered on the channel sent
 	// (tests use it to watch the background path work).
 	req chan chan roundResult
@@ -110,7 +110,7 @@ func startCheckpointer(ctx context.Context, abs, syncLevel string, w *writeDB, o
 	}
 	c := &checkpointer{db: db, w: w, restartFrames: restart, done: make(chan struct{}), req: make(chan chan roundResult)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.seen.Store(w.turns.Load())
+	c.seen = w.turns.Load()
 	go c.loop()
 	return c, nil
 }
@@ -132,13 +132,13 @@ func (c *checkpointer) loop() {
 		case <-c.ctx.Done():
 			return
 		case <-tick.C:
-			if c.w.turns.Load() == c.seen.Load() {
+			if c.w.turns.Load() == c.seen {
 				continue
 			}
 		case <-c.w.kick:
 		case reply = <-c.req:
 		}
-		c.seen.Store(c.w.turns.Load())
+		c.seen = c.w.turns.Load()
 		st, err := c.round(c.ctx)
 		if reply != nil {
 			reply <- roundResult{st, err}
@@ -202,7 +202,7 @@ func (c *checkpointer) close() error {
 	c.cancel()
 	<-c.done
 	var err error
-	if c.w.turns.Load() != c.seen.Load() {
+	if c.w.turns.Load() != c.seen {
 		_, err = c.checkpoint(context.Background(), "PASSIVE")
 	}
 	return errors.Join(err, c.db.Close())
