@@ -101,7 +101,7 @@ func TestCheckpointerBoundsLogUnderLoad(t *testing.T) {
 	var rwg, wwg sync.WaitGroup
 	for r := range readers {
 		rwg.Go(func() {
-			for i := 0; ; i++ {
+			for {
 				select {
 				case <-stop:
 					return
