@@ -95,10 +95,10 @@ type roundResult struct {
 }
 
 // startCheckpointer opens the checkpointer's connection to the database file
-// abs and starts its goroutine, which w wakes (o: tests wake it sooner).
+// abs and starts its goroutine, which w wakes (o: tests restart the log
+// sooner).
 func startCheckpointer(ctx context.Context, abs, syncLevel string, w *writeDB, o options) (*checkpointer, error) {
 	restart := cmp.Or(o.restartFrames, restartFrames)
-	w.kickEvery = cmp.Or(o.kickEvery, checkpointEveryTurns)
 	db, err := sql.Open("sqlite", checkpointDSN(abs, syncLevel))
 	if err != nil {
 		return nil, fmt.Errorf("checkpointer: %w", err)
