@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -76,8 +75,9 @@ type checkpointer struct {
 	ctx           context.Context // ends when close is called
 	cancel        context.CancelFunc
 	done          chan struct{} // closed when the goroutine has returned
-	// seen is the writer's turn count when the last round began.
-	seen atomic.Int64
+	// seen is the writer's turn count when the last round began (the
+	// goroutine's, then close's once the goroutine has returned).
+	seen int64
 	// req asks the goroutine for a round now, answered on the channel sent
 	// (tests use it to watch the background path work).
 	req chan chan roundResult
@@ -95,25 +95,22 @@ type roundResult struct {
 }
 
 // startCheckpointer opens the checkpointer's connection to the database file
-// abs and starts its goroutine, which w wakes (o: tests wake it sooner).
+// abs and starts its goroutine, which w wakes (o: tests restart the log
+// sooner).
 func startCheckpointer(ctx context.Context, abs, syncLevel string, w *writeDB, o options) (*checkpointer, error) {
 	restart := cmp.Or(o.restartFrames, restartFrames)
-	w.kickEvery = cmp.Or(o.kickEvery, checkpointEveryTurns)
 	db, err := sql.Open("sqlite", checkpointDSN(abs, syncLevel))
 	if err != nil {
 		return nil, fmt.Errorf("checkpointer: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
+	oneConn(db)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("checkpointer: %w", err)
 	}
 	c := &checkpointer{db: db, w: w, restartFrames: restart, done: make(chan struct{}), req: make(chan chan roundResult)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.seen.Store(w.turns.Load())
+	c.seen = w.turns.Load()
 	go c.loop()
 	return c, nil
 }
@@ -135,13 +132,13 @@ func (c *checkpointer) loop() {
 		case <-c.ctx.Done():
 			return
 		case <-tick.C:
-			if c.w.turns.Load() == c.seen.Load() {
+			if c.w.turns.Load() == c.seen {
 				continue
 			}
 		case <-c.w.kick:
 		case reply = <-c.req:
 		}
-		c.seen.Store(c.w.turns.Load())
+		c.seen = c.w.turns.Load()
 		st, err := c.round(c.ctx)
 		if reply != nil {
 			reply <- roundResult{st, err}
@@ -205,7 +202,7 @@ func (c *checkpointer) close() error {
 	c.cancel()
 	<-c.done
 	var err error
-	if c.w.turns.Load() != c.seen.Load() {
+	if c.w.turns.Load() != c.seen {
 		_, err = c.checkpoint(context.Background(), "PASSIVE")
 	}
 	return errors.Join(err, c.db.Close())

@@ -21,7 +21,13 @@ func checkpointSooner(kick, restart int64) Option {
 // walSize is the size of the write-ahead log file of the database at path.
 func walSize(t *testing.T, path string) int64 {
 	t.Helper()
-	fi, err := os.Stat(path + "-wal")
+	return fileSize(t, path+"-wal")
+}
+
+// fileSize is the size of the file at path.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +101,7 @@ func TestCheckpointerBoundsLogUnderLoad(t *testing.T) {
 	var rwg, wwg sync.WaitGroup
 	for r := range readers {
 		rwg.Go(func() {
-			for i := 0; ; i++ {
+			for {
 				select {
 				case <-stop:
 					return
@@ -133,15 +139,6 @@ func TestCheckpointerBoundsLogUnderLoad(t *testing.T) {
 	if got := walSize(t, path); got > bound {
 		t.Errorf("log file %d bytes after %d rotations (database file %d bytes), want at most %d", got, writers*perWriter, dbSize, bound)
 	}
-}
-
-func fileSize(t *testing.T, path string) int64 {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Size()
 }
 
 // TestCloseStopsCheckpointer closes a store (the CLI, exiting) while another

@@ -25,6 +25,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -104,12 +105,20 @@ type writeDB struct {
 	kickEvery int64
 }
 
-func newWriteDB(db *sql.DB) *writeDB {
+// newWriteDB makes db the writer, which wakes the checkpointer every
+// kickEvery turns.
+func newWriteDB(db *sql.DB, kickEvery int64) *writeDB {
+	oneConn(db)
+	return &writeDB{db: db, gate: make(chan struct{}, 1), kick: make(chan struct{}, 1), kickEvery: kickEvery}
+}
+
+// oneConn limits db's pool to one connection, kept open for good: the
+// writer's, and the checkpointer's.
+func oneConn(db *sql.DB) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return &writeDB{db: db, gate: make(chan struct{}, 1), kick: make(chan struct{}, 1), kickEvery: checkpointEveryTurns}
 }
 
 func (w *writeDB) enter(ctx context.Context) error {
@@ -258,7 +267,7 @@ func open(ctx context.Context, path string, create bool, opts []Option) (*Store,
 	n := max(4, 2*runtime.GOMAXPROCS(0))
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
-	s := &Store{db: newWriteDB(db), rdb: rdb, path: abs}
+	s := &Store{db: newWriteDB(db, cmp.Or(o.kickEvery, checkpointEveryTurns)), rdb: rdb, path: abs}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store/sqlite: open %q: %w", abs, err)

@@ -26,21 +26,6 @@ const spendRefreshSQL = `UPDATE refresh_tokens SET used_at = ?
 // isRevokedSQL is the deny-list check (prepared on the read pool: Store.queryRow).
 const isRevokedSQL = `SELECT 1 FROM revoked_access_tokens WHERE jti = ?`
 
-// stmtExecer runs a prepared statement's Exec: *sql.Stmt, or one bound to a
-// transaction by Tx.StmtContext.
-type stmtExecer interface {
-	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
-}
-
-// insertRefreshToken inserts r; a duplicate ID wraps store.ErrConflict.
-func insertRefreshToken(ctx context.Context, db stmtExecer, what string, r columns.RefreshRow) error {
-	_, err := db.ExecContext(ctx, r.Args()...)
-	if err != nil {
-		return writeError(what, err)
-	}
-	return nil
-}
-
 // CreateRefreshToken stores the first link of a new family (or any link, as
 // given). It fails with an error wrapping store.ErrConflict if the ID is taken.
 // ID and FamilyID must be set, and so must ExpiresAt: a link that never
@@ -55,7 +40,10 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) e
 		return fmt.Errorf("store/sqlite: create refresh token %q: %w", rt.ID, err)
 	}
 	defer s.db.leave()
-	return insertRefreshToken(ctx, s.insertRefresh, fmt.Sprintf("create refresh token %q in family %q", r.ID, r.Family), r)
+	if _, err := s.insertRefresh.ExecContext(ctx, r.Args()...); err != nil {
+		return writeError(fmt.Sprintf("create refresh token %q in family %q", r.ID, r.Family), err)
+	}
+	return nil
 }
 
 // GetRefreshToken returns the link with the given ID, spent and revoked ones
