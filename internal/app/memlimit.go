@@ -19,7 +19,7 @@ const autoMemoryBase = 26 << 20
 // that may run at once (login.max_concurrent_hashes, by default the cores,
 // 19 MiB each, reused from login to login) plus autoMemoryBase; 64 MiB on 2
 // cores. Under a password flood it keeps RSS under 100 MiB on 2 cores
-// (83-95 MiB; 107-137 MiB without a limit) at the same login rate, and token
+// (83-96 MiB; 107-137 MiB without a limit) at the same login rate, and token
 // issuance is unchanged (docs/BENCHMARKS.md, "Argon2id in reused memory").
 func AutoMemoryLimit(cfg config.Config) int64 {
 	return int64(cfg.Login.HashConcurrency())*int64(password.DefaultParams().Memory)<<10 + autoMemoryBase
